@@ -1,0 +1,6 @@
+/* telegram.c - placeholder until the connector lands. */
+#include "deskbridge/connector.h"
+
+const struct db_connector db_telegram = {
+    .name = "telegram",
+};

@@ -1,0 +1,6 @@
+/* viber.c - placeholder until the connector lands. */
+#include "deskbridge/connector.h"
+
+const struct db_connector db_viber = {
+    .name = "viber",
+};

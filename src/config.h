@@ -1,0 +1,65 @@
+/* config.h - the gateway's configuration: a file of [sections] plus environment overrides.
+ *
+ * Loading parses into a fresh struct, runs the cross-field checks, builds every account's
+ * connector state, and only then hands the result out, so a bad file never replaces a good
+ * running configuration (SIGHUP).  Every error names the file, the line and the key.
+ * Nothing here calls exit(). docs/config.md documents every key; a test keeps the two in
+ * step. */
+#ifndef DB_CONFIG_H
+#define DB_CONFIG_H
+
+#include <stddef.h>
+
+#include "deskbridge/connector.h"
+#include "deskbridge/status.h"
+
+struct db_account {
+    const struct db_connector *conn;
+    const char *platform;        /* == conn->name */
+    const char *id;              /* account id: URL segment and stream member */
+    void *state;                 /* conn->account_new result, freed by db_config_free */
+    struct db_conf_section sec;  /* the keys as loaded (values with *_file resolved) */
+};
+
+struct db_config {
+    char *file;               /* path given to --config, NULL when environment only */
+    char *listen;             /* host:port, default 127.0.0.1:8080 */
+    char *redis_url;          /* NULL when not configured (the run script provides one) */
+    char *prefix;             /* key prefix, default "deskbridge" */
+    char **api_tokens;        /* bearer tokens accepted by the API (current, previous...) */
+    size_t n_api_tokens;
+    int log_json;             /* DESKBRIDGE_LOG_FORMAT=json */
+    char *log_level;          /* error|warn|info|debug, default info */
+    char *role;               /* ingest|dispatch|send|all, default all */
+    int workers;              /* default 1 */
+    int shutdown_timeout_ms;  /* default 10000 */
+    int redis_timeout_ms;     /* command timeout, default 2000 */
+    int max_connections;      /* HTTP connection cap, default 1024 */
+    int dedupe_ttl_s;         /* default 691200 (8 days: outlives Meta's 7-day retries) */
+    int send_max_attempts;    /* default 8 */
+    int retry_base_ms;        /* first retry delay, default 1000 */
+    int retry_max_ms;         /* cap, default 60000 */
+    long stream_maxlen;       /* XADD MAXLEN ~ for <prefix>:events, 0 = unbounded (default) */
+    struct db_account *accounts;
+    size_t n_accounts;
+    void *storage;            /* private: owns every string above */
+};
+
+/* Loads file (may be NULL: environment only) and then the environment env (a NULL-terminated
+ * "NAME=value" array, normally environ).  DB_OK with *out (free with db_config_free), or
+ * DB_ECONFIG with "FILE:LINE: KEY: what is wrong" (or "environment: NAME: ...") in e.
+ * Secrets may be given as NAME_FILE=/path (environment) or key_file = /path (file); the
+ * file's content (without a trailing newline) becomes the value. */
+int db_config_load(const char *file, char *const *env, struct db_config **out,
+                   struct db_err *e) DB_MUST_CHECK;
+void db_config_free(struct db_config *c); /* NULL-safe */
+
+/* The account (platform, id), or NULL. */
+const struct db_account *db_config_account(const struct db_config *c, const char *platform,
+                                           const char *id);
+/* The only account of platform when there is exactly one (the --account default of the
+ * command-line tools), else NULL. */
+const struct db_account *db_config_sole_account(const struct db_config *c,
+                                                const char *platform);
+
+#endif
