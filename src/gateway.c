@@ -1,0 +1,191 @@
+#include "gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "http_client.h"
+#include "log.h"
+#include "poller.h"
+#include "redis.h"
+#include "sender.h"
+#include "store.h"
+
+#define API_BODY_LIMIT (256 * 1024)
+
+struct db_cfg_ref *db_cfg_ref(struct db_gateway *gw)
+{
+    gw->cfg->refs++;
+    return gw->cfg;
+}
+
+void db_cfg_unref(struct db_cfg_ref *ref)
+{
+    if (!ref || --ref->refs > 0) return;
+    db_config_free(ref->cfg);
+    free(ref);
+}
+
+static struct db_cfg_ref *cfg_ref_new(struct db_config *cfg)
+{
+    struct db_cfg_ref *ref = calloc(1, sizeof *ref);
+    if (!ref) {
+        db_config_free(cfg);
+        return NULL;
+    }
+    ref->cfg = cfg;
+    ref->refs = 1;
+    return ref;
+}
+
+/* ---- HTTP routing ---- */
+
+static size_t body_limit_cb(const char *method, const char *path, void *arg)
+{
+    (void)method;
+    if (strncmp(path, "/webhooks/", 10) == 0) return db_webhook_body_limit(arg, path);
+    return API_BODY_LIMIT;
+}
+
+static void handler_cb(struct db_httpd_req *req, void *arg)
+{
+    struct db_gateway *gw = arg;
+    const char *path = db_httpd_req_path(req);
+    if (strncmp(path, "/webhooks/", 10) == 0) {
+        /* /webhooks/<platform>/<account> */
+        char platform[32], account[72];
+        const char *p = path + 10, *slash = strchr(p, '/');
+        if (!slash || (size_t)(slash - p) >= sizeof platform || !slash[1] ||
+            strlen(slash + 1) >= sizeof account || strchr(slash + 1, '/')) {
+            db_httpd_respond_error(req, 404, "not_found",
+                                   "webhook URLs are /webhooks/<platform>/<account>");
+            return;
+        }
+        memcpy(platform, p, (size_t)(slash - p));
+        platform[slash - p] = '\0';
+        snprintf(account, sizeof account, "%s", slash + 1);
+        db_webhook_handle(gw, req, platform, account);
+        return;
+    }
+    db_api_handle(gw, req);
+}
+
+static void redis_state_cb(int up, void *arg)
+{
+    struct db_gateway *gw = arg;
+    struct db_log_ctx ctx = {"redis", NULL, NULL, NULL};
+    (void)gw;
+    db_log(up ? DB_LOG_INFO : DB_LOG_WARN, &ctx, up ? "connected" : "connection lost");
+}
+
+int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_config *cfg,
+                     struct db_err *e)
+{
+    memset(gw, 0, sizeof *gw);
+    gw->base = base;
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(gw->consumer, sizeof gw->consumer, "%s-%ld", host, (long)getpid());
+    gw->roles = DB_ROLE_INGEST | DB_ROLE_SEND | DB_ROLE_DISPATCH;
+    if (cfg->role && strcmp(cfg->role, "ingest") == 0) gw->roles = DB_ROLE_INGEST;
+    else if (cfg->role && strcmp(cfg->role, "send") == 0) gw->roles = DB_ROLE_SEND;
+    else if (cfg->role && strcmp(cfg->role, "dispatch") == 0) gw->roles = DB_ROLE_DISPATCH;
+    if (!cfg->redis_url) {
+        db_config_free(cfg);
+        return db_err_set(e, DB_ECONFIG, "no Redis configured: set DESKBRIDGE_REDIS_URL");
+    }
+    gw->cfg = cfg_ref_new(cfg);
+    if (!gw->cfg) return db_err_set(e, DB_ENOMEM, "out of memory");
+
+    struct db_redis_opts ro = {.url = cfg->redis_url,
+                               .command_timeout_ms = cfg->redis_timeout_ms,
+                               .name = "deskbridge"};
+    int rc = db_redis_new(base, &ro, &gw->redis, e);
+    if (rc != DB_OK) goto fail;
+    db_redis_set_state_cb(gw->redis, redis_state_cb, gw);
+    gw->store = db_store_new(gw->redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
+    struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
+                                     .max_per_host = 64};
+    gw->platform_http = db_http_client_new(base, &ho);
+    if (!gw->store || !gw->platform_http) {
+        rc = db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* Every role serves /healthz, /readyz and the API; only ingest takes webhooks. */
+    struct db_httpd_limits lim = {.max_connections = cfg->max_connections};
+    gw->httpd = db_httpd_new(base, &lim, body_limit_cb, handler_cb, gw);
+    if (!gw->httpd) {
+        rc = db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    rc = db_httpd_listen(gw->httpd, cfg->listen, cfg->workers > 1, e);
+    if (rc != DB_OK) goto fail;
+    if (gw->roles & DB_ROLE_INGEST) {
+        rc = db_poller_start(gw, 50, &gw->poller, e);
+        if (rc != DB_OK) goto fail;
+    }
+    if (gw->roles & DB_ROLE_SEND) {
+        rc = db_sender_start(gw, NULL, &gw->sender, e);
+        if (rc != DB_OK) goto fail;
+    }
+    return DB_OK;
+fail:
+    db_gateway_stop(gw);
+    return rc;
+}
+
+void db_gateway_reload(struct db_gateway *gw, struct db_config *cfg)
+{
+    struct db_cfg_ref *ref = cfg_ref_new(cfg);
+    if (!ref) return;
+    db_cfg_unref(gw->cfg);
+    gw->cfg = ref;
+    /* Pollers hold the old accounts: restart them on the new ones.  A poll in flight is
+     * cancelled unconfirmed, so its updates come again. */
+    if (gw->roles & DB_ROLE_INGEST) {
+        db_poller_free(gw->poller);
+        gw->poller = NULL;
+        struct db_err e = {0};
+        if (db_poller_start(gw, 50, &gw->poller, &e) != DB_OK) {
+            struct db_log_ctx ctx = {"gateway", NULL, NULL, NULL};
+            db_log(DB_LOG_ERROR, &ctx, "pollers not restarted: %s", e.msg);
+        }
+    }
+}
+
+int db_gateway_drain(struct db_gateway *gw)
+{
+    if (!gw->stopping) {
+        gw->stopping = 1;
+        db_httpd_stop_accepting(gw->httpd);
+        db_poller_free(gw->poller);
+        gw->poller = NULL;
+        db_sender_stop_reading(gw->sender);
+    }
+    return db_httpd_inflight(gw->httpd) == 0 && db_sender_inflight(gw->sender) == 0;
+}
+
+void db_gateway_stop(struct db_gateway *gw)
+{
+    if (!gw) return;
+    db_httpd_free(gw->httpd);
+    gw->httpd = NULL;
+    db_poller_free(gw->poller);
+    gw->poller = NULL;
+    db_sender_stop_reading(gw->sender);
+    /* Cancelling calls runs their callbacks, which may still talk to Redis: free the HTTP
+     * client while Redis and the store are alive. */
+    db_http_client_free(gw->platform_http);
+    gw->platform_http = NULL;
+    db_sender_free(gw->sender);
+    gw->sender = NULL;
+    db_redis_free(gw->redis);
+    gw->redis = NULL;
+    db_store_free(gw->store);
+    gw->store = NULL;
+    db_cfg_unref(gw->cfg);
+    gw->cfg = NULL;
+}

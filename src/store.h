@@ -1,0 +1,101 @@
+/* store.h - everything the gateway writes to Redis, each write one atomic Lua script.
+ *
+ * Key layout (P = the configured prefix; docs/stream-contract.md and docs/ARCHITECTURE.md):
+ *   P:events                      stream, field `event`: inbound facts (contract v1)
+ *   P:status                      stream, field `status`: outbound delivery-state changes
+ *   P:outbox                      stream, field `command`: messages to send
+ *   P:dead                        stream: outbox entries given up on, with the reason
+ *   P:dedupe:<platform>:<account>:<key>   redelivery guard, with a TTL
+ *   P:msg:{<id>}                  hash: one outbound message's tracked state
+ *   P:msg:{<id>}:history          list: its state changes, oldest first
+ *   P:client:<client_id>          the id first given to an idempotency key
+ *   P:ext:<platform>:<account>:<external id>   -> gateway id of an outbound message
+ *   P:early:<platform>:<account>:<external id> receipts that arrived before the send returned
+ *   P:cursor:<platform>:<account> long-polling cursor, advanced with the events it confirms
+ *
+ * Status only moves forward (queued < sent < delivered < read; failed is terminal unless a
+ * later delivered/read receipt proves delivery); the rule lives in one Lua function shared
+ * by every script that changes a status, so concurrent processes cannot break it. */
+#ifndef DB_STORE_H
+#define DB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "deskbridge/event.h"
+#include "deskbridge/status.h"
+
+struct db_redis;
+struct db_store;
+
+/* New store writing through r (borrowed; must outlive the store).  prefix is copied.
+ * NULL on ENOMEM. */
+struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s,
+                              long events_maxlen);
+void db_store_free(struct db_store *s); /* NULL-safe */
+
+/* The full name of a key: "<prefix>:<suffix>", into buf; returns buf. */
+const char *db_store_key(const struct db_store *s, const char *suffix, char *buf, size_t n);
+
+/* Called once per operation.  status DB_OK, DB_EAGAIN (Redis unavailable or slow),
+ * DB_EINVAL (an event breaks the contract: nothing written). */
+typedef void (*db_store_ingest_fn)(int status, long long written, void *arg);
+
+/* Writes every event of events that was not written before (dedupe key per platform and
+ * account), all in one script: all or none.  Each event gets `id` and `received_at`.
+ * Receipts also move the tracked status of the outbound message they name.  When
+ * cursor_name is not NULL, P:cursor:<platform>:<account> is set to cursor_value in the same
+ * script.  events is read during the call only (the caller may clear it at once). */
+void db_store_ingest(struct db_store *s, const char *platform, const char *account,
+                     const struct db_event_list *events, const char *cursor_value,
+                     db_store_ingest_fn cb, void *arg);
+
+/* Reads the long-polling cursor; cb gets status and the value (borrowed, NULL when none). */
+typedef void (*db_store_str_fn)(int status, const char *value, void *arg);
+void db_store_get_cursor(struct db_store *s, const char *platform, const char *account,
+                         db_store_str_fn cb, void *arg);
+
+/* Creates outbound message id in state queued and appends command_json to P:outbox, unless
+ * client_id (may be NULL) was used before: then nothing is written and cb gets the first
+ * id.  cb(status, id, current status, created).  Strings borrowed for the callback only. */
+typedef void (*db_store_enqueue_fn)(int status, const char *id, const char *msg_status,
+                                    int created, void *arg);
+void db_store_enqueue(struct db_store *s, const char *id, const char *client_id,
+                      const char *conversation, const char *platform, const char *account,
+                      const char *command_json, db_store_enqueue_fn cb, void *arg);
+
+/* Makes sure the record of id exists (state queued) for a command a helpdesk XADDed to the
+ * outbox directly; cb(status, id, current status, created). */
+void db_store_adopt(struct db_store *s, const char *id, const char *conversation,
+                    const char *platform, const char *account, db_store_enqueue_fn cb,
+                    void *arg);
+
+/* Moves id to new_status (sent|failed, or a receipt state) if that is forward.  ext_ids (may
+ * be empty) are the platform ids of the sent parts: each is indexed to id, the first becomes
+ * external_message_id, and receipts that arrived early for any of them are applied.
+ * err_code/err_msg may be NULL.  cb(status, id, resulting status, changed). */
+void db_store_set_status(struct db_store *s, const char *id, const char *platform,
+                         const char *account, const char *new_status,
+                         const char *const *ext_ids, size_t n_ext, const char *err_code,
+                         const char *err_msg, int attempt, db_store_enqueue_fn cb, void *arg);
+
+/* The tracked state of id as the API shows it: {"id","status","conversation",
+ * "external_message_id","error":{code,message}|null,"attempt","history":[...]}.  cb gets a
+ * borrowed object (NULL with DB_ENOTFOUND when unknown). */
+typedef void (*db_store_json_fn)(int status, json_t *obj, void *arg);
+void db_store_get_message(struct db_store *s, const char *id, db_store_json_fn cb, void *arg);
+/* Same, found by the platform's message id. */
+void db_store_get_by_external(struct db_store *s, const char *platform, const char *account,
+                              const char *external_id, db_store_json_fn cb, void *arg);
+
+/* Appends an outbox entry to P:dead with the reason and acknowledges it; cb as ingest. */
+void db_store_dead_letter(struct db_store *s, const char *group, const char *entry_id,
+                          const char *command_json, const char *reason,
+                          db_store_ingest_fn cb, void *arg);
+
+/* Lua sources, exposed for the tests that run them directly. */
+extern const char db_store_lua_ingest[];
+
+#endif
