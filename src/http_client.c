@@ -569,7 +569,9 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
         if (header_line(&k->req_headers, req->headers.v[i].name, req->headers.v[i].value) != DB_OK)
             goto fail;
     /* Without this curl waits up to a second for "100 Continue" on larger bodies. */
-    if (header_line(&k->req_headers, "Expect", "") != DB_OK) goto fail;
+    struct curl_slist *l = curl_slist_append(k->req_headers, "Expect:");
+    if (!l) goto fail;
+    k->req_headers = l;
 
     k->easy = curl_easy_init();
     if (!k->easy) goto fail;
