@@ -492,6 +492,105 @@ static void free_cancels_every_call_in_flight(void **state)
     }
 }
 
+/* Cancelling from inside curl's own callbacks (here: the data callback cancels its call)
+ * must report at once and clean up after curl has returned. */
+struct self_cancel {
+    struct db_http_call *me;
+    struct result r;
+    int pieces;
+};
+
+static int self_cancel_data_cb(long status, const struct db_headers *h, const char *data,
+                               size_t len, void *arg)
+{
+    struct self_cancel *sc = arg;
+    (void)status;
+    (void)h;
+    (void)data;
+    (void)len;
+    sc->pieces++;
+    db_http_call_cancel(sc->me);
+    return 0;
+}
+
+static void self_cancel_done_cb(const struct db_http_resp *resp, void *arg)
+{
+    struct self_cancel *sc = arg;
+    done_cb(resp, &sc->r);
+}
+
+static void cancel_from_data_callback_is_safe(void **state)
+{
+    struct ctx *t = *state;
+    char *big = malloc(100001);
+    memset(big, 'q', 100000);
+    big[100000] = '\0';
+    db_fake_rule(t->fake, "GET", "/stream", -1, 200, big, 0, 0);
+    free(big);
+    struct db_http_req req;
+    make_req(&req, "GET", t, "/stream", NULL);
+    struct self_cancel sc = {0};
+    assert_int_equal(db_http_client_send(t->client, &req, 0, self_cancel_done_cb,
+                                         self_cancel_data_cb, &sc, &sc.me),
+                     DB_OK);
+    db_http_req_clear(&req);
+    spin(t, &sc.r.calls, 1, 5000);
+    assert_int_equal(sc.r.calls, 1);
+    assert_string_equal(sc.r.err, "cancelled");
+    assert_int_equal(sc.pieces, 1);
+    assert_int_equal(db_http_client_inflight(t->client), 0);
+    /* The client still works afterwards. */
+    struct result r = {0};
+    make_req(&req, "GET", t, "/other", NULL);
+    call(t, &req, 0, &r);
+    assert_int_equal(r.status, 404);
+    result_clear(&r);
+    result_clear(&sc.r);
+}
+
+/* Freeing the client from one of its own done callbacks is deferred, not a use after free. */
+struct free_in_done {
+    struct ctx *t;
+    struct result first, others[3];
+};
+
+static void free_in_done_cb(const struct db_http_resp *resp, void *arg)
+{
+    struct free_in_done *fd = arg;
+    done_cb(resp, &fd->first);
+    db_http_client_free(fd->t->client);
+    fd->t->client = NULL;
+}
+
+static void free_from_done_callback_is_deferred(void **state)
+{
+    struct ctx *t = *state;
+    db_fake_rule(t->fake, "GET", "/slow", -1, 200, "{}", 3000, 0);
+    db_fake_default(t->fake, 200, "{}");
+    struct free_in_done fd = {.t = t};
+    struct db_http_req req;
+    for (int i = 0; i < 3; i++) {
+        make_req(&req, "GET", t, "/slow", NULL);
+        assert_int_equal(
+            db_http_client_send(t->client, &req, 0, done_cb, NULL, &fd.others[i], NULL), DB_OK);
+        db_http_req_clear(&req);
+    }
+    make_req(&req, "GET", t, "/fast", NULL);
+    assert_int_equal(db_http_client_send(t->client, &req, 0, free_in_done_cb, NULL, &fd, NULL),
+                     DB_OK);
+    db_http_req_clear(&req);
+    spin(t, &fd.first.calls, 1, 5000);
+    assert_int_equal(fd.first.calls, 1);
+    assert_int_equal(fd.first.status, 200);
+    assert_null(t->client);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fd.others[i].calls, 1);
+        assert_string_equal(fd.others[i].err, "cancelled");
+        result_clear(&fd.others[i]);
+    }
+    result_clear(&fd.first);
+}
+
 struct many {
     int done, ok;
 };
@@ -696,6 +795,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancel_runs_done_before_returning, setup, teardown),
         cmocka_unit_test_setup_teardown(done_callback_may_cancel_and_start_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(free_cancels_every_call_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancel_from_data_callback_is_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(free_from_done_callback_is_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(two_hundred_concurrent_calls_all_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(guard_refuses_loopback_before_connecting, setup_guarded, teardown),
         cmocka_unit_test_setup_teardown(unguarded_client_reaches_loopback, setup, teardown),
