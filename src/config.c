@@ -86,6 +86,7 @@ struct origin {
     const char *file; /* config file name, or "default" for a value never set */
     int line;         /* 0 when not from a file line */
     const char *var;  /* environment variable name when set from the environment */
+    int from_file;    /* read through *_file or NAME_FILE: a secret, never echoed */
 };
 
 static int oerr(struct db_err *e, const struct origin *o, const char *key, const char *fmt,
@@ -280,6 +281,10 @@ struct loader {
     /* Where each api_token came from, parallel to c->api_tokens (the one K_LIST key), so the
      * check pass names the right line of a short token. */
     struct origin *tok_orig;
+    /* 1 for each [gateway] entry read through *_file, parallel to its kv: such values are
+     * secrets whatever the key. */
+    unsigned char *gw_from_file;
+    size_t n_gw_from_file;
     struct db_err *e;
 };
 
@@ -376,6 +381,7 @@ static int read_secret(struct loader *L, const char *path, const struct origin *
                        const char *key, char **value)
 {
     char *buf = NULL, *full = NULL;
+    const char *shown = path; /* as the user wrote it */
     size_t len = 0;
     if (L->o->no_secret_files)
         return oerr(L->e, o, key, "secret files are disabled here");
@@ -389,7 +395,7 @@ static int read_secret(struct loader *L, const char *path, const struct origin *
     }
     if (slurp(path, MAX_SECRET_BYTES, &buf, &len) != 0) {
         int rc = errno == ENOMEM ? oom(L->e)
-                                 : oerr(L->e, o, key, "cannot read %.80s: %s", path,
+                                 : oerr(L->e, o, key, "cannot read %.80s: %s", shown,
                                         read_errstr(errno));
         free(full);
         return rc;
@@ -397,8 +403,8 @@ static int read_secret(struct loader *L, const char *path, const struct origin *
     if (len > 0 && buf[len - 1] == '\n') buf[--len] = '\0';
     if (len > 0 && buf[len - 1] == '\r') buf[--len] = '\0';
     int rc = DB_OK;
-    if (memchr(buf, '\0', len)) rc = oerr(L->e, o, key, "%.80s contains a NUL byte", path);
-    else if (len == 0) rc = oerr(L->e, o, key, "%.80s is empty", path);
+    if (memchr(buf, '\0', len)) rc = oerr(L->e, o, key, "%.80s contains a NUL byte", shown);
+    else if (len == 0) rc = oerr(L->e, o, key, "%.80s is empty", shown);
     free(full);
     if (rc != DB_OK) {
         free(buf);
@@ -428,10 +434,19 @@ static int set_str(struct loader *L, const struct key_def *k, const char *v,
     return DB_OK;
 }
 
+/* " (got 'v')" for a value that may be shown, else "", in buf. */
+static const char *got(const struct key_def *k, const struct origin *o, const char *v,
+                       char *buf, size_t size)
+{
+    if ((k->flags & F_SECRET) || o->from_file) return "";
+    snprintf(buf, size, " (got '%.40s')", v);
+    return buf;
+}
+
 static int set_num(struct loader *L, const struct key_def *k, const char *v,
                    const struct origin *o)
 {
-    const char *shown = k->flags & F_SECRET ? "" : v;
+    char shown[64];
     char *end = NULL;
     errno = 0;
     long long n = strtoll(v, &end, 10);
@@ -439,8 +454,8 @@ static int set_num(struct loader *L, const struct key_def *k, const char *v,
     int bad = !*v || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || *end != '\0' ||
               errno == ERANGE;
     if (bad || n < k->min || n > k->max)
-        return oerr(L->e, o, k->name, "must be an integer from %ld to %ld (got '%.40s')",
-                    k->min, k->max, shown);
+        return oerr(L->e, o, k->name, "must be an integer from %ld to %ld%s", k->min, k->max,
+                    got(k, o, v, shown, sizeof shown));
     if (k->type == K_INT) *(int *)field(L, k->off) = (int)n;
     else *(long *)field(L, k->off) = (long)n;
     return DB_OK;
@@ -465,8 +480,8 @@ static int set_enum(struct loader *L, const struct key_def *k, const char *v,
         size_t used = strlen(allowed);
         snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? "|" : "", k->values[i]);
     }
-    return oerr(L->e, o, k->name, "must be %s (got '%.40s')", allowed,
-                k->flags & F_SECRET ? "" : v);
+    char shown[64];
+    return oerr(L->e, o, k->name, "must be %s%s", allowed, got(k, o, v, shown, sizeof shown));
 }
 
 /* A list takes comma- or newline-separated items, accumulating over repeated file lines;
@@ -639,6 +654,19 @@ static int unquote(struct loader *L, char *v, int line, const char *key)
     return DB_OK;
 }
 
+static int mark_from_file(struct loader *L, size_t i)
+{
+    if (i >= L->n_gw_from_file) {
+        unsigned char *p = realloc(L->gw_from_file, i + 1);
+        if (!p) return oom(L->e);
+        memset(p + L->n_gw_from_file, 0, i + 1 - L->n_gw_from_file);
+        L->gw_from_file = p;
+        L->n_gw_from_file = i + 1;
+    }
+    L->gw_from_file[i] = 1;
+    return DB_OK;
+}
+
 static int parse_kv(struct loader *L, char *s, int line, size_t cur)
 {
     char *eq = strchr(s, '=');
@@ -678,7 +706,9 @@ static int parse_kv(struct loader *L, char *s, int line, size_t cur)
         if (rc != DB_OK) return rc;
         value = secret;
     }
-    return kv_add(L, sec, base, value, L->file, line);
+    int rc = kv_add(L, sec, base, value, L->file, line);
+    if (rc == DB_OK && is_file && cur == L->gw) rc = mark_from_file(L, sec->n - 1);
+    return rc;
 }
 
 static int parse_text(struct loader *L, const char *text, size_t len)
@@ -757,7 +787,8 @@ static int apply_gateway(struct loader *L)
     if (L->gw != SIZE_MAX) {
         const struct sect *g = &L->secs[L->gw];
         for (size_t i = 0; i < g->n; i++) {
-            struct origin o = {.file = g->kv[i].file, .line = g->kv[i].line};
+            struct origin o = {.file = g->kv[i].file, .line = g->kv[i].line,
+                               .from_file = i < L->n_gw_from_file && L->gw_from_file[i]};
             int rc = apply_key(L, key_find(g->kv[i].key), g->kv[i].value, &o);
             if (rc != DB_OK) return rc;
         }
@@ -768,7 +799,7 @@ static int apply_gateway(struct loader *L)
         int rc = env_lookup(L, keys[i].env, &value, &var);
         if (rc < 0) return rc;
         if (rc == 0) continue;
-        struct origin o = {.file = ENV_FILE, .var = var};
+        struct origin o = {.file = ENV_FILE, .var = var, .from_file = var != keys[i].env};
         rc = apply_key(L, &keys[i], value, &o);
         if (rc != DB_OK) return rc;
     }
@@ -866,9 +897,13 @@ static int check(struct loader *L)
         return oerr(L->e, orig_of(L, "prefix"), "prefix",
                     "at most 64 of A-Z a-z 0-9 _ : . - (it starts every Redis key)");
     if (!valid_listen(c->listen))
+    {
+        char shown[64];
         return oerr(L->e, orig_of(L, "listen"), "listen",
-                    "expected host:port or [ipv6]:port with port 1-65535 (got '%.60s')",
-                    c->listen);
+                    "expected host:port or [ipv6]:port with port 1-65535%s",
+                    got(key_find("listen"), orig_of(L, "listen"), c->listen, shown,
+                        sizeof shown));
+    }
     if (c->redis_url && strncmp(c->redis_url, "redis://", 8) != 0 &&
         strncmp(c->redis_url, "unix://", 7) != 0)
         return oerr(L->e, orig_of(L, "redis_url"), "redis_url",
@@ -997,12 +1032,14 @@ int db_config_load_opts(const char *file, char *const *env, const struct db_conf
     for (size_t i = 0; i < L.n_secs; i++) free(L.secs[i].kv);
     free(L.secs);
     free(L.tok_orig);
+    free(L.gw_from_file);
     *out = L.c;
     return DB_OK;
 fail:
     for (size_t i = 0; i < L.n_secs; i++) free(L.secs[i].kv);
     free(L.secs);
     free(L.tok_orig);
+    free(L.gw_from_file);
     if (L.c) db_config_free(L.c); /* owns L.st once attached */
     else st_free(L.st);
     return rc;
