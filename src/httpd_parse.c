@@ -242,6 +242,7 @@ int db_http_head_parse(char *buf, size_t len, struct db_header *hv, size_t hv_ca
             *eol = '\0';
             first = 0;
         } else if (n == 0) {
+            p = eol + 2;
             break;
         } else {
             if (out->nh >= hv_cap)
