@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the gateway in the foreground: installs what is missing, builds, and starts a private
+# redis-server (unix socket under var/) when DESKBRIDGE_REDIS_URL is not set.
+# All arguments are passed to deskbridge (e.g. --config deskbridge.conf).
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$top"
+scripts/deps.sh run
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDB_TESTS=OFF >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
+redis_pid=""
+cleanup() { [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+if [ -z "${DESKBRIDGE_REDIS_URL:-}" ] && ! grep -qs '^[[:space:]]*redis_url' "$@" 2>/dev/null; then
+  mkdir -p var/redis
+  # AOF with fsync every second: an acknowledged webhook survives a crash of either process.
+  redis-server --port 0 --unixsocket "$top/var/redis/redis.sock" --unixsocketperm 700 \
+    --dir "$top/var/redis" --appendonly yes --appendfsync everysec --save "" \
+    --logfile "$top/var/redis/redis.log" &
+  redis_pid=$!
+  for _ in $(seq 1 50); do
+    redis-cli -s "$top/var/redis/redis.sock" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  export DESKBRIDGE_REDIS_URL="unix://$top/var/redis/redis.sock"
+  echo "deskbridge: private Redis at $DESKBRIDGE_REDIS_URL (data in var/redis)" >&2
+fi
+build/deskbridge "$@" &
+gw=$!
+trap 'kill -TERM $gw 2>/dev/null' INT TERM
+wait $gw || true
+wait $gw 2>/dev/null || true

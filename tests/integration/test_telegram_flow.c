@@ -1,0 +1,608 @@
+/* End to end with Telegram through the real parts: the deskbridge binary, a real
+ * redis-server, and a fake Bot API on loopback.  Webhook mode, the agent API and the sender
+ * in one daemon; long polling in another. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "daemon.h"
+#include "fake_platform.h"
+#include "redis_fixture.h"
+#include "testutil.h"
+
+#define TOKEN "7000000001:AAtesttokenDoNotLog_abcdefghijkl"
+#define SECRET "hook-secret_123"
+#define API_TOKEN "api-token-0123456789abcdef"
+
+struct world {
+    struct db_test_redis *redis;
+    struct db_fake *tg;
+    struct db_test_daemon d;
+    char env[8][512];
+};
+
+static struct world W;
+
+static const char *auth[] = {"Authorization: Bearer " API_TOKEN,
+                             "Content-Type: application/json", NULL};
+
+static void start_daemon(int webhook_mode)
+{
+    snprintf(W.env[0], sizeof W.env[0], "DESKBRIDGE_REDIS_URL=%s", db_test_redis_url(W.redis));
+    snprintf(W.env[1], sizeof W.env[1], "TELEGRAM_BOT_TOKEN=%s", TOKEN);
+    snprintf(W.env[2], sizeof W.env[2], "TELEGRAM_API_BASE=%s", db_fake_url(W.tg));
+    snprintf(W.env[3], sizeof W.env[3], "DESKBRIDGE_API_TOKEN=%s", API_TOKEN);
+    snprintf(W.env[4], sizeof W.env[4], "TELEGRAM_WEBHOOK_SECRET=%s", SECRET);
+    const char *env[] = {W.env[0], W.env[1], W.env[2], W.env[3],
+                         webhook_mode ? W.env[4] : NULL, NULL};
+    db_test_daemon_start(&W.d, env, NULL, 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    W.redis = db_test_redis_start(NULL);
+    W.tg = db_fake_start();
+    assert_non_null(W.redis);
+    assert_non_null(W.tg);
+    db_fake_default(W.tg, 200, "{\"ok\":true,\"result\":{\"message_id\":{n}}}");
+    start_daemon(1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int st = db_test_daemon_stop(&W.d, SIGTERM);
+    /* SIGTERM is a clean exit: a crash or sanitizer abort shows here. */
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* Secrets and message texts never reach the log at the default level. */
+    assert_int_equal(db_test_daemon_log_count(&W.d, "AAtesttokenDoNotLog"), 0);
+    assert_int_equal(db_test_daemon_log_count(&W.d, SECRET), 0);
+    assert_int_equal(db_test_daemon_log_count(&W.d, "secret-words-of-a-customer"), 0);
+    unlink(W.d.log_path);
+    db_fake_stop(W.tg);
+    db_test_redis_stop(W.redis);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static long long xlen(const char *stream)
+{
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XLEN deskbridge:%s", stream);
+    assert_non_null(r);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* The JSON of the last entry of a stream (new reference). */
+static json_t *last_entry(const char *stream, const char *field)
+{
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XREVRANGE deskbridge:%s + - COUNT 1",
+                                 stream);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 1);
+    redisReply *fields = r->element[0]->element[1];
+    json_t *obj = NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (strcmp(fields->element[i]->str, field) == 0)
+            obj = json_loads(fields->element[i + 1]->str, 0, NULL);
+    freeReplyObject(r);
+    assert_non_null(obj);
+    return obj;
+}
+
+static int post_update(const char *body, const char *secret)
+{
+    char h[256];
+    snprintf(h, sizeof h, "X-Telegram-Bot-Api-Secret-Token: %s", secret ? secret : "");
+    const char *headers[] = {"Content-Type: application/json", secret ? h : NULL, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/telegram/7000000001", headers, body, strlen(body),
+                 &r);
+    int status = r.status;
+    if (status >= 400) {
+        /* every error is a JSON body */
+        json_t *j = json_loads(r.body, 0, NULL);
+        assert_non_null(j);
+        assert_non_null(json_object_get(j, "error"));
+        json_decref(j);
+    }
+    db_test_resp_clear(&r);
+    return status;
+}
+
+static char *update(long long update_id, long long chat_id, const char *text)
+{
+    char *b = NULL;
+    assert_true(asprintf(&b,
+                         "{\"update_id\":%lld,\"message\":{\"message_id\":%lld,\"date\":1795365000,"
+                         "\"chat\":{\"id\":%lld,\"type\":\"private\",\"first_name\":\"Olena\"},"
+                         "\"from\":{\"id\":%lld,\"is_bot\":false,\"first_name\":\"Olena\","
+                         "\"language_code\":\"uk\"},\"text\":\"%s\"}}",
+                         update_id, update_id, chat_id, chat_id, text) > 0);
+    return b;
+}
+
+/* ---- inbound ---- */
+
+static void webhook_message_lands_once_in_the_stream(void **state)
+{
+    (void)state;
+    long long before = xlen("events");
+    char *body = update(900001, 5012345678LL, "Привіт 👋🏽 secret-words-of-a-customer");
+    assert_int_equal(post_update(body, SECRET), 200);
+    assert_int_equal(xlen("events"), before + 1);
+    json_t *ev = last_entry("events", "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "kind")), "message");
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "text");
+    assert_string_equal(json_string_value(json_object_get(ev, "conversation")),
+                        "telegram:7000000001:5012345678");
+    assert_string_equal(json_string_value(json_object_get(ev, "text")),
+                        "Привіт 👋🏽 secret-words-of-a-customer");
+    assert_int_equal(json_integer_value(json_object_get(ev, "timestamp")), 1795365000);
+    assert_true(json_is_string(json_object_get(ev, "id")));
+    assert_true(json_integer_value(json_object_get(ev, "received_at")) > 1700000000000LL);
+    json_decref(ev);
+
+    /* Telegram redelivers after a timeout: answered 200, not written again. */
+    assert_int_equal(post_update(body, SECRET), 200);
+    assert_int_equal(xlen("events"), before + 1);
+    free(body);
+}
+
+static void webhook_secret_is_required(void **state)
+{
+    (void)state;
+    long long before = xlen("events");
+    char *body = update(900002, 42, "hello");
+    assert_int_equal(post_update(body, NULL), 401);
+    assert_int_equal(post_update(body, "wrong-secret"), 401);
+    assert_int_equal(post_update(body, SECRET "x"), 401);
+    assert_int_equal(xlen("events"), before);
+    free(body);
+}
+
+static void hostile_bodies_get_4xx_and_nothing_is_written(void **state)
+{
+    (void)state;
+    long long before = xlen("events");
+    assert_int_equal(post_update("{\"update_id\":5,\"message\":{\"message_id\":1,", SECRET), 400);
+    assert_int_equal(post_update("not json at all", SECRET), 400);
+    assert_int_equal(post_update("[1,2,3]", SECRET), 400);
+    assert_int_equal(post_update("{\"update_id\":\"x\",\"message\":{}}", SECRET), 400);
+    assert_int_equal(post_update("{\"message\":{\"message_id\":1,\"chat\":{\"id\":1},\"date\":1}}",
+                                 SECRET), 400);
+    assert_int_equal(post_update("{\"update_id\":7,\"message\":{\"message_id\":1,\"date\":1,"
+                                 "\"chat\":{\"type\":\"private\"},\"text\":\"x\"}}", SECRET), 400);
+
+    size_t deep = 100000;
+    char *nest = malloc(2 * deep + 1);
+    memset(nest, '[', deep);
+    memset(nest + deep, ']', deep);
+    nest[2 * deep] = '\0';
+    assert_int_equal(post_update(nest, SECRET), 400);
+    free(nest);
+
+    size_t big = 5 << 20;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    huge[big] = '\0';
+    char h[256];
+    snprintf(h, sizeof h, "X-Telegram-Bot-Api-Secret-Token: %s", SECRET);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/telegram/7000000001", headers, huge, big, &r);
+    assert_int_equal(r.status, 413);
+    db_test_resp_clear(&r);
+    free(huge);
+
+    assert_int_equal(xlen("events"), before);
+    assert_true(db_test_daemon_alive(&W.d));
+}
+
+static void unknown_update_kind_is_accepted_without_writing(void **state)
+{
+    (void)state;
+    long long before = xlen("events");
+    assert_int_equal(post_update("{\"update_id\":900003,\"poll\":{\"id\":\"1\",\"question\":\"?\"}}",
+                                 SECRET), 200);
+    assert_int_equal(xlen("events"), before);
+}
+
+static void unknown_account_is_404(void **state)
+{
+    (void)state;
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/telegram/999", NULL, "{}", 2, &r);
+    assert_int_equal(r.status, 404);
+    db_test_resp_clear(&r);
+}
+
+static void redis_down_answers_503_and_recovers(void **state)
+{
+    (void)state;
+    char *body = update(900004, 77, "while redis is away");
+    db_test_redis_kill(W.redis, SIGSTOP); /* a stalled Redis: the worst case for timeouts */
+    long long t0 = db_test_now_ms();
+    char h[256];
+    snprintf(h, sizeof h, "X-Telegram-Bot-Api-Secret-Token: %s", SECRET);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/telegram/7000000001", headers, body, strlen(body), &r);
+    long long took = db_test_now_ms() - t0;
+    assert_int_equal(r.status, 503);
+    char ra[32];
+    assert_non_null(db_test_resp_header(&r, "Retry-After", ra, sizeof ra));
+    db_test_resp_clear(&r);
+    printf("# 503 while Redis stalled answered in %lld ms\n", took);
+    assert_true(took < 5000);
+
+    db_test_http(W.d.port, "GET", "/readyz", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 503);
+    db_test_resp_clear(&r);
+
+    db_test_redis_kill(W.redis, SIGCONT);
+    long long before = xlen("events");
+    int status = 0;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        status = post_update(body, SECRET);
+        if (status != 200) usleep(50000);
+    }
+    assert_int_equal(status, 200);
+    assert_int_equal(xlen("events"), before + 1);
+    db_test_http(W.d.port, "GET", "/readyz", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    db_test_resp_clear(&r);
+    free(body);
+}
+
+/* ---- outbound ---- */
+
+static char *post_message(const char *json, int *status)
+{
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/v1/messages", auth, json, strlen(json), &r);
+    *status = r.status;
+    char *body = r.body;
+    r.body = NULL;
+    db_test_resp_clear(&r);
+    return body;
+}
+
+struct msg_wait {
+    char id[128];
+    const char *want;
+    json_t *last;
+};
+
+static int message_reaches(void *arg)
+{
+    struct msg_wait *w = arg;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/messages/%s", w->id);
+    struct db_test_resp r;
+    db_test_http(W.d.port, "GET", path, auth, NULL, 0, &r);
+    json_decref(w->last);
+    w->last = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    db_test_resp_clear(&r);
+    const char *st = json_string_value(json_object_get(w->last, "status"));
+    return st && strcmp(st, w->want) == 0;
+}
+
+static json_t *wait_status(const char *id, const char *want, int timeout_ms)
+{
+    struct msg_wait w = {.want = want};
+    snprintf(w.id, sizeof w.id, "%s", id);
+    if (!db_test_wait(message_reaches, &w, timeout_ms)) {
+        char *s = w.last ? json_dumps(w.last, 0) : strdup("(none)");
+        print_error("message %s: want %s, last seen %s\n", id, want, s);
+        free(s);
+        fail();
+    }
+    return w.last;
+}
+
+static char *queued_id(const char *body)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "queued");
+    char *id = strdup(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    return id;
+}
+
+static void reply_reaches_the_customer_and_is_tracked(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    int status;
+    char *body = post_message("{\"conversation\":\"telegram:7000000001:5012345678\","
+                              "\"text\":\"Добрий день! 🙂\",\"reply_to\":\"900001\"}", &status);
+    assert_int_equal(status, 202);
+    char *id = queued_id(body);
+    free(body);
+    json_t *m = wait_status(id, "sent", 10000);
+    const char *ext = json_string_value(json_object_get(m, "external_message_id"));
+    assert_non_null(ext);
+    json_t *hist = json_object_get(m, "history");
+    assert_int_equal(json_array_size(hist), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 0), "status")),
+                        "queued");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 1), "status")),
+                        "sent");
+
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1);
+    struct db_fake_request req;
+    assert_int_equal(db_fake_get(W.tg, 0, &req), 0);
+    assert_non_null(strstr(req.path, "/bot" TOKEN "/sendMessage"));
+    json_t *sent = json_loads(req.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(sent, "chat_id")), 5012345678LL);
+    assert_string_equal(json_string_value(json_object_get(sent, "text")), "Добрий день! 🙂");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(sent, "reply_parameters"),
+                                                        "message_id")), 900001);
+    json_decref(sent);
+    db_fake_request_clear(&req);
+
+    /* The status stream tells helpdesks the same. */
+    json_t *st = last_entry("status", "status");
+    assert_string_equal(json_string_value(json_object_get(st, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(st, "status")), "sent");
+    assert_string_equal(json_string_value(json_object_get(st, "external_message_id")), ext);
+    json_decref(st);
+
+    /* ... and the message is found by the platform's id. */
+    char path[256];
+    snprintf(path, sizeof path, "/v1/messages/by-external/telegram/7000000001/%s", ext);
+    struct db_test_resp r;
+    db_test_http(W.d.port, "GET", path, auth, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, id));
+    db_test_resp_clear(&r);
+    json_decref(m);
+    free(id);
+}
+
+static void repeated_client_id_sends_once(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    const char *msg = "{\"conversation\":\"telegram:7000000001:42\",\"text\":\"once\","
+                      "\"client_id\":\"ticket-17-reply-3\"}";
+    int s1, s2;
+    char *b1 = post_message(msg, &s1), *b2 = post_message(msg, &s2);
+    assert_int_equal(s1, 202);
+    assert_int_equal(s2, 202);
+    json_t *j1 = json_loads(b1, 0, NULL), *j2 = json_loads(b2, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j1, "id")),
+                        json_string_value(json_object_get(j2, "id")));
+    json_decref(wait_status(json_string_value(json_object_get(j1, "id")), "sent", 10000));
+    usleep(300000);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1);
+    json_decref(j1);
+    json_decref(j2);
+    free(b1);
+    free(b2);
+}
+
+static void rate_limit_is_honoured_and_retried(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    db_fake_rule(W.tg, "POST", "/sendMessage", 1, 429,
+                 "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many Requests: retry after 1\","
+                 "\"parameters\":{\"retry_after\":1}}", 0, 0);
+    db_fake_rule(W.tg, "POST", "/sendMessage", 1, 500,
+                 "{\"ok\":false,\"error_code\":500,\"description\":\"Internal Server Error\"}", 0, 0);
+    int status;
+    long long t0 = db_test_now_ms();
+    char *body = post_message("{\"conversation\":\"telegram:7000000001:43\",\"text\":\"later\"}",
+                              &status);
+    assert_int_equal(status, 202);
+    char *id = queued_id(body);
+    json_t *m = wait_status(id, "sent", 15000);
+    long long took = db_test_now_ms() - t0;
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 3);
+    printf("# sent after 429 (retry_after 1) and 500 in %lld ms\n", took);
+    assert_true(took >= 1000); /* retry_after honoured */
+    assert_int_equal(json_integer_value(json_object_get(m, "attempt")), 3);
+    json_decref(m);
+    free(body);
+    free(id);
+}
+
+static void blocked_user_fails_permanently(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    db_fake_rule(W.tg, "POST", "/sendMessage", -1, 403,
+                 "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was blocked by the user\"}",
+                 0, 0);
+    int status;
+    char *body = post_message("{\"conversation\":\"telegram:7000000001:44\",\"text\":\"hi\"}", &status);
+    char *id = queued_id(body);
+    json_t *m = wait_status(id, "failed", 10000);
+    json_t *err = json_object_get(m, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "403");
+    assert_non_null(strstr(json_string_value(json_object_get(err, "message")), "blocked"));
+    usleep(300000);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1); /* never retried */
+    json_decref(m);
+    free(body);
+    free(id);
+    db_fake_reset(W.tg);
+}
+
+static void long_text_is_split_on_character_boundaries(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    /* 5000 characters, each two bytes in UTF-8: the first part must end after exactly 4096
+     * characters at the latest, never inside a character. */
+    size_t n = 5000;
+    char *text = malloc(2 * n + 1);
+    for (size_t i = 0; i < n; i++) memcpy(text + 2 * i, "ж", 2);
+    text[2 * n] = '\0';
+    json_t *cmd = json_pack("{s:s, s:s}", "conversation", "telegram:7000000001:45", "text", text);
+    char *json = json_dumps(cmd, 0);
+    int status;
+    char *body = post_message(json, &status);
+    assert_int_equal(status, 202);
+    char *id = queued_id(body);
+    json_decref(wait_status(id, "sent", 10000));
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 2);
+    size_t total = 0;
+    for (size_t i = 0; i < 2; i++) {
+        struct db_fake_request req;
+        assert_int_equal(db_fake_get(W.tg, i, &req), 0);
+        json_t *sent = json_loads(req.body, 0, NULL);
+        assert_non_null(sent); /* valid JSON means valid UTF-8: no cut sequence */
+        size_t bytes = json_string_length(json_object_get(sent, "text"));
+        assert_true(bytes % 2 == 0 && bytes / 2 <= 4096);
+        total += bytes;
+        json_decref(sent);
+        db_fake_request_clear(&req);
+    }
+    assert_int_equal(total, 2 * n);
+    free(text);
+    free(json);
+    free(body);
+    free(id);
+    json_decref(cmd);
+}
+
+static void outbox_entries_from_helpdesks_are_sent(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XADD deskbridge:outbox * command %s",
+                                 "{\"conversation\":\"telegram:7000000001:46\",\"text\":\"via redis\","
+                                 "\"id\":\"helpdesk-msg-1\"}");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    json_decref(wait_status("helpdesk-msg-1", "sent", 10000));
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1);
+
+    /* Garbage goes to the dead-letter stream, not into a retry loop. */
+    long long dead = xlen("dead");
+    r = redisCommand(db_test_redis_ctx(W.redis), "XADD deskbridge:outbox * command %s", "{not json");
+    freeReplyObject(r);
+    for (int i = 0; i < 100 && xlen("dead") == dead; i++) usleep(50000);
+    assert_int_equal(xlen("dead"), dead + 1);
+}
+
+static void bad_api_input_is_400_naming_the_field(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *field;
+    } cases[] = {
+        {"{\"text\":\"no conversation\"}", "conversation"},
+        {"{\"conversation\":\"telegram:nope:1\",\"text\":\"x\"}", "conversation"},
+        {"{\"conversation\":\"telegram:7000000001:1\"}", "text"},
+        {"{\"conversation\":\"telegram:7000000001:1\",\"text\":5}", "text"},
+        {"{\"conversation\":\"telegram:7000000001:1\",\"media\":{\"url\":\"https://x/y.png\","
+         "\"type\":\"hologram\"}}", "media.type"},
+        {"{\"conversation\":\"telegram:7000000001:1\",\"media\":{\"type\":\"image\"}}", "media"},
+        {"[1]", "body"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int status;
+        char *body = post_message(cases[i].body, &status);
+        assert_int_equal(status, 400);
+        json_t *j = json_loads(body, 0, NULL);
+        const char *field = json_string_value(json_object_get(json_object_get(j, "error"), "field"));
+        if (!field || strcmp(field, cases[i].field) != 0)
+            fail_msg("case %zu: want field %s, got %s", i, cases[i].field, body);
+        json_decref(j);
+        free(body);
+    }
+    int status;
+    char *body = post_message("{\"conversation\":", &status);
+    assert_int_equal(status, 400);
+    free(body);
+
+    struct db_test_resp r;
+    const char *noauth[] = {"Content-Type: application/json", NULL};
+    db_test_http(W.d.port, "POST", "/v1/messages", noauth, "{}", 2, &r);
+    assert_int_equal(r.status, 401);
+    db_test_resp_clear(&r);
+    const char *wrong[] = {"Authorization: Bearer api-token-0123456789abcdeX", NULL};
+    db_test_http(W.d.port, "GET", "/v1/messages/x", wrong, NULL, 0, &r);
+    assert_int_equal(r.status, 401);
+    db_test_resp_clear(&r);
+    db_test_http(W.d.port, "GET", "/v1/messages/does-not-exist", auth, NULL, 0, &r);
+    assert_int_equal(r.status, 404);
+    db_test_resp_clear(&r);
+}
+
+/* ---- long polling ---- */
+
+static void long_polling_stores_updates_and_advances_the_offset_after_the_write(void **state)
+{
+    (void)state;
+    db_test_daemon_stop(&W.d, SIGTERM);
+    unlink(W.d.log_path);
+    db_fake_reset(W.tg);
+    db_fake_rule(W.tg, NULL, "/getUpdates", 1, 200,
+                 "{\"ok\":true,\"result\":[{\"update_id\":700,\"message\":{\"message_id\":1,"
+                 "\"date\":1795365100,\"chat\":{\"id\":31337,\"type\":\"private\"},"
+                 "\"from\":{\"id\":31337,\"is_bot\":false,\"first_name\":\"P\"},\"text\":\"polled\"}},"
+                 "{\"update_id\":701,\"edited_message\":{\"message_id\":1,\"date\":1795365100,"
+                 "\"edit_date\":1795365160,\"chat\":{\"id\":31337,\"type\":\"private\"},"
+                 "\"from\":{\"id\":31337,\"is_bot\":false,\"first_name\":\"P\"},\"text\":\"polled!\"}}]}",
+                 0, 0);
+    db_fake_rule(W.tg, NULL, "/getUpdates", -1, 200, "{\"ok\":true,\"result\":[]}", 300, 0);
+    long long before = xlen("events");
+    start_daemon(0);
+    assert_true(db_fake_wait(W.tg, "/getUpdates", 3, 10000) >= 3);
+    assert_int_equal(xlen("events"), before + 2);
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis),
+                                 "GET deskbridge:cursor:telegram:7000000001");
+    assert_string_equal(r->str, "702");
+    freeReplyObject(r);
+    /* The poll after the write confirms the batch by asking from offset 702. */
+    struct db_fake_request req;
+    assert_int_equal(db_fake_get(W.tg, 1, &req), 0);
+    assert_non_null(strstr(req.body ? req.body : "", "702") ? req.body : strstr(req.path, "702"));
+    db_fake_request_clear(&req);
+    json_t *ev = last_entry("events", "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "kind")), "edit");
+    json_decref(ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(webhook_message_lands_once_in_the_stream),
+        cmocka_unit_test(webhook_secret_is_required),
+        cmocka_unit_test(hostile_bodies_get_4xx_and_nothing_is_written),
+        cmocka_unit_test(unknown_update_kind_is_accepted_without_writing),
+        cmocka_unit_test(unknown_account_is_404),
+        cmocka_unit_test(reply_reaches_the_customer_and_is_tracked),
+        cmocka_unit_test(repeated_client_id_sends_once),
+        cmocka_unit_test(rate_limit_is_honoured_and_retried),
+        cmocka_unit_test(blocked_user_fails_permanently),
+        cmocka_unit_test(long_text_is_split_on_character_boundaries),
+        cmocka_unit_test(outbox_entries_from_helpdesks_are_sent),
+        cmocka_unit_test(bad_api_input_is_400_naming_the_field),
+        cmocka_unit_test(redis_down_answers_503_and_recovers),
+        cmocka_unit_test(long_polling_stores_updates_and_advances_the_offset_after_the_write),
+    };
+    return cmocka_run_group_tests_name("telegram_flow", tests, setup, teardown);
+}

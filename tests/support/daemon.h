@@ -1,0 +1,55 @@
+/* daemon.h - runs the real deskbridge binary for integration tests and talks HTTP to it.
+ *
+ * The daemon gets a free loopback port, the environment given plus whatever it inherits, and
+ * its stderr in a log file the tests can grep (e.g. for secrets that must not appear). */
+#ifndef DB_TEST_DAEMON_H
+#define DB_TEST_DAEMON_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct db_test_daemon {
+    pid_t pid;
+    int port;
+    char log_path[256];
+};
+
+/* A free TCP port on 127.0.0.1 (bound and released; fine for tests). */
+int db_test_free_port(void);
+
+/* Starts DB_DAEMON_PATH with env (NULL-terminated "NAME=value" list, added to a clean
+ * environment that keeps only PATH) and extra argv (NULL-terminated, may be NULL), on port
+ * (0 = a free one), and waits until /healthz answers (10 s deadline).  Fails the test
+ * otherwise.  Returns 0. */
+int db_test_daemon_start(struct db_test_daemon *d, const char *const *env,
+                         const char *const *args, int port);
+/* Sends sig and waits for the exit (5 s, then SIGKILL); returns the exit status as
+ * waitpid reports it. */
+int db_test_daemon_stop(struct db_test_daemon *d, int sig);
+/* 1 when the process is still running. */
+int db_test_daemon_alive(struct db_test_daemon *d);
+/* Counts lines of the daemon's log containing needle. */
+int db_test_daemon_log_count(const struct db_test_daemon *d, const char *needle);
+
+struct db_test_resp {
+    int status;           /* 0 when the connection failed */
+    char *headers;        /* raw header block, malloc'd */
+    char *body;           /* malloc'd, NUL-terminated */
+    size_t body_len;
+};
+
+/* One HTTP/1.1 request over a fresh connection (Connection: close) to 127.0.0.1:port.
+ * headers: NULL-terminated "Name: value" list (may be NULL).  Content-Length is added when
+ * body is not NULL.  10 s timeout.  Free the answer with db_test_resp_clear. */
+void db_test_http(int port, const char *method, const char *path, const char *const *headers,
+                  const void *body, size_t len, struct db_test_resp *out);
+void db_test_resp_clear(struct db_test_resp *r);
+/* Header value of name in r (case-insensitive), copied into buf; NULL when absent. */
+const char *db_test_resp_header(const struct db_test_resp *r, const char *name, char *buf,
+                                size_t n);
+
+/* Polls cond(arg) every 20 ms until it returns non-zero or timeout_ms passes; returns the last
+ * value of cond. */
+int db_test_wait(int (*cond)(void *), void *arg, int timeout_ms);
+
+#endif
