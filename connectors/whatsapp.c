@@ -213,7 +213,8 @@ struct walk {
 
 static int bad(struct walk *w, const char *field, const char *what)
 {
-    return db_err_set(w->e, DB_EINVAL, "%s%s%s: %s", w->where, *field ? "." : "", field, what);
+    return db_err_set(w->e, DB_EINVAL, "%s%s%s: %s", w->where, *field && *w->where ? "." : "",
+                      field, what);
 }
 
 static int nomem(struct walk *w)
@@ -772,6 +773,17 @@ static int move_events(struct db_event_list *from, struct db_event_list *to, str
     return DB_OK;
 }
 
+/* jansson's parse errors quote the body near the fault ("near '<text>'"), which may be
+ * customer message text; the error ends up in logs, so only reason and position stay. */
+static void drop_quoted_body(struct db_err *e)
+{
+    if (!e) return;
+    char *near = strstr(e->msg, " near ");
+    char *at = near ? strrchr(near, ' ') : NULL;
+    if (!near || !at || at == near || at - near < 4 || strncmp(at - 3, " at", 3) != 0) return;
+    memmove(near, at - 3, strlen(at - 3) + 1);
+}
+
 static int wa_parse(const void *acct, const struct db_inbound *in, struct db_event_list *out,
                     struct db_err *e)
 {
@@ -782,7 +794,10 @@ static int wa_parse(const void *acct, const struct db_inbound *in, struct db_eve
     const char *object;
     size_t i, j;
     int rc;
-    if ((rc = db_json_parse_object(in->body, in->body_len, &root, e)) != DB_OK) return rc;
+    if ((rc = db_json_parse_object(in->body, in->body_len, &root, e)) != DB_OK) {
+        drop_quoted_body(e);
+        return rc;
+    }
     if ((rc = get_str(&w, root, "object", 1, &object)) != DB_OK) goto fail;
     if (strcmp(object, "whatsapp_business_account") != 0) {
         rc = bad(&w, "object", "is not whatsapp_business_account");
