@@ -12,6 +12,7 @@
 
 #include "deskbridge/connector.h"
 #include "fixture.h"
+#include "testutil.h"
 #include "util/crypto.h"
 
 #define TOKEN "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9"
@@ -644,8 +645,34 @@ static void connector_table(void **state)
     db_viber.account_free(NULL);
 }
 
-int main(void)
+/* `test_viber --verify TOKEN BODYFILE SIG`: runs the connector's verify on a file and a
+ * signature made elsewhere (tests/interop/test_viber_signature.sh); exit 0 accepted, 1
+ * rejected, 2 usage. */
+static int verify_mode(int argc, char **argv)
 {
+    if (argc != 5) return 2;
+    char kv_token[512];
+    snprintf(kv_token, sizeof kv_token, "auth_token=%s", argv[2]);
+    const char *const kv[] = {kv_token, NULL};
+    void *a = NULL;
+    struct db_err e = {0};
+    if (try_account("interop", kv, &a, &e) != DB_OK) return 2;
+    size_t len;
+    char *body = db_test_read_file(argv[3], &len);
+    struct db_headers h = {0};
+    if (db_headers_add(&h, "X-Viber-Content-Signature", argv[4]) != DB_OK) return 2;
+    struct db_inbound in = {.method = "POST", .path = "/webhooks/viber/interop", .headers = &h,
+                            .body = (const unsigned char *)body, .body_len = len};
+    int rc = db_viber.verify(a, &in, &e);
+    db_headers_clear(&h);
+    free(body);
+    db_viber.account_free(a);
+    return rc == DB_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--verify") == 0) return verify_mode(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(account_rejects_missing_token),
         cmocka_unit_test(account_rejects_unknown_key),
