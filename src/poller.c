@@ -17,9 +17,11 @@
 #include "http_client.h"
 #include "log.h"
 #include "store.h"
+#include "util/id.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+#define QUICK_EMPTY_MS 500
 
 struct pacct {
     struct db_poller *p;
@@ -32,6 +34,7 @@ struct pacct {
     struct event *timer;
     struct db_http_call *call;
     int busy;                      /* a Redis operation is in flight */
+    int64_t started_ms;            /* when the poll in flight was sent */
     int dead;                      /* freed while busy: the callback frees */
 };
 
@@ -142,7 +145,10 @@ static void polled_cb(const struct db_http_resp *resp, void *arg)
     if (!next) { /* nothing new */
         db_event_list_clear(&events);
         a->backoff_ms = 0;
-        poll_now(a);
+        /* A long poll that comes back empty at once (a server that does not hold the
+         * request) must not turn into a busy loop. */
+        if (db_now_ms() - a->started_ms < QUICK_EMPTY_MS) later(a, QUICK_EMPTY_MS);
+        else poll_now(a);
         return;
     }
     struct batch *b = calloc(1, sizeof *b);
@@ -188,6 +194,7 @@ static void poll_now(struct pacct *a)
     struct db_http_req req = {0};
     struct db_err e = {0};
     int rc = db_conn_build_poll(a->acct->conn, a->acct->state, a->cursor, a->p->timeout_s, &req, &e);
+    a->started_ms = db_now_ms();
     if (rc == DB_OK)
         rc = db_http_client_send(a->p->gw->platform_http, &req, (a->p->timeout_s + 15) * 1000L,
                                  polled_cb, NULL, a, &a->call);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -586,6 +587,48 @@ static void long_polling_stores_updates_and_advances_the_offset_after_the_write(
     json_decref(ev);
 }
 
+/* ---- operator commands ---- */
+
+static int run_cli(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "env -i PATH=/usr/bin:/bin TELEGRAM_BOT_TOKEN='%s' TELEGRAM_WEBHOOK_SECRET='%s' "
+             "TELEGRAM_API_BASE='%s' '%s' %s >/dev/null 2>&1",
+             TOKEN, SECRET, db_fake_url(W.tg), DB_DAEMON_PATH, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void webhook_set_and_delete_register_with_the_secret(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    db_fake_rule(W.tg, NULL, "/setWebhook", 1, 200,
+                 "{\"ok\":true,\"result\":true,\"description\":\"Webhook was set\"}", 0, 0);
+    db_fake_rule(W.tg, NULL, "/deleteWebhook", 1, 200,
+                 "{\"ok\":true,\"result\":true,\"description\":\"Webhook was deleted\"}", 0, 0);
+    db_fake_rule(W.tg, NULL, "/setWebhook", 1, 400,
+                 "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: bad webhook\"}",
+                 0, 0);
+    assert_int_equal(run_cli("webhook set telegram --url https://gw.example.com"), 0);
+    struct db_fake_request req;
+    assert_int_equal(db_fake_get(W.tg, 0, &req), 0);
+    assert_non_null(strstr(req.path, "/setWebhook"));
+    json_t *body = json_loads(req.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(body, "url")),
+                        "https://gw.example.com/webhooks/telegram/7000000001");
+    assert_string_equal(json_string_value(json_object_get(body, "secret_token")), SECRET);
+    json_decref(body);
+    db_fake_request_clear(&req);
+    assert_int_equal(run_cli("webhook delete telegram"), 0);
+    assert_int_equal(db_fake_count(W.tg, "/deleteWebhook"), 1);
+    /* A refusal is reported and the exit status says so. */
+    assert_int_not_equal(run_cli("webhook set telegram --url https://gw.example.com"), 0);
+    assert_int_not_equal(run_cli("webhook set telegram"), 0); /* --url is required */
+    db_fake_reset(W.tg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +644,7 @@ int main(void)
         cmocka_unit_test(long_text_is_split_on_character_boundaries),
         cmocka_unit_test(outbox_entries_from_helpdesks_are_sent),
         cmocka_unit_test(bad_api_input_is_400_naming_the_field),
+        cmocka_unit_test(webhook_set_and_delete_register_with_the_secret),
         cmocka_unit_test(redis_down_answers_503_and_recovers),
         cmocka_unit_test(long_polling_stores_updates_and_advances_the_offset_after_the_write),
     };
