@@ -11,6 +11,7 @@
 
 #include "deskbridge/connector.h"
 #include "fixture.h"
+#include "testutil.h"
 #include "util/crypto.h"
 
 #define ACC "106540352242922"
@@ -761,8 +762,44 @@ static void connector_table_is_as_documented(void **state)
     assert_ptr_equal(db_connector_find("whatsapp"), &db_whatsapp);
 }
 
-int main(void)
+/* `test_whatsapp --verify SECRET FILE HEADER`: runs the connector's verify over FILE's bytes
+ * with X-Hub-Signature-256: HEADER, for the interop script.  Exit 0 when accepted, 1 when
+ * refused, 2 on usage errors. */
+static int verify_cli(int argc, char **argv)
 {
+    if (argc != 5) {
+        fprintf(stderr, "usage: test_whatsapp --verify SECRET FILE HEADER\n");
+        return 2;
+    }
+    char secret_kv[512];
+    snprintf(secret_kv, sizeof secret_kv, "app_secret=%s", argv[2]);
+    struct db_conf_kv kv[] = {{"access_token", "t", "cli", 1},
+                              {"app_secret", secret_kv + 11, "cli", 2},
+                              {"verify_token", "v", "cli", 3}};
+    struct db_conf_section sec = {"whatsapp", ACC, kv, 3};
+    void *a = NULL;
+    struct db_err e = {0};
+    if (db_whatsapp.account_new(&sec, &a, &e) != DB_OK) {
+        fprintf(stderr, "account: %s\n", e.msg);
+        return 2;
+    }
+    size_t len;
+    char *body = db_test_read_file(argv[3], &len);
+    struct db_headers h = {0};
+    if (db_headers_add(&h, "X-Hub-Signature-256", argv[4]) != DB_OK) return 2;
+    struct db_inbound in = {.method = "POST", .headers = &h,
+                            .body = (const unsigned char *)body, .body_len = len};
+    int rc = db_whatsapp.verify(a, &in, &e);
+    db_headers_clear(&h);
+    free(body);
+    db_whatsapp.account_free(a);
+    printf("%s\n", rc == DB_OK ? "accepted" : "refused");
+    return rc == DB_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--verify") == 0) return verify_cli(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_fixtures_match_expected_events),
         cmocka_unit_test(parse_handles_5mib_batch),
