@@ -379,8 +379,10 @@ static int fill_message(json_t *ev, const json_t *m, struct db_err *e)
         if (!json_is_object(l))
             return db_err_set(e, DB_EINVAL, "message.location missing or not an object");
         const json_t *lat = json_object_get(l, "lat"), *lon = json_object_get(l, "lon");
-        if (!json_is_number(lat)) return db_err_set(e, DB_EINVAL, "message.location.lat must be a number");
-        if (!json_is_number(lon)) return db_err_set(e, DB_EINVAL, "message.location.lon must be a number");
+        if (!json_is_number(lat))
+            return db_err_set(e, DB_EINVAL, "message.location.lat must be a number");
+        if (!json_is_number(lon))
+            return db_err_set(e, DB_EINVAL, "message.location.lon must be a number");
         json_t *o = json_pack("{s:f, s:f}", "latitude", json_number_value(lat), "longitude",
                               json_number_value(lon));
         if ((rc = attach(ev, "location", o, e)) != DB_OK) return rc;
@@ -732,7 +734,8 @@ static int fill_send(const struct db_outbound *msg, json_t *body, struct db_err 
         return db_err_set(e, DB_EINVAL, "media_type %.40s is not supported on Viber", mt);
     }
 
-    if ((xtype && strcmp(xtype, "sticker") == 0) || (!xtype && json_object_get(extra, "sticker_id")))
+    if ((xtype && strcmp(xtype, "sticker") == 0) ||
+        (!xtype && json_object_get(extra, "sticker_id")))
         return fill_sticker(msg, body, e);
 
     if (extra_obj(extra, "location") && (!xtype || strcmp(xtype, "location") == 0)) {
@@ -772,7 +775,8 @@ static int fill_send(const struct db_outbound *msg, json_t *body, struct db_err 
         if ((rc = set_str(body, "type", "url", e)) != DB_OK) return rc;
         return set_str(body, "media", msg->media_url, e);
     }
-    if (!msg->text || !msg->text[0]) return db_err_set(e, DB_EINVAL, "nothing to send: text is empty");
+    if (!msg->text || !msg->text[0])
+        return db_err_set(e, DB_EINVAL, "nothing to send: text is empty");
     if ((rc = set_str(body, "type", "text", e)) != DB_OK) return rc;
     return set_str(body, "text", msg->text, e);
 }
