@@ -270,13 +270,13 @@ static void sent_cb(const struct db_http_resp *resp, void *arg)
         return;
     }
     /* Transient. */
-    snprintf(j->last_error, sizeof j->last_error, "%s%s%s", res.err_code,
+    snprintf(j->last_error, sizeof j->last_error, "%.40s%s%.140s", res.err_code,
              res.err_code[0] ? ": " : "",
              res.err_msg[0] ? res.err_msg : (resp->transport_error ? "network error" : "retry"));
     const struct db_config *cfg = s->gw->cfg->cfg;
     if (j->attempt >= cfg->send_max_attempts) {
         char msg[192];
-        snprintf(msg, sizeof msg, "gave up after %d attempts: %s", j->attempt, j->last_error);
+        snprintf(msg, sizeof msg, "gave up after %d attempts: %.150s", j->attempt, j->last_error);
         finish(j, "failed", "retries_exhausted", msg);
         return;
     }
