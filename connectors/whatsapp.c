@@ -1081,7 +1081,7 @@ static int wa_read_send(const void *acct, const struct db_http_resp *resp,
         res->outcome = DB_SEND_FAILED;
         snprintf(res->err_msg, sizeof res->err_msg,
                  "the 24-hour customer service window is closed: send a template message");
-    } else if (is_retry_code(code) || resp->status >= 500) {
+    } else if (is_retry_code(code) || resp->status >= 500 || resp->status == 429) {
         /* The pair limit is about one customer: other chats may go on. */
         if (strcmp(code, "131056") == 0) res->per_chat = 1;
     } else {

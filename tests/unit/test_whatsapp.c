@@ -152,6 +152,15 @@ static void parse_error_names_the_field(void **state)
     assert_int_equal(parse_buf(a, body, sizeof body - 1, &out, &e), DB_EINVAL);
     assert_int_equal(out.n, 0);
     assert_non_null(strstr(e.msg, "entry[0].changes[0].value.messages[1].id"));
+
+    /* a syntax error reports where, never the customer's words around it */
+    static const char broken[] = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"x\":"
+                                 "\"my card number is 4111\" oops}]}";
+    assert_int_equal(parse_buf(a, broken, sizeof broken - 1, &out, &e), DB_EINVAL);
+    assert_non_null(strstr(e.msg, "not JSON"));
+    assert_non_null(strstr(e.msg, " at 1:"));
+    assert_null(strstr(e.msg, "4111"));
+    assert_null(strstr(e.msg, "oops"));
     db_whatsapp.account_free(a);
 }
 
@@ -676,6 +685,9 @@ static void read_send_classifies_answers(void **state)
 
     assert_int_equal(read_send(500, META_ERR("1", "An unknown error occurred"), &res), DB_OK);
     assert_int_equal(res.outcome, DB_SEND_RETRY);
+    assert_int_equal(read_send(429, META_ERR("131048", "Spam rate limit hit"), &res), DB_OK);
+    assert_int_equal(res.outcome, DB_SEND_RETRY);
+    assert_string_equal(res.err_code, "131048");
     assert_int_equal(read_send(503, "<html>Service Unavailable</html>", &res), DB_OK);
     assert_int_equal(res.outcome, DB_SEND_RETRY);
     assert_int_equal(read_send(0, NULL, &res), DB_OK);
