@@ -690,7 +690,9 @@ static int update_event(const struct tg_acct *a, const json_t *upd, int64_t *upd
 {
     *ev = NULL;
     const json_t *uid = json_object_get(upd, "update_id");
-    if (!json_is_integer(uid) || json_integer_value(uid) < 0)
+    /* INT64_MAX is refused too: no offset could confirm it. */
+    if (!json_is_integer(uid) || json_integer_value(uid) < 0 ||
+        json_integer_value(uid) == INT64_MAX)
         return db_err_set(e, DB_EINVAL, "update_id missing or not a non-negative integer");
     *update_id = json_integer_value(uid);
 
@@ -1073,7 +1075,7 @@ static int tg_read_poll(const void *acct, const struct db_http_resp *resp,
         }
         if (uid > max_id) max_id = uid;
     }
-    if (max_id >= 0 && max_id < INT64_MAX) {
+    if (max_id >= 0) {
         if (asprintf(next_cursor, "%" PRId64, max_id + 1) < 0) {
             *next_cursor = NULL;
             list_truncate(out, n0);
