@@ -74,7 +74,10 @@ static void post_message(struct db_gateway *gw, const struct db_config *cfg,
     json_t *cmd = NULL;
     struct db_err e = {0};
     if (db_json_parse_object(body, len, &cmd, &e) != DB_OK) {
-        db_httpd_respond_error(req, 400, "invalid_json", e.msg);
+        json_t *err = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "invalid_json", "field",
+                                "body", "message", e.msg);
+        db_respond_json(req, 400, err);
+        json_decref(err);
         return;
     }
     const struct db_account *acct;

@@ -73,14 +73,6 @@ static void handler_cb(struct db_httpd_req *req, void *arg)
     db_api_handle(gw, req);
 }
 
-static void redis_state_cb(int up, void *arg)
-{
-    struct db_gateway *gw = arg;
-    struct db_log_ctx ctx = {"redis", NULL, NULL, NULL};
-    (void)gw;
-    db_log(up ? DB_LOG_INFO : DB_LOG_WARN, &ctx, up ? "connected" : "connection lost");
-}
-
 int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_config *cfg,
                      struct db_err *e)
 {
@@ -105,7 +97,6 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
                                .name = "deskbridge"};
     int rc = db_redis_new(base, &ro, &gw->redis, e);
     if (rc != DB_OK) goto fail;
-    db_redis_set_state_cb(gw->redis, redis_state_cb, gw);
     gw->store = db_store_new(gw->redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};

@@ -406,10 +406,11 @@ static void adopted_cb(int status, const char *id, const char *msg_status, int c
 static void dead_cb(int status, long long n, void *arg)
 {
     struct job *j = arg;
+    struct db_sender *s = j->s;
     (void)status, (void)n;
-    j->s->inflight--;
+    s->inflight--;
     job_free(j);
-    read_more(j->s);
+    read_more(s);
 }
 
 /* Takes one outbox entry (id + field/value pairs). */
@@ -519,8 +520,9 @@ static void read_more(struct db_sender *s)
     if (s->inflight >= (size_t)s->opts.max_inflight) return;
     size_t room = (size_t)s->opts.max_inflight - s->inflight;
     s->reading = 1;
-    db_redis_cmd(s->block, read_cb, s, "XREADGROUP GROUP %s %s COUNT %zu BLOCK %d STREAMS %s >",
-                 DB_SENDER_GROUP, s->gw->consumer, room < READ_COUNT ? room : READ_COUNT,
+    /* hiredis formats only %s %b %d-style conversions: no %zu. */
+    db_redis_cmd(s->block, read_cb, s, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s >",
+                 DB_SENDER_GROUP, s->gw->consumer, (int)(room < READ_COUNT ? room : READ_COUNT),
                  READ_BLOCK_MS, s->outbox);
 }
 
