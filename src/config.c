@@ -188,6 +188,7 @@ enum id_mode {
     ID_TOKEN_PREFIX, /* the digits before ':' of the id variable (Telegram bot token) */
     ID_REQUIRED,     /* the id variable itself, which must be set */
     ID_DEFAULT,      /* the id variable itself, else id_default */
+    ID_FIXED,        /* always id_default (feature sections such as [schedule default]) */
 };
 
 struct qs_var {
@@ -226,7 +227,17 @@ static const struct qs_var vb_vars[] = {
     {NULL, NULL},
 };
 
+static const struct qs_var sched_vars[] = {
+    {"DESKBRIDGE_TIMEZONE", "timezone"},
+    {"DESKBRIDGE_BUSINESS_HOURS", "hours"},
+    {"DESKBRIDGE_HOLIDAYS", "holidays"},
+    {"DESKBRIDGE_AWAY_MESSAGE", "away_message"},
+    {NULL, NULL},
+};
+
 static const struct quickstart quickstarts[] = {
+    {.platform = "schedule", .vars = sched_vars, .id_var = 0, .id_mode = ID_FIXED,
+     .id_default = "default"},
     {.platform = "telegram", .vars = tg_vars, .id_var = 0, .id_mode = ID_TOKEN_PREFIX},
     {.platform = "whatsapp", .vars = wa_vars, .id_var = 3, .id_mode = ID_REQUIRED},
     {.platform = "viber", .vars = vb_vars, .id_var = 1, .id_mode = ID_DEFAULT,
@@ -258,6 +269,7 @@ const char *db_config_env_name(size_t i)
 /* ---- the loader ---- */
 
 struct sect {
+    int feature;    /* a feature section ([schedule x], [dispatch]...), not an account */
     char *platform; /* NULL for [gateway]; owned by the store */
     char *id;
     const char *file;
@@ -574,6 +586,13 @@ static struct sect *sect_find(struct loader *L, const char *platform, const char
     return NULL;
 }
 
+static const struct db_feature_section *feature_find(const char *name)
+{
+    for (size_t i = 0; db_feature_sections[i].name; i++)
+        if (strcmp(db_feature_sections[i].name, name) == 0) return &db_feature_sections[i];
+    return NULL;
+}
+
 static int kv_add(struct loader *L, struct sect *s, const char *key, const char *value,
                   const char *file, int line)
 {
@@ -618,19 +637,26 @@ static int parse_header(struct loader *L, char *s, int line, size_t *cur)
         *cur = L->gw = L->n_secs - 1;
         return DB_OK;
     }
-    if (!*name || !L->find(name) || strpbrk(rest, " \t"))
+    const struct db_feature_section *feat = *name ? feature_find(name) : NULL;
+    if (feat && !feat->named) {
+        if (*rest) return lerr(L, line, "[%.40s]: takes no name", name);
+        rest = name; /* one per file: its own name is its id */
+    }
+    if (!*name || (!feat && !L->find(name)) || strpbrk(rest, " \t"))
         return lerr(L, line, "[%.40s%s%.70s]: unknown section", name, *rest ? " " : "", rest);
     if (!*rest) return lerr(L, line, "[%.40s]: missing account id ([%.40s <id>])", name, name);
     if (!valid_account_id(rest))
         return lerr(L, line,
-                    "[%.40s %.70s]: account id must be 1 to 64 of A-Z a-z 0-9 _ . -",
-                    name, rest);
+                    "[%.40s %.70s]: %s must be 1 to 64 of A-Z a-z 0-9 _ . -",
+                    name, rest, feat ? "name" : "account id");
     const struct sect *dup = sect_find(L, name, rest);
     if (dup)
-        return lerr(L, line, "[%s %s]: duplicate account (first at line %d)", name, rest,
-                    dup->line);
+        return lerr(L, line, "[%s %s]: duplicate %s (first at line %d)", name, rest,
+                    feat ? "section" : "account", dup->line);
     char *p = st_dup(L->st, name), *id = st_dup(L->st, rest);
-    if (!p || !id || !sect_add(L, p, id, L->file, line)) return oom(L->e);
+    struct sect *sec = p && id ? sect_add(L, p, id, L->file, line) : NULL;
+    if (!sec) return oom(L->e);
+    sec->feature = feat != NULL;
     *cur = L->n_secs - 1;
     return DB_OK;
 }
@@ -822,7 +848,9 @@ static int add_quickstart(struct loader *L, const struct quickstart *q)
     struct origin o = {.var = var[q->id_var] ? var[q->id_var] : idvar};
     const char *id = val[q->id_var];
     char idbuf[MAX_ACCOUNT_ID + 1];
-    if (!id && q->id_mode == ID_DEFAULT) {
+    if (q->id_mode == ID_FIXED) {
+        id = q->id_default;
+    } else if (!id && q->id_mode == ID_DEFAULT) {
         id = q->id_default;
     } else if (!id) {
         return oerr(L->e, &o, idvar, "required when any %.*s_* variable is set",
@@ -838,11 +866,14 @@ static int add_quickstart(struct loader *L, const struct quickstart *q)
     }
     if (!valid_account_id(id))
         return oerr(L->e, &o, idvar, "account id must be 1 to 64 of A-Z a-z 0-9 _ . -");
-    if (!L->find(q->platform)) return oerr(L->e, &o, idvar, "platform not available");
+    int feat = feature_find(q->platform) != NULL;
+    if (!feat && !L->find(q->platform))
+        return oerr(L->e, &o, idvar, "platform not available");
     struct sect *s = sect_find(L, q->platform, id);
     if (!s) {
         char *p = st_dup(L->st, q->platform), *sid = st_dup(L->st, id);
         if (!p || !sid || !(s = sect_add(L, p, sid, ENV_FILE, 0))) return oom(L->e);
+        s->feature = feat;
     }
     for (size_t i = 0; q->vars[i].var; i++) {
         if (!val[i] || !q->vars[i].key) continue;
@@ -925,13 +956,34 @@ static int build_accounts(struct loader *L)
 {
     struct db_config *c = L->c;
     size_t n = 0;
-    for (size_t i = 0; i < L->n_secs; i++) n += L->secs[i].platform != NULL;
+    size_t nf = 0;
+    for (size_t i = 0; i < L->n_secs; i++) {
+        n += L->secs[i].platform && !L->secs[i].feature;
+        nf += L->secs[i].feature;
+    }
+    if (nf) {
+        c->sections = calloc(nf, sizeof *c->sections);
+        if (!c->sections) return oom(L->e);
+        for (size_t i = 0; i < L->n_secs; i++) {
+            struct sect *s = &L->secs[i];
+            if (!s->feature) continue;
+            struct db_conf_section *sec = &c->sections[c->n_sections++];
+            *sec = (struct db_conf_section){
+                .platform = s->platform, .account = s->id, .kv = s->kv, .n = s->n};
+            s->kv = NULL; /* the configuration owns it now */
+            const struct db_feature_section *f = feature_find(s->platform);
+            if (f->check) {
+                int rc = f->check(sec, L->e);
+                if (rc != DB_OK) return rc;
+            }
+        }
+    }
     if (n == 0) return DB_OK;
     c->accounts = calloc(n, sizeof *c->accounts);
     if (!c->accounts) return oom(L->e);
     for (size_t i = 0; i < L->n_secs; i++) {
         struct sect *s = &L->secs[i];
-        if (!s->platform) continue;
+        if (!s->platform || s->feature) continue;
         const struct db_connector *conn = L->find(s->platform);
         if (!conn || (!L->o->skip_accounts && !conn->account_new)) {
             if (s->line > 0)
@@ -970,6 +1022,8 @@ void db_config_free(struct db_config *c)
         free((void *)a->sec.kv);
     }
     free(c->accounts);
+    for (size_t i = 0; i < c->n_sections; i++) free((void *)c->sections[i].kv);
+    free(c->sections);
     free(c->api_tokens);
     st_free(c->storage);
     free(c);
@@ -1070,4 +1124,14 @@ const struct db_account *db_config_sole_account(const struct db_config *c, const
         found = &c->accounts[i];
     }
     return found;
+}
+
+const struct db_conf_section *db_config_section(const struct db_config *c, const char *type,
+                                                const char *name)
+{
+    for (size_t i = 0; i < c->n_sections; i++)
+        if (strcmp(c->sections[i].platform, type) == 0 &&
+            (!name || strcmp(c->sections[i].account, name) == 0))
+            return &c->sections[i];
+    return NULL;
 }

@@ -42,6 +42,10 @@ struct db_config {
     long stream_maxlen;       /* XADD MAXLEN ~ for <prefix>:events, 0 = unbounded (default) */
     struct db_account *accounts;
     size_t n_accounts;
+    /* Feature sections ([dispatch], [schedule NAME], ...) in file order, each already
+     * checked by its module; platform = the section type, account = its name. */
+    struct db_conf_section *sections;
+    size_t n_sections;
     void *storage;            /* private: owns every string above */
 };
 
@@ -53,6 +57,20 @@ struct db_config {
 int db_config_load(const char *file, char *const *env, struct db_config **out,
                    struct db_err *e) DB_MUST_CHECK;
 void db_config_free(struct db_config *c); /* NULL-safe */
+
+/* A kind of feature section the file may hold: [name] when !named, [name ID] otherwise.
+ * check (may be NULL) validates one section, reporting with db_conf_error. */
+struct db_feature_section {
+    const char *name;
+    int named;
+    int (*check)(const struct db_conf_section *sec, struct db_err *e);
+};
+/* The known kinds, terminated by a NULL name (src/features.c). */
+extern const struct db_feature_section db_feature_sections[];
+
+/* The feature section (type, name), or NULL.  name NULL matches the first of that type. */
+const struct db_conf_section *db_config_section(const struct db_config *c, const char *type,
+                                                const char *name);
 
 /* The account (platform, id), or NULL. */
 const struct db_account *db_config_account(const struct db_config *c, const char *platform,
