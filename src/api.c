@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include "deskbridge/connector.h"
+#include "dispatcher.h"
 #include "gateway.h"
+#include "media.h"
+#include "metrics.h"
 #include "log.h"
 #include "outbound.h"
 #include "redis.h"
@@ -184,6 +187,10 @@ void db_api_handle(struct db_gateway *gw, struct db_httpd_req *req)
                      gw->cfg->cfg->prefix, gw->consumer);
         return;
     }
+    if (strcmp(path, "/metrics") == 0 && get) {
+        db_metrics_handle(gw, req);
+        return;
+    }
     if (strncmp(path, "/v1/", 4) != 0) {
         db_httpd_respond_error(req, 404, "not_found", "no such route");
         return;
@@ -204,6 +211,10 @@ void db_api_handle(struct db_gateway *gw, struct db_httpd_req *req)
         db_store_get_by_external(gw->store, seg[0], seg[1], seg[2], message_cb, req);
     } else if (get && segments(path, "/v1/messages/", buf, sizeof buf, seg, 1)) {
         db_store_get_message(gw->store, seg[0], message_cb, req);
+    } else if (get && segments(path, "/v1/media/", buf, sizeof buf, seg, 3)) {
+        db_media_handle(gw, req, seg[0], seg[1], seg[2]);
+    } else if (db_dispatch_api_handle(gw, req)) {
+        /* answered by the dispatcher */
     } else {
         db_httpd_respond_error(req, 404, "not_found", "no such route");
     }

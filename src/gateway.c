@@ -7,7 +7,10 @@
 
 #include <event2/event.h>
 
+#include "dispatcher.h"
+#include "hookout.h"
 #include "http_client.h"
+#include "metrics.h"
 #include "log.h"
 #include "poller.h"
 #include "redis.h"
@@ -42,6 +45,12 @@ static struct db_cfg_ref *cfg_ref_new(struct db_config *cfg)
 }
 
 /* ---- HTTP routing ---- */
+
+static void redis_state_cb(int up, void *arg)
+{
+    struct db_gateway *gw = arg;
+    db_metrics_redis_state(gw->metrics, up);
+}
 
 static size_t body_limit_cb(const char *method, const char *path, void *arg)
 {
@@ -95,8 +104,11 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     struct db_redis_opts ro = {.url = cfg->redis_url,
                                .command_timeout_ms = cfg->redis_timeout_ms,
                                .name = "deskbridge"};
-    int rc = db_redis_new(base, &ro, &gw->redis, e);
+    gw->metrics = db_metrics_new();
+    int rc = gw->metrics ? db_redis_new(base, &ro, &gw->redis, e)
+                         : db_err_set(e, DB_ENOMEM, "out of memory");
     if (rc != DB_OK) goto fail;
+    db_redis_set_state_cb(gw->redis, redis_state_cb, gw);
     gw->store = db_store_new(gw->redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};
@@ -120,6 +132,11 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     }
     if (gw->roles & DB_ROLE_SEND) {
         rc = db_sender_start(gw, NULL, &gw->sender, e);
+        if (rc != DB_OK) goto fail;
+    }
+    if (gw->roles & DB_ROLE_DISPATCH) {
+        rc = db_dispatcher_start(gw, &gw->dispatcher, e);
+        if (rc == DB_OK) rc = db_hookout_start(gw, &gw->hookout, e);
         if (rc != DB_OK) goto fail;
     }
     return DB_OK;
@@ -155,8 +172,11 @@ int db_gateway_drain(struct db_gateway *gw)
         db_poller_free(gw->poller);
         gw->poller = NULL;
         db_sender_stop_reading(gw->sender);
+        db_dispatcher_stop_reading(gw->dispatcher);
+        db_hookout_stop_reading(gw->hookout);
     }
-    return db_httpd_inflight(gw->httpd) == 0 && db_sender_inflight(gw->sender) == 0;
+    return db_httpd_inflight(gw->httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
+           db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0;
 }
 
 void db_gateway_stop(struct db_gateway *gw)
@@ -167,16 +187,24 @@ void db_gateway_stop(struct db_gateway *gw)
     db_poller_free(gw->poller);
     gw->poller = NULL;
     db_sender_stop_reading(gw->sender);
+    db_dispatcher_stop_reading(gw->dispatcher);
+    db_hookout_stop_reading(gw->hookout);
     /* Cancelling calls runs their callbacks, which may still talk to Redis: free the HTTP
      * client while Redis and the store are alive. */
     db_http_client_free(gw->platform_http);
     gw->platform_http = NULL;
     db_sender_free(gw->sender);
     gw->sender = NULL;
+    db_dispatcher_free(gw->dispatcher);
+    gw->dispatcher = NULL;
+    db_hookout_free(gw->hookout);
+    gw->hookout = NULL;
     db_redis_free(gw->redis);
     gw->redis = NULL;
     db_store_free(gw->store);
     gw->store = NULL;
     db_cfg_unref(gw->cfg);
     gw->cfg = NULL;
+    db_metrics_free(gw->metrics);
+    gw->metrics = NULL;
 }

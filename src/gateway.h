@@ -19,6 +19,8 @@ struct db_http_client;
 struct db_sender;
 struct db_poller;
 struct db_metrics;
+struct db_dispatcher;
+struct db_hookout;
 
 /* A counted reference to one loaded configuration. */
 struct db_cfg_ref {
@@ -38,6 +40,9 @@ struct db_gateway {
     struct db_http_client *platform_http; /* operator-configured platform URLs */
     struct db_sender *sender;
     struct db_poller *poller;
+    struct db_dispatcher *dispatcher;
+    struct db_hookout *hookout;
+    struct db_metrics *metrics;
     int stopping;                       /* SIGTERM seen: finish in-flight work and exit */
     char consumer[96];                  /* consumer name in Redis groups: host-pid */
 };

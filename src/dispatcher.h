@@ -1,0 +1,38 @@
+/* dispatcher.h - conversations, agents and assignment (a consumer group on P:events).
+ *
+ * See docs/dispatcher.md.  Several dispatcher processes may share one Redis: every state
+ * change is one Lua script, so no conversation is assigned twice and no agent goes over
+ * capacity; entries left pending by a crashed dispatcher are claimed by another. */
+#ifndef DB_DISPATCHER_H
+#define DB_DISPATCHER_H
+
+#include "deskbridge/status.h"
+
+struct db_gateway;
+struct db_httpd_req;
+struct db_dispatcher;
+
+/* Starts consuming P:events for gw (group "deskbridge-dispatch").  DB_OK or an error in e. */
+int db_dispatcher_start(struct db_gateway *gw, struct db_dispatcher **out, struct db_err *e)
+    DB_MUST_CHECK;
+/* Stops reading; work in flight finishes. */
+void db_dispatcher_stop_reading(struct db_dispatcher *d);
+/* Entries being processed. */
+unsigned long db_dispatcher_inflight(const struct db_dispatcher *d);
+void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
+
+/* Answers the dispatcher's API routes (/v1/agents..., /v1/conversations..., /v1/stats,
+ * /v1/canned); the caller has already checked the bearer token.  Returns 1 when the path
+ * was one of them (and the request is answered or will be), 0 otherwise. */
+int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req);
+
+/* Called by the API when an agent's message was queued for a conversation, so the
+ * conversation records its first response time and appears in the agent's inbox. */
+void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
+                            const char *message_id, const char *agent_id);
+
+/* Config section [dispatch] check (features.c). */
+struct db_conf_section;
+int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e);
+
+#endif

@@ -1,0 +1,48 @@
+/* metrics.h - counters, gauges and histograms of one gateway process, exposed at
+ * GET /metrics in the Prometheus text format (clean under `promtool check metrics`).
+ *
+ * Calls are cheap (no allocation after a label set was first seen) and never fail the
+ * caller: a label set that cannot be recorded is dropped.  Label values are bounded by the
+ * configuration (platforms, accounts) or by fixed vocabularies (outcomes, kinds), so the
+ * series count stays bounded.  Gauges that live in Redis (queue lengths, oldest pending
+ * entry, conversations by state) are read when /metrics is scraped. */
+#ifndef DB_METRICS_H
+#define DB_METRICS_H
+
+#include <stddef.h>
+
+struct db_metrics;
+struct db_gateway;
+struct db_httpd_req;
+
+/* NULL on ENOMEM; free with db_metrics_free (NULL-safe). */
+struct db_metrics *db_metrics_new(void);
+void db_metrics_free(struct db_metrics *m);
+
+/* deskbridge_webhooks_total{platform,account,outcome}; outcome: accepted, duplicate,
+ * ignored (valid, nothing to store), unauthorized, invalid, too_large, unknown_account,
+ * unavailable. */
+void db_metrics_webhook(struct db_metrics *m, const char *platform, const char *account,
+                        const char *outcome);
+/* deskbridge_stream_write_seconds histogram (one ingest script round trip). */
+void db_metrics_store_latency(struct db_metrics *m, double seconds);
+/* deskbridge_events_total{platform,kind}: events written to the stream. */
+void db_metrics_events(struct db_metrics *m, const char *platform, const char *kind, long n);
+/* deskbridge_sends_total{platform,outcome,error_class}; outcome sent|failed|retry;
+ * error_class "" when none, else the platform's code ("429", "131047", "12"...). */
+void db_metrics_send(struct db_metrics *m, const char *platform, const char *outcome,
+                     const char *error_class);
+/* deskbridge_dead_letters_total */
+void db_metrics_dead_letter(struct db_metrics *m);
+/* deskbridge_redis_up gauge (1/0) and deskbridge_redis_reconnects_total. */
+void db_metrics_redis_state(struct db_metrics *m, int up);
+/* deskbridge_first_response_seconds histogram (agent's first reply in a conversation). */
+void db_metrics_first_response(struct db_metrics *m, double seconds);
+
+/* Answers GET /metrics for gw: the process's own series plus the Redis gauges
+ * (deskbridge_queue_length{stream}, deskbridge_pending_oldest_seconds{stream,group},
+ * deskbridge_conversations{state}), read asynchronously; if Redis does not answer, the
+ * Redis gauges are left out and deskbridge_redis_up says 0. */
+void db_metrics_handle(struct db_gateway *gw, struct db_httpd_req *req);
+
+#endif
