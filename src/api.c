@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "deskbridge/connector.h"
+#include "autoreply.h"
 #include "dispatcher.h"
 #include "gateway.h"
 #include "media.h"
@@ -43,8 +44,11 @@ static int authorized(const struct db_config *cfg, struct db_httpd_req *req)
 /* ---- POST /v1/messages ---- */
 
 struct send_req {
+    struct db_gateway *gw;
     struct db_httpd_req *req;
     char id[DB_ID_LEN + 1];
+    char *conversation;
+    char *agent;
 };
 
 static void enqueued_cb(int status, const char *id, const char *msg_status, int created,
@@ -56,6 +60,7 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
         json_t *obj = json_pack("{s:s, s:s}", "id", id, "status", msg_status ? msg_status : "queued");
         if (obj && !created) json_object_set_new(obj, "duplicate", json_true());
         db_log(DB_LOG_INFO, &ctx, created ? "message queued" : "repeated client_id, id=%s", id);
+        if (created) db_dispatch_note_reply(s->gw, s->conversation, id, s->agent);
         if (obj) db_respond_json(s->req, 202, obj);
         else db_httpd_respond_error(s->req, 500, "internal", "out of memory");
         json_decref(obj);
@@ -66,6 +71,8 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
             "{\"error\":{\"code\":\"unavailable\",\"message\":\"storage unavailable, retry\"}}";
         db_httpd_respond(s->req, 503, "application/json", body, sizeof body - 1, retry);
     }
+    free(s->conversation);
+    free(s->agent);
     free(s);
 }
 
@@ -86,7 +93,8 @@ static void post_message(struct db_gateway *gw, const struct db_config *cfg,
     const struct db_account *acct;
     struct db_outbound msg;
     const char *field = NULL;
-    if (db_outbound_from_json(cfg, cmd, &acct, &msg, &field, &e) != DB_OK) {
+    if (db_canned_expand(cfg, cmd, &e) != DB_OK) field = "canned";
+    if (field || db_outbound_from_json(cfg, cmd, &acct, &msg, &field, &e) != DB_OK) {
         json_t *err = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "invalid_field", "field",
                                 field ? field : "body", "message", e.msg);
         db_respond_json(req, 400, err);
@@ -104,13 +112,21 @@ static void post_message(struct db_gateway *gw, const struct db_config *cfg,
         json_object_set_new(cmd, "id", json_string(s->id));
         text = db_json_dump(cmd);
     }
-    if (!s || !text) {
+    if (s) {
+        s->conversation = strdup(db_json_str(cmd, "conversation"));
+        const char *agent = db_json_str(cmd, "agent");
+        s->agent = agent ? strdup(agent) : NULL;
+    }
+    if (!s || !text || !s->conversation) {
+        if (s) free(s->conversation), free(s->agent);
         free(s);
+        free(text);
         json_decref(cmd);
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
     s->req = req;
+    s->gw = gw;
     db_store_enqueue(gw->store, s->id, db_json_str(cmd, "client_id"),
                      db_json_str(cmd, "conversation"), acct->platform, acct->id, text,
                      enqueued_cb, s);
@@ -213,6 +229,8 @@ void db_api_handle(struct db_gateway *gw, struct db_httpd_req *req)
         db_store_get_message(gw->store, seg[0], message_cb, req);
     } else if (get && segments(path, "/v1/media/", buf, sizeof buf, seg, 3)) {
         db_media_handle(gw, req, seg[0], seg[1], seg[2]);
+    } else if (get && strcmp(path, "/v1/canned") == 0) {
+        db_canned_list_handle(gw, req);
     } else if (db_dispatch_api_handle(gw, req)) {
         /* answered by the dispatcher */
     } else {

@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "autoreply.h"
 #include "dispatcher.h"
 #include "hookout.h"
 #include "http_client.h"
@@ -137,6 +138,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if (gw->roles & DB_ROLE_DISPATCH) {
         rc = db_dispatcher_start(gw, &gw->dispatcher, e);
         if (rc == DB_OK) rc = db_hookout_start(gw, &gw->hookout, e);
+        if (rc == DB_OK) rc = db_autoreply_start(gw, &gw->autoreply, e);
         if (rc != DB_OK) goto fail;
     }
     return DB_OK;
@@ -174,9 +176,11 @@ int db_gateway_drain(struct db_gateway *gw)
         db_sender_stop_reading(gw->sender);
         db_dispatcher_stop_reading(gw->dispatcher);
         db_hookout_stop_reading(gw->hookout);
+        db_autoreply_stop_reading(gw->autoreply);
     }
     return db_httpd_inflight(gw->httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
-           db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0;
+           db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
+           db_autoreply_inflight(gw->autoreply) == 0;
 }
 
 void db_gateway_stop(struct db_gateway *gw)
@@ -189,6 +193,7 @@ void db_gateway_stop(struct db_gateway *gw)
     db_sender_stop_reading(gw->sender);
     db_dispatcher_stop_reading(gw->dispatcher);
     db_hookout_stop_reading(gw->hookout);
+    db_autoreply_stop_reading(gw->autoreply);
     /* Cancelling calls runs their callbacks, which may still talk to Redis: free the HTTP
      * client while Redis and the store are alive. */
     db_http_client_free(gw->platform_http);
@@ -199,6 +204,8 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->dispatcher = NULL;
     db_hookout_free(gw->hookout);
     gw->hookout = NULL;
+    db_autoreply_free(gw->autoreply);
+    gw->autoreply = NULL;
     db_redis_free(gw->redis);
     gw->redis = NULL;
     db_store_free(gw->store);

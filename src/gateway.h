@@ -21,6 +21,7 @@ struct db_poller;
 struct db_metrics;
 struct db_dispatcher;
 struct db_hookout;
+struct db_autoreply;
 
 /* A counted reference to one loaded configuration. */
 struct db_cfg_ref {
@@ -42,6 +43,7 @@ struct db_gateway {
     struct db_poller *poller;
     struct db_dispatcher *dispatcher;
     struct db_hookout *hookout;
+    struct db_autoreply *autoreply;
     struct db_metrics *metrics;
     int stopping;                       /* SIGTERM seen: finish in-flight work and exit */
     char consumer[96];                  /* consumer name in Redis groups: host-pid */

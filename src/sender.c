@@ -10,6 +10,7 @@
 #include "gateway.h"
 #include "http_client.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbound.h"
 #include "redis.h"
 #include "store.h"
@@ -196,6 +197,7 @@ static void record(struct job *j)
 static void finish(struct job *j, const char *status, const char *code, const char *msg)
 {
     struct db_log_ctx ctx;
+    db_metrics_send(j->s->gw->metrics, j->platform, status, code ? code : "");
     if (strcmp(status, "failed") == 0)
         db_log(DB_LOG_WARN, job_ctx(j, &ctx), "failed code=%s: %s", code ? code : "",
                msg ? msg : "");
@@ -282,6 +284,8 @@ static void sent_cb(const struct db_http_resp *resp, void *arg)
     }
     int64_t delay = res.retry_after_ms > 0 ? res.retry_after_ms : backoff_ms(cfg, j->attempt);
     if (res.per_chat && j->chat) j->chat->not_before_ms = db_now_ms() + delay;
+    db_metrics_send(s->gw->metrics, j->platform, "retry",
+                    res.err_code[0] ? res.err_code : (resp->status ? "http" : "network"));
     db_log(DB_LOG_WARN, job_ctx(j, &ctx), "attempt %d failed (%s); retry in %lld ms", j->attempt,
            j->last_error, (long long)delay);
     schedule(j, delay);
@@ -452,6 +456,7 @@ static void take_entry(struct db_sender *s, const redisReply *entry)
     if (reason) {
         struct db_log_ctx ctx = {"sender", NULL, NULL, j->entry};
         db_log(DB_LOG_WARN, &ctx, "outbox entry dead-lettered: %s", reason);
+        db_metrics_dead_letter(s->gw->metrics);
         db_store_dead_letter(s->gw->store, DB_SENDER_GROUP, j->entry, j->command_text, reason,
                              dead_cb, j);
         return;

@@ -10,6 +10,7 @@
 #include "deskbridge/connector.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util/id.h"
 
@@ -19,6 +20,8 @@ struct wh_req {
     struct db_cfg_ref *cfg;
     char *reply_body;
     size_t events;
+    long kinds[6];       /* events of the batch per kind, for the metrics */
+    int64_t started_ms;
     char platform[32];
     char account[72];
     char rid[DB_ID_LEN + 1];
@@ -30,11 +33,21 @@ static void answer_ok(struct db_httpd_req *req, const char *reply_body)
     db_httpd_respond(req, 200, "application/json", body, strlen(body), NULL);
 }
 
+static const char *const kind_names[6] = {"message", "edit",    "callback",
+                                          "reaction", "receipt", "membership"};
+
 static void stored_cb(int status, long long written, void *arg)
 {
     struct wh_req *w = arg;
     struct db_log_ctx ctx = {"webhook", w->platform, w->account, w->rid};
+    struct db_metrics *m = w->gw->metrics;
+    db_metrics_store_latency(m, (double)(db_now_ms() - w->started_ms) / 1000.0);
     if (status == DB_OK) {
+        db_metrics_webhook(m, w->platform, w->account, written ? "accepted" : "duplicate");
+        /* Per kind only when the whole batch was new (the common case); a partly redelivered
+         * batch does not say which of its events were written. */
+        for (int k = 0; k < 6 && (size_t)written == w->events; k++)
+            if (w->kinds[k]) db_metrics_events(m, w->platform, kind_names[k], w->kinds[k]);
         db_log(DB_LOG_INFO, &ctx, "accepted events=%zu written=%lld", w->events, written);
         answer_ok(w->req, w->reply_body);
     } else if (status == DB_EINVAL) {
@@ -42,6 +55,7 @@ static void stored_cb(int status, long long written, void *arg)
         db_log(DB_LOG_ERROR, &ctx, "event rejected by the contract check; nothing written");
         db_httpd_respond_error(w->req, 500, "internal", "event failed the contract check");
     } else {
+        db_metrics_webhook(m, w->platform, w->account, "unavailable");
         db_log(DB_LOG_WARN, &ctx, "redis unavailable (%s); answered 503", db_strerror(status));
         static const char *const retry[] = {"Retry-After: 1", NULL};
         static const char body[] =
@@ -84,6 +98,7 @@ void db_webhook_handle(struct db_gateway *gw, struct db_httpd_req *req, const ch
     struct db_err e = {0};
 
     if (!acct) {
+        db_metrics_webhook(gw->metrics, platform, "-", "unknown_account");
         db_log(DB_LOG_WARN, &ctx, "no such account");
         db_httpd_respond_error(req, 404, "unknown_account", "no such platform account");
         goto done;
@@ -99,18 +114,21 @@ void db_webhook_handle(struct db_gateway *gw, struct db_httpd_req *req, const ch
     }
     /* The signature is checked over the raw bytes before any parsing. */
     if (db_conn_verify(acct->conn, acct->state, &in, &e) != DB_OK) {
+        db_metrics_webhook(gw->metrics, platform, account, "unauthorized");
         db_log(DB_LOG_WARN, &ctx, "signature check failed: %s", e.msg);
         db_httpd_respond_error(req, 401, "unauthorized", "missing or invalid signature");
         goto done;
     }
     int rc = db_conn_parse(acct->conn, acct->state, &in, &events, &e);
     if (rc != DB_OK) {
+        db_metrics_webhook(gw->metrics, platform, account, "invalid");
         db_log(DB_LOG_WARN, &ctx, "rejected: %s", e.msg);
         db_httpd_respond_error(req, rc == DB_ENOMEM ? 500 : 400,
                                rc == DB_ENOMEM ? "internal" : "invalid_body", e.msg);
         goto done;
     }
     if (events.n == 0) {
+        db_metrics_webhook(gw->metrics, platform, account, "ignored");
         db_log(DB_LOG_DEBUG, &ctx, "accepted, nothing to store");
         answer_ok(req, events.reply_body);
         goto done;
@@ -124,6 +142,12 @@ void db_webhook_handle(struct db_gateway *gw, struct db_httpd_req *req, const ch
     w->req = req;
     w->cfg = cfg;
     w->events = events.n;
+    w->started_ms = db_now_ms();
+    for (size_t i = 0; i < events.n; i++) {
+        const char *kind = json_string_value(json_object_get(events.v[i].json, "kind"));
+        for (int k = 0; k < 6 && kind; k++)
+            if (strcmp(kind, kind_names[k]) == 0) w->kinds[k]++;
+    }
     w->reply_body = events.reply_body;
     events.reply_body = NULL;
     snprintf(w->platform, sizeof w->platform, "%s", platform);
