@@ -936,9 +936,10 @@ static int check(struct loader *L)
                         sizeof shown));
     }
     if (c->redis_url && strncmp(c->redis_url, "redis://", 8) != 0 &&
-        strncmp(c->redis_url, "unix://", 7) != 0)
+        strncmp(c->redis_url, "unix://", 7) != 0 &&
+        strncmp(c->redis_url, "redis+sentinel://", 17) != 0)
         return oerr(L->e, orig_of(L, "redis_url"), "redis_url",
-                    "expected redis://host:port/db or unix:///path/to/socket");
+                    "expected redis://host:port/db, unix:///path/to/socket or redis+sentinel://host:port,.../master");
     if (c->retry_base_ms > c->retry_max_ms) {
         const struct origin *mx = orig_of(L, "retry_max_ms");
         if (is_set(mx) && !is_set(orig_of(L, "retry_base_ms")))
