@@ -360,8 +360,8 @@ static void environment_errors_name_the_variable(void **state)
                         "(it starts every Redis key)");
     /* A secret's value is never echoed, even when it is malformed. */
     char *r[] = {"DESKBRIDGE_REDIS_URL=tcp://:hunter2@r", NULL};
-    expect_error("", r, "environment: DESKBRIDGE_REDIS_URL: expected redis://host:port/db or "
-                        "unix:///path/to/socket");
+    expect_error("", r, "environment: DESKBRIDGE_REDIS_URL: expected redis://host:port/db, "
+                        "unix:///path/to/socket or redis+sentinel://host:port,.../master");
     /* The file's key is named when the file set it and the variable did not. */
     char *ok[] = {"DESKBRIDGE_WORKERS=3", NULL};
     expect_error("[gateway]\nretry_base_ms = 90000\n", ok,
