@@ -32,6 +32,8 @@ struct db_config {
     char *log_level;          /* error|warn|info|debug, default info */
     char *role;               /* ingest|dispatch|send|all, default all */
     int workers;              /* default 1 */
+    int worker;               /* index of this worker process (set by main, not configured):
+                                 only worker 0 long-polls, as a platform allows one poller */
     int shutdown_timeout_ms;  /* default 10000 */
     int redis_timeout_ms;     /* command timeout, default 2000 */
     int max_connections;      /* HTTP connection cap, default 1024 */

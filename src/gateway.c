@@ -127,7 +127,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     }
     rc = db_httpd_listen(gw->httpd, cfg->listen, cfg->workers > 1, e);
     if (rc != DB_OK) goto fail;
-    if (gw->roles & DB_ROLE_INGEST) {
+    if ((gw->roles & DB_ROLE_INGEST) && cfg->worker == 0) {
         rc = db_poller_start(gw, 50, &gw->poller, e);
         if (rc != DB_OK) goto fail;
     }
@@ -149,13 +149,14 @@ fail:
 
 void db_gateway_reload(struct db_gateway *gw, struct db_config *cfg)
 {
+    cfg->worker = gw->cfg->cfg->worker;
     struct db_cfg_ref *ref = cfg_ref_new(cfg);
     if (!ref) return;
     db_cfg_unref(gw->cfg);
     gw->cfg = ref;
     /* Pollers hold the old accounts: restart them on the new ones.  A poll in flight is
      * cancelled unconfirmed, so its updates come again. */
-    if (gw->roles & DB_ROLE_INGEST) {
+    if ((gw->roles & DB_ROLE_INGEST) && gw->cfg->cfg->worker == 0) {
         db_poller_free(gw->poller);
         gw->poller = NULL;
         struct db_err e = {0};

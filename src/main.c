@@ -2,12 +2,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
+#include "cli.h"
 #include "config.h"
 #include "gateway.h"
 #include "http_client.h"
@@ -18,6 +21,9 @@ extern char **environ;
 static const char usage[] =
     "usage: deskbridge [options]                      run the gateway\n"
     "       deskbridge check-config FILE              validate a configuration file\n"
+    "       deskbridge accounts                       list accounts and how they receive\n"
+    "       deskbridge tail [--from-start]            print the streams live\n"
+    "       deskbridge reply CONVERSATION TEXT        send TEXT as an agent\n"
     "       deskbridge webhook set PLATFORM --url URL [--account ID]\n"
     "       deskbridge webhook delete PLATFORM [--account ID]\n"
     "\n"
@@ -25,6 +31,7 @@ static const char usage[] =
     "  -c, --config FILE   configuration file (accounts on several platforms);\n"
     "                      environment variables override it (docs/config.md)\n"
     "  -r, --role ROLE     ingest|dispatch|send|all (default all)\n"
+    "  -w, --workers N     run N processes sharing the listening port\n"
     "      --account ID    the account, when a platform has several\n"
     "      --url URL       public base URL of the gateway (or the full webhook URL)\n"
     "  -h, --help          this text\n"
@@ -104,10 +111,12 @@ static int load(const char *file, struct db_config **cfg)
     return 0;
 }
 
-static int run_gateway(const char *file, const char *role)
+static int run_gateway(const char *file, const char *role, int workers, int worker)
 {
     struct db_config *cfg;
     if (load(file, &cfg) != 0) return 2;
+    if (workers > 0) cfg->workers = workers;
+    cfg->worker = worker;
     if (role) {
         free(cfg->role);
         cfg->role = strdup(role);
@@ -138,6 +147,73 @@ static int run_gateway(const char *file, const char *role)
     if (r.tick) event_free(r.tick);
     event_base_free(r.base);
     return 0;
+}
+
+/* ---- several workers sharing the port ---- */
+
+static volatile sig_atomic_t sup_term, sup_hup;
+
+static void sup_signal(int sig)
+{
+    if (sig == SIGHUP) sup_hup = 1;
+    else sup_term = 1;
+}
+
+static pid_t spawn_worker(const char *file, const char *role, int workers, int index)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        _exit(run_gateway(file, role, workers, index));
+    }
+    return pid;
+}
+
+/* Starts n workers (SO_REUSEPORT spreads connections over them), passes SIGTERM/SIGINT and
+ * SIGHUP on, and restarts a worker that died, so one crash never takes the port down. */
+static int run_workers(const char *file, const char *role, int n)
+{
+    struct db_config *cfg;
+    if (load(file, &cfg) != 0) return 2; /* fail fast on a bad config, before forking */
+    db_config_free(cfg);
+    struct sigaction sa = {.sa_handler = sup_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    pid_t kids[64];
+    struct db_log_ctx ctx = {"main", NULL, NULL, NULL};
+    for (int i = 0; i < n; i++) kids[i] = spawn_worker(file, role, n, i);
+    int alive = n, rc = 0;
+    while (alive > 0) {
+        if (sup_hup) {
+            sup_hup = 0;
+            for (int i = 0; i < n; i++) if (kids[i] > 0) kill(kids[i], SIGHUP);
+        }
+        if (sup_term == 1) {
+            sup_term = 2;
+            for (int i = 0; i < n; i++) if (kids[i] > 0) kill(kids[i], SIGTERM);
+        }
+        int st;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) continue; /* EINTR: a signal to pass on */
+        for (int i = 0; i < n; i++) {
+            if (kids[i] != pid) continue;
+            if (sup_term) {
+                kids[i] = 0;
+                alive--;
+                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) rc = 1;
+            } else {
+                db_log(DB_LOG_ERROR, &ctx, "worker %d (pid %ld) ended (status %d); restarting",
+                       i, (long)pid, st);
+                sleep(1);
+                kids[i] = spawn_worker(file, role, n, i);
+            }
+        }
+    }
+    return rc;
 }
 
 /* ---- webhook set / delete ---- */
@@ -225,17 +301,27 @@ int main(int argc, char **argv)
                                          {"role", required_argument, NULL, 'r'},
                                          {"account", required_argument, NULL, 'a'},
                                          {"url", required_argument, NULL, 'u'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"from-start", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     const char *file = getenv("DESKBRIDGE_CONFIG"), *role = NULL, *account = NULL, *url = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:r:hV", opts, NULL)) != -1) {
+    int c, workers = 0, from_start = 0;
+    while ((c = getopt_long(argc, argv, "c:r:w:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': file = optarg; break;
         case 'r': role = optarg; break;
         case 'a': account = optarg; break;
         case 'u': url = optarg; break;
+        case 'w':
+            workers = atoi(optarg);
+            if (workers < 1 || workers > 64) {
+                fprintf(stderr, "deskbridge: --workers must be 1 to 64\n");
+                return 2;
+            }
+            break;
+        case 'f': from_start = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("deskbridge %s\n", DB_VERSION); return 0;
         default: fputs(usage, stderr); return 2;
@@ -246,7 +332,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "deskbridge: --role must be ingest, dispatch, send or all\n");
         return 2;
     }
-    if (optind >= argc) return run_gateway(file, role);
+    if (optind >= argc) {
+        struct db_config *cfg;
+        if (!workers && load(file, &cfg) == 0) { /* DESKBRIDGE_WORKERS or the file's */
+            workers = cfg->workers;
+            db_config_free(cfg);
+        }
+        return workers > 1 ? run_workers(file, role, workers) : run_gateway(file, role, 0, 0);
+    }
     const char *cmd = argv[optind];
     if (strcmp(cmd, "check-config") == 0) {
         const char *f = optind + 1 < argc ? argv[optind + 1] : file;
@@ -255,6 +348,16 @@ int main(int argc, char **argv)
         printf("%s: ok, %zu accounts\n", f ? f : "environment", cfg->n_accounts);
         db_config_free(cfg);
         return 0;
+    }
+    if (strcmp(cmd, "accounts") == 0 || strcmp(cmd, "tail") == 0 ||
+        (strcmp(cmd, "reply") == 0 && optind + 2 < argc)) {
+        struct db_config *cfg;
+        if (load(file, &cfg) != 0) return 2;
+        int rc = strcmp(cmd, "accounts") == 0 ? db_cli_accounts(cfg, stdout)
+                 : strcmp(cmd, "tail") == 0   ? db_cli_tail(cfg, from_start, stdout)
+                                              : db_cli_reply(cfg, argv[optind + 1], argv[optind + 2], stdout);
+        db_config_free(cfg);
+        return rc;
     }
     if (strcmp(cmd, "webhook") == 0 && optind + 2 < argc)
         return webhook_cmd(file, argv[optind + 1], argv[optind + 2], account, url);

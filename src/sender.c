@@ -41,6 +41,7 @@ struct job {
     size_t cut[MAX_PARTS + 1]; /* byte offsets of the text parts */
     char *ext[MAX_PARTS];      /* platform ids of the parts sent */
     struct event *timer;       /* next attempt */
+    int waiting;               /* counted in s->waiting */
     struct event *record_timer;/* re-recording the outcome after a Redis failure */
     struct outcome {
         char status[16], code[48], msg[192];
@@ -64,6 +65,7 @@ struct db_sender {
     struct chat *chats;
     struct job *all;
     size_t inflight;
+    size_t waiting;            /* of those, asleep before a retry or queued behind their chat */
     int reading, stopped, group_ready;
     struct event *read_timer, *claim_timer;
     char outbox[160];
@@ -106,9 +108,18 @@ static void chat_drop_if_idle(struct db_sender *s, struct chat *c)
         }
 }
 
+static void set_waiting(struct job *j, int waiting)
+{
+    if (j->waiting == waiting) return;
+    j->waiting = waiting;
+    if (waiting) j->s->waiting++;
+    else j->s->waiting--;
+}
+
 static void job_free(struct job *j)
 {
     struct db_sender *s = j->s;
+    set_waiting(j, 0);
     if (j->all_prev) j->all_prev->all_next = j->all_next;
     else if (s->all == j) s->all = j->all_next;
     if (j->all_next) j->all_next->all_prev = j->all_prev;
@@ -134,6 +145,7 @@ static void job_done(struct job *j)
             c->head = next->next;
             if (!c->head) c->tail = NULL;
             c->busy = 1;
+            set_waiting(next, 0);
         }
         chat_drop_if_idle(s, c);
         if (next) job_start(next);
@@ -228,6 +240,7 @@ static void send_part(struct job *j);
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
+    set_waiting(arg, 0);
     send_part(arg);
 }
 
@@ -237,6 +250,8 @@ static void schedule(struct job *j, int64_t delay_ms)
     if (!j->timer) j->timer = evtimer_new(j->s->gw->base, timer_cb, j);
     if (!j->timer || evtimer_add(j->timer, &tv) != 0)
         finish(j, "failed", "internal", "could not schedule a retry");
+    else
+        set_waiting(j, 1);
 }
 
 static void sent_cb(const struct db_http_resp *resp, void *arg)
@@ -401,6 +416,7 @@ static void adopted_cb(int status, const char *id, const char *msg_status, int c
         if (c->tail) c->tail->next = j;
         else c->head = j;
         c->tail = j;
+        set_waiting(j, 1);
         return;
     }
     if (c) c->busy = 1;
@@ -604,7 +620,9 @@ void db_sender_stop_reading(struct db_sender *s)
 
 size_t db_sender_inflight(const struct db_sender *s)
 {
-    return s ? s->inflight : 0;
+    /* A job asleep before a retry (or queued behind one) holds no request open: shutdown
+     * need not wait for it, its entry stays pending and another process claims it. */
+    return s ? s->inflight - s->waiting : 0;
 }
 
 void db_sender_free(struct db_sender *s)

@@ -34,7 +34,8 @@ int db_sender_start(struct db_gateway *gw, const struct db_sender_opts *opts,
                     struct db_sender **out, struct db_err *e) DB_MUST_CHECK;
 /* Stops reading new entries; work in flight continues. */
 void db_sender_stop_reading(struct db_sender *s);
-/* Entries being worked on. */
+/* Entries with a platform request or a Redis write in flight (not those asleep before a
+ * retry). */
 size_t db_sender_inflight(const struct db_sender *s);
 /* Frees the sender; entries still in flight stay pending in Redis for another process.
  * NULL-safe. */
