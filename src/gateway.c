@@ -132,7 +132,8 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         if (rc != DB_OK) goto fail;
     }
     if (gw->roles & DB_ROLE_SEND) {
-        rc = db_sender_start(gw, NULL, &gw->sender, e);
+        struct db_sender_opts so = {.claim_idle_ms = cfg->claim_idle_ms};
+        rc = db_sender_start(gw, &so, &gw->sender, e);
         if (rc != DB_OK) goto fail;
     }
     if (gw->roles & DB_ROLE_DISPATCH) {
