@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds warning-free (-Werror), runs the whole
-# suite, then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs it
-# again (the npm cross-checks run once, in the first pass).
+# suite, fuzzes every libFuzzer target for FUZZ_SECONDS (default 20), then builds again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite again (the npm
+# cross-checks and container end-to-end tests run once, in the first pass).
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
@@ -12,7 +13,9 @@ cmake -S . -B build -DDB_WERROR=ON >/dev/null
 cmake --build build -j$jobs
 ctest --test-dir build --output-on-failure -j$jobs
 
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh
+
 cmake -S . -B build-asan -DDB_WERROR=ON -DDB_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j$jobs
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j$jobs -LE interop
+  ctest --test-dir build-asan --output-on-failure -j$jobs -LE 'interop|e2e'

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target (clang, ASan + UBSan) for FUZZ_SECONDS each (default 10) on a
+# scratch copy of its committed corpus.  Fails on any crash, leak or sanitizer report; new
+# inputs stay in the scratch copy (merge them into tests/fuzz/corpus/ by hand when useful).
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$top"
+secs="${FUZZ_SECONDS:-10}"
+CC=clang cmake -S . -B build-fuzz -DDB_FUZZ=ON -DDB_SANITIZE=address,undefined >/dev/null
+targets=$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
+cmake --build build-fuzz -j2 --target $targets >/dev/null
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+failed=0
+for t in $targets; do
+  corpus="tests/fuzz/corpus/${t#fuzz_}"
+  mkdir -p "$scratch/$t" && cp -r "$corpus"/. "$scratch/$t/"
+  if build-fuzz/tests/$t -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$scratch/$t-" \
+       "$scratch/$t" >"$scratch/$t.log" 2>&1; then
+    echo "fuzz $t: ok, $(grep -o 'stat::number_of_executed_units: [0-9]*' "$scratch/$t.log" | awk '{print $2}') runs in ${secs}s"
+  else
+    echo "fuzz $t: FAILED"; tail -40 "$scratch/$t.log"; failed=$((failed + 1))
+  fi
+done
+n=$(echo $targets | wc -w)
+echo "fuzz: $((n - failed)) passed, $failed failed"
+exit $failed
