@@ -1,0 +1,454 @@
+/* Outbound delivery under platform faults and gateway crashes (RELIABILITY.md T3, scaled).
+ *
+ * 1500 replies (mostly POST /v1/messages with a client_id, every tenth XADDed to the outbox)
+ * go to fake Telegram, WhatsApp and Viber APIs.  A fault thread keeps scripting short runs of
+ * failures on the fakes (429 retry_after 1, WhatsApp 130429, 5xx, connection resets, Viber
+ * status 12 inside HTTP 200) and of slow successes, while the gateway is SIGKILLed four times
+ * and restarted (claim_idle_ms = 2000, so the new process takes over the dead one's entries).
+ *
+ * Every request the fakes see is either a scripted fault or a success, and a fault rule of
+ * k answers is spent by exactly k requests, so successful sends = requests - faults; the
+ * duplicates are the successful sends beyond one per message.  Each message carries a unique
+ * token in its text, so the fakes' recordings say which message each request was. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "daemon.h"
+#include "fake_platform.h"
+#include "redis_fixture.h"
+#include "testutil.h"
+
+#define N_MSG 1500
+#define RATE_PER_S 120
+#define KILLS 4
+#define API_TOKEN "fault-api-token-0123456789"
+#define TG_LOAD "7000000001:AAfaulttg"
+#define TG_SLOW "7000000002:AAslowtg"
+#define WA_PNID "1550001"
+
+static struct db_test_redis *R;
+static struct db_fake *TG, *WA, *VB;
+static struct db_test_daemon D;
+static int port;
+static char conf_path[256], env_redis[512];
+static pthread_mutex_t daemon_lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile int posted; /* messages handed to the gateway so far */
+static volatile int injecting = 1;
+static long long kills_done, max_restart_ms;
+
+static const char *env[] = {env_redis, NULL};
+static const char *args[] = {"--config", conf_path, NULL};
+static const char *auth[] = {"Authorization: Bearer " API_TOKEN, "Content-Type: application/json",
+                             NULL};
+
+static void write_config(void)
+{
+    FILE *f = fopen(conf_path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[gateway]\n"
+            "api_token = " API_TOKEN "\n"
+            "claim_idle_ms = 2000\n"
+            /* Quick retries keep the run short; enough attempts that no message gives up. */
+            "retry_base_ms = 100\n"
+            "retry_max_ms = 1000\n"
+            "send_max_attempts = 60\n"
+            "[telegram tg]\n"
+            "token = " TG_LOAD "\n"
+            "webhook_secret = fault-hook-secret\n"
+            "api_base = %s\n"
+            "[telegram slow]\n"
+            "token = " TG_SLOW "\n"
+            "webhook_secret = fault-hook-secret\n"
+            "api_base = %s\n"
+            "[whatsapp " WA_PNID "]\n"
+            "access_token = fault-wa-access\n"
+            "app_secret = fault-wa-app-secret\n"
+            "verify_token = fault-wa-verify\n"
+            "api_base = %s\n"
+            "[viber vb]\n"
+            "auth_token = fault-viber-token-0123\n"
+            "api_base = %s\n",
+            db_fake_url(TG), db_fake_url(TG), db_fake_url(WA), db_fake_url(VB));
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    R = db_test_redis_start(NULL);
+    TG = db_fake_start();
+    WA = db_fake_start();
+    VB = db_fake_start();
+    assert_non_null(R);
+    assert_true(TG && WA && VB);
+    db_fake_default(TG, 200, "{\"ok\":true,\"result\":{\"message_id\":{n}}}");
+    db_fake_default(WA, 200,
+                    "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"1\","
+                    "\"wa_id\":\"1\"}],\"messages\":[{\"id\":\"wamid.F{n}\"}]}");
+    db_fake_default(VB, 200,
+                    "{\"status\":0,\"status_message\":\"ok\",\"message_token\":{n},"
+                    "\"chat_hostname\":\"SN-FAKE\"}");
+    snprintf(conf_path, sizeof conf_path, "/tmp/deskbridge-outfault-%d.conf", (int)getpid());
+    snprintf(env_redis, sizeof env_redis, "DESKBRIDGE_REDIS_URL=%s", db_test_redis_url(R));
+    write_config();
+    port = db_test_free_port();
+    db_test_daemon_start(&D, env, args, port);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    db_test_daemon_stop(&D, SIGTERM);
+    unlink(D.log_path);
+    unlink(conf_path);
+    db_fake_stop(TG);
+    db_fake_stop(WA);
+    db_fake_stop(VB);
+    db_test_redis_stop(R);
+    return 0;
+}
+
+/* ---- the gateway's side ---- */
+
+static void conversation(int i, char *buf, size_t n)
+{
+    switch (i % 3) {
+    case 0: snprintf(buf, n, "telegram:tg:%d", 100 + i % 60); break;
+    case 1: snprintf(buf, n, "whatsapp:" WA_PNID ":1650555%04d", i % 60); break;
+    default: snprintf(buf, n, "viber:vb:user%d==", i % 60);
+    }
+}
+
+/* Hands message i to the gateway until it takes it; the client_id makes a repeat after a
+ * lost answer the same message.  Writes the gateway's id of the message into id. */
+static void submit(int i, char *id, size_t idn)
+{
+    char conv[96], body[512];
+    conversation(i, conv, sizeof conv);
+    if (i % 10 == 9) {
+        /* A helpdesk writing to Redis directly: the gateway may be dead meanwhile. */
+        snprintf(id, idn, "ob-%05d", i);
+        snprintf(body, sizeof body,
+                 "{\"conversation\":\"%s\",\"text\":\"reply tok-%05d.\",\"id\":\"%s\"}", conv, i,
+                 id);
+        redisReply *r = redisCommand(db_test_redis_ctx(R), "XADD deskbridge:outbox * command %s",
+                                     body);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+        return;
+    }
+    snprintf(body, sizeof body,
+             "{\"conversation\":\"%s\",\"text\":\"reply tok-%05d.\",\"client_id\":\"c-%05d\"}",
+             conv, i, i);
+    for (;;) {
+        struct db_test_resp r;
+        db_test_http(port, "POST", "/v1/messages", auth, body, strlen(body), &r);
+        if (r.status == 202) {
+            json_t *j = json_loads(r.body, 0, NULL);
+            const char *s = json_string_value(json_object_get(j, "id"));
+            assert_non_null(s);
+            snprintf(id, idn, "%s", s);
+            json_decref(j);
+            db_test_resp_clear(&r);
+            return;
+        }
+        if (r.status != 0 && r.status != 503) fail_msg("message %d: POST answered %d", i, r.status);
+        db_test_resp_clear(&r);
+        usleep(50000); /* the gateway is restarting */
+    }
+}
+
+/* ---- faults ---- */
+
+struct fault_book {
+    struct db_fake *f;
+    long long faults;      /* answers of fault rules known to be spent */
+    size_t last_mark;      /* recordings when the last rule was added */
+    int last_k, last_open; /* that rule, while it may still be unspent */
+};
+
+static struct fault_book books[3];
+
+/* Adds a run of k faults of a kind fitting the platform; returns 1 for a fault rule (counted),
+ * 0 for slow successes (not counted: they are sends). */
+static int add_fault(struct fault_book *b, int which, int k, unsigned *seed)
+{
+    int kind = (int)(rand_r(seed) % 4);
+    if (kind == 3) { /* a slow success: the send is in flight for a while */
+        const char *ok = which == 0 ? "{\"ok\":true,\"result\":{\"message_id\":{n}}}"
+                       : which == 1 ? "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.S{n}\"}]}"
+                                    : "{\"status\":0,\"status_message\":\"ok\",\"message_token\":{n}}";
+        db_fake_rule(b->f, "POST", NULL, k, 200, ok, 150 + (int)(rand_r(seed) % 250), 0);
+        return 0;
+    }
+    if (kind == 2) {
+        db_fake_rule(b->f, "POST", NULL, k, 0, NULL, (int)(rand_r(seed) % 100), 1); /* RST */
+        return 1;
+    }
+    if (kind == 1) {
+        db_fake_rule(b->f, "POST", NULL, k, which == 2 ? 503 : 502, "{\"error\":\"upstream\"}", 0, 0);
+        return 1;
+    }
+    switch (which) {
+    case 0:
+        db_fake_rule(b->f, "POST", "/bot" TG_LOAD "/", k, 429,
+                     "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many Requests: retry "
+                     "after 1\",\"parameters\":{\"retry_after\":1}}", 0, 0);
+        db_fake_rule_header(b->f, "Retry-After", "1");
+        break;
+    case 1:
+        db_fake_rule(b->f, "POST", NULL, k, 400,
+                     "{\"error\":{\"message\":\"(#130429) Rate limit hit\",\"type\":\"OAuthException\","
+                     "\"code\":130429,\"fbtrace_id\":\"F\"}}", 0, 0);
+        break;
+    default:
+        db_fake_rule(b->f, "POST", NULL, k, 200,
+                     "{\"status\":12,\"status_message\":\"tooManyRequests\"}", 0, 0);
+    }
+    return 1;
+}
+
+static void *injector(void *arg)
+{
+    (void)arg;
+    unsigned seed = 5;
+    int which = 0;
+    while (injecting) {
+        struct fault_book *b = &books[which];
+        size_t now = db_fake_count(b->f, NULL);
+        if (!b->last_open || now >= b->last_mark + (size_t)b->last_k) {
+            if (b->last_open) b->faults += b->last_k;
+            int k = 2 + (int)(rand_r(&seed) % 7);
+            b->last_open = add_fault(b, which, k, &seed);
+            /* Read after adding: every request recorded from here on sees the rule. */
+            b->last_mark = db_fake_count(b->f, NULL);
+            b->last_k = k;
+        }
+        which = (which + 1) % 3;
+        usleep(40000);
+    }
+    return NULL;
+}
+
+/* Faults known to have been answered (a lower bound when the last rule is still open). */
+static long long faults_answered(struct fault_book *b)
+{
+    long long n = b->faults;
+    if (b->last_open) {
+        size_t now = db_fake_count(b->f, NULL);
+        size_t after = now > b->last_mark ? now - b->last_mark : 0;
+        n += after < (size_t)b->last_k ? (long long)after : b->last_k;
+    }
+    return n;
+}
+
+static void *killer(void *arg)
+{
+    (void)arg;
+    unsigned seed = 3;
+    for (int k = 0; k < KILLS; k++) {
+        /* Spread over the submission phase, so each kill lands with sends in flight. */
+        int due = (k + 1) * N_MSG / (KILLS + 1);
+        while (posted < due) usleep(10000);
+        usleep((useconds_t)(rand_r(&seed) % 300) * 1000);
+        pthread_mutex_lock(&daemon_lock);
+        kill(D.pid, SIGKILL);
+        db_test_daemon_stop(&D, SIGKILL);
+        unlink(D.log_path);
+        long long t0 = db_test_now_ms();
+        db_test_daemon_start(&D, env, args, port);
+        long long took = db_test_now_ms() - t0;
+        if (took > max_restart_ms) max_restart_ms = took;
+        kills_done++;
+        pthread_mutex_unlock(&daemon_lock);
+    }
+    return NULL;
+}
+
+/* ---- checks ---- */
+
+static int token_of(const char *body)
+{
+    const char *t = body ? strstr(body, "tok-") : NULL;
+    return t ? atoi(t + 4) : -1;
+}
+
+static int status_rank(const char *s)
+{
+    static const char *const order[] = {"queued", "sent", "delivered", "read", "failed"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(s, order[i]) == 0) return i;
+    return -1;
+}
+
+struct final_state {
+    char (*ids)[80];
+    int *rank;        /* last status seen on the status stream, -1 none */
+    long long regressions, entries;
+};
+
+static int id_index(struct final_state *st, const char *id)
+{
+    /* ids are "ob-NNNNN" (chosen) or gateway ids (looked up linearly: 1500, fine here) */
+    if (strncmp(id, "ob-", 3) == 0) return atoi(id + 3);
+    for (int i = 0; i < N_MSG; i++)
+        if (strcmp(st->ids[i], id) == 0) return i;
+    return -1;
+}
+
+/* Reads the whole status stream: the last state of every message, and any step backwards. */
+static void read_statuses(struct final_state *st)
+{
+    for (int i = 0; i < N_MSG; i++) st->rank[i] = -1;
+    st->regressions = st->entries = 0;
+    redisReply *r = redisCommand(db_test_redis_ctx(R), "XRANGE deskbridge:status - +");
+    assert_non_null(r);
+    for (size_t e = 0; e < r->elements; e++) {
+        redisReply *fields = r->element[e]->element[1];
+        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+            if (strcmp(fields->element[f]->str, "status") != 0) continue;
+            json_t *j = json_loads(fields->element[f + 1]->str, 0, NULL);
+            const char *id = json_string_value(json_object_get(j, "id"));
+            const char *s = json_string_value(json_object_get(j, "status"));
+            int i = id ? id_index(st, id) : -1;
+            if (i >= 0 && i < N_MSG && s) {
+                int rk = status_rank(s);
+                /* failed is terminal: anything after it, or any lower rank, is a step back */
+                if (rk < st->rank[i] || (st->rank[i] == 4 && rk != 4)) st->regressions++;
+                if (rk > st->rank[i]) st->rank[i] = rk;
+                st->entries++;
+            }
+            json_decref(j);
+        }
+    }
+    freeReplyObject(r);
+}
+
+static int all_sent(void *arg)
+{
+    struct final_state *st = arg;
+    read_statuses(st);
+    for (int i = 0; i < N_MSG; i++)
+        if (st->rank[i] != 1) return 0;
+    return 1;
+}
+
+/* ---- the tests ---- */
+
+static void retry_after_is_honoured(void **state)
+{
+    (void)state;
+    /* One message, its own account and path, answered 429 retry_after 2 once. */
+    db_fake_rule(TG, "POST", "/bot" TG_SLOW "/", 1, 429,
+                 "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many Requests: retry after "
+                 "2\",\"parameters\":{\"retry_after\":2}}", 0, 0);
+    const char *msg = "{\"conversation\":\"telegram:slow:77\",\"text\":\"special\"}";
+    struct db_test_resp r;
+    db_test_http(port, "POST", "/v1/messages", auth, msg, strlen(msg), &r);
+    assert_int_equal(r.status, 202);
+    db_test_resp_clear(&r);
+    assert_int_equal(db_fake_wait(TG, TG_SLOW, 1, 10000), 1);
+    long long t1 = db_test_now_ms();
+    assert_int_equal(db_fake_wait(TG, TG_SLOW, 2, 10000), 2);
+    long long gap = db_test_now_ms() - t1;
+    printf("# 429 retry_after 2: next attempt after %lld ms\n", gap);
+    assert_true(gap >= 1800);
+    assert_true(gap <= 4000);
+    db_fake_reset(TG);
+}
+
+static void replies_survive_platform_faults_and_gateway_kills(void **state)
+{
+    (void)state;
+    books[0].f = TG;
+    books[1].f = WA;
+    books[2].f = VB;
+    struct final_state st = {calloc(N_MSG, sizeof *st.ids), calloc(N_MSG, sizeof *st.rank), 0, 0};
+    assert_true(st.ids && st.rank);
+    pthread_t inj, kil;
+    pthread_create(&inj, NULL, injector, NULL);
+    pthread_create(&kil, NULL, killer, NULL);
+
+    long long t0 = db_test_now_ms();
+    for (int i = 0; i < N_MSG; i++) {
+        long long due = t0 + (long long)i * 1000 / RATE_PER_S, now = db_test_now_ms();
+        if (now < due) usleep((useconds_t)(due - now) * 1000);
+        pthread_mutex_lock(&daemon_lock); /* not while the killer restarts the gateway */
+        pthread_mutex_unlock(&daemon_lock);
+        submit(i, st.ids[i], sizeof st.ids[i]);
+        posted = i + 1;
+        if (i == N_MSG * 9 / 10) injecting = 0; /* leave traffic to spend the last rules */
+    }
+    long long submit_ms = db_test_now_ms() - t0;
+    injecting = 0;
+    pthread_join(inj, NULL);
+    pthread_join(kil, NULL);
+
+    int done = db_test_wait(all_sent, &st, 60000);
+    long long total_ms = db_test_now_ms() - t0;
+    long long not_sent = 0;
+    for (int i = 0; i < N_MSG; i++) not_sent += st.rank[i] != 1;
+
+    /* Join the fakes' recordings with the messages. */
+    int *seen = calloc(N_MSG, sizeof *seen);
+    long long requests = 0, faults = 0, foreign = 0;
+    for (int p = 0; p < 3; p++) {
+        size_t n = db_fake_count(books[p].f, NULL);
+        for (size_t k = 0; k < n; k++) {
+            struct db_fake_request q;
+            if (db_fake_get(books[p].f, k, &q) != 0) break;
+            int t = token_of(q.body);
+            if (t >= 0 && t < N_MSG) seen[t]++;
+            else foreign++;
+            requests++;
+            db_fake_request_clear(&q);
+        }
+        faults += faults_answered(&books[p]);
+    }
+    long long never = 0;
+    for (int i = 0; i < N_MSG; i++) never += seen[i] == 0;
+    long long successes = requests - faults, duplicates = successes - N_MSG;
+
+    printf("# outbound faults: %d replies (%d via outbox) submitted in %lld ms, all settled "
+           "after %lld ms; gateway SIGKILLed %lld times (slowest restart %lld ms)\n",
+           N_MSG, N_MSG / 10, submit_ms, total_ms, kills_done, max_restart_ms);
+    printf("# platform requests %lld, scripted faults answered >= %lld, successful sends <= %lld\n",
+           requests, faults, successes);
+    printf("# lost (not sent) %lld, never seen by a platform %lld, duplicate sends <= %lld "
+           "(bound %d), status entries %lld, status regressions %lld, foreign requests %lld\n",
+           not_sent, never, duplicates, 256 * KILLS, st.entries, st.regressions, foreign);
+    assert_true(done);
+    assert_int_equal(not_sent, 0);
+    assert_int_equal(never, 0);
+    assert_int_equal(foreign, 0);
+    assert_int_equal(st.regressions, 0);
+    assert_int_equal(kills_done, KILLS);
+    assert_true(faults > 100); /* the faults really happened */
+    assert_true(duplicates <= 256 * KILLS);
+    free(seen);
+    free(st.ids);
+    free(st.rank);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(retry_after_is_honoured),
+        cmocka_unit_test(replies_survive_platform_faults_and_gateway_kills),
+    };
+    return cmocka_run_group_tests_name("outbound_faults", tests, setup, teardown);
+}
