@@ -390,13 +390,13 @@ static void hostile_bodies_get_4xx_and_nothing_is_written(void **state)
     /* Truncated in the middle. */
     assert_int_equal(post_cb_to(ACCOUNT, TOKEN, good, glen / 2, SIG_OK, NULL), 400);
     /* Cut inside the two-byte "П": the body ends with a lone lead byte. */
-    const char *p = strstr(good, "Привіт");
-    assert_non_null(p);
-    assert_int_equal(post_cb_to(ACCOUNT, TOKEN, good, (size_t)(p - good) + 1, SIG_OK, NULL),
-                     400);
+    size_t at = 0;
+    while (at < glen && strncmp(good + at, "Привіт", strlen("Привіт")) != 0) at++;
+    assert_true(at < glen);
+    assert_int_equal(post_cb_to(ACCOUNT, TOKEN, good, at + 1, SIG_OK, NULL), 400);
     /* Complete JSON with an invalid UTF-8 sequence inside the text. */
     char *bad_utf8 = strdup(good);
-    bad_utf8[p - good + 1] = '\x41'; /* continuation byte replaced: lead byte now unpaired */
+    bad_utf8[at + 1] = '\x41'; /* continuation byte replaced: lead byte now unpaired */
     assert_int_equal(post_cb(bad_utf8, SIG_OK), 400);
     free(bad_utf8);
     free(good);
@@ -743,6 +743,80 @@ static void http_500_is_retried(void **state)
     db_fake_reset(W.vb);
 }
 
+static void receipt_before_the_send_answer_is_applied(void **state)
+{
+    (void)state;
+    /* Viber may call back "delivered" before its send_message answer reaches us: the answer
+     * is held back here while the receipt for the token it will carry arrives. */
+    db_fake_reset(W.vb);
+    db_fake_rule(W.vb, "POST", "/send_message", 1, 200,
+                 "{\"status\":0,\"status_message\":\"ok\",\"message_token\":5491234567890500001}",
+                 800, 0);
+    char *id = send_text("early receipt agent-reply-words");
+    assert_int_equal(db_fake_wait(W.vb, "/send_message", 1, 5000), 1);
+    char *delivered = receipt_cb("delivered", "5491234567890500001", NULL);
+    assert_int_equal(post_cb(delivered, SIG_OK), 200);
+    json_t *m = wait_status(id, "delivered", 10000);
+    assert_string_equal(json_string_value(json_object_get(m, "external_message_id")),
+                        "5491234567890500001");
+    json_decref(m);
+    free(delivered);
+    free(id);
+    db_fake_reset(W.vb);
+}
+
+static void long_text_is_split_and_every_part_is_indexed(void **state)
+{
+    (void)state;
+    db_fake_reset(W.vb);
+    db_fake_rule(W.vb, "POST", "/send_message", 1, 200,
+                 "{\"status\":0,\"status_message\":\"ok\",\"message_token\":5491234567890600001}",
+                 0, 0);
+    db_fake_rule(W.vb, "POST", "/send_message", 1, 200,
+                 "{\"status\":0,\"status_message\":\"ok\",\"message_token\":5491234567890600002}",
+                 0, 0);
+    /* 7500 characters of two bytes each: over Viber's 7000-character limit. */
+    size_t n = 7500;
+    char *text = malloc(2 * n + 1);
+    assert_non_null(text);
+    for (size_t i = 0; i < n; i++) memcpy(text + 2 * i, "ж", 2);
+    text[2 * n] = '\0';
+    char *id = send_text(text);
+    json_t *m = wait_status(id, "sent", 10000);
+    assert_string_equal(json_string_value(json_object_get(m, "external_message_id")),
+                        "5491234567890600001");
+    json_decref(m);
+    assert_int_equal(db_fake_count(W.vb, "/send_message"), 2);
+    size_t total = 0;
+    for (size_t i = 0; i < 2; i++) {
+        struct db_fake_request req;
+        assert_int_equal(db_fake_get(W.vb, i, &req), 0);
+        json_t *sent = json_loads(req.body, 0, NULL);
+        assert_non_null(sent); /* valid JSON: no part ends inside a character */
+        size_t bytes = json_string_length(json_object_get(sent, "text"));
+        assert_true(bytes % 2 == 0 && bytes / 2 <= 7000);
+        total += bytes;
+        assert_string_equal(json_string_value(json_object_get(sent, "tracking_data")), id);
+        json_decref(sent);
+        db_fake_request_clear(&req);
+    }
+    assert_int_equal(total, 2 * n);
+    /* A receipt for the second part finds the message too. */
+    struct db_test_resp r;
+    db_test_http(W.d.port, "GET", "/v1/messages/by-external/viber/" ACCOUNT "/5491234567890600002",
+                 auth, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, id));
+    db_test_resp_clear(&r);
+    char *seen = receipt_cb("seen", "5491234567890600002", NULL);
+    assert_int_equal(post_cb(seen, SIG_OK), 200);
+    json_decref(wait_status(id, "read", 5000));
+    free(seen);
+    free(id);
+    free(text);
+    db_fake_reset(W.vb);
+}
+
 /* ---- operator commands ---- */
 
 static int run_cli(const char *args)
@@ -819,6 +893,8 @@ int main(void)
         cmocka_unit_test(status_12_is_retried_and_succeeds),
         cmocka_unit_test(status_5_fails_without_retry),
         cmocka_unit_test(http_500_is_retried),
+        cmocka_unit_test(receipt_before_the_send_answer_is_applied),
+        cmocka_unit_test(long_text_is_split_and_every_part_is_indexed),
         cmocka_unit_test(webhook_set_and_delete),
     };
     return cmocka_run_group_tests_name("viber_flow", tests, setup, teardown);
