@@ -3,12 +3,13 @@
 #include "config.h"
 #include "dispatcher.h"
 #include "hookout.h"
+#include "hours.h"
 
 const struct db_feature_section db_feature_sections[] = {
     {.name = "dispatch", .named = 0, .check = db_dispatch_conf_check},
-    {.name = "schedule", .named = 1, .check = NULL},
-    {.name = "keyword", .named = 1, .check = NULL},
-    {.name = "canned", .named = 1, .check = NULL},
+    {.name = "schedule", .named = 1, .check = db_schedule_conf_check},
+    {.name = "keyword", .named = 1, .check = db_keyword_conf_check},
+    {.name = "canned", .named = 1, .check = db_canned_conf_check},
     {.name = "helpdesk_webhook", .named = 1, .check = db_hookout_conf_check},
     {.name = NULL},
 };

@@ -1,0 +1,63 @@
+/* hours.h - business hours: a weekly schedule in an IANA time zone, with holidays, partial
+ * days and one-off closures; and the small text rules of automatic answers (keyword
+ * matching, placeholder expansion) that autoreply.c applies.  Pure: the only outside input
+ * is the system time zone database, read through the C library.  docs/business-hours.md. */
+#ifndef DB_HOURS_H
+#define DB_HOURS_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "deskbridge/connector.h"
+#include "deskbridge/status.h"
+
+struct db_schedule;
+
+/* Builds the schedule of a [schedule NAME] section (keys timezone, hours, holidays,
+ * closures; the text keys are only checked for presence of allowed names).  DB_OK with *out
+ * (free with db_schedule_free), or DB_ECONFIG with "FILE:LINE: KEY: what is wrong" in e. */
+int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
+                      struct db_err *e) DB_MUST_CHECK;
+void db_schedule_free(struct db_schedule *s); /* NULL-safe */
+
+/* Same as the parse, keeping nothing: the .check of the "schedule" feature section. */
+int db_schedule_conf_check(const struct db_conf_section *sec, struct db_err *e);
+
+/* 1 when the schedule is open at the instant t, else 0. */
+int db_schedule_is_open(const struct db_schedule *s, time_t t);
+
+/* The next instant >= t at which the schedule is open (t itself when open now).  DB_OK, or
+ * DB_ENOTFOUND when it does not open within 400 days. */
+int db_schedule_next_open(const struct db_schedule *s, time_t t, time_t *out) DB_MUST_CHECK;
+
+/* The instant the closed period around t began (the schedule is closed on [*out, t] and was
+ * open just before *out).  DB_OK, DB_EINVAL when open at t, DB_ENOTFOUND when the period
+ * began more than 400 days before t. */
+int db_schedule_closed_since(const struct db_schedule *s, time_t t, time_t *out) DB_MUST_CHECK;
+
+/* Writes t in the schedule's local terms into buf: "Monday 09:00" when t is less than six
+ * days after now, else "Monday 2027-01-04 09:00".  lang (may be NULL) picks the day names
+ * ("uk", "ru"; English otherwise).  Returns buf. */
+const char *db_schedule_format(const struct db_schedule *s, time_t t, time_t now,
+                               const char *lang, char *buf, size_t n);
+
+/* The time zone name (borrowed). */
+const char *db_schedule_tz(const struct db_schedule *s);
+
+/* ---- text rules (autoreply.c) ---- */
+
+/* 1 when text contains one of the comma separated words of list as a whole word,
+ * comparing ASCII letters case-insensitively and Cyrillic letters (U+0400-U+04FF) by their
+ * lowercase forms.  A word of the list may contain spaces (a phrase). */
+int db_keyword_match(const char *list, const char *text);
+
+/* Replaces every {name} of tmpl that vars (a NULL-terminated array of name, value pairs)
+ * names; a value NULL leaves the placeholder as written; unknown placeholders stay.
+ * Returns a new string (caller frees) or NULL on ENOMEM. */
+char *db_text_expand(const char *tmpl, const char *const *vars);
+
+/* The .check functions of the "keyword" and "canned" feature sections (autoreply.c). */
+int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e);
+int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e);
+
+#endif
