@@ -351,7 +351,13 @@ static void out_double(struct out *o, double x)
     if (isinf(x)) out_printf(o, x > 0 ? "+Inf" : "-Inf");
     else if (isnan(x)) out_printf(o, "NaN");
     else if (x == floor(x) && fabs(x) < 1e15) out_printf(o, "%.0f", x);
-    else out_printf(o, "%.17g", x);
+    else {
+        /* the shortest text that reads back as the same double */
+        char b[40];
+        snprintf(b, sizeof b, "%.15g", x);
+        if (strtod(b, NULL) != x) snprintf(b, sizeof b, "%.17g", x);
+        out_printf(o, "%s", b);
+    }
 }
 
 static void out_gauge1(struct out *o, const char *name, const char *type, const char *help,
