@@ -28,6 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
       docker-compose curl redis-tools; } >/dev/null 2>&1 || fail "apt-get install of the podman tooling failed"
 fi
 
+# One run at a time: the iptables and ip_forward clean-up below assumes no other run's
+# containers are using netavark's rules.
+lockdir=/var/cache/deskbridge-ci
+mkdir -p "$lockdir" 2>/dev/null || lockdir=/tmp
+exec 8>"$lockdir/podman-test.lock"
+flock -w 300 8 || fail "another test_deploy_podman run holds $lockdir/podman-test.lock"
+
 work=$(mktemp -d /tmp/db-deploy-podman.XXXXXX)
 project="dbdeploy$$"
 svc_pid=""
