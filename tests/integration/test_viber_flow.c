@@ -30,6 +30,7 @@
 /* Viber user ids are base64: '+', '/' and '=' must survive conversation ids and JSON. */
 #define USER "01234567890A+b/cdefGHi=="
 #define SECRET_TEXT "secret-words-of-a-customer"
+#define PHONE "380501234567"
 #define CONF DB_SOURCE_DIR "/tests/fixtures/e2e/viber.conf"
 
 struct world {
@@ -77,6 +78,10 @@ static int teardown(void **state)
     assert_int_equal(db_test_daemon_log_count(&W.d, "plain-vb-token"), 0);
     assert_int_equal(db_test_daemon_log_count(&W.d, SECRET_TEXT), 0);
     assert_int_equal(db_test_daemon_log_count(&W.d, "agent-reply-words"), 0);
+    assert_int_equal(db_test_daemon_log_count(&W.d, PHONE), 0);
+    /* Under DB_SANITIZE, UBSan reports go to the log without changing the exit status. */
+    assert_int_equal(db_test_daemon_log_count(&W.d, "runtime error"), 0);
+    assert_int_equal(db_test_daemon_log_count(&W.d, "Sanitizer"), 0);
     unlink(W.d.log_path);
     db_fake_stop(W.vb);
     db_test_redis_stop(W.redis);
@@ -223,6 +228,21 @@ static void signed_message_lands_once_in_the_stream(void **state)
     assert_int_equal(post_cb(body, SIG_UPPER), 200);
     assert_int_equal(xlen("events"), before + 1);
     free(body);
+
+    /* A shared contact: the phone number reaches the stream (and nothing else). */
+    const char *contact =
+        "{\"event\":\"message\",\"timestamp\":1795365001000,\"message_token\":5491234567890000004,"
+        "\"sender\":{\"id\":\"" USER "\",\"name\":\"Olena\"},"
+        "\"message\":{\"type\":\"contact\",\"contact\":{\"name\":\"Taras\","
+        "\"phone_number\":\"+" PHONE "\"}}}";
+    assert_int_equal(post_cb(contact, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 2);
+    ev = last_entry("events", "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "contact");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ev, "contact"), "phone_number")),
+        "+" PHONE);
+    json_decref(ev);
 }
 
 static void signature_is_required(void **state)
