@@ -116,6 +116,48 @@ else
   skip "kubectl not installed: kustomization.yaml not rendered"
 fi
 
+# The ConfigMap's files must work with the programs that read them: deskbridge.conf with the
+# daemon (secrets from the example Secret), redis.conf with redis-server.
+if [ -n "$daemon" ] && [ -x "$daemon" ] && python3 -c 'import yaml' 2>/dev/null; then
+  python3 - "$work/cm" <<'PY'
+import os, sys, yaml
+out = sys.argv[1]
+os.makedirs(out + "/secrets")
+cm = yaml.safe_load(open("deploy/k8s/configmap.yaml"))
+sec = yaml.safe_load(open("deploy/k8s/secret.example.yaml"))
+for k, v in sec["stringData"].items():
+    open(f"{out}/secrets/{k}", "w").write(v + "\n")
+conf = cm["data"]["deskbridge.conf"].replace("/run/secrets/deskbridge/", out + "/secrets/")
+open(out + "/deskbridge.conf", "w").write(conf)
+open(out + "/broken.conf", "w").write(conf.replace("workers = 1", "workers = 100"))
+for d in yaml.safe_load_all(open("deploy/k8s/redis.yaml")):
+    if d["kind"] == "ConfigMap":
+        open(out + "/redis.conf", "w").write(d["data"]["redis.conf"].replace("dir /data", f"dir {out}"))
+PY
+  if env -i PATH="$PATH" "$daemon" check-config "$work/cm/broken.conf" >/dev/null 2>&1; then
+    bad "deskbridge check-config accepted workers = 100; it checks nothing"
+  elif out=$(env -i PATH="$PATH" "$daemon" check-config "$work/cm/deskbridge.conf" 2>&1); then
+    ok "deploy/k8s/configmap.yaml: deskbridge.conf passes check-config with the example Secret ($out)"
+  else
+    echo "$out"; bad "deploy/k8s/configmap.yaml: deskbridge check-config"
+  fi
+  if command -v redis-server >/dev/null; then
+    redis-server "$work/cm/redis.conf" --port 0 --unixsocket "$work/cm/redis.sock" >"$work/cm/redis.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do redis-cli -s "$work/cm/redis.sock" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    aof=$(redis-cli -s "$work/cm/redis.sock" CONFIG GET appendonly 2>/dev/null | tail -1)
+    fsync=$(redis-cli -s "$work/cm/redis.sock" CONFIG GET appendfsync 2>/dev/null | tail -1)
+    evict=$(redis-cli -s "$work/cm/redis.sock" CONFIG GET maxmemory-policy 2>/dev/null | tail -1)
+    if [ "$aof/$fsync/$evict" = "yes/everysec/noeviction" ]; then
+      ok "deploy/k8s/redis.yaml: redis-server runs its redis.conf with AOF everysec and noeviction"
+    else
+      tail -3 "$work/cm/redis.log"; bad "deploy/k8s/redis.yaml redis.conf: got appendonly=$aof appendfsync=$fsync policy=$evict"
+    fi
+  fi
+else
+  skip "no built daemon (DB_DAEMON) or python3-yaml: ConfigMap contents not run"
+fi
+
 # ---- systemd ----
 unit=deploy/systemd/deskbridge.service
 if command -v systemd-analyze >/dev/null; then
