@@ -333,6 +333,17 @@ static void conversation_started_answers_the_welcome_message(void **state)
                         "Вітаємо! Welcome to Shop support 👋");
     json_decref(w);
     free(reply);
+    /* Viber reads the answer as JSON only when it says so. */
+    char hex[65], h[128], ct[64];
+    sign(TOKEN, body, strlen(body), 0, hex);
+    snprintf(h, sizeof h, "X-Viber-Content-Signature: %s", hex);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/viber/" ACCOUNT, headers, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(db_test_resp_header(&r, "Content-Type", ct, sizeof ct));
+    assert_non_null(strstr(ct, "application/json"));
+    db_test_resp_clear(&r);
 
     assert_int_equal(xlen("events"), before + 1);
     json_t *ev = last_entry("events", "event");
