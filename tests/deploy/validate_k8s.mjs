@@ -1,6 +1,8 @@
 // Offline checks of Kubernetes manifests: the JSON schemas bundled in kubernetes-models
 // (Kubernetes 1.27) plus deskbridge's own deployment rules, which a schema cannot express.
-// Usage: node validate_k8s.mjs FILE...   ("-" reads stdin, e.g. kubectl kustomize output)
+// Usage: node validate_k8s.mjs [--external-secret NAME]... FILE...
+//   "-" reads stdin (e.g. kubectl kustomize output); --external-secret names a Secret that is
+//   created outside these files, so references to it need no object in the set.
 // Exit 0 when every object passes, 1 otherwise; one line per object either way.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
@@ -101,8 +103,15 @@ function crossCheck() {
       problems.push(`HorizontalPodAutoscaler/${hpa.metadata?.name}: target ${ref.kind}/${ref.name} not found`);
   }
   const configMaps = names("ConfigMap"), secrets = names("Secret");
+  for (const s of externalSecrets) secrets.add(s);
   for (const w of workloads) {
     const spec = w.spec?.template?.spec ?? {};
+    for (const c of spec.containers ?? [])
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (ref && !secrets.has(ref.name))
+          problems.push(`${w.kind}/${w.metadata?.name}: env ${e.name} needs Secret ${ref.name}`);
+      }
     for (const v of spec.volumes ?? []) {
       if (v.configMap && !configMaps.has(v.configMap.name))
         problems.push(`${w.kind}/${w.metadata?.name}: volume ${v.name} needs ConfigMap ${v.configMap.name}`);
@@ -112,7 +121,13 @@ function crossCheck() {
   }
 }
 
-const files = process.argv.slice(2);
+const externalSecrets = [];
+const files = [];
+for (let args = process.argv.slice(2); args.length; ) {
+  const a = args.shift();
+  if (a === "--external-secret") externalSecrets.push(args.shift());
+  else files.push(a);
+}
 if (!files.length) {
   console.error("usage: node validate_k8s.mjs FILE... (- for stdin)");
   process.exit(2);

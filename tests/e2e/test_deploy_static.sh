@@ -102,9 +102,12 @@ fi
 if command -v kubectl >/dev/null; then
   # kustomize renders locally; no cluster (kubectl would try localhost:8080) is involved.
   if kubectl kustomize deploy/k8s >"$work/rendered.yaml" 2>"$work/kustomize.err"; then
-    if [ -d "$here/node_modules/kubernetes-models" ] && ! node "$here/validate_k8s.mjs" - <"$work/rendered.yaml" >"$work/rendered.out" 2>&1; then
+    if [ -d "$here/node_modules/kubernetes-models" ] &&
+       ! node "$here/validate_k8s.mjs" --external-secret deskbridge-secrets - <"$work/rendered.yaml" >"$work/rendered.out" 2>&1; then
       cat "$work/rendered.out"; bad "kubectl kustomize output does not validate"
-    elif [ "$(grep -c '^  namespace: deskbridge$' "$work/rendered.yaml")" -lt 8 ]; then
+    elif grep -q '^kind: Secret$' "$work/rendered.yaml"; then
+      bad "kustomize output contains a Secret: applying it would overwrite real credentials with placeholders"
+    elif [ "$(grep -c '^  namespace: deskbridge$' "$work/rendered.yaml")" -lt 7 ]; then
       bad "kustomize did not put the objects in namespace deskbridge"
     else
       ok "kubectl kustomize deploy/k8s: $(grep -c '^kind:' "$work/rendered.yaml") objects render and validate"
