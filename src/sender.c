@@ -439,6 +439,11 @@ static void take_entry(struct db_sender *s, const redisReply *entry)
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING)
         return;
+    /* XAUTOCLAIM also hands back this process's own entries that have waited longer than
+     * claim_idle_ms (asleep before a retry, or queued behind their chat).  They already have
+     * a job; a second one would send the message again. */
+    for (const struct job *o = s->all; o; o = o->all_next)
+        if (strcmp(o->entry, entry->element[0]->str) == 0) return;
     const redisReply *fields = entry->element[1];
     struct job *j = calloc(1, sizeof *j);
     if (!j) return; /* stays pending; claimed later */
