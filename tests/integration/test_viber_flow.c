@@ -482,6 +482,47 @@ static void hostile_bodies_get_4xx_and_nothing_is_written(void **state)
     free(ok);
 }
 
+static void redis_stall_answers_503_and_the_retry_is_stored_once(void **state)
+{
+    (void)state;
+    const char *body = "{\"event\":\"conversation_started\",\"timestamp\":1795365300000,"
+                       "\"message_token\":5491234567890700001,\"type\":\"open\","
+                       "\"user\":{\"id\":\"stall+User/1==\",\"name\":\"Ivan\"}}";
+    long long before = xlen("events");
+    db_test_redis_kill(W.redis, SIGSTOP);
+    char *reply = NULL;
+    char hex[65], h[128], ra[32];
+    sign(TOKEN, body, strlen(body), 0, hex);
+    snprintf(h, sizeof h, "X-Viber-Content-Signature: %s", hex);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    long long t0 = db_test_now_ms();
+    db_test_http(W.d.port, "POST", "/webhooks/viber/" ACCOUNT, headers, body, strlen(body), &r);
+    long long took = db_test_now_ms() - t0;
+    assert_int_equal(r.status, 503);
+    assert_non_null(db_test_resp_header(&r, "Retry-After", ra, sizeof ra));
+    /* Not stored, so not welcomed: Viber's retry gets the welcome. */
+    assert_null(strstr(r.body, "Welcome"));
+    db_test_resp_clear(&r);
+    printf("# 503 while Redis stalled answered in %lld ms\n", took);
+    assert_true(took < 5000);
+    db_test_redis_kill(W.redis, SIGCONT);
+
+    int status = 0;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        free(reply);
+        reply = NULL;
+        status = post_cb_to(ACCOUNT, TOKEN, body, strlen(body), SIG_OK, &reply);
+        if (status != 200) usleep(50000);
+    }
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(reply, "Welcome to Shop support"));
+    free(reply);
+    /* The script sent before the timeout may have run once Redis woke up: either way the
+     * event is there exactly once. */
+    assert_int_equal(xlen("events"), before + 1);
+}
+
 /* ---- outbound ---- */
 
 static char *post_message(const char *json, int *status)
@@ -919,6 +960,7 @@ int main(void)
         cmocka_unit_test(conversation_started_answers_the_welcome_message),
         cmocka_unit_test(big_message_tokens_are_carried_exactly),
         cmocka_unit_test(hostile_bodies_get_4xx_and_nothing_is_written),
+        cmocka_unit_test(redis_stall_answers_503_and_the_retry_is_stored_once),
         cmocka_unit_test(reply_reaches_viber_and_is_found_by_its_token),
         cmocka_unit_test(receipts_move_the_status_forward_only),
         cmocka_unit_test(status_12_is_retried_and_succeeds),
