@@ -77,7 +77,8 @@ struct db_autoreply {
     struct db_redis_script *claim;
     struct event *read_timer, *claim_timer;
     int reading, stopped, group_ready;
-    unsigned long inflight;
+    int first_group;          /* the group creation of the start is in flight */
+    unsigned long inflight;   /* events being answered, plus commands on gw->redis */
     long clock_offset_s;      /* test hook DESKBRIDGE_CLOCK_OFFSET_S */
     struct job *jobs;
     struct db_cfg_ref *cache_cfg; /* the configuration the schedules below were parsed from */
@@ -552,6 +553,10 @@ static void group_cb(int status, const redisReply *reply, const char *errstr, vo
 {
     struct db_autoreply *a = arg;
     (void)errstr;
+    if (a->first_group) {
+        a->first_group = 0;
+        a->inflight--;
+    }
     if (status == DB_OK && (reply->type == REDIS_REPLY_STATUS ||
                             (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP"))))
         a->group_ready = 1;
@@ -592,6 +597,7 @@ static void claim_cb(int status, const redisReply *reply, const char *errstr, vo
 {
     struct db_autoreply *a = arg;
     (void)errstr;
+    a->inflight--;
     if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
         take_entries(a, reply->element[1]);
     struct timeval tv = {a->gw->cfg->cfg->claim_idle_ms / 2000 + 1, 0};
@@ -607,6 +613,7 @@ static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
         if (!a->stopped) evtimer_add(a->claim_timer, &tv);
         return;
     }
+    a->inflight++;
     db_redis_cmd(a->gw->redis, claim_cb, a, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", a->events,
                  GROUP, a->gw->consumer, a->gw->cfg->cfg->claim_idle_ms, READ_COUNT);
 }
@@ -645,8 +652,12 @@ int db_autoreply_start(struct db_gateway *gw, struct db_autoreply **out, struct 
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
-    struct timeval soon = {0, 20 * 1000}, claim = {1, 0};
-    evtimer_add(a->read_timer, &soon);
+    /* The group is created on the main connection, queued before any webhook's write can
+     * be: every event accepted after the start is read, even the very first. */
+    struct timeval claim = {1, 0};
+    a->reading = a->first_group = 1;
+    a->inflight++;
+    db_redis_cmd(gw->redis, group_cb, a, "XGROUP CREATE %s %s $ MKSTREAM", a->events, GROUP);
     evtimer_add(a->claim_timer, &claim);
     *out = a;
     return DB_OK;
