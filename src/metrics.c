@@ -417,7 +417,6 @@ static void render_registry(struct out *o, const struct db_metrics *m)
 /* Not declared in metrics.h, whose contract is fixed: the unit tests declare it themselves.
  * Renders the registry's own series (no process or Redis gauges) into *out, NUL-terminated,
  * which the caller frees with free().  DB_OK or DB_ENOMEM. */
-int db_metrics_render(const struct db_metrics *m, char **out, size_t *len);
 int db_metrics_render(const struct db_metrics *m, char **out, size_t *len)
 {
     struct out o = {0};

@@ -39,6 +39,10 @@ void db_metrics_redis_state(struct db_metrics *m, int up);
 /* deskbridge_first_response_seconds histogram (agent's first reply in a conversation). */
 void db_metrics_first_response(struct db_metrics *m, double seconds);
 
+/* The process's own series (no Redis gauges) in the text format into *out (malloc'd,
+ * caller frees; NUL-terminated, *len without the NUL).  DB_OK or DB_ENOMEM. */
+int db_metrics_render(const struct db_metrics *m, char **out, size_t *len);
+
 /* Answers GET /metrics for gw: the process's own series plus the Redis gauges
  * (deskbridge_queue_length{stream}, deskbridge_pending_oldest_seconds{stream,group},
  * deskbridge_conversations{state}), read asynchronously; if Redis does not answer, the

@@ -16,7 +16,6 @@
 
 /* Defined in src/metrics.c but not in metrics.h (a fixed contract): the registry's own
  * series as text; *out is the caller's to free(). */
-int db_metrics_render(const struct db_metrics *m, char **out, size_t *len);
 
 static char *render(const struct db_metrics *m)
 {
