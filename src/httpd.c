@@ -1024,6 +1024,12 @@ size_t db_httpd_stream_pending(const struct db_httpd_req *r)
     return r->c ? evbuffer_get_length(bufferevent_get_output(r->c->bev)) : 0;
 }
 
+void db_httpd_stream_abort(struct db_httpd_req *r)
+{
+    /* No closing chunk, then close: the client sees the transfer as incomplete. */
+    request_done(r, 0);
+}
+
 void db_httpd_stream_end(struct db_httpd_req *r)
 {
     struct conn *c = r->c;

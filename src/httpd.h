@@ -100,5 +100,8 @@ int db_httpd_stream_chunk(struct db_httpd_req *r, const void *data, size_t len);
 /* Bytes queued to the client but not yet written (for back-pressure). */
 size_t db_httpd_stream_pending(const struct db_httpd_req *r);
 void db_httpd_stream_end(struct db_httpd_req *r);
+/* Ends a stream that broke off: what was queued is still written, then the connection is
+ * closed without the closing chunk, so the client knows the body is incomplete. */
+void db_httpd_stream_abort(struct db_httpd_req *r);
 
 #endif

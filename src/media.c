@@ -133,13 +133,14 @@ static void download_done_cb(const struct db_http_resp *resp, void *arg)
         } else if (j->too_slow) {
             db_log(DB_LOG_WARN, &ctx, "client too slow; download dropped bytes=%zu", j->bytes);
         } else if (resp->transport_error) {
-            /* The head is out: all we can do is stop; see the report on truncation. */
+            /* The head is out: end without the closing chunk so the client sees the cut. */
             db_log(DB_LOG_WARN, &ctx, "download broke off (%s) bytes=%zu",
                    resp->transport_error, j->bytes);
         } else {
             db_log(DB_LOG_INFO, &ctx, "media relayed bytes=%zu", j->bytes);
         }
-        db_httpd_stream_end(j->req);
+        if (j->too_slow || resp->transport_error) db_httpd_stream_abort(j->req);
+        else db_httpd_stream_end(j->req);
         job_free(j);
         return;
     }
