@@ -1,29 +1,438 @@
-/* dispatcher.c - placeholder until the dispatcher lands: consumes nothing. */
+/* dispatcher.c - reads P:events in the group "deskbridge-dispatch" and applies each entry to
+ * the conversation state with the dispatcher's Lua script (dispatch_lua.c).
+ *
+ * The script records the change and acknowledges the entry in one step, so a crash leaves an
+ * entry either unprocessed and pending (claimed by another process after claim_idle_ms) or
+ * processed and acknowledged; a re-claimed entry that was processed changes nothing because
+ * the conversation remembers the last entry it applied. */
 #include "dispatcher.h"
 
-#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "assign.h"
+#include "gateway.h"
+#include "log.h"
+#include "redis.h"
+#include "util/id.h"
+#include "util/json.h"
+
+#define READ_BLOCK_MS 2000
+#define READ_COUNT 64
+#define MAX_INFLIGHT 256
+
+struct db_dispatcher {
+    struct db_gateway *gw;
+    struct db_redis *block;     /* dedicated: XREADGROUP BLOCK would stall other commands */
+    unsigned long inflight;
+    unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
+    int reading, stopped, group_ready, released;
+    struct event *read_timer, *claim_timer, *sweep_timer;
+    char events[160];
+};
+
+struct job {
+    struct db_dispatcher *d;
+    char entry[64];
+};
+
+static void read_more(struct db_dispatcher *d);
+
+/* Counts one callback on the shared connection done; returns 1 when d was freed meanwhile
+ * (db_dispatcher_free left it to the last callback) and is now gone. */
+static int settle(struct db_dispatcher *d)
+{
+    d->outstanding--;
+    if (!d->released) return 0;
+    if (d->outstanding == 0) free(d);
+    return 1;
+}
+
+/* ---- options of [dispatch] ---- */
+
+static long conf_long(const struct db_config *cfg, const char *key, long def)
+{
+    const struct db_conf_section *sec = db_config_section(cfg, "dispatch", NULL);
+    const struct db_conf_kv *kv = sec ? db_conf_find(sec, key) : NULL;
+    return kv ? strtol(kv->value, NULL, 10) : def;
+}
+
+struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg)
+{
+    struct db_dispatch_opts o = {
+        .offline_grace_ms = conf_long(cfg, "offline_grace_ms", 60000),
+        .claim_idle_ms = conf_long(cfg, "claim_idle_ms", cfg->claim_idle_ms),
+        .max_deliveries = conf_long(cfg, "max_deliveries", 10),
+        .default_capacity = conf_long(cfg, "default_capacity", 5),
+        .sweep_ms = conf_long(cfg, "sweep_ms", 1000),
+    };
+    return o;
+}
+
+char *db_dispatch_rules_of(const struct db_config *cfg)
+{
+    const struct db_conf_section *sec = db_config_section(cfg, "dispatch", NULL);
+    char *rules = NULL;
+    struct db_err e = {0};
+    for (size_t i = 0; sec && i < sec->n; i++)
+        if (strcmp(sec->kv[i].key, "priority_keyword") == 0 &&
+            db_assign_rules_add(&rules, sec->kv[i].value, &e) != DB_OK)
+            break; /* checked at load: only ENOMEM gets here */
+    return rules;
+}
+
+static int check_number(const struct db_conf_section *sec, const char *key, long min, long max,
+                        struct db_err *e)
+{
+    const struct db_conf_kv *kv = db_conf_find(sec, key);
+    if (!kv) return DB_OK;
+    char *end;
+    long v = strtol(kv->value, &end, 10);
+    if (!*kv->value || *end || v < min || v > max)
+        return db_conf_error(e, sec, kv, key, "want a whole number from %ld to %ld", min, max);
+    return DB_OK;
+}
+
+int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    static const char *const keys[] = {"offline_grace_ms", "claim_idle_ms", "max_deliveries",
+                                       "default_capacity", "sweep_ms", "priority_keyword", NULL};
+    int rc = db_conf_check_keys(sec, keys, e);
+    if (rc == DB_OK) rc = check_number(sec, "offline_grace_ms", 0, 86400000L, e);
+    if (rc == DB_OK) rc = check_number(sec, "claim_idle_ms", 100, 86400000L, e);
+    if (rc == DB_OK) rc = check_number(sec, "max_deliveries", 1, 1000, e);
+    if (rc == DB_OK) rc = check_number(sec, "default_capacity", 0, 10000, e);
+    if (rc == DB_OK) rc = check_number(sec, "sweep_ms", 50, 600000, e);
+    for (size_t i = 0; rc == DB_OK && i < sec->n; i++) {
+        if (strcmp(sec->kv[i].key, "priority_keyword") != 0) continue;
+        char *rules = NULL;
+        struct db_err why = {0};
+        if (db_assign_rules_add(&rules, sec->kv[i].value, &why) != DB_OK)
+            rc = db_conf_error(e, sec, &sec->kv[i], "priority_keyword", "%s", why.msg);
+        free(rules);
+    }
+    return rc;
+}
+
+/* ---- the script ---- */
+
+static struct db_redis_script *script;
+
+void db_dispatch_run(struct db_gateway *gw, db_redis_cb cb, void *arg, const char *op,
+                     int nargs, const char **args, const size_t *lens)
+{
+    /* One script object for the process: it lives as long as the process does. */
+    if (!script) script = db_redis_script_new(db_dispatch_lua);
+    const char *argv[16];
+    size_t argl[16];
+    char now[24];
+    if (!script || nargs > 13) {
+        if (cb) cb(DB_EAGAIN, NULL, "out of memory", arg);
+        return;
+    }
+    snprintf(now, sizeof now, "%lld", (long long)db_now_ms());
+    argv[0] = op, argv[1] = gw->cfg->cfg->prefix, argv[2] = now;
+    for (int i = 0; i < 3; i++) argl[i] = strlen(argv[i]);
+    for (int i = 0; i < nargs; i++) {
+        argv[3 + i] = args[i];
+        argl[3 + i] = lens ? lens[i] : strlen(args[i]);
+    }
+    db_redis_eval(gw->redis, script, cb, arg, 0, NULL, 3 + nargs, argv, argl);
+}
+
+/* ---- reading P:events ---- */
+
+static void job_done(struct job *j)
+{
+    struct db_dispatcher *d = j->d;
+    free(j);
+    d->inflight--;
+    if (settle(d)) return;
+    read_more(d);
+}
+
+static void applied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        /* Left pending: claimed again after claim_idle_ms, dead-lettered after max_deliveries. */
+        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, j->entry};
+        db_log(DB_LOG_WARN, &ctx, "could not apply the event: %s",
+               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+    }
+    job_done(j);
+}
+
+static void acked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)status, (void)reply, (void)errstr;
+    job_done(arg);
+}
+
+static void take_entry(struct db_dispatcher *d, const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const redisReply *fields = entry->element[1];
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    for (size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->str && strcmp(fields->element[i]->str, "event") == 0 &&
+            fields->element[i + 1]->str)
+            raw = fields->element[i + 1]->str, raw_len = fields->element[i + 1]->len;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return; /* stays pending; claimed later */
+    j->d = d;
+    d->inflight++;
+    snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
+    json_t *ev = NULL;
+    const char *conv = NULL;
+    if (raw && db_json_parse_object(raw, raw_len, &ev, NULL) == DB_OK)
+        conv = db_json_str(ev, "conversation");
+    d->outstanding++;
+    if (!conv) {
+        /* Not a conversation's event: nothing to dispatch. */
+        db_redis_cmd(d->gw->redis, acked_cb, j, "XACK %s %s %s", d->events, DB_DISPATCH_GROUP,
+                     j->entry);
+        json_decref(ev);
+        return;
+    }
+    char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
+    const char *args[] = {j->entry, conv, rules ? rules : "", raw};
+    const size_t lens[] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0, raw_len};
+    db_dispatch_run(d->gw, applied_cb, j, "event", 4, args, lens);
+    free(rules);
+    json_decref(ev);
+}
+
+static void take_entries(struct db_dispatcher *d, const redisReply *list)
+{
+    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
+        take_entry(d, list->element[i]);
+}
+
+static void retry_read(struct db_dispatcher *d)
+{
+    struct timeval tv = {0, 500 * 1000};
+    if (!d->stopped) evtimer_add(d->read_timer, &tv);
+}
+
+static void read_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    d->reading = 0;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
+        db_log(DB_LOG_WARN, &ctx, "events read failed: %s",
+               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+        if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP"))
+            d->group_ready = 0;
+        retry_read(d);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_ARRAY && reply->element[i]->elements == 2)
+                take_entries(d, reply->element[i]->element[1]);
+    read_more(d);
+}
+
+static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)errstr;
+    d->reading = 0;
+    if (status == DB_OK && (reply->type == REDIS_REPLY_STATUS ||
+                            (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP"))))
+        d->group_ready = 1;
+    if (d->group_ready) read_more(d);
+    else retry_read(d);
+}
+
+static void read_more(struct db_dispatcher *d)
+{
+    if (d->reading || d->stopped || d->inflight >= MAX_INFLIGHT) return;
+    d->reading = 1;
+    if (!d->group_ready) {
+        /* From the start: events written before the first dispatcher ran still count. */
+        db_redis_cmd(d->block, group_cb, d, "XGROUP CREATE %s %s 0 MKSTREAM", d->events,
+                     DB_DISPATCH_GROUP);
+        return;
+    }
+    unsigned long room = MAX_INFLIGHT - d->inflight;
+    db_redis_cmd(d->block, read_cb, d, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s >",
+                 DB_DISPATCH_GROUP, d->gw->consumer, (int)(room < READ_COUNT ? room : READ_COUNT),
+                 READ_BLOCK_MS, d->events);
+}
+
+static void read_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    read_more(arg);
+}
+
+/* ---- entries of crashed processes ---- */
+
+static void claim_again(struct db_dispatcher *d)
+{
+    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
+    long ms = idle / 2 < 100 ? 100 : idle / 2;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (!d->stopped) evtimer_add(d->claim_timer, &tv);
+}
+
+static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)errstr;
+    if (settle(d)) return;
+    /* [next cursor, [entries], [deleted ids]] */
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+        take_entries(d, reply->element[1]);
+    claim_again(d);
+}
+
+static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)errstr;
+    if (settle(arg)) return;
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
+        db_log(DB_LOG_WARN, &ctx, "an event was delivered too often; moved to the dead stream");
+    }
+}
+
+/* XPENDING with delivery counts first: entries over max_deliveries go to P:dead, the rest are
+ * claimed with XAUTOCLAIM. */
+static void pending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)errstr;
+    if (settle(d)) return;
+    struct db_dispatch_opts o = db_dispatch_opts_of(d->gw->cfg->cfg);
+    for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+         i++) {
+        const redisReply *p = reply->element[i];
+        if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 || p->element[3]->integer < o.max_deliveries)
+            continue;
+        char reason[64];
+        snprintf(reason, sizeof reason, "delivered %lld times", p->element[3]->integer);
+        const char *args[] = {p->element[0]->str, reason};
+        d->outstanding++;
+        db_dispatch_run(d->gw, dead_cb, d, "dead", 2, args, NULL);
+    }
+    if (d->stopped) return;
+    d->outstanding++;
+    db_redis_cmd(d->gw->redis, claimed_cb, d, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", d->events,
+                 DB_DISPATCH_GROUP, d->gw->consumer, (int)o.claim_idle_ms, READ_COUNT);
+}
+
+static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)fd, (void)what;
+    if (d->stopped) return;
+    if (!d->group_ready || d->inflight >= MAX_INFLIGHT) {
+        claim_again(d);
+        return;
+    }
+    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
+    d->outstanding++;
+    db_redis_cmd(d->gw->redis, pending_cb, d, "XPENDING %s %s IDLE %d - + %d", d->events,
+                 DB_DISPATCH_GROUP, (int)idle, READ_COUNT);
+}
+
+/* ---- agents gone offline ---- */
+
+static void sweep_again(struct db_dispatcher *d)
+{
+    long ms = db_dispatch_opts_of(d->gw->cfg->cfg).sweep_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (!d->stopped) evtimer_add(d->sweep_timer, &tv);
+}
+
+static void swept_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)status, (void)reply, (void)errstr;
+    if (settle(arg)) return;
+    sweep_again(arg);
+}
+
+static void sweep_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)fd, (void)what;
+    char grace[24];
+    snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(d->gw->cfg->cfg).offline_grace_ms);
+    const char *args[] = {grace};
+    d->outstanding++;
+    db_dispatch_run(d->gw, swept_cb, d, "sweep", 1, args, NULL);
+}
+
+/* ---- life cycle ---- */
 
 int db_dispatcher_start(struct db_gateway *gw, struct db_dispatcher **out, struct db_err *e)
 {
-    (void)gw, (void)e;
-    *out = NULL;
+    struct db_dispatcher *d = calloc(1, sizeof *d);
+    if (!d) return db_err_set(e, DB_ENOMEM, "out of memory");
+    d->gw = gw;
+    const struct db_config *cfg = gw->cfg->cfg;
+    snprintf(d->events, sizeof d->events, "%s:events", cfg->prefix);
+    struct db_redis_opts ro = {.url = cfg->redis_url,
+                               .command_timeout_ms = READ_BLOCK_MS + cfg->redis_timeout_ms,
+                               .name = "deskbridge-dispatcher"};
+    int rc = db_redis_new(gw->base, &ro, &d->block, e);
+    d->read_timer = evtimer_new(gw->base, read_timer_cb, d);
+    d->claim_timer = evtimer_new(gw->base, claim_timer_cb, d);
+    d->sweep_timer = evtimer_new(gw->base, sweep_timer_cb, d);
+    if (rc != DB_OK || !d->read_timer || !d->claim_timer || !d->sweep_timer) {
+        db_dispatcher_free(d);
+        return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    struct timeval soon = {0, 50 * 1000};
+    evtimer_add(d->read_timer, &soon);
+    claim_again(d);
+    sweep_again(d);
+    *out = d;
     return DB_OK;
 }
-void db_dispatcher_stop_reading(struct db_dispatcher *d) { (void)d; }
-unsigned long db_dispatcher_inflight(const struct db_dispatcher *d) { (void)d; return 0; }
-void db_dispatcher_free(struct db_dispatcher *d) { (void)d; }
-int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req)
+
+void db_dispatcher_stop_reading(struct db_dispatcher *d)
 {
-    (void)gw, (void)req;
-    return 0;
+    if (!d) return;
+    d->stopped = 1;
+    evtimer_del(d->read_timer);
+    evtimer_del(d->claim_timer);
+    evtimer_del(d->sweep_timer);
 }
+
+unsigned long db_dispatcher_inflight(const struct db_dispatcher *d) { return d ? d->inflight : 0; }
+
+void db_dispatcher_free(struct db_dispatcher *d)
+{
+    if (!d) return;
+    d->stopped = 1;
+    db_redis_free(d->block);
+    if (d->read_timer) event_free(d->read_timer);
+    if (d->claim_timer) event_free(d->claim_timer);
+    if (d->sweep_timer) event_free(d->sweep_timer);
+    d->read_timer = d->claim_timer = d->sweep_timer = NULL;
+    /* Answers still due on the shared connection (it calls them with DB_EAGAIN when the
+     * gateway frees it) hold d: the last of them frees it. */
+    if (d->outstanding) d->released = 1;
+    else free(d);
+}
+
+/* ---- replies ---- */
+
 void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
                             const char *message_id, const char *agent_id)
 {
-    (void)gw, (void)conversation, (void)message_id, (void)agent_id;
-}
-int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e)
-{
-    (void)sec, (void)e;
-    return DB_OK;
+    if (!conversation || !message_id) return;
+    const char *args[] = {conversation, message_id, agent_id ? agent_id : ""};
+    db_dispatch_run(gw, NULL, NULL, "reply", 3, args, NULL);
 }

@@ -7,6 +7,7 @@
 #define DB_DISPATCHER_H
 
 #include "deskbridge/status.h"
+#include "redis.h"
 
 struct db_gateway;
 struct db_httpd_req;
@@ -34,5 +35,27 @@ void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
 /* Config section [dispatch] check (features.c). */
 struct db_conf_section;
 int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e);
+
+/* ---- shared by the dispatcher's files (dispatcher.c, dispatch_api.c) and the tests ---- */
+
+#define DB_DISPATCH_GROUP "deskbridge-dispatch"
+
+struct db_config;
+/* The [dispatch] options with their defaults (docs/dispatcher.md). */
+struct db_dispatch_opts {
+    long offline_grace_ms, claim_idle_ms, max_deliveries, default_capacity, sweep_ms;
+};
+struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg);
+/* The priority_keyword rules of cfg in the script's form ("word\tpriority\n"...); malloc'd,
+ * caller frees; NULL when there are none. */
+char *db_dispatch_rules_of(const struct db_config *cfg);
+
+/* Runs operation op of the dispatcher's script with args (lens NULL = strlen) after the
+ * prefix and the time; cb (may be NULL) as db_redis_eval's. */
+void db_dispatch_run(struct db_gateway *gw, db_redis_cb cb, void *arg, const char *op,
+                     int nargs, const char **args, const size_t *lens);
+
+/* The script (dispatch_lua.c): ARGV[1] operation, ARGV[2] prefix, ARGV[3] now in ms. */
+extern const char db_dispatch_lua[];
 
 #endif
