@@ -353,6 +353,34 @@ static void canned_response_through_the_api(void **state)
     json_decref(err);
 }
 
+/* A week later (the clock hook), the schedule has opened and closed again: the same
+ * conversation gets a new away message, once. */
+static void next_closed_period_answers_again(void **state)
+{
+    (void)state;
+    int st = db_test_daemon_stop(&W.d, SIGTERM);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!getenv("KEEP_LOG")) unlink(W.d.log_path);
+    snprintf(W.env[2], sizeof W.env[2], "DESKBRIDGE_CLOCK_OFFSET_S=%d", 7 * 86400);
+    const char *env[] = {W.env[0], W.env[1], W.env[2], NULL};
+    const char *args[] = {"--config", W.conf, NULL};
+    db_test_daemon_start(&W.d, env, args, 0);
+
+    size_t before = sends(TOK_CLOSED);
+    assert_int_equal(post_update("closed", 1004, 501, "back again"), 200);
+    assert_int_equal(db_fake_wait(W.tg, "/bot" TOK_CLOSED "/sendMessage", before + 1, 10000),
+                     before + 1);
+    char *text = sent_text(TOK_CLOSED, before);
+    char want[160];
+    snprintf(want, sizeof want, "Зачинено. Повернемося: %s 03:00.", W.away_day_uk);
+    assert_string_equal(text, want);
+    free(text);
+    assert_int_equal(post_update("closed", 1005, 501, "and again"), 200);
+    assert_true(db_test_wait(caught_up, NULL, 10000));
+    usleep(300 * 1000);
+    assert_int_equal(sends(TOK_CLOSED), before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +389,7 @@ int main(void)
         cmocka_unit_test(greeting_once_per_conversation),
         cmocka_unit_test(keyword_answer_is_sent_and_marked_automatic),
         cmocka_unit_test(canned_response_through_the_api),
+        cmocka_unit_test(next_closed_period_answers_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
