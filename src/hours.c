@@ -284,6 +284,20 @@ void db_schedule_free(struct db_schedule *s)
     free(s);
 }
 
+/* The name a user wrote: the environment variable for keys of [schedule default] that came
+ * from the quickstart variables, else the key. */
+static const char *kname(const struct db_conf_kv *kv, const char *key)
+{
+    static const char *const map[][2] = {{"timezone", "DESKBRIDGE_TIMEZONE"},
+                                         {"hours", "DESKBRIDGE_BUSINESS_HOURS"},
+                                         {"holidays", "DESKBRIDGE_HOLIDAYS"},
+                                         {"away_message", "DESKBRIDGE_AWAY_MESSAGE"}};
+    if (!kv || kv->line > 0 || strcmp(kv->file, "environment") != 0) return key;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(key, map[i][0]) == 0) return map[i][1];
+    return key;
+}
+
 /* ---- parsing ---- */
 
 struct cur {
@@ -377,19 +391,19 @@ static int parse_hours(const struct db_conf_section *sec, const struct db_conf_k
             d2 = day_index(d2s, (size_t)(c.p - d2s));
         }
         if (d1 < 0 || d2 < 0)
-            return db_conf_error(e, sec, kv, "hours",
+            return db_conf_error(e, sec, kv, kname(kv, "hours"),
                                  "'%s': want days as mon..sun or a range like mon-fri", q);
         skip_ws(&c);
         if (!isdigit((unsigned char)*c.p))
-            return db_conf_error(e, sec, kv, "hours",
+            return db_conf_error(e, sec, kv, kname(kv, "hours"),
                                  "'%s': days without hours (want e.g. 'mon-fri 09:00-18:00')", q);
         for (;;) {
             int from, to;
             if (parse_interval(&c, &from, &to) != 0)
-                return db_conf_error(e, sec, kv, "hours",
+                return db_conf_error(e, sec, kv, kname(kv, "hours"),
                                      "'%s': want intervals HH:MM-HH:MM from 00:00 to 24:00", q);
             if (from == to)
-                return db_conf_error(e, sec, kv, "hours", "'%s': an interval is empty", q);
+                return db_conf_error(e, sec, kv, kname(kv, "hours"), "'%s': an interval is empty", q);
             int len = to > from ? to - from : to + 1440 - from;
             for (int wd = d1;; wd = (wd + 1) % 7) {
                 for (int k = 0; k < len; k++) bit_set(week, (size_t)((wd * 1440 + from + k) % WEEK_MIN));
@@ -401,12 +415,12 @@ static int parse_hours(const struct db_conf_section *sec, const struct db_conf_k
             skip_ws(&c);
         }
         if (*c.p && *c.p != ';')
-            return db_conf_error(e, sec, kv, "hours",
+            return db_conf_error(e, sec, kv, kname(kv, "hours"),
                                  "'%s': want ';' between groups of days", q);
         groups++;
     }
     if (!groups)
-        return db_conf_error(e, sec, kv, "hours",
+        return db_conf_error(e, sec, kv, kname(kv, "hours"),
                              "no opening hours (want e.g. 'mon-fri 09:00-18:00')");
     return DB_OK;
 }
@@ -435,23 +449,23 @@ static int parse_dates(const struct db_conf_section *sec, const struct db_conf_k
         item_text(c.p, ',', q, sizeof q);
         int64_t day = parse_date(&c);
         if (day == INT64_MIN)
-            return db_conf_error(e, sec, kv, key, "'%s': want a date YYYY-MM-DD", q);
+            return db_conf_error(e, sec, kv, kname(kv, key), "'%s': want a date YYYY-MM-DD", q);
         skip_ws(&c);
         int from = -1, to = -1;
         if (isdigit((unsigned char)*c.p)) {
             if (parse_interval(&c, &from, &to) != 0)
-                return db_conf_error(e, sec, kv, key,
+                return db_conf_error(e, sec, kv, kname(kv, key),
                                      "'%s': want hours HH:MM-HH:MM from 00:00 to 24:00", q);
-            if (from == to) return db_conf_error(e, sec, kv, key, "'%s': an interval is empty", q);
+            if (from == to) return db_conf_error(e, sec, kv, kname(kv, key), "'%s': an interval is empty", q);
             skip_ws(&c);
         }
         if (*c.p && *c.p != ',')
-            return db_conf_error(e, sec, kv, key, "'%s': want ',' between dates", q);
+            return db_conf_error(e, sec, kv, kname(kv, key), "'%s': want ',' between dates", q);
         if ((closures ? s->nclo : s->nhol) >= MAX_ITEMS)
-            return db_conf_error(e, sec, kv, key, "more than %d dates", MAX_ITEMS);
+            return db_conf_error(e, sec, kv, kname(kv, key), "more than %d dates", MAX_ITEMS);
         if (closures) {
             if (from < 0)
-                return db_conf_error(e, sec, kv, key,
+                return db_conf_error(e, sec, kv, kname(kv, key),
                                      "'%s': a closure needs hours (a whole day is a holiday)", q);
             void *p = realloc(s->clo, (s->nclo + 1) * sizeof *s->clo);
             if (!p) return db_err_set(e, DB_ENOMEM, "out of memory");
@@ -462,13 +476,13 @@ static int parse_dates(const struct db_conf_section *sec, const struct db_conf_k
             continue;
         }
         if (from >= 0 && to < from)
-            return db_conf_error(e, sec, kv, key,
+            return db_conf_error(e, sec, kv, kname(kv, key),
                                  "'%s': a partial day must end on the same date", q);
         struct hday *h = NULL;
         for (size_t i = 0; i < s->nhol; i++)
             if (s->hol[i].day == day) h = &s->hol[i];
         if (h && (h->full || from < 0))
-            return db_conf_error(e, sec, kv, key,
+            return db_conf_error(e, sec, kv, kname(kv, key),
                                  "'%s': the date is listed both as a whole and a partial day", q);
         if (!h) {
             void *p = realloc(s->hol, (s->nhol + 1) * sizeof *s->hol);
@@ -492,7 +506,7 @@ static int check_tz(const struct db_conf_section *sec, const struct db_conf_kv *
     size_t n = strlen(v);
     if (n == 0 || n > 64 || v[0] == '/' || strstr(v, "..") ||
         strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") != n)
-        return db_conf_error(e, sec, kv, "timezone",
+        return db_conf_error(e, sec, kv, kname(kv, "timezone"),
                              "'%.64s': want an IANA time zone name such as Europe/Kyiv", v);
     /* glibc falls back to UTC silently for an unknown name, so look the file up first. */
     const char *dir = getenv("TZDIR");
@@ -503,7 +517,7 @@ static int check_tz(const struct db_conf_section *sec, const struct db_conf_kv *
     int ok = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0;
     if (f) fclose(f);
     if (!ok)
-        return db_conf_error(e, sec, kv, "timezone",
+        return db_conf_error(e, sec, kv, kname(kv, "timezone"),
                              "unknown time zone '%s' (not in the tz database)", v);
     return DB_OK;
 }
@@ -557,6 +571,11 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
     }
     const struct db_conf_kv *tz = db_conf_find(sec, "timezone");
     const struct db_conf_kv *hours = db_conf_find(sec, "hours");
+    if (!tz && hours && strcmp(kname(hours, "hours"), "hours") != 0) {
+        rc = db_conf_error(e, sec, hours, "DESKBRIDGE_TIMEZONE",
+                           "is required with DESKBRIDGE_BUSINESS_HOURS (e.g. Europe/Kyiv)");
+        goto fail;
+    }
     if (!tz) {
         rc = db_conf_error(e, sec, NULL, "timezone", "is required (e.g. Europe/Kyiv)");
         goto fail;

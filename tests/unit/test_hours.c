@@ -332,6 +332,20 @@ static void parse_errors(void **state)
     expect_error("test.conf:4: away_msg: unknown key", "timezone", "UTC", "hours",
                  "mon 09:00-10:00", "away_msg", "x", NULL);
 
+    /* Keys built from the quickstart variables are named as the variables. */
+    struct db_conf_kv ekv[] = {{"timezone", "Europe/Kyiv", "environment", 0},
+                               {"hours", "mon-fri 9-18", "environment", 0}};
+    struct db_conf_section esec = {"schedule", "default", ekv, 2};
+    struct db_err ee = {0};
+    assert_int_equal(db_schedule_conf_check(&esec, &ee), DB_ECONFIG);
+    assert_string_equal(ee.msg, "environment: DESKBRIDGE_BUSINESS_HOURS: 'mon-fri 9-18': want "
+                                "intervals HH:MM-HH:MM from 00:00 to 24:00");
+    esec.kv = ekv + 1;
+    esec.n = 1;
+    assert_int_equal(db_schedule_conf_check(&esec, &ee), DB_ECONFIG);
+    assert_string_equal(ee.msg, "environment: DESKBRIDGE_TIMEZONE: is required with "
+                                "DESKBRIDGE_BUSINESS_HOURS (e.g. Europe/Kyiv)");
+
     /* Language variants are accepted. */
     struct sec_buf b;
     struct db_err e = {0};
