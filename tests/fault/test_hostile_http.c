@@ -48,6 +48,13 @@ static int n_legit, legit_bad;
 static const char *hook_headers[] = {"Content-Type: application/json",
                                      "X-Telegram-Bot-Api-Secret-Token: " SECRET, NULL};
 
+/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
+static void assert_clean_log(const struct db_test_daemon *d)
+{
+    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
+    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -67,6 +74,7 @@ static int teardown(void **state)
 {
     (void)state;
     db_test_daemon_stop(&D, SIGTERM);
+    assert_clean_log(&D);
     unlink(D.log_path);
     db_test_redis_stop(R);
     return 0;
@@ -423,7 +431,12 @@ static void attack_leaves_legitimate_traffic_and_resources_alone(void **state)
     assert_true(rep.max_head_ms <= 11500);
     assert_int_equal(rep.stalled_408, N_STALLED);
     assert_true(rep.max_stall_ms <= 11500);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan's quarantine holds freed memory back from reuse, so RSS says nothing here. */
+    printf("# RSS bound not checked: AddressSanitizer build\n");
+#else
     assert_true(rss1 <= rss0 + 10240);
+#endif
     assert_true(fd1 <= fd0 + 5);
     assert_true(db_test_daemon_alive(&D));
 }

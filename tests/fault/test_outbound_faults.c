@@ -85,6 +85,13 @@ static void write_config(void)
     fclose(f);
 }
 
+/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
+static void assert_clean_log(const struct db_test_daemon *d)
+{
+    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
+    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -113,6 +120,7 @@ static int teardown(void **state)
 {
     (void)state;
     db_test_daemon_stop(&D, SIGTERM);
+    assert_clean_log(&D);
     unlink(D.log_path);
     unlink(conf_path);
     db_fake_stop(TG);
@@ -284,6 +292,7 @@ static void *killer(void *arg)
         pending_at_kills += pending(c);
         kill(D.pid, SIGKILL);
         db_test_daemon_stop(&D, SIGKILL);
+        assert_clean_log(&D);
         unlink(D.log_path);
         long long t0 = db_test_now_ms();
         db_test_daemon_start(&D, env, args, port);

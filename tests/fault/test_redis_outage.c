@@ -88,6 +88,13 @@ static void start_proxy(void)
     fclose(f);
 }
 
+/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
+static void assert_clean_log(const struct db_test_daemon *d)
+{
+    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
+    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -109,6 +116,7 @@ static int teardown(void **state)
 {
     (void)state;
     db_test_daemon_stop(&D, SIGTERM);
+    assert_clean_log(&D);
     unlink(D.log_path);
     kill(proxy_pid, SIGTERM);
     waitpid(proxy_pid, NULL, 0);

@@ -50,6 +50,13 @@ static struct db_fake *TG, *WA;
 static struct db_test_daemon D;
 static char conf_path[256], env_redis[512];
 
+/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
+static void assert_clean_log(const struct db_test_daemon *d)
+{
+    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
+    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -90,6 +97,7 @@ static int teardown(void **state)
 {
     (void)state;
     db_test_daemon_stop(&D, SIGTERM);
+    assert_clean_log(&D);
     unlink(D.log_path);
     unlink(conf_path);
     db_fake_stop(TG);
