@@ -465,6 +465,8 @@ static json_t *message_view(const redisReply *r)
         else if (strcmp(k, "attempt") == 0 || strcmp(k, "created") == 0 ||
                  strcmp(k, "updated") == 0)
             json_object_set_new(obj, k, json_integer(atoll(v)));
+        else if (strcmp(k, "automatic") == 0 || strcmp(k, "resolve") == 0)
+            json_object_set_new(obj, k, json_boolean(strcmp(v, "true") == 0 || strcmp(v, "1") == 0));
         else
             json_object_set_new(obj, k, json_string(v));
     }

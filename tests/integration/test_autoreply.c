@@ -305,7 +305,7 @@ static void keyword_answer_is_sent_and_marked_automatic(void **state)
     assert_true(json_is_true(json_object_get(cmd, "resolve")));
     struct msg_wait w = {json_string_value(json_object_get(cmd, "id")), NULL};
     assert_true(db_test_wait(message_sent, &w, 10000));
-    assert_string_equal(json_string_value(json_object_get(w.last, "automatic")), "true");
+    assert_true(json_is_true(json_object_get(w.last, "automatic")));
     assert_string_equal(json_string_value(json_object_get(w.last, "rule")), "keyword:price");
     assert_string_equal(json_string_value(json_object_get(w.last, "conversation")),
                         "telegram:open:602");
