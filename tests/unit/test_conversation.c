@@ -1,0 +1,208 @@
+/* The conversation state machine: the dispatcher's Lua script run directly against a real
+ * redis-server, with the clock given by the test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "dispatcher.h"
+#include "redis_fixture.h"
+
+static struct db_test_redis *R;
+
+static redisReply *run(long long now, const char *op, const char *a1, const char *a2,
+                       const char *a3, const char *a4, const char *a5)
+{
+    char t[24];
+    snprintf(t, sizeof t, "%lld", now);
+    const char *argv[12] = {"EVAL", db_dispatch_lua, "0", op, "t", t};
+    int argc = 6;
+    const char *extra[] = {a1, a2, a3, a4, a5};
+    for (int i = 0; i < 5 && extra[i]; i++) argv[argc++] = extra[i];
+    redisReply *r = redisCommandArgv(db_test_redis_ctx(R), argc, argv, NULL);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", op, r->str);
+    return r;
+}
+
+static void run0(long long now, const char *op, const char *a1, const char *a2, const char *a3,
+                 const char *a4, const char *a5)
+{
+    freeReplyObject(run(now, op, a1, a2, a3, a4, a5));
+}
+
+static char *hget(const char *conv, const char *field)
+{
+    redisReply *r = redisCommand(db_test_redis_ctx(R), "HGET t:conv:{%s} %s", conv, field);
+    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    return v;
+}
+
+static void assert_field(const char *conv, const char *field, const char *want)
+{
+    char *v = hget(conv, field);
+    if (!want) assert_null(v);
+    else if (!v || strcmp(v, want) != 0) fail_msg("%s.%s = %s, want %s", conv, field, v ? v : "(nil)", want);
+    free(v);
+}
+
+/* Appends an event of chat to t:events; its entry id into id. */
+static void event(const char *chat, const char *text, char id[64])
+{
+    char ev[512];
+    snprintf(ev, sizeof ev,
+             "{\"v\":1,\"id\":\"e\",\"kind\":\"message\",\"type\":\"text\",\"platform\":\"telegram\","
+             "\"account\":\"1\",\"conversation\":\"telegram:1:%s\",\"external_chat_id\":\"%s\","
+             "\"text\":\"%s\",\"sender\":{\"name\":\"N\",\"language\":\"uk\"},\"timestamp\":1}",
+             chat, chat, text);
+    redisReply *r = redisCommand(db_test_redis_ctx(R), "XADD t:events * event %s", ev);
+    snprintf(id, 64, "%s", r->str);
+    freeReplyObject(r);
+}
+
+static void apply(long long now, const char *chat, const char *entry)
+{
+    char conv[64];
+    snprintf(conv, sizeof conv, "telegram:1:%s", chat);
+    redisReply *r = redisCommand(db_test_redis_ctx(R), "XRANGE t:events %s %s", entry, entry);
+    const char *raw = r->element[0]->element[1]->element[1]->str;
+    run0(now, "event", entry, conv, "urgent\turgent\n", raw, NULL);
+    freeReplyObject(r);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    R = db_test_redis_start(NULL);
+    freeReplyObject(redisCommand(db_test_redis_ctx(R),
+                                 "XGROUP CREATE t:events deskbridge-dispatch 0 MKSTREAM"));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    db_test_redis_stop(R);
+    return 0;
+}
+
+static void new_conversation_waits_then_gets_an_agent(void **state)
+{
+    (void)state;
+    char e1[64];
+    event("1", "hi", e1);
+    apply(1000, "1", e1);
+    assert_field("telegram:1:1", "state", "queued");
+    assert_field("telegram:1:1", "name", "N");
+    assert_field("telegram:1:1", "first_message_at", "1000");
+    run0(1100, "agent_put", "ann", "Ann", "1", "[\"uk\"]", "[]");
+    assert_field("telegram:1:1", "state", "queued"); /* offline agents take nothing */
+    run0(1200, "presence", "ann", "online", "500", NULL, NULL);
+    assert_field("telegram:1:1", "state", "assigned");
+    assert_field("telegram:1:1", "agent", "ann");
+    assert_field("telegram:1:1", "queued_at", NULL);
+}
+
+static void processing_is_idempotent_and_in_order(void **state)
+{
+    (void)state;
+    char e2[64], e3[64];
+    event("1", "two", e2);
+    event("1", "three", e3);
+    /* Another process handles the later entry first: both are applied, oldest first. */
+    apply(2000, "1", e3);
+    assert_field("telegram:1:1", "unread", "3");
+    apply(2001, "1", e2);
+    apply(2002, "1", e3);
+    assert_field("telegram:1:1", "unread", "3");
+    redisReply *r = redisCommand(db_test_redis_ctx(R), "XRANGE t:agent:{ann} - +");
+    /* The first message came before the assignment (which carries the unread count). */
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[0]->element[1]->element[1]->str, "assigned");
+    assert_non_null(strstr(r->element[1]->element[1]->element[5]->str, "\"two\""));
+    assert_non_null(strstr(r->element[2]->element[1]->element[5]->str, "\"three\""));
+    freeReplyObject(r);
+}
+
+static void close_reopen_sticky_and_priority(void **state)
+{
+    (void)state;
+    run0(3000, "close", "telegram:1:1", NULL, NULL, NULL, NULL);
+    assert_field("telegram:1:1", "state", "closed");
+    assert_field("telegram:1:1", "agent", "");
+    char e[64];
+    event("1", "URGENT again", e);
+    apply(3100, "1", e);
+    assert_field("telegram:1:1", "state", "assigned");
+    assert_field("telegram:1:1", "agent", "ann");
+    assert_field("telegram:1:1", "priority", "urgent");
+    assert_field("telegram:1:1", "reopened_at", "3100");
+}
+
+static void queue_order_and_offline_grace(void **state)
+{
+    (void)state;
+    /* ann (capacity 1) is busy with chat 1: two more wait, the urgent one first. */
+    char a[64], b[64];
+    event("2", "normal", a);
+    apply(4000, "2", a);
+    event("3", "urgent!", b);
+    apply(4100, "3", b);
+    assert_field("telegram:1:2", "state", "queued");
+    assert_field("telegram:1:3", "state", "queued");
+    run0(4200, "priority", "telegram:1:2", "low", NULL, NULL, NULL);
+    run0(4300, "agent_put", "ann", "Ann", "2", "[\"uk\"]", "[]");
+    assert_field("telegram:1:3", "agent", "ann");
+    assert_field("telegram:1:2", "state", "queued");
+
+    /* Offline: nothing moves within the grace, everything after it. */
+    run0(5000, "presence", "ann", "offline", "500", NULL, NULL);
+    run0(5400, "sweep", "500", NULL, NULL, NULL, NULL);
+    assert_field("telegram:1:3", "state", "assigned");
+    run0(5500, "sweep", "500", NULL, NULL, NULL, NULL);
+    assert_field("telegram:1:3", "state", "queued");
+    assert_field("telegram:1:1", "state", "queued");
+    /* A second sweep (another process) changes nothing more. */
+    redisReply *r = run(5600, "sweep", "500", NULL, NULL, NULL, NULL);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    run0(5700, "presence", "ann", "online", "500", NULL, NULL);
+    assert_field("telegram:1:3", "agent", "ann"); /* urgent first */
+    assert_field("telegram:1:1", "agent", "ann");
+    assert_field("telegram:1:2", "state", "queued");
+}
+
+static void commands_refuse_what_cannot_be(void **state)
+{
+    (void)state;
+    redisReply *r = run(6000, "assign", "telegram:1:2", "ann", NULL, NULL, NULL);
+    assert_string_equal(r->str, "over_capacity");
+    freeReplyObject(r);
+    r = run(6000, "transfer", "telegram:1:2", "ann", NULL, NULL, NULL);
+    assert_string_equal(r->str, "not_assigned");
+    freeReplyObject(r);
+    r = run(6000, "assign", "telegram:1:404", "ann", NULL, NULL, NULL);
+    assert_string_equal(r->str, "no_conversation");
+    freeReplyObject(r);
+    r = run(6000, "assign", "telegram:1:2", "nobody", NULL, NULL, NULL);
+    assert_string_equal(r->str, "no_agent");
+    freeReplyObject(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(new_conversation_waits_then_gets_an_agent),
+        cmocka_unit_test(processing_is_idempotent_and_in_order),
+        cmocka_unit_test(close_reopen_sticky_and_priority),
+        cmocka_unit_test(queue_order_and_offline_grace),
+        cmocka_unit_test(commands_refuse_what_cannot_be),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
