@@ -625,6 +625,31 @@ static void unknown_keys_and_bad_booleans_are_refused(void **state)
     expect_error(boolean, "allow_private", "true or false");
 }
 
+static void sigterm_finishes_the_delivery_in_flight_and_leaves_the_rest_pending(void **state)
+{
+    (void)state;
+    /* The first request is answered 200 after 1.5 s; everything else fails and would be
+     * retried only after 5 s. */
+    db_fake_rule(W.rx, "POST", "/hook", 1, 200, "{}", 1500, 0);
+    db_fake_default(W.rx, 503, "{}");
+    start(hook("desk", "/hook", "retry_base_ms = 5000\nretry_max_ms = 5000\n"));
+    post_update(7001, 71, 0);
+    post_update(7002, 72, 0);
+    assert_int_equal(db_fake_wait(W.rx, "/hook", 2, 10000), 2);
+    long long t0 = db_test_now_ms();
+    int st = db_test_daemon_stop(&W.d, SIGTERM);
+    W.running = 0;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* It waited for the slow answer, not for the retry. */
+    assert_true(db_test_now_ms() - t0 < 4500);
+    check_log_is_clean(&W.d);
+    unlink(W.d.log_path);
+    assert_int_equal(db_fake_count(W.rx, "/hook"), 2);
+    assert_int_equal(pending("events", "desk"), 1);
+    struct dead dl[2];
+    assert_int_equal(dead_letters(dl, 2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -645,6 +670,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_killed_daemon_leaves_deliveries_to_the_next, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            sigterm_finishes_the_delivery_in_flight_and_leaves_the_rest_pending, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
