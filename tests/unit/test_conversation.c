@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "assign.h"
 #include "dispatcher.h"
 #include "redis_fixture.h"
 
@@ -195,6 +196,83 @@ static void commands_refuse_what_cannot_be(void **state)
     freeReplyObject(r);
 }
 
+/* ---- the script and assign.c choose the same agent ---- */
+
+static redisReply *cmdf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(db_test_redis_ctx(R), fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+static void script_and_c_agree(void **state)
+{
+    (void)state;
+    static const char *const langs[] = {"uk", "en", "de"};
+    static const char *const accts[] = {"telegram:1", "viber:2"};
+    static const char *const ids[] = {"a1", "b2", "c3", "d4", "e5"};
+    srand(7);
+    for (int round = 0; round < 150; round++) {
+        char P[16];
+        snprintf(P, sizeof P, "d%d", round);
+        struct db_assign_agent ag[5];
+        const char *lang_of[5], *acct_of[5];
+        int n = 1 + rand() % 5;
+        for (int i = 0; i < n; i++) {
+            ag[i] = (struct db_assign_agent){.id = ids[i], .online = rand() % 4 != 0,
+                                             .capacity = rand() % 3, .load = 0};
+            ag[i].load = ag[i].capacity ? rand() % (ag[i].capacity + 1) : 0;
+            lang_of[i] = langs[rand() % 3], acct_of[i] = accts[rand() % 2];
+            int has_lang = rand() % 2, has_acct = rand() % 2;
+            ag[i].languages = &lang_of[i], ag[i].n_languages = (size_t)has_lang;
+            ag[i].accounts = &acct_of[i], ag[i].n_accounts = (size_t)has_acct;
+            freeReplyObject(cmdf("HSET %s:agentinfo:{%s} presence %s capacity %d languages %s "
+                                 "accounts %s", P, ids[i], ag[i].online ? "online" : "away",
+                                 ag[i].capacity, has_lang ? (lang_of[i][0] == 'u' ? "[\"uk\"]" :
+                                 lang_of[i][0] == 'e' ? "[\"en\"]" : "[\"de\"]") : "[]",
+                                 has_acct ? (acct_of[i][0] == 't' ? "[\"telegram:1\"]"
+                                                                 : "[\"viber:2\"]") : "[]"));
+            freeReplyObject(cmdf("SADD %s:agents %s", P, ids[i]));
+            for (int k = 0; k < ag[i].load; k++)
+                freeReplyObject(cmdf("SADD %s:agentconvs:{%s} x%d", P, ids[i], k));
+        }
+        int rr = rand() % 7;
+        freeReplyObject(cmdf("SET %s:dispatch:rr %d", P, rr));
+        const char *lang = langs[rand() % 3], *acct = accts[rand() % 2];
+        const char *prev = rand() % 3 == 0 ? ids[rand() % n] : NULL;
+        const char *pl = acct[0] == 't' ? "telegram" : "viber", *acc = acct[0] == 't' ? "1" : "2";
+        char conv[64], raw[512];
+        snprintf(conv, sizeof conv, "%s:%s:c", pl, acc);
+        if (prev)
+            freeReplyObject(cmdf("HSET %s:conv:{%s} state closed prev_agent %s platform %s "
+                                 "account %s", P, conv, prev, pl, acc));
+        snprintf(raw, sizeof raw,
+                 "{\"kind\":\"message\",\"platform\":\"%s\",\"account\":\"%s\","
+                 "\"conversation\":\"%s\",\"sender\":{\"language\":\"%s\"}}",
+                 pl, acc, conv, lang);
+        const char *argv[] = {"EVAL", db_dispatch_lua, "0", "event", P, "1000", "5-0", conv, "", raw};
+        redisReply *r = redisCommandArgv(db_test_redis_ctx(R), 10, argv, NULL);
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+
+        struct db_assign_conv c = {acct, lang, prev};
+        long want = db_assign_pick(&c, ag, (size_t)n, (unsigned long)rr);
+        r = cmdf("HMGET %s:conv:{%s} state agent", P, conv);
+        if (want < 0) {
+            assert_string_equal(r->element[0]->str, "queued");
+        } else {
+            assert_string_equal(r->element[0]->str, "assigned");
+            if (strcmp(r->element[1]->str, ag[want].id) != 0)
+                fail_msg("round %d: script chose %s, assign.c %s", round, r->element[1]->str,
+                         ag[want].id);
+        }
+        freeReplyObject(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +281,7 @@ int main(void)
         cmocka_unit_test(close_reopen_sticky_and_priority),
         cmocka_unit_test(queue_order_and_offline_grace),
         cmocka_unit_test(commands_refuse_what_cannot_be),
+        cmocka_unit_test(script_and_c_agree),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
