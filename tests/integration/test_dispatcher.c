@@ -371,6 +371,40 @@ static void capacity_queue_close_and_offline_grace(void **state)
     json_decref(l);
 }
 
+static void api_refuses_bad_requests(void **state)
+{
+    (void)state;
+    json_t *o = NULL;
+    assert_int_equal(api(W.a.port, "GET", "/v1/agents", NULL, &o), 200);
+    json_t *list = json_object_get(o, "agents");
+    assert_int_equal(json_array_size(list), 2);
+    json_t *alice = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(alice, "id")), "alice");
+    assert_string_equal(json_string_value(json_object_get(alice, "presence")), "online");
+    assert_int_equal(json_integer_value(json_object_get(alice, "load")), 2);
+    assert_int_equal(json_array_size(json_object_get(alice, "conversations")), 2);
+    json_decref(o);
+    assert_int_equal(api(W.a.port, "POST", "/v1/agents/nobody/presence",
+                         "{\"presence\":\"online\"}", NULL), 404);
+    assert_int_equal(api(W.a.port, "POST", "/v1/agents/alice/presence",
+                         "{\"presence\":\"asleep\"}", NULL), 400);
+    assert_int_equal(api(W.a.port, "PUT", "/v1/agents/alice", "{\"capacity\":-1}", NULL), 400);
+    assert_int_equal(api(W.a.port, "PUT", "/v1/agents/alice", "{\"languages\":\"uk\"}", NULL), 400);
+    assert_int_equal(api(W.a.port, "PUT", "/v1/agents/bad%20id", "{}", NULL), 400);
+    assert_int_equal(api(W.a.port, "GET", "/v1/agents/nobody", NULL, NULL), 404);
+    assert_int_equal(api(W.a.port, "GET", "/v1/conversations/telegram:7000000001:404", NULL, NULL), 404);
+    assert_int_equal(api(W.a.port, "POST", "/v1/conversations/" CONV(1003) "/priority",
+                         "{\"priority\":\"asap\"}", NULL), 400);
+    assert_int_equal(api(W.a.port, "POST", "/v1/conversations/" CONV(1003) "/assign",
+                         "{\"agent\":\"nobody\"}", NULL), 404);
+    assert_int_equal(api(W.a.port, "GET", "/v1/conversations?limit=0", NULL, NULL), 400);
+    assert_int_equal(api(W.a.port, "GET", "/v1/conversations?cursor=x", NULL, NULL), 400);
+    struct db_test_resp r;
+    db_test_http(W.a.port, "GET", "/v1/agents", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 401);
+    db_test_resp_clear(&r);
+}
+
 /* ---- two daemons on one Redis ---- */
 
 static int settled(void *arg)
@@ -507,6 +541,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(webhook_to_agent_to_reply),
         cmocka_unit_test(capacity_queue_close_and_offline_grace),
+        cmocka_unit_test(api_refuses_bad_requests),
         cmocka_unit_test(two_daemons_race),
         cmocka_unit_test(killed_dispatcher_entries_are_claimed),
     };

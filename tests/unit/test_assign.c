@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include "assign.h"
+#include "deskbridge/connector.h"
+#include "dispatcher.h"
 
 static const char *const uk[] = {"uk"}, *const en[] = {"en"};
 static const char *const tg[] = {"telegram:1"}, *const wa[] = {"whatsapp:2"};
@@ -105,6 +107,29 @@ static void keyword_rules(void **state)
     free(rules);
 }
 
+static int check(const char *key, const char *value, struct db_err *e)
+{
+    struct db_conf_kv kv[] = {{"offline_grace_ms", "1000", "f.conf", 2}, {key, value, "f.conf", 3}};
+    struct db_conf_section sec = {"dispatch", NULL, kv, 2};
+    return db_dispatch_conf_check(&sec, e);
+}
+
+static void dispatch_section_is_checked(void **state)
+{
+    (void)state;
+    struct db_err e = {0};
+    assert_int_equal(check("max_deliveries", "5", &e), DB_OK);
+    assert_int_equal(check("priority_keyword", "urgent,срочно:urgent", &e), DB_OK);
+    assert_int_equal(check("claim_idle_ms", "5", &e), DB_ECONFIG);
+    assert_non_null(strstr(e.msg, "f.conf:3"));
+    assert_non_null(strstr(e.msg, "claim_idle_ms"));
+    assert_int_equal(check("default_capacity", "five", &e), DB_ECONFIG);
+    assert_int_equal(check("offline_grace_ms", "-1", &e), DB_ECONFIG);
+    assert_int_equal(check("priority_keyword", "urgent:asap", &e), DB_ECONFIG);
+    assert_int_equal(check("colour", "blue", &e), DB_ECONFIG);
+    assert_non_null(strstr(e.msg, "colour"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +139,7 @@ int main(void)
         cmocka_unit_test(ties_in_turn_by_id),
         cmocka_unit_test(queue_order_priority_then_age),
         cmocka_unit_test(keyword_rules),
+        cmocka_unit_test(dispatch_section_is_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
