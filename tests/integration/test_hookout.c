@@ -310,6 +310,47 @@ static void events_arrive_once_signed_and_in_order(void **state)
     assert_int_equal(pending("events", "desk"), 0);
 }
 
+/* The shell recipe of docs/helpdesk-webhooks.md, run on a real delivery. */
+static void the_documented_openssl_check_verifies_a_delivery(void **state)
+{
+    (void)state;
+    start(hook("desk", "/hook", NULL));
+    post_update(1101, 511, 0);
+    assert_int_equal(db_fake_wait(W.rx, "/hook", 1, 10000), 1);
+    struct db_fake_request q;
+    assert_int_equal(db_fake_get(W.rx, 0, &q), 0);
+    char dir[] = "/tmp/hookout-sh-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], cmd[1024];
+    snprintf(path, sizeof path, "%s/body.json", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(q.body, 1, q.body_len, f), q.body_len);
+    fclose(f);
+    const char *ts = db_headers_get(&q.headers, "X-Deskbridge-Timestamp");
+    const char *sig = db_headers_get(&q.headers, "X-Deskbridge-Signature");
+    assert_non_null(ts);
+    assert_non_null(sig);
+    const char *secrets[] = {HOOK_SECRET, "another-secret-of-16+"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && ts=%s && sig=%s && SECRET='%s' && "
+                 "want=$({ printf '%%s.' \"$ts\"; cat body.json; } | "
+                 "openssl dgst -sha256 -hmac \"$SECRET\" -r | cut -d' ' -f1) && "
+                 "[ \"$want\" = \"$sig\" ] && echo valid || echo forged",
+                 dir, ts, sig + 7, secrets[i]);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        char out[32] = "";
+        assert_non_null(fgets(out, sizeof out, p));
+        pclose(p);
+        assert_string_equal(out, i == 0 ? "valid\n" : "forged\n");
+    }
+    unlink(path);
+    rmdir(dir);
+    db_fake_request_clear(&q);
+}
+
 static void failures_are_retried_and_order_kept(void **state)
 {
     (void)state;
@@ -661,6 +702,8 @@ int main(void)
         cmocka_unit_test(numbers_are_bounded),
         cmocka_unit_test(unknown_keys_and_bad_booleans_are_refused),
         cmocka_unit_test_setup_teardown(events_arrive_once_signed_and_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_documented_openssl_check_verifies_a_delivery, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(failures_are_retried_and_order_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(a_receiver_that_always_fails_gets_a_dead_letter, setup,
                                         teardown),
