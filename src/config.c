@@ -169,6 +169,8 @@ static const struct key_def keys[] = {
      .off = OFF(retry_base_ms)},
     {.name = "retry_max_ms", .type = K_INT, .def_num = 60000, .min = 1, .max = 86400000,
      .off = OFF(retry_max_ms)},
+    {.name = "redis_wait_replicas", .type = K_INT, .def_num = 0, .min = 0, .max = 16,
+     .off = OFF(redis_wait_replicas)},
     {.name = "claim_idle_ms", .type = K_INT, .def_num = 30000, .min = 100, .max = 86400000,
      .off = OFF(claim_idle_ms)},
     {.name = "stream_maxlen", .type = K_LONG, .def_num = 0, .min = 0, .max = LONG_MAX,

@@ -41,6 +41,7 @@ struct db_config {
     int send_max_attempts;    /* default 8 */
     int retry_base_ms;        /* first retry delay, default 1000 */
     int retry_max_ms;         /* cap, default 60000 */
+    int redis_wait_replicas;  /* replicas that must hold a webhook before its 2xx, 0 */
     int claim_idle_ms;        /* pending outbox entries idle this long are claimed, 30000 */
     long stream_maxlen;       /* XADD MAXLEN ~ for <prefix>:events, 0 = unbounded (default) */
     struct db_account *accounts;

@@ -111,6 +111,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if (rc != DB_OK) goto fail;
     db_redis_set_state_cb(gw->redis, redis_state_cb, gw);
     gw->store = db_store_new(gw->redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
+    if (gw->store) db_store_set_wait(gw->store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};
     gw->platform_http = db_http_client_new(base, &ho);

@@ -159,6 +159,7 @@ static const char lua_dead[] =
 
 struct db_store {
     struct db_redis *redis;
+    int wait_replicas, wait_timeout_ms;
     char *prefix;
     char ttl[24];
     char maxlen[24];
@@ -263,6 +264,7 @@ struct op {
         db_store_str_fn str;
     } cb;
     void *arg;
+    long long written; /* ingest: held while WAIT runs */
 };
 
 static struct op *op_new(struct db_store *s, void *arg)
@@ -275,6 +277,19 @@ static struct op *op_new(struct db_store *s, void *arg)
     return o;
 }
 
+static void wait_reply(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct op *o = arg;
+    (void)errstr;
+    /* Fewer replicas than asked hold the write: a failover now could lose it, so it does
+     * not count as accepted (the platform retries; the dedupe makes that a no-op). */
+    if (status == DB_OK && (reply->type != REDIS_REPLY_INTEGER ||
+                            reply->integer < o->store->wait_replicas))
+        status = DB_EAGAIN;
+    if (o->cb.ingest) o->cb.ingest(status, o->written, o->arg);
+    free(o);
+}
+
 static void ingest_reply(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct op *o = arg;
@@ -282,8 +297,20 @@ static void ingest_reply(int status, const redisReply *reply, const char *errstr
     long long written = 0;
     if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER) written = reply->integer;
     else if (status == DB_OK) status = DB_EAGAIN; /* an error reply: OOM, READONLY, ... */
+    if (status == DB_OK && o->store->wait_replicas > 0) {
+        o->written = written;
+        db_redis_cmd(o->store->redis, wait_reply, o, "WAIT %d %d", o->store->wait_replicas,
+                     o->store->wait_timeout_ms);
+        return;
+    }
     if (o->cb.ingest) o->cb.ingest(status, written, o->arg);
     free(o);
+}
+
+void db_store_set_wait(struct db_store *s, int replicas, int timeout_ms)
+{
+    s->wait_replicas = replicas;
+    s->wait_timeout_ms = timeout_ms;
 }
 
 void db_store_ingest(struct db_store *s, const char *platform, const char *account,
