@@ -278,6 +278,15 @@ static int dead_has_one(void *arg)
 static void events_arrive_once_signed_and_in_order(void **state)
 {
     (void)state;
+    /* A receiver that confirms with a large page: still a confirmation. */
+    size_t big = 300 * 1024;
+    char *page = malloc(big + 1);
+    memset(page, 'x', big);
+    page[0] = '"';
+    page[big - 1] = '"';
+    page[big] = '\0';
+    db_fake_default(W.rx, 200, page);
+    free(page);
     start(hook("desk", "/hook", NULL));
     post_update(1001, 501, 0);
     post_update(1002, 502, 0);
@@ -308,6 +317,8 @@ static void events_arrive_once_signed_and_in_order(void **state)
     /* the customer's text reached the helpdesk */
     assert_non_null(strstr(d[0].text, TEXT));
     assert_int_equal(pending("events", "desk"), 0);
+    struct dead dl[2];
+    assert_int_equal(dead_letters(dl, 2), 0);
 }
 
 /* The shell recipe of docs/helpdesk-webhooks.md, run on a real delivery. */
