@@ -201,6 +201,10 @@ void db_gateway_stop(struct db_gateway *gw)
      * client while Redis and the store are alive. */
     db_http_client_free(gw->platform_http);
     gw->platform_http = NULL;
+    /* Freeing Redis answers every pending command with an error: the modules whose
+     * callbacks those are must still be alive, so they go after it. */
+    db_redis_free(gw->redis);
+    gw->redis = NULL;
     db_sender_free(gw->sender);
     gw->sender = NULL;
     db_dispatcher_free(gw->dispatcher);
@@ -209,8 +213,6 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->hookout = NULL;
     db_autoreply_free(gw->autoreply);
     gw->autoreply = NULL;
-    db_redis_free(gw->redis);
-    gw->redis = NULL;
     db_store_free(gw->store);
     gw->store = NULL;
     db_cfg_unref(gw->cfg);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -64,6 +65,7 @@ struct conn {
     size_t body_cap;     /* from the route callback */
     size_t scanned;      /* input bytes already searched for the end of the head */
     int deadline_armed;  /* the timer is the absolute head deadline (not keep-alive idle) */
+    long long body_until_ms; /* monotonic: the whole body must have arrived by then */
     int busy;            /* inside conn_process: frees are deferred to its end */
     char peer[PEER_MAX];
 };
@@ -294,6 +296,22 @@ static void conn_linger(struct conn *c)
     arm_ms(c->timer, LINGER_MS);
 }
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The body timer: the idle timeout, but never past the whole-body deadline. */
+static void arm_body_timer(struct conn *c)
+{
+    long long left = c->body_until_ms - mono_ms();
+    int ms = c->s->lim.body_timeout_ms;
+    if (left < ms) ms = left > 0 ? (int)left : 0;
+    arm_ms(c->timer, ms);
+}
+
 /* The answer that ends this connection is queued: close once it is written. */
 static void conn_begin_close(struct conn *c)
 {
@@ -449,7 +467,8 @@ static int head_step(struct conn *c)
     c->body_cap = cap;
     c->ck = CK_SIZE;
     c->st = ST_BODY;
-    arm_ms(c->timer, s->lim.body_timeout_ms);
+    c->body_until_ms = mono_ms() + s->lim.body_deadline_ms;
+    arm_body_timer(c);
     return 1;
 }
 
@@ -585,9 +604,8 @@ static int body_step(struct conn *c)
         more = r->body_len == (size_t)r->h.content_length;
         if (more) dispatch(c);
     }
-    /* an idle timeout, so every byte of progress restarts it */
-    if (c->st == ST_BODY && evbuffer_get_length(in) < before)
-        arm_ms(c->timer, c->s->lim.body_timeout_ms);
+    /* an idle timeout, so every byte of progress restarts it, within the whole-body deadline */
+    if (c->st == ST_BODY && evbuffer_get_length(in) < before) arm_body_timer(c);
     return more;
 }
 
@@ -772,6 +790,7 @@ struct db_httpd *db_httpd_new(struct event_base *base, const struct db_httpd_lim
     if (!s->lim.max_body) s->lim.max_body = 1024 * 1024;
     if (s->lim.header_timeout_ms <= 0) s->lim.header_timeout_ms = 10000;
     if (s->lim.body_timeout_ms <= 0) s->lim.body_timeout_ms = 10000;
+    if (s->lim.body_deadline_ms <= 0) s->lim.body_deadline_ms = 10000;
     if (s->lim.keepalive_timeout_ms <= 0) s->lim.keepalive_timeout_ms = 30000;
     if (s->lim.max_connections <= 0) s->lim.max_connections = 1024;
     s->base = base;

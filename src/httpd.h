@@ -28,6 +28,8 @@ struct db_httpd_limits {
     size_t max_body;            /* default body cap when the route callback says 0 (1 MiB) */
     int header_timeout_ms;      /* whole head must arrive within (default 10000) */
     int body_timeout_ms;        /* idle time between body reads (default 10000) */
+    int body_deadline_ms;       /* whole body must arrive within (default 10000), so a body
+                                   trickling a byte at a time cannot hold a connection */
     int keepalive_timeout_ms;   /* idle keep-alive connection closed after (default 30000) */
     int max_connections;        /* accepted at once; more are closed at once (default 1024) */
 };

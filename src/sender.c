@@ -567,8 +567,87 @@ static void claim_cb(int status, const redisReply *reply, const char *errstr, vo
     /* [next cursor, [entries], [deleted ids]] */
     if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
         take_entries(s, reply->element[1]);
-    struct timeval tv = {s->opts.claim_idle_ms / 2000 + 1, 0};
+    /* Often enough that refreshed entries never reach claim_idle_ms elsewhere. */
+    int every_ms = s->opts.claim_idle_ms / 3;
+    struct timeval tv = {every_ms / 1000, (every_ms % 1000) * 1000};
     if (!s->stopped) evtimer_add(s->claim_timer, &tv);
+}
+
+/* An entry delivered max_deliveries times without an outcome (its process keeps dying on
+ * it) goes to the dead letters instead of round after round of claims. */
+struct poison {
+    struct db_sender *s;
+    char entry[64];
+    long long deliveries;
+};
+
+static void poison_dead_cb(int status, long long n, void *arg)
+{
+    (void)status, (void)n;
+    free(arg);
+}
+
+static void poison_range_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct poison *p = arg;
+    (void)errstr;
+    const char *command = "";
+    /* [[id, [field, value, ...]]] */
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
+        const redisReply *f = reply->element[0]->element[1];
+        for (size_t i = 0; i + 1 < f->elements; i += 2)
+            if (f->element[i]->str && strcmp(f->element[i]->str, "command") == 0)
+                command = f->element[i + 1]->str;
+    }
+    char reason[96];
+    snprintf(reason, sizeof reason, "delivered %lld times without an outcome", p->deliveries);
+    struct db_log_ctx ctx = {"sender", NULL, NULL, p->entry};
+    db_log(DB_LOG_ERROR, &ctx, "outbox entry dead-lettered: %s", reason);
+    db_metrics_dead_letter(p->s->gw->metrics);
+    db_store_dead_letter(p->s->gw->store, DB_SENDER_GROUP, p->entry, command, reason,
+                         poison_dead_cb, p);
+}
+
+static void pending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_sender *s = arg;
+    (void)errstr;
+    /* [[id, consumer, idle ms, deliveries], ...] */
+    for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+         i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
+            e->element[3]->integer < s->opts.max_deliveries)
+            continue;
+        struct poison *p = calloc(1, sizeof *p);
+        if (!p) break;
+        p->s = s;
+        p->deliveries = e->element[3]->integer;
+        snprintf(p->entry, sizeof p->entry, "%s", e->element[0]->str);
+        db_redis_cmd(s->gw->redis, poison_range_cb, p, "XRANGE %s %s %s", s->outbox, p->entry,
+                     p->entry);
+    }
+    db_redis_cmd(s->gw->redis, claim_cb, s, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", s->outbox,
+                 DB_SENDER_GROUP, s->gw->consumer, s->opts.claim_idle_ms, READ_COUNT);
+}
+
+/* Resets the idle time of the entries this process is still working on (asleep before a
+ * retry, or queued behind their chat), so no other process takes them over while this one
+ * is alive: only a dead process's entries age past claim_idle_ms. */
+static void refresh_own_entries(struct db_sender *s)
+{
+    const char *argv[5 + 256];
+    int argc = 0;
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = s->outbox;
+    argv[argc++] = DB_SENDER_GROUP;
+    argv[argc++] = s->gw->consumer;
+    argv[argc++] = "0";
+    int first = argc;
+    for (struct job *j = s->all; j && argc < 5 + 255; j = j->all_next) argv[argc++] = j->entry;
+    if (argc == first) return;
+    argv[argc++] = "JUSTID";
+    db_redis_cmd_argv(s->gw->redis, NULL, NULL, argc, argv, NULL);
 }
 
 static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -577,11 +656,13 @@ static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     if (s->stopped || !s->group_ready || s->inflight >= (size_t)s->opts.max_inflight) {
         struct timeval tv = {1, 0};
+        refresh_own_entries(s);
         if (!s->stopped) evtimer_add(s->claim_timer, &tv);
         return;
     }
-    db_redis_cmd(s->gw->redis, claim_cb, s, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", s->outbox,
-                 DB_SENDER_GROUP, s->gw->consumer, s->opts.claim_idle_ms, READ_COUNT);
+    refresh_own_entries(s);
+    db_redis_cmd(s->gw->redis, pending_cb, s, "XPENDING %s %s IDLE %d - + %d", s->outbox,
+                 DB_SENDER_GROUP, s->opts.claim_idle_ms, READ_COUNT);
 }
 
 int db_sender_start(struct db_gateway *gw, const struct db_sender_opts *opts,
