@@ -16,6 +16,7 @@
 #include "assign.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "util/id.h"
 #include "util/json.h"
@@ -429,10 +430,28 @@ void db_dispatcher_free(struct db_dispatcher *d)
 
 /* ---- replies ---- */
 
+/* The script answers with the first response time in ms when this reply was the
+ * conversation's first (decided atomically with recording it, so several processes never
+ * observe one conversation twice), else -1.  gw outlives the callback: the gateway frees its
+ * Redis connection, which calls pending callbacks with DB_EAGAIN, before the metrics. */
+static void replied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_gateway *gw = arg;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        /* No ids: the conversation id holds the customer's chat id or phone number. */
+        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
+        db_log(DB_LOG_WARN, &ctx, "could not record an agent reply: %s",
+               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
+        db_metrics_first_response(gw->metrics, (double)reply->integer / 1000.0);
+}
+
 void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
                             const char *message_id, const char *agent_id)
 {
     if (!conversation || !message_id) return;
     const char *args[] = {conversation, message_id, agent_id ? agent_id : ""};
-    db_dispatch_run(gw, NULL, NULL, "reply", 3, args, NULL);
+    db_dispatch_run(gw, replied_cb, gw, "reply", 3, args, NULL);
 }

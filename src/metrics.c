@@ -79,6 +79,7 @@ enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_COUNT };
 
 struct db_metrics {
     struct family fam[FAM_COUNT];
+    struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
     struct histogram write_latency, first_response;
     unsigned long long dead_letters;
     unsigned long long reconnects;
@@ -106,6 +107,23 @@ static void histogram_init(struct histogram *h, const char *name, const char *he
     h->nle = nle;
 }
 
+/* Conversations per state from the sets the dispatcher's script keeps (docs/dispatcher.md),
+ * so a scrape costs O(agents), not O(conversations): every conversation is in CONVS, those
+ * not closed in ACTIVE, queued ones in QUEUE and assigned ones in exactly one agent's set.
+ * What is left of ACTIVE is "open" (an agent wrote first).  One script, so the four numbers
+ * come from one instant.  The agent sets' names are built here like the dispatcher builds
+ * them (it needs a non-cluster Redis anyway).
+ * KEYS: convs, active, queue, agents; ARGV[1]: agent set name up to the id. */
+static const char conv_lua[] =
+    "local total = redis.call('ZCARD', KEYS[1])\n"
+    "local active = redis.call('SCARD', KEYS[2])\n"
+    "local queued = redis.call('ZCARD', KEYS[3])\n"
+    "local assigned = 0\n"
+    "for _, a in ipairs(redis.call('SMEMBERS', KEYS[4])) do\n"
+    "  assigned = assigned + redis.call('SCARD', ARGV[1] .. a .. '}')\n"
+    "end\n"
+    "return {math.max(0, active - queued - assigned), queued, assigned, math.max(0, total - active)}\n";
+
 struct db_metrics *db_metrics_new(void)
 {
     struct db_metrics *m = calloc(1, sizeof *m);
@@ -127,12 +145,18 @@ struct db_metrics *db_metrics_new(void)
                    "Time from a conversation's first customer message to the agent's first "
                    "reply, in seconds.",
                    response_buckets, sizeof response_buckets / sizeof response_buckets[0]);
+    m->conv_script = db_redis_script_new(conv_lua);
+    if (!m->conv_script) {
+        db_metrics_free(m);
+        return NULL;
+    }
     return m;
 }
 
 void db_metrics_free(struct db_metrics *m)
 {
     if (!m) return;
+    db_redis_script_free(m->conv_script);
     for (int f = 0; f < FAM_COUNT; f++) {
         for (size_t i = 0; i < m->fam[f].n; i++)
             for (int l = 0; l < m->fam[f].nlabels; l++) free(m->fam[f].s[i].v[l]);
@@ -499,6 +523,8 @@ struct scrape {
     int outstanding;
     int failed;      /* a command timed out or the connection was down */
     long long xlen[NSTREAMS];
+    int convs_ok; /* the dispatcher's counts were read (absent: gauge left out) */
+    long long convs[4];
     struct group *groups[NSTREAMS];
     size_t ngroups[NSTREAMS];
     char keys[NSTREAMS][160];
@@ -603,6 +629,30 @@ static void xpending_cb(int status, const redisReply *reply, const char *errstr,
     cmd_finish(c);
 }
 
+static const char *const conv_states[] = {"open", "queued", "assigned", "closed"};
+
+static void convs_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct pending_cmd *c = arg;
+    struct scrape *sc = c->sc;
+    if (status != DB_OK || !reply) {
+        sc->failed = 1;
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
+        sc->convs_ok = 1;
+        for (size_t i = 0; i < 4; i++) {
+            if (reply->element[i]->type != REDIS_REPLY_INTEGER) sc->convs_ok = 0;
+            else sc->convs[i] = reply->element[i]->integer;
+        }
+    } else {
+        /* Only this gauge is lost (e.g. a key of another type under the prefix); the
+         * queue gauges are still good. */
+        struct db_log_ctx ctx = {"metrics", NULL, NULL, NULL};
+        db_log(DB_LOG_WARN, &ctx, "could not count conversations: %s",
+               reply->type == REDIS_REPLY_ERROR ? reply->str : (errstr ? errstr : "bad reply"));
+    }
+    cmd_finish(c);
+}
+
 static void render_redis(struct out *o, const struct scrape *sc)
 {
     const char *sname = "stream";
@@ -635,6 +685,15 @@ static void render_redis(struct out *o, const struct scrape *sc)
             out_double(o, sc->groups[s][g].oldest_s);
             out_printf(o, "\n");
         }
+    if (!sc->convs_ok) return;
+    const char *stname = "state";
+    out_header(o, "deskbridge_conversations", "gauge",
+               "Conversations known to the dispatcher, by state.");
+    for (int i = 0; i < 4; i++) {
+        out_printf(o, "deskbridge_conversations");
+        out_labels(o, 1, &stname, &conv_states[i]);
+        out_printf(o, " %lld\n", sc->convs[i]);
+    }
 }
 
 static void scrape_free(struct scrape *sc)
@@ -688,6 +747,17 @@ void db_metrics_handle(struct db_gateway *gw, struct db_httpd_req *req)
         if (c) db_redis_cmd(gw->redis, xlen_cb, c, "XLEN %s", sc->keys[s]);
         c = sc->failed ? NULL : cmd_ctx(sc, s, -1);
         if (c) db_redis_cmd(gw->redis, xinfo_cb, c, "XINFO GROUPS %s", sc->keys[s]);
+    }
+    struct pending_cmd *c = sc->failed ? NULL : cmd_ctx(sc, -1, -1);
+    if (c) {
+        char k[4][160], agentconvs[160];
+        const char *keys[] = {db_store_key(gw->store, "convs", k[0], sizeof k[0]),
+                              db_store_key(gw->store, "dispatch:active", k[1], sizeof k[1]),
+                              db_store_key(gw->store, "dispatch:queue", k[2], sizeof k[2]),
+                              db_store_key(gw->store, "agents", k[3], sizeof k[3])};
+        const char *args[] = {db_store_key(gw->store, "agentconvs:{", agentconvs,
+                                           sizeof agentconvs)};
+        db_redis_eval(gw->redis, gw->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
     }
     if (--sc->outstanding == 0) scrape_done(sc);
 }

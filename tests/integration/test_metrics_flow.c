@@ -225,6 +225,111 @@ static int dead_letter_written(void *arg)
     return xlen("dead") == 1;
 }
 
+/* ---- the dispatcher's conversations ---- */
+
+#define CONV_PREFIX "telegram:7000000001:"
+
+static void post_chat(long long update_id, long long chat)
+{
+    char *b = NULL;
+    assert_true(asprintf(&b,
+                         "{\"update_id\":%lld,\"message\":{\"message_id\":%lld,\"date\":1795365000,"
+                         "\"chat\":{\"id\":%lld,\"type\":\"private\",\"first_name\":\"O\"},"
+                         "\"from\":{\"id\":%lld,\"is_bot\":false,\"first_name\":\"O\"},"
+                         "\"text\":\"help\"}}",
+                         update_id, update_id, chat, chat) > 0);
+    assert_int_equal(post_hook(HOOK, b, SECRET), 200);
+    free(b);
+}
+
+static int api_call(const char *method, const char *path, const char *body)
+{
+    struct db_test_resp r;
+    db_test_http(W.d.port, method, path, auth, body, body ? strlen(body) : 0, &r);
+    int status = r.status;
+    db_test_resp_clear(&r);
+    return status;
+}
+
+static void agent_reply(const char *conversation, const char *agent)
+{
+    char json[256];
+    snprintf(json, sizeof json, "{\"conversation\":\"%s\",\"text\":\"on it\",\"agent\":\"%s\"}",
+             conversation, agent);
+    assert_int_equal(api_call("POST", "/v1/messages", json), 202);
+}
+
+struct conv_want {
+    const char *conv, *field, *want; /* want NULL: the field just has to exist */
+};
+
+static int conv_field_is(void *arg)
+{
+    const struct conv_want *w = arg;
+    redisReply *r =
+        redisCommand(db_test_redis_ctx(W.redis), "HGET deskbridge:conv:{%s} %s", w->conv, w->field);
+    assert_non_null(r);
+    int ok = r->type == REDIS_REPLY_STRING && (!w->want || strcmp(r->str, w->want) == 0);
+    freeReplyObject(r);
+    return ok;
+}
+
+static void wait_conv_field(const char *conv, const char *field, const char *want)
+{
+    struct conv_want w = {conv, field, want};
+    if (!db_test_wait(conv_field_is, &w, 10000))
+        fail_msg("%s: %s never became %s", conv, field, want ? want : "set");
+}
+
+static const char *const conv_states[] = {"open", "queued", "assigned", "closed"};
+
+/* Conversations per state counted the slow way, from every conversation's own hash: the
+ * scrape reads the dispatcher's sets instead, so the two must agree. */
+static void count_states(long long out[4])
+{
+    memset(out, 0, 4 * sizeof *out);
+    redisContext *ctx = db_test_redis_ctx(W.redis);
+    redisReply *ids = redisCommand(ctx, "ZRANGE deskbridge:convs 0 -1");
+    assert_true(ids && ids->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < ids->elements; i++) {
+        redisReply *st = redisCommand(ctx, "HGET deskbridge:conv:{%s} state", ids->element[i]->str);
+        assert_true(st && st->type == REDIS_REPLY_STRING);
+        int k = 0;
+        while (k < 4 && strcmp(st->str, conv_states[k]) != 0) k++;
+        assert_true(k < 4);
+        out[k]++;
+        freeReplyObject(st);
+    }
+    freeReplyObject(ids);
+}
+
+/* Scrapes and checks deskbridge_conversations against count_states; returns the scrape
+ * (caller frees) and the counts in have. */
+static char *scrape_states(long long have[4])
+{
+    char *t = scrape(NULL);
+    count_states(have);
+    char s[128];
+    for (int k = 0; k < 4; k++) {
+        snprintf(s, sizeof s, "deskbridge_conversations{state=\"%s\"}", conv_states[k]);
+        expect_sample(t, s, (double)have[k]);
+    }
+    return t;
+}
+
+struct frt_want {
+    double count;
+};
+
+static int frt_count_is(void *arg)
+{
+    const struct frt_want *w = arg;
+    char *t = scrape(NULL);
+    int ok = sample(t, "deskbridge_first_response_seconds_count") == w->count;
+    free(t);
+    return ok;
+}
+
 /* ---- tests ---- */
 
 static void scrape_counts_what_went_through_the_daemon(void **state)
@@ -331,6 +436,69 @@ static void scrape_counts_what_went_through_the_daemon(void **state)
     free(t);
 }
 
+static void conversations_and_first_response(void **state)
+{
+    (void)state;
+    const char *a = CONV_PREFIX "5012340001", *b = CONV_PREFIX "5012340002",
+               *c = CONV_PREFIX "5012340003";
+    long long have[4];
+    char *t = scrape_states(have);
+    double frt0 = sample(t, "deskbridge_first_response_seconds_count");
+    double le10 = sample(t, "deskbridge_first_response_seconds_bucket{le=\"10\"}");
+    double sum0 = sample(t, "deskbridge_first_response_seconds_sum");
+    assert_true(frt0 >= 0 && le10 >= 0 && sum0 >= 0);
+    promtool_check(t);
+    free(t);
+
+    /* Nobody online: the customer waits in the queue. */
+    post_chat(920001, 5012340001);
+    wait_conv_field(a, "state", "queued");
+    t = scrape_states(have);
+    assert_true(have[1] >= 1);
+    free(t);
+
+    /* An agent comes online and gets it; the next customer goes straight to her. */
+    assert_int_equal(api_call("PUT", "/v1/agents/ag-metrics", "{\"name\":\"M\",\"capacity\":10}"),
+                     200);
+    assert_int_equal(
+        api_call("POST", "/v1/agents/ag-metrics/presence", "{\"presence\":\"online\"}"), 200);
+    wait_conv_field(a, "state", "assigned");
+    post_chat(920002, 5012340002);
+    wait_conv_field(b, "state", "assigned");
+
+    /* Her first reply is one first-response observation, her second is none. */
+    agent_reply(a, "ag-metrics");
+    struct frt_want w = {frt0 + 1};
+    if (!db_test_wait(frt_count_is, &w, 10000)) fail_msg("no first-response observation");
+    wait_conv_field(a, "first_response_at", NULL);
+    agent_reply(a, "ag-metrics");
+    wait_conv_field(a, "unread", "0");
+
+    /* One closed, and one the agent opened herself (no customer message yet: "open"). */
+    assert_int_equal(api_call("POST", "/v1/conversations/telegram%3A7000000001%3A5012340002/close",
+                              NULL),
+                     200);
+    wait_conv_field(b, "state", "closed");
+    agent_reply(c, "ag-metrics");
+    wait_conv_field(c, "state", "open");
+    /* The reply without a customer message recorded nothing: wait for a later marker. */
+    wait_conv_field(c, "last_reply_at", NULL);
+
+    t = scrape_states(have);
+    assert_true(have[0] >= 1 && have[2] >= 1 && have[3] >= 1);
+    redisReply *n = redisCommand(db_test_redis_ctx(W.redis), "ZCARD deskbridge:convs");
+    assert_true(n && n->type == REDIS_REPLY_INTEGER);
+    assert_int_equal(have[0] + have[1] + have[2] + have[3], n->integer);
+    freeReplyObject(n);
+    expect_sample(t, "deskbridge_first_response_seconds_count", frt0 + 1);
+    /* The reply came within seconds of the customer's message. */
+    expect_sample(t, "deskbridge_first_response_seconds_bucket{le=\"10\"}", le10 + 1);
+    double sum = sample(t, "deskbridge_first_response_seconds_sum");
+    assert_true(sum >= sum0 && sum - sum0 < 10);
+    promtool_check(t);
+    free(t);
+}
+
 static int redis_gauges_back(void *arg)
 {
     (void)arg;
@@ -353,6 +521,7 @@ static void stalled_redis_leaves_out_the_redis_gauges(void **state)
     assert_null(strstr(t, "deskbridge_queue_length"));
     assert_null(strstr(t, "deskbridge_pending_entries"));
     assert_null(strstr(t, "deskbridge_pending_oldest_seconds"));
+    assert_null(strstr(t, "deskbridge_conversations"));
     /* the process's own series are still there */
     assert_true(sample(t, "deskbridge_stream_write_seconds_count") >= 2);
     assert_true(sample(t, "process_open_fds") > 0);
@@ -393,6 +562,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scrape_counts_what_went_through_the_daemon),
+        cmocka_unit_test(conversations_and_first_response),
         cmocka_unit_test(stalled_redis_leaves_out_the_redis_gauges),
         cmocka_unit_test(redis_down_shows_in_redis_up),
     };
