@@ -98,53 +98,10 @@ static const struct db_log_ctx *ctx_of(const struct job *j, struct db_log_ctx *c
 
 /* ---- configuration helpers ---- */
 
-/* 1 when the comma list names "platform:account". */
-static int list_has(const char *list, const char *platform, const char *account)
-{
-    size_t pl = strlen(platform), al = strlen(account);
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        const char *a = p, *b = p + len;
-        p += len + (p[len] == ',');
-        while (a < b && isspace((unsigned char)*a)) a++;
-        while (b > a && isspace((unsigned char)b[-1])) b--;
-        if ((size_t)(b - a) == pl + 1 + al && strncmp(a, platform, pl) == 0 && a[pl] == ':' &&
-            strncmp(a + pl + 1, account, al) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static const char *sec_get(const struct db_conf_section *sec, const char *key)
 {
     const struct db_conf_kv *kv = db_conf_find(sec, key);
     return kv ? kv->value : NULL;
-}
-
-/* The schedule section that applies to an account: the one naming it, else [schedule
- * default], else NULL (always open, no greeting). */
-static const struct db_conf_section *schedule_section(const struct db_config *cfg,
-                                                      const char *platform, const char *account)
-{
-    for (size_t i = 0; i < cfg->n_sections; i++) {
-        const struct db_conf_section *s = &cfg->sections[i];
-        const char *acc = strcmp(s->platform, "schedule") == 0 ? sec_get(s, "accounts") : NULL;
-        if (acc && list_has(acc, platform, account)) return s;
-    }
-    return db_config_section(cfg, "schedule", "default");
-}
-
-/* The value of key_<lang>, else key (NULL when neither). */
-static const char *lang_value(const struct db_conf_section *sec, const char *key,
-                              const char *lang)
-{
-    if (lang && *lang) {
-        char k[64];
-        snprintf(k, sizeof k, "%s_%s", key, lang);
-        const char *v = sec_get(sec, k);
-        if (v) return v;
-    }
-    return sec_get(sec, key);
 }
 
 static long clock_offset(void)
@@ -285,7 +242,7 @@ static int keyword_hit(const struct db_conf_section *sec, const char *text, cons
                        const char *platform, const char *account)
 {
     const char *acc = sec_get(sec, "accounts"), *rl = sec_get(sec, "language");
-    if (acc && !list_has(acc, platform, account)) return 0;
+    if (acc && !db_accounts_list_has(acc, platform, account)) return 0;
     if (rl && strcmp(rl, lang) != 0) return 0;
     const char *match = sec_get(sec, "match"), *re = sec_get(sec, "regex");
     if (match) return db_keyword_match(match, text);
@@ -317,7 +274,7 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
     event_lang(ev, lang, sizeof lang);
     const char *text = db_json_str(ev, "text");
     const char *name = db_json_str(json_object_get(ev, "sender"), "name");
-    const struct db_conf_section *ssec = schedule_section(cfg, j->platform, j->account);
+    const struct db_conf_section *ssec = db_schedule_section_of(cfg, j->platform, j->account);
     struct db_schedule *sched = schedule_of(a, ssec);
     char next[64] = "";
     time_t next_open = 0, since = 0;
@@ -329,7 +286,7 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
     }
     const char *vars[] = {"customer_name", name, "next_open", next[0] ? next : NULL, NULL};
 
-    const char *greeting = ssec ? lang_value(ssec, "greeting", lang) : NULL;
+    const char *greeting = ssec ? db_schedule_text(ssec, "greeting", lang) : NULL;
     if (greeting) {
         if (add_answer(j, "greeting", greeting, vars) ||
             set_claim(&j->ans[j->n - 1], cfg->prefix, "greeted", j->conv, NULL, GREETED_TTL_S,
@@ -349,7 +306,7 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
         resolved = j->ans[j->n - 1].resolve = res && strcmp(res, "true") == 0;
         break; /* the first matching rule in file order answers */
     }
-    const char *away = ssec ? lang_value(ssec, "away_message", lang) : NULL;
+    const char *away = ssec ? db_schedule_text(ssec, "away_message", lang) : NULL;
     if (is_msg && closed && away && !resolved) {
         char period[32];
         snprintf(period, sizeof period, "%lld", (long long)since);
@@ -731,7 +688,7 @@ int db_canned_expand(const struct db_config *cfg, json_t *cmd, struct db_err *e)
     struct db_schedule *s = NULL;
     if (conv && db_conversation_split(conv, platform, sizeof platform, account, sizeof account,
                                       &chat) == DB_OK) {
-        const struct db_conf_section *ss = schedule_section(cfg, platform, account);
+        const struct db_conf_section *ss = db_schedule_section_of(cfg, platform, account);
         struct db_err ignore = {0};
         time_t now = time(NULL) + clock_offset(), at;
         if (ss && db_schedule_parse(ss, &s, &ignore) == DB_OK &&

@@ -7,17 +7,22 @@
  * the conversation remembers the last entry it applied. */
 #include "dispatcher.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
 #include "assign.h"
 #include "gateway.h"
+#include "hours.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbound.h"
 #include "redis.h"
+#include "store.h"
 #include "util/id.h"
 #include "util/json.h"
 
@@ -38,6 +43,14 @@ struct db_dispatcher {
 struct job {
     struct db_dispatcher *d;
     char entry[64];
+    /* Set when the event may earn a queue-position message (see qwait_begin). */
+    char *qw_text;  /* owned: the schedule's queue_message in the customer's language */
+    char *qw_name;  /* owned, may be NULL: the customer's name for {customer_name} */
+    long qw_default_ms;
+    char conv[256], platform[32], account[96];
+    char qa[24];    /* queued_at of the wait being told */
+    long long pos, mins, n;
+    char msg_id[DB_ID_LEN + 1];
 };
 
 static void read_more(struct db_dispatcher *d);
@@ -149,10 +162,174 @@ void db_dispatch_run(struct db_gateway *gw, db_redis_cb cb, void *arg, const cha
 static void job_done(struct job *j)
 {
     struct db_dispatcher *d = j->d;
+    free(j->qw_text);
+    free(j->qw_name);
     free(j);
     d->inflight--;
     if (settle(d)) return;
     read_more(d);
+}
+
+/* ---- queue position and expected wait ----
+ *
+ * Run after the script applied a customer's message, in the process that applied it: only
+ * then is the conversation's state (queued or not) known to be current, whichever process
+ * wins.  The script decides (qwait), the answer is queued with a client id naming the wait
+ * and its number, then the script records it (qwait_told).  Every step is safe to repeat,
+ * so two processes or a crash at any point give at most one message per decision. */
+
+static void qwait_end(struct job *j, const char *failed)
+{
+    if (failed) {
+        struct db_log_ctx ctx = {"dispatcher", j->platform, j->account, j->entry};
+        db_log(DB_LOG_WARN, &ctx, "queue position message: %s failed", failed);
+    }
+    job_done(j);
+}
+
+static void qwait_told_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    int ok = status == DB_OK && reply->type != REDIS_REPLY_ERROR;
+    if (ok && !j->d->released) {
+        struct db_log_ctx ctx = {"dispatcher", j->platform, j->account, j->entry};
+        db_log(DB_LOG_INFO, &ctx, "queue position %lld, about %lld min, queued as %s", j->pos,
+               j->mins, j->msg_id);
+    }
+    qwait_end(j, ok ? NULL : "recording it");
+}
+
+static void qwait_marked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (j->d->released || status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        qwait_end(j, "marking it");
+        return;
+    }
+    char mins[24], n[24];
+    snprintf(mins, sizeof mins, "%lld", j->mins);
+    snprintf(n, sizeof n, "%lld", j->n);
+    const char *args[] = {j->conv, j->qa, mins, n};
+    db_dispatch_run(j->d->gw, qwait_told_cb, j, "qwait_told", 4, args, NULL);
+}
+
+static void qwait_enqueued_cb(int status, const char *id, const char *msg_status, int created,
+                              void *arg)
+{
+    struct job *j = arg;
+    (void)msg_status, (void)created;
+    if (j->d->released || status != DB_OK || !id) {
+        qwait_end(j, "queueing it");
+        return;
+    }
+    snprintf(j->msg_id, sizeof j->msg_id, "%s", id);
+    /* Shown by GET /v1/messages/{id} like the other automatic answers. */
+    char key[256];
+    snprintf(key, sizeof key, "%s:msg:{%s}", j->d->gw->cfg->cfg->prefix, j->msg_id);
+    db_redis_cmd(j->d->gw->redis, qwait_marked_cb, j,
+                 "HSET %s automatic true rule queue_wait resolve false", key);
+}
+
+static void qwait_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (j->d->released || status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        qwait_end(j, "deciding on it");
+        return;
+    }
+    /* nil: not queued, or already told an estimate that has not doubled since. */
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_STRING ||
+        reply->element[3]->type != REDIS_REPLY_INTEGER) {
+        qwait_end(j, NULL);
+        return;
+    }
+    j->pos = reply->element[0]->integer;
+    j->mins = reply->element[1]->integer;
+    snprintf(j->qa, sizeof j->qa, "%s", reply->element[2]->str);
+    j->n = reply->element[3]->integer;
+
+    char pos[24], mins[24], client[400];
+    snprintf(pos, sizeof pos, "%lld", j->pos);
+    snprintf(mins, sizeof mins, "%lld", j->mins);
+    const char *vars[] = {"position", pos, "wait", mins, "customer_name", j->qw_name, NULL};
+    char *text = db_text_expand(j->qw_text, vars);
+    char id[DB_ID_LEN + 1];
+    db_id_new(id);
+    json_t *cmd = text ? json_pack("{s:s, s:s, s:s, s:b, s:s}", "id", id, "conversation",
+                                   j->conv, "text", text, "automatic", 1, "rule", "queue_wait")
+                       : NULL;
+    char *txt = cmd ? db_json_dump(cmd) : NULL;
+    json_decref(cmd);
+    free(text);
+    if (!txt) {
+        qwait_end(j, "building it");
+        return;
+    }
+    /* Once per wait (queued_at), and per re-telling (n). */
+    if (j->n > 1)
+        snprintf(client, sizeof client, "auto:queue:%s:%s:%lld", j->conv, j->qa, j->n);
+    else
+        snprintf(client, sizeof client, "auto:queue:%s:%s", j->conv, j->qa);
+    db_store_enqueue(j->d->gw->store, id, client, j->conv, j->platform, j->account, txt,
+                     qwait_enqueued_cb, j);
+    free(txt);
+}
+
+static void qwait_begin(struct job *j)
+{
+    char def[24];
+    snprintf(def, sizeof def, "%ld", j->qw_default_ms);
+    const char *args[] = {j->conv, def};
+    db_dispatch_run(j->d->gw, qwait_cb, j, "qwait", 2, args, NULL);
+}
+
+/* Fills the job's qw_* fields when a customer's message arrives for an account whose schedule
+ * has a queue_message and is open now; leaves them empty otherwise.  0, or -1 on ENOMEM. */
+static int qwait_plan(struct job *j, const struct db_config *cfg, const json_t *ev,
+                      const char *conv)
+{
+    const char *kind = db_json_str(ev, "kind"), *chat;
+    if (!kind || strcmp(kind, "message") != 0 || strlen(conv) >= sizeof j->conv ||
+        db_conversation_split(conv, j->platform, sizeof j->platform, j->account,
+                              sizeof j->account, &chat) != DB_OK)
+        return 0;
+    const struct db_conf_section *sec = db_schedule_section_of(cfg, j->platform, j->account);
+    if (!sec || !db_conf_find(sec, "queue_message")) return 0;
+    const json_t *sender = json_object_get(ev, "sender");
+    const char *l = db_json_str(sender, "language");
+    char lang[17];
+    size_t k = 0;
+    for (; l && l[k] && l[k] != '-' && l[k] != '_' && k + 1 < sizeof lang; k++)
+        lang[k] = (char)tolower((unsigned char)l[k]);
+    lang[k] = '\0';
+    const char *tmpl = db_schedule_text(sec, "queue_message", lang);
+
+    /* Inside business hours only; the same test clock as the automatic answers. */
+    const char *off = getenv("DESKBRIDGE_CLOCK_OFFSET_S");
+    time_t now = time(NULL) + (off ? strtol(off, NULL, 10) : 0);
+    struct db_schedule *s = NULL;
+    struct db_err e = {0};
+    if (db_schedule_parse(sec, &s, &e) != DB_OK) return e.code == DB_ENOMEM ? -1 : 0;
+    int open = db_schedule_is_open(s, now);
+    db_schedule_free(s);
+    if (!open) return 0;
+
+    const struct db_conf_kv *dw = db_conf_find(sec, "queue_default_wait_s");
+    j->qw_default_ms = (dw ? strtol(dw->value, NULL, 10) : 300) * 1000;
+    const char *name = db_json_str(sender, "name");
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    if (!(j->qw_text = strdup(tmpl)) || (name && !(j->qw_name = strdup(name)))) {
+        free(j->qw_text);
+        j->qw_text = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 static void applied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
@@ -163,6 +340,9 @@ static void applied_cb(int status, const redisReply *reply, const char *errstr, 
         struct db_log_ctx ctx = {"dispatcher", NULL, NULL, j->entry};
         db_log(DB_LOG_WARN, &ctx, "could not apply the event: %s",
                status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+    } else if (j->qw_text && !j->d->released) {
+        qwait_begin(j);
+        return;
     }
     job_done(j);
 }
@@ -202,6 +382,8 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry)
         json_decref(ev);
         return;
     }
+    /* Without memory for it the event is still dispatched, only not answered with a place. */
+    (void)qwait_plan(j, d->gw->cfg->cfg, ev, conv);
     char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
     const char *args[] = {j->entry, conv, rules ? rules : "", raw};
     const size_t lens[] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0, raw_len};

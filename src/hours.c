@@ -10,6 +10,8 @@
  * right in both directions. */
 #include "hours.h"
 
+#include "config.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -555,14 +557,17 @@ static int lang_key(const char *key, const char *prefix)
 int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
                       struct db_err *e)
 {
-    static const char *const plain[] = {"timezone",     "hours",    "holidays", "closures",
-                                        "away_message", "greeting", "accounts", NULL};
+    static const char *const plain[] = {"timezone",      "hours",    "holidays",
+                                        "closures",      "away_message", "greeting",
+                                        "queue_message", "queue_default_wait_s", "accounts",
+                                        NULL};
     int rc;
     struct db_schedule *s = calloc(1, sizeof *s);
     if (!s) return db_err_set(e, DB_ENOMEM, "out of memory");
     for (size_t i = 0; i < sec->n; i++) {
         const char *k = sec->kv[i].key;
-        int ok = lang_key(k, "away_message") || lang_key(k, "greeting");
+        int ok = lang_key(k, "away_message") || lang_key(k, "greeting") ||
+                 lang_key(k, "queue_message");
         for (size_t j = 0; !ok && plain[j]; j++) ok = strcmp(k, plain[j]) == 0;
         if (!ok) {
             rc = db_conf_error(e, sec, &sec->kv[i], k, "unknown key");
@@ -593,6 +598,15 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
         goto fail;
     if ((kv = db_conf_find(sec, "accounts")) && (rc = check_accounts(sec, kv, e)) != DB_OK)
         goto fail;
+    if ((kv = db_conf_find(sec, "queue_default_wait_s"))) {
+        char *end;
+        long v = strtol(kv->value, &end, 10);
+        if (!*kv->value || *end || v < 1 || v > 86400) {
+            rc = db_conf_error(e, sec, kv, "queue_default_wait_s",
+                               "want a whole number of seconds from 1 to 86400");
+            goto fail;
+        }
+    }
     if (!(s->tz = strdup(tz->value))) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
@@ -610,6 +624,49 @@ int db_schedule_conf_check(const struct db_conf_section *sec, struct db_err *e)
     int rc = db_schedule_parse(sec, &s, e);
     db_schedule_free(s);
     return rc;
+}
+
+/* ---- which schedule, which text ---- */
+
+int db_accounts_list_has(const char *list, const char *platform, const char *account)
+{
+    size_t pl = strlen(platform), al = strlen(account);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *a = p, *b = p + len;
+        p += len + (p[len] == ',');
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if ((size_t)(b - a) == pl + 1 + al && strncmp(a, platform, pl) == 0 && a[pl] == ':' &&
+            strncmp(a + pl + 1, account, al) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+const struct db_conf_section *db_schedule_section_of(const struct db_config *cfg,
+                                                     const char *platform, const char *account)
+{
+    for (size_t i = 0; i < cfg->n_sections; i++) {
+        const struct db_conf_section *s = &cfg->sections[i];
+        const struct db_conf_kv *acc =
+            strcmp(s->platform, "schedule") == 0 ? db_conf_find(s, "accounts") : NULL;
+        if (acc && db_accounts_list_has(acc->value, platform, account)) return s;
+    }
+    return db_config_section(cfg, "schedule", "default");
+}
+
+const char *db_schedule_text(const struct db_conf_section *sec, const char *key,
+                             const char *lang)
+{
+    const struct db_conf_kv *kv = NULL;
+    if (lang && *lang) {
+        char k[64];
+        snprintf(k, sizeof k, "%s_%s", key, lang);
+        kv = db_conf_find(sec, k);
+    }
+    if (!kv) kv = db_conf_find(sec, key);
+    return kv ? kv->value : NULL;
 }
 
 /* ---- text rules ---- */

@@ -12,6 +12,7 @@
 #include "deskbridge/status.h"
 
 struct db_schedule;
+struct db_config;
 
 /* Builds the schedule of a [schedule NAME] section (keys timezone, hours, holidays,
  * closures; the text keys are only checked for presence of allowed names).  DB_OK with *out
@@ -43,6 +44,20 @@ const char *db_schedule_format(const struct db_schedule *s, time_t t, time_t now
 
 /* The time zone name (borrowed). */
 const char *db_schedule_tz(const struct db_schedule *s);
+
+/* 1 when the comma list (an "accounts" value) names "platform:account", else 0. */
+int db_accounts_list_has(const char *list, const char *platform, const char *account);
+
+/* The [schedule] section that applies to platform:account: the one whose accounts list names
+ * it, else [schedule default], else NULL (always open, no automatic texts).  Borrowed from
+ * cfg. */
+const struct db_conf_section *db_schedule_section_of(const struct db_config *cfg,
+                                                     const char *platform, const char *account);
+
+/* The value of key_<lang> in sec, else of key; NULL when neither is set.  lang may be NULL or
+ * empty.  Borrowed from sec. */
+const char *db_schedule_text(const struct db_conf_section *sec, const char *key,
+                             const char *lang);
 
 /* ---- text rules (autoreply.c) ---- */
 
