@@ -20,7 +20,9 @@
 #include <event2/event.h>
 
 #include "redis.h"
+#include "daemon.h"
 #include "redis_fixture.h"
+#include "sentinel_fixture.h"
 #include "testutil.h"
 
 struct res {
@@ -88,8 +90,6 @@ static void run_for(struct event_base *base, int ms)
     run_until(base, &never, ms);
 }
 
-struct sentinel_proc;
-static void sentinel_stop(struct sentinel_proc *s);
 
 struct fx {
     struct event_base *base;
@@ -97,7 +97,7 @@ struct fx {
     struct db_redis *r;
     struct state st;
     struct db_test_redis *more[2]; /* extra servers, stopped by teardown even on failure */
-    struct sentinel_proc *sent;
+    struct db_test_sentinel *sent;
 };
 
 static struct db_redis *connect_url(struct fx *f, const char *url, int cmd_timeout_ms)
@@ -130,7 +130,7 @@ static int teardown(void **state)
     run_for(f->base, 20); /* lets deferred socket cleanup run */
     event_base_free(f->base);
     db_test_redis_stop(f->srv);
-    if (f->sent) sentinel_stop(f->sent);
+    if (f->sent) db_test_sentinel_stop(f->sent);
     for (int i = 0; i < 2; i++) db_test_redis_stop(f->more[i]);
     free(f);
     return 0;
@@ -709,89 +709,7 @@ static void proxy_stall_and_reset(void **state)
 
 
 /* ---------------------------------------------------------------------------------- */
-/* sentinel: 1 master + 1 replica + 1 sentinel on loopback */
-
-struct sentinel_proc {
-    pid_t pid;
-    int port;
-    char dir[256];
-};
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static redisReply *sentinel_cmd(int port, const char *fmt, ...)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    redisReply *rep = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (c && !c->err) rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (c) redisFree(c);
-    return rep;
-}
-
-static void sentinel_start(struct sentinel_proc *s, int master_port)
-{
-    snprintf(s->dir, sizeof s->dir, "/tmp/dbsentinel-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    char conf[300];
-    snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
-    for (int attempt = 0; attempt < 10; attempt++) {
-        s->port = free_port();
-        FILE *f = fopen(conf, "w");
-        assert_non_null(f);
-        fprintf(f,
-                "port %d\nbind 127.0.0.1\ndir %s\n"
-                "sentinel monitor mymaster 127.0.0.1 %d 1\n"
-                "sentinel down-after-milliseconds mymaster 1000\n"
-                "sentinel failover-timeout mymaster 5000\n",
-                s->port, s->dir, master_port);
-        fclose(f);
-        s->pid = fork();
-        assert_true(s->pid >= 0);
-        if (s->pid == 0) {
-            /* Dies with the test, and keeps no copy of the test's output pipes. */
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            int devnull = open("/dev/null", O_WRONLY);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-            execlp("redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
-            _exit(127);
-        }
-        long long deadline = db_test_now_ms() + 5000;
-        while (db_test_now_ms() < deadline) {
-            if (waitpid(s->pid, NULL, WNOHANG) == s->pid) break; /* port lost: retry */
-            redisReply *rep = sentinel_cmd(s->port, "PING");
-            int ok = rep && rep->type == REDIS_REPLY_STATUS;
-            if (rep) freeReplyObject(rep);
-            if (ok) return;
-            usleep(20 * 1000);
-        }
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-    }
-    fail_msg("sentinel did not start");
-}
-
-static void sentinel_stop(struct sentinel_proc *s)
-{
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s->dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", s->dir);
-}
+/* sentinel: 1 master + 1 replica + 1 sentinel on loopback (tests/support/sentinel_fixture.c) */
 
 struct port_res {
     int called, port;
@@ -836,25 +754,14 @@ static void sentinel_failover_is_followed(void **state)
         if (!linked) usleep(20 * 1000);
     }
     assert_true(linked);
-    static struct sentinel_proc s;
-    sentinel_start(&s, mport);
+    static struct db_test_sentinel s;
+    db_test_sentinel_start(&s, mport);
     f->sent = &s;
-
-    /* Sentinel must know the replica before it can fail over to it. */
-    deadline = db_test_now_ms() + 25000;
-    int known = 0;
-    while (!known && db_test_now_ms() < deadline) {
-        redisReply *rep = sentinel_cmd(s.port, "SENTINEL replicas mymaster");
-        known = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1;
-        if (rep) freeReplyObject(rep);
-        if (!known) usleep(100 * 1000);
-    }
-    assert_true(known);
 
     /* The first sentinel in the list is dead: the module must ask the next one. */
     char url[128];
     snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d,127.0.0.1:%d/mymaster/1",
-             free_port(), s.port);
+             db_test_free_port(), s.port);
     f->r = connect_url(f, url, 2000);
     assert_true(run_until(f->base, &f->st.up, 3000));
     assert_int_equal(port_of_connection(f), mport);
@@ -867,18 +774,7 @@ static void sentinel_failover_is_followed(void **state)
     freeReplyObject(rep);
     redisFree(c);
 
-    /* Right after discovery the replica may not count as good yet (NOGOODSLAVE): retry. */
-    int started = 0;
-    char last[128] = "";
-    deadline = db_test_now_ms() + 15000;
-    while (!started && db_test_now_ms() < deadline) {
-        rep = sentinel_cmd(s.port, "SENTINEL FAILOVER mymaster");
-        started = rep && rep->type == REDIS_REPLY_STATUS;
-        if (rep && rep->type == REDIS_REPLY_ERROR) snprintf(last, sizeof last, "%s", rep->str);
-        if (rep) freeReplyObject(rep);
-        if (!started) usleep(200 * 1000);
-    }
-    if (!started) fail_msg("SENTINEL FAILOVER: %s", last);
+    db_test_sentinel_failover(&s, 25000);
 
     /* Writes go to the new master once the connection has followed. */
     int followed = 0;
