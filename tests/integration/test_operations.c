@@ -270,6 +270,20 @@ static void operator_commands(void **state)
     out = run_capture("reply telegram:nope:42 hi");
     assert_non_null(strstr(out, "conversation"));
 
+    /* tail prints what is in the streams: the webhooks of the tests above, the reply's
+     * queued state.  It runs until stopped; timeout stops it. */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "env -i PATH=/usr/bin:/bin '%s' timeout -s INT 2 '%s' --config '%s' tail --from-start",
+             redis_env, DB_DAEMON_PATH, conf_path);
+    FILE *p = popen(cmd, "r");
+    char line[1024];
+    int messages = 0;
+    while (fgets(line, sizeof line, p))
+        if (strstr(line, "message") && strstr(line, "telegram:one:")) messages++;
+    pclose(p);
+    assert_true(messages > 0);
+
     out = run_capture("check-config");
     assert_non_null(strstr(out, "ok, 2 accounts"));
     write_conf("[telegram bad]\nbogus = 1\n");
