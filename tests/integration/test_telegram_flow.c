@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "api_client.h"
 #include "daemon.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
@@ -80,29 +81,16 @@ static int teardown(void **state)
 
 static long long xlen(const char *stream)
 {
-    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XLEN deskbridge:%s", stream);
-    assert_non_null(r);
-    long long n = r->integer;
-    freeReplyObject(r);
-    return n;
+    char key[128];
+    snprintf(key, sizeof key, "deskbridge:%s", stream);
+    return db_test_xlen(db_test_redis_ctx(W.redis), key);
 }
 
-/* The JSON of the last entry of a stream (new reference). */
 static json_t *last_entry(const char *stream, const char *field)
 {
-    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XREVRANGE deskbridge:%s + - COUNT 1",
-                                 stream);
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, 1);
-    redisReply *fields = r->element[0]->element[1];
-    json_t *obj = NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (strcmp(fields->element[i]->str, field) == 0)
-            obj = json_loads(fields->element[i + 1]->str, 0, NULL);
-    freeReplyObject(r);
-    assert_non_null(obj);
-    return obj;
+    char key[128];
+    snprintf(key, sizeof key, "deskbridge:%s", stream);
+    return db_test_last_entry(db_test_redis_ctx(W.redis), key, field);
 }
 
 static int post_update(const char *body, const char *secret)
@@ -278,46 +266,12 @@ static void redis_down_answers_503_and_recovers(void **state)
 
 static char *post_message(const char *json, int *status)
 {
-    struct db_test_resp r;
-    db_test_http(W.d.port, "POST", "/v1/messages", auth, json, strlen(json), &r);
-    *status = r.status;
-    char *body = r.body;
-    r.body = NULL;
-    db_test_resp_clear(&r);
-    return body;
-}
-
-struct msg_wait {
-    char id[128];
-    const char *want;
-    json_t *last;
-};
-
-static int message_reaches(void *arg)
-{
-    struct msg_wait *w = arg;
-    char path[256];
-    snprintf(path, sizeof path, "/v1/messages/%s", w->id);
-    struct db_test_resp r;
-    db_test_http(W.d.port, "GET", path, auth, NULL, 0, &r);
-    json_decref(w->last);
-    w->last = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    db_test_resp_clear(&r);
-    const char *st = json_string_value(json_object_get(w->last, "status"));
-    return st && strcmp(st, w->want) == 0;
+    return db_test_post_json(W.d.port, API_TOKEN, "/v1/messages", json, status);
 }
 
 static json_t *wait_status(const char *id, const char *want, int timeout_ms)
 {
-    struct msg_wait w = {.want = want};
-    snprintf(w.id, sizeof w.id, "%s", id);
-    if (!db_test_wait(message_reaches, &w, timeout_ms)) {
-        char *s = w.last ? json_dumps(w.last, 0) : strdup("(none)");
-        print_error("message %s: want %s, last seen %s\n", id, want, s);
-        free(s);
-        fail();
-    }
-    return w.last;
+    return db_test_wait_message(W.d.port, API_TOKEN, id, want, timeout_ms);
 }
 
 static char *queued_id(const char *body)

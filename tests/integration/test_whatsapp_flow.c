@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "api_client.h"
 #include "daemon.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
@@ -85,11 +86,9 @@ static int teardown(void **state)
 
 static long long xlen(const char *stream)
 {
-    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XLEN deskbridge:%s", stream);
-    assert_non_null(r);
-    long long n = r->integer;
-    freeReplyObject(r);
-    return n;
+    char key[128];
+    snprintf(key, sizeof key, "deskbridge:%s", stream);
+    return db_test_xlen(db_test_redis_ctx(W.redis), key);
 }
 
 /* The JSON of the entries of a stream after index skip, as an array (new reference). */
@@ -402,28 +401,9 @@ static json_t *get_message(const char *id)
     return j;
 }
 
-struct msg_wait {
-    const char *id, *want;
-    json_t *last;
-};
-
-static int message_reaches(void *arg)
-{
-    struct msg_wait *w = arg;
-    json_decref(w->last);
-    w->last = get_message(w->id);
-    const char *st = json_string_value(json_object_get(w->last, "status"));
-    return st && strcmp(st, w->want) == 0;
-}
-
 static json_t *wait_status(const char *id, const char *want, int timeout_ms)
 {
-    struct msg_wait w = {.id = id, .want = want};
-    if (!db_test_wait(message_reaches, &w, timeout_ms)) {
-        char *s = w.last ? json_dumps(w.last, 0) : strdup("(none)");
-        fail_msg("message %s: want %s, last seen %s", id, want, s);
-    }
-    return w.last;
+    return db_test_wait_message(W.d.port, API_TOKEN, id, want, timeout_ms);
 }
 
 /* The statuses of the message's history, comma separated, into buf. */

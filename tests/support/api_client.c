@@ -1,0 +1,87 @@
+#include "api_client.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon.h"
+
+char *db_test_post_json(int port, const char *token, const char *path, const char *json,
+                        int *status)
+{
+    char auth[256];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    struct db_test_resp r;
+    db_test_http(port, "POST", path, headers, json, strlen(json), &r);
+    *status = r.status;
+    char *body = r.body;
+    r.body = NULL;
+    db_test_resp_clear(&r);
+    return body;
+}
+
+struct msg_wait {
+    int port;
+    const char *token, *id, *want;
+    json_t *last;
+};
+
+static int message_reaches(void *arg)
+{
+    struct msg_wait *w = arg;
+    char path[256], auth[256];
+    snprintf(path, sizeof path, "/v1/messages/%s", w->id);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", w->token);
+    const char *headers[] = {auth, NULL};
+    struct db_test_resp r;
+    db_test_http(w->port, "GET", path, headers, NULL, 0, &r);
+    json_decref(w->last);
+    w->last = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    db_test_resp_clear(&r);
+    const char *st = json_string_value(json_object_get(w->last, "status"));
+    return st && strcmp(st, w->want) == 0;
+}
+
+json_t *db_test_wait_message(int port, const char *token, const char *id, const char *want,
+                             int timeout_ms)
+{
+    struct msg_wait w = {port, token, id, want, NULL};
+    if (!db_test_wait(message_reaches, &w, timeout_ms)) {
+        char *s = w.last ? json_dumps(w.last, 0) : strdup("(none)");
+        print_error("message %s: want %s, last seen %s\n", id, want, s);
+        free(s);
+        json_decref(w.last);
+        fail();
+    }
+    return w.last;
+}
+
+long long db_test_xlen(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "XLEN %s", key);
+    if (!r || r->type != REDIS_REPLY_INTEGER) fail_msg("XLEN %s: %s", key, r ? r->str : c->errstr);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+json_t *db_test_last_entry(redisContext *c, const char *stream, const char *field)
+{
+    redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT 1", stream);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1)
+        fail_msg("%s: no entry", stream);
+    redisReply *fields = r->element[0]->element[1];
+    json_t *obj = NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (strcmp(fields->element[i]->str, field) == 0)
+            obj = json_loads(fields->element[i + 1]->str, 0, NULL);
+    freeReplyObject(r);
+    if (!obj) fail_msg("%s: newest entry has no JSON field %s", stream, field);
+    return obj;
+}
