@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# bench/run.sh - ingest, outbound and idle-memory figures for docs/performance.md.
+#
+# Not a test: it prints figures and whether the targets of issue 8 hold, and exits 0 whatever
+# they are (it fails only when something could not be set up or messages were lost).
+#
+#   bench/run.sh                        # everything, about 2 minutes
+#   BENCH_DURATION=5 bench/run.sh       # shorter wrk runs
+#
+# Knobs (environment): BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (64), BENCH_OUTBOUND
+# (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread, 250000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0
+# when there are at least 2 CPUs; 0 = no pinning), DESKBRIDGE_BIN (use this binary instead of
+# building build-bench/deskbridge), BENCH_KEEP (1 = keep the work directory).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH="$ROOT/bench"
+DURATION=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNECTIONS:-64}
+OUTBOUND=${BENCH_OUTBOUND:-20000}
+WARMUP=2
+WRK_THREADS=2
+PER_THREAD=${BENCH_BODIES:-250000} # per wrk thread: 50,000 req/s for 10 s before any repeat
+
+# Made-up credentials: the point is that the gateway does the real verification work.
+APP_SECRET="bench-app-secret-0123456789"
+PNID="106540352242922"
+API_TOKEN="bench-api-token-0123456789abcdef"
+BOT_ID="700000001"
+
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools
+need_pkgs=()
+command -v wrk >/dev/null || need_pkgs+=(wrk)
+command -v node >/dev/null || need_pkgs+=(nodejs)
+command -v npm >/dev/null || need_pkgs+=(npm)
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v cc >/dev/null || need_pkgs+=(gcc)
+command -v cmake >/dev/null || need_pkgs+=(cmake)
+[ -f /usr/include/event2/http.h ] || need_pkgs+=(libevent-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing ${need_pkgs[*]}: install them (apt-get) or run as root"
+    say "installing ${need_pkgs[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+WORK=$(mktemp -d /tmp/deskbridge-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- builds
+if [ -n "${DESKBRIDGE_BIN:-}" ]; then
+    GW_BIN=$DESKBRIDGE_BIN
+else
+    say "building deskbridge (RelWithDebInfo) in build-bench"
+    cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$WORK/cmake.log" 2>&1 ||
+        { cat "$WORK/cmake.log" >&2; die "cmake configure failed"; }
+    cmake --build "$ROOT/build-bench" --target deskbridge -j2 >>"$WORK/cmake.log" 2>&1 ||
+        { tail -40 "$WORK/cmake.log" >&2; die "build failed"; }
+    GW_BIN="$ROOT/build-bench/deskbridge"
+fi
+for f in bare_server fake_telegram; do
+    cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -o "$WORK/$f" "$BENCH/$f.c" -levent ||
+        die "cannot build $f"
+done
+if [ ! -d "$BENCH/node-relay/node_modules" ] ||
+    [ "$BENCH/node-relay/package-lock.json" -nt "$BENCH/node-relay/node_modules" ]; then
+    say "npm ci (node relay)"
+    (cd "$BENCH/node-relay" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+        die "npm ci failed"
+fi
+
+# ---------------------------------------------------------------- CPU placement
+SRV=()
+LOAD=()
+PIN_NOTE="no pinning"
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    SRV=(taskset -c 1)
+    LOAD=(taskset -c 0)
+    PIN_NOTE="server under test on CPU 1; wrk, redis-server and the fakes on CPU 0"
+fi
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# Starts a helper that prints "port N" first; sets STARTED_PORT and LAST_PID (no command
+# substitution: the helper must be this shell's child to be waited for and cleaned up).
+# $1 = log name, rest = command.
+start_with_port() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    PIDS+=($!)
+    LAST_PID=$!
+    for _ in $(seq 100); do
+        if grep -q '^port ' "$WORK/$name.out" 2>/dev/null; then
+            STARTED_PORT=$(awk '/^port /{print $2; exit}' "$WORK/$name.out")
+            return 0
+        fi
+        kill -0 "$LAST_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$WORK/$name.err" >&2
+    die "$name did not start"
+}
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+wait_http() {
+    for _ in $(seq 100); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
+
+# ---------------------------------------------------------------- Redis, bodies
+say "redis-server on a unix socket (AOF everysec, as scripts/run.sh runs it)"
+mkdir -p "$WORK/redis"
+"${LOAD[@]}" redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
+    --dir "$WORK/redis" --appendonly yes --appendfsync everysec --save '' \
+    >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
+rcli PING >/dev/null || die "redis-server did not start"
+
+say "signing $((WRK_THREADS * PER_THREAD)) distinct webhook bodies (+ a warm-up set)"
+python3 "$BENCH/gen_bodies.py" --secret "$APP_SECRET" --pnid "$PNID" --threads $WRK_THREADS \
+    --per-thread $PER_THREAD --out "$WORK/bodies"
+python3 "$BENCH/gen_bodies.py" --secret "$APP_SECRET" --pnid "$PNID" --threads $WRK_THREADS \
+    --per-thread 60000 --first 10000000 --out "$WORK/warm"
+BODY_BYTES=$(head -1 "$WORK/bodies.0" | cut -d' ' -f2- | tr -d '\n' | wc -c)
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Runs wrk against $2 for $3 seconds; the BENCH lines end up in $WORK/wrk-$1.txt.
+run_wrk() {
+    "${LOAD[@]}" wrk -t $WRK_THREADS -c "$CONNS" -d "${3}s" --latency -s "$BENCH/wa_ingest.lua" \
+        "$2" -- "$4" >"$WORK/wrk-$1.txt" 2>&1 || { cat "$WORK/wrk-$1.txt" >&2; die "wrk failed"; }
+}
+field() { grep -o "$2=[0-9.]*" "$WORK/wrk-$1.txt" | head -1 | cut -d= -f2; }
+
+# One ingest measurement: $1 = label, $2 = pid, $3 = url, $4 = stream key ("" = none).
+declare -A RPS P50 P99 HWM LOST NOTE
+ingest() {
+    local label=$1 pid=$2 url=$3 key=$4
+    run_wrk "$label-warm" "$url" $WARMUP "$WORK/warm"
+    local before=0 after=0
+    [ -n "$key" ] && before=$(rcli XLEN "$key")
+    run_wrk "$label" "$url" "$DURATION" "$WORK/bodies"
+    sleep 0.5 # answers cut off by wrk's stop may still be committing
+    [ -n "$key" ] && after=$(rcli XLEN "$key")
+    RPS[$label]=$(field "$label" rps)
+    P50[$label]=$(field "$label" p50_us)
+    P99[$label]=$(field "$label" p99_us)
+    HWM[$label]=$(kb "$pid" VmHWM)
+    local ok non wrapped
+    ok=$(field "$label" ok2xx)
+    non=$(field "$label" non2xx)
+    wrapped=$(field "$label" wrapped)
+    if [ -n "$key" ]; then
+        # Every 2xx must be a new entry; requests cut off when wrk stopped may add a few more
+        # entries than counted 2xx (at most one per connection), never fewer.
+        local added=$((after - before))
+        local lost=$((ok - wrapped - added))
+        [ $lost -lt 0 ] && lost=0
+        LOST[$label]=$lost
+        NOTE[$label]="2xx=$ok non-2xx=$non new entries=$added wrapped=$wrapped"
+    else
+        LOST[$label]="-"
+        NOTE[$label]="2xx=$ok non-2xx=$non"
+    fi
+}
+
+# Starts the gateway with the WhatsApp quickstart environment and role $1; sets GW_PID.
+start_gateway() {
+    GW_PORT=$(free_port)
+    env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" \
+        DESKBRIDGE_LISTEN="127.0.0.1:$GW_PORT" DESKBRIDGE_ROLE="$1" \
+        WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
+        WHATSAPP_VERIFY_TOKEN="bench-verify" WHATSAPP_PHONE_NUMBER_ID="$PNID" \
+        WHATSAPP_API_BASE="http://127.0.0.1:9" \
+        "${SRV[@]}" "$GW_BIN" >"$WORK/gateway-$1.log" 2>&1 &
+    GW_PID=$!
+    PIDS+=($GW_PID)
+    wait_http "http://127.0.0.1:$GW_PORT/healthz" ||
+        { tail -20 "$WORK/gateway-$1.log" >&2; die "gateway ($1) did not start"; }
+}
+HOOK_PATH="/webhooks/whatsapp/$PNID"
+
+# ---------------------------------------------------------------- 1. the gateway, as started
+# The quickstart runs every role in one process: besides ingest, the dispatcher reads every
+# event back and files it under its conversation.
+say "deskbridge, role=all (the quickstart default): idle RSS, then ingest (${DURATION}s, $CONNS connections)"
+start_gateway all
+sleep 2
+IDLE_RSS=$(kb $GW_PID VmRSS)
+ingest all $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
+stop_pid $GW_PID
+rcli FLUSHALL >/dev/null
+
+# ---------------------------------------------------------------- 2. the gateway, ingest only
+# The same work the Node relay does (verify, parse, normalize, write, answer after the ack);
+# the gateway's write also deduplicates.
+say "deskbridge, role=ingest"
+start_gateway ingest
+sleep 2
+IDLE_RSS_INGEST=$(kb $GW_PID VmRSS)
+ingest gateway $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
+stop_pid $GW_PID
+rcli FLUSHALL >/dev/null
+
+# ---------------------------------------------------------------- 3. the bare libevent server
+say "bare libevent server"
+start_with_port bare "${SRV[@]}" "$WORK/bare_server" 0
+BARE_PORT=$STARTED_PORT
+BARE_PID=$LAST_PID
+ingest bare $BARE_PID "http://127.0.0.1:$BARE_PORT$HOOK_PATH" ""
+stop_pid $BARE_PID
+
+# ---------------------------------------------------------------- 4. the Node.js relay
+say "Node.js relay (fastify + ioredis)"
+start_with_port node env PORT=0 REDIS_SOCKET="$WORK/redis.sock" APP_SECRET="$APP_SECRET" \
+    PHONE_NUMBER_ID="$PNID" "${SRV[@]}" node "$BENCH/node-relay/server.js"
+NODE_PORT=$STARTED_PORT
+NODE_PID=$LAST_PID
+ingest node $NODE_PID "http://127.0.0.1:$NODE_PORT$HOOK_PATH" relay:events
+stop_pid $NODE_PID
+rcli FLUSHALL >/dev/null
+
+# ---------------------------------------------------------------- 5. outbound
+# The fake is stopped (SIGSTOP) while the replies are enqueued, so the API's rate and the
+# sender's rate are measured apart: the sender then drains a full outbox.  Its calls wait in
+# the fake's listen queue meanwhile, far below the client's 30 s timeout.
+say "outbound: $OUTBOUND replies through POST /v1/messages, then sent to a fake Telegram"
+start_with_port fake "${LOAD[@]}" "$WORK/fake_telegram" 0
+FAKE_PORT=$STARTED_PORT
+FAKE_PID=$LAST_PID
+GW2_PORT=$(free_port)
+env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" \
+    DESKBRIDGE_LISTEN="127.0.0.1:$GW2_PORT" \
+    DESKBRIDGE_API_TOKEN="$API_TOKEN" TELEGRAM_BOT_TOKEN="$BOT_ID:AAbenchTokenNotReal0123456789" \
+    TELEGRAM_WEBHOOK_SECRET="bench-webhook-secret" TELEGRAM_API_BASE="http://127.0.0.1:$FAKE_PORT" \
+    "${SRV[@]}" "$GW_BIN" >"$WORK/gateway-out.log" 2>&1 &
+GW2_PID=$!
+PIDS+=($GW2_PID)
+wait_http "http://127.0.0.1:$GW2_PORT/healthz" ||
+    { tail -20 "$WORK/gateway-out.log" >&2; die "gateway (outbound) did not start"; }
+sleep 1
+kill -STOP "$FAKE_PID"
+"${LOAD[@]}" wrk -t $WRK_THREADS -c 16 -d 120s -s "$BENCH/enqueue.lua" "http://127.0.0.1:$GW2_PORT" \
+    -- "$API_TOKEN" "$BOT_ID" $((OUTBOUND / WRK_THREADS)) >"$WORK/wrk-enqueue.txt" 2>&1 &
+WRK_PID=$!
+T0=$(date +%s.%N)
+QUEUED=0
+for _ in $(seq 1200); do
+    QUEUED=$(rcli XLEN deskbridge:outbox)
+    [ "$QUEUED" -ge "$OUTBOUND" ] && break
+    sleep 0.05
+done
+T1=$(date +%s.%N)
+# wrk sleeps out its duration even when every thread stopped; SIGINT ends it with a report.
+kill -INT $WRK_PID
+wait $WRK_PID || true
+ACCEPTED=$(grep -o 'accepted=[0-9]*' "$WORK/wrk-enqueue.txt" | cut -d= -f2)
+REFUSED=$(grep -o 'refused=[0-9]*' "$WORK/wrk-enqueue.txt" | cut -d= -f2)
+[ -n "$ACCEPTED" ] || { cat "$WORK/wrk-enqueue.txt" >&2; die "no enqueue count"; }
+ENQ_RATE=$(python3 -c "print('%.0f' % ($QUEUED / ($T1 - $T0)))")
+QUEUED=$(rcli XLEN deskbridge:outbox)
+kill -CONT "$FAKE_PID"
+# Requests cut off by wrk's stop may have been accepted too: the outbox length is the truth.
+last=-1
+still=0
+for _ in $(seq 600); do
+    n=$(curl -fsS "http://127.0.0.1:$FAKE_PORT/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sends"])')
+    if [ "$n" = "$last" ] && [ "$n" -ge "$QUEUED" ]; then still=$((still + 1)); else still=0; fi
+    [ $still -ge 5 ] && break
+    last=$n
+    sleep 0.2
+done
+STATS=$(curl -fsS "http://127.0.0.1:$FAKE_PORT/_stats")
+read -r SENDS SEND_RATE < <(echo "$STATS" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+span = (s["last_us"] - s["first_us"]) / 1e6
+print(s["sends"], "%.0f" % ((s["sends"] - 1) / span if span > 0 else 0))')
+OUT_HWM=$(kb $GW2_PID VmHWM)
+OUT_LOST=$((QUEUED - SENDS))
+[ $OUT_LOST -lt 0 ] && OUT_LOST=0
+OUT_DUP=$((SENDS - QUEUED))
+[ $OUT_DUP -lt 0 ] && OUT_DUP=0
+stop_pid $GW2_PID
+stop_pid $FAKE_PID
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- summary
+ms() { python3 -c "print('%.2f' % ($1 / 1000.0))"; }
+mb() { python3 -c "print('%.1f' % ($1 / 1024.0))"; }
+ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 else '-')" 2>/dev/null || echo "-"; }
+holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
+
+{
+    echo
+    echo "deskbridge bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo)"
+    echo "load average before: $LOAD_BEFORE, after: $LOAD_AFTER; $PIN_NOTE"
+    echo "ingest: ${BODY_BYTES}-byte signed WhatsApp webhooks, a new message id each, wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s after a ${WARMUP}s warm-up"
+    echo
+    printf '%-26s %9s %8s %8s %8s %5s  %s\n' "ingest" "req/s" "p50 ms" "p99 ms" "peak MB" "lost" "counts"
+    for l in gateway all node bare; do
+        case $l in
+        gateway) name="deskbridge role=ingest" ;;
+        all) name="deskbridge role=all" ;;
+        node) name="node relay" ;;
+        bare) name="bare libevent (200 only)" ;;
+        esac
+        printf '%-26s %9s %8s %8s %8s %5s  %s\n' "$name" "${RPS[$l]}" "$(ms "${P50[$l]}")" \
+            "$(ms "${P99[$l]}")" "$(mb "${HWM[$l]}")" "${LOST[$l]}" "${NOTE[$l]}"
+    done
+    echo
+    echo "targets (issue 8)            role=ingest  role=all    target"
+    two() { # label, metric array name, reference label, comparison, target text, limit
+        local -n m=$2
+        local a b
+        a=$(ratio "${m[gateway]}" "${m[$3]}")
+        b=$(ratio "${m[all]}" "${m[$3]}")
+        printf '%-28s %7s %-4s %7s %-4s %8s\n' "$1" "${a}x" "$(holds "$a $4 $6")" "${b}x" "$(holds "$b $4 $6")" "$5"
+    }
+    two "req/s vs node relay" RPS node ">=" ">= 1.5x" 1.5
+    two "p99 vs node relay" P99 node "<=" "<= 0.5x" 0.5
+    two "peak RSS vs node relay" HWM node "<=" "<= 0.1x" 0.1
+    two "req/s vs bare libevent" RPS bare ">=" ">= 0.4x" 0.4
+    printf '%-28s %7s %-4s %7s %-4s %8s\n' "idle RSS MB (2 s after start)" "$(mb "$IDLE_RSS_INGEST")" \
+        "$(holds "$IDLE_RSS_INGEST < 10240")" "$(mb "$IDLE_RSS")" "$(holds "$IDLE_RSS < 10240")" "< 10"
+    printf '%-28s %7s %-4s %7s %-4s %8s\n' "outbound sends/s" "" "" "$SEND_RATE" "$(holds "$SEND_RATE >= 5000")" ">= 5000"
+    echo
+    echo "outbound (role=all, Telegram): $ACCEPTED replies answered 202 ($REFUSED refused), $QUEUED in the outbox, enqueued at $ENQ_RATE/s with the fake paused;"
+    echo "  $SENDS sendMessage calls reached the fake, $SEND_RATE/s from first to last; not sent: $OUT_LOST, extra: $OUT_DUP; gateway peak RSS $(mb "$OUT_HWM") MB"
+} | tee "$WORK/summary.txt"
+
+fail=0
+for l in gateway all node; do [ "${LOST[$l]}" = 0 ] || { echo "LOST MESSAGES in $l" >&2; fail=1; }; done
+[ "$OUT_LOST" = 0 ] || { echo "replies not sent: $OUT_LOST" >&2; fail=1; }
+exit $fail

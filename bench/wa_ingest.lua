@@ -1,0 +1,66 @@
+-- wrk script for bench/run.sh: signed WhatsApp webhooks, a different message id per request.
+--
+-- usage: wrk -t T -c C -d D -s wa_ingest.lua URL -- BODIES_PREFIX
+-- Each thread reads BODIES_PREFIX.<thread number> (made by gen_bodies.py: "<hex sig> <body>"
+-- per line), so no two threads send the same message id.  A thread that runs out of bodies
+-- starts over; those repeats are counted (wrapped) because the gateway answers them 2xx as
+-- dedupe hits without a new stream entry.  done() prints machine-readable lines for run.sh:
+--   BENCH requests=N ok2xx=N non2xx=N wrapped=N
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+   thread:set("tid", counter)
+   counter = counter + 1
+   table.insert(threads, thread)
+end
+
+function init(args)
+   local prefix = args[1]
+   local f = assert(io.open(prefix .. "." .. tid, "rb"))
+   reqs = {}
+   for line in f:lines() do
+      local sp = line:find(" ", 1, true)
+      local sig, body = line:sub(1, sp - 1), line:sub(sp + 1)
+      reqs[#reqs + 1] = wrk.format("POST", nil, {
+         ["Content-Type"] = "application/json",
+         ["X-Hub-Signature-256"] = "sha256=" .. sig,
+      }, body)
+   end
+   f:close()
+   n = #reqs
+   i = 0
+   ok2xx = 0
+   non2xx = 0
+   wrapped = 0
+end
+
+function request()
+   i = i + 1
+   if i > n then wrapped = wrapped + 1 end
+   return reqs[(i - 1) % n + 1]
+end
+
+function response(status, headers, body)
+   if status >= 200 and status < 300 then
+      ok2xx = ok2xx + 1
+   else
+      non2xx = non2xx + 1
+   end
+end
+
+function done(summary, latency, requests)
+   local t = {requests = 0, ok2xx = 0, non2xx = 0, wrapped = 0}
+   for _, th in ipairs(threads) do
+      t.requests = t.requests + th:get("i")
+      t.ok2xx = t.ok2xx + th:get("ok2xx")
+      t.non2xx = t.non2xx + th:get("non2xx")
+      t.wrapped = t.wrapped + th:get("wrapped")
+   end
+   io.write(string.format("BENCH requests=%d ok2xx=%d non2xx=%d wrapped=%d\n",
+                          t.requests, t.ok2xx, t.non2xx, t.wrapped))
+   io.write(string.format("BENCH p50_us=%d p99_us=%d rps=%.1f\n",
+                          latency:percentile(50), latency:percentile(99),
+                          summary.requests / (summary.duration / 1e6)))
+end
