@@ -10,7 +10,8 @@
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (64), BENCH_OUTBOUND
 # (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread, 250000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0
 # when there are at least 2 CPUs; 0 = no pinning), DESKBRIDGE_BIN (use this binary instead of
-# building build-bench/deskbridge), BENCH_KEEP (1 = keep the work directory).
+# building build-bench/deskbridge), BENCH_LOG_LEVEL (the gateway's DESKBRIDGE_LOG_LEVEL for the
+# ingest runs; default: its own default, info, one line per webhook), BENCH_KEEP (1 = keep the work directory).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -155,7 +156,7 @@ run_wrk() {
 field() { grep -o "$2=[0-9.]*" "$WORK/wrk-$1.txt" | head -1 | cut -d= -f2; }
 
 # One ingest measurement: $1 = label, $2 = pid, $3 = url, $4 = stream key ("" = none).
-declare -A RPS P50 P99 HWM LOST NOTE
+declare -A RPS P50 P99 HWM ANON LOST NOTE
 ingest() {
     local label=$1 pid=$2 url=$3 key=$4
     run_wrk "$label-warm" "$url" $WARMUP "$WORK/warm"
@@ -168,6 +169,7 @@ ingest() {
     P50[$label]=$(field "$label" p50_us)
     P99[$label]=$(field "$label" p99_us)
     HWM[$label]=$(kb "$pid" VmHWM)
+    ANON[$label]=$(kb "$pid" RssAnon) # private memory now; VmHWM also counts mapped libraries
     local ok non wrapped
     ok=$(field "$label" ok2xx)
     non=$(field "$label" non2xx)
@@ -191,6 +193,7 @@ start_gateway() {
     GW_PORT=$(free_port)
     env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" \
         DESKBRIDGE_LISTEN="127.0.0.1:$GW_PORT" DESKBRIDGE_ROLE="$1" \
+        ${BENCH_LOG_LEVEL:+DESKBRIDGE_LOG_LEVEL="$BENCH_LOG_LEVEL"} \
         WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
         WHATSAPP_VERIFY_TOKEN="bench-verify" WHATSAPP_PHONE_NUMBER_ID="$PNID" \
         WHATSAPP_API_BASE="http://127.0.0.1:9" \
@@ -209,6 +212,7 @@ say "deskbridge, role=all (the quickstart default): idle RSS, then ingest (${DUR
 start_gateway all
 sleep 2
 IDLE_RSS=$(kb $GW_PID VmRSS)
+IDLE_ANON=$(kb $GW_PID RssAnon)
 ingest all $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
 stop_pid $GW_PID
 rcli FLUSHALL >/dev/null
@@ -220,7 +224,30 @@ say "deskbridge, role=ingest"
 start_gateway ingest
 sleep 2
 IDLE_RSS_INGEST=$(kb $GW_PID VmRSS)
+IDLE_ANON_INGEST=$(kb $GW_PID RssAnon)
 ingest gateway $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
+stop_pid $GW_PID
+
+# ---------------------------------------------------------------- 2b. the dispatcher alone
+# The ingest run left a backlog of events from 5,000 interleaved conversations; a role=dispatch
+# process works through it, and its group's progress over DURATION seconds is its rate.
+say "dispatcher (role=dispatch) over the backlog of $(rcli XLEN deskbridge:events) events"
+acked() { # entries read by the dispatcher's group minus those still pending
+    rcli XINFO GROUPS deskbridge:events | awk '
+        prev == "name" { want = ($0 == "deskbridge-dispatch") }
+        want && prev == "entries-read" { r = $0 }
+        want && prev == "pending" { p = $0 }
+        { prev = $0 }
+        END { print (r == "" ? 0 : r) - (p == "" ? 0 : p) }'
+}
+start_gateway dispatch
+sleep 1
+D0=$(acked)
+DT0=$(date +%s.%N)
+sleep "$DURATION"
+D1=$(acked)
+DT1=$(date +%s.%N)
+DISPATCH_RATE=$(python3 -c "print('%.0f' % (($D1 - $D0) / ($DT1 - $DT0)))")
 stop_pid $GW_PID
 rcli FLUSHALL >/dev/null
 
@@ -320,7 +347,7 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
     echo "load average before: $LOAD_BEFORE, after: $LOAD_AFTER; $PIN_NOTE"
     echo "ingest: ${BODY_BYTES}-byte signed WhatsApp webhooks, a new message id each, wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s after a ${WARMUP}s warm-up"
     echo
-    printf '%-26s %9s %8s %8s %8s %5s  %s\n' "ingest" "req/s" "p50 ms" "p99 ms" "peak MB" "lost" "counts"
+    printf '%-26s %9s %8s %8s %8s %8s %5s  %s\n' "ingest" "req/s" "p50 ms" "p99 ms" "peak MB" "anon MB" "lost" "counts"
     for l in gateway all node bare; do
         case $l in
         gateway) name="deskbridge role=ingest" ;;
@@ -328,26 +355,29 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
         node) name="node relay" ;;
         bare) name="bare libevent (200 only)" ;;
         esac
-        printf '%-26s %9s %8s %8s %8s %5s  %s\n' "$name" "${RPS[$l]}" "$(ms "${P50[$l]}")" \
-            "$(ms "${P99[$l]}")" "$(mb "${HWM[$l]}")" "${LOST[$l]}" "${NOTE[$l]}"
+        printf '%-26s %9s %8s %8s %8s %8s %5s  %s\n' "$name" "${RPS[$l]}" "$(ms "${P50[$l]}")" \
+            "$(ms "${P99[$l]}")" "$(mb "${HWM[$l]}")" "$(mb "${ANON[$l]}")" "${LOST[$l]}" "${NOTE[$l]}"
     done
     echo
-    echo "targets (issue 8)            role=ingest  role=all    target"
+    echo "targets (issue 8)                    role=ingest  role=all    target"
     two() { # label, metric array name, reference label, comparison, target text, limit
         local -n m=$2
         local a b
         a=$(ratio "${m[gateway]}" "${m[$3]}")
         b=$(ratio "${m[all]}" "${m[$3]}")
-        printf '%-28s %7s %-4s %7s %-4s %8s\n' "$1" "${a}x" "$(holds "$a $4 $6")" "${b}x" "$(holds "$b $4 $6")" "$5"
+        printf '%-36s %7s %-4s %7s %-4s %8s\n' "$1" "${a}x" "$(holds "$a $4 $6")" "${b}x" "$(holds "$b $4 $6")" "$5"
     }
     two "req/s vs node relay" RPS node ">=" ">= 1.5x" 1.5
     two "p99 vs node relay" P99 node "<=" "<= 0.5x" 0.5
     two "peak RSS vs node relay" HWM node "<=" "<= 0.1x" 0.1
     two "req/s vs bare libevent" RPS bare ">=" ">= 0.4x" 0.4
-    printf '%-28s %7s %-4s %7s %-4s %8s\n' "idle RSS MB (2 s after start)" "$(mb "$IDLE_RSS_INGEST")" \
+    printf '%-36s %7s %-4s %7s %-4s %8s\n' "idle RSS MB (2 s after start)" "$(mb "$IDLE_RSS_INGEST")" \
         "$(holds "$IDLE_RSS_INGEST < 10240")" "$(mb "$IDLE_RSS")" "$(holds "$IDLE_RSS < 10240")" "< 10"
-    printf '%-28s %7s %-4s %7s %-4s %8s\n' "outbound sends/s" "" "" "$SEND_RATE" "$(holds "$SEND_RATE >= 5000")" ">= 5000"
+    printf '%-36s %7s %-4s %7s %-4s %8s\n' "outbound sends/s (role=all)" "" "" "$SEND_RATE" "$(holds "$SEND_RATE >= 5000")" ">= 5000"
+    printf '%-36s %7s %-4s %7s %-4s %8s\n' "dispatcher events/s (role=dispatch)" "" "" "$DISPATCH_RATE" "$(holds "$DISPATCH_RATE >= 20000")" ">= 20000"
     echo
+    echo "peak MB = VmHWM (includes shared libraries mapped in); anon MB = RssAnon at the end of the run (private memory)."
+    echo "idle RssAnon: role=ingest $(mb "$IDLE_ANON_INGEST") MB, role=all $(mb "$IDLE_ANON") MB"
     echo "outbound (role=all, Telegram): $ACCEPTED replies answered 202 ($REFUSED refused), $QUEUED in the outbox, enqueued at $ENQ_RATE/s with the fake paused;"
     echo "  $SENDS sendMessage calls reached the fake, $SEND_RATE/s from first to last; not sent: $OUT_LOST, extra: $OUT_DUP; gateway peak RSS $(mb "$OUT_HWM") MB"
 } | tee "$WORK/summary.txt"
