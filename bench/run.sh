@@ -4,7 +4,7 @@
 # Not a test: it prints figures and whether the targets of issue 8 hold, and exits 0 whatever
 # they are (it fails only when something could not be set up or messages were lost).
 #
-#   bench/run.sh                        # everything, about 2 minutes
+#   bench/run.sh                        # everything, about 1.5 minutes
 #   BENCH_DURATION=5 bench/run.sh       # shorter wrk runs
 #
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (64), BENCH_OUTBOUND
@@ -54,7 +54,7 @@ fi
 WORK=$(mktemp -d /tmp/deskbridge-bench.XXXXXX)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ "${BENCH_KEEP:-0}" = 1 ]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
@@ -115,9 +115,16 @@ start_with_port() {
     cat "$WORK/$name.err" >&2
     die "$name did not start"
 }
+# Stops one of our children and forgets it, so the exit trap never signals a reused pid.
 stop_pid() {
     kill "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
+    forget_pid "$1"
+}
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
 }
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 wait_http() {
@@ -292,6 +299,7 @@ kill -STOP "$FAKE_PID"
 "${LOAD[@]}" wrk -t $WRK_THREADS -c 16 -d 120s -s "$BENCH/enqueue.lua" "http://127.0.0.1:$GW2_PORT" \
     -- "$API_TOKEN" "$BOT_ID" $((OUTBOUND / WRK_THREADS)) >"$WORK/wrk-enqueue.txt" 2>&1 &
 WRK_PID=$!
+PIDS+=($WRK_PID)
 T0=$(date +%s.%N)
 QUEUED=0
 for _ in $(seq 1200); do
@@ -303,6 +311,7 @@ T1=$(date +%s.%N)
 # wrk sleeps out its duration even when every thread stopped; SIGINT ends it with a report.
 kill -INT $WRK_PID
 wait $WRK_PID || true
+forget_pid $WRK_PID
 ACCEPTED=$(grep -o 'accepted=[0-9]*' "$WORK/wrk-enqueue.txt" | cut -d= -f2)
 REFUSED=$(grep -o 'refused=[0-9]*' "$WORK/wrk-enqueue.txt" | cut -d= -f2)
 [ -n "$ACCEPTED" ] || { cat "$WORK/wrk-enqueue.txt" >&2; die "no enqueue count"; }
