@@ -65,6 +65,10 @@ static void event(const char *chat, const char *text, char id[64])
     redisReply *r = redisCommand(db_test_redis_ctx(R), "XADD t:events * event %s", ev);
     snprintf(id, 64, "%s", r->str);
     freeReplyObject(r);
+    /* Delivered to a consumer, as XREADGROUP does before the dispatcher applies it: until it
+     * is acknowledged it is pending. */
+    freeReplyObject(redisCommand(db_test_redis_ctx(R),
+                                 "XREADGROUP GROUP deskbridge-dispatch t1 COUNT 1 STREAMS t:events >"));
 }
 
 static void apply(long long now, const char *chat, const char *entry)
