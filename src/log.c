@@ -24,55 +24,67 @@ int db_log_parse_level(const char *s, enum db_log_level *out)
     return DB_EINVAL;
 }
 
-/* Writes s as a JSON string body (without quotes). */
-static void json_escape(FILE *f, const char *s)
+/* Appends s escaped as a JSON string body to buf at *n (bounded by cap). */
+static void json_escape(char *buf, size_t cap, size_t *n, const char *s)
 {
-    for (; *s; s++) {
+    for (; *s && *n + 7 < cap; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        if (c == '"' || c == '\\') *n += (size_t)snprintf(buf + *n, cap - *n, "\\%c", c);
+        else if (c < 0x20) *n += (size_t)snprintf(buf + *n, cap - *n, "\\u%04x", c);
+        else buf[(*n)++] = (char)c;
     }
+}
+
+/* The timestamp text, formatted once per second: a busy gateway logs thousands of lines a
+ * second and strftime was a visible part of each. */
+static void timestamp(char out[48])
+{
+    static time_t cached_sec = -1;
+    static char cached[24];
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    if (tv.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = tv.tv_sec;
+    }
+    snprintf(out, 48, "%s.%03dZ", cached, (int)(tv.tv_usec / 1000));
 }
 
 void db_log_impl(enum db_log_level level, const struct db_log_ctx *ctx, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
-    char msg[1024], ts[40];
+    static const char *const keys[] = {"module", "platform", "account", "id"};
+    char msg[1024], ts[48], line[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
-
-    const char *keys[] = {"module", "platform", "account", "id"};
+    timestamp(ts);
     const char *vals[] = {ctx ? ctx->module : NULL, ctx ? ctx->platform : NULL,
                           ctx ? ctx->account : NULL, ctx ? ctx->id : NULL};
-    /* One fprintf sequence under the stdio lock, so concurrent workers never interleave
-     * inside a line. */
-    flockfile(stderr);
+    /* The whole line is built first and written with one call, so lines of concurrent
+     * workers never interleave and a line costs one write. */
+    size_t n = 0, cap = sizeof line - 2;
     if (as_json) {
-        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, names[level]);
-        for (int i = 0; i < 4; i++)
+        n += (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, names[level]);
+        for (int i = 0; i < 4 && n < cap; i++)
             if (vals[i]) {
-                fprintf(stderr, ",\"%s\":\"", keys[i]);
-                json_escape(stderr, vals[i]);
-                fputc('"', stderr);
+                n += (size_t)snprintf(line + n, cap - n, ",\"%s\":\"", keys[i]);
+                json_escape(line, cap, &n, vals[i]);
+                if (n < cap) line[n++] = '"';
             }
-        fputs(",\"msg\":\"", stderr);
-        json_escape(stderr, msg);
-        fputs("\"}\n", stderr);
+        if (n < cap) n += (size_t)snprintf(line + n, cap - n, ",\"msg\":\"");
+        json_escape(line, cap, &n, msg);
+        if (n + 2 < cap) line[n++] = '"', line[n++] = '}';
     } else {
-        fprintf(stderr, "%s %-5s", ts, names[level]);
-        for (int i = 0; i < 4; i++)
-            if (vals[i]) fprintf(stderr, " %s=%s", keys[i], vals[i]);
-        fprintf(stderr, " %s\n", msg);
+        n += (size_t)snprintf(line, cap, "%s %-5s", ts, names[level]);
+        for (int i = 0; i < 4 && n < cap; i++)
+            if (vals[i]) n += (size_t)snprintf(line + n, cap - n, " %s=%s", keys[i], vals[i]);
+        if (n < cap) n += (size_t)snprintf(line + n, cap - n, " %s", msg);
     }
-    funlockfile(stderr);
+    if (n > cap) n = cap;
+    line[n++] = '\n';
+    fwrite(line, 1, n, stderr);
 }
