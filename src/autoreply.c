@@ -9,6 +9,8 @@
  * them again while another event cannot. */
 #include "autoreply.h"
 
+#include "dispatcher.h"
+
 #include <ctype.h>
 #include <regex.h>
 #include <stdio.h>
@@ -254,6 +256,28 @@ static int keyword_hit(const struct db_conf_section *sec, const char *text, cons
     return hit;
 }
 
+const struct db_conf_section *db_keyword_rule_for(const struct db_config *cfg, const json_t *ev)
+{
+    const char *kind = db_json_str(ev, "kind"), *text = db_json_str(ev, "text");
+    const char *platform = db_json_str(ev, "platform"), *account = db_json_str(ev, "account");
+    if (!kind || strcmp(kind, "message") != 0 || !text || !platform || !account) return NULL;
+    char lang[17];
+    event_lang(ev, lang, sizeof lang);
+    for (size_t i = 0; i < cfg->n_sections; i++) {
+        const struct db_conf_section *k = &cfg->sections[i];
+        if (strcmp(k->platform, "keyword") == 0 && keyword_hit(k, text, lang, platform, account))
+            return k; /* the first matching rule in file order answers */
+    }
+    return NULL;
+}
+
+int db_keyword_resolves(const struct db_config *cfg, const json_t *ev)
+{
+    const struct db_conf_section *k = db_keyword_rule_for(cfg, ev);
+    const char *res = k ? sec_get(k, "resolve") : NULL;
+    return res && strcmp(res, "true") == 0;
+}
+
 /* Fills j->ans from the event.  0, or -1 on ENOMEM. */
 static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
 {
@@ -272,7 +296,6 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
 
     char lang[17];
     event_lang(ev, lang, sizeof lang);
-    const char *text = db_json_str(ev, "text");
     const char *name = db_json_str(json_object_get(ev, "sender"), "name");
     const struct db_conf_section *ssec = db_schedule_section_of(cfg, j->platform, j->account);
     struct db_schedule *sched = schedule_of(a, ssec);
@@ -294,17 +317,13 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
             return -1;
     }
     int resolved = 0;
-    for (size_t i = 0; is_msg && text && i < cfg->n_sections; i++) {
-        const struct db_conf_section *k = &cfg->sections[i];
-        if (strcmp(k->platform, "keyword") != 0 ||
-            !keyword_hit(k, text, lang, j->platform, j->account))
-            continue;
+    const struct db_conf_section *k = db_keyword_rule_for(cfg, ev);
+    if (k) {
         char rule[80];
         snprintf(rule, sizeof rule, "keyword:%.60s", k->account);
         const char *res = sec_get(k, "resolve");
         if (add_answer(j, rule, sec_get(k, "answer"), vars)) return -1;
         resolved = j->ans[j->n - 1].resolve = res && strcmp(res, "true") == 0;
-        break; /* the first matching rule in file order answers */
     }
     const char *away = ssec ? db_schedule_text(ssec, "away_message", lang) : NULL;
     if (is_msg && closed && away && !resolved) {
@@ -386,6 +405,8 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
     snprintf(key, sizeof key, "%s:msg:{%s}", j->a->gw->cfg->cfg->prefix, an->id);
     db_redis_cmd(j->a->gw->redis, marked_cb, j, "HSET %s automatic true rule %s resolve %s", key,
                  an->rule, an->resolve ? "true" : "false");
+    /* The answer belongs to the conversation's history, marked as automatic. */
+    db_dispatch_note_automatic(j->a->gw, j->conv, an->id, an->rule);
 }
 
 static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)

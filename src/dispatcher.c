@@ -7,6 +7,8 @@
  * the conversation remembers the last entry it applied. */
 #include "dispatcher.h"
 
+#include "autoreply.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +214,7 @@ static void qwait_marked_cb(int status, const redisReply *reply, const char *err
     snprintf(mins, sizeof mins, "%lld", j->mins);
     snprintf(n, sizeof n, "%lld", j->n);
     const char *args[] = {j->conv, j->qa, mins, n};
+    db_dispatch_note_automatic(j->d->gw, j->conv, j->msg_id, "queue_wait");
     db_dispatch_run(j->d->gw, qwait_told_cb, j, "qwait_told", 4, args, NULL);
 }
 
@@ -385,9 +388,12 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry)
     /* Without memory for it the event is still dispatched, only not answered with a place. */
     (void)qwait_plan(j, d->gw->cfg->cfg, ev, conv);
     char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
-    const char *args[] = {j->entry, conv, rules ? rules : "", raw};
-    const size_t lens[] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0, raw_len};
-    db_dispatch_run(d->gw, applied_cb, j, "event", 4, args, lens);
+    /* A keyword answer that resolves the question leaves the conversation with no agent. */
+    const char *resolved = db_keyword_resolves(d->gw->cfg->cfg, ev) ? "1" : "";
+    const char *args[] = {j->entry, conv, rules ? rules : "", raw, resolved};
+    const size_t lens[] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0, raw_len,
+                           strlen(resolved)};
+    db_dispatch_run(d->gw, applied_cb, j, "event", 5, args, lens);
     free(rules);
     json_decref(ev);
 }
@@ -628,6 +634,14 @@ static void replied_cb(int status, const redisReply *reply, const char *errstr, 
     }
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
         db_metrics_first_response(gw->metrics, (double)reply->integer / 1000.0);
+}
+
+void db_dispatch_note_automatic(struct db_gateway *gw, const char *conversation,
+                                const char *message_id, const char *rule)
+{
+    if (!conversation || !message_id) return;
+    const char *args[] = {conversation, message_id, "", rule ? rule : "automatic"};
+    db_dispatch_run(gw, NULL, NULL, "reply", 4, args, NULL);
 }
 
 void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,

@@ -32,6 +32,12 @@ int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req);
 void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
                             const char *message_id, const char *agent_id);
 
+/* Records an automatic answer (message_id, queued by the gateway itself under rule) in the
+ * conversation's history, marked automatic; it is not a first response and leaves the
+ * unread count alone. */
+void db_dispatch_note_automatic(struct db_gateway *gw, const char *conversation,
+                                const char *message_id, const char *rule);
+
 /* Config section [dispatch] check (features.c). */
 struct db_conf_section;
 int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e);

@@ -292,6 +292,30 @@ static int message_sent(void *arg)
     return st && strcmp(st, "sent") == 0;
 }
 
+static int conversation_has_automatic_answer(void *arg)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/conversations/%s", (const char *)arg);
+    struct db_test_resp r;
+    db_test_http(W.d.port, "GET", path, auth, NULL, 0, &r);
+    json_t *c = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    db_test_resp_clear(&r);
+    int found = 0;
+    json_t *m;
+    size_t i;
+    json_array_foreach(json_object_get(c, "messages"), i, m) {
+        const char *rule = json_string_value(json_object_get(m, "rule"));
+        found |= json_is_true(json_object_get(m, "automatic")) && rule &&
+                 strcmp(rule, "keyword:price") == 0;
+    }
+    const char *st = json_string_value(json_object_get(c, "state"));
+    int resolved = st && strcmp(st, "open") == 0 &&
+                   json_string_value(json_object_get(c, "resolved_by")) &&
+                   strcmp(json_string_value(json_object_get(c, "resolved_by")), "keyword") == 0;
+    json_decref(c);
+    return found && resolved;
+}
+
 static void keyword_answer_is_sent_and_marked_automatic(void **state)
 {
     (void)state;
@@ -311,6 +335,10 @@ static void keyword_answer_is_sent_and_marked_automatic(void **state)
                         "telegram:open:602");
     json_decref(w.last);
     json_decref(cmd);
+
+    /* The answer is in the conversation, marked automatic; the rule resolves the question,
+     * so no agent is wanted: the conversation is not queued. */
+    assert_true(db_test_wait(conversation_has_automatic_answer, "telegram%3Aopen%3A602", 10000));
 
     /* A word that only contains the keyword is not a match. */
     long long before = outbox_len();
