@@ -414,6 +414,7 @@ static void read_cb(int status, const redisReply *reply, const char *errstr, voi
 {
     struct db_dispatcher *d = arg;
     d->reading = 0;
+    if (status != DB_OK && d->stopped) return; /* shutting down */
     if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
         struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
         db_log(DB_LOG_WARN, &ctx, "events read failed: %s",

@@ -498,6 +498,7 @@ static void read_cb(int status, const redisReply *reply, const char *errstr, voi
 {
     struct db_sender *s = arg;
     s->reading = 0;
+    if (s->stopped) return; /* shutting down: the answer no longer matters */
     if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
         struct db_log_ctx ctx = {"sender", NULL, NULL, NULL};
         db_log(DB_LOG_WARN, &ctx, "outbox read failed: %s",
