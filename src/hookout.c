@@ -6,7 +6,13 @@
  * after a 2xx (or once it is dead-lettered), so a crash between the POST and the XACK means
  * the entry is delivered again (at least once; X-Deskbridge-Delivery lets the receiver
  * dedupe).  Entries of one conversation go through a FIFO with one delivery in flight;
- * different conversations run in parallel up to `concurrency` requests. */
+ * different conversations run in parallel up to `concurrency` requests.
+ *
+ * Several processes share an endpoint's group, so one conversation's entries can be spread
+ * over them.  Before its first attempt an entry asks Redis whether an earlier entry of its
+ * conversation is still pending under another consumer, and waits while one is: entries are
+ * read in id order, so everything earlier is acknowledged or in the PEL, and once nothing
+ * earlier is pending elsewhere the entry may go for good. */
 #include "hookout.h"
 
 #include <stdint.h>
@@ -181,7 +187,7 @@ enum { ST_EVENTS = 0, ST_STATUS = 1 };
 static const char *const stream_label[] = {"events", "status"};
 static const char *const stream_field[] = {"event", "status"};
 
-enum job_state { J_QUEUED, J_READY, J_SENDING, J_WAITING, J_FINISHING };
+enum job_state { J_QUEUED, J_READY, J_CHECKING, J_SENDING, J_WAITING, J_FINISHING };
 
 struct endpoint;
 struct chat;
@@ -197,6 +203,8 @@ struct job {
     char *body;                /* owned: the exact bytes POSTed (and signed) */
     size_t body_len;
     int attempt;
+    int ordered;               /* no earlier entry of its conversation is pending elsewhere */
+    int held_back;             /* order checks that said "not yet" */
     struct event *timer;       /* backoff before the next attempt */
     struct event *dead_timer;  /* writing a dead letter again after Redis did not take it */
     struct db_http_call *call; /* while J_SENDING */
@@ -206,7 +214,7 @@ struct job {
 
 struct chat {
     char *key;                 /* conversation */
-    struct job *head, *tail;   /* waiting behind the one in flight */
+    struct job *head, *tail;   /* waiting behind the one in flight, in entry id order */
     struct chat *next;
 };
 
@@ -242,7 +250,7 @@ struct db_hookout {
     struct db_gateway *gw;
     struct endpoint *eps;
     struct op *ops;
-    struct db_redis_script *dead;
+    struct db_redis_script *dead, *order;
     int stopped, freeing;
     char streams[2][160];
     char dead_key[160];
@@ -254,6 +262,39 @@ static const char lua_dead[] =
     "redis.call('XADD', ARGV[1], '*', 'endpoint', ARGV[2], 'stream', ARGV[3],\n"
     "  'entry', ARGV[4], 'payload', ARGV[5], 'reason', ARGV[6], 'at', ARGV[7])\n"
     "return redis.call('XACK', ARGV[8], ARGV[9], ARGV[4])\n";
+
+/* ARGV: stream, group, this consumer, entry E, conversation, field, 1 when the conversation
+ * appears verbatim in any JSON encoding of it (plain ASCII).  Returns 1 while an entry before
+ * E of the same conversation is pending under another consumer (or when too many earlier
+ * entries are pending to look at all of them: waiting is safe, the oldest always passes),
+ * else 0.  This process's own pending entries are ordered locally and not looked at. */
+static const char lua_order[] =
+    "local S, G, me, E, conv, field, plain = unpack(ARGV)\n"
+    "local sum = redis.pcall('XPENDING', S, G)\n"
+    "if type(sum) ~= 'table' or sum.err or sum[1] == 0 then return 0 end\n"
+    "local others = false\n"
+    "for _, c in ipairs(sum[4] or {}) do if c[1] ~= me then others = true end end\n"
+    "if not others then return 0 end\n"
+    "local from, seen = '-', 0\n"
+    "while seen < 1024 do\n"
+    "  local p = redis.call('XPENDING', S, G, from, '(' .. E, 128)\n"
+    "  for i = 1, #p do\n"
+    "    if p[i][2] ~= me then\n"
+    "      local r = redis.call('XRANGE', S, p[i][1], p[i][1])\n"
+    "      local f = r[1] and r[1][2] or {}\n"
+    "      for k = 1, #f - 1, 2 do\n"
+    "        if f[k] == field and (plain ~= '1' or string.find(f[k + 1], conv, 1, true)) then\n"
+    "          local ok, obj = pcall(cjson.decode, f[k + 1])\n"
+    "          if ok and type(obj) == 'table' and obj.conversation == conv then return 1 end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if #p < 128 then return 0 end\n"
+    "  seen = seen + #p\n"
+    "  from = '(' .. p[#p][1]\n"
+    "end\n"
+    "return 1\n";
 
 static void read_more(struct endpoint *ep);
 static void pump(struct endpoint *ep);
@@ -309,6 +350,29 @@ static void chat_drop(struct endpoint *ep, struct chat *c)
         }
     free(c->key);
     free(c);
+}
+
+/* Stream ids "<ms>-<seq>" compared as numbers. */
+static int id_cmp(const char *a, const char *b)
+{
+    unsigned long long am = strtoull(a, (char **)&a, 10), bm = strtoull(b, (char **)&b, 10);
+    if (am != bm) return am < bm ? -1 : 1;
+    unsigned long long as = *a == '-' ? strtoull(a + 1, NULL, 10) : 0;
+    unsigned long long bs = *b == '-' ? strtoull(b + 1, NULL, 10) : 0;
+    return as < bs ? -1 : as > bs;
+}
+
+/* Queues j in c by entry id: an entry taken over from a dead process arrives after later ones
+ * of its conversation were read, and must still go first. */
+static void chat_queue(struct chat *c, struct job *j)
+{
+    j->state = J_QUEUED;
+    j->chat = c;
+    struct job **p = &c->head;
+    while (*p && id_cmp((*p)->entry, j->entry) <= 0) p = &(*p)->next;
+    j->next = *p;
+    *p = j;
+    if (!j->next) c->tail = j;
 }
 
 static void job_free(struct job *j)
@@ -602,7 +666,83 @@ static void send_job(struct job *j)
     retry_later(j, 1000);
 }
 
-/* Starts ready deliveries up to the endpoint's concurrency. */
+/* ---- order across processes ---- */
+
+/* When an earlier entry of j's conversation was queued locally after j became the one in
+ * flight (taken over from a dead process), j goes back into the queue and that one runs. */
+static int yield_to_earlier(struct job *j)
+{
+    struct chat *c = j->chat;
+    if (!c || !c->head || id_cmp(c->head->entry, j->entry) >= 0) return 0;
+    struct job *first = c->head;
+    c->head = first->next;
+    if (!c->head) c->tail = NULL;
+    chat_queue(c, j);
+    first->chat = c;
+    make_ready(first);
+    return 1;
+}
+
+static void order_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct op *o = arg;
+    struct job *j = o->job;
+    op_end(o);
+    free(o);
+    if (!j) return;
+    struct endpoint *ep = j->ep;
+    if (ep->h->stopped) return; /* stays pending for whoever runs next */
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        /* Final: an entry acknowledged never comes back, and later ones cannot matter. */
+        j->ordered = 1;
+        j->state = J_READY;
+        j->next = ep->ready_head;
+        ep->ready_head = j;
+        if (!ep->ready_tail) ep->ready_tail = j;
+        pump(ep);
+        return;
+    }
+    struct db_log_ctx ctx;
+    if (status != DB_OK || reply->type != REDIS_REPLY_INTEGER) {
+        /* Once per entry: a Redis outage would otherwise log every few milliseconds. */
+        if (!j->held_back)
+            db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s order check failed: %s; retrying",
+                   ep->name,
+                   status != DB_OK ? (errstr ? errstr : "unavailable")
+                   : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    } else if (!j->held_back) {
+        db_log(DB_LOG_DEBUG, ctx_of(j, &ctx),
+               "endpoint=%s waiting for an earlier entry of the conversation held by another "
+               "process", ep->name);
+    }
+    /* Short at first (the other process is usually just finishing), then capped, so a
+     * long-blocked entry costs a few checks a second at most. */
+    j->held_back++;
+    retry_later(j, j->held_back < 3 ? 100 : 200);
+}
+
+static void check_order(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    struct db_hookout *h = ep->h;
+    struct op *o = op_new(ep, j, j->stream);
+    if (!o) {
+        retry_later(j, 200);
+        return;
+    }
+    j->state = J_CHECKING;
+    int plain = 1;
+    for (const unsigned char *p = (const unsigned char *)j->chat->key; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '/') plain = 0;
+    const char *args[] = {h->streams[j->stream], ep->group,  h->gw->consumer,
+                          j->entry,              j->chat->key, stream_field[j->stream],
+                          plain ? "1" : "0"};
+    db_redis_eval(h->gw->redis, h->order, order_cb, o, 0, NULL, 7, args, NULL);
+}
+
+/* Starts ready deliveries up to the endpoint's concurrency.  An entry not yet known to be in
+ * order is checked first; waiting for that holds no slot, so entries of other conversations
+ * (and the earlier entries it waits for, in other processes) keep moving. */
 static void pump(struct endpoint *ep)
 {
     while (!ep->h->stopped && ep->ready_head && ep->sending < (size_t)ep->o.concurrency) {
@@ -610,7 +750,9 @@ static void pump(struct endpoint *ep)
         ep->ready_head = j->next;
         if (!ep->ready_head) ep->ready_tail = NULL;
         j->next = NULL;
-        send_job(j);
+        if (yield_to_earlier(j)) continue;
+        if (j->ordered || !j->chat) send_job(j);
+        else check_order(j);
     }
 }
 
@@ -705,12 +847,11 @@ static void take_entry(struct endpoint *ep, int stream, const redisReply *entry)
     j->body[n + raw->len] = '}';
     j->body[n + raw->len + 1] = '\0';
     j->body_len = (size_t)n + raw->len + 1;
+    /* Entries without a conversation have no order to keep across processes. */
+    j->ordered = !conv || !*conv;
     if (busy) {
         /* Its conversation has one in flight: wait behind it. */
-        j->state = J_QUEUED;
-        if (c->tail) c->tail->next = j;
-        else c->head = j;
-        c->tail = j;
+        chat_queue(c, j);
         return;
     }
     make_ready(j);
@@ -938,7 +1079,8 @@ int db_hookout_start(struct db_gateway *gw, struct db_hookout **out, struct db_e
     snprintf(h->streams[ST_STATUS], sizeof h->streams[1], "%s:status", cfg->prefix);
     snprintf(h->dead_key, sizeof h->dead_key, "%s:dead", cfg->prefix);
     h->dead = db_redis_script_new(lua_dead);
-    if (!h->dead) {
+    h->order = db_redis_script_new(lua_order);
+    if (!h->dead || !h->order) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
@@ -1002,5 +1144,6 @@ void db_hookout_free(struct db_hookout *h)
         o->job = NULL;
     }
     db_redis_script_free(h->dead);
+    db_redis_script_free(h->order);
     free(h);
 }

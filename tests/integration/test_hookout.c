@@ -35,8 +35,8 @@ struct world {
     struct db_test_redis *redis;
     struct db_fake *rx; /* the helpdesk's receiver */
     struct db_fake *tg; /* the Bot API, for sends */
-    struct db_test_daemon d;
-    int running;
+    struct db_test_daemon d, d2; /* d2: a second process sharing the endpoint */
+    int running, running2;
     char conf[256];
     char env[512];
 };
@@ -68,6 +68,12 @@ static void check_log_is_clean(const struct db_test_daemon *d)
 static int teardown(void **state)
 {
     (void)state;
+    if (W.running2) {
+        int st = db_test_daemon_stop(&W.d2, SIGTERM);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        check_log_is_clean(&W.d2);
+        unlink(W.d2.log_path);
+    }
     if (W.running) {
         int st = db_test_daemon_stop(&W.d, SIGTERM);
         /* SIGTERM is a clean exit: a crash or sanitizer abort shows here. */
@@ -702,6 +708,63 @@ static void sigterm_finishes_the_delivery_in_flight_and_leaves_the_rest_pending(
     assert_int_equal(dead_letters(dl, 2), 0);
 }
 
+/* Telegram's text of update u: "<TEXT> <u>"; the number back, or -1. */
+static long long update_of(const char *text)
+{
+    const char *sp = strrchr(text, ' ');
+    return sp ? atoll(sp + 1) : -1;
+}
+
+static void two_processes_keep_each_conversation_in_order(void **state)
+{
+    (void)state;
+    /* Slow answers, so that both processes hold entries of the same conversations at once;
+     * the query says which process sent a request.  One process is answered slower than the
+     * other, so without a check across processes the faster one overtakes it every time
+     * instead of only when the entries happen to be spread unevenly. */
+    db_fake_rule(W.rx, "POST", "via=a", -1, 200, "{}", 250, 0);
+    db_fake_rule(W.rx, "POST", "via=b", -1, 200, "{}", 100, 0);
+    start(hook("desk", "/hook?via=a", NULL));
+    /* The first process has read its configuration: the second gets its own URL. */
+    start_with(&W.d2, hook("desk", "/hook?via=b", NULL));
+    W.running2 = 1;
+    usleep(300 * 1000); /* both read the group before the first entry is written */
+    enum { CHATS = 5, PER_CHAT = 8, N = CHATS * PER_CHAT };
+    for (int k = 0; k < PER_CHAT; k++)
+        for (int c = 0; c < CHATS; c++) post_update(8000 + k * CHATS + c, 900 + c, 0);
+    assert_int_equal(db_fake_wait(W.rx, "/hook", N, 30000), N);
+    usleep(600 * 1000); /* a duplicate or a late one would have come by now */
+    struct delivery d[N + 8];
+    assert_int_equal(deliveries(d, N + 8), N);
+    char ids[N + 1][64];
+    assert_int_equal(entry_ids("events", ids, N + 1), N);
+    size_t via_a = 0, via_b = 0;
+    long long last[CHATS];
+    int count[CHATS] = {0};
+    for (int c = 0; c < CHATS; c++) last[c] = -1;
+    for (size_t i = 0; i < N; i++) {
+        assert_true(d[i].sig_ok);
+        via_a += strstr(d[i].path, "via=a") != NULL;
+        via_b += strstr(d[i].path, "via=b") != NULL;
+        int seen = 0;
+        for (size_t k = 0; k < N; k++) seen += strcmp(d[k].id, ids[i]) == 0;
+        if (seen != 1) fail_msg("entry %s delivered %d times", ids[i], seen);
+        long long u = update_of(d[i].text);
+        assert_true(u >= 8000 && u < 8000 + N);
+        int c = (int)((u - 8000) % CHATS);
+        if (u <= last[c])
+            fail_msg("conversation %d: update %lld arrived after %lld", c, u, last[c]);
+        last[c] = u;
+        count[c]++;
+    }
+    for (int c = 0; c < CHATS; c++) assert_int_equal(count[c], PER_CHAT);
+    /* Both processes took part, or the case proves nothing about two of them. */
+    if (via_a == 0 || via_b == 0) fail_msg("deliveries: %zu via a, %zu via b", via_a, via_b);
+    assert_int_equal(pending("events", "desk"), 0);
+    struct dead dl[2];
+    assert_int_equal(dead_letters(dl, 2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +789,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             sigterm_finishes_the_delivery_in_flight_and_leaves_the_rest_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_processes_keep_each_conversation_in_order, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
