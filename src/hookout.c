@@ -833,7 +833,9 @@ static void take_entry(struct endpoint *ep, int stream, const redisReply *entry)
             c = NULL;
         }
     }
-    json_decref(obj);
+    /* Entries without a conversation have no order to keep across processes. */
+    j->ordered = !conv || !*conv;
+    json_decref(obj); /* conv pointed into it */
     j->body = c ? malloc(cap) : NULL;
     if (!j->body) {
         /* Out of memory: left pending for a later claim. */
@@ -847,8 +849,6 @@ static void take_entry(struct endpoint *ep, int stream, const redisReply *entry)
     j->body[n + raw->len] = '}';
     j->body[n + raw->len + 1] = '\0';
     j->body_len = (size_t)n + raw->len + 1;
-    /* Entries without a conversation have no order to keep across processes. */
-    j->ordered = !conv || !*conv;
     if (busy) {
         /* Its conversation has one in flight: wait behind it. */
         chat_queue(c, j);

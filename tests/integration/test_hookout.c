@@ -752,8 +752,11 @@ static void two_processes_keep_each_conversation_in_order(void **state)
         long long u = update_of(d[i].text);
         assert_true(u >= 8000 && u < 8000 + N);
         int c = (int)((u - 8000) % CHATS);
-        if (u <= last[c])
+        if (u <= last[c]) {
+            for (size_t k = 0; k < N; k++)
+                print_message("  %zu: update %lld %s\n", k, update_of(d[k].text), d[k].path);
             fail_msg("conversation %d: update %lld arrived after %lld", c, u, last[c]);
+        }
         last[c] = u;
         count[c]++;
     }
