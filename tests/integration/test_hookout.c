@@ -768,6 +768,61 @@ static void two_processes_keep_each_conversation_in_order(void **state)
     assert_int_equal(dead_letters(dl, 2), 0);
 }
 
+static int nothing_pending(void *arg)
+{
+    (void)arg;
+    return pending("events", "desk") == 0;
+}
+
+/* One process holds entries it cannot deliver and dies; the other waits for them instead of
+ * overtaking, takes them over after claim_idle_ms and delivers the whole conversation in
+ * order. */
+static void a_takeover_from_a_dead_process_keeps_the_order(void **state)
+{
+    (void)state;
+    db_fake_rule(W.rx, "POST", "via=a", -1, 503, "{}", 0, 0);
+    db_fake_rule(W.rx, "POST", "via=b", -1, 200, "{}", 50, 0);
+    const char *extra = "retry_base_ms = 5000\nretry_max_ms = 5000\nclaim_idle_ms = 600\n";
+    start(hook("desk", "/hook?via=a", extra));
+    start_with(&W.d2, hook("desk", "/hook?via=b", extra));
+    W.running2 = 1;
+    usleep(300 * 1000);
+    enum { N = 8 };
+    for (int k = 0; k < N; k++) post_update(9000 + k, 950, 0);
+    /* The first process got some of the entries and failed on one. */
+    assert_true(db_fake_wait(W.rx, "via=a", 1, 10000) >= 1);
+    usleep(300 * 1000);
+    /* Not all of the conversation got through: the other process waits for the failed one. */
+    assert_true(db_fake_count(W.rx, "via=b") < N);
+    int st = db_test_daemon_stop(&W.d, SIGKILL);
+    assert_true(WIFSIGNALED(st));
+    W.running = 0;
+    check_log_is_clean(&W.d);
+    unlink(W.d.log_path);
+
+    assert_true(db_test_wait(nothing_pending, NULL, 15000));
+    usleep(300 * 1000);
+    struct delivery d[4 * N];
+    size_t n = deliveries(d, 4 * N);
+    long long last = -1;
+    int count[N] = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (!strstr(d[i].path, "via=b")) continue; /* refused: not delivered */
+        long long u = update_of(d[i].text);
+        assert_true(u >= 9000 && u < 9000 + N);
+        count[u - 9000]++;
+        if (u <= last) {
+            for (size_t k = 0; k < n; k++)
+                print_message("  %zu: update %lld %s\n", k, update_of(d[k].text), d[k].path);
+            fail_msg("update %lld confirmed after %lld", u, last);
+        }
+        last = u;
+    }
+    for (int k = 0; k < N; k++) assert_int_equal(count[k], 1);
+    struct dead dl[2];
+    assert_int_equal(dead_letters(dl, 2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -793,6 +848,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             sigterm_finishes_the_delivery_in_flight_and_leaves_the_rest_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(two_processes_keep_each_conversation_in_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_takeover_from_a_dead_process_keeps_the_order, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
