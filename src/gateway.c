@@ -169,17 +169,23 @@ void db_gateway_reload(struct db_gateway *gw, struct db_config *cfg)
     }
 }
 
+/* Takes no new work: pollers end (their updates stay unconfirmed), stream readers stop. */
+static void stop_taking_work(struct db_gateway *gw)
+{
+    db_poller_free(gw->poller);
+    gw->poller = NULL;
+    db_sender_stop_reading(gw->sender);
+    db_dispatcher_stop_reading(gw->dispatcher);
+    db_hookout_stop_reading(gw->hookout);
+    db_autoreply_stop_reading(gw->autoreply);
+}
+
 int db_gateway_drain(struct db_gateway *gw)
 {
     if (!gw->stopping) {
         gw->stopping = 1;
         db_httpd_stop_accepting(gw->httpd);
-        db_poller_free(gw->poller);
-        gw->poller = NULL;
-        db_sender_stop_reading(gw->sender);
-        db_dispatcher_stop_reading(gw->dispatcher);
-        db_hookout_stop_reading(gw->hookout);
-        db_autoreply_stop_reading(gw->autoreply);
+        stop_taking_work(gw);
     }
     return db_httpd_inflight(gw->httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
@@ -191,12 +197,7 @@ void db_gateway_stop(struct db_gateway *gw)
     if (!gw) return;
     db_httpd_free(gw->httpd);
     gw->httpd = NULL;
-    db_poller_free(gw->poller);
-    gw->poller = NULL;
-    db_sender_stop_reading(gw->sender);
-    db_dispatcher_stop_reading(gw->dispatcher);
-    db_hookout_stop_reading(gw->hookout);
-    db_autoreply_stop_reading(gw->autoreply);
+    stop_taking_work(gw);
     /* Cancelling calls runs their callbacks, which may still talk to Redis: free the HTTP
      * client while Redis and the store are alive. */
     db_http_client_free(gw->platform_http);
