@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - ingest, outbound and idle-memory figures for docs/performance.md.
 #
-# Not a test: it prints figures and whether the targets of issue 8 hold, and exits 0 whatever
+# Not a test: it prints figures and whether the performance targets hold, and exits 0 whatever
 # they are (it fails only when something could not be set up or messages were lost).
 #
 #   bench/run.sh                        # everything, about 1.5 minutes
@@ -368,7 +368,7 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
             "$(ms "${P99[$l]}")" "$(mb "${HWM[$l]}")" "$(mb "${ANON[$l]}")" "${LOST[$l]}" "${NOTE[$l]}"
     done
     echo
-    echo "targets (issue 8)                    role=ingest  role=all    target"
+    echo "targets                              role=ingest  role=all    target"
     two() { # label, metric array name, reference label, comparison, target text, limit
         local -n m=$2
         local a b

@@ -5,7 +5,7 @@
  * queues updates per chat and keeps redelivering a refused one for about 24 h, stalling
  * every later update of that chat, so parse answers DB_OK with zero events for any valid
  * update it does not use and reserves DB_EINVAL for bodies that are really broken.
- * Facts: /work/shared/PLATFORMS.md section 1; mapping: docs/platforms/telegram.md. */
+ * Mapping, keys and limits: docs/platforms/telegram.md. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>

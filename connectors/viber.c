@@ -1,6 +1,6 @@
 /* viber.c - the Viber REST bot API as a pure translator (see docs/platforms/viber.md).
  *
- * Facts this file relies on (sources in /work/shared/PLATFORMS.md section 3):
+ * Facts this file relies on (Viber's REST bot API documentation; see docs/platforms/viber.md):
  * - callbacks carry no bot id, so the account is the one whose webhook path was hit;
  * - timestamps are Unix milliseconds; message_token is a 64-bit integer, often above 2^53 and
  *   sometimes a string, so it is only ever read through db_json_id, never through double;

@@ -1030,7 +1030,7 @@ static void copy_cut(char *dst, size_t n, const char *s)
 static int is_retry_code(const char *code)
 {
     /* 130429 throughput, 131056 pair rate, 4 app request limit, 80007 WABA rate limit:
-     * all clear with time (PLATFORMS.md section 2). */
+     * all clear with time (Meta's error-code reference). */
     static const char *const retry[] = {"130429", "131056", "4", "80007", NULL};
     for (int i = 0; retry[i]; i++)
         if (strcmp(code, retry[i]) == 0) return 1;

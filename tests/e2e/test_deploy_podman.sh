@@ -41,7 +41,7 @@ svc_pid=""
 fwd_before=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo "")
 nv_before=$( (iptables -S; iptables -t nat -S) 2>/dev/null | grep -c NETAVARK || true)
 mkdir -p "$work/storage" "$work/run" "$work/tmp"
-# runc, not crun (cgroup hybrid mode), and ulimits this VM allows: see shared REAL-PARTS.md.
+# runc, not crun (cgroup hybrid mode), and ulimits this VM allows: see docs/deployment.md.
 cat >"$work/containers.conf" <<CONF
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]

@@ -1,4 +1,4 @@
-/* Crash consistency of the ingest path (RELIABILITY.md T1, scaled to CI).
+/* Crash consistency of the ingest path (docs/reliability.md).
  *
  * A driver sends signed webhooks of all three platforms and retries each until it gets a
  * 2xx, as the platforms do, at 300 updates a second; 10% of accepted ones are sent again (redeliveries).  Meanwhile

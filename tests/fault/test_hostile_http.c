@@ -1,4 +1,4 @@
-/* Hostile HTTP clients next to legitimate webhooks (RELIABILITY.md T6, scaled).
+/* Hostile HTTP clients next to legitimate webhooks (docs/reliability.md).
  *
  * One thread sends signed Telegram webhooks at 50 a second and times them.  Meanwhile: 50
  * slowloris connections send their head a byte every 500 ms; 10 slow bodies trickle a byte

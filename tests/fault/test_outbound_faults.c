@@ -1,4 +1,4 @@
-/* Outbound delivery under platform faults and gateway crashes (RELIABILITY.md T3, scaled).
+/* Outbound delivery under platform faults and gateway crashes (docs/reliability.md).
  *
  * 1500 replies (mostly POST /v1/messages with a client_id, every tenth XADDed to the outbox)
  * go to fake Telegram, WhatsApp and Viber APIs.  A fault thread keeps scripting short runs of

@@ -1,4 +1,4 @@
-/* Redis outages seen through our own fault proxy (RELIABILITY.md T4, without netns).
+/* Redis outages seen through our own fault proxy (docs/reliability.md).
  *
  * The gateway reaches a TCP redis-server through tools/tcp_fault_proxy.  Signed Telegram
  * webhooks arrive at 50 a second, each on its own thread that retries like the platform

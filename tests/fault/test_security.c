@@ -1,4 +1,4 @@
-/* Security checks that exist today (RELIABILITY.md T8, the parts the gateway has).
+/* Security checks that exist today (docs/reliability.md).
  *
  * - API tokens in rotation: two api_token lines, both accepted, anything else refused.
  * - Webhook secrets in rotation: Telegram webhook_secret + webhook_secret_previous and
