@@ -27,7 +27,7 @@
 #include "util/crypto.h"
 
 #define N_PER_PLATFORM 2000
-#define RATE_PER_S 300 /* paced like T1, so the kills land mid-stream */
+#define RATE_PER_S 300 /* paced, so the kills land mid-stream */
 #define TG_SECRET "fault-secret_1"
 #define WA_SECRET "fault-app-secret-0123"
 #define VB_TOKEN "fault-viber-token-0123"
