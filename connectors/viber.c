@@ -221,6 +221,8 @@ static int copy_num_as_int(json_t *dst, const char *dkey, const json_t *src, con
     if (!v || json_is_null(v)) return DB_OK;
     if (!json_is_number(v))
         return db_err_set(e, DB_EINVAL, "%s.%s must be a number", where, skey);
+    if (json_is_real(v) && !(json_real_value(v) >= 0 && json_real_value(v) < 9.0e15))
+        return db_err_set(e, DB_EINVAL, "%s.%s is out of range", where, skey);
     int64_t n = json_is_integer(v) ? (int64_t)json_integer_value(v)
                                    : (int64_t)json_real_value(v);
     return db_event_set_int(dst, dkey, n) == DB_OK ? DB_OK

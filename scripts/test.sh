@@ -15,7 +15,7 @@ ctest --test-dir build --output-on-failure -j$jobs
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh
 
-cmake -S . -B build-asan -DDB_WERROR=ON -DDB_SANITIZE=address,undefined >/dev/null
+cmake -S . -B build-asan -DDB_WERROR=ON -DDB_SANITIZE=address,undefined,float-cast-overflow >/dev/null
 cmake --build build-asan -j$jobs
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j$jobs -LE 'interop|e2e'
