@@ -93,16 +93,12 @@ static int teardown(void **state)
 
 static long long xlen(const char *stream)
 {
-    char key[128];
-    snprintf(key, sizeof key, "deskbridge:%s", stream);
-    return db_test_xlen(db_test_redis_ctx(W.redis), key);
+    return db_test_xlen(db_test_redis_ctx(W.redis), stream);
 }
 
 static json_t *last_entry(const char *stream, const char *field)
 {
-    char key[128];
-    snprintf(key, sizeof key, "deskbridge:%s", stream);
-    return db_test_last_entry(db_test_redis_ctx(W.redis), key, field);
+    return db_test_last_entry(db_test_redis_ctx(W.redis), stream, field);
 }
 
 enum sig { SIG_OK, SIG_UPPER, SIG_NONE, SIG_WRONG_KEY, SIG_OTHER_BODY, SIG_EMPTY, SIG_QUERY };

@@ -86,9 +86,7 @@ static int teardown(void **state)
 
 static long long xlen(const char *stream)
 {
-    char key[128];
-    snprintf(key, sizeof key, "deskbridge:%s", stream);
-    return db_test_xlen(db_test_redis_ctx(W.redis), key);
+    return db_test_xlen(db_test_redis_ctx(W.redis), stream);
 }
 
 /* The JSON of the entries of a stream after index skip, as an array (new reference). */

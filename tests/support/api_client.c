@@ -62,10 +62,11 @@ json_t *db_test_wait_message(int port, const char *token, const char *id, const 
     return w.last;
 }
 
-long long db_test_xlen(redisContext *c, const char *key)
+long long db_test_xlen(redisContext *c, const char *stream)
 {
-    redisReply *r = redisCommand(c, "XLEN %s", key);
-    if (!r || r->type != REDIS_REPLY_INTEGER) fail_msg("XLEN %s: %s", key, r ? r->str : c->errstr);
+    redisReply *r = redisCommand(c, "XLEN deskbridge:%s", stream);
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        fail_msg("XLEN %s: %s", stream, r ? r->str : c->errstr);
     long long n = r->integer;
     freeReplyObject(r);
     return n;
@@ -73,7 +74,7 @@ long long db_test_xlen(redisContext *c, const char *key)
 
 json_t *db_test_last_entry(redisContext *c, const char *stream, const char *field)
 {
-    redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT 1", stream);
+    redisReply *r = redisCommand(c, "XREVRANGE deskbridge:%s + - COUNT 1", stream);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1)
         fail_msg("%s: no entry", stream);
     redisReply *fields = r->element[0]->element[1];

@@ -15,11 +15,12 @@ char *db_test_post_json(int port, const char *token, const char *path, const cha
 json_t *db_test_wait_message(int port, const char *token, const char *id, const char *want,
                              int timeout_ms);
 
-/* XLEN of key; fails the test when Redis does not answer. */
-long long db_test_xlen(redisContext *c, const char *key);
+/* XLEN of deskbridge:<stream> (the default prefix); fails the test when Redis does not
+ * answer. */
+long long db_test_xlen(redisContext *c, const char *stream);
 
-/* The JSON in field of the newest entry of stream (new reference); fails the test when the
- * stream is empty or the field is missing. */
+/* The JSON in field of the newest entry of deskbridge:<stream> (new reference); fails the
+ * test when the stream is empty or the field is missing. */
 json_t *db_test_last_entry(redisContext *c, const char *stream, const char *field);
 
 #endif
