@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config_internal.h"
+#include "util/crypto.h"
 
 /* Caps: the whole file is read before parsing, and a secret file is a token, not a blob. */
 #define MAX_CONFIG_BYTES (1u << 20)
@@ -597,6 +598,15 @@ static const struct db_feature_section *feature_find(const char *name)
     return NULL;
 }
 
+/* 1 when key may appear on several lines of the feature section s. */
+static int feature_key_repeats(const struct sect *s, const char *key)
+{
+    const struct db_feature_section *f = s->feature ? feature_find(s->platform) : NULL;
+    for (size_t i = 0; f && f->repeatable && f->repeatable[i]; i++)
+        if (strcmp(f->repeatable[i], key) == 0) return 1;
+    return 0;
+}
+
 static int kv_add(struct loader *L, struct sect *s, const char *key, const char *value,
                   const char *file, int line)
 {
@@ -724,7 +734,8 @@ static int parse_kv(struct loader *L, char *s, int line, size_t cur)
         k = key_find(base);
         if (!k) return lerr(L, line, "%.64s: unknown key in [gateway]", key);
     }
-    if (!k || !(k->flags & F_REPEATABLE))
+    int repeatable = k ? (k->flags & F_REPEATABLE) != 0 : feature_key_repeats(sec, base);
+    if (!repeatable)
         for (size_t i = 0; i < sec->n; i++)
             if (strcmp(sec->kv[i].key, base) == 0)
                 return lerr(L, line, "%.64s: duplicate key (first at line %d)", key,
@@ -922,10 +933,15 @@ static int valid_listen(const char *s)
 static int check(struct loader *L)
 {
     const struct db_config *c = L->c;
-    for (size_t i = 0; i < c->n_api_tokens; i++)
+    for (size_t i = 0; i < c->n_api_tokens; i++) {
         if (strlen(c->api_tokens[i]) < MIN_API_TOKEN)
             return oerr(L->e, &L->tok_orig[i], "api_token",
                         "a token must be at least %d characters", MIN_API_TOKEN);
+        /* A token names who is calling (operator or tenant), so it must be unique. */
+        for (size_t j = 0; j < i; j++)
+            if (db_ct_streq(c->api_tokens[i], c->api_tokens[j]))
+                return oerr(L->e, &L->tok_orig[i], "api_token", "the same token is given twice");
+    }
     if (strlen(c->prefix) > 64 ||
         strspn(c->prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:.-") !=
             strlen(c->prefix))
@@ -1016,6 +1032,207 @@ static int build_accounts(struct loader *L)
     return DB_OK;
 }
 
+/* ---- pass 6: tenants ---- */
+
+const char *const db_tenant_repeatable[] = {"api_token", NULL};
+
+/* Calls fn on each comma- or newline-separated entry of v (blanks around it removed) until
+ * fn returns non-zero, which is returned; an empty entry is passed as "" (length 0). */
+typedef int (*entry_fn)(const char *s, size_t n, void *arg);
+static int each_entry(const char *v, entry_fn fn, void *arg)
+{
+    for (const char *p = v;;) {
+        size_t len = strcspn(p, ",\n");
+        const char *s = p, *end = p + len;
+        while (s < end && is_space(*s)) s++;
+        while (end > s && is_space(end[-1])) end--;
+        int rc = fn(s, (size_t)(end - s), arg);
+        if (rc) return rc;
+        if (!p[len]) return 0;
+        p += len + 1;
+    }
+}
+
+/* One entry of a tenant key, checked alone; what is wrong goes to why. */
+struct entry_check {
+    const char *key;
+    const char *why;
+};
+
+static int tenant_entry_bad(const char *s, size_t n, void *arg)
+{
+    struct entry_check *ck = arg;
+    if (n == 0) ck->why = "empty entry in the list";
+    else if (strcmp(ck->key, "api_token") == 0 && n < MIN_API_TOKEN)
+        ck->why = "a token must be at least 16 characters";
+    else if (strcmp(ck->key, "accounts") == 0) {
+        const char *colon = memchr(s, ':', n);
+        char id[MAX_ACCOUNT_ID + 1];
+        size_t idn = colon ? n - (size_t)(colon - s) - 1 : 0;
+        if (!colon || colon == s || idn == 0 || idn > MAX_ACCOUNT_ID) {
+            ck->why = "want platform:account-id entries";
+        } else {
+            memcpy(id, colon + 1, idn);
+            id[idn] = '\0';
+            if (!valid_account_id(id)) ck->why = "want platform:account-id entries";
+        }
+    }
+    return ck->why != NULL;
+}
+
+int db_tenant_conf_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    static const char *const allowed[] = {"accounts", "api_token", NULL};
+    for (size_t i = 0; i < sec->n; i++) {
+        const struct db_conf_kv *kv = &sec->kv[i];
+        int known = 0;
+        for (size_t j = 0; allowed[j]; j++) known |= strcmp(kv->key, allowed[j]) == 0;
+        if (!known) return db_conf_error(e, sec, kv, kv->key, "unknown key in [tenant]");
+        struct entry_check ck = {.key = kv->key};
+        /* The message never quotes the entry: it may be a token. */
+        if (each_entry(kv->value, tenant_entry_bad, &ck))
+            return db_conf_error(e, sec, kv, kv->key, "%s", ck.why);
+    }
+    for (size_t j = 0; allowed[j]; j++)
+        if (!db_conf_find(sec, allowed[j]))
+            return db_conf_error(e, sec, NULL, allowed[j], "required");
+    return DB_OK;
+}
+
+int db_tenant_serves(const struct db_tenant *t, const char *platform, const char *account)
+{
+    if (!t) return 1;
+    size_t pl = strlen(platform);
+    for (size_t i = 0; i < t->n_accounts; i++) {
+        const char *a = t->accounts[i];
+        if (strncmp(a, platform, pl) == 0 && a[pl] == ':' && strcmp(a + pl + 1, account) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Where a token was first given, for "already used by ..." */
+struct tok_seen {
+    const char *tok;
+    const char *tenant; /* NULL: [gateway] */
+    const struct origin *gw;
+    const struct db_conf_kv *kv;
+};
+
+/* The state of building one tenant's lists from its section. */
+struct tenant_build {
+    struct loader *L;
+    struct db_tenant *t;
+    const struct db_conf_section *sec;
+    const struct db_conf_kv *kv;
+    struct tok_seen *seen; /* every token so far: the gateway's, then the tenants' */
+    size_t n_seen;
+    int rc;
+};
+
+static int tenant_add_account(const char *s, size_t n, void *arg)
+{
+    struct tenant_build *b = arg;
+    struct db_config *c = b->L->c;
+    char *entry = st_ndup(b->L->st, s, n);
+    if (!entry) return b->rc = oom(b->L->e);
+    char *colon = strchr(entry, ':');
+    *colon = '\0';
+    int known = db_config_account(c, entry, colon + 1) != NULL;
+    *colon = ':';
+    if (!known)
+        return b->rc = db_conf_error(b->L->e, b->sec, b->kv, "accounts",
+                                     "%.100s is not a configured account", entry);
+    for (size_t i = 0; i < c->n_tenants; i++)
+        for (size_t j = 0; j < c->tenants[i].n_accounts; j++)
+            if (strcmp(c->tenants[i].accounts[j], entry) == 0)
+                return b->rc = db_conf_error(
+                           b->L->e, b->sec, b->kv, "accounts", "%.100s %s [tenant %s]", entry,
+                           &c->tenants[i] == b->t ? "is listed twice in" : "already belongs to",
+                           c->tenants[i].name);
+    b->t->accounts[b->t->n_accounts++] = entry;
+    return 0;
+}
+
+static int tenant_add_token(const char *s, size_t n, void *arg)
+{
+    struct tenant_build *b = arg;
+    char *tok = st_ndup(b->L->st, s, n);
+    if (!tok) return b->rc = oom(b->L->e);
+    for (size_t i = 0; i < b->n_seen; i++) {
+        const struct tok_seen *p = &b->seen[i];
+        if (!db_ct_streq(p->tok, tok)) continue;
+        char where[128];
+        if (!p->tenant && p->gw->var) snprintf(where, sizeof where, "%s", p->gw->var);
+        else if (!p->tenant) snprintf(where, sizeof where, "[gateway] (line %d)", p->gw->line);
+        else snprintf(where, sizeof where, "[tenant %s] (line %d)", p->tenant, p->kv->line);
+        return b->rc = db_conf_error(b->L->e, b->sec, b->kv, "api_token",
+                                     "the same token is already used by %s", where);
+    }
+    b->seen[b->n_seen++] = (struct tok_seen){.tok = tok, .tenant = b->t->name, .kv = b->kv};
+    b->t->api_tokens[b->t->n_api_tokens++] = tok;
+    return 0;
+}
+
+static size_t count_entries(const char *v)
+{
+    size_t n = 1;
+    for (; *v; v++) n += *v == ',' || *v == '\n';
+    return n;
+}
+
+/* Builds c->tenants from the [tenant NAME] sections (already checked one by one) and checks
+ * them against each other, the accounts and the gateway's tokens. */
+static int build_tenants(struct loader *L)
+{
+    struct db_config *c = L->c;
+    size_t nt = 0, ntok = c->n_api_tokens;
+    for (size_t i = 0; i < c->n_sections; i++) {
+        const struct db_conf_section *sec = &c->sections[i];
+        if (strcmp(sec->platform, "tenant") != 0) continue;
+        nt++;
+        for (size_t k = 0; k < sec->n; k++)
+            if (strcmp(sec->kv[k].key, "api_token") == 0) ntok += count_entries(sec->kv[k].value);
+    }
+    if (nt == 0) return DB_OK;
+    struct tenant_build b = {.L = L};
+    c->tenants = calloc(nt, sizeof *c->tenants);
+    b.seen = calloc(ntok, sizeof *b.seen);
+    if (!c->tenants || !b.seen) {
+        free(b.seen);
+        return oom(L->e);
+    }
+    for (size_t i = 0; i < c->n_api_tokens; i++)
+        b.seen[b.n_seen++] = (struct tok_seen){.tok = c->api_tokens[i], .gw = &L->tok_orig[i]};
+    for (size_t i = 0; i < c->n_sections && b.rc == DB_OK; i++) {
+        const struct db_conf_section *sec = &c->sections[i];
+        if (strcmp(sec->platform, "tenant") != 0) continue;
+        struct db_tenant *t = &c->tenants[c->n_tenants++];
+        t->name = sec->account;
+        b.t = t;
+        b.sec = sec;
+        size_t na = 0, nk = 0;
+        for (size_t k = 0; k < sec->n; k++) {
+            size_t n = count_entries(sec->kv[k].value);
+            if (strcmp(sec->kv[k].key, "accounts") == 0) na += n;
+            else nk += n;
+        }
+        t->accounts = calloc(na, sizeof *t->accounts);
+        t->api_tokens = calloc(nk, sizeof *t->api_tokens);
+        if (!t->accounts || !t->api_tokens) {
+            b.rc = oom(L->e);
+            break;
+        }
+        for (size_t k = 0; k < sec->n && b.rc == DB_OK; k++) {
+            b.kv = &sec->kv[k];
+            int accounts = strcmp(b.kv->key, "accounts") == 0;
+            (void)each_entry(b.kv->value, accounts ? tenant_add_account : tenant_add_token, &b);
+        }
+    }
+    free(b.seen);
+    return b.rc;
+}
+
 /* ---- public ---- */
 
 void db_config_free(struct db_config *c)
@@ -1027,6 +1244,11 @@ void db_config_free(struct db_config *c)
         free((void *)a->sec.kv);
     }
     free(c->accounts);
+    for (size_t i = 0; i < c->n_tenants; i++) {
+        free(c->tenants[i].accounts);
+        free(c->tenants[i].api_tokens);
+    }
+    free(c->tenants);
     for (size_t i = 0; i < c->n_sections; i++) free((void *)c->sections[i].kv);
     free(c->sections);
     free(c->api_tokens);
@@ -1068,7 +1290,8 @@ static int load(struct loader *L, const char *file)
     for (size_t i = 0; i < N_QUICKSTARTS; i++)
         if ((rc = add_quickstart(L, &quickstarts[i])) != DB_OK) return rc;
     if ((rc = check(L)) != DB_OK) return rc;
-    return build_accounts(L);
+    if ((rc = build_accounts(L)) != DB_OK) return rc;
+    return build_tenants(L);
 }
 
 int db_config_load_opts(const char *file, char *const *env, const struct db_config_opts *o,

@@ -21,6 +21,16 @@ struct db_account {
     struct db_conf_section sec;  /* the keys as loaded (values with *_file resolved) */
 };
 
+/* A business served by this gateway ([tenant NAME], docs/config.md): its API tokens reach
+ * only its own accounts.  Every pointer is owned by the configuration. */
+struct db_tenant {
+    const char *name;
+    const char **accounts;    /* "platform:account", each a configured account */
+    size_t n_accounts;
+    const char **api_tokens;  /* bearer tokens of this tenant (several during a rotation) */
+    size_t n_api_tokens;
+};
+
 struct db_config {
     char *file;               /* path given to --config, NULL when environment only */
     char *listen;             /* host:port, default 127.0.0.1:8080 */
@@ -46,6 +56,8 @@ struct db_config {
     long stream_maxlen;       /* XADD MAXLEN ~ for <prefix>:events, 0 = unbounded (default) */
     struct db_account *accounts;
     size_t n_accounts;
+    struct db_tenant *tenants; /* [tenant NAME] sections in file order, cross-checked */
+    size_t n_tenants;
     /* Feature sections ([dispatch], [schedule NAME], ...) in file order, each already
      * checked by its module; platform = the section type, account = its name. */
     struct db_conf_section *sections;
@@ -63,11 +75,13 @@ int db_config_load(const char *file, char *const *env, struct db_config **out,
 void db_config_free(struct db_config *c); /* NULL-safe */
 
 /* A kind of feature section the file may hold: [name] when !named, [name ID] otherwise.
- * check (may be NULL) validates one section, reporting with db_conf_error. */
+ * check (may be NULL) validates one section, reporting with db_conf_error.  repeatable
+ * (NULL-terminated, may be NULL) names the keys that may appear on several lines. */
 struct db_feature_section {
     const char *name;
     int named;
     int (*check)(const struct db_conf_section *sec, struct db_err *e);
+    const char *const *repeatable;
 };
 /* The known kinds, terminated by a NULL name (src/features.c). */
 extern const struct db_feature_section db_feature_sections[];
@@ -75,6 +89,17 @@ extern const struct db_feature_section db_feature_sections[];
 /* The feature section (type, name), or NULL.  name NULL matches the first of that type. */
 const struct db_conf_section *db_config_section(const struct db_config *c, const char *type,
                                                 const char *name);
+
+/* Checks one [tenant NAME] section on its own (keys, entry syntax, token length); the
+ * checks across sections (accounts exist and belong to one tenant, no token twice) run when
+ * the configuration is loaded. */
+int db_tenant_conf_check(const struct db_conf_section *sec, struct db_err *e) DB_MUST_CHECK;
+/* The keys of [tenant NAME] that may repeat (api_token). */
+extern const char *const db_tenant_repeatable[];
+
+/* 1 when t serves the account (platform, account), else 0.  t NULL (the operator) serves
+ * every account. */
+int db_tenant_serves(const struct db_tenant *t, const char *platform, const char *account);
 
 /* The account (platform, id), or NULL. */
 const struct db_account *db_config_account(const struct db_config *c, const char *platform,

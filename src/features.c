@@ -11,5 +11,7 @@ const struct db_feature_section db_feature_sections[] = {
     {.name = "keyword", .named = 1, .check = db_keyword_conf_check},
     {.name = "canned", .named = 1, .check = db_canned_conf_check},
     {.name = "helpdesk_webhook", .named = 1, .check = db_hookout_conf_check},
+    {.name = "tenant", .named = 1, .check = db_tenant_conf_check,
+     .repeatable = db_tenant_repeatable},
     {.name = NULL},
 };

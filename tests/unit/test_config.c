@@ -770,6 +770,110 @@ static void deploy_example_parses(void **state)
     free(text);
 }
 
+/* ---- tenants ---- */
+
+#define TWO_ACCOUNTS "[telegram 111]\ntoken = 111:a\n[whatsapp 222]\naccess_token = x\n"
+#define GW_TOKEN "[gateway]\napi_token = operator-token-0123456789\n"
+
+static void tenants_load_with_their_accounts_and_tokens(void **state)
+{
+    (void)state;
+    struct db_config *c = expect_ok(GW_TOKEN TWO_ACCOUNTS
+                                    "[tenant alpha]\naccounts = telegram:111\n"
+                                    "api_token = alpha-token-0123456789\n"
+                                    "api_token = alpha-token-next-012345, alpha-token-third-0123\n"
+                                    "[tenant beta.2]\naccounts = whatsapp:222\n"
+                                    "api_token = beta-token-0123456789ab\n",
+                                    no_env);
+    assert_int_equal(c->n_tenants, 2);
+    const struct db_tenant *a = &c->tenants[0], *b = &c->tenants[1];
+    assert_string_equal(a->name, "alpha");
+    assert_int_equal(a->n_accounts, 1);
+    assert_string_equal(a->accounts[0], "telegram:111");
+    assert_int_equal(a->n_api_tokens, 3);
+    assert_string_equal(a->api_tokens[2], "alpha-token-third-0123");
+    assert_string_equal(b->name, "beta.2");
+    assert_int_equal(b->n_api_tokens, 1);
+    assert_true(db_tenant_serves(a, "telegram", "111"));
+    assert_false(db_tenant_serves(a, "whatsapp", "222"));
+    assert_false(db_tenant_serves(a, "telegram", "11"));
+    assert_false(db_tenant_serves(a, "telegra", "m:111"));
+    assert_true(db_tenant_serves(NULL, "whatsapp", "222")); /* the operator */
+    assert_int_equal(c->n_api_tokens, 1);
+    db_config_free(c);
+}
+
+static void tenant_token_file_holds_several_tokens(void **state)
+{
+    (void)state;
+    struct tmp t = {0};
+    const char *path = tmp_file(&t, "tok", "file-token-one-0123456\nfile-token-two-0123456\n", 46);
+    char text[512];
+    snprintf(text, sizeof text,
+             TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111, whatsapp:222\napi_token_file = %s\n",
+             path);
+    struct db_config *c = expect_ok(text, no_env);
+    assert_int_equal(c->tenants[0].n_accounts, 2);
+    assert_int_equal(c->tenants[0].n_api_tokens, 2);
+    assert_string_equal(c->tenants[0].api_tokens[1], "file-token-two-0123456");
+    db_config_free(c);
+    tmp_clean(&t);
+}
+
+static void tenant_errors_name_file_line_and_key(void **state)
+{
+    (void)state;
+    /* An account that is not configured. */
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111, telegram:999\n"
+                              "api_token = alpha-token-0123456789\n",
+                 no_env, "test.conf:6: accounts: telegram:999 is not a configured account");
+    /* One account in two tenants. */
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n"
+                              "api_token = alpha-token-0123456789\n"
+                              "[tenant b]\naccounts = whatsapp:222, telegram:111\n"
+                              "api_token = beta-token-0123456789ab\n",
+                 no_env, "test.conf:9: accounts: telegram:111 already belongs to [tenant a]");
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111,telegram:111\n"
+                              "api_token = alpha-token-0123456789\n",
+                 no_env, "test.conf:6: accounts: telegram:111 is listed twice in [tenant a]");
+    /* One token twice: gateway and tenant, two tenants, one tenant, the gateway. */
+    expect_error(GW_TOKEN TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n"
+                                       "api_token = operator-token-0123456789\n",
+                 no_env, "test.conf:9: api_token: the same token is already used by [gateway] (line 2)");
+    char *const env[] = {"DESKBRIDGE_API_TOKEN=operator-token-0123456789", NULL};
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n"
+                              "api_token = operator-token-0123456789\n",
+                 env, "test.conf:7: api_token: the same token is already used by DESKBRIDGE_API_TOKEN");
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n"
+                              "api_token = shared-token-0123456789\n"
+                              "[tenant b]\naccounts = whatsapp:222\n"
+                              "api_token = beta-token-0123456789ab, shared-token-0123456789\n",
+                 no_env, "test.conf:10: api_token: the same token is already used by [tenant a] (line 7)");
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n"
+                              "api_token = alpha-token-0123456789\n"
+                              "api_token = alpha-token-0123456789\n",
+                 no_env, "test.conf:8: api_token: the same token is already used by [tenant a] (line 7)");
+    expect_error("[gateway]\napi_token = operator-token-0123456789\n"
+                 "api_token = operator-token-0123456789\n",
+                 no_env, "test.conf:3: api_token: the same token is given twice");
+    /* A short token; the message never quotes it. */
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\napi_token = short-tok\n",
+                 no_env, "test.conf:7: api_token: a token must be at least 16 characters");
+    /* Shape, keys, presence, name. */
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram\napi_token = alpha-token-0123456789\n",
+                 no_env, "test.conf:6: accounts: want platform:account-id entries");
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111,\napi_token = alpha-token-0123456789\n",
+                 no_env, "test.conf:6: accounts: empty entry in the list");
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\naccounts = whatsapp:222\n",
+                 no_env, "test.conf:7: accounts: duplicate key (first at line 6)");
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\nagents = x\n",
+                 no_env, "test.conf:7: agents: unknown key in [tenant]");
+    expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n",
+                 no_env, "[tenant a]: api_token: required");
+    expect_error(TWO_ACCOUNTS "[tenant a/b]\n",
+                 no_env, "test.conf:5: [tenant a/b]: name must be 1 to 64 of A-Z a-z 0-9 _ . -");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -796,6 +900,9 @@ int main(void)
         cmocka_unit_test(compiled_in_connectors_take_quickstart_accounts),
         cmocka_unit_test(docs_document_every_key_and_variable),
         cmocka_unit_test(deploy_example_parses),
+        cmocka_unit_test(tenants_load_with_their_accounts_and_tokens),
+        cmocka_unit_test(tenant_token_file_holds_several_tokens),
+        cmocka_unit_test(tenant_errors_name_file_line_and_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
