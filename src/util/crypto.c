@@ -1,10 +1,10 @@
 #include "util/crypto.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 int db_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
@@ -26,13 +26,44 @@ int db_ct_streq(const char *a, const char *b)
     return db_ct_equal(a, a ? strlen(a) : 0, b, b ? strlen(b) : 0);
 }
 
-void db_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
-                    unsigned char out[32])
+/* SHA-256 fetched once: the one-shot HMAC() looks the algorithm up again on every call, which
+ * cost more than hashing a whole webhook body. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+static int digest2(EVP_MD_CTX *ctx, const void *a, size_t alen, const void *b, size_t blen,
+                   unsigned char out[32])
 {
-    unsigned int outlen = 32;
-    static const unsigned char nothing[1];
-    HMAC(EVP_sha256(), key ? key : nothing, (int)keylen, data ? data : nothing, len, out,
-         &outlen);
+    unsigned int n = 0;
+    return EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 && EVP_DigestUpdate(ctx, a, alen) == 1 &&
+                   EVP_DigestUpdate(ctx, b, blen) == 1 && EVP_DigestFinal_ex(ctx, out, &n) == 1 &&
+                   n == 32
+               ? 0
+               : -1;
+}
+
+/* HMAC as RFC 2104 defines it, over the pre-fetched SHA-256. */
+int db_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                   unsigned char out[32])
+{
+    enum { BLOCK = 64 };
+    unsigned char k0[BLOCK] = {0}, pad[BLOCK], inner[32];
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_MD_CTX *ctx = sha256_md ? EVP_MD_CTX_new() : NULL;
+    int rc = ctx ? 0 : -1;
+    if (rc == 0 && keylen > BLOCK) rc = digest2(ctx, key, keylen, "", 0, k0);
+    else if (rc == 0 && keylen) memcpy(k0, key, keylen);
+    for (int i = 0; i < BLOCK; i++) pad[i] = k0[i] ^ 0x36;
+    if (rc == 0) rc = digest2(ctx, pad, BLOCK, data ? data : "", data ? len : 0, inner);
+    for (int i = 0; i < BLOCK; i++) pad[i] = k0[i] ^ 0x5c;
+    if (rc == 0) rc = digest2(ctx, pad, BLOCK, inner, sizeof inner, out);
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(k0, sizeof k0);
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(inner, sizeof inner);
+    if (rc != 0) memset(out, 0, 32);
+    return rc;
 }
 
 static int hexval(int c)
@@ -75,8 +106,8 @@ int db_hmac_hex_matches(const char *hexsig, const char *prefix, const void *key,
     }
     unsigned char got[32], want[32];
     if (db_hex_decode(hexsig, got, sizeof got) != 0) return 0;
-    db_hmac_sha256(key, keylen, body, len, want);
-    int ok = db_ct_equal(got, sizeof got, want, sizeof want);
+    int ok = db_hmac_sha256(key, keylen, body, len, want) == 0 &&
+             db_ct_equal(got, sizeof got, want, sizeof want);
     OPENSSL_cleanse(want, sizeof want);
     return ok;
 }

@@ -11,8 +11,9 @@ int db_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 /* db_ct_equal for two NUL-terminated strings. */
 int db_ct_streq(const char *a, const char *b);
 
-/* HMAC-SHA256 of data under key into out (32 bytes). */
-void db_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+/* HMAC-SHA256 of data under key into out (32 bytes); 0, or -1 when OpenSSL failed (out is
+ * then zeroed and must not be compared). */
+int db_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     unsigned char out[32]);
 
 /* Decodes exactly outlen bytes of hex (either case) from the NUL-terminated hex; 0 on
