@@ -2,7 +2,13 @@
  *
  * Every /v1 call needs "Authorization: Bearer <token>" matching one of the configured API
  * tokens (several during a rotation), compared in constant time.  Without a configured token
- * the API refuses everything: an open API would let anyone write to customers. */
+ * the API refuses everything: an open API would let anyone write to customers.
+ *
+ * A [gateway] token is the operator's and reaches everything.  A [tenant NAME] token reaches
+ * only that tenant's accounts: a message or conversation of another account answers as if it
+ * did not exist (404), a write or download naming another account answers 403, and a route
+ * that cannot be scoped answers 403 (docs/config.md, docs/dispatcher.md). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,14 +37,46 @@ void db_respond_json(struct db_httpd_req *req, int status, const json_t *obj)
     free(text);
 }
 
-static int authorized(const struct db_config *cfg, struct db_httpd_req *req)
+/* Who is calling: nobody (ok 0), the operator (tenant NULL) or one tenant. */
+struct caller {
+    int ok;
+    const struct db_tenant *tenant; /* borrowed from the configuration */
+};
+
+static struct caller authorize(const struct db_config *cfg, struct db_httpd_req *req)
 {
+    struct caller who = {0};
     const char *h = db_httpd_req_header(req, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
-    int ok = 0;
-    /* Check every token (no early exit) so timing does not tell which one matched. */
-    for (size_t i = 0; i < cfg->n_api_tokens; i++) ok |= db_ct_streq(h + 7, cfg->api_tokens[i]);
-    return ok;
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return who;
+    /* Check every token (no early exit) so timing does not tell which one matched.  Tokens
+     * are unique across the gateway and the tenants (config check), so at most one does. */
+    for (size_t i = 0; i < cfg->n_api_tokens; i++)
+        who.ok |= db_ct_streq(h + 7, cfg->api_tokens[i]);
+    for (size_t t = 0; t < cfg->n_tenants; t++)
+        for (size_t i = 0; i < cfg->tenants[t].n_api_tokens; i++) {
+            int hit = db_ct_streq(h + 7, cfg->tenants[t].api_tokens[i]);
+            who.ok |= hit;
+            if (hit) who.tenant = &cfg->tenants[t];
+        }
+    return who;
+}
+
+/* The log line names the tenant and the kind of route only: the path may hold a customer's
+ * id. */
+void db_api_refuse(struct db_httpd_req *req, const struct db_tenant *t, int status,
+                   const char *code, const char *field, const char *what)
+{
+    struct db_log_ctx ctx = {"api", NULL, NULL, NULL};
+    db_log(DB_LOG_INFO, &ctx, "tenant=%s refused %d %s", t->name, status, code);
+    if (!field) {
+        db_httpd_respond_error(req, status, code, what);
+        return;
+    }
+    json_t *err = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "field", field,
+                            "message", what);
+    if (err) db_respond_json(req, status, err);
+    else db_httpd_respond_error(req, status, code, what);
+    json_decref(err);
 }
 
 /* ---- POST /v1/messages ---- */
@@ -77,7 +115,7 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
 }
 
 static void post_message(struct db_gateway *gw, const struct db_config *cfg,
-                         struct db_httpd_req *req)
+                         struct db_httpd_req *req, const struct db_tenant *tenant)
 {
     size_t len;
     const unsigned char *body = db_httpd_req_body(req, &len);
@@ -93,12 +131,25 @@ static void post_message(struct db_gateway *gw, const struct db_config *cfg,
     const struct db_account *acct;
     struct db_outbound msg;
     const char *field = NULL;
+    /* Canned responses are the operator's, shared by every account: not for a tenant. */
+    if (tenant && json_object_get(cmd, "canned")) {
+        db_api_refuse(req, tenant, 403, "forbidden", "canned",
+                      "canned responses are not available to a tenant");
+        json_decref(cmd);
+        return;
+    }
     if (db_canned_expand(cfg, cmd, &e) != DB_OK) field = "canned";
     if (field || db_outbound_from_json(cfg, cmd, &acct, &msg, &field, &e) != DB_OK) {
         json_t *err = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "invalid_field", "field",
                                 field ? field : "body", "message", e.msg);
         db_respond_json(req, 400, err);
         json_decref(err);
+        json_decref(cmd);
+        return;
+    }
+    if (!db_tenant_serves(tenant, acct->platform, acct->id)) {
+        db_api_refuse(req, tenant, 403, "forbidden", "conversation",
+                      "the conversation's account is not the tenant's");
         json_decref(cmd);
         return;
     }
@@ -127,9 +178,22 @@ static void post_message(struct db_gateway *gw, const struct db_config *cfg,
     }
     s->req = req;
     s->gw = gw;
-    db_store_enqueue(gw->store, s->id, db_json_str(cmd, "client_id"),
+    /* A client id is remembered gateway-wide; a tenant's is kept apart from the others', so
+     * repeating another tenant's client id neither dedupes against nor reveals its message. */
+    const char *client_id = db_json_str(cmd, "client_id");
+    char *scoped = NULL;
+    if (client_id && tenant && asprintf(&scoped, "tenant:%s:%s", tenant->name, client_id) < 0)
+        scoped = NULL;
+    if (client_id && tenant && !scoped) {
+        free(s->conversation), free(s->agent), free(s), free(text);
+        json_decref(cmd);
+        db_httpd_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    db_store_enqueue(gw->store, s->id, scoped ? scoped : client_id,
                      db_json_str(cmd, "conversation"), acct->platform, acct->id, text,
                      enqueued_cb, s);
+    free(scoped);
     free(text);
     json_decref(cmd);
 }
@@ -142,6 +206,43 @@ static void message_cb(int status, json_t *obj, void *arg)
     if (status == DB_OK) db_respond_json(req, 200, obj);
     else if (status == DB_ENOTFOUND) db_httpd_respond_error(req, 404, "not_found", "no such message");
     else db_httpd_respond_error(req, 503, "unavailable", "storage unavailable, retry");
+}
+
+/* A tenant's message read: the configuration stays referenced until the answer, since the
+ * tenant's account list is read then. */
+struct scoped_get {
+    struct db_httpd_req *req;
+    struct db_cfg_ref *ref;
+    const struct db_tenant *tenant;
+};
+
+static void scoped_message_cb(int status, json_t *obj, void *arg)
+{
+    struct scoped_get *g = arg;
+    const char *pl = status == DB_OK ? db_json_str(obj, "platform") : NULL;
+    const char *ac = status == DB_OK ? db_json_str(obj, "account") : NULL;
+    /* Another tenant's message answers exactly like a missing one. */
+    if (status == DB_OK && (!pl || !ac || !db_tenant_serves(g->tenant, pl, ac)))
+        db_api_refuse(g->req, g->tenant, 404, "not_found", NULL, "no such message");
+    else message_cb(status, obj, g->req);
+    db_cfg_unref(g->ref);
+    free(g);
+}
+
+static void get_message(struct db_gateway *gw, struct db_httpd_req *req,
+                        const struct db_tenant *tenant, const char *id)
+{
+    if (!tenant) {
+        db_store_get_message(gw->store, id, message_cb, req);
+        return;
+    }
+    struct scoped_get *g = calloc(1, sizeof *g);
+    if (!g) {
+        db_httpd_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    *g = (struct scoped_get){.req = req, .ref = db_cfg_ref(gw), .tenant = tenant};
+    db_store_get_message(gw->store, id, scoped_message_cb, g);
 }
 
 /* Splits path after prefix into exactly n segments (in place in buf). */
@@ -216,22 +317,32 @@ void db_api_handle(struct db_gateway *gw, struct db_httpd_req *req)
     const struct db_config *cfg = ref->cfg;
     char buf[1024];
     char *seg[3];
-    if (!authorized(cfg, req)) {
+    struct caller who = authorize(cfg, req);
+    const struct db_tenant *t = who.tenant;
+    if (!who.ok) {
         db_httpd_respond_error(req, 401, "unauthorized",
-                               cfg->n_api_tokens ? "missing or wrong bearer token"
-                                                 : "the API is disabled: set DESKBRIDGE_API_TOKEN");
+                               cfg->n_api_tokens || cfg->n_tenants
+                                   ? "missing or wrong bearer token"
+                                   : "the API is disabled: set DESKBRIDGE_API_TOKEN");
     } else if (strcmp(path, "/v1/messages") == 0) {
-        if (post) post_message(gw, cfg, req);
+        if (post) post_message(gw, cfg, req, t);
         else db_httpd_respond_error(req, 405, "method_not_allowed", "use POST");
     } else if (get && segments(path, "/v1/messages/by-external/", buf, sizeof buf, seg, 3)) {
-        db_store_get_by_external(gw->store, seg[0], seg[1], seg[2], message_cb, req);
+        if (!db_tenant_serves(t, seg[0], seg[1]))
+            db_api_refuse(req, t, 404, "not_found", NULL, "no such message");
+        else db_store_get_by_external(gw->store, seg[0], seg[1], seg[2], message_cb, req);
     } else if (get && segments(path, "/v1/messages/", buf, sizeof buf, seg, 1)) {
-        db_store_get_message(gw->store, seg[0], message_cb, req);
+        get_message(gw, req, t, seg[0]);
     } else if (get && segments(path, "/v1/media/", buf, sizeof buf, seg, 3)) {
-        db_media_handle(gw, req, seg[0], seg[1], seg[2]);
+        if (!db_tenant_serves(t, seg[0], seg[1]))
+            db_api_refuse(req, t, 403, "forbidden", "account", "the account is not the tenant's");
+        else db_media_handle(gw, req, seg[0], seg[1], seg[2]);
     } else if (get && strcmp(path, "/v1/canned") == 0) {
-        db_canned_list_handle(gw, req);
-    } else if (db_dispatch_api_handle(gw, req)) {
+        if (t)
+            db_api_refuse(req, t, 403, "forbidden", "route",
+                          "canned responses are not available to a tenant");
+        else db_canned_list_handle(gw, req);
+    } else if (db_dispatch_api_handle(gw, req, t)) {
         /* answered by the dispatcher */
     } else {
         db_httpd_respond_error(req, 404, "not_found", "no such route");

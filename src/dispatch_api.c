@@ -1,5 +1,10 @@
 /* dispatch_api.c - the dispatcher's HTTP routes: agents, conversations, the agent inbox as
- * Server-Sent Events, and stats.  Every change goes through the dispatcher's script. */
+ * Server-Sent Events, and stats.  Every change goes through the dispatcher's script.
+ *
+ * With a tenant's token every route is limited to the tenant: its conversations are those of
+ * its accounts (checked here from the conversation id, or inside the script for lists), its
+ * agents are those whose info hash names the tenant (checked inside the script, so a check
+ * and the change it guards are one atomic run).  Anything of another tenant answers 404. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +12,10 @@
 #include <event2/event.h>
 
 #include "assign.h"
+#include "config.h"
 #include "dispatcher.h"
 #include "gateway.h"
+#include "outbound.h"
 #include "redis.h"
 #include "util/id.h"
 #include "util/json.h"
@@ -71,6 +78,39 @@ static int valid_id(const char *s)
     size_t n = strlen(s);
     return n > 0 && n <= 64 &&
            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@") == n;
+}
+
+/* The script's scope argument: the tenant's name, "" for the operator. */
+static const char *scope_name(const struct db_tenant *t)
+{
+    return t ? t->name : "";
+}
+
+/* The tenant's accounts joined by sep ("" for the operator).  Caller frees; NULL when out
+ * of memory. */
+static char *tenant_accounts_joined(const struct db_tenant *t, const char *sep)
+{
+    size_t n = 1;
+    for (size_t i = 0; t && i < t->n_accounts; i++) n += strlen(t->accounts[i]) + strlen(sep);
+    char *out = malloc(n), *w = out;
+    if (!out) return NULL;
+    *w = '\0';
+    for (size_t i = 0; t && i < t->n_accounts; i++)
+        w += sprintf(w, "%s%s", i ? sep : "", t->accounts[i]);
+    return out;
+}
+
+/* 1 when the conversation id names one of the tenant's accounts (always for the operator).
+ * The conversation's platform and account fields are set from the same event that gives
+ * its id, so the id alone decides. */
+static int tenant_owns_conversation(const struct db_tenant *t, const char *conv)
+{
+    char platform[32], account[96];
+    const char *chat;
+    if (!t) return 1;
+    return db_conversation_split(conv, platform, sizeof platform, account, sizeof account,
+                                 &chat) == DB_OK &&
+           db_tenant_serves(t, platform, account);
 }
 
 static void agents_cb(int status, const redisReply *reply, const char *errstr, void *arg)
@@ -166,7 +206,42 @@ static json_t *body_or_respond(struct db_httpd_req *req)
     return obj;
 }
 
-static void put_agent(struct db_gateway *gw, struct db_httpd_req *req, const char *id)
+/* A tenant's agent serves only the tenant's accounts: the list given must be a subset, and
+ * an empty one means all of them, so the assignment rule (agents get conversations of the
+ * accounts they serve) keeps tenants apart.  Replaces *accts; 0, or -1 when answered. */
+static int scope_agent_accounts(struct db_httpd_req *req, const struct db_tenant *t,
+                                json_t *body, char **accts)
+{
+    json_t *v = json_object_get(body, "accounts"), *x;
+    size_t i;
+    json_array_foreach(v, i, x)
+    {
+        int ok = 0;
+        for (size_t k = 0; k < t->n_accounts && !ok; k++)
+            ok = strcmp(json_string_value(x), t->accounts[k]) == 0;
+        if (!ok) {
+            db_api_refuse(req, t, 403, "forbidden", "accounts",
+                          "an agent serves only the tenant's accounts");
+            return -1;
+        }
+    }
+    if (json_array_size(v) > 0) return 0;
+    json_t *all = json_array();
+    for (size_t k = 0; all && k < t->n_accounts; k++)
+        json_array_append_new(all, json_string(t->accounts[k]));
+    char *dumped = all ? db_json_dump(all) : NULL;
+    json_decref(all);
+    if (!dumped) {
+        db_httpd_respond_error(req, 500, "internal", "out of memory");
+        return -1;
+    }
+    free(*accts);
+    *accts = dumped;
+    return 0;
+}
+
+static void put_agent(struct db_gateway *gw, struct db_httpd_req *req, const char *id,
+                      const struct db_tenant *tenant)
 {
     json_t *body = body_or_respond(req);
     char *langs = NULL, *accts = NULL, cap[24];
@@ -183,9 +258,11 @@ static void put_agent(struct db_gateway *gw, struct db_httpd_req *req, const cha
     }
     if (!(langs = string_list_or_respond(req, body, "languages"))) goto fail;
     if (!(accts = string_list_or_respond(req, body, "accounts"))) goto fail;
+    if (tenant && scope_agent_accounts(req, tenant, body, &accts) != 0) goto fail;
     snprintf(cap, sizeof cap, "%ld", capacity);
-    const char *args[] = {id, name ? name : id, cap, langs, accts};
-    db_dispatch_run(gw, ok_cb, req, "agent_put", 5, args, NULL);
+    /* The script refuses (no_agent) an id that another tenant, or the operator, owns. */
+    const char *args[] = {id, name ? name : id, cap, langs, accts, scope_name(tenant)};
+    db_dispatch_run(gw, ok_cb, req, "agent_put", 6, args, NULL);
     goto fail; /* answered by ok_cb; only the cleanup below remains */
 fail_bad_cap:
     bad(req, "capacity", "want a whole number from 0 to 10000");
@@ -195,7 +272,8 @@ fail:
     json_decref(body);
 }
 
-static void post_presence(struct db_gateway *gw, struct db_httpd_req *req, const char *id)
+static void post_presence(struct db_gateway *gw, struct db_httpd_req *req, const char *id,
+                          const struct db_tenant *tenant)
 {
     json_t *body = body_or_respond(req);
     if (!body) return;
@@ -205,8 +283,8 @@ static void post_presence(struct db_gateway *gw, struct db_httpd_req *req, const
     } else {
         char grace[24];
         snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(gw->cfg->cfg).offline_grace_ms);
-        const char *args[] = {id, p, grace};
-        db_dispatch_run(gw, ok_cb, req, "presence", 3, args, NULL);
+        const char *args[] = {id, p, grace, scope_name(tenant)};
+        db_dispatch_run(gw, ok_cb, req, "presence", 4, args, NULL);
     }
     json_decref(body);
 }
@@ -335,6 +413,41 @@ static void stream_agent(struct db_gateway *gw, struct db_httpd_req *req, const 
     sse_read_cb(DB_OK, NULL, NULL, s); /* schedules the first read */
 }
 
+/* A tenant's stream starts only once the agent is known to be the tenant's. */
+struct stream_check {
+    struct db_gateway *gw;
+    struct db_httpd_req *req;
+    char id[72];
+    char tenant[72];
+};
+
+static void stream_owner_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct stream_check *k = arg;
+    (void)errstr;
+    if (failed(status, reply)) unavailable(k->req);
+    else if (reply->type != REDIS_REPLY_STRING || strcmp(reply->str, k->tenant) != 0)
+        db_httpd_respond_error(k->req, 404, "not_found", "no such agent");
+    else stream_agent(k->gw, k->req, k->id);
+    free(k);
+}
+
+static void stream_tenant_agent(struct db_gateway *gw, struct db_httpd_req *req, const char *id,
+                                const struct db_tenant *tenant)
+{
+    struct stream_check *k = calloc(1, sizeof *k);
+    if (!k) {
+        db_httpd_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    k->gw = gw;
+    k->req = req;
+    snprintf(k->id, sizeof k->id, "%s", id);
+    snprintf(k->tenant, sizeof k->tenant, "%s", tenant->name);
+    db_redis_cmd(gw->redis, stream_owner_cb, k, "HGET %s:agentinfo:{%s} tenant",
+                 gw->cfg->cfg->prefix, id);
+}
+
 /* ---- conversations ---- */
 
 /* Value of name in a raw query string, percent-decoded into buf; NULL when absent. */
@@ -376,7 +489,8 @@ static void list_cb(int status, const redisReply *reply, const char *errstr, voi
     json_decref(out);
 }
 
-static void list_conversations(struct db_gateway *gw, struct db_httpd_req *req)
+static void list_conversations(struct db_gateway *gw, struct db_httpd_req *req,
+                               const struct db_tenant *tenant)
 {
     const char *q = db_httpd_req_query(req);
     char st[32], ag[128], ac[128], pl[64], cur[24], lim[24];
@@ -399,7 +513,16 @@ static void list_conversations(struct db_gateway *gw, struct db_httpd_req *req)
     args[5] = lim;
     for (int i = 0; i < 5; i++)
         if (!args[i]) args[i] = "";
-    db_dispatch_run(gw, list_cb, req, "list", 6, args, NULL);
+    /* A tenant's list is filtered inside the script while it scans, so a page is as full as
+     * the operator's would be (docs/dispatcher.md). */
+    char *scope = tenant_accounts_joined(tenant, "\n");
+    if (!scope) {
+        db_httpd_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    const char *all[] = {args[0], args[1], args[2], args[3], args[4], args[5], scope};
+    db_dispatch_run(gw, list_cb, req, "list", 7, all, NULL);
+    free(scope);
 }
 
 static void get_cb(int status, const redisReply *reply, const char *errstr, void *arg)
@@ -431,7 +554,8 @@ static void get_cb(int status, const redisReply *reply, const char *errstr, void
 }
 
 static void conversation_action(struct db_gateway *gw, struct db_httpd_req *req,
-                                const char *conv, const char *action)
+                                const char *conv, const char *action,
+                                const struct db_tenant *tenant)
 {
     if (strcmp(action, "close") == 0) {
         const char *args[] = {conv};
@@ -446,8 +570,9 @@ static void conversation_action(struct db_gateway *gw, struct db_httpd_req *req,
         if (!agent || !valid_id(agent)) {
             bad(req, "agent", "want an agent id");
         } else {
-            const char *args[] = {conv, agent};
-            db_dispatch_run(gw, ok_cb, req, assign ? "assign" : "transfer", 2, args, NULL);
+            /* The script answers no_agent for an agent that is not the tenant's. */
+            const char *args[] = {conv, agent, scope_name(tenant)};
+            db_dispatch_run(gw, ok_cb, req, assign ? "assign" : "transfer", 3, args, NULL);
         }
     } else if (strcmp(action, "priority") == 0) {
         const char *p = db_json_str(body, "priority");
@@ -498,7 +623,7 @@ static void stats_cb(int status, const redisReply *reply, const char *errstr, vo
 /* ---- routing ---- */
 
 static int agent_routes(struct db_gateway *gw, struct db_httpd_req *req, const char *rest,
-                        const char *method)
+                        const char *method, const struct db_tenant *tenant)
 {
     char id[128];
     const char *slash = strchr(rest, '/');
@@ -510,26 +635,34 @@ static int agent_routes(struct db_gateway *gw, struct db_httpd_req *req, const c
         return 1;
     }
     const char *sub = slash ? slash + 1 : "";
-    const char *args[] = {id};
-    if (!*sub && strcmp(method, "PUT") == 0) put_agent(gw, req, id);
+    const char *args[] = {id, scope_name(tenant)};
+    if (!*sub && strcmp(method, "PUT") == 0) put_agent(gw, req, id, tenant);
     else if (!*sub && strcmp(method, "GET") == 0)
-        db_dispatch_run(gw, one_agent_cb, req, "agents", 1, args, NULL);
+        db_dispatch_run(gw, one_agent_cb, req, "agents", 2, args, NULL);
     else if (strcmp(sub, "presence") == 0 && strcmp(method, "POST") == 0)
-        post_presence(gw, req, id);
+        post_presence(gw, req, id, tenant);
+    else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0 && tenant)
+        stream_tenant_agent(gw, req, id, tenant);
     else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0) stream_agent(gw, req, id);
     else db_httpd_respond_error(req, 405, "method_not_allowed", "no such method on this route");
     return 1;
 }
 
 static int conversation_routes(struct db_gateway *gw, struct db_httpd_req *req,
-                               const char *rest, const char *method)
+                               const char *rest, const char *method,
+                               const struct db_tenant *tenant)
 {
     char conv[512];
     if (snprintf(conv, sizeof conv, "%s", rest) >= (int)sizeof conv || !*conv) return 0;
     char *slash = strrchr(conv, '/');
     if (slash && strcmp(method, "POST") == 0) {
         *slash = '\0';
-        conversation_action(gw, req, conv, slash + 1);
+        /* Another tenant's conversation answers as a missing one does. */
+        if (!tenant_owns_conversation(tenant, conv))
+            db_api_refuse(req, tenant, 404, "no_conversation", NULL, "refused by the dispatcher");
+        else conversation_action(gw, req, conv, slash + 1, tenant);
+    } else if (!slash && strcmp(method, "GET") == 0 && !tenant_owns_conversation(tenant, conv)) {
+        db_api_refuse(req, tenant, 404, "not_found", NULL, "no such conversation");
     } else if (!slash && strcmp(method, "GET") == 0) {
         const char *args[] = {conv};
         db_dispatch_run(gw, get_cb, req, "get", 1, args, NULL);
@@ -539,24 +672,29 @@ static int conversation_routes(struct db_gateway *gw, struct db_httpd_req *req,
     return 1;
 }
 
-int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req)
+int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req,
+                           const struct db_tenant *tenant)
 {
     const char *method = db_httpd_req_method(req), *path = db_httpd_req_path(req);
     int get = strcmp(method, "GET") == 0;
     if (strcmp(path, "/v1/agents") == 0 && get) {
-        const char *args[] = {""};
-        db_dispatch_run(gw, agents_cb, req, "agents", 1, args, NULL);
+        const char *args[] = {"", scope_name(tenant)};
+        db_dispatch_run(gw, agents_cb, req, "agents", 2, args, NULL);
         return 1;
     }
-    if (strncmp(path, "/v1/agents/", 11) == 0) return agent_routes(gw, req, path + 11, method);
+    if (strncmp(path, "/v1/agents/", 11) == 0)
+        return agent_routes(gw, req, path + 11, method, tenant);
     if (strcmp(path, "/v1/conversations") == 0 && get) {
-        list_conversations(gw, req);
+        list_conversations(gw, req, tenant);
         return 1;
     }
     if (strncmp(path, "/v1/conversations/", 18) == 0)
-        return conversation_routes(gw, req, path + 18, method);
+        return conversation_routes(gw, req, path + 18, method, tenant);
     if (strcmp(path, "/v1/stats") == 0 && get) {
-        db_dispatch_run(gw, stats_cb, req, "stats", 0, NULL, NULL);
+        /* The counters are gateway-wide sets; scoping them would mean a scan per call. */
+        if (tenant)
+            db_api_refuse(req, tenant, 403, "forbidden", "route", "statistics are the operator's");
+        else db_dispatch_run(gw, stats_cb, req, "stats", 0, NULL, NULL);
         return 1;
     }
     return 0;

@@ -22,10 +22,14 @@ void db_dispatcher_stop_reading(struct db_dispatcher *d);
 unsigned long db_dispatcher_inflight(const struct db_dispatcher *d);
 void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
 
-/* Answers the dispatcher's API routes (/v1/agents..., /v1/conversations..., /v1/stats,
- * /v1/canned); the caller has already checked the bearer token.  Returns 1 when the path
- * was one of them (and the request is answered or will be), 0 otherwise. */
-int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req);
+/* Answers the dispatcher's API routes (/v1/agents..., /v1/conversations..., /v1/stats);
+ * the caller has already checked the bearer token.  tenant (borrowed from the configuration,
+ * NULL for the operator) limits what the caller sees and changes to the tenant's accounts
+ * and agents.  Returns 1 when the path was one of them (and the request is answered or
+ * will be), 0 otherwise. */
+struct db_tenant;
+int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req,
+                           const struct db_tenant *tenant);
 
 /* Called by the API when an agent's message was queued for a conversation, so the
  * conversation records its first response time and appears in the agent's inbox. */

@@ -73,5 +73,11 @@ void db_api_handle(struct db_gateway *gw, struct db_httpd_req *req);
 
 /* Answers with the JSON text of obj (a borrowed reference). */
 void db_respond_json(struct db_httpd_req *req, int status, const json_t *obj);
+/* Answers a tenant's request for something outside its accounts (api.c) with status and
+ * {"error": {code, message, field}} (field may be NULL), and logs the tenant's name, never a
+ * token or the path.  A 404 must carry the same code and message as a real miss. */
+struct db_tenant;
+void db_api_refuse(struct db_httpd_req *req, const struct db_tenant *t, int status,
+                   const char *code, const char *field, const char *what);
 
 #endif
