@@ -9,7 +9,10 @@
  * - Logs: a daemon logging JSON at the default level that received and sent messages with a
  *   known phone number, customer text, tokens and secrets, and was offered wrong tokens,
  *   contains none of them.
- * Tenant-scoped API keys do not exist yet, so tenant isolation is not checked here. */
+ * - Tenants: tenant alpha (the Telegram account) and tenant beta (the WhatsApp number) each
+ *   read and write their own conversations; each one's token finds the other's conversation
+ *   missing (404 on read and on every action), is refused a reply to it (403), sees none of
+ *   it in lists, and changes nothing in Redis (outbox length, conversation hash, items). */
 #include <ctype.h>
 #include <dirent.h>
 #include <setjmp.h>
@@ -25,6 +28,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "api_client.h"
 #include "daemon.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
@@ -41,6 +45,8 @@
 #define API_A "api-token-current-q7-0123"
 #define API_B "api-token-previous-q7-4567"
 #define API_WRONG "api-token-guessed-q7-8901"
+#define TEN_A "tenant-alpha-token-q7-2345"
+#define TEN_B "tenant-beta-token-q7-6789"
 #define PHONE "16505550123"
 #define CUSTOMER_TEXT "customer-private-words-q7"
 #define AGENT_TEXT "agent-private-reply-q7"
@@ -83,7 +89,13 @@ static int setup(void **state)
             "app_secret = " WA_NEW "\n"
             "app_secret_previous = " WA_OLD "\n"
             "verify_token = wa-verify-q7\n"
-            "api_base = %s\n",
+            "api_base = %s\n"
+            "[tenant alpha]\n"
+            "accounts = telegram:7000000001\n"
+            "api_token = " TEN_A "\n"
+            "[tenant beta]\n"
+            "accounts = whatsapp:" WA_PNID "\n"
+            "api_token = " TEN_B "\n",
             db_fake_url(TG), db_fake_url(WA));
     fclose(f);
     snprintf(env_redis, sizeof env_redis, "DESKBRIDGE_REDIS_URL=%s", db_test_redis_url(R));
@@ -121,6 +133,9 @@ static void api_accepts_both_rotating_tokens_and_nothing_else(void **state)
     (void)state;
     assert_int_equal(api_status("Authorization: Bearer " API_A), 404); /* in, nothing there */
     assert_int_equal(api_status("Authorization: Bearer " API_B), 404);
+    assert_int_equal(api_status("Authorization: Bearer " TEN_A), 404);
+    assert_int_equal(api_status("Authorization: Bearer " TEN_B), 404);
+    assert_int_equal(api_status("Authorization: Bearer " TEN_A TEN_B), 401);
     assert_int_equal(api_status("Authorization: Bearer " API_WRONG), 401);
     assert_int_equal(api_status("Authorization: Bearer " API_A "x"), 401);
     assert_int_equal(api_status("Authorization: Bearer api-token-current-q7-012"), 401);
@@ -190,6 +205,106 @@ static void webhook_secrets_in_rotation_accept_both_and_refuse_a_third(void **st
     assert_int_equal(wa_post("wamid.Q7B", WA_OLD), 200);
     assert_int_equal(wa_post("wamid.Q7C", "wa-app-secret-other-q7"), 401);
     assert_int_equal(xlen(), before + 4);
+}
+
+/* ---- tenants ---- */
+
+#define TG_CONV "telegram:7000000001:424242"
+#define WA_CONV "whatsapp:" WA_PNID ":" PHONE
+
+static int call(const char *token, const char *method, const char *path, const char *body)
+{
+    char authz[96];
+    snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
+    const char *headers[] = {authz, "Content-Type: application/json", NULL};
+    struct db_test_resp r;
+    db_test_http(D.port, method, path, headers, body, body ? strlen(body) : 0, &r);
+    int st = r.status;
+    db_test_resp_clear(&r);
+    return st;
+}
+
+static int both_conversations_exist(void *arg)
+{
+    (void)arg;
+    return call(API_A, "GET", "/v1/conversations/" TG_CONV, NULL) == 200 &&
+           call(API_A, "GET", "/v1/conversations/" WA_CONV, NULL) == 200;
+}
+
+static char *redis_text(const char *fmt, const char *key)
+{
+    redisReply *r = redisCommand(db_test_redis_ctx(R), fmt, key);
+    assert_non_null(r);
+    char *s = NULL;
+    if (r->type == REDIS_REPLY_INTEGER) assert_true(asprintf(&s, "%lld", r->integer) > 0);
+    else {
+        size_t n = 1;
+        for (size_t i = 0; i < r->elements; i++) n += strlen(r->element[i]->str) + 1;
+        s = calloc(1, n);
+        for (size_t i = 0; i < r->elements; i++) strcat(strcat(s, r->element[i]->str), "\n");
+    }
+    freeReplyObject(r);
+    return s;
+}
+
+/* What token sees of the other tenant's conversation other and of the list; nothing of it
+ * may show or change. */
+static void refused_everything_of(const char *token, const char *other, const char *own,
+                                  const char *other_platform)
+{
+    char path[160], key[160], body[160];
+    snprintf(key, sizeof key, "deskbridge:conv:{%s}", other);
+    char *hash = redis_text("HGETALL %s", key);
+    char *items = redis_text("LLEN %s:items", key);
+    long long outbox = db_test_xlen(db_test_redis_ctx(R), "outbox");
+
+    snprintf(path, sizeof path, "/v1/conversations/%s", other);
+    assert_int_equal(call(token, "GET", path, NULL), 404);
+    static const char *const actions[] = {"assign", "transfer", "close", "priority"};
+    static const char *const bodies[] = {"{\"agent\":\"x\"}", "{\"agent\":\"x\"}", "",
+                                         "{\"priority\":\"urgent\"}"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "/v1/conversations/%s/%s", other, actions[i]);
+        assert_int_equal(call(token, "POST", path, bodies[i]), 404);
+    }
+    snprintf(body, sizeof body, "{\"conversation\":\"%s\",\"text\":\"" AGENT_TEXT "\"}", other);
+    assert_int_equal(call(token, "POST", "/v1/messages", body), 403);
+
+    char *hash2 = redis_text("HGETALL %s", key);
+    char *items2 = redis_text("LLEN %s:items", key);
+    assert_string_equal(hash, hash2);
+    assert_string_equal(items, items2);
+    assert_int_equal(db_test_xlen(db_test_redis_ctx(R), "outbox"), outbox);
+    free(hash), free(hash2), free(items), free(items2);
+
+    /* Its own conversation is there, and the list holds none of the other's platform. */
+    snprintf(path, sizeof path, "/v1/conversations/%s", own);
+    assert_int_equal(call(token, "GET", path, NULL), 200);
+    char authz[96];
+    snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
+    const char *headers[] = {authz, NULL};
+    struct db_test_resp r;
+    db_test_http(D.port, "GET", "/v1/conversations?limit=500", headers, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"platform\":\"%s\"", other_platform);
+    assert_null(strstr(r.body, needle));
+    snprintf(needle, sizeof needle, "\"id\":\"%s\"", own);
+    assert_non_null(strstr(r.body, needle));
+    db_test_resp_clear(&r);
+}
+
+static void tenant_tokens_cannot_read_or_write_another_tenants_conversations(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_post(830001, TG_NEW), 200);
+    assert_int_equal(wa_post("wamid.Q7T1", WA_NEW), 200);
+    assert_true(db_test_wait(both_conversations_exist, NULL, 10000));
+    refused_everything_of(TEN_A, WA_CONV, TG_CONV, "whatsapp");
+    refused_everything_of(TEN_B, TG_CONV, WA_CONV, "telegram");
+    /* The operator still reaches both. */
+    assert_int_equal(call(API_A, "GET", "/v1/conversations/" TG_CONV, NULL), 200);
+    assert_int_equal(call(API_A, "GET", "/v1/conversations/" WA_CONV, NULL), 200);
 }
 
 /* ---- the source gate ---- */
@@ -402,7 +517,7 @@ static void logs_hold_no_phone_text_token_or_secret(void **state)
 
     static const char *const needles[] = {PHONE, CUSTOMER_TEXT, AGENT_TEXT, "AAsecTokenNeverLog",
                                           TG_NEW, TG_OLD, WA_NEW, WA_OLD, WA_ACCESS, API_A, API_B,
-                                          API_WRONG, "tg-hook-secret-wrong_q7",
+                                          API_WRONG, TEN_A, TEN_B, "tg-hook-secret-wrong_q7",
                                           "wa-app-secret-wrong-q7", NULL};
     int lines = db_test_daemon_log_count(&D, "{");
     int leaks = 0;
@@ -424,6 +539,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(api_accepts_both_rotating_tokens_and_nothing_else),
         cmocka_unit_test(webhook_secrets_in_rotation_accept_both_and_refuse_a_third),
+        cmocka_unit_test(tenant_tokens_cannot_read_or_write_another_tenants_conversations),
         cmocka_unit_test(gate_catches_a_planted_comparison),
         cmocka_unit_test(no_plain_compare_of_a_secret_in_the_sources),
         cmocka_unit_test(logs_hold_no_phone_text_token_or_secret),
