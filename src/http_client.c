@@ -1,12 +1,15 @@
 /* http_client.c - libcurl multi on libevent.
  *
+ * libcurl is not linked: it is loaded through curl_lib.h by the first send of any client
+ * (curl_ready), and a client that never sends never touches it.  If it cannot be loaded,
+ * sends fail like transport errors (send_without_curl).
+ *
  * curl tells us which sockets to watch (sock_cb) and when to wake it (timer_cb); we call
  * curl_multi_socket_action from libevent callbacks.  Finished transfers are never reported
  * from inside curl: after socket_action returns we drain curl_multi_info_read into a queue
  * and only then run done callbacks, so a callback may freely start, cancel or free. */
 #include "http_client.h"
 
-#include <curl/curl.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "curl_lib.h"
 #include "netcheck.h"
 
 enum call_state {
@@ -56,7 +60,8 @@ struct db_http_call {
 
 struct db_http_client {
     struct event_base *base;
-    CURLM *multi;
+    const struct db_curl_lib *cl; /* libcurl, once a send has needed it; NULL before */
+    CURLM *multi;                 /* made with cl, on the first send */
     struct event *timer;
     struct event *kick; /* 0-delay: settles work queued while curl was on the stack */
     struct db_http_client_opts opts;
@@ -88,8 +93,9 @@ static void call_unlink(struct db_http_call *k)
 static void call_free(struct db_http_call *k)
 {
     if (!k) return;
-    if (k->easy) curl_easy_cleanup(k->easy);
-    curl_slist_free_all(k->req_headers);
+    /* Either is set only after libcurl was loaded (k->c->cl). */
+    if (k->easy) k->c->cl->easy_cleanup(k->easy);
+    if (k->req_headers) k->c->cl->slist_free_all(k->req_headers);
     free(k->url);
     free(k->body);
     free(k->buf);
@@ -131,7 +137,7 @@ static const char *transport_error(const struct db_http_call *k)
     switch (k->result) {
     case CURLE_OPERATION_TIMEDOUT: return "timeout";
     case CURLE_FILESIZE_EXCEEDED: return "response too large";
-    default: return curl_easy_strerror(k->result);
+    default: return k->c->cl->easy_strerror(k->result);
     }
 }
 
@@ -191,7 +197,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     if (k->state == CALL_ZOMBIE) return 0;
     if (k->data_cb) {
         long status = 0;
-        curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
+        k->c->cl->easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
         if (k->data_cb(status, &k->headers, data, len, k->arg) != 0) {
             k->fail_reason = "aborted by data callback";
             return 0;
@@ -241,7 +247,7 @@ static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
     int running = 0;
     c->depth++;
     c->in_curl = 1;
-    curl_multi_socket_action(c->multi, fd, flags, &running);
+    c->cl->multi_socket_action(c->multi, fd, flags, &running);
     c->in_curl = 0;
     settle(c);
     c->depth--;
@@ -256,7 +262,7 @@ static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     c->depth++;
     c->in_curl = 1;
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    c->cl->multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     c->in_curl = 0;
     settle(c);
     c->depth--;
@@ -286,7 +292,7 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
             else c->socks = s->next;
             if (s->next) s->next->prev = s->prev;
             free(s);
-            curl_multi_assign(c->multi, fd, NULL);
+            c->cl->multi_assign(c->multi, fd, NULL);
         }
         return 0;
     }
@@ -299,7 +305,7 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
         s->next = c->socks;
         if (c->socks) c->socks->prev = s;
         c->socks = s;
-        curl_multi_assign(c->multi, fd, s);
+        c->cl->multi_assign(c->multi, fd, s);
     } else {
         event_free(s->ev);
         s->ev = NULL;
@@ -325,7 +331,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 static void add_to_multi(struct db_http_client *c, struct db_http_call *k)
 {
-    if (curl_multi_add_handle(c->multi, k->easy) == CURLM_OK) {
+    if (c->cl->multi_add_handle(c->multi, k->easy) == CURLM_OK) {
         k->state = CALL_ACTIVE;
         return;
     }
@@ -345,7 +351,7 @@ static void settle(struct db_http_client *c)
             if (k->state == CALL_PENDING_ADD) {
                 add_to_multi(c, k);
             } else if (k->state == CALL_ZOMBIE) {
-                curl_multi_remove_handle(c->multi, k->easy);
+                c->cl->multi_remove_handle(c->multi, k->easy);
                 call_unlink(k);
                 call_free(k);
             }
@@ -353,17 +359,18 @@ static void settle(struct db_http_client *c)
     }
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(c->multi, &left))) {
+    /* Without a multi (libcurl not loaded yet, or not loadable) only queued calls remain. */
+    while (c->multi && (m = c->cl->multi_info_read(c->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
         void *priv = NULL;
         CURLcode result = m->data.result; /* m is invalid after remove_handle */
         CURL *easy = m->easy_handle;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        c->cl->easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
         struct db_http_call *k = priv;
-        curl_multi_remove_handle(c->multi, easy);
+        c->cl->multi_remove_handle(c->multi, easy);
         if (!k || k->state != CALL_ACTIVE) continue;
         k->result = result;
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &k->status);
+        c->cl->easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &k->status);
         k->state = CALL_FINISHED;
         q_push(c, k);
     }
@@ -378,6 +385,30 @@ static void settle(struct db_http_client *c)
     }
 }
 
+/* ---- libcurl on first need ----------------------------------------------------------------- */
+
+/* Loads libcurl (once per process, see curl_lib.h) and makes this client's multi handle the
+ * first time a send needs them, so a process that never sends never maps libcurl.  DB_OK;
+ * DB_EUNSUPPORTED with *err set when libcurl cannot be loaded; DB_ENOMEM. */
+static int curl_ready(struct db_http_client *c, const char **err)
+{
+    if (c->multi) return DB_OK;
+    const struct db_curl_lib *cl = db_curl_lib(err);
+    if (!cl) return DB_EUNSUPPORTED;
+    CURLM *m = cl->multi_init();
+    if (!m) return DB_ENOMEM;
+    cl->multi_setopt(m, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    cl->multi_setopt(m, CURLMOPT_SOCKETDATA, c);
+    cl->multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_cb);
+    cl->multi_setopt(m, CURLMOPT_TIMERDATA, c);
+    cl->multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c->opts.max_connections);
+    cl->multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->opts.max_per_host);
+    cl->multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)c->opts.max_connections);
+    c->cl = cl;
+    c->multi = m;
+    return DB_OK;
+}
+
 /* ---- public API -------------------------------------------------------------------------- */
 
 struct db_http_client *db_http_client_new(struct event_base *base,
@@ -385,10 +416,6 @@ struct db_http_client *db_http_client_new(struct event_base *base,
 {
     struct db_http_client *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        free(c);
-        return NULL;
-    }
     c->base = base;
     if (opts) c->opts = *opts;
     if (c->opts.timeout_ms <= 0) c->opts.timeout_ms = 30000;
@@ -397,24 +424,15 @@ struct db_http_client *db_http_client_new(struct event_base *base,
     if (c->opts.max_connections <= 0) c->opts.max_connections = 64;
     if (c->opts.max_per_host <= 0) c->opts.max_per_host = 16;
 
-    c->multi = curl_multi_init();
+    /* No libcurl here: the multi is made by the first send (curl_ready). */
     c->timer = evtimer_new(base, timer_event_cb, c);
     c->kick = event_new(base, -1, 0, kick_event_cb, c);
-    if (!c->multi || !c->timer || !c->kick) goto fail;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c->opts.max_connections);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->opts.max_per_host);
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->opts.max_connections);
+    if (!c->timer || !c->kick) goto fail;
     return c;
 
 fail:
     if (c->kick) event_free(c->kick);
     if (c->timer) event_free(c->timer);
-    if (c->multi) curl_multi_cleanup(c->multi);
-    curl_global_cleanup();
     free(c);
     return NULL;
 }
@@ -434,7 +452,7 @@ void db_http_call_cancel(struct db_http_call *k)
             finish(c, k, "cancelled");
             return;
         }
-        curl_multi_remove_handle(c->multi, k->easy);
+        c->cl->multi_remove_handle(c->multi, k->easy);
         break;
     case CALL_FINISHED:
         q_remove(c, k);
@@ -467,13 +485,14 @@ void db_http_client_free(struct db_http_client *c)
     c->depth--;
     if (c->depth > 0) return; /* the outermost dispatch frees when it unwinds */
     if (c->in_curl) return;
+    /* Only zombies are left, and a zombie is an easy handle in the multi. */
     for (struct db_http_call *k = c->calls, *next; k; k = next) {
         next = k->next;
-        curl_multi_remove_handle(c->multi, k->easy);
+        c->cl->multi_remove_handle(c->multi, k->easy);
         call_free(k);
     }
     c->calls = NULL;
-    curl_multi_cleanup(c->multi);
+    if (c->multi) c->cl->multi_cleanup(c->multi);
     /* curl_multi_cleanup closes cached connections without telling sock_cb. */
     for (struct sock *s = c->socks, *next; s; s = next) {
         next = s->next;
@@ -482,50 +501,53 @@ void db_http_client_free(struct db_http_client *c)
     }
     event_free(c->timer);
     event_free(c->kick);
-    curl_global_cleanup();
+    /* No curl_global_cleanup: libcurl stays initialised for the process (curl_lib.c). */
     free(c);
 }
 
-static int method_setup(CURL *easy, const char *method, const struct db_http_call *k)
+static int method_setup(const struct db_curl_lib *cl, CURL *easy, const char *method,
+                        const struct db_http_call *k)
 {
     if (!method || strcasecmp(method, "GET") == 0) {
         if (k->body_len) return DB_EINVAL;
-        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        cl->easy_setopt(easy, CURLOPT_HTTPGET, 1L);
         return DB_OK;
     }
     int is_post = strcasecmp(method, "POST") == 0;
     if (!is_post && strcasecmp(method, "PUT") != 0 && strcasecmp(method, "DELETE") != 0)
         return DB_EINVAL;
     if (!is_post && strcasecmp(method, "DELETE") == 0 && !k->body_len) {
-        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "DELETE");
+        cl->easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "DELETE");
         return DB_OK;
     }
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, k->body ? k->body : "");
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)k->body_len);
+    cl->easy_setopt(easy, CURLOPT_POST, 1L);
+    cl->easy_setopt(easy, CURLOPT_POSTFIELDS, k->body ? k->body : "");
+    cl->easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)k->body_len);
     if (!is_post)
-        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, strcasecmp(method, "PUT") == 0 ? "PUT" : "DELETE");
+        cl->easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
+                        strcasecmp(method, "PUT") == 0 ? "PUT" : "DELETE");
     return DB_OK;
 }
 
 /* Checks the URL parses and uses an allowed scheme; the guarded client takes https only. */
-static int url_check(const char *url, int https_only)
+static int url_check(const struct db_curl_lib *cl, const char *url, int https_only)
 {
-    CURLU *u = curl_url();
+    CURLU *u = cl->url();
     char *scheme = NULL;
     int rc = DB_EINVAL;
     if (!u) return DB_ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
+    if (cl->url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
+    if (cl->url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
     if (strcasecmp(scheme, "https") == 0 || (!https_only && strcasecmp(scheme, "http") == 0))
         rc = DB_OK;
 out:
-    curl_free(scheme);
-    curl_url_cleanup(u);
+    cl->free(scheme);
+    cl->url_cleanup(u);
     return rc;
 }
 
-static int header_line(struct curl_slist **list, const char *name, const char *value)
+static int header_line(const struct db_curl_lib *cl, struct curl_slist **list, const char *name,
+                       const char *value)
 {
     /* "Name;" is curl's way to send a header with an empty value. */
     size_t n = strlen(name) + strlen(value) + 3;
@@ -533,10 +555,39 @@ static int header_line(struct curl_slist **list, const char *name, const char *v
     if (!line) return DB_ENOMEM;
     if (*value) snprintf(line, n, "%s: %s", name, value);
     else snprintf(line, n, "%s;", name);
-    struct curl_slist *l = curl_slist_append(*list, line);
+    struct curl_slist *l = cl->slist_append(*list, line);
     free(line);
     if (!l) return DB_ENOMEM;
     *list = l;
+    return DB_OK;
+}
+
+static void call_link(struct db_http_client *c, struct db_http_call *k)
+{
+    k->next = c->calls;
+    if (c->calls) c->calls->prev = k;
+    c->calls = k;
+    c->inflight++;
+}
+
+/* libcurl cannot be loaded: the call is accepted and fails like any transport failure, from
+ * the kick event, so callers take their usual retry path and the daemon keeps running.  The
+ * URL cannot be checked without curl, so a bad one is reported this way too.  err is static
+ * (curl_lib.c). */
+static int send_without_curl(struct db_http_client *c, const char *err, db_http_done_fn done,
+                             void *arg, struct db_http_call **call)
+{
+    struct db_http_call *k = calloc(1, sizeof *k);
+    if (!k) return DB_ENOMEM;
+    k->c = c;
+    k->done = done;
+    k->arg = arg;
+    k->fail_reason = err;
+    k->state = CALL_FINISHED;
+    call_link(c, k);
+    q_push(c, k);
+    kick_later(c);
+    if (call) *call = k;
     return DB_OK;
 }
 
@@ -547,7 +598,12 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
     if (call) *call = NULL;
     if (!c || !req || !req->url || !done || c->freeing) return DB_EINVAL;
     if (req->body_len && !req->body) return DB_EINVAL;
-    int rc = url_check(req->url, c->opts.block_private);
+    const char *why = NULL;
+    int rc = curl_ready(c, &why);
+    if (rc == DB_EUNSUPPORTED) return send_without_curl(c, why, done, arg, call);
+    if (rc != DB_OK) return rc;
+    const struct db_curl_lib *cl = c->cl;
+    rc = url_check(cl, req->url, c->opts.block_private);
     if (rc != DB_OK) return rc;
 
     struct db_http_call *k = calloc(1, sizeof *k);
@@ -566,46 +622,47 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
         k->body_len = req->body_len;
     }
     for (size_t i = 0; i < req->headers.n; i++)
-        if (header_line(&k->req_headers, req->headers.v[i].name, req->headers.v[i].value) != DB_OK)
+        if (header_line(cl, &k->req_headers, req->headers.v[i].name, req->headers.v[i].value) !=
+            DB_OK)
             goto fail;
     /* Without this curl waits up to a second for "100 Continue" on larger bodies. */
-    struct curl_slist *l = curl_slist_append(k->req_headers, "Expect:");
+    struct curl_slist *l = cl->slist_append(k->req_headers, "Expect:");
     if (!l) goto fail;
     k->req_headers = l;
 
-    k->easy = curl_easy_init();
+    k->easy = cl->easy_init();
     if (!k->easy) goto fail;
     CURL *e = k->easy;
-    rc = method_setup(e, req->method, k);
+    rc = method_setup(cl, e, req->method, k);
     if (rc != DB_OK) goto fail;
     const char *protocols = c->opts.block_private ? "https" : "http,https";
-    curl_easy_setopt(e, CURLOPT_URL, k->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    /* Calls go through a function pointer, so curl's compile-time option type checks do not
+     * apply: every value below is passed with the exact type curl reads (long, curl_off_t,
+     * pointer). */
+    cl->easy_setopt(e, CURLOPT_URL, k->url);
+    cl->easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
+    cl->easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
+    cl->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     /* A proxy would make the guard check the proxy's address instead of the target's, and
      * environment proxies make tests depend on the machine: no proxy, ever. */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->req_headers);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "deskbridge/" DB_VERSION);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : c->opts.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+    cl->easy_setopt(e, CURLOPT_PROXY, "");
+    cl->easy_setopt(e, CURLOPT_HTTPHEADER, k->req_headers);
+    cl->easy_setopt(e, CURLOPT_USERAGENT, "deskbridge/" DB_VERSION);
+    cl->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    cl->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    cl->easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : c->opts.timeout_ms);
+    cl->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
     if (!data_cb)
-        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opts.max_response_bytes);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, k);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, k);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, k);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, k);
+        cl->easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opts.max_response_bytes);
+    cl->easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    cl->easy_setopt(e, CURLOPT_HEADERDATA, k);
+    cl->easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    cl->easy_setopt(e, CURLOPT_WRITEDATA, k);
+    cl->easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    cl->easy_setopt(e, CURLOPT_OPENSOCKETDATA, k);
+    cl->easy_setopt(e, CURLOPT_PRIVATE, k);
 
-    k->next = c->calls;
-    if (c->calls) c->calls->prev = k;
-    c->calls = k;
-    c->inflight++;
+    call_link(c, k);
     if (c->in_curl) {
         k->state = CALL_PENDING_ADD;
         c->need_fixup = 1;

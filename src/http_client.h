@@ -45,7 +45,9 @@ void db_http_client_free(struct db_http_client *c);
  * done is called exactly once, never before this returns.  With data_cb set, the body is
  * not collected but handed to data_cb piece by piece (done then gets body NULL).  *call (if
  * not NULL) gets a handle for db_http_call_cancel, valid until done runs.  DB_OK or
- * DB_ENOMEM / DB_EINVAL (bad URL). */
+ * DB_ENOMEM / DB_EINVAL (bad URL).  The first send of the process loads libcurl; when it
+ * cannot be loaded, every send returns DB_OK and done gets status 0 with transport_error
+ * "libcurl could not be loaded (<soname>: <reason>)" (the URL is then not checked). */
 int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
                         long timeout_ms, db_http_done_fn done, db_http_data_fn data_cb,
                         void *arg, struct db_http_call **call) DB_MUST_CHECK;
