@@ -18,6 +18,14 @@ struct db_log_ctx {
     const char *id;       /* request, event or message id */
 };
 
+struct event_base;
+
+/* Gathers info and debug lines written while base runs its callbacks and writes them at the
+ * end of each pass of the loop (errors and warnings are written at once).  Per thread; call
+ * db_log_detach (writes what is gathered) before base is freed.  DB_OK or DB_ENOMEM. */
+int db_log_attach(struct event_base *base) DB_MUST_CHECK;
+void db_log_detach(void);
+
 /* Process-wide settings, set once from main before the loop starts. */
 void db_log_set_level(enum db_log_level level);
 void db_log_set_json(int json);

@@ -125,7 +125,9 @@ static int run_gateway(const char *file, const char *role, int workers, int work
     struct run r = {.config_file = file};
     r.base = event_base_new();
     struct db_err e = {0};
-    if (!r.base || db_gateway_start(&r.gw, r.base, cfg, &e) != DB_OK) {
+    if (!r.base || db_log_attach(r.base) != DB_OK ||
+        db_gateway_start(&r.gw, r.base, cfg, &e) != DB_OK) {
+        db_log_detach();
         fprintf(stderr, "deskbridge: %s\n", e.msg[0] ? e.msg : "cannot start");
         if (r.base) event_base_free(r.base);
         return 1;
@@ -145,6 +147,7 @@ static int run_gateway(const char *file, const char *role, int workers, int work
     for (int i = 0; signums[i]; i++)
         if (sigs[i]) event_free(sigs[i]);
     if (r.tick) event_free(r.tick);
+    db_log_detach();
     event_base_free(r.base);
     return 0;
 }
