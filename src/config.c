@@ -7,7 +7,9 @@
  *   2. apply [gateway] through the key table, then the DESKBRIDGE_* variables;
  *   3. add the quickstart accounts from TELEGRAM_*, WHATSAPP_*, VIBER_*;
  *   4. check cross-field rules;
- *   5. hand each account section to its connector's account_new.
+ *   5. hand each account section to its connector's account_new;
+ *   6. build the tenants and check them against the accounts, each other and the gateway's
+ *      tokens (a token names its caller, so it is unique).
  * Values are never echoed for keys flagged SECRET, and account values never at all: a
  * connector's keys are all potentially secret and only the connector knows which. */
 #include "config.h"
@@ -31,6 +33,8 @@
 #define MAX_SECRET_BYTES (64u << 10)
 #define MAX_ACCOUNT_ID 64
 #define MIN_API_TOKEN 16
+#define DB_STR_(x) #x
+#define DB_STR(x) DB_STR_(x)
 #define ENV_FILE "environment"
 
 /* ---- string storage: every string of a loaded config, freed together ---- */
@@ -1064,7 +1068,7 @@ static int tenant_entry_bad(const char *s, size_t n, void *arg)
     struct entry_check *ck = arg;
     if (n == 0) ck->why = "empty entry in the list";
     else if (strcmp(ck->key, "api_token") == 0 && n < MIN_API_TOKEN)
-        ck->why = "a token must be at least 16 characters";
+        ck->why = "a token must be at least " DB_STR(MIN_API_TOKEN) " characters";
     else if (strcmp(ck->key, "accounts") == 0) {
         const char *colon = memchr(s, ':', n);
         char id[MAX_ACCOUNT_ID + 1];
