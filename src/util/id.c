@@ -1,5 +1,6 @@
 #include "util/id.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -14,11 +15,38 @@ int64_t db_now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* Random bytes are drawn from the CSPRNG a block at a time: a call per id cost more than the
+ * rest of the id (OpenSSL checks the process id on every call).  A forked child drops what its
+ * parent had drawn, so two processes never hand out the same bytes. */
+static _Thread_local struct {
+    unsigned char bytes[640];
+    size_t left;
+} pool;
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+static void drop_pool(void) { pool.left = 0; }
+static void install_fork_hook(void) { pthread_atfork(NULL, NULL, drop_pool); }
+
+static void random_bytes(unsigned char *out, size_t n)
+{
+    pthread_once(&fork_hook_once, install_fork_hook);
+    if (pool.left < n) {
+        if (db_random_bytes(pool.bytes, sizeof pool.bytes) != 0) {
+            memset(out, 0, n); /* the time part still orders and mostly separates ids */
+            return;
+        }
+        pool.left = sizeof pool.bytes;
+    }
+    unsigned char *p = pool.bytes + sizeof pool.bytes - pool.left;
+    memcpy(out, p, n);
+    memset(p, 0, n); /* handed-out bytes do not stay in memory */
+    pool.left -= n;
+}
+
 void db_id_new(char out[DB_ID_LEN + 1])
 {
     uint64_t ms = (uint64_t)db_now_ms();
     unsigned char rnd[10];
-    if (db_random_bytes(rnd, sizeof rnd) != 0) memset(rnd, 0, sizeof rnd);
+    random_bytes(rnd, sizeof rnd);
     /* 10 characters of time (50 bits, top 2 always zero for the next few millennia). */
     for (int i = 9; i >= 0; i--) {
         out[i] = alphabet[ms & 31];
