@@ -286,6 +286,24 @@ static void conn_close(struct conn *c)
     if (gone) gone(r, garg);
 }
 
+/* Queued answer bytes are written at once when nothing is waiting before them; only what the
+ * socket does not take goes through the bufferevent's write event (and its write timeout).
+ * Arming and disarming that event for every answer cost two epoll_ctl calls per request. */
+static void conn_send(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->st == ST_DEAD || (bufferevent_get_enabled(c->bev) & EV_WRITE) ||
+        evbuffer_get_length(out) == 0)
+        return;
+    /* A socket bufferevent keeps the front of its output frozen so that only it drains it;
+     * it is idle here (write disabled), so the bytes may be taken as it would take them. */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    /* A short write or an error: the bufferevent retries, times out or reports the error */
+    if (n < 0 || evbuffer_get_length(out) > 0) bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void conn_linger(struct conn *c)
 {
     c->st = ST_LINGER;
@@ -333,6 +351,7 @@ static void conn_fail(struct conn *c, int status, const char *code, const char *
     struct evbuffer *out = bufferevent_get_output(c->bev);
     write_head(out, status, "application/json", (long long)n, 0, 0, 1, NULL);
     evbuffer_add(out, body, n);
+    conn_send(c);
     conn_begin_close(c);
 }
 
@@ -462,8 +481,10 @@ static int head_step(struct conn *c)
         }
         r->body_alloc = (size_t)r->h.content_length;
     }
-    if (r->h.expect_continue && r->h.minor == 1 && evbuffer_get_length(in) == 0)
+    if (r->h.expect_continue && r->h.minor == 1 && evbuffer_get_length(in) == 0) {
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        conn_send(c);
+    }
     c->body_cap = cap;
     c->ck = CK_SIZE;
     c->st = ST_BODY;
@@ -647,6 +668,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
+    /* drained: the next answer is written directly again (conn_send) */
+    bufferevent_disable(bev, EV_WRITE);
     if (c->st == ST_FLUSH) conn_linger(c);
     else if (c->st == ST_HEAD && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
         conn_process(c);
@@ -735,7 +758,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct timeval wt = {.tv_sec = s->lim.body_timeout_ms / 1000,
                          .tv_usec = (s->lim.body_timeout_ms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, NULL, &wt);
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) goto fail;
+    if (bufferevent_enable(c->bev, EV_READ) != 0) goto fail;
 
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
@@ -993,6 +1016,7 @@ void db_httpd_respond(struct db_httpd_req *r, int status, const char *ctype, con
         struct evbuffer *out = bufferevent_get_output(c->bev);
         write_head(out, status, ctype, (long long)len, 0, keep, r->h.minor, extra_headers);
         if (len && r->h.method_id != DB_HTTP_HEAD) evbuffer_add(out, body, len);
+        conn_send(c);
     }
     request_done(r, keep);
 }
@@ -1020,6 +1044,7 @@ void db_httpd_stream_start(struct db_httpd_req *r, int status, const char *ctype
     write_head(bufferevent_get_output(c->bev), status, ctype, -1, r->stream_chunked, r->keep,
                r->h.minor, extra_headers);
     c->st = ST_STREAM;
+    conn_send(c);
 }
 
 int db_httpd_stream_chunk(struct db_httpd_req *r, const void *data, size_t len)
@@ -1035,6 +1060,7 @@ int db_httpd_stream_chunk(struct db_httpd_req *r, const void *data, size_t len)
     }
     evbuffer_add(out, data, len);
     if (r->stream_chunked) evbuffer_add(out, "\r\n", 2);
+    conn_send(c);
     return 0;
 }
 
@@ -1052,7 +1078,9 @@ void db_httpd_stream_abort(struct db_httpd_req *r)
 void db_httpd_stream_end(struct db_httpd_req *r)
 {
     struct conn *c = r->c;
-    if (c && r->stream_chunked && r->h.method_id != DB_HTTP_HEAD)
+    if (c && r->stream_chunked && r->h.method_id != DB_HTTP_HEAD) {
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+        conn_send(c);
+    }
     request_done(r, r->keep);
 }
