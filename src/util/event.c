@@ -49,8 +49,9 @@ json_t *db_event_new(const char *kind, const char *platform, const char *account
 int db_event_set_str(json_t *obj, const char *key, const char *s)
 {
     if (!s) return DB_OK;
-    if (!db_utf8_valid(s, strlen(s))) return DB_EINVAL;
-    json_t *v = json_string(s);
+    size_t n = strlen(s);
+    if (!db_utf8_valid(s, n)) return DB_EINVAL;
+    json_t *v = json_stringn_nocheck(s, n); /* checked just above; jansson would walk it again */
     if (!v || json_object_set_new(obj, key, v) != 0) return DB_ENOMEM;
     return DB_OK;
 }
