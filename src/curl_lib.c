@@ -39,8 +39,13 @@ int db_curl_lib_load_from(const char *soname, struct db_curl_lib *out, char *err
     void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *why = dlerror();
-        snprintf(err, err_len, "libcurl could not be loaded (%s: %s)", soname,
-                 why ? why : "unknown reason");
+        if (!why) why = "unknown reason";
+        /* glibc's message already starts with the name it was given: say it once. */
+        size_t n = strlen(soname);
+        if (strncmp(why, soname, n) == 0 && why[n] == ':')
+            snprintf(err, err_len, "libcurl could not be loaded (%s)", why);
+        else
+            snprintf(err, err_len, "libcurl could not be loaded (%s: %s)", soname, why);
         return DB_ENOTFOUND;
     }
     RESOLVE(global_init);
