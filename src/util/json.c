@@ -9,6 +9,7 @@
  * into one growing buffer and catches cycles by walking its own chain of parents. */
 #include "util/json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +32,23 @@ struct parent {
     const struct parent *up;
 };
 
-/* Makes room for n more bytes; -1 on ENOMEM (the buffer is kept for the caller to free). */
-static int reserve(struct out *o, size_t n)
+/* The slow half of reserve.  The first buffer holds a typical event (about 600 bytes) in
+ * one allocation. */
+static int grow(struct out *o, size_t n)
 {
-    if (o->cap - o->len >= n) return 0;
-    size_t cap = o->cap ? o->cap * 2 : 256;
+    size_t cap = o->cap ? o->cap * 2 : 1024;
     while (cap - o->len < n) cap *= 2;
     char *p = realloc(o->p, cap);
     if (!p) return -1;
     o->p = p;
     o->cap = cap;
     return 0;
+}
+
+/* Makes room for n more bytes; -1 on ENOMEM (the buffer is kept for the caller to free). */
+static inline int reserve(struct out *o, size_t n)
+{
+    return o->cap - o->len >= n ? 0 : grow(o, n);
 }
 
 static int put(struct out *o, const void *s, size_t n)
@@ -65,6 +72,18 @@ static const unsigned char esc[128] = {
     0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
 };
 
+/* Nonzero when one of the 8 bytes of w is not copied as it is: a byte >= 0x80 (its high
+ * bit), below 0x20 (the borrow of w - 0x20 per byte, in a byte whose own high bit is clear),
+ * '"' or '\\' (a zero byte after the xor).  Each test is exact about whether some byte
+ * matches; texts are long plain runs, and a word at a time is cheaper than a lookup per byte.
+ * The reader (json_parse.c) scans strings the same way. */
+static inline uint64_t stops8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return (w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
+}
+
 /* -1 on ENOMEM and on a string that is not UTF-8 (json_dumps refuses those too; they can
  * only come from json_stringn_nocheck). */
 static int put_string(struct out *o, const char *str, size_t len)
@@ -80,6 +99,8 @@ static int put_string(struct out *o, const char *str, size_t len)
     while (i < len) {
         size_t run = i;
         for (;;) {
+            uint64_t w;
+            while (len - i >= 8 && (memcpy(&w, s + i, 8), !stops8(w))) i += 8;
             while (i < len && s[i] < 0x80 && !esc[s[i]]) i++;
             if (i == len || s[i] < 0x80) break;
             if (!checked) {
