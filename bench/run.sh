@@ -75,6 +75,12 @@ for f in bare_server fake_telegram; do
     cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -o "$WORK/$f" "$BENCH/$f.c" -levent ||
         die "cannot build $f"
 done
+# The JSON reader and writer against jansson, in-process (bench/json_bench.c); optional: a
+# missing libjansson-dev (possible with DESKBRIDGE_BIN) skips it.
+JSON_BENCH=
+cc -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -I"$ROOT/include" -I"$ROOT/src" -o "$WORK/json_bench" \
+    "$BENCH/json_bench.c" "$ROOT"/src/util/{json,json_parse,text,status}.c -ljansson 2>"$WORK/json_bench.log" &&
+    JSON_BENCH="$WORK/json_bench"
 if [ ! -d "$BENCH/node-relay/node_modules" ] ||
     [ "$BENCH/node-relay/package-lock.json" -nt "$BENCH/node-relay/node_modules" ]; then
     say "npm ci (node relay)"
@@ -342,6 +348,12 @@ OUT_DUP=$((SENDS - QUEUED))
 stop_pid $GW2_PID
 stop_pid $FAKE_PID
 
+JSON_FIGURES="json bench: not built (see json_bench.log)"
+if [ -n "$JSON_BENCH" ]; then
+    say "JSON parse and dump, jansson and deskbridge's own"
+    JSON_FIGURES=$("${SRV[@]}" "$JSON_BENCH" 2>&1) || JSON_FIGURES="json bench failed: $JSON_FIGURES"
+fi
+
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- summary
@@ -389,6 +401,7 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
     echo "idle RssAnon: role=ingest $(mb "$IDLE_ANON_INGEST") MB, role=all $(mb "$IDLE_ANON") MB"
     echo "outbound (role=all, Telegram): $ACCEPTED replies answered 202 ($REFUSED refused), $QUEUED in the outbox, enqueued at $ENQ_RATE/s with the fake paused;"
     echo "  $SENDS sendMessage calls reached the fake, $SEND_RATE/s from first to last; not sent: $OUT_LOST, extra: $OUT_DUP; gateway peak RSS $(mb "$OUT_HWM") MB"
+    echo "$JSON_FIGURES"
 } | tee "$WORK/summary.txt"
 
 fail=0
