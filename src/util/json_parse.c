@@ -19,6 +19,8 @@
  *     kept as strtod rounds it, as jansson does);
  *   - nesting is bounded by jansson's JSON_PARSER_MAX_DEPTH, counted jansson's way: the
  *     top-level value is at depth 1 and a scalar takes a level of its own.
+ *   - one NUL byte right after a number or a literal is skipped, as json_loadb skips it
+ *     (see read_document).
  * Containers are tracked on an explicit stack, so hostile nesting costs no C recursion.
  *
  * The process never calls setlocale, so strtod reads '.' as the decimal point. */
