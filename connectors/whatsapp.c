@@ -309,8 +309,19 @@ static int put_new(struct walk *w, json_t *dst, const char *key, json_t *obj)
 /* Appends at most "%s[%zu]" to w->where; returns the previous length for restoring. */
 static size_t enter(struct walk *w, const char *name, size_t i)
 {
-    size_t len = strlen(w->where);
-    snprintf(w->where + len, sizeof w->where - len, "%s%s[%zu]", len ? "." : "", name, i);
+    /* Built by hand: it runs for every entry of every webhook, and snprintf was a visible
+     * part of the parse, while the path is only read when something is wrong. */
+    size_t len = strlen(w->where), n = len, cap = sizeof w->where - 1;
+    char digits[24];
+    size_t nd = 0;
+    do digits[nd++] = (char)('0' + i % 10);
+    while ((i /= 10) > 0);
+    if (len && n < cap) w->where[n++] = '.';
+    for (const char *p = name; *p && n < cap; p++) w->where[n++] = *p;
+    if (n < cap) w->where[n++] = '[';
+    while (nd > 0 && n < cap) w->where[n++] = digits[--nd];
+    if (n < cap) w->where[n++] = ']';
+    w->where[n] = '\0';
     return len;
 }
 

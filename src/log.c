@@ -118,12 +118,28 @@ static void timestamp(char out[48])
         strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
         cached_sec = tv.tv_sec;
     }
-    snprintf(out, 48, "%s.%03dZ", cached, (int)(tv.tv_usec / 1000));
+    int ms = (int)(tv.tv_usec / 1000);
+    size_t n = strlen(cached);
+    memcpy(out, cached, n);
+    out[n++] = '.';
+    out[n++] = (char)('0' + ms / 100);
+    out[n++] = (char)('0' + ms / 10 % 10);
+    out[n++] = (char)('0' + ms % 10);
+    out[n++] = 'Z';
+    out[n] = '\0';
+}
+
+/* Appends s to buf at *n, cut at cap.  The line is assembled with copies, not snprintf: a
+ * busy gateway writes a line per webhook. */
+static void put(char *buf, size_t cap, size_t *n, const char *s)
+{
+    while (*s && *n < cap) buf[(*n)++] = *s++;
 }
 
 void db_log_impl(enum db_log_level level, const struct db_log_ctx *ctx, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const char *const padded[] = {"error", "warn ", "info ", "debug"};
     static const char *const keys[] = {"module", "platform", "account", "id"};
     char msg[1024], ts[48], line[2048];
     va_list ap;
@@ -135,23 +151,36 @@ void db_log_impl(enum db_log_level level, const struct db_log_ctx *ctx, const ch
                           ctx ? ctx->account : NULL, ctx ? ctx->id : NULL};
     size_t n = 0, cap = sizeof line - 2;
     if (as_json) {
-        n += (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, names[level]);
-        for (int i = 0; i < 4 && n < cap; i++)
+        put(line, cap, &n, "{\"ts\":\"");
+        put(line, cap, &n, ts);
+        put(line, cap, &n, "\",\"level\":\"");
+        put(line, cap, &n, names[level]);
+        put(line, cap, &n, "\"");
+        for (int i = 0; i < 4; i++)
             if (vals[i]) {
-                n += (size_t)snprintf(line + n, cap - n, ",\"%s\":\"", keys[i]);
+                put(line, cap, &n, ",\"");
+                put(line, cap, &n, keys[i]);
+                put(line, cap, &n, "\":\"");
                 json_escape(line, cap, &n, vals[i]);
-                if (n < cap) line[n++] = '"';
+                put(line, cap, &n, "\"");
             }
-        if (n < cap) n += (size_t)snprintf(line + n, cap - n, ",\"msg\":\"");
+        put(line, cap, &n, ",\"msg\":\"");
         json_escape(line, cap, &n, msg);
         if (n + 2 < cap) line[n++] = '"', line[n++] = '}';
     } else {
-        n += (size_t)snprintf(line, cap, "%s %-5s", ts, names[level]);
-        for (int i = 0; i < 4 && n < cap; i++)
-            if (vals[i]) n += (size_t)snprintf(line + n, cap - n, " %s=%s", keys[i], vals[i]);
-        if (n < cap) n += (size_t)snprintf(line + n, cap - n, " %s", msg);
+        put(line, cap, &n, ts);
+        put(line, cap, &n, " ");
+        put(line, cap, &n, padded[level]);
+        for (int i = 0; i < 4; i++)
+            if (vals[i]) {
+                put(line, cap, &n, " ");
+                put(line, cap, &n, keys[i]);
+                put(line, cap, &n, "=");
+                put(line, cap, &n, vals[i]);
+            }
+        put(line, cap, &n, " ");
+        put(line, cap, &n, msg);
     }
-    if (n > cap) n = cap;
     line[n++] = '\n';
     emit(level, line, n);
 }
