@@ -1090,8 +1090,6 @@ fail:
     fail_now(cb, arg, DB_ENOMEM, "out of memory");
 }
 
-struct event_base *db_redis_base(const struct db_redis *r) { return r->base; }
-
 void db_redis_free(struct db_redis *r)
 {
     if (!r || r->closing) return;

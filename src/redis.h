@@ -70,8 +70,6 @@ void db_redis_eval(struct db_redis *r, struct db_redis_script *s, db_redis_cb cb
 /* Frees the connection; pending callbacks are called with DB_EAGAIN "shutting down" before
  * this returns.  Safe to call from inside a callback (the free is deferred). NULL-safe. */
 void db_redis_free(struct db_redis *r);
-/* The event loop r runs on. */
-struct event_base *db_redis_base(const struct db_redis *r);
 
 /* Blocking helper for the command-line tools and tests: a connected redisContext for url
  * (same syntax, sentinel resolved), or NULL with the reason in e.  Caller redisFree()s. */

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "redis.h"
 #include "util/id.h"
 #include "util/json.h"
@@ -58,49 +56,40 @@
     "  return new, true\n"                                                                     \
     "end\n"
 
-/* ARGV: P ttl maxlen now, then the cursor's platform, account and value ('' for none), then
- * per webhook: platform, account, number of events and per event: dedupe key, event JSON,
- * receipt status ('' when not a receipt), external id, error code, error message.  Returns
- * the number of events written per webhook. */
+/* ARGV: P ttl maxlen now platform account cursor, then per event: dedupe key, event JSON,
+ * receipt status ('' when not a receipt), external id, error code, error message. */
 const char db_store_lua_ingest[] =
     LUA_COMMON
     "local ttl, maxlen, now = ARGV[2], tonumber(ARGV[3]), ARGV[4]\n"
-    "local out = {}\n"
-    "local i = 8\n"
-    "while i <= #ARGV do\n"
-    "  local plat, acct, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])\n"
-    "  local written = 0\n"
-    "  i = i + 3\n"
-    "  for _ = 1, n do\n"
-    "    local dk = P .. ':dedupe:' .. plat .. ':' .. acct .. ':' .. ARGV[i]\n"
-    "    if redis.call('SET', dk, '1', 'NX', 'EX', ttl) then\n"
-    "      if maxlen > 0 then\n"
-    "        redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])\n"
+    "local plat, acct, cursor = ARGV[5], ARGV[6], ARGV[7]\n"
+    "local written = 0\n"
+    "for i = 8, #ARGV, 6 do\n"
+    "  local dk = P .. ':dedupe:' .. plat .. ':' .. acct .. ':' .. ARGV[i]\n"
+    "  if redis.call('SET', dk, '1', 'NX', 'EX', ttl) then\n"
+    "    if maxlen > 0 then\n"
+    "      redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])\n"
+    "    else\n"
+    "      redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])\n"
+    "    end\n"
+    "    written = written + 1\n"
+    "    local rs = ARGV[i + 2]\n"
+    "    if rs ~= '' then\n"
+    "      local ek = plat .. ':' .. acct .. ':' .. ARGV[i + 3]\n"
+    "      local id = redis.call('GET', P .. ':ext:' .. ek)\n"
+    "      if id then\n"
+    "        advance(id, rs, nil, ARGV[i + 4], ARGV[i + 5], nil, now)\n"
     "      else\n"
-    "        redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])\n"
-    "      end\n"
-    "      written = written + 1\n"
-    "      local rs = ARGV[i + 2]\n"
-    "      if rs ~= '' then\n"
-    "        local ek = plat .. ':' .. acct .. ':' .. ARGV[i + 3]\n"
-    "        local id = redis.call('GET', P .. ':ext:' .. ek)\n"
-    "        if id then\n"
-    "          advance(id, rs, nil, ARGV[i + 4], ARGV[i + 5], nil, now)\n"
-    "        else\n"
-        /* The platform reported on a send whose answer we have not processed yet (Meta
-         * does this); keep it until the sender records the external id. */
-    "          local early = P .. ':early:' .. ek\n"
-    "          redis.call('HSET', early, rs, cjson.encode({code = ARGV[i + 4], message = ARGV[i + 5]}))\n"
-    "          redis.call('EXPIRE', early, ttl)\n"
-    "        end\n"
+    /* The platform reported on a send whose answer we have not processed yet (Meta does
+     * this); keep it until the sender records the external id. */
+    "        local early = P .. ':early:' .. ek\n"
+    "        redis.call('HSET', early, rs, cjson.encode({code = ARGV[i + 4], message = ARGV[i + 5]}))\n"
+    "        redis.call('EXPIRE', early, ttl)\n"
     "      end\n"
     "    end\n"
-    "    i = i + 6\n"
     "  end\n"
-    "  out[#out + 1] = written\n"
     "end\n"
-    "if ARGV[7] ~= '' then redis.call('SET', P .. ':cursor:' .. ARGV[5] .. ':' .. ARGV[6], ARGV[7]) end\n"
-    "return out\n";
+    "if cursor ~= '' then redis.call('SET', P .. ':cursor:' .. plat .. ':' .. acct, cursor) end\n"
+    "return written\n";
 
 /* ARGV: P id client_id conversation platform account command now client_ttl.
  * Returns {id, status, created}. */
@@ -168,8 +157,6 @@ static const char lua_dead[] =
     "  'entry', ARGV[3], 'at', ARGV[6])\n"
     "return redis.call('XACK', P .. ':outbox', ARGV[2], ARGV[3])\n";
 
-struct ingest_batch;
-
 struct db_store {
     struct db_redis *redis;
     int wait_replicas, wait_timeout_ms;
@@ -177,12 +164,7 @@ struct db_store {
     char ttl[24];
     char maxlen[24];
     struct db_redis_script *ingest, *enqueue, *set_status, *get, *dead;
-    struct ingest_batch *open; /* webhooks of this pass of the loop, not sent yet */
-    struct event *flush;       /* sends `open` at the end of the pass */
 };
-
-static void flush_cb(evutil_socket_t fd, short what, void *arg);
-static void batch_finish(struct ingest_batch *b, int status);
 
 struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s,
                               long events_maxlen)
@@ -198,9 +180,7 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     s->set_status = db_redis_script_new(lua_set_status);
     s->get = db_redis_script_new(lua_get);
     s->dead = db_redis_script_new(lua_dead);
-    s->flush = event_new(db_redis_base(r), -1, 0, flush_cb, s);
-    if (!s->prefix || !s->ingest || !s->enqueue || !s->set_status || !s->get || !s->dead ||
-        !s->flush) {
+    if (!s->prefix || !s->ingest || !s->enqueue || !s->set_status || !s->get || !s->dead) {
         db_store_free(s);
         return NULL;
     }
@@ -210,8 +190,6 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
 void db_store_free(struct db_store *s)
 {
     if (!s) return;
-    if (s->open) batch_finish(s->open, DB_EAGAIN); /* never sent: the platform retries */
-    if (s->flush) event_free(s->flush);
     db_redis_script_free(s->ingest);
     db_redis_script_free(s->enqueue);
     db_redis_script_free(s->set_status);
@@ -230,32 +208,49 @@ const char *db_store_key(const struct db_store *s, const char *suffix, char *buf
 /* ---- argument vectors ---- */
 
 struct argv {
-    const char **v; /* borrowed */
+    const char **v;
     size_t *len;
-    size_t n, cap;
+    char **owned; /* strings this vector allocated (freed with it) */
+    size_t n, cap, n_owned;
 };
 
-static int argv_str(struct argv *a, const char *s)
+/* Appends s; with take, the vector owns s from now on (also when the push fails, when s is
+ * freed at once). */
+static int argv_push(struct argv *a, const char *s, size_t len, int take)
 {
+    if (take && !s) return -1;
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
         const char **v = realloc(a->v, cap * sizeof *v);
-        if (!v) return -1;
-        a->v = v;
-        size_t *l = realloc(a->len, cap * sizeof *l);
-        if (!l) return -1;
-        a->len = l;
+        size_t *l = v ? realloc(a->len, cap * sizeof *l) : NULL;
+        char **o = l ? realloc(a->owned, cap * sizeof *o) : NULL;
+        if (v) a->v = v;
+        if (l) a->len = l;
+        if (o) a->owned = o;
+        if (!o) {
+            if (take) free((char *)s);
+            return -1;
+        }
         a->cap = cap;
     }
     a->v[a->n] = s ? s : "";
-    a->len[a->n++] = s ? strlen(s) : 0;
+    a->len[a->n] = s ? len : 0;
+    a->n++;
+    if (take && s) a->owned[a->n_owned++] = (char *)s;
     return 0;
+}
+
+static int argv_str(struct argv *a, const char *s)
+{
+    return argv_push(a, s, s ? strlen(s) : 0, 0);
 }
 
 static void argv_free(struct argv *a)
 {
+    for (size_t i = 0; i < a->n_owned; i++) free(a->owned[i]);
     free(a->v);
     free(a->len);
+    free(a->owned);
 }
 
 /* ---- callbacks ---- */
@@ -295,22 +290,20 @@ static void wait_reply(int status, const redisReply *reply, const char *errstr, 
     free(o);
 }
 
-/* An integer answer (dead letters), held back by WAIT like a webhook's when replicas are
- * asked for. */
-static void count_reply(int status, const redisReply *reply, const char *errstr, void *arg)
+static void ingest_reply(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct op *o = arg;
     (void)errstr;
-    long long n = 0;
-    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER) n = reply->integer;
+    long long written = 0;
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER) written = reply->integer;
     else if (status == DB_OK) status = DB_EAGAIN; /* an error reply: OOM, READONLY, ... */
     if (status == DB_OK && o->store->wait_replicas > 0) {
-        o->written = n;
+        o->written = written;
         db_redis_cmd(o->store->redis, wait_reply, o, "WAIT %d %d", o->store->wait_replicas,
                      o->store->wait_timeout_ms);
         return;
     }
-    if (o->cb.ingest) o->cb.ingest(status, n, o->arg);
+    if (o->cb.ingest) o->cb.ingest(status, written, o->arg);
     free(o);
 }
 
@@ -354,187 +347,31 @@ static char *stored_text(const json_t *ev, const char *id, const char *now)
     return text;
 }
 
-/* ---- ingest, batched ----
- *
- * Webhooks stored during one pass of the event loop go to Redis in one run of the ingest
- * script, sent at the end of that pass.  A script run has a fixed cost in Redis about as large
- * as the writes of one webhook, and Redis is the busiest process under load.  Nothing waits on
- * a timer: the batch leaves when a single command would have (hiredis writes at the next pass
- * anyway).  The script stays all or nothing per run; if it fails, every webhook of the batch
- * is answered 503 and the platforms' retries are deduplicated. */
-
-enum { BATCH_MAX_WEBHOOKS = 256, BATCH_MAX_BYTES = 4 << 20 };
-
-struct ingest_item {
-    db_store_ingest_fn cb;
-    void *arg;
-    long long written;
-};
-
-struct ingest_batch {
-    struct db_store *store;
-    char *bytes; /* the arguments after the fixed four, back to back */
-    size_t used, bytes_cap;
-    size_t *off, *len;
-    size_t nargs, args_cap;
-    struct ingest_item *items;
-    size_t nitems, items_cap;
-};
-
-static void batch_free(struct ingest_batch *b)
+void db_store_ingest(struct db_store *s, const char *platform, const char *account,
+                     const struct db_event_list *events, const char *cursor_value,
+                     db_store_ingest_fn cb, void *arg)
 {
-    free(b->bytes);
-    free(b->off);
-    free(b->len);
-    free(b->items);
-    free(b);
-}
-
-static int batch_arg(struct ingest_batch *b, const char *s, size_t len)
-{
-    if (!s) s = "", len = 0;
-    if (b->nargs == b->args_cap) {
-        size_t cap = b->args_cap ? b->args_cap * 2 : 64;
-        size_t *off = realloc(b->off, cap * sizeof *off);
-        if (!off) return -1;
-        b->off = off;
-        size_t *l = realloc(b->len, cap * sizeof *l);
-        if (!l) return -1;
-        b->len = l;
-        b->args_cap = cap;
-    }
-    if (b->used + len > b->bytes_cap) {
-        size_t cap = b->bytes_cap ? b->bytes_cap : 8192;
-        while (cap < b->used + len) cap *= 2;
-        char *p = realloc(b->bytes, cap);
-        if (!p) return -1;
-        b->bytes = p;
-        b->bytes_cap = cap;
-    }
-    if (len) memcpy(b->bytes + b->used, s, len);
-    b->off[b->nargs] = b->used;
-    b->len[b->nargs++] = len;
-    b->used += len;
-    return 0;
-}
-
-static int batch_str(struct ingest_batch *b, const char *s)
-{
-    return batch_arg(b, s, s ? strlen(s) : 0);
-}
-
-/* A batch whose first three arguments name the cursor to set ("" for none). */
-static struct ingest_batch *batch_new(struct db_store *s, const char *platform,
-                                      const char *account, const char *cursor)
-{
-    struct ingest_batch *b = calloc(1, sizeof *b);
-    if (!b) return NULL;
-    b->store = s;
-    if (batch_str(b, platform) || batch_str(b, account) || batch_str(b, cursor)) {
-        batch_free(b);
-        return NULL;
-    }
-    return b;
-}
-
-/* Answers every webhook of b with status and frees b. */
-static void batch_finish(struct ingest_batch *b, int status)
-{
-    for (size_t i = 0; i < b->nitems; i++)
-        if (b->items[i].cb)
-            b->items[i].cb(status, status == DB_OK ? b->items[i].written : 0, b->items[i].arg);
-    batch_free(b);
-}
-
-static void batch_waited(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct ingest_batch *b = arg;
-    (void)errstr;
-    /* Fewer replicas than asked hold the writes: a failover now could lose them, so they do
-     * not count as accepted (the platform retries; the dedupe makes that a no-op). */
-    if (status == DB_OK &&
-        (reply->type != REDIS_REPLY_INTEGER || reply->integer < b->store->wait_replicas))
-        status = DB_EAGAIN;
-    batch_finish(b, status);
-}
-
-static void batch_reply(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct ingest_batch *b = arg;
-    (void)errstr;
-    /* an error reply (OOM, READONLY, ...) or a shape this code did not send for */
-    if (status == DB_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != b->nitems))
-        status = DB_EAGAIN;
-    for (size_t i = 0; status == DB_OK && i < b->nitems; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) status = DB_EAGAIN;
-        else b->items[i].written = reply->element[i]->integer;
-    }
-    struct db_store *s = b->store;
-    if (status == DB_OK && s->wait_replicas > 0) {
-        db_redis_cmd(s->redis, batch_waited, b, "WAIT %d %d", s->wait_replicas,
-                     s->wait_timeout_ms);
-        return;
-    }
-    batch_finish(b, status);
-}
-
-static void batch_send(struct ingest_batch *b)
-{
-    struct db_store *s = b->store;
-    size_t n = 4 + b->nargs;
-    const char **v = malloc(n * sizeof *v);
-    size_t *l = malloc(n * sizeof *l);
+    struct op *o = op_new(s, arg);
+    struct argv a = {0};
     char now[24];
-    if (!v || !l) {
-        free(v);
-        free(l);
-        batch_finish(b, DB_ENOMEM);
-        return;
-    }
+    int rc = o ? DB_OK : DB_ENOMEM;
+    if (o) o->cb.ingest = cb;
     snprintf(now, sizeof now, "%" PRId64, db_now_ms());
-    const char *head[] = {s->prefix, s->ttl, s->maxlen, now};
-    for (size_t i = 0; i < 4; i++) v[i] = head[i], l[i] = strlen(head[i]);
-    for (size_t i = 0; i < b->nargs; i++) v[4 + i] = b->bytes + b->off[i], l[4 + i] = b->len[i];
-    /* Once formatted, only the answers' callbacks are still needed; the arguments are let go
-     * first because the callback may run (and free b) before db_redis_eval returns. */
-    char *bytes = b->bytes;
-    b->bytes = NULL;
-    free(b->off), b->off = NULL;
-    free(b->len), b->len = NULL;
-    db_redis_eval(s->redis, s->ingest, batch_reply, b, 0, NULL, (int)n, v, l);
-    free(bytes);
-    free(v);
-    free(l);
-}
-
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct db_store *s = arg;
-    (void)fd, (void)what;
-    struct ingest_batch *b = s->open;
-    s->open = NULL;
-    if (b && b->nitems) batch_send(b);
-    else if (b) batch_free(b);
-}
-
-/* Appends one webhook's events to b: platform, account, count, six arguments per event. */
-static int batch_add(struct ingest_batch *b, const char *platform, const char *account,
-                     const struct db_event_list *events)
-{
-    char count[24], now[24];
-    snprintf(count, sizeof count, "%zu", events->n);
-    snprintf(now, sizeof now, "%" PRId64, db_now_ms());
-    if (batch_str(b, platform) || batch_str(b, account) || batch_str(b, count)) return DB_ENOMEM;
-    for (size_t i = 0; i < events->n; i++) {
+    if (rc == DB_OK &&
+        (argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) ||
+         argv_str(&a, now) || argv_str(&a, platform) || argv_str(&a, account) ||
+         argv_str(&a, cursor_value ? cursor_value : "")))
+        rc = DB_ENOMEM;
+    for (size_t i = 0; rc == DB_OK && i < events->n; i++) {
         json_t *ev = events->v[i].json;
         struct db_err e = {0};
-        if (db_event_validate(ev, &e) != DB_OK) return DB_EINVAL;
+        if (db_event_validate(ev, &e) != DB_OK) {
+            rc = DB_EINVAL;
+            break;
+        }
         char id[DB_ID_LEN + 1];
         db_id_new(id);
         char *text = stored_text(ev, id, now);
-        int rc = text ? batch_str(b, events->v[i].dedupe_key) || batch_str(b, text) : -1;
-        free(text);
-        if (rc) return DB_ENOMEM;
         const char *kind = db_json_str(ev, "kind");
         int receipt = kind && strcmp(kind, "receipt") == 0;
         json_t *err = json_object_get(ev, "error");
@@ -545,53 +382,21 @@ static int batch_add(struct ingest_batch *b, const char *platform, const char *a
             snprintf(codebuf, sizeof codebuf, "%" JSON_INTEGER_FORMAT, json_integer_value(code));
         const char *emsg = db_json_str(err, "title");
         if (!emsg) emsg = db_json_str(err, "message");
-        if (batch_str(b, receipt ? db_json_str(ev, "status") : "") ||
-            batch_str(b, receipt ? db_json_str(ev, "external_message_id") : "") ||
-            batch_str(b, codebuf) || batch_str(b, emsg))
-            return DB_ENOMEM;
+        if (argv_str(&a, events->v[i].dedupe_key) ||
+            argv_push(&a, text, text ? strlen(text) : 0, 1) ||
+            argv_str(&a, receipt ? db_json_str(ev, "status") : "") ||
+            argv_str(&a, receipt ? db_json_str(ev, "external_message_id") : "") ||
+            argv_push(&a, strdup(codebuf), strlen(codebuf), 1) || argv_str(&a, emsg))
+            rc = DB_ENOMEM;
     }
-    return DB_OK;
-}
-
-void db_store_ingest(struct db_store *s, const char *platform, const char *account,
-                     const struct db_event_list *events, const char *cursor_value,
-                     db_store_ingest_fn cb, void *arg)
-{
-    struct ingest_batch *b;
-    if (cursor_value) {
-        /* The cursor names what was read before: it goes after everything queued so far. */
-        if (s->open) flush_cb(-1, 0, s);
-        b = batch_new(s, platform, account, cursor_value);
-    } else {
-        if (!s->open && (s->open = batch_new(s, "", "", "")))
-            event_active(s->flush, EV_TIMEOUT, 1);
-        b = s->open;
-    }
-    if (!b) {
-        if (cb) cb(DB_ENOMEM, 0, arg);
-        return;
-    }
-    size_t nargs = b->nargs, used = b->used;
-    int rc = DB_ENOMEM;
-    if (b->nitems == b->items_cap) {
-        size_t cap = b->items_cap ? b->items_cap * 2 : 16;
-        struct ingest_item *items = realloc(b->items, cap * sizeof *items);
-        if (items) b->items = items, b->items_cap = cap;
-    }
-    if (b->nitems < b->items_cap) rc = batch_add(b, platform, account, events);
     if (rc != DB_OK) {
-        b->nargs = nargs, b->used = used; /* this webhook's arguments are dropped */
-        if (cursor_value) batch_free(b);
+        argv_free(&a);
+        free(o);
         if (cb) cb(rc, 0, arg);
         return;
     }
-    b->items[b->nitems++] = (struct ingest_item){cb, arg, 0};
-    if (cursor_value) {
-        batch_send(b);
-    } else if (b->nitems >= BATCH_MAX_WEBHOOKS || b->used >= BATCH_MAX_BYTES) {
-        s->open = NULL;
-        batch_send(b);
-    }
+    db_redis_eval(s->redis, s->ingest, ingest_reply, o, 0, NULL, (int)a.n, a.v, a.len);
+    argv_free(&a);
 }
 
 static void cursor_reply(int status, const redisReply *reply, const char *errstr, void *arg)
@@ -792,5 +597,5 @@ void db_store_dead_letter(struct db_store *s, const char *group, const char *ent
     snprintf(now, sizeof now, "%" PRId64, db_now_ms());
     const char *args[] = {s->prefix, group, entry_id, command_json ? command_json : "", reason,
                           now};
-    db_redis_eval(s->redis, s->dead, count_reply, o, 0, NULL, 6, args, NULL);
+    db_redis_eval(s->redis, s->dead, ingest_reply, o, 0, NULL, 6, args, NULL);
 }
