@@ -15,6 +15,7 @@
 #include "gateway.h"
 #include "http_client.h"
 #include "log.h"
+#include "util/json_alloc.h"
 
 extern char **environ;
 
@@ -309,6 +310,7 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
+    db_json_alloc_install(); /* before the first jansson value */
     const char *file = getenv("DESKBRIDGE_CONFIG"), *role = NULL, *account = NULL, *url = NULL;
     int c, workers = 0, from_start = 0;
     while ((c = getopt_long(argc, argv, "c:r:w:hV", opts, NULL)) != -1) {
