@@ -142,10 +142,10 @@ void db_dispatch_run(struct db_gateway *gw, db_redis_cb cb, void *arg, const cha
 {
     /* One script object for the process: it lives as long as the process does. */
     if (!script) script = db_redis_script_new(db_dispatch_lua);
-    const char *argv[16];
-    size_t argl[16];
+    const char *argv[32];
+    size_t argl[32];
     char now[24];
-    if (!script || nargs > 13) {
+    if (!script || nargs > 29) {
         if (cb) cb(DB_EAGAIN, NULL, "out of memory", arg);
         return;
     }
@@ -356,6 +356,92 @@ static void acked_cb(int status, const redisReply *reply, const char *errstr, vo
     job_done(arg);
 }
 
+/* The keyword priority of text under rules ("word\tpriority\n"..., words lower case), as the
+ * script's priority_of decides it: the highest priority among the words found in the text
+ * lower-cased for ASCII letters only, the first rule on a tie; NULL when none matches (or
+ * on ENOMEM, which only loses the raise).  Done here so Redis does not lower-case and scan
+ * every message. */
+static const char *keyword_priority(const char *rules, const char *text)
+{
+    if (!rules || !*rules || !text) return NULL;
+    char *low = strdup(text);
+    if (!low) return NULL;
+    for (char *s = low; *s; s++)
+        if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
+    const char *best = NULL;
+    int best_p = -1;
+    for (const char *p = rules; *p;) {
+        const char *tab = strchr(p, '\t'), *nl = tab ? strchr(tab, '\n') : NULL;
+        if (!nl) break;
+        char prio[16], word[256], *w = word;
+        size_t wl = (size_t)(tab - p), pl = (size_t)(nl - tab - 1);
+        if (pl < sizeof prio && (wl < sizeof word || (w = malloc(wl + 1)))) {
+            memcpy(prio, tab + 1, pl), prio[pl] = '\0';
+            memcpy(w, p, wl), w[wl] = '\0';
+            int pr = db_priority_parse(prio);
+            if (pr > best_p && strstr(low, w)) best_p = pr, best = db_priority_name(pr);
+            if (w != word) free(w);
+        }
+        p = nl + 1;
+    }
+    free(low);
+    return best;
+}
+
+/* What the script's op "event" needs of the event it applies, taken from the parse this
+ * process already made, so Redis does not decode the whole event again (docs/dispatcher.md).
+ * Strings point into ev, or into at: received_at written as text. */
+#define EVENT_ARGS 24
+struct event_args {
+    int n;
+    const char *v[EVENT_ARGS];
+    char at[40];
+};
+
+static void add_arg(struct event_args *a, const char *v) { a->v[a->n++] = v; }
+
+/* A member the script reads as `x or ''`: a string or absent.  0 for any other type, where
+ * the script's own decoding keeps whatever it did with it. */
+static int plain_str(const json_t *ev, const char *key, const char **out)
+{
+    const json_t *v = json_object_get(ev, key);
+    if (v && !json_is_string(v)) return 0;
+    *out = v ? json_string_value(v) : "";
+    return 1;
+}
+
+/* Fills a with the fields after resolved (ARGV[9] on); a->n = 0 when the event has a member
+ * of an unusual type, so the script decodes it itself as before. */
+static void event_args_of(const json_t *ev, const char *rules, struct event_args *a)
+{
+    const char *kind = db_json_str(ev, "kind"), *platform, *account, *chat, *id;
+    a->n = 0;
+    if (!kind || !plain_str(ev, "platform", &platform) || !plain_str(ev, "account", &account) ||
+        !plain_str(ev, "external_chat_id", &chat) || !plain_str(ev, "id", &id))
+        return;
+    /* received_at as the script's tonumber() reads it: the same digits, a real written back
+     * exactly, a string as it is, anything else nothing (the script then uses now). */
+    const json_t *at = json_object_get(ev, "received_at");
+    a->at[0] = '\0';
+    if (json_is_integer(at))
+        snprintf(a->at, sizeof a->at, "%" JSON_INTEGER_FORMAT, json_integer_value(at));
+    else if (json_is_real(at))
+        snprintf(a->at, sizeof a->at, "%.17g", json_real_value(at));
+    const char *pr = keyword_priority(rules, db_json_str(ev, "text"));
+    add_arg(a, kind), add_arg(a, platform), add_arg(a, account), add_arg(a, chat);
+    add_arg(a, id), add_arg(a, json_is_string(at) ? json_string_value(at) : a->at);
+    add_arg(a, pr ? pr : "");
+    /* The profile as field/value pairs, only for members that are strings. */
+    const json_t *sender = json_object_get(ev, "sender");
+    static const char *const prof[] = {"name", "username", "language"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = json_is_object(sender) ? db_json_str(sender, prof[i]) : NULL;
+        if (v) add_arg(a, prof[i]), add_arg(a, v);
+    }
+    const char *uid = db_json_str(ev, "external_user_id");
+    if (uid) add_arg(a, "user_id"), add_arg(a, uid);
+}
+
 static void take_entry(struct db_dispatcher *d, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
@@ -390,10 +476,13 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry)
     char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
     /* A keyword answer that resolves the question leaves the conversation with no agent. */
     const char *resolved = db_keyword_resolves(d->gw->cfg->cfg, ev) ? "1" : "";
-    const char *args[] = {j->entry, conv, rules ? rules : "", raw, resolved};
-    const size_t lens[] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0, raw_len,
-                           strlen(resolved)};
-    db_dispatch_run(d->gw, applied_cb, j, "event", 5, args, lens);
+    struct event_args ea;
+    event_args_of(ev, rules, &ea);
+    const char *args[5 + EVENT_ARGS] = {j->entry, conv, rules ? rules : "", raw, resolved};
+    size_t lens[5 + EVENT_ARGS] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0,
+                                   raw_len, strlen(resolved)};
+    for (int i = 0; i < ea.n; i++) args[5 + i] = ea.v[i], lens[5 + i] = strlen(ea.v[i]);
+    db_dispatch_run(d->gw, applied_cb, j, "event", 5 + ea.n, args, lens);
     free(rules);
     json_decref(ev);
 }
