@@ -313,22 +313,13 @@ void db_store_set_wait(struct db_store *s, int replicas, int timeout_ms)
     s->wait_timeout_ms = timeout_ms;
 }
 
-/* The event as stored: its members, then the gateway id and arrival time.  The caller's object
- * is left as it was (a retried batch gets new ids only for what was not written).  The two
- * members are spliced into the dump instead of set on a copy of the object, which cost as much
- * as the dump itself.  malloc'd, caller frees; NULL on ENOMEM. */
+/* The event as stored: its members, then the gateway id and arrival time (db_event_validate
+ * made sure it has neither).  The caller's object is left as it was (a retried batch gets new
+ * ids only for what was not written).  The two members are spliced into the dump instead of
+ * set on a copy of the object, which cost as much as the dump itself.  malloc'd, caller frees;
+ * NULL on ENOMEM. */
 static char *stored_text(const json_t *ev, const char *id, const char *now)
 {
-    if (json_object_get(ev, "id") || json_object_get(ev, "received_at")) {
-        /* not made by the connectors; replaced in place as jansson would */
-        json_t *copy = json_copy((json_t *)ev);
-        char *text = NULL;
-        if (copy && !json_object_set_new(copy, "id", json_string(id)) &&
-            !json_object_set_new(copy, "received_at", json_integer(atoll(now))))
-            text = db_json_dump(copy);
-        json_decref(copy);
-        return text;
-    }
     char *body = db_json_dump(ev);
     size_t n = body ? strlen(body) : 0;
     if (n < 2 || body[n - 1] != '}') {

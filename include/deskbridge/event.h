@@ -55,8 +55,9 @@ int db_event_set_int(json_t *obj, const char *key, int64_t v) DB_MUST_CHECK;
 
 /* Checks that ev has the members the contract requires for its kind (v, kind, platform,
  * account, conversation, external_chat_id; type for messages; status and
- * external_message_id for receipts; timestamp an integer) and that every id member is a
- * string.  DB_OK or DB_EINVAL with the offending member named in e. */
+ * external_message_id for receipts; timestamp an integer), that every id member is a
+ * string, and that it has no `id` or `received_at` (the store adds those).  DB_OK or
+ * DB_EINVAL with the offending member named in e. */
 int db_event_validate(const json_t *ev, struct db_err *e) DB_MUST_CHECK;
 
 /* Writes the decimal text of a JSON id that a platform sends as an integer or a string into

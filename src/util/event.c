@@ -78,8 +78,7 @@ int db_event_set_chat(json_t *ev, const char *chat)
     return rc;
 }
 
-static const char *const id_members[] = {"id",
-                                         "external_chat_id",
+static const char *const id_members[] = {"external_chat_id",
                                          "external_user_id",
                                          "external_message_id",
                                          "conversation",
@@ -104,6 +103,9 @@ int db_event_validate(const json_t *ev, struct db_err *e)
                                            "external_chat_id", NULL};
     for (int i = 0; required[i]; i++)
         if (require_str(ev, required[i], e) != DB_OK) return DB_EINVAL;
+    /* The store adds both when it writes the event (the id is the gateway's own). */
+    if (json_object_get(ev, "id") || json_object_get(ev, "received_at"))
+        return db_err_set(e, DB_EINVAL, "event members 'id' and 'received_at' are the store's");
     for (int i = 0; id_members[i]; i++) {
         const json_t *v = json_object_get(ev, id_members[i]);
         if (v && !json_is_string(v))
