@@ -536,6 +536,57 @@ static void killed_dispatcher_entries_are_claimed(void **state)
     check_invariants(racers, 3, 3);
 }
 
+/* The entries of one read are applied by one run of the script, each on its own: an event
+ * the script cannot apply (its conversation's key holds the wrong type) stays pending alone,
+ * and the events around it in the same run are applied and acknowledged. */
+static int only_poison_pending(void *arg)
+{
+    redisReply *r = cmd("XPENDING deskbridge:events deskbridge-dispatch - + 10");
+    int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+             strcmp(r->element[0]->element[0]->str, (const char *)arg) == 0;
+    freeReplyObject(r);
+    return ok;
+}
+
+static void one_failing_event_does_not_hold_back_its_run(void **state)
+{
+    (void)state;
+    freeReplyObject(cmd("SET deskbridge:conv:{telegram:7000000001:7777} not-a-hash"));
+    long long now = db_test_now_ms();
+    char poison[64] = "";
+    freeReplyObject(cmd("MULTI"));
+    for (int i = 0; i < 9; i++) {
+        int chat = i == 4 ? 7777 : 7700 + i;
+        char ev[512];
+        snprintf(ev, sizeof ev,
+                 "{\"v\":1,\"id\":\"01RUN%021d\",\"kind\":\"message\",\"type\":\"text\","
+                 "\"platform\":\"telegram\",\"account\":\"7000000001\",\"conversation\":"
+                 "\"telegram:7000000001:%d\",\"external_chat_id\":\"%d\",\"text\":\"r\","
+                 "\"timestamp\":1795365000,\"received_at\":%lld}",
+                 i, chat, chat, now);
+        freeReplyObject(cmd("XADD deskbridge:events * event %s", ev));
+    }
+    redisReply *x = cmd("EXEC");
+    assert_int_equal(x->type, REDIS_REPLY_ARRAY);
+    snprintf(poison, sizeof poison, "%s", x->element[4]->str);
+    freeReplyObject(x);
+    assert_true(db_test_wait(only_poison_pending, poison, 15000));
+    for (int i = 0; i < 9; i++) {
+        if (i == 4) continue;
+        char id[64];
+        snprintf(id, sizeof id, "telegram:7000000001:%d", 7700 + i);
+        json_t *c = conversation(id);
+        assert_non_null(c);
+        json_decref(c);
+    }
+    /* Mended, the entry is applied when it is claimed again (as any failed one is). */
+    freeReplyObject(cmd("DEL deskbridge:conv:{telegram:7000000001:7777}"));
+    assert_true(db_test_wait(settled, NULL, 20000));
+    json_t *c = conversation("telegram:7000000001:7777");
+    assert_non_null(c);
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +595,7 @@ int main(void)
         cmocka_unit_test(api_refuses_bad_requests),
         cmocka_unit_test(two_daemons_race),
         cmocka_unit_test(killed_dispatcher_entries_are_claimed),
+        cmocka_unit_test(one_failing_event_does_not_hold_back_its_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
