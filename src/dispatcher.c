@@ -461,10 +461,10 @@ struct apply_batch {
     size_t nargs, args_cap;
 };
 
-/* What the script run's callback needs: the jobs, in the order of their events. */
+/* What the script run's callback needs: the jobs, in the order of their events (owned). */
 struct batch_run {
     size_t n;
-    struct job *jobs[];
+    struct job **jobs;
 };
 
 static int batch_arg(struct apply_batch *b, const char *s, size_t len)
@@ -525,28 +525,28 @@ static void batch_cb(int status, const redisReply *reply, const char *errstr, vo
     /* the last job's callback may free the dispatcher: nothing of it is touched after */
     for (size_t i = 0; i < br->n; i++)
         applied_cb(status, each ? reply->element[i] : reply, errstr, br->jobs[i]);
+    free(br->jobs);
     free(br);
 }
 
 static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
 {
-    struct batch_run *br =
-        b->njobs ? malloc(sizeof *br + b->njobs * sizeof br->jobs[0]) : NULL;
+    struct batch_run *br = b->njobs ? malloc(sizeof *br) : NULL;
     const char **v = br ? malloc((b->nargs + 1) * sizeof *v) : NULL;
     size_t *l = v ? malloc((b->nargs + 1) * sizeof *l) : NULL;
     char count[24];
     if (b->njobs && !l) {
         /* without memory the events stay pending and are claimed later */
-        for (size_t i = 0; i < b->njobs; i++) applied_cb(DB_ENOMEM, NULL, "out of memory", b->jobs[i]);
+        for (size_t i = 0; i < b->njobs; i++)
+            applied_cb(DB_ENOMEM, NULL, "out of memory", b->jobs[i]);
+        free(br);
     } else if (b->njobs) {
-        br->n = b->njobs;
-        memcpy(br->jobs, b->jobs, b->njobs * sizeof br->jobs[0]);
-        v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", b->njobs);
+        *br = (struct batch_run){b->njobs, b->jobs};
+        b->jobs = NULL;
+        v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", br->n);
         for (size_t i = 0; i < b->nargs; i++) v[1 + i] = b->bytes + b->off[i], l[1 + i] = b->len[i];
         db_dispatch_run(d->gw, batch_cb, br, "events", (int)(1 + b->nargs), v, l);
-        br = NULL;
     }
-    free(br);
     free(v);
     free(l);
     free(b->jobs);

@@ -332,6 +332,15 @@ static void op_end(struct op *o)
     if (o->next) o->next->prev = o->prev;
 }
 
+/* Ends and frees o; returns its job (NULL when the job went away meanwhile). */
+static struct job *op_take(struct op *o)
+{
+    struct job *j = o->job;
+    op_end(o);
+    free(o);
+    return j;
+}
+
 /* ---- conversations ---- */
 
 static struct chat *chat_find(struct endpoint *ep, const char *key)
@@ -424,10 +433,7 @@ static void job_done(struct job *j)
 
 static void acked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
-    struct op *o = arg;
-    struct job *j = o->job;
-    op_end(o);
-    free(o);
+    struct job *j = op_take(arg);
     if (!j) return;
     j->ep->finishing--;
     if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
@@ -466,10 +472,7 @@ static void dead_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
-    struct op *o = arg;
-    struct job *j = o->job;
-    op_end(o);
-    free(o);
+    struct job *j = op_take(arg);
     if (!j) return;
     struct endpoint *ep = j->ep;
     if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
@@ -685,10 +688,7 @@ static int yield_to_earlier(struct job *j)
 
 static void order_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
-    struct op *o = arg;
-    struct job *j = o->job;
-    op_end(o);
-    free(o);
+    struct job *j = op_take(arg);
     if (!j) return;
     struct endpoint *ep = j->ep;
     if (ep->h->stopped) return; /* stays pending for whoever runs next */
