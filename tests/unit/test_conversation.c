@@ -277,6 +277,118 @@ static void script_and_c_agree(void **state)
     }
 }
 
+/* The raw event of entry id (owned by the reply rp). */
+static const char *raw_of(const char *id, redisReply **rp)
+{
+    *rp = cmdf("XRANGE t:events %s %s", id, id);
+    return (*rp)->element[0]->element[1]->element[1]->str;
+}
+
+/* Runs op "events" over n entries (ids), each of chat chats[i]; broken[i] passes the event's
+ * parsed fields with a profile field that has no value, which makes applying it fail before
+ * it records the entry.  Returns the reply (owned). */
+static redisReply *run_events(int n, char ids[][64], const char *const *chats, const int *broken)
+{
+    const char *argv[8 + 16 * 8];
+    size_t lens[8 + 16 * 8];
+    char count[8], convs[8][32], sizes[8][4];
+    redisReply *raws[8];
+    int argc = 0;
+    snprintf(count, sizeof count, "%d", n);
+    const char *head[] = {"EVALSHA", NULL, "0", "events", "t", "9000", count};
+    redisReply *sha = cmdf("SCRIPT LOAD %s", db_dispatch_lua);
+    head[1] = sha->str;
+    for (int i = 0; i < 7; i++) argv[argc++] = head[i];
+    for (int i = 0; i < n; i++) {
+        snprintf(convs[i], sizeof convs[i], "telegram:1:%s", chats[i]);
+        snprintf(sizes[i], sizeof sizes[i], "%d", broken[i] ? 13 : 5);
+        const char *ev[] = {sizes[i], ids[i], convs[i], "", raw_of(ids[i], &raws[i]), "",
+                            "message", "telegram", "1", chats[i], "e", "9000", "", "name"};
+        for (int k = 0; k < (broken[i] ? 14 : 6); k++) argv[argc++] = ev[k];
+    }
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(db_test_redis_ctx(R), argc, argv, lens);
+    assert_non_null(r);
+    for (int i = 0; i < n; i++) freeReplyObject(raws[i]);
+    freeReplyObject(sha);
+    return r;
+}
+
+/* The texts of conversation chat's items, in order, joined with spaces. */
+static void items_of(const char *chat, char *out, size_t n)
+{
+    redisReply *r = cmdf("LRANGE t:conv:{telegram:1:%s}:items 0 -1", chat);
+    out[0] = '\0';
+    for (size_t i = 0; i < r->elements; i++) {
+        const char *t = strstr(r->element[i]->str, "\"text\":\"");
+        size_t len = strlen(out);
+        if (t) snprintf(out + len, n - len, "%s%.*s", len ? " " : "", (int)strcspn(t + 8, "\""), t + 8);
+    }
+    freeReplyObject(r);
+}
+
+/* The entries pending in the group, joined with spaces. */
+static void pending_of(char *out, size_t n)
+{
+    redisReply *r = cmdf("XPENDING t:events deskbridge-dispatch - + 1000");
+    out[0] = '\0';
+    for (size_t i = 0; i < r->elements; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s%s", len ? " " : "", r->element[i]->element[0]->str);
+    }
+    freeReplyObject(r);
+}
+
+/* One run of op "events": an earlier entry of a conversation held by another process is
+ * applied first; an event that fails stays pending and a later event of its conversation in
+ * the same run applies it first too; what was applied is acknowledged, nothing else. */
+static void a_run_keeps_order_and_acks_only_what_it_applied(void **state)
+{
+    (void)state;
+    freeReplyObject(cmdf("DEL t:events"));
+    freeReplyObject(cmdf("XGROUP CREATE t:events deskbridge-dispatch 0 MKSTREAM"));
+    char held[64], ids[4][64], want[256], got[256];
+    event("30", "one", held); /* delivered, never applied: another process holds it */
+    event("31", "two", ids[0]);
+    event("30", "three", ids[1]);
+    event("32", "four", ids[2]);
+    event("32", "five", ids[3]);
+    static const char *const chats[] = {"31", "30", "32", "32"};
+    static const int broken[] = {0, 0, 1, 0};
+    redisReply *r = run_events(4, ids, chats, broken);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 4);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_int_equal(r->element[1]->integer, 2); /* "one", then "three" */
+    assert_int_equal(r->element[2]->type, REDIS_REPLY_ERROR);
+    assert_int_equal(r->element[3]->integer, 2); /* the failed "four", then "five" */
+    freeReplyObject(r);
+    items_of("30", got, sizeof got);
+    assert_string_equal(got, "one three");
+    items_of("32", got, sizeof got);
+    assert_non_null(strstr(got, "four five")); /* the failed try had appended "four" already */
+    snprintf(want, sizeof want, "%s %s", held, ids[2]);
+    pending_of(got, sizeof got);
+    assert_string_equal(got, want);
+
+    /* With more pending than the run reads at once, each event asks the group itself, and
+     * the answers are the same. */
+    char filler[64], late[1][64];
+    for (int i = 0; i < 520; i++) event("33", "filler", filler);
+    event("30", "six", late[0]);
+    static const char *const chat30[] = {"30"};
+    static const int sound[] = {0};
+    r = run_events(1, late, chat30, sound);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    items_of("30", got, sizeof got);
+    assert_string_equal(got, "one three six");
+    r = cmdf("XPENDING t:events deskbridge-dispatch");
+    assert_int_equal(r->element[0]->integer, 522); /* held, "four" and the fillers */
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +398,7 @@ int main(void)
         cmocka_unit_test(queue_order_and_offline_grace),
         cmocka_unit_test(commands_refuse_what_cannot_be),
         cmocka_unit_test(script_and_c_agree),
+        cmocka_unit_test(a_run_keeps_order_and_acks_only_what_it_applied),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
