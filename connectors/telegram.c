@@ -1210,6 +1210,8 @@ const struct db_connector db_telegram = {
     .max_body = 1024 * 1024,
     .max_text_chars = 4096,
     .split_long_text = 1,
+    /* Bot API: a media caption is 0-1024 characters (core.telegram.org/bots/api, sendPhoto). */
+    .max_caption_chars = 1024,
     .account_new = tg_account_new,
     .account_free = tg_account_free,
     .verify = tg_verify,

@@ -1165,6 +1165,7 @@ const struct db_connector db_whatsapp = {
     .max_text_chars = WA_MAX_TEXT_CHARS,
     /* The Cloud API answers 400 to longer texts, and a split message reads badly on a phone. */
     .split_long_text = 0,
+    .max_caption_chars = WA_MAX_CAPTION_CHARS,
     .account_new = wa_account_new,
     .account_free = wa_account_free,
     .verify = wa_verify,

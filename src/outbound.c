@@ -102,11 +102,14 @@ int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
                     json_object_get(cmd, "contact") || json_object_get(cmd, "sticker_id");
     if (!msg->text && !msg->media_url && !msg->media_id && !has_extra)
         return bad(e, field, "text", "is required when there is no media");
-    if (msg->text) {
-        size_t max = (*acct)->conn->max_text_chars;
-        if (max && !(*acct)->conn->split_long_text &&
-            db_utf8_chars(msg->text, strlen(msg->text)) > max)
-            return bad(e, field, "text", "is longer than the platform allows");
+    if (msg->text && !(*acct)->conn->split_long_text) {
+        const struct db_connector *conn = (*acct)->conn;
+        int caption = (msg->media_url || msg->media_id) && conn->max_caption_chars;
+        size_t max = caption ? conn->max_caption_chars : conn->max_text_chars;
+        if (max && db_utf8_chars(msg->text, strlen(msg->text)) > max)
+            return bad(e, field, "text",
+                       caption ? "is longer than the platform allows with media"
+                               : "is longer than the platform allows");
     }
     msg->extra = cmd;
     return DB_OK;

@@ -348,15 +348,16 @@ static void send_part(struct job *j)
     if (rc != DB_OK) schedule(j, 1000);
 }
 
-/* Cuts the text into parts of at most max characters, preferring a line break or a space
- * in the last tenth of a part so words stay whole. */
-static void split_text(struct job *j, const char *text, size_t max)
+/* Cuts the text into parts of at most max characters (the first: first characters, a
+ * caption's limit when it goes with media), preferring a line break or a space in the last
+ * tenth of a part so words stay whole. */
+static void split_text(struct job *j, const char *text, size_t first, size_t max)
 {
     size_t len = strlen(text), at = 0;
     j->nparts = 0;
     j->cut[0] = 0;
     while (at < len && j->nparts < MAX_PARTS) {
-        size_t n = db_utf8_prefix(text + at, len - at, max);
+        size_t n = db_utf8_prefix(text + at, len - at, j->nparts ? max : first);
         if (at + n < len && j->nparts + 1 < MAX_PARTS) {
             size_t floor = n - n / 10;
             for (size_t k = n; k > floor; k--)
@@ -384,8 +385,14 @@ static void job_start(struct job *j)
         return;
     }
     j->nparts = 1;
-    if (msg.text && acct->conn->split_long_text && acct->conn->max_text_chars)
-        split_text(j, msg.text, acct->conn->max_text_chars);
+    const struct db_connector *conn = acct->conn;
+    if (msg.text && conn->split_long_text && conn->max_text_chars) {
+        /* The media goes with the first part, as far as a caption may hold; the rest follows
+         * as text. */
+        int media = (msg.media_url || msg.media_id) && conn->max_caption_chars;
+        split_text(j, msg.text, media ? conn->max_caption_chars : conn->max_text_chars,
+                   conn->max_text_chars);
+    }
     send_part(j);
 }
 

@@ -56,8 +56,8 @@ struct db_outbound {
     const char *id;          /* gateway message id */
     const char *chat_id;     /* external chat/user id the conversation names */
     const char *text;        /* UTF-8 text or media caption; NULL when none.  Already cut to
-                                the connector's max_text_chars by the daemon when
-                                split_long_text is set. */
+                                the connector's max_text_chars (max_caption_chars for a
+                                caption) by the daemon when split_long_text is set. */
     const char *media_url;   /* NULL when none */
     const char *media_id;    /* a platform media/file id instead of a URL; NULL when none */
     const char *media_type;  /* image|video|audio|voice|document|sticker|animation; NULL */
@@ -89,6 +89,9 @@ struct db_connector {
     size_t max_text_chars;     /* platform text limit in characters; 0 = none */
     int split_long_text;       /* 1: the daemon splits longer texts into several sends;
                                   0: longer texts are refused with 400 */
+    size_t max_caption_chars;  /* limit of the text sent with media, in characters; 0 = the
+                                  text limit.  Split or refused as above; with splitting, the
+                                  rest follows the media as text. */
 
     /* Builds per-account state from sec.  *acct is owned by the caller and released with
      * account_free.  DB_ECONFIG naming file, line and key in e when a value is wrong or a

@@ -439,6 +439,51 @@ static void long_text_is_split_on_character_boundaries(void **state)
     json_decref(cmd);
 }
 
+/* A caption may hold 1024 characters: the photo goes with the first of them, the rest follows
+ * as text, and together the parts are the agent's words, unchanged. */
+static void long_caption_goes_with_the_media_and_the_rest_follows(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    char text[600 * 5 + 1] = "";
+    for (int i = 0; i < 600; i++) strcat(text, "word ");
+    json_t *cmd = json_pack("{s:s, s:s, s:{s:s, s:s}}", "conversation", "telegram:7000000001:46",
+                            "text", text, "media", "url", "https://example.com/a.png", "type",
+                            "image");
+    char *json = json_dumps(cmd, 0);
+    int status;
+    char *body = post_message(json, &status);
+    assert_int_equal(status, 202);
+    char *id = queued_id(body);
+    json_decref(wait_status(id, "sent", 10000));
+    assert_int_equal(db_fake_count(W.tg, "/sendPhoto"), 1);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1);
+    struct db_fake_request photo, rest;
+    assert_int_equal(db_fake_get(W.tg, 0, &photo), 0);
+    assert_int_equal(db_fake_get(W.tg, 1, &rest), 0);
+    assert_non_null(strstr(photo.path, "/sendPhoto")); /* the media first */
+    json_t *p = json_loads(photo.body, 0, NULL), *r = json_loads(rest.body, 0, NULL);
+    assert_non_null(p);
+    assert_non_null(r);
+    const char *caption = json_string_value(json_object_get(p, "caption"));
+    const char *more = json_string_value(json_object_get(r, "text"));
+    assert_non_null(caption);
+    assert_non_null(more);
+    assert_true(strlen(caption) <= 1024 && strlen(caption) > 900);
+    assert_null(json_object_get(r, "photo"));
+    char joined[sizeof text];
+    snprintf(joined, sizeof joined, "%s%s", caption, more);
+    assert_string_equal(joined, text);
+    json_decref(p);
+    json_decref(r);
+    db_fake_request_clear(&photo);
+    db_fake_request_clear(&rest);
+    free(json);
+    free(body);
+    free(id);
+    json_decref(cmd);
+}
+
 static void outbox_entries_from_helpdesks_are_sent(void **state)
 {
     (void)state;
@@ -596,6 +641,7 @@ int main(void)
         cmocka_unit_test(rate_limit_is_honoured_and_retried),
         cmocka_unit_test(blocked_user_fails_permanently),
         cmocka_unit_test(long_text_is_split_on_character_boundaries),
+        cmocka_unit_test(long_caption_goes_with_the_media_and_the_rest_follows),
         cmocka_unit_test(outbox_entries_from_helpdesks_are_sent),
         cmocka_unit_test(bad_api_input_is_400_naming_the_field),
         cmocka_unit_test(webhook_set_and_delete_register_with_the_secret),

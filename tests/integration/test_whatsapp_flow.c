@@ -647,6 +647,40 @@ static void template_reaches_meta_in_its_shape(void **state)
     free(id);
 }
 
+/* WhatsApp does not split: a caption over 1024 characters is refused by the API, naming the
+ * field, and nothing is queued; the same words as a plain text (up to 4096) are accepted. */
+static void long_caption_is_refused_before_it_is_queued(void **state)
+{
+    (void)state;
+    db_fake_reset(W.wa);
+    char text[1100 + 1];
+    memset(text, 'c', 1100);
+    text[1100] = '\0';
+    long long before = xlen("outbox");
+    json_t *cmd = json_pack("{s:s, s:s, s:{s:s, s:s}}", "conversation",
+                            "whatsapp:" PNID ":" CUSTOMER, "text", text, "media", "url",
+                            "https://example.com/a.png", "type", "image");
+    char *json = json_dumps(cmd, 0);
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/v1/messages", auth, json, strlen(json), &r);
+    assert_int_equal(r.status, 400);
+    json_t *err = json_loads(r.body, 0, NULL);
+    assert_non_null(err);
+    assert_non_null(strstr(r.body, "text"));
+    assert_non_null(strstr(r.body, "with media"));
+    json_decref(err);
+    db_test_resp_clear(&r);
+    assert_int_equal(xlen("outbox"), before);
+    json_object_del(cmd, "media");
+    free(json);
+    json = json_dumps(cmd, 0);
+    db_test_http(W.d.port, "POST", "/v1/messages", auth, json, strlen(json), &r);
+    assert_int_equal(r.status, 202);
+    db_test_resp_clear(&r);
+    free(json);
+    json_decref(cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -658,6 +692,7 @@ int main(void)
         cmocka_unit_test(status_before_the_send_returns_is_kept_and_applied),
         cmocka_unit_test(error_classes_fail_or_retry_as_meta_means_them),
         cmocka_unit_test(template_reaches_meta_in_its_shape),
+        cmocka_unit_test(long_caption_is_refused_before_it_is_queued),
     };
     return cmocka_run_group_tests_name("whatsapp_flow", tests, setup, teardown);
 }
