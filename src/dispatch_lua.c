@@ -323,6 +323,7 @@ const char db_dispatch_lua[] =
     "    end\n"
     "    pending_in = function(c, last, E)\n"
     "      local todo = {}\n"
+    "      if #others == 0 and #failed == 0 then return todo end -- the usual case\n"
     "      local needle = '\"conversation\":\"' .. c .. '\"'\n"
     "      for _, o in ipairs(others) do\n"
     "        if (not last or cmp_id(o[1], last) > 0) and cmp_id(o[1], E) < 0 then\n"
