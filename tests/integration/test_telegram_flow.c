@@ -280,6 +280,20 @@ static char *queued_id(const char *body)
     return id;
 }
 
+/* Posts cmd to /v1/messages and waits until the message is sent. */
+static void send_until_sent(const json_t *cmd)
+{
+    char *json = json_dumps(cmd, 0);
+    int status;
+    char *body = post_message(json, &status);
+    assert_int_equal(status, 202);
+    char *id = queued_id(body);
+    json_decref(wait_status(id, "sent", 10000));
+    free(id);
+    free(body);
+    free(json);
+}
+
 static void reply_reaches_the_customer_and_is_tracked(void **state)
 {
     (void)state;
@@ -412,12 +426,7 @@ static void long_text_is_split_on_character_boundaries(void **state)
     for (size_t i = 0; i < n; i++) memcpy(text + 2 * i, "ж", 2);
     text[2 * n] = '\0';
     json_t *cmd = json_pack("{s:s, s:s}", "conversation", "telegram:7000000001:45", "text", text);
-    char *json = json_dumps(cmd, 0);
-    int status;
-    char *body = post_message(json, &status);
-    assert_int_equal(status, 202);
-    char *id = queued_id(body);
-    json_decref(wait_status(id, "sent", 10000));
+    send_until_sent(cmd);
     assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 2);
     size_t total = 0;
     for (size_t i = 0; i < 2; i++) {
@@ -433,9 +442,6 @@ static void long_text_is_split_on_character_boundaries(void **state)
     }
     assert_int_equal(total, 2 * n);
     free(text);
-    free(json);
-    free(body);
-    free(id);
     json_decref(cmd);
 }
 
@@ -450,12 +456,7 @@ static void long_caption_goes_with_the_media_and_the_rest_follows(void **state)
     json_t *cmd = json_pack("{s:s, s:s, s:{s:s, s:s}}", "conversation", "telegram:7000000001:46",
                             "text", text, "media", "url", "https://example.com/a.png", "type",
                             "image");
-    char *json = json_dumps(cmd, 0);
-    int status;
-    char *body = post_message(json, &status);
-    assert_int_equal(status, 202);
-    char *id = queued_id(body);
-    json_decref(wait_status(id, "sent", 10000));
+    send_until_sent(cmd);
     assert_int_equal(db_fake_count(W.tg, "/sendPhoto"), 1);
     assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1);
     struct db_fake_request photo, rest;
@@ -478,9 +479,6 @@ static void long_caption_goes_with_the_media_and_the_rest_follows(void **state)
     json_decref(r);
     db_fake_request_clear(&photo);
     db_fake_request_clear(&rest);
-    free(json);
-    free(body);
-    free(id);
     json_decref(cmd);
 }
 
