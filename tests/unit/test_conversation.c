@@ -371,6 +371,20 @@ static void a_run_keeps_order_and_acks_only_what_it_applied(void **state)
     pending_of(got, sizeof got);
     assert_string_equal(got, want);
 
+    /* A run out of entry order: the newer entry finds the older one of the run still pending
+     * and applies it first, as when each event asked the group. */
+    char two[2][64];
+    event("34", "seven", two[1]);
+    event("34", "eight", two[0]);
+    static const char *const chat34[] = {"34", "34"};
+    static const int fine[] = {0, 0};
+    r = run_events(2, two, chat34, fine);
+    assert_int_equal(r->element[0]->integer, 2); /* "seven", then "eight" */
+    assert_int_equal(r->element[1]->integer, 0); /* already applied */
+    freeReplyObject(r);
+    items_of("34", got, sizeof got);
+    assert_string_equal(got, "seven eight");
+
     /* With more pending than the run reads at once, each event asks the group itself, and
      * the answers are the same. */
     char filler[64], late[1][64];
