@@ -103,14 +103,19 @@ int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
     if (!msg->text && !msg->media_url && !msg->media_id && !has_extra)
         return bad(e, field, "text", "is required when there is no media");
     if (msg->text && !(*acct)->conn->split_long_text) {
-        const struct db_connector *conn = (*acct)->conn;
-        int caption = (msg->media_url || msg->media_id) && conn->max_caption_chars;
-        size_t max = caption ? conn->max_caption_chars : conn->max_text_chars;
+        size_t max = db_outbound_text_limit((*acct)->conn, msg);
         if (max && db_utf8_chars(msg->text, strlen(msg->text)) > max)
             return bad(e, field, "text",
-                       caption ? "is longer than the platform allows with media"
-                               : "is longer than the platform allows");
+                       msg->media_url || msg->media_id
+                           ? "is longer than the platform allows with media"
+                           : "is longer than the platform allows");
     }
     msg->extra = cmd;
     return DB_OK;
+}
+
+size_t db_outbound_text_limit(const struct db_connector *conn, const struct db_outbound *msg)
+{
+    int media = msg->media_url || msg->media_id;
+    return media && conn->max_caption_chars ? conn->max_caption_chars : conn->max_text_chars;
 }

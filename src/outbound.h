@@ -17,6 +17,10 @@ int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
                           const struct db_account **acct, struct db_outbound *msg,
                           const char **field, struct db_err *e) DB_MUST_CHECK;
 
+/* The most characters conn takes for msg's text in one send: its caption limit when the text
+ * goes with media and conn has one, else its text limit (0 = none). */
+size_t db_outbound_text_limit(const struct db_connector *conn, const struct db_outbound *msg);
+
 /* Splits "<platform>:<account>:<chat>" into its parts (copied into the buffers).  DB_OK or
  * DB_EINVAL. */
 int db_conversation_split(const char *conv, char *platform, size_t pn, char *account, size_t an,

@@ -389,9 +389,7 @@ static void job_start(struct job *j)
     if (msg.text && conn->split_long_text && conn->max_text_chars) {
         /* The media goes with the first part, as far as a caption may hold; the rest follows
          * as text. */
-        int media = (msg.media_url || msg.media_id) && conn->max_caption_chars;
-        split_text(j, msg.text, media ? conn->max_caption_chars : conn->max_text_chars,
-                   conn->max_text_chars);
+        split_text(j, msg.text, db_outbound_text_limit(conn, &msg), conn->max_text_chars);
     }
     send_part(j);
 }
