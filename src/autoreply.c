@@ -26,13 +26,13 @@
 #include "httpd.h"
 #include "log.h"
 #include "outbound.h"
+#include "reader.h"
 #include "redis.h"
 #include "store.h"
 #include "util/id.h"
 #include "util/json.h"
 
 #define GROUP "deskbridge-autoreply"
-#define READ_BLOCK_MS 2000
 #define READ_COUNT 32
 #define MAX_INFLIGHT 64
 #define MAX_ANSWERS 3
@@ -75,11 +75,10 @@ struct sched_entry {
 
 struct db_autoreply {
     struct db_gateway *gw;
-    struct db_redis *block;   /* dedicated: XREADGROUP BLOCK would stall other commands */
+    struct db_reader *reader;
     struct db_redis_script *claim;
-    struct event *read_timer, *claim_timer;
-    int reading, stopped, group_ready;
-    int first_group;          /* the group creation of the start is in flight */
+    struct event *claim_timer;
+    int stopped;
     unsigned long inflight;   /* events being answered, plus commands on gw->redis */
     long clock_offset_s;      /* test hook DESKBRIDGE_CLOCK_OFFSET_S */
     struct job *jobs;
@@ -89,7 +88,6 @@ struct db_autoreply {
     char events[160];
 };
 
-static void read_more(struct db_autoreply *a);
 static void step(struct job *j);
 
 static const struct db_log_ctx *ctx_of(const struct job *j, struct db_log_ctx *c)
@@ -357,7 +355,7 @@ static void job_end(struct job *j)
     struct db_autoreply *a = j->a;
     a->inflight--;
     job_free(j);
-    read_more(a);
+    db_reader_more(a->reader);
 }
 
 /* Redis failed part-way: leave the entry pending for XAUTOCLAIM to run again. */
@@ -506,69 +504,28 @@ static void take_entries(struct db_autoreply *a, const redisReply *list)
         take_entry(a, list->element[i]);
 }
 
-static void read_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+static size_t room_of(void *arg)
 {
     struct db_autoreply *a = arg;
-    a->reading = 0;
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        struct db_log_ctx c = {"autoreply", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &c, "events read failed: %s",
-               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP"))
-            a->group_ready = 0;
-        struct timeval tv = {0, 500 * 1000};
-        if (!a->stopped) evtimer_add(a->read_timer, &tv);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_ARRAY && reply->element[i]->elements == 2)
-                take_entries(a, reply->element[i]->element[1]);
-    read_more(a);
+    return a->inflight < MAX_INFLIGHT ? MAX_INFLIGHT - a->inflight : 0;
 }
 
+static void read_entries(const redisReply *const lists[2], void *arg)
+{
+    take_entries(arg, lists[0]);
+}
+
+/* The group's creation at the start (see db_autoreply_start).  When it failed, the reader
+ * creates the group itself, on its own connection. */
 static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct db_autoreply *a = arg;
     (void)errstr;
-    if (a->first_group) {
-        a->first_group = 0;
-        a->inflight--;
-    }
+    a->inflight--;
     if (status == DB_OK && (reply->type == REDIS_REPLY_STATUS ||
                             (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP"))))
-        a->group_ready = 1;
-    a->reading = 0;
-    if (a->group_ready) {
-        read_more(a);
-    } else if (!a->stopped) {
-        struct timeval tv = {0, 500 * 1000};
-        evtimer_add(a->read_timer, &tv);
-    }
-}
-
-static void read_more(struct db_autoreply *a)
-{
-    if (a->reading || a->stopped) return;
-    if (!a->group_ready) {
-        a->reading = 1;
-        /* From now on ('$'): history written before automatic answers were switched on is
-         * not answered. */
-        db_redis_cmd(a->block, group_cb, a, "XGROUP CREATE %s %s $ MKSTREAM", a->events, GROUP);
-        return;
-    }
-    if (a->inflight >= MAX_INFLIGHT) return;
-    unsigned long room = MAX_INFLIGHT - a->inflight;
-    a->reading = 1;
-    db_redis_cmd(a->block, read_cb, a, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s >",
-                 GROUP, a->gw->consumer, (int)(room < READ_COUNT ? room : READ_COUNT),
-                 READ_BLOCK_MS, a->events);
-}
-
-static void read_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    read_more(arg);
+        db_reader_group_created(a->reader);
+    db_reader_more(a->reader);
 }
 
 static void claim_cb(int status, const redisReply *reply, const char *errstr, void *arg)
@@ -586,7 +543,7 @@ static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct db_autoreply *a = arg;
     (void)fd, (void)what;
-    if (a->stopped || !a->group_ready || a->inflight >= MAX_INFLIGHT) {
+    if (a->stopped || !db_reader_group_ready(a->reader) || a->inflight >= MAX_INFLIGHT) {
         struct timeval tv = {1, 0};
         if (!a->stopped) evtimer_add(a->claim_timer, &tv);
         return;
@@ -618,22 +575,30 @@ int db_autoreply_start(struct db_gateway *gw, struct db_autoreply **out, struct 
     a->gw = gw;
     a->clock_offset_s = clock_offset();
     snprintf(a->events, sizeof a->events, "%s:events", cfg->prefix);
-    struct db_redis_opts ro = {.url = cfg->redis_url,
-                               .command_timeout_ms = READ_BLOCK_MS + cfg->redis_timeout_ms,
-                               .name = "deskbridge-autoreply"};
-    int rc = db_redis_new(gw->base, &ro, &a->block, e);
+    /* From now on ("$"): history written before automatic answers were switched on is not
+     * answered. */
+    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .conn_name = "deskbridge-autoreply",
+                                .who = "autoreply",
+                                .what = "events",
+                                .group = GROUP,
+                                .consumer = gw->consumer,
+                                .streams = {a->events},
+                                .start = "$",
+                                .count = READ_COUNT};
+    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, a, &a->reader, e);
     if (rc != DB_OK) goto fail;
     a->claim = db_redis_script_new(lua_claim);
-    a->read_timer = evtimer_new(gw->base, read_timer_cb, a);
     a->claim_timer = evtimer_new(gw->base, claim_timer_cb, a);
-    if (!a->claim || !a->read_timer || !a->claim_timer) {
+    if (!a->claim || !a->claim_timer) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
     /* The group is created on the main connection, queued before any webhook's write can
-     * be: every event accepted after the start is read, even the very first. */
+     * be: every event accepted after the start is read, even the very first.  Counted in
+     * flight, so a shutdown waits for its answer. */
     struct timeval claim = {1, 0};
-    a->reading = a->first_group = 1;
     a->inflight++;
     db_redis_cmd(gw->redis, group_cb, a, "XGROUP CREATE %s %s $ MKSTREAM", a->events, GROUP);
     evtimer_add(a->claim_timer, &claim);
@@ -648,7 +613,7 @@ void db_autoreply_stop_reading(struct db_autoreply *a)
 {
     if (!a) return;
     a->stopped = 1;
-    evtimer_del(a->read_timer);
+    db_reader_stop(a->reader);
     evtimer_del(a->claim_timer);
 }
 
@@ -658,8 +623,7 @@ void db_autoreply_free(struct db_autoreply *a)
 {
     if (!a) return;
     a->stopped = 1;
-    db_redis_free(a->block);
-    if (a->read_timer) event_free(a->read_timer);
+    db_reader_free(a->reader);
     if (a->claim_timer) event_free(a->claim_timer);
     while (a->jobs) job_free(a->jobs);
     db_redis_script_free(a->claim);

@@ -23,22 +23,22 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
+#include "reader.h"
 #include "redis.h"
 #include "store.h"
 #include "util/id.h"
 #include "util/json.h"
 
-#define READ_BLOCK_MS 2000
 #define READ_COUNT 64
 #define MAX_INFLIGHT 256
 
 struct db_dispatcher {
     struct db_gateway *gw;
-    struct db_redis *block;     /* dedicated: XREADGROUP BLOCK would stall other commands */
+    struct db_reader *reader;
     unsigned long inflight;
     unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
-    int reading, stopped, group_ready, released;
-    struct event *read_timer, *claim_timer, *sweep_timer;
+    int stopped, released;
+    struct event *claim_timer, *sweep_timer;
     char events[160];
 };
 
@@ -54,8 +54,6 @@ struct job {
     long long pos, mins, n;
     char msg_id[DB_ID_LEN + 1];
 };
-
-static void read_more(struct db_dispatcher *d);
 
 /* Counts one callback on the shared connection done; returns 1 when d was freed meanwhile
  * (db_dispatcher_free left it to the last callback) and is now gone. */
@@ -173,7 +171,7 @@ static void job_done(struct job *j)
     free(j);
     d->inflight--;
     if (settle(d)) return;
-    read_more(d);
+    db_reader_more(d->reader);
 }
 
 /* ---- queue position and expected wait ----
@@ -609,65 +607,16 @@ static void take_entries(struct db_dispatcher *d, const redisReply *list)
     batch_send(d, &b);
 }
 
-static void retry_read(struct db_dispatcher *d)
-{
-    struct timeval tv = {0, 500 * 1000};
-    if (!d->stopped) evtimer_add(d->read_timer, &tv);
-}
-
-static void read_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+static size_t room_of(void *arg)
 {
     struct db_dispatcher *d = arg;
-    d->reading = 0;
-    if (status != DB_OK && d->stopped) return; /* shutting down */
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "events read failed: %s",
-               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP"))
-            d->group_ready = 0;
-        retry_read(d);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_ARRAY && reply->element[i]->elements == 2)
-                take_entries(d, reply->element[i]->element[1]);
-    read_more(d);
+    return d->inflight < MAX_INFLIGHT ? MAX_INFLIGHT - d->inflight : 0;
 }
 
-static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+/* Also while stopping: what a read in flight brought is applied before the process exits. */
+static void read_entries(const redisReply *const lists[2], void *arg)
 {
-    struct db_dispatcher *d = arg;
-    (void)errstr;
-    d->reading = 0;
-    if (status == DB_OK && (reply->type == REDIS_REPLY_STATUS ||
-                            (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP"))))
-        d->group_ready = 1;
-    if (d->group_ready) read_more(d);
-    else retry_read(d);
-}
-
-static void read_more(struct db_dispatcher *d)
-{
-    if (d->reading || d->stopped || d->inflight >= MAX_INFLIGHT) return;
-    d->reading = 1;
-    if (!d->group_ready) {
-        /* From the start: events written before the first dispatcher ran still count. */
-        db_redis_cmd(d->block, group_cb, d, "XGROUP CREATE %s %s 0 MKSTREAM", d->events,
-                     DB_DISPATCH_GROUP);
-        return;
-    }
-    unsigned long room = MAX_INFLIGHT - d->inflight;
-    db_redis_cmd(d->block, read_cb, d, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s >",
-                 DB_DISPATCH_GROUP, d->gw->consumer, (int)(room < READ_COUNT ? room : READ_COUNT),
-                 READ_BLOCK_MS, d->events);
-}
-
-static void read_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    read_more(arg);
+    take_entries(arg, lists[0]);
 }
 
 /* ---- entries of crashed processes ---- */
@@ -731,7 +680,7 @@ static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct db_dispatcher *d = arg;
     (void)fd, (void)what;
     if (d->stopped) return;
-    if (!d->group_ready || d->inflight >= MAX_INFLIGHT) {
+    if (!db_reader_group_ready(d->reader) || d->inflight >= MAX_INFLIGHT) {
         claim_again(d);
         return;
     }
@@ -777,19 +726,26 @@ int db_dispatcher_start(struct db_gateway *gw, struct db_dispatcher **out, struc
     d->gw = gw;
     const struct db_config *cfg = gw->cfg->cfg;
     snprintf(d->events, sizeof d->events, "%s:events", cfg->prefix);
-    struct db_redis_opts ro = {.url = cfg->redis_url,
-                               .command_timeout_ms = READ_BLOCK_MS + cfg->redis_timeout_ms,
-                               .name = "deskbridge-dispatcher"};
-    int rc = db_redis_new(gw->base, &ro, &d->block, e);
-    d->read_timer = evtimer_new(gw->base, read_timer_cb, d);
+    /* From the start of the stream ("0"): events written before the first dispatcher ran
+     * still count. */
+    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .conn_name = "deskbridge-dispatcher",
+                                .who = "dispatcher",
+                                .what = "events",
+                                .group = DB_DISPATCH_GROUP,
+                                .consumer = gw->consumer,
+                                .streams = {d->events},
+                                .start = "0",
+                                .count = READ_COUNT};
+    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, d, &d->reader, e);
     d->claim_timer = evtimer_new(gw->base, claim_timer_cb, d);
     d->sweep_timer = evtimer_new(gw->base, sweep_timer_cb, d);
-    if (rc != DB_OK || !d->read_timer || !d->claim_timer || !d->sweep_timer) {
+    if (rc != DB_OK || !d->claim_timer || !d->sweep_timer) {
         db_dispatcher_free(d);
         return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");
     }
-    struct timeval soon = {0, 50 * 1000};
-    evtimer_add(d->read_timer, &soon);
+    db_reader_more(d->reader);
     claim_again(d);
     sweep_again(d);
     *out = d;
@@ -800,7 +756,7 @@ void db_dispatcher_stop_reading(struct db_dispatcher *d)
 {
     if (!d) return;
     d->stopped = 1;
-    evtimer_del(d->read_timer);
+    db_reader_stop(d->reader);
     evtimer_del(d->claim_timer);
     evtimer_del(d->sweep_timer);
 }
@@ -811,11 +767,11 @@ void db_dispatcher_free(struct db_dispatcher *d)
 {
     if (!d) return;
     d->stopped = 1;
-    db_redis_free(d->block);
-    if (d->read_timer) event_free(d->read_timer);
+    db_reader_free(d->reader);
     if (d->claim_timer) event_free(d->claim_timer);
     if (d->sweep_timer) event_free(d->sweep_timer);
-    d->read_timer = d->claim_timer = d->sweep_timer = NULL;
+    d->reader = NULL;
+    d->claim_timer = d->sweep_timer = NULL;
     /* Answers still due on the shared connection (it calls them with DB_EAGAIN when the
      * gateway frees it) hold d: the last of them frees it. */
     if (d->outstanding) d->released = 1;

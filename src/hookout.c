@@ -30,12 +30,12 @@
 #include "http_client.h"
 #include "log.h"
 #include "metrics.h"
+#include "reader.h"
 #include "redis.h"
 #include "util/crypto.h"
 #include "util/id.h"
 #include "util/json.h"
 
-#define READ_BLOCK_MS 2000
 #define READ_COUNT 64
 #define MAX_HELD 256           /* entries one endpoint holds (read, not yet acknowledged) */
 #define MIN_SECRET 16
@@ -234,15 +234,14 @@ struct endpoint {
     struct hook_opts o;        /* numbers only: its pointers are not kept */
     char group[160];
     struct db_http_client *http;
-    struct db_redis *block;    /* dedicated: XREADGROUP BLOCK would stall other commands */
-    struct event *read_timer, *claim_timer;
+    struct db_reader *reader;
+    struct event *claim_timer;
     struct chat *chats;
     struct job *all;
     struct job *ready_head, *ready_tail;
     size_t held;               /* jobs alive */
     size_t sending;            /* HTTP calls in flight */
     size_t finishing;          /* XACK or dead letter in flight */
-    int reading, group_ready, groups_pending, groups_ok;
     struct endpoint *next;
 };
 
@@ -296,7 +295,6 @@ static const char lua_order[] =
     "end\n"
     "return 1\n";
 
-static void read_more(struct endpoint *ep);
 static void pump(struct endpoint *ep);
 static void send_job(struct job *j);
 static void dead_letter(struct job *j);
@@ -426,7 +424,7 @@ static void job_done(struct job *j)
     }
     job_free(j);
     pump(ep);
-    read_more(ep);
+    db_reader_more(ep->reader);
 }
 
 /* ---- finishing ---- */
@@ -857,94 +855,24 @@ static void take_entry(struct endpoint *ep, int stream, const redisReply *entry)
     make_ready(j);
 }
 
-static int stream_index(const struct db_hookout *h, const redisReply *name)
-{
-    if (name->type != REDIS_REPLY_STRING) return -1;
-    for (int i = 0; i < 2; i++)
-        if (strcmp(name->str, h->streams[i]) == 0) return i;
-    return -1;
-}
-
 static void take_entries(struct endpoint *ep, int stream, const redisReply *list)
 {
     for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
         take_entry(ep, stream, list->element[i]);
 }
 
-static void read_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+static size_t room_of(void *arg)
 {
     struct endpoint *ep = arg;
-    ep->reading = 0;
-    if (ep->h->stopped) return;
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        struct db_log_ctx ctx = {"hookout", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "endpoint=%s read failed: %s", ep->name,
-               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP"))
-            ep->group_ready = 0;
-        struct timeval tv = {0, 500 * 1000};
-        evtimer_add(ep->read_timer, &tv);
-        return;
-    }
-    /* [[stream, [entries...]], ...] or nil when BLOCK ran out */
-    if (reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < reply->elements; i++) {
-            const redisReply *s = reply->element[i];
-            if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) continue;
-            int idx = stream_index(ep->h, s->element[0]);
-            if (idx >= 0) take_entries(ep, idx, s->element[1]);
-        }
+    return ep->held < MAX_HELD ? MAX_HELD - ep->held : 0;
+}
+
+static void read_entries(const redisReply *const lists[2], void *arg)
+{
+    struct endpoint *ep = arg;
+    if (ep->h->stopped) return; /* shutting down: they stay pending */
+    for (int i = 0; i < 2; i++) take_entries(ep, i, lists[i]);
     pump(ep);
-    read_more(ep);
-}
-
-static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct endpoint *ep = arg;
-    (void)errstr;
-    if (status == DB_OK && (reply->type == REDIS_REPLY_STATUS ||
-                            (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP"))))
-        ep->groups_ok++;
-    if (--ep->groups_pending > 0) return;
-    ep->reading = 0;
-    if (ep->h->stopped) return;
-    ep->group_ready = ep->groups_ok == 2;
-    if (ep->group_ready) {
-        read_more(ep);
-    } else {
-        struct timeval tv = {0, 500 * 1000};
-        evtimer_add(ep->read_timer, &tv);
-    }
-}
-
-static void read_more(struct endpoint *ep)
-{
-    struct db_hookout *h = ep->h;
-    if (ep->reading || h->stopped) return;
-    if (!ep->group_ready) {
-        ep->reading = 1;
-        ep->groups_pending = 2;
-        ep->groups_ok = 0;
-        /* From the start of the streams: events written before the endpoint's first run (by
-         * an ingest process that started earlier) must reach the helpdesk too. */
-        for (int i = 0; i < 2; i++)
-            db_redis_cmd(ep->block, group_cb, ep, "XGROUP CREATE %s %s 0 MKSTREAM",
-                         h->streams[i], ep->group);
-        return;
-    }
-    if (ep->held >= MAX_HELD) return;
-    size_t room = MAX_HELD - ep->held;
-    ep->reading = 1;
-    db_redis_cmd(ep->block, read_cb, ep,
-                 "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s > >", ep->group,
-                 h->gw->consumer, (int)(room < READ_COUNT ? room : READ_COUNT), READ_BLOCK_MS,
-                 h->streams[0], h->streams[1]);
-}
-
-static void read_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    read_more(arg);
 }
 
 /* ---- crash recovery ---- */
@@ -989,7 +917,7 @@ static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
         if (argc - 1 > first) db_redis_cmd_argv(h->gw->redis, NULL, NULL, argc, argv, NULL);
         free(argv);
     }
-    if (ep->group_ready && ep->held < MAX_HELD) {
+    if (db_reader_group_ready(ep->reader) && ep->held < MAX_HELD) {
         int room = (int)(MAX_HELD - ep->held);
         for (int s = 0; s < 2; s++) {
             struct op *o = op_new(ep, NULL, s);
@@ -1012,8 +940,7 @@ static void endpoint_free(struct endpoint *ep)
 {
     if (!ep) return;
     db_http_client_free(ep->http); /* sent_cb sees h->freeing and leaves the jobs alone */
-    db_redis_free(ep->block);
-    if (ep->read_timer) event_free(ep->read_timer);
+    db_reader_free(ep->reader);
     if (ep->claim_timer) event_free(ep->claim_timer);
     while (ep->all) job_free(ep->all);
     while (ep->chats) chat_drop(ep, ep->chats);
@@ -1051,13 +978,23 @@ static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
     rc = DB_ENOMEM;
     if (!ep->name || !ep->url || !ep->secret) goto fail;
     ep->http = db_http_client_new(h->gw->base, &ho);
-    ep->read_timer = evtimer_new(h->gw->base, read_timer_cb, ep);
     ep->claim_timer = evtimer_new(h->gw->base, claim_timer_cb, ep);
-    if (!ep->http || !ep->read_timer || !ep->claim_timer) goto fail;
-    struct db_redis_opts ro = {.url = cfg->redis_url,
-                               .command_timeout_ms = READ_BLOCK_MS + cfg->redis_timeout_ms,
-                               .name = "deskbridge-hookout"};
-    rc = db_redis_new(h->gw->base, &ro, &ep->block, e);
+    if (!ep->http || !ep->claim_timer) goto fail;
+    char what[200];
+    snprintf(what, sizeof what, "endpoint=%s", ep->name);
+    /* From the start of the streams ("0"): events written before the endpoint's first run
+     * (by an ingest process that started earlier) must reach the helpdesk too. */
+    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .conn_name = "deskbridge-hookout",
+                                .who = "hookout",
+                                .what = what,
+                                .group = ep->group,
+                                .consumer = h->gw->consumer,
+                                .streams = {h->streams[0], h->streams[1]},
+                                .start = "0",
+                                .count = READ_COUNT};
+    rc = db_reader_new(h->gw->base, &ro, room_of, read_entries, ep, &ep->reader, e);
     if (rc != DB_OK) goto fail;
     *out = ep;
     return DB_OK;
@@ -1093,8 +1030,8 @@ int db_hookout_start(struct db_gateway *gw, struct db_hookout **out, struct db_e
         h->eps = ep;
     }
     for (struct endpoint *ep = h->eps; ep; ep = ep->next) {
-        struct timeval soon = {0, 50 * 1000}, claim = {1, 0};
-        evtimer_add(ep->read_timer, &soon);
+        struct timeval claim = {1, 0};
+        db_reader_more(ep->reader);
         evtimer_add(ep->claim_timer, &claim);
         struct db_log_ctx ctx = {"hookout", NULL, NULL, NULL};
         db_log(DB_LOG_INFO, &ctx, "endpoint=%s group=%s delivering", ep->name, ep->group);
@@ -1111,7 +1048,7 @@ void db_hookout_stop_reading(struct db_hookout *h)
     if (!h) return;
     h->stopped = 1;
     for (struct endpoint *ep = h->eps; ep; ep = ep->next) {
-        evtimer_del(ep->read_timer);
+        db_reader_stop(ep->reader);
         evtimer_del(ep->claim_timer);
     }
 }

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
+#include "reader.h"
 #include "redis.h"
 #include "store.h"
 #include "util/crypto.h"
@@ -19,7 +20,6 @@
 #include "util/json.h"
 #include "util/text.h"
 
-#define READ_BLOCK_MS 2000
 #define READ_COUNT 64
 #define SEND_TIMEOUT_MS 30000
 #define MAX_PARTS 32
@@ -60,18 +60,17 @@ struct chat {
 
 struct db_sender {
     struct db_gateway *gw;
-    struct db_redis *block;    /* dedicated: XREADGROUP BLOCK would stall other commands */
+    struct db_reader *reader;
     struct db_sender_opts opts;
     struct chat *chats;
     struct job *all;
     size_t inflight;
     size_t waiting;            /* of those, asleep before a retry or queued behind their chat */
-    int reading, stopped, group_ready;
-    struct event *read_timer, *claim_timer;
+    int stopped;
+    struct event *claim_timer;
     char outbox[160];
 };
 
-static void read_more(struct db_sender *s);
 static void job_start(struct job *j);
 
 static const struct db_log_ctx *job_ctx(const struct job *j, struct db_log_ctx *ctx)
@@ -151,7 +150,7 @@ static void job_done(struct job *j)
         if (next) job_start(next);
     }
     job_free(j);
-    read_more(s);
+    db_reader_more(s->reader);
 }
 
 /* ---- finishing: record the final state, then acknowledge ---- */
@@ -435,7 +434,7 @@ static void dead_cb(int status, long long n, void *arg)
     (void)status, (void)n;
     s->inflight--;
     job_free(j);
-    read_more(s);
+    db_reader_more(s->reader);
 }
 
 /* Takes one outbox entry (id + field/value pairs). */
@@ -499,69 +498,17 @@ static void take_entries(struct db_sender *s, const redisReply *list)
         take_entry(s, list->element[i]);
 }
 
-static void read_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+static size_t room_of(void *arg)
 {
     struct db_sender *s = arg;
-    s->reading = 0;
-    if (s->stopped) return; /* shutting down: the answer no longer matters */
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        struct db_log_ctx ctx = {"sender", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "outbox read failed: %s",
-               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP"))
-            s->group_ready = 0;
-        struct timeval tv = {0, 500 * 1000};
-        evtimer_add(s->read_timer, &tv);
-        return;
-    }
-    /* [[stream, [entries...]]] or nil on timeout */
-    if (reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_ARRAY && reply->element[i]->elements == 2)
-                take_entries(s, reply->element[i]->element[1]);
-    read_more(s);
+    return s->inflight < (size_t)s->opts.max_inflight ? (size_t)s->opts.max_inflight - s->inflight
+                                                      : 0;
 }
 
-static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+static void read_entries(const redisReply *const lists[2], void *arg)
 {
     struct db_sender *s = arg;
-    (void)errstr;
-    if (status == DB_OK && (reply->type == REDIS_REPLY_STATUS ||
-                            (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP"))))
-        s->group_ready = 1;
-    s->reading = 0;
-    if (s->group_ready) {
-        read_more(s);
-    } else {
-        struct timeval tv = {0, 500 * 1000};
-        evtimer_add(s->read_timer, &tv);
-    }
-}
-
-static void read_more(struct db_sender *s)
-{
-    if (s->reading || s->stopped) return;
-    if (!s->group_ready) {
-        s->reading = 1;
-        /* From the start of the stream: commands written before the first gateway ran are
-         * still to be sent. */
-        db_redis_cmd(s->block, group_cb, s, "XGROUP CREATE %s %s 0 MKSTREAM", s->outbox,
-                     DB_SENDER_GROUP);
-        return;
-    }
-    if (s->inflight >= (size_t)s->opts.max_inflight) return;
-    size_t room = (size_t)s->opts.max_inflight - s->inflight;
-    s->reading = 1;
-    /* hiredis formats only %s %b %d-style conversions: no %zu. */
-    db_redis_cmd(s->block, read_cb, s, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s >",
-                 DB_SENDER_GROUP, s->gw->consumer, (int)(room < READ_COUNT ? room : READ_COUNT),
-                 READ_BLOCK_MS, s->outbox);
-}
-
-static void read_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    read_more(arg);
+    if (!s->stopped) take_entries(s, lists[0]); /* shutting down: they stay pending */
 }
 
 /* ---- recovering entries of crashed processes ---- */
@@ -660,7 +607,7 @@ static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct db_sender *s = arg;
     (void)fd, (void)what;
-    if (s->stopped || !s->group_ready || s->inflight >= (size_t)s->opts.max_inflight) {
+    if (s->stopped || !db_reader_group_ready(s->reader) || s->inflight >= (size_t)s->opts.max_inflight) {
         struct timeval tv = {1, 0};
         refresh_own_entries(s);
         if (!s->stopped) evtimer_add(s->claim_timer, &tv);
@@ -685,18 +632,26 @@ int db_sender_start(struct db_gateway *gw, const struct db_sender_opts *opts,
     }
     const struct db_config *cfg = gw->cfg->cfg;
     snprintf(s->outbox, sizeof s->outbox, "%s:outbox", cfg->prefix);
-    struct db_redis_opts ro = {.url = cfg->redis_url,
-                               .command_timeout_ms = READ_BLOCK_MS + cfg->redis_timeout_ms,
-                               .name = "deskbridge-sender"};
-    int rc = db_redis_new(gw->base, &ro, &s->block, e);
-    s->read_timer = evtimer_new(gw->base, read_timer_cb, s);
+    /* From the start of the stream ("0"): commands written before the first gateway ran are
+     * still to be sent. */
+    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .conn_name = "deskbridge-sender",
+                                .who = "sender",
+                                .what = "outbox",
+                                .group = DB_SENDER_GROUP,
+                                .consumer = gw->consumer,
+                                .streams = {s->outbox},
+                                .start = "0",
+                                .count = READ_COUNT};
+    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, s, &s->reader, e);
     s->claim_timer = evtimer_new(gw->base, claim_timer_cb, s);
-    if (rc != DB_OK || !s->read_timer || !s->claim_timer) {
+    if (rc != DB_OK || !s->claim_timer) {
         db_sender_free(s);
         return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");
     }
-    struct timeval soon = {0, 50 * 1000}, claim = {1, 0};
-    evtimer_add(s->read_timer, &soon);
+    struct timeval claim = {1, 0};
+    db_reader_more(s->reader);
     evtimer_add(s->claim_timer, &claim);
     *out = s;
     return DB_OK;
@@ -706,7 +661,7 @@ void db_sender_stop_reading(struct db_sender *s)
 {
     if (!s) return;
     s->stopped = 1;
-    evtimer_del(s->read_timer);
+    db_reader_stop(s->reader);
     evtimer_del(s->claim_timer);
 }
 
@@ -721,8 +676,7 @@ void db_sender_free(struct db_sender *s)
 {
     if (!s) return;
     s->stopped = 1;
-    db_redis_free(s->block);
-    if (s->read_timer) event_free(s->read_timer);
+    db_reader_free(s->reader);
     if (s->claim_timer) event_free(s->claim_timer);
     while (s->all) job_free(s->all);
     while (s->chats) {
