@@ -27,6 +27,11 @@
 #define TEXT_MAX_CHARS 7000
 /* tracking_data: "Max 4000 characters" (same send-message page). */
 #define TRACKING_MAX_CHARS 4000
+/* A picture's text: the REST bot API's picture message gave "Max 120 characters"
+ * (developers.viber.com/docs/api/rest-bot-api/#picture-message, as quoted in bot framework
+ * documentation); later material quotes 768.  The lower bound never has a caption refused:
+ * the sender sends what does not fit as text messages after the picture. */
+#define CAPTION_MAX_CHARS 120
 
 enum { ID_MAX = 160 };
 
@@ -959,6 +964,7 @@ const struct db_connector db_viber = {
     .name = PLATFORM,
     .max_body = 1024 * 1024,
     .max_text_chars = TEXT_MAX_CHARS,
+    .max_caption_chars = CAPTION_MAX_CHARS,
     .split_long_text = 1,
     .account_new = acct_new,
     .account_free = acct_free,

@@ -520,9 +520,9 @@ static json_t *wait_status(const char *id, const char *want, int timeout_ms)
 }
 
 /* Queues a text to USER; returns the gateway id (caller frees). */
-static char *send_text(const char *text)
+/* POSTs cmd (taken) to /v1/messages; returns the queued message's id (malloc'd). */
+static char *send_cmd(json_t *cmd)
 {
-    json_t *cmd = json_pack("{s:s, s:s}", "conversation", "viber:" ACCOUNT ":" USER, "text", text);
     char *json = json_dumps(cmd, 0);
     int status;
     char *body = post_message(json, &status);
@@ -536,6 +536,11 @@ static char *send_text(const char *text)
     free(json);
     free(body);
     return id;
+}
+
+static char *send_text(const char *text)
+{
+    return send_cmd(json_pack("{s:s, s:s}", "conversation", "viber:" ACCOUNT ":" USER, "text", text));
 }
 
 static const char *hdr(const struct db_fake_request *req, const char *name)
@@ -786,6 +791,49 @@ static void receipt_before_the_send_answer_is_applied(void **state)
     db_fake_reset(W.vb);
 }
 
+static void long_caption_goes_with_the_picture_and_the_rest_follows(void **state)
+{
+    (void)state;
+    db_fake_reset(W.vb);
+    for (int i = 1; i <= 2; i++) {
+        char ok[128];
+        snprintf(ok, sizeof ok,
+                 "{\"status\":0,\"status_message\":\"ok\",\"message_token\":549123456789070000%d}",
+                 i);
+        db_fake_rule(W.vb, "POST", "/send_message", 1, 200, ok, 0, 0);
+    }
+    char text[60 * 5 + 1] = "";
+    for (int i = 0; i < 60; i++) strcat(text, "word ");
+    char *id = send_cmd(json_pack("{s:s, s:s, s:{s:s, s:s}}", "conversation",
+                                  "viber:" ACCOUNT ":" USER, "text", text, "media", "url",
+                                  "https://example.com/a.jpg", "type", "image"));
+    json_decref(wait_status(id, "sent", 10000));
+    assert_int_equal(db_fake_count(W.vb, "/send_message"), 2);
+    struct db_fake_request pic, rest;
+    assert_int_equal(db_fake_get(W.vb, 0, &pic), 0);
+    assert_int_equal(db_fake_get(W.vb, 1, &rest), 0);
+    json_t *p = json_loads(pic.body, 0, NULL), *r = json_loads(rest.body, 0, NULL);
+    assert_non_null(p);
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(p, "type")), "picture");
+    assert_string_equal(json_string_value(json_object_get(r, "type")), "text");
+    assert_null(json_object_get(r, "media"));
+    const char *caption = json_string_value(json_object_get(p, "text"));
+    const char *more = json_string_value(json_object_get(r, "text"));
+    assert_non_null(caption);
+    assert_non_null(more);
+    assert_true(strlen(caption) <= 120 && strlen(caption) > 100);
+    char joined[sizeof text];
+    snprintf(joined, sizeof joined, "%s%s", caption, more);
+    assert_string_equal(joined, text);
+    json_decref(p);
+    json_decref(r);
+    db_fake_request_clear(&pic);
+    db_fake_request_clear(&rest);
+    free(id);
+    db_fake_reset(W.vb);
+}
+
 static void long_text_is_split_and_every_part_is_indexed(void **state)
 {
     (void)state;
@@ -916,6 +964,7 @@ int main(void)
         cmocka_unit_test(status_5_fails_without_retry),
         cmocka_unit_test(http_500_is_retried),
         cmocka_unit_test(receipt_before_the_send_answer_is_applied),
+        cmocka_unit_test(long_caption_goes_with_the_picture_and_the_rest_follows),
         cmocka_unit_test(long_text_is_split_and_every_part_is_indexed),
         cmocka_unit_test(webhook_set_and_delete),
     };
