@@ -67,11 +67,17 @@ static void read_cb(int status, const redisReply *reply, const char *errstr, voi
     db_reader_more(r);
 }
 
+int db_reader_created_reply(int status, const redisReply *reply)
+{
+    return status == DB_OK &&
+           (reply->type == REDIS_REPLY_STATUS ||
+            (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP")));
+}
+
 static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct db_reader *r = arg;
-    if (status == DB_OK && (reply->type == REDIS_REPLY_STATUS ||
-                            (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "BUSYGROUP"))))
+    if (db_reader_created_reply(status, reply))
         r->created++;
     else if (!r->stopped)
         log_failure(r, "group creation", status, reply, errstr);

@@ -59,6 +59,9 @@ void db_reader_more(struct db_reader *r);
 /* Tells the reader the group exists (the owner created it on another connection). */
 void db_reader_group_created(struct db_reader *r);
 
+/* 1 when the answer to XGROUP CREATE means the group exists (created, or BUSYGROUP). */
+int db_reader_created_reply(int status, const redisReply *reply);
+
 /* 1 once the group is known to exist on every stream. */
 int db_reader_group_ready(const struct db_reader *r);
 
