@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,6 +32,33 @@ int db_test_free_port(void)
         fail_msg("no free port: %s", strerror(errno));
     close(fd);
     return ntohs(sa.sin_port);
+}
+
+/* Every gateway a test started, so that one a failed test left running dies with the test
+ * binary instead of outliving it (a test that fails skips its own stop).  Tests start
+ * gateways from several threads. */
+static pid_t started[512];
+static size_t n_started;
+static pthread_mutex_t started_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void kill_leftovers(void)
+{
+    pthread_mutex_lock(&started_lock);
+    for (size_t i = 0; i < n_started; i++)
+        /* only a child of ours that still runs: a reaped pid may belong to anyone now */
+        if (waitpid(started[i], NULL, WNOHANG) == 0) {
+            kill(started[i], SIGKILL);
+            waitpid(started[i], NULL, 0);
+        }
+    pthread_mutex_unlock(&started_lock);
+}
+
+static void remember(pid_t pid)
+{
+    pthread_mutex_lock(&started_lock);
+    if (n_started == 0) atexit(kill_leftovers);
+    if (n_started < sizeof started / sizeof started[0]) started[n_started++] = pid;
+    pthread_mutex_unlock(&started_lock);
 }
 
 static int healthy(void *arg)
@@ -77,6 +105,7 @@ int db_test_daemon_start(struct db_test_daemon *d, const char *const *env,
         _exit(127);
     }
     d->pid = pid;
+    remember(pid);
     if (!db_test_wait(healthy, d, 10000) || !db_test_daemon_alive(d)) {
         char *log = db_test_read_file(d->log_path, NULL);
         print_error("daemon log:\n%s\n", log);
