@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -214,12 +215,26 @@ static void unreachable_redis_is_retried(void **state)
     struct fx *f = *state;
     add(f, "s", 1, NULL);
     f->o.room = 10;
+    /* the reader's warnings go to stderr: catch them in a file */
+    char path[] = "/tmp/dbtest-reader-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    assert_true(fd >= 0 && saved >= 0);
+    dup2(fd, 2);
     db_test_redis_kill(f->srv, SIGSTOP);
     start(f, "s", NULL, "0", 64);
-    run_for(f, 300);
+    run_for(f, 1800); /* past the 1 s connect timeout: the group creation fails */
     assert_int_equal(f->o.n[0], 0);
     db_test_redis_kill(f->srv, SIGCONT);
-    assert_int_equal(run_until_seen(f, 0, 1, 6000), 1);
+    size_t seen = run_until_seen(f, 0, 1, 6000);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    assert_int_equal(seen, 1);
+    size_t len;
+    char *log = db_test_read_file(path, &len);
+    unlink(path);
+    assert_non_null(strstr(log, "stream group creation failed"));
+    free(log);
 }
 
 int main(void)
