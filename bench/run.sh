@@ -11,7 +11,10 @@
 # (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread, 250000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0
 # when there are at least 2 CPUs; 0 = no pinning), DESKBRIDGE_BIN (use this binary instead of
 # building build-bench/deskbridge), BENCH_LOG_LEVEL (the gateway's DESKBRIDGE_LOG_LEVEL for the
-# ingest runs; default: its own default, info, one line per webhook), BENCH_KEEP (1 = keep the work directory).
+# ingest runs; default: its own default, info, one line per webhook), BENCH_PACE_MS (0; N = each
+# wrk connection waits N ms before its next request, so every subject gets a similar, lower
+# rate instead of as much as it takes: latency under equal load), BENCH_KEEP (1 = keep the
+# work directory).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +25,7 @@ OUTBOUND=${BENCH_OUTBOUND:-20000}
 WARMUP=2
 WRK_THREADS=2
 PER_THREAD=${BENCH_BODIES:-250000} # per wrk thread: 50,000 req/s for 10 s before any repeat
+export BENCH_PACE_MS=${BENCH_PACE_MS:-0} # read by wa_ingest.lua
 
 # Made-up credentials: the point is that the gateway does the real verification work.
 APP_SECRET="bench-app-secret-0123456789"
@@ -367,6 +371,7 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
     echo "deskbridge bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo)"
     echo "load average before: $LOAD_BEFORE, after: $LOAD_AFTER; $PIN_NOTE"
     echo "ingest: ${BODY_BYTES}-byte signed WhatsApp webhooks, a new message id each, wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s after a ${WARMUP}s warm-up"
+    [ "$BENCH_PACE_MS" = 0 ] || echo "paced: each connection waits ${BENCH_PACE_MS} ms before its next request (BENCH_PACE_MS)"
     echo
     printf '%-26s %9s %8s %8s %8s %8s %5s  %s\n' "ingest" "req/s" "p50 ms" "p99 ms" "peak MB" "anon MB" "lost" "counts"
     for l in gateway all node bare; do

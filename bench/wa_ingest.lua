@@ -41,6 +41,15 @@ function request()
    return reqs[(i - 1) % n + 1]
 end
 
+-- BENCH_PACE_MS > 0: each connection waits that long before its next request (wrk calls
+-- delay() per request when the script defines it).
+local pace = tonumber(os.getenv("BENCH_PACE_MS") or "0") or 0
+if pace > 0 then
+   function delay()
+      return pace
+   end
+end
+
 function done(summary, latency, requests)
    -- wrk counts answers with a status of 400 or more itself; a Lua response() hook to count
    -- them would cost wrk a call per answer on the core it shares with Redis.  None of the
