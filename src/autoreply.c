@@ -522,7 +522,7 @@ static void group_cb(int status, const redisReply *reply, const char *errstr, vo
     struct db_autoreply *a = arg;
     (void)errstr;
     a->inflight--;
-    if (db_reader_created_reply(status, reply)) db_reader_group_created(a->reader);
+    db_reader_group_created(a->reader, status, reply);
     db_reader_more(a->reader);
 }
 

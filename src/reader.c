@@ -67,7 +67,7 @@ static void read_cb(int status, const redisReply *reply, const char *errstr, voi
     db_reader_more(r);
 }
 
-int db_reader_created_reply(int status, const redisReply *reply)
+static int group_exists(int status, const redisReply *reply)
 {
     return status == DB_OK &&
            (reply->type == REDIS_REPLY_STATUS ||
@@ -77,7 +77,7 @@ int db_reader_created_reply(int status, const redisReply *reply)
 static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct db_reader *r = arg;
-    if (db_reader_created_reply(status, reply))
+    if (group_exists(status, reply))
         r->created++;
     else if (!r->stopped)
         log_failure(r, "group creation", status, reply, errstr);
@@ -123,9 +123,9 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     db_reader_more(arg);
 }
 
-void db_reader_group_created(struct db_reader *r)
+void db_reader_group_created(struct db_reader *r, int status, const redisReply *reply)
 {
-    if (r) r->ready = 1;
+    if (r && group_exists(status, reply)) r->ready = 1;
 }
 
 int db_reader_group_ready(const struct db_reader *r) { return r && r->ready; }

@@ -56,11 +56,9 @@ int db_reader_new(struct event_base *base, const struct db_reader_opts *o,
  * has room again. */
 void db_reader_more(struct db_reader *r);
 
-/* Tells the reader the group exists (the owner created it on another connection). */
-void db_reader_group_created(struct db_reader *r);
-
-/* 1 when the answer to XGROUP CREATE means the group exists (created, or BUSYGROUP). */
-int db_reader_created_reply(int status, const redisReply *reply);
+/* The answer to an XGROUP CREATE the owner sent on another connection: when it says the group
+ * exists (created, or BUSYGROUP), the reader reads without creating it again. */
+void db_reader_group_created(struct db_reader *r, int status, const redisReply *reply);
 
 /* 1 once the group is known to exist on every stream. */
 int db_reader_group_ready(const struct db_reader *r);

@@ -22,6 +22,7 @@
 struct owner {
     size_t room;
     int reads;  /* calls of the entries callback */
+    size_t most; /* the most entries one call brought */
     size_t n[2];
     char seen[2][MAX_SEEN][32]; /* entry ids */
 };
@@ -32,6 +33,10 @@ static void entries_cb(const redisReply *const lists[2], void *arg)
 {
     struct owner *o = arg;
     o->reads++;
+    for (int s = 0; s < 2; s++) {
+        size_t n = lists[s] ? lists[s]->elements : 0;
+        if (n > o->most) o->most = n;
+    }
     for (int s = 0; s < 2; s++)
         for (size_t i = 0; lists[s] && i < lists[s]->elements; i++) {
             assert_true(o->n[s] < MAX_SEEN);
@@ -140,6 +145,7 @@ static void count_bounds_each_read(void **state)
     f->o.room = 100;
     start(f, "s", NULL, "0", 2);
     assert_int_equal(run_until_seen(f, 0, 7, 3000), 7);
+    assert_int_equal(f->o.most, 2);
     assert_true(f->o.reads >= 4); /* 2 + 2 + 2 + 1 */
 }
 
