@@ -8,13 +8,16 @@
 #   BENCH_DURATION=5 bench/run.sh       # shorter wrk runs
 #
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (64), BENCH_OUTBOUND
-# (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread, 250000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0
+# (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread, 400000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0
 # when there are at least 2 CPUs; 0 = no pinning), DESKBRIDGE_BIN (use this binary instead of
 # building build-bench/deskbridge), BENCH_LOG_LEVEL (the gateway's DESKBRIDGE_LOG_LEVEL for the
 # ingest runs; default: its own default, info, one line per webhook), BENCH_PACE_MS (0; N = each
 # wrk connection waits N ms before its next request, so every subject gets a similar, lower
-# rate instead of as much as it takes: latency under equal load), BENCH_KEEP (1 = keep the
-# work directory).
+# rate instead of as much as it takes: latency under equal load), BENCH_AOF_REWRITE_MIN_SIZE
+# (Redis's auto-aof-rewrite-min-size, default 4gb: no automatic AOF rewrite within a run, as in
+# a Redis whose data set is large next to one run's writes; 64mb is Redis's own default, under
+# which a database growing from empty is rewritten every few seconds), BENCH_KEEP (1 = keep
+# the work directory).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,8 +27,9 @@ CONNS=${BENCH_CONNECTIONS:-64}
 OUTBOUND=${BENCH_OUTBOUND:-20000}
 WARMUP=2
 WRK_THREADS=2
-PER_THREAD=${BENCH_BODIES:-250000} # per wrk thread: 50,000 req/s for 10 s before any repeat
+PER_THREAD=${BENCH_BODIES:-400000} # per wrk thread: 80,000 req/s for 10 s before any repeat
 export BENCH_PACE_MS=${BENCH_PACE_MS:-0} # read by wa_ingest.lua
+REWRITE_MIN=${BENCH_AOF_REWRITE_MIN_SIZE:-4gb}
 
 # Made-up credentials: the point is that the gateway does the real verification work.
 APP_SECRET="bench-app-secret-0123456789"
@@ -145,12 +149,24 @@ wait_http() {
     return 1
 }
 rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
+aof_rewrites() { rcli INFO persistence | tr -d '\r' | awk -F: '$1 == "aof_rewrites" {print $2}'; }
+# Empties Redis between phases, and its AOF with it, so one phase's writes never bring the next
+# phase an AOF rewrite.
+flush_redis() {
+    rcli FLUSHALL >/dev/null
+    rcli BGREWRITEAOF >/dev/null
+    for _ in $(seq 100); do
+        rcli INFO persistence | grep -q '^aof_rewrite_in_progress:0' && break
+        sleep 0.1
+    done
+}
 
 # ---------------------------------------------------------------- Redis, bodies
-say "redis-server on a unix socket (AOF everysec, as scripts/run.sh runs it)"
+say "redis-server on a unix socket (AOF everysec, as scripts/run.sh runs it; rewrite from $REWRITE_MIN)"
 mkdir -p "$WORK/redis"
 "${LOAD[@]}" redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
     --dir "$WORK/redis" --appendonly yes --appendfsync everysec --save '' \
+    --auto-aof-rewrite-min-size "$REWRITE_MIN" \
     >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
@@ -167,8 +183,9 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Runs wrk against $2 for $3 seconds; the BENCH lines end up in $WORK/wrk-$1.txt.
 run_wrk() {
+    rm -f "$4".ready.* # wa_ingest.lua's marks of loaded threads
     "${LOAD[@]}" wrk -t $WRK_THREADS -c "$CONNS" -d "${3}s" --latency -s "$BENCH/wa_ingest.lua" \
-        "$2" -- "$4" >"$WORK/wrk-$1.txt" 2>&1 || { cat "$WORK/wrk-$1.txt" >&2; die "wrk failed"; }
+        "$2" -- "$4" $WRK_THREADS >"$WORK/wrk-$1.txt" 2>&1 || { cat "$WORK/wrk-$1.txt" >&2; die "wrk failed"; }
 }
 field() { grep -o "$2=[0-9.]*" "$WORK/wrk-$1.txt" | head -1 | cut -d= -f2; }
 
@@ -177,11 +194,13 @@ declare -A RPS P50 P99 HWM ANON LOST NOTE
 ingest() {
     local label=$1 pid=$2 url=$3 key=$4
     run_wrk "$label-warm" "$url" $WARMUP "$WORK/warm"
-    local before=0 after=0
+    local before=0 after=0 rw0 rewrites
     [ -n "$key" ] && before=$(rcli XLEN "$key")
+    rw0=$(aof_rewrites)
     run_wrk "$label" "$url" "$DURATION" "$WORK/bodies"
     sleep 0.5 # answers cut off by wrk's stop may still be committing
     [ -n "$key" ] && after=$(rcli XLEN "$key")
+    rewrites=$(($(aof_rewrites) - rw0))
     RPS[$label]=$(field "$label" rps)
     P50[$label]=$(field "$label" p50_us)
     P99[$label]=$(field "$label" p99_us)
@@ -198,10 +217,10 @@ ingest() {
         local lost=$((ok - wrapped - added))
         [ $lost -lt 0 ] && lost=0
         LOST[$label]=$lost
-        NOTE[$label]="2xx=$ok non-2xx=$non new entries=$added wrapped=$wrapped"
+        NOTE[$label]="2xx=$ok non-2xx=$non new entries=$added wrapped=$wrapped aof rewrites=$rewrites"
     else
         LOST[$label]="-"
-        NOTE[$label]="2xx=$ok non-2xx=$non"
+        NOTE[$label]="2xx=$ok non-2xx=$non aof rewrites=$rewrites"
     fi
 }
 
@@ -232,7 +251,7 @@ IDLE_RSS=$(kb $GW_PID VmRSS)
 IDLE_ANON=$(kb $GW_PID RssAnon)
 ingest all $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
 stop_pid $GW_PID
-rcli FLUSHALL >/dev/null
+flush_redis
 
 # ---------------------------------------------------------------- 2. the gateway, ingest only
 # The same work the Node relay does (verify, parse, normalize, write, answer after the ack);
@@ -266,7 +285,7 @@ D1=$(acked)
 DT1=$(date +%s.%N)
 DISPATCH_RATE=$(python3 -c "print('%.0f' % (($D1 - $D0) / ($DT1 - $DT0)))")
 stop_pid $GW_PID
-rcli FLUSHALL >/dev/null
+flush_redis
 
 # ---------------------------------------------------------------- 3. the bare libevent server
 say "bare libevent server"
@@ -284,7 +303,7 @@ NODE_PORT=$STARTED_PORT
 NODE_PID=$LAST_PID
 ingest node $NODE_PID "http://127.0.0.1:$NODE_PORT$HOOK_PATH" relay:events
 stop_pid $NODE_PID
-rcli FLUSHALL >/dev/null
+flush_redis
 
 # ---------------------------------------------------------------- 5. outbound
 # The fake is stopped (SIGSTOP) while the replies are enqueued, so the API's rate and the
@@ -370,6 +389,7 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
     echo
     echo "deskbridge bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo)"
     echo "load average before: $LOAD_BEFORE, after: $LOAD_AFTER; $PIN_NOTE"
+    echo "redis: AOF everysec, automatic AOF rewrite from $REWRITE_MIN (BENCH_AOF_REWRITE_MIN_SIZE); each phase starts from an empty, rewritten AOF"
     echo "ingest: ${BODY_BYTES}-byte signed WhatsApp webhooks, a new message id each, wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s after a ${WARMUP}s warm-up"
     [ "$BENCH_PACE_MS" = 0 ] || echo "paced: each connection waits ${BENCH_PACE_MS} ms before its next request (BENCH_PACE_MS)"
     echo

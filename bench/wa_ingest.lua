@@ -1,12 +1,18 @@
 -- wrk script for bench/run.sh: signed WhatsApp webhooks, a different message id per request.
 --
--- usage: wrk -t T -c C -d D -s wa_ingest.lua URL -- BODIES_PREFIX
+-- usage: wrk -t T -c C -d D -s wa_ingest.lua URL -- BODIES_PREFIX T
 -- Each thread reads BODIES_PREFIX.<thread number> (made by gen_bodies.py: "<hex sig> <body>"
 -- per line), so no two threads send the same message id.  A thread that runs out of bodies
 -- starts over; those repeats are counted (wrapped) because the gateway answers them 2xx as
 -- dedupe hits without a new stream entry.  Answers of 400 or more are counted by wrk itself.
 -- done() prints machine-readable lines for run.sh:
 --   BENCH requests=N ok2xx=N non2xx=N wrapped=N
+--
+-- wrk loads thread 1's script only after thread 0 is running, and starts its clock after the
+-- last thread is created, so thread 0 would send, uncounted in time, while thread 1 loads its
+-- bodies (seconds for a few hundred thousand) on the same core.  Each thread therefore marks
+-- BODIES_PREFIX.ready.<thread> when loaded and sends nothing until every thread has; run.sh
+-- removes the marks before each run.
 
 local threads = {}
 local counter = 0
@@ -17,8 +23,11 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
+local ffi = require("ffi")
+ffi.cdef("int usleep(unsigned int usec);")
+
 function init(args)
-   local prefix = args[1]
+   prefix, nthreads = args[1], tonumber(args[2] or "1")
    local f = assert(io.open(prefix .. "." .. tid, "rb"))
    reqs = {}
    for line in f:lines() do
@@ -33,9 +42,34 @@ function init(args)
    n = #reqs
    i = 0
    wrapped = 0
+   started, checked = false, false
+   assert(io.open(prefix .. ".ready." .. tid, "w")):close()
+end
+
+local function wait_for_all_threads()
+   for t = 0, nthreads - 1 do
+      local waited = 0
+      while true do
+         local f = io.open(prefix .. ".ready." .. t, "r")
+         if f then f:close() break end
+         assert(waited < 300000, "wrk thread " .. t .. " did not load its bodies in 300 s")
+         ffi.C.usleep(1000)
+         waited = waited + 1
+      end
+   end
 end
 
 function request()
+   if not started then
+      -- wrk's main thread calls thread 0's request() once, to check what it returns, before
+      -- any other thread is loaded: that call must not wait, and its request is never sent.
+      if tid == 0 and not checked then
+         checked = true
+         return reqs[1]
+      end
+      wait_for_all_threads()
+      started = true
+   end
    i = i + 1
    if i > n then wrapped = wrapped + 1 end
    return reqs[(i - 1) % n + 1]
