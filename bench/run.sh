@@ -4,7 +4,7 @@
 # Not a test: it prints figures and whether the performance targets hold, and exits 0 whatever
 # they are (it fails only when something could not be set up or messages were lost).
 #
-#   bench/run.sh                        # everything, about 1.5 minutes
+#   bench/run.sh                        # everything, about 2 minutes
 #   BENCH_DURATION=5 bench/run.sh       # shorter wrk runs
 #
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (64), BENCH_OUTBOUND
