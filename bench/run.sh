@@ -141,6 +141,8 @@ forget_pid() {
     PIDS=("${keep[@]}")
 }
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# CPU time a process's threads have run so far, in microseconds (schedstat: ns on the CPU).
+cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s / 1000}'; }
 wait_http() {
     for _ in $(seq 100); do
         curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
@@ -169,6 +171,7 @@ mkdir -p "$WORK/redis"
     --auto-aof-rewrite-min-size "$REWRITE_MIN" \
     >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
+REDIS_PID=$!
 for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
 rcli PING >/dev/null || die "redis-server did not start"
 
@@ -190,17 +193,25 @@ run_wrk() {
 field() { grep -o "$2=[0-9.]*" "$WORK/wrk-$1.txt" | head -1 | cut -d= -f2; }
 
 # One ingest measurement: $1 = label, $2 = pid, $3 = url, $4 = stream key ("" = none).
-declare -A RPS P50 P99 HWM ANON LOST NOTE
+declare -A RPS P50 P99 HWM ANON LOST NOTE CPU_SRV CPU_REDIS
 ingest() {
     local label=$1 pid=$2 url=$3 key=$4
     run_wrk "$label-warm" "$url" $WARMUP "$WORK/warm"
     local before=0 after=0 rw0 rewrites
     [ -n "$key" ] && before=$(rcli XLEN "$key")
     rw0=$(aof_rewrites)
+    local srv0 red0
+    srv0=$(cpu_us "$pid")
+    red0=$(cpu_us "$REDIS_PID")
     run_wrk "$label" "$url" "$DURATION" "$WORK/bodies"
     sleep 0.5 # answers cut off by wrk's stop may still be committing
     [ -n "$key" ] && after=$(rcli XLEN "$key")
     rewrites=$(($(aof_rewrites) - rw0))
+    # CPU per answered request over the measured run; wrk loading its bodies first adds idle
+    # time, not CPU.
+    local answered=$(($(field "$label" ok2xx) + $(field "$label" non2xx)))
+    CPU_SRV[$label]=$(python3 -c "print('%.1f' % (($(cpu_us "$pid") - $srv0) / max($answered, 1)))")
+    CPU_REDIS[$label]=$(python3 -c "print('%.1f' % (($(cpu_us "$REDIS_PID") - $red0) / max($answered, 1)))")
     RPS[$label]=$(field "$label" rps)
     P50[$label]=$(field "$label" p50_us)
     P99[$label]=$(field "$label" p99_us)
@@ -393,7 +404,7 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
     echo "ingest: ${BODY_BYTES}-byte signed WhatsApp webhooks, a new message id each, wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s after a ${WARMUP}s warm-up"
     [ "$BENCH_PACE_MS" = 0 ] || echo "paced: each connection waits ${BENCH_PACE_MS} ms before its next request (BENCH_PACE_MS)"
     echo
-    printf '%-26s %9s %8s %8s %8s %8s %5s  %s\n' "ingest" "req/s" "p50 ms" "p99 ms" "peak MB" "anon MB" "lost" "counts"
+    printf '%-26s %9s %8s %8s %8s %8s %8s %8s %5s  %s\n' "ingest" "req/s" "p50 ms" "p99 ms" "peak MB" "anon MB" "srv us" "redis us" "lost" "counts"
     for l in gateway all node bare; do
         case $l in
         gateway) name="deskbridge role=ingest" ;;
@@ -401,8 +412,9 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
         node) name="node relay" ;;
         bare) name="bare libevent (200 only)" ;;
         esac
-        printf '%-26s %9s %8s %8s %8s %8s %5s  %s\n' "$name" "${RPS[$l]}" "$(ms "${P50[$l]}")" \
-            "$(ms "${P99[$l]}")" "$(mb "${HWM[$l]}")" "$(mb "${ANON[$l]}")" "${LOST[$l]}" "${NOTE[$l]}"
+        printf '%-26s %9s %8s %8s %8s %8s %8s %8s %5s  %s\n' "$name" "${RPS[$l]}" "$(ms "${P50[$l]}")" \
+            "$(ms "${P99[$l]}")" "$(mb "${HWM[$l]}")" "$(mb "${ANON[$l]}")" "${CPU_SRV[$l]}" "${CPU_REDIS[$l]}" \
+            "${LOST[$l]}" "${NOTE[$l]}"
     done
     echo
     echo "targets                              role=ingest  role=all    target"
@@ -423,6 +435,7 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
     printf '%-36s %7s %-4s %7s %-4s %8s\n' "dispatcher events/s (role=dispatch)" "" "" "$DISPATCH_RATE" "$(holds "$DISPATCH_RATE >= 20000")" ">= 20000"
     echo
     echo "peak MB = VmHWM (includes shared libraries mapped in); anon MB = RssAnon at the end of the run (private memory)."
+    echo "srv us, redis us = CPU time of the server and of redis-server per answered request over the run."
     echo "idle RssAnon: role=ingest $(mb "$IDLE_ANON_INGEST") MB, role=all $(mb "$IDLE_ANON") MB"
     echo "outbound (role=all, Telegram): $ACCEPTED replies answered 202 ($REFUSED refused), $QUEUED in the outbox, enqueued at $ENQ_RATE/s with the fake paused;"
     echo "  $SENDS sendMessage calls reached the fake, $SEND_RATE/s from first to last; not sent: $OUT_LOST, extra: $OUT_DUP; gateway peak RSS $(mb "$OUT_HWM") MB"
