@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# bench/redis_cost.sh - Redis CPU per ingested webhook: the gateway's ingest script against the
+# plain commands it is made of, measured apart from the gateway and from wrk.
+#
+# Not a test: it prints figures and exits 0 whatever they are.  redis-server (AOF everysec, as
+# bench/run.sh runs it) gets CPU 0 to itself and redis-benchmark runs on CPU 1 (when there
+# are two CPUs), 64 clients pipelining 4 commands each, a new message id per command.  The
+# figure is redis-server's CPU time (schedstat) over the run divided by the commands sent.
+#
+#   bench/redis_cost.sh                 # 300,000 commands per subject
+#   BENCH_REDIS_CALLS=1000000 bench/redis_cost.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CALLS=${BENCH_REDIS_CALLS:-300000}
+for c in redis-server redis-cli redis-benchmark cmake cc python3; do
+    command -v "$c" >/dev/null || { echo "redis_cost: $c is missing (scripts/deps.sh test installs it)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/deskbridge-redis-cost.XXXXXX)
+REDIS_PID=
+cleanup() {
+    if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$WORK/cmake.log" 2>&1 &&
+    cmake --build "$ROOT/build-bench" --target db_core -j2 >>"$WORK/cmake.log" 2>&1 ||
+    { tail -40 "$WORK/cmake.log" >&2; exit 1; }
+B="$ROOT/build-bench"
+# shellcheck disable=SC2046 # pkg-config prints several flags
+cc -std=c11 -O2 -Wall -Wextra -I"$ROOT/include" -I"$ROOT/src" -o "$WORK/print_ingest_script" \
+    "$ROOT/bench/print_ingest_script.c" "$B/libdb_core.a" "$B/libdb_connectors.a" "$B/libdb_util.a" \
+    $(pkg-config --libs libevent libevent_pthreads hiredis jansson libcrypto) -ldl -lpthread -lm
+"$WORK/print_ingest_script" >"$WORK/ingest.lua"
+
+SRV=()
+LOAD=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    SRV=(taskset -c 0)
+    LOAD=(taskset -c 1)
+fi
+mkdir -p "$WORK/redis"
+"${SRV[@]}" redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
+    --dir "$WORK/redis" --appendonly yes --appendfsync everysec --save '' \
+    --auto-aof-rewrite-min-size 4gb >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
+for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
+rcli PING >/dev/null || { cat "$WORK/redis.log" >&2; exit 1; }
+SHA=$(rcli SCRIPT LOAD "$(cat "$WORK/ingest.lua")")
+
+cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s / 1000}'; }
+# A stored event of the benchmark's size (555 bytes).
+EVENT=$(python3 -c 'import json; e = {"v": 1, "platform": "whatsapp", "account": "106540352242922",
+  "kind": "message", "conversation": "whatsapp:106540352242922:16505550001",
+  "sender": {"id": "16505550001", "name": "Kerry Fisher"}, "external_id": "wamid.0000000001",
+  "received_at": 1764600000000, "id": "0000000000000000000000000"}
+e["text"] = "x" * (555 - len(json.dumps(e, separators=(",", ":"))) - 10)
+print(json.dumps(e, separators=(",", ":")))')
+PREFIX=deskbridge PNID=106540352242922 TTL=691200
+
+# $1 = name, rest = the command (__rand_int__ makes each message id new).
+measure() {
+    local name=$1
+    shift
+    rcli FLUSHALL >/dev/null
+    local c0 c1
+    c0=$(cpu_us "$REDIS_PID")
+    "${LOAD[@]}" redis-benchmark -s "$WORK/redis.sock" -c 64 -P 4 -n "$CALLS" -r 1000000000 -q \
+        "$@" >/dev/null 2>&1
+    c1=$(cpu_us "$REDIS_PID")
+    printf '%-46s %6.2f  %s\n' "$name" "$(python3 -c "print(($c1 - $c0) / $CALLS)")" \
+        "$(rcli DBSIZE) keys, $(rcli XLEN "$PREFIX:events") stream entries"
+}
+
+echo "deskbridge redis cost, $(date -u '+%Y-%m-%d %H:%M UTC'), $(redis-server --version | cut -d' ' -f3), ${#EVENT}-byte event, $CALLS commands each"
+printf '%-46s %6s  %s\n' "command (one webhook, one message)" "us CPU" "after it"
+# The ingest script's arguments as src/store.c passes them for one message.
+measure "ingest script (EVALSHA, dedupe + XADD)" EVALSHA "$SHA" 0 "$PREFIX" "$TTL" 0 1764600000000 \
+    whatsapp "$PNID" "" "wamid.__rand_int__" "$EVENT" "" "" "" ""
+measure "SET NX EX alone (the dedupe)" SET "$PREFIX:dedupe:whatsapp:$PNID:wamid.__rand_int__" 1 NX EX "$TTL"
+measure "XADD alone (the relay's whole write)" XADD "$PREFIX:events" '*' event "$EVENT"
