@@ -71,7 +71,7 @@ struct db_sender {
     char outbox[160];
 };
 
-static void job_start(struct job *j);
+static void send_part(struct job *j);
 
 static const struct db_log_ctx *job_ctx(const struct job *j, struct db_log_ctx *ctx)
 {
@@ -147,7 +147,7 @@ static void job_done(struct job *j)
             set_waiting(next, 0);
         }
         chat_drop_if_idle(s, c);
-        if (next) job_start(next);
+        if (next) send_part(next);
     }
     job_free(j);
     db_reader_more(s->reader);
@@ -234,8 +234,6 @@ static int64_t backoff_ms(const struct db_config *cfg, int attempt)
     return d;
 }
 
-static void send_part(struct job *j);
-
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -305,48 +303,6 @@ static void sent_cb(const struct db_http_resp *resp, void *arg)
     schedule(j, delay);
 }
 
-static void send_part(struct job *j)
-{
-    struct db_sender *s = j->s;
-    if (j->chat && j->chat->not_before_ms > db_now_ms()) {
-        schedule(j, j->chat->not_before_ms - db_now_ms());
-        return;
-    }
-    db_cfg_unref(j->cfg);
-    j->cfg = db_cfg_ref(s->gw);
-    const struct db_account *acct;
-    struct db_outbound msg;
-    struct db_err e = {0};
-    if (db_outbound_from_json(j->cfg->cfg, j->cmd, &acct, &msg, NULL, &e) != DB_OK) {
-        finish(j, "failed", "invalid", e.msg);
-        return;
-    }
-    msg.id = j->id;
-    char *part = NULL;
-    if (j->nparts > 1) {
-        part = strndup(msg.text + j->cut[j->part], j->cut[j->part + 1] - j->cut[j->part]);
-        if (!part) {
-            schedule(j, 1000);
-            return;
-        }
-        msg.text = part;
-        /* Media and reply marks belong to the first part only. */
-        if (j->part > 0) msg.media_url = msg.media_id = msg.media_type = msg.reply_to = NULL;
-    }
-    struct db_http_req req = {0};
-    int rc = db_conn_build_send(acct->conn, acct->state, &msg, &req, &e);
-    free(part);
-    if (rc != DB_OK) {
-        db_http_req_clear(&req);
-        finish(j, "failed", "invalid", e.msg);
-        return;
-    }
-    j->attempt++;
-    rc = db_http_client_send(s->gw->platform_http, &req, SEND_TIMEOUT_MS, sent_cb, NULL, j, NULL);
-    db_http_req_clear(&req);
-    if (rc != DB_OK) schedule(j, 1000);
-}
-
 /* Cuts the text into parts of at most max characters (the first: first characters, a
  * caption's limit when it goes with media), preferring a line break or a space in the last
  * tenth of a part so words stay whole. */
@@ -373,24 +329,57 @@ static void split_text(struct job *j, const char *text, size_t first, size_t max
     if (j->nparts == 0) j->cut[++j->nparts] = 0;
 }
 
-static void job_start(struct job *j)
+/* Decides a message's parts on its first attempt: the media goes with the first part, as far
+ * as a caption may hold, and the rest follows as text. */
+static void plan_parts(struct job *j, const struct db_connector *conn,
+                       const struct db_outbound *msg)
 {
-    const struct db_config *cfg = j->s->gw->cfg->cfg;
+    j->nparts = 1;
+    if (msg->text && conn->split_long_text && conn->max_text_chars)
+        split_text(j, msg->text, db_outbound_text_limit(conn, msg), conn->max_text_chars);
+}
+
+static void send_part(struct job *j)
+{
+    struct db_sender *s = j->s;
+    if (j->chat && j->chat->not_before_ms > db_now_ms()) {
+        schedule(j, j->chat->not_before_ms - db_now_ms());
+        return;
+    }
+    db_cfg_unref(j->cfg);
+    j->cfg = db_cfg_ref(s->gw);
     const struct db_account *acct;
     struct db_outbound msg;
     struct db_err e = {0};
-    if (db_outbound_from_json(cfg, j->cmd, &acct, &msg, NULL, &e) != DB_OK) {
+    if (db_outbound_from_json(j->cfg->cfg, j->cmd, &acct, &msg, NULL, &e) != DB_OK) {
         finish(j, "failed", "invalid", e.msg);
         return;
     }
-    j->nparts = 1;
-    const struct db_connector *conn = acct->conn;
-    if (msg.text && conn->split_long_text && conn->max_text_chars) {
-        /* The media goes with the first part, as far as a caption may hold; the rest follows
-         * as text. */
-        split_text(j, msg.text, db_outbound_text_limit(conn, &msg), conn->max_text_chars);
+    if (j->nparts == 0) plan_parts(j, acct->conn, &msg);
+    msg.id = j->id;
+    char *part = NULL;
+    if (j->nparts > 1) {
+        part = strndup(msg.text + j->cut[j->part], j->cut[j->part + 1] - j->cut[j->part]);
+        if (!part) {
+            schedule(j, 1000);
+            return;
+        }
+        msg.text = part;
+        /* Media and reply marks belong to the first part only. */
+        if (j->part > 0) msg.media_url = msg.media_id = msg.media_type = msg.reply_to = NULL;
     }
-    send_part(j);
+    struct db_http_req req = {0};
+    int rc = db_conn_build_send(acct->conn, acct->state, &msg, &req, &e);
+    free(part);
+    if (rc != DB_OK) {
+        db_http_req_clear(&req);
+        finish(j, "failed", "invalid", e.msg);
+        return;
+    }
+    j->attempt++;
+    rc = db_http_client_send(s->gw->platform_http, &req, SEND_TIMEOUT_MS, sent_cb, NULL, j, NULL);
+    db_http_req_clear(&req);
+    if (rc != DB_OK) schedule(j, 1000);
 }
 
 /* ---- reading the outbox ---- */
@@ -424,7 +413,7 @@ static void adopted_cb(int status, const char *id, const char *msg_status, int c
         return;
     }
     if (c) c->busy = 1;
-    job_start(j);
+    send_part(j);
 }
 
 static void dead_cb(int status, long long n, void *arg)
