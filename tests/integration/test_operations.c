@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -292,6 +294,42 @@ static void operator_commands(void **state)
     assert_non_null(strstr(out, ":8:")); /* file and line */
 }
 
+/* A test binary that aborts (a sanitizer report with abort_on_error) runs no atexit handler;
+ * the fixture's SIGABRT handler still stops the gateways it started. */
+static void a_gateway_dies_with_a_test_binary_that_aborts(void **state)
+{
+    (void)state;
+    write_conf("");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(fds[0]);
+        const char *env[] = {redis_env, NULL};
+        const char *args[] = {"--config", conf_path, NULL};
+        struct db_test_daemon d;
+        db_test_daemon_start(&d, env, args, 0);
+        if (write(fds[1], &d.pid, sizeof d.pid) != (ssize_t)sizeof d.pid) _exit(1);
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        abort();
+    }
+    close(fds[1]);
+    pid_t gateway = 0;
+    assert_int_equal(read(fds[0], &gateway, sizeof gateway), (ssize_t)sizeof gateway);
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+    /* The handler killed and reaped it before the child died: no such process now.  One
+     * that outlived the child is killed here, so a failure leaves nothing running. */
+    int alive = kill(gateway, 0) == 0 || errno != ESRCH;
+    if (alive) kill(gateway, SIGKILL);
+    assert_false(alive);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +338,7 @@ int main(void)
         cmocka_unit_test(two_processes_on_one_redis_lose_and_double_nothing),
         cmocka_unit_test(workers_share_the_port),
         cmocka_unit_test(operator_commands),
+        cmocka_unit_test(a_gateway_dies_with_a_test_binary_that_aborts),
     };
     return cmocka_run_group_tests_name("operations", tests, setup, teardown);
 }

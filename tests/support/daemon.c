@@ -35,29 +35,49 @@ int db_test_free_port(void)
 }
 
 /* Every gateway a test started, so that one a failed test left running dies with the test
- * binary instead of outliving it (a test that fails skips its own stop).  Tests start
+ * binary instead of outliving it: a test that fails skips its own stop, and one that aborts
+ * (a sanitizer report, with abort_on_error) skips the atexit handlers too.  Tests start
  * gateways from several threads. */
 static pid_t started[512];
-static size_t n_started;
+static volatile sig_atomic_t n_started;
 static pthread_mutex_t started_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void kill_leftovers(void)
+/* Only waitpid and kill: it also runs in the SIGABRT handler. */
+static void kill_started(void)
 {
-    pthread_mutex_lock(&started_lock);
-    for (size_t i = 0; i < n_started; i++)
+    for (sig_atomic_t i = 0; i < n_started; i++)
         /* only a child of ours that still runs: a reaped pid may belong to anyone now */
         if (waitpid(started[i], NULL, WNOHANG) == 0) {
             kill(started[i], SIGKILL);
             waitpid(started[i], NULL, 0);
         }
+}
+
+static void kill_leftovers(void)
+{
+    pthread_mutex_lock(&started_lock);
+    kill_started();
     pthread_mutex_unlock(&started_lock);
+}
+
+static void abort_handler(int sig)
+{
+    kill_started();
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static void remember(pid_t pid)
 {
     pthread_mutex_lock(&started_lock);
-    if (n_started == 0) atexit(kill_leftovers);
-    if (n_started < sizeof started / sizeof started[0]) started[n_started++] = pid;
+    if (n_started == 0) {
+        atexit(kill_leftovers);
+        signal(SIGABRT, abort_handler);
+    }
+    if (n_started < (sig_atomic_t)(sizeof started / sizeof started[0])) {
+        started[n_started] = pid;
+        n_started = n_started + 1;
+    }
     pthread_mutex_unlock(&started_lock);
 }
 
