@@ -77,8 +77,13 @@ measure() {
 
 echo "deskbridge redis cost, $(date -u '+%Y-%m-%d %H:%M UTC'), $(redis-server --version | cut -d' ' -f3), ${#EVENT}-byte event, $CALLS commands each"
 printf '%-46s %6s  %s\n' "command (one webhook, one message)" "us CPU" "after it"
-# The ingest script's arguments as src/store.c passes them for one message.
+# The ingest script's arguments as db_store_ingest (src/store.c) passes them for one message.
 measure "ingest script (EVALSHA, dedupe + XADD)" EVALSHA "$SHA" 0 "$PREFIX" "$TTL" 0 1764600000000 \
     whatsapp "$PNID" "" "wamid.__rand_int__" "$EVENT" "" "" "" ""
+# A script that wrote nothing (its argument layout changed in store.c and not here) would be
+# measured as dedupe hits: refuse to print that as the cost of a webhook.
+written=$(rcli XLEN "$PREFIX:events")
+[ "$written" -ge $((CALLS * 99 / 100)) ] ||
+    { echo "redis_cost: the ingest script wrote $written of $CALLS events; update its arguments here" >&2; exit 1; }
 measure "SET NX EX alone (the dedupe)" SET "$PREFIX:dedupe:whatsapp:$PNID:wamid.__rand_int__" 1 NX EX "$TTL"
 measure "XADD alone (the relay's whole write)" XADD "$PREFIX:events" '*' event "$EVENT"

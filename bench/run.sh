@@ -197,10 +197,9 @@ declare -A RPS P50 P99 HWM ANON LOST NOTE CPU_SRV CPU_REDIS
 ingest() {
     local label=$1 pid=$2 url=$3 key=$4
     run_wrk "$label-warm" "$url" $WARMUP "$WORK/warm"
-    local before=0 after=0 rw0 rewrites
+    local before=0 after=0 rw0 rewrites srv0 red0
     [ -n "$key" ] && before=$(rcli XLEN "$key")
     rw0=$(aof_rewrites)
-    local srv0 red0
     srv0=$(cpu_us "$pid")
     red0=$(cpu_us "$REDIS_PID")
     run_wrk "$label" "$url" "$DURATION" "$WORK/bodies"

@@ -1,5 +1,6 @@
 /* Operating a running gateway: reload on SIGHUP, graceful SIGTERM under load, several
  * processes on one Redis, and the operator commands.  Real binary, real redis-server. */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>

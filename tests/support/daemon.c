@@ -38,7 +38,8 @@ int db_test_free_port(void)
  * binary instead of outliving it: a test that fails skips its own stop, and one that aborts
  * (a sanitizer report, with abort_on_error) skips the atexit handlers too.  Tests start
  * gateways from several threads. */
-static pid_t started[512];
+/* volatile: the SIGABRT handler may read them between any two stores of remember() */
+static volatile pid_t started[512];
 static volatile sig_atomic_t n_started;
 static pthread_mutex_t started_lock = PTHREAD_MUTEX_INITIALIZER;
 
