@@ -4,12 +4,14 @@
 # Not a test: it prints figures and whether the performance targets hold, and exits 0 whatever
 # they are (it fails only when something could not be set up or messages were lost).
 #
-#   bench/run.sh                        # everything, about 2 minutes
-#   BENCH_DURATION=5 bench/run.sh       # shorter wrk runs
+#   bench/run.sh                        # everything, about 5 minutes
+#   BENCH_DURATION=5 BENCH_ROUNDS=1 bench/run.sh   # shorter wrk runs, one round
 #
-# Knobs (environment): BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (64), BENCH_OUTBOUND
-# (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread, 400000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0
-# when there are at least 2 CPUs; 0 = no pinning), DESKBRIDGE_BIN (use this binary instead of
+# Knobs (environment): BENCH_DURATION (s, default 10), BENCH_ROUNDS (3: ingest rounds, each one
+# run of role=all, role=ingest and the Node relay back to back), BENCH_CONNECTIONS (64),
+# BENCH_OUTBOUND (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread,
+# 400000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0 when there are at
+# least 2 CPUs; 0 = no pinning), DESKBRIDGE_BIN (use this binary instead of
 # building build-bench/deskbridge), BENCH_LOG_LEVEL (the gateway's DESKBRIDGE_LOG_LEVEL for the
 # ingest runs; default: its own default, info, one line per webhook), BENCH_PACE_MS (0; N = each
 # wrk connection waits N ms before its next request, so every subject gets a similar, lower
@@ -26,6 +28,7 @@ DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNECTIONS:-64}
 OUTBOUND=${BENCH_OUTBOUND:-20000}
 WARMUP=2
+ROUNDS=${BENCH_ROUNDS:-3}
 WRK_THREADS=2
 PER_THREAD=${BENCH_BODIES:-400000} # per wrk thread: 80,000 req/s for 10 s before any repeat
 export BENCH_PACE_MS=${BENCH_PACE_MS:-0} # read by wa_ingest.lua
@@ -163,6 +166,15 @@ flush_redis() {
     done
 }
 
+acked() { # entries read by the dispatcher's group minus those still pending
+    rcli XINFO GROUPS deskbridge:events | awk '
+        prev == "name" { want = ($0 == "deskbridge-dispatch") }
+        want && prev == "entries-read" { r = $0 }
+        want && prev == "pending" { p = $0 }
+        { prev = $0 }
+        END { print (r == "" ? 0 : r) - (p == "" ? 0 : p) }'
+}
+
 # ---------------------------------------------------------------- Redis, bodies
 say "redis-server on a unix socket (AOF everysec, as scripts/run.sh runs it; rewrite from $REWRITE_MIN)"
 mkdir -p "$WORK/redis"
@@ -193,7 +205,7 @@ run_wrk() {
 field() { grep -o "$2=[0-9.]*" "$WORK/wrk-$1.txt" | head -1 | cut -d= -f2; }
 
 # One ingest measurement: $1 = label, $2 = pid, $3 = url, $4 = stream key ("" = none).
-declare -A RPS P50 P99 HWM ANON LOST NOTE CPU_SRV CPU_REDIS
+declare -A RPS P50 P99 HWM ANON LOST NOTE CPU_SRV CPU_REDIS IDLE_RSS IDLE_ANON
 ingest() {
     local label=$1 pid=$2 url=$3 key=$4
     run_wrk "$label-warm" "$url" $WARMUP "$WORK/warm"
@@ -251,69 +263,64 @@ start_gateway() {
 }
 HOOK_PATH="/webhooks/whatsapp/$PNID"
 
-# ---------------------------------------------------------------- 1. the gateway, as started
-# The quickstart runs every role in one process: besides ingest, the dispatcher reads every
-# event back and files it under its conversation.
-say "deskbridge, role=all (the quickstart default): idle RSS, then ingest (${DURATION}s, $CONNS connections)"
-start_gateway all
-sleep 2
-IDLE_RSS=$(kb $GW_PID VmRSS)
-IDLE_ANON=$(kb $GW_PID RssAnon)
-ingest all $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
-stop_pid $GW_PID
-flush_redis
+# ---------------------------------------------------------------- 1-3. ingest rounds
+# The machine's speed drifts (a neighbour's load moves the subjects by different amounts), so
+# the gateway and the Node relay are measured in rounds, each round one run of each back to
+# back, and each target is the median of the rounds' own ratios.
+# role=all is the quickstart: every role in one process, so besides ingest the dispatcher
+# reads every event back and files it under its conversation.  role=ingest is the same work
+# the Node relay does (verify, parse, normalize, write, answer after the ack); the gateway's
+# write also deduplicates.
+for r in $(seq "$ROUNDS"); do
+    say "round $r of $ROUNDS: deskbridge role=all (the quickstart default): idle RSS, then ingest (${DURATION}s, $CONNS connections)"
+    start_gateway all
+    sleep 2
+    IDLE_RSS[all.$r]=$(kb $GW_PID VmRSS)
+    IDLE_ANON[all.$r]=$(kb $GW_PID RssAnon)
+    ingest all.$r $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
+    stop_pid $GW_PID
+    flush_redis
 
-# ---------------------------------------------------------------- 2. the gateway, ingest only
-# The same work the Node relay does (verify, parse, normalize, write, answer after the ack);
-# the gateway's write also deduplicates.
-say "deskbridge, role=ingest"
-start_gateway ingest
-sleep 2
-IDLE_RSS_INGEST=$(kb $GW_PID VmRSS)
-IDLE_ANON_INGEST=$(kb $GW_PID RssAnon)
-ingest gateway $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
-stop_pid $GW_PID
+    say "round $r: deskbridge role=ingest"
+    start_gateway ingest
+    sleep 2
+    IDLE_RSS[gateway.$r]=$(kb $GW_PID VmRSS)
+    IDLE_ANON[gateway.$r]=$(kb $GW_PID RssAnon)
+    ingest gateway.$r $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
+    stop_pid $GW_PID
 
-# ---------------------------------------------------------------- 2b. the dispatcher alone
-# The ingest run left a backlog of events from 5,000 interleaved conversations; a role=dispatch
-# process works through it, and its group's progress over DURATION seconds is its rate.
-say "dispatcher (role=dispatch) over the backlog of $(rcli XLEN deskbridge:events) events"
-acked() { # entries read by the dispatcher's group minus those still pending
-    rcli XINFO GROUPS deskbridge:events | awk '
-        prev == "name" { want = ($0 == "deskbridge-dispatch") }
-        want && prev == "entries-read" { r = $0 }
-        want && prev == "pending" { p = $0 }
-        { prev = $0 }
-        END { print (r == "" ? 0 : r) - (p == "" ? 0 : p) }'
-}
-start_gateway dispatch
-sleep 1
-D0=$(acked)
-DT0=$(date +%s.%N)
-sleep "$DURATION"
-D1=$(acked)
-DT1=$(date +%s.%N)
-DISPATCH_RATE=$(python3 -c "print('%.0f' % (($D1 - $D0) / ($DT1 - $DT0)))")
-stop_pid $GW_PID
-flush_redis
+    if [ "$r" = "$ROUNDS" ]; then
+        # The last ingest run left a backlog of events from 5,000 interleaved conversations; a
+        # role=dispatch process works through it, and its group's progress over DURATION
+        # seconds is its rate.
+        say "dispatcher (role=dispatch) over the backlog of $(rcli XLEN deskbridge:events) events"
+        start_gateway dispatch
+        sleep 1
+        D0=$(acked)
+        DT0=$(date +%s.%N)
+        sleep "$DURATION"
+        D1=$(acked)
+        DT1=$(date +%s.%N)
+        DISPATCH_RATE=$(python3 -c "print('%.0f' % (($D1 - $D0) / ($DT1 - $DT0)))")
+        stop_pid $GW_PID
+    fi
+    flush_redis
 
-# ---------------------------------------------------------------- 3. the bare libevent server
+    say "round $r: Node.js relay (fastify + ioredis)"
+    start_with_port node env PORT=0 REDIS_SOCKET="$WORK/redis.sock" APP_SECRET="$APP_SECRET" \
+        PHONE_NUMBER_ID="$PNID" "${SRV[@]}" node "$BENCH/node-relay/server.js"
+    ingest node.$r $LAST_PID "http://127.0.0.1:$STARTED_PORT$HOOK_PATH" relay:events
+    stop_pid $LAST_PID
+    flush_redis
+done
+
+# ---------------------------------------------------------------- 4. the bare libevent server
+# Its own ceiling does not drift with anything the gateway does, so one run is enough.
 say "bare libevent server"
 start_with_port bare "${SRV[@]}" "$WORK/bare_server" 0
-BARE_PORT=$STARTED_PORT
 BARE_PID=$LAST_PID
-ingest bare $BARE_PID "http://127.0.0.1:$BARE_PORT$HOOK_PATH" ""
+ingest bare $BARE_PID "http://127.0.0.1:$STARTED_PORT$HOOK_PATH" ""
 stop_pid $BARE_PID
-
-# ---------------------------------------------------------------- 4. the Node.js relay
-say "Node.js relay (fastify + ioredis)"
-start_with_port node env PORT=0 REDIS_SOCKET="$WORK/redis.sock" APP_SECRET="$APP_SECRET" \
-    PHONE_NUMBER_ID="$PNID" "${SRV[@]}" node "$BENCH/node-relay/server.js"
-NODE_PORT=$STARTED_PORT
-NODE_PID=$LAST_PID
-ingest node $NODE_PID "http://127.0.0.1:$NODE_PORT$HOOK_PATH" relay:events
-stop_pid $NODE_PID
-flush_redis
 
 # ---------------------------------------------------------------- 5. outbound
 # The fake is stopped (SIGSTOP) while the replies are enqueued, so the API's rate and the
@@ -394,6 +401,36 @@ ms() { python3 -c "print('%.2f' % ($1 / 1000.0))"; }
 mb() { python3 -c "print('%.1f' % ($1 / 1024.0))"; }
 ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 else '-')" 2>/dev/null || echo "-"; }
 holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
+median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(float(a) for a in sys.argv[1:]))' "$@"; }
+# The values of array $1 for subject $2: one per round, or the single run's (bare).
+values() {
+    local -n v=$1
+    local r
+    if [ -n "${v[$2]+set}" ]; then echo "${v[$2]}"; return; fi
+    for r in $(seq "$ROUNDS"); do printf '%s ' "${v[$2.$r]}"; done
+}
+med() { median $(values "$1" "$2"); }
+most() { values "$1" "$2" | tr ' ' '\n' | grep . | sort -n | tail -1; }
+total() { values "$1" "$2" | awk '{for (i = 1; i <= NF; i++) if ($i == "-") none = 1; else s += $i} END {print none ? "-" : s + 0}'; }
+# Each round's ratio of array $1, subject $2 over subject $3 of the same round (or over the
+# single run of $3).
+ratios() {
+    local -n v=$1
+    local r out=() ref
+    for r in $(seq "$ROUNDS"); do
+        ref=${v[$3.$r]:-${v[$3]}}
+        out+=("$(ratio "${v[$2.$r]}" "$ref")")
+    done
+    echo "${out[*]}"
+}
+subject() {
+    case $1 in
+    gateway) echo "deskbridge role=ingest" ;;
+    all) echo "deskbridge role=all" ;;
+    node) echo "node relay" ;;
+    bare) echo "bare libevent (200 only)" ;;
+    esac
+}
 
 {
     echo
@@ -403,45 +440,49 @@ holds() { python3 -c "print('yes' if $1 else 'NO')" 2>/dev/null || echo "?"; }
     echo "ingest: ${BODY_BYTES}-byte signed WhatsApp webhooks, a new message id each, wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s after a ${WARMUP}s warm-up"
     [ "$BENCH_PACE_MS" = 0 ] || echo "paced: each connection waits ${BENCH_PACE_MS} ms before its next request (BENCH_PACE_MS)"
     echo
-    printf '%-26s %9s %8s %8s %8s %8s %8s %8s %5s  %s\n' "ingest" "req/s" "p50 ms" "p99 ms" "peak MB" "anon MB" "srv us" "redis us" "lost" "counts"
+    printf '%-26s %9s %8s %8s %8s %8s %8s %8s %5s\n' "ingest, median of rounds" "req/s" "p50 ms" "p99 ms" "peak MB" "anon MB" "srv us" "redis us" "lost"
     for l in gateway all node bare; do
-        case $l in
-        gateway) name="deskbridge role=ingest" ;;
-        all) name="deskbridge role=all" ;;
-        node) name="node relay" ;;
-        bare) name="bare libevent (200 only)" ;;
-        esac
-        printf '%-26s %9s %8s %8s %8s %8s %8s %8s %5s  %s\n' "$name" "${RPS[$l]}" "$(ms "${P50[$l]}")" \
-            "$(ms "${P99[$l]}")" "$(mb "${HWM[$l]}")" "$(mb "${ANON[$l]}")" "${CPU_SRV[$l]}" "${CPU_REDIS[$l]}" \
-            "${LOST[$l]}" "${NOTE[$l]}"
+        printf '%-26s %9s %8s %8s %8s %8s %8s %8s %5s\n' "$(subject $l)" "$(med RPS $l)" "$(ms "$(med P50 $l)")" \
+            "$(ms "$(med P99 $l)")" "$(mb "$(most HWM $l)")" "$(mb "$(med ANON $l)")" "$(med CPU_SRV $l)" \
+            "$(med CPU_REDIS $l)" "$(total LOST $l)"
     done
     echo
-    echo "targets                              role=ingest  role=all    target"
-    two() { # label, metric array name, reference label, comparison, target text, limit
-        local -n m=$2
+    echo "each run (peak MB: VmHWM at its end)"
+    run_line() {
+        printf '  %-11s %9s req/s  p50 %6s  p99 %6s ms  %5s MB  %s\n' "$1" "${RPS[$1]}" "$(ms "${P50[$1]}")" \
+            "$(ms "${P99[$1]}")" "$(mb "${HWM[$1]}")" "${NOTE[$1]}"
+    }
+    for r in $(seq "$ROUNDS"); do for l in all gateway node; do run_line $l.$r; done; done
+    run_line bare
+    echo
+    echo "targets (median of the rounds' ratios)   role=ingest  role=all    target   role=ingest per round"
+    two() { # label, metric array name, reference subject, comparison, target text, limit
         local a b
-        a=$(ratio "${m[gateway]}" "${m[$3]}")
-        b=$(ratio "${m[all]}" "${m[$3]}")
-        printf '%-36s %7s %-4s %7s %-4s %8s\n' "$1" "${a}x" "$(holds "$a $4 $6")" "${b}x" "$(holds "$b $4 $6")" "$5"
+        a=$(median $(ratios "$2" gateway "$3"))
+        b=$(median $(ratios "$2" all "$3"))
+        printf '%-40s %7s %-4s %7s %-4s %8s   %s\n' "$1" "${a}x" "$(holds "$a $4 $6")" "${b}x" \
+            "$(holds "$b $4 $6")" "$5" "$(ratios "$2" gateway "$3")"
     }
     two "req/s vs node relay" RPS node ">=" ">= 1.5x" 1.5
     two "p99 vs node relay" P99 node "<=" "<= 0.5x" 0.5
     two "peak RSS vs node relay" HWM node "<=" "<= 0.1x" 0.1
     two "req/s vs bare libevent" RPS bare ">=" ">= 0.4x" 0.4
-    printf '%-36s %7s %-4s %7s %-4s %8s\n' "idle RSS MB (2 s after start)" "$(mb "$IDLE_RSS_INGEST")" \
-        "$(holds "$IDLE_RSS_INGEST < 10240")" "$(mb "$IDLE_RSS")" "$(holds "$IDLE_RSS < 10240")" "< 10"
-    printf '%-36s %7s %-4s %7s %-4s %8s\n' "outbound sends/s (role=all)" "" "" "$SEND_RATE" "$(holds "$SEND_RATE >= 5000")" ">= 5000"
-    printf '%-36s %7s %-4s %7s %-4s %8s\n' "dispatcher events/s (role=dispatch)" "" "" "$DISPATCH_RATE" "$(holds "$DISPATCH_RATE >= 20000")" ">= 20000"
+    idle_i=$(most IDLE_RSS gateway)
+    idle_a=$(most IDLE_RSS all)
+    printf '%-40s %7s %-4s %7s %-4s %8s\n' "idle RSS MB (2 s after start, largest)" "$(mb "$idle_i")" \
+        "$(holds "$idle_i < 10240")" "$(mb "$idle_a")" "$(holds "$idle_a < 10240")" "< 10"
+    printf '%-40s %7s %-4s %7s %-4s %8s\n' "outbound sends/s (role=all)" "" "" "$SEND_RATE" "$(holds "$SEND_RATE >= 5000")" ">= 5000"
+    printf '%-40s %7s %-4s %7s %-4s %8s\n' "dispatcher events/s (role=dispatch)" "" "" "$DISPATCH_RATE" "$(holds "$DISPATCH_RATE >= 20000")" ">= 20000"
     echo
     echo "peak MB = VmHWM (includes shared libraries mapped in); anon MB = RssAnon at the end of the run (private memory)."
     echo "srv us, redis us = CPU time of the server and of redis-server per answered request over the run."
-    echo "idle RssAnon: role=ingest $(mb "$IDLE_ANON_INGEST") MB, role=all $(mb "$IDLE_ANON") MB"
+    echo "idle RssAnon (largest): role=ingest $(mb "$(most IDLE_ANON gateway)") MB, role=all $(mb "$(most IDLE_ANON all)") MB"
     echo "outbound (role=all, Telegram): $ACCEPTED replies answered 202 ($REFUSED refused), $QUEUED in the outbox, enqueued at $ENQ_RATE/s with the fake paused;"
     echo "  $SENDS sendMessage calls reached the fake, $SEND_RATE/s from first to last; not sent: $OUT_LOST, extra: $OUT_DUP; gateway peak RSS $(mb "$OUT_HWM") MB"
     echo "$JSON_FIGURES"
 } | tee "$WORK/summary.txt"
 
 fail=0
-for l in gateway all node; do [ "${LOST[$l]}" = 0 ] || { echo "LOST MESSAGES in $l" >&2; fail=1; }; done
+for l in gateway all node; do [ "$(total LOST $l)" = 0 ] || { echo "LOST MESSAGES in $l" >&2; fail=1; }; done
 [ "$OUT_LOST" = 0 ] || { echo "replies not sent: $OUT_LOST" >&2; fail=1; }
 exit $fail
