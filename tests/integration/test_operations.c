@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -330,6 +331,51 @@ static void a_gateway_dies_with_a_test_binary_that_aborts(void **state)
     assert_false(alive);
 }
 
+/* ctest kills a test binary that overruns its timeout with SIGKILL: nothing of the binary
+ * runs then, so only the death signal set at the fork can take its gateway along. */
+static void a_gateway_dies_with_a_test_binary_that_is_killed(void **state)
+{
+    (void)state;
+    write_conf("");
+    /* The child's gateway is reparented to us when the child dies, so it can be waited for
+     * (and is not left to an init that may not reap). */
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(fds[0]);
+        const char *env[] = {redis_env, NULL};
+        const char *args[] = {"--config", conf_path, NULL};
+        struct db_test_daemon d;
+        db_test_daemon_start(&d, env, args, 0);
+        if (write(fds[1], &d.pid, sizeof d.pid) != (ssize_t)sizeof d.pid) _exit(1);
+        raise(SIGKILL);
+    }
+    close(fds[1]);
+    pid_t gateway = 0;
+    assert_int_equal(read(fds[0], &gateway, sizeof gateway), (ssize_t)sizeof gateway);
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+    pid_t got = 0;
+    for (int i = 0; i < 250 && got == 0; i++) {
+        got = waitpid(gateway, &st, WNOHANG);
+        if (got == 0) usleep(20000);
+    }
+    if (got == 0) { /* outlived the child by 5 s: kill it, so a failure leaves nothing */
+        kill(gateway, SIGKILL);
+        waitpid(gateway, NULL, 0);
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    assert_int_equal(got, gateway);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +385,7 @@ int main(void)
         cmocka_unit_test(workers_share_the_port),
         cmocka_unit_test(operator_commands),
         cmocka_unit_test(a_gateway_dies_with_a_test_binary_that_aborts),
+        cmocka_unit_test(a_gateway_dies_with_a_test_binary_that_is_killed),
     };
     return cmocka_run_group_tests_name("operations", tests, setup, teardown);
 }

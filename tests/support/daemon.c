@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,7 +39,7 @@ int db_test_free_port(void)
 /* Every gateway a test started, so that one a failed test left running dies with the test
  * binary instead of outliving it: a test that fails skips its own stop, and one that aborts
  * (a sanitizer report, with abort_on_error) skips the atexit handlers too.  Tests start
- * gateways from several threads. */
+ * gateways from several threads (see db_test_daemon_start for a killed test binary). */
 /* volatile: the SIGABRT handler may read them between any two stores of remember() */
 static volatile pid_t started[512];
 static volatile sig_atomic_t n_started;
@@ -114,9 +116,19 @@ int db_test_daemon_start(struct db_test_daemon *d, const char *const *env,
     for (size_t i = 0; args && args[i] && a < 31; i++) argv[a++] = args[i];
     argv[a] = NULL;
 
+    /* A gateway forked by the main thread dies with the test binary even when that is killed
+     * outright (ctest's timeout), where neither atexit nor the SIGABRT handler runs.  The
+     * death signal fires when the forking *thread* ends, so a gateway started from another
+     * thread (test_outbound_faults restarts from one that ends first) goes without it. */
+    pid_t parent = getpid();
+    int from_main = (pid_t)syscall(SYS_gettid) == parent;
     pid_t pid = fork();
     if (pid < 0) fail_msg("fork: %s", strerror(errno));
     if (pid == 0) {
+        if (from_main) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent) _exit(127); /* the test died before the prctl */
+        }
         int fd = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (fd >= 0) {
             dup2(fd, 2);
