@@ -271,23 +271,21 @@ HOOK_PATH="/webhooks/whatsapp/$PNID"
 # reads every event back and files it under its conversation.  role=ingest is the same work
 # the Node relay does (verify, parse, normalize, write, answer after the ack); the gateway's
 # write also deduplicates.
+# Starts the gateway with role $1, takes its idle RSS, measures it as $2 and stops it.
+measure_gateway() {
+    start_gateway "$1"
+    sleep 2
+    IDLE_RSS[$2]=$(kb $GW_PID VmRSS)
+    IDLE_ANON[$2]=$(kb $GW_PID RssAnon)
+    ingest "$2" $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
+    stop_pid $GW_PID
+}
 for r in $(seq "$ROUNDS"); do
     say "round $r of $ROUNDS: deskbridge role=all (the quickstart default): idle RSS, then ingest (${DURATION}s, $CONNS connections)"
-    start_gateway all
-    sleep 2
-    IDLE_RSS[all.$r]=$(kb $GW_PID VmRSS)
-    IDLE_ANON[all.$r]=$(kb $GW_PID RssAnon)
-    ingest all.$r $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
-    stop_pid $GW_PID
+    measure_gateway all all.$r
     flush_redis
-
     say "round $r: deskbridge role=ingest"
-    start_gateway ingest
-    sleep 2
-    IDLE_RSS[gateway.$r]=$(kb $GW_PID VmRSS)
-    IDLE_ANON[gateway.$r]=$(kb $GW_PID RssAnon)
-    ingest gateway.$r $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
-    stop_pid $GW_PID
+    measure_gateway ingest gateway.$r
 
     if [ "$r" = "$ROUNDS" ]; then
         # The last ingest run left a backlog of events from 5,000 interleaved conversations; a

@@ -295,11 +295,10 @@ static void operator_commands(void **state)
     assert_non_null(strstr(out, ":8:")); /* file and line */
 }
 
-/* A test binary that aborts (a sanitizer report with abort_on_error) runs no atexit handler;
- * the fixture's SIGABRT handler still stops the gateways it started. */
-static void a_gateway_dies_with_a_test_binary_that_aborts(void **state)
+/* Forks a child that starts a gateway, tells us its pid and dies of signal sig, and waits
+ * for the child.  Returns the gateway's pid. */
+static pid_t gateway_of_a_child_killed_by(int sig)
 {
-    (void)state;
     write_conf("");
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -314,7 +313,8 @@ static void a_gateway_dies_with_a_test_binary_that_aborts(void **state)
         if (write(fds[1], &d.pid, sizeof d.pid) != (ssize_t)sizeof d.pid) _exit(1);
         struct rlimit no_core = {0, 0};
         setrlimit(RLIMIT_CORE, &no_core);
-        abort();
+        raise(sig);
+        _exit(1);
     }
     close(fds[1]);
     pid_t gateway = 0;
@@ -323,7 +323,16 @@ static void a_gateway_dies_with_a_test_binary_that_aborts(void **state)
     int st = 0;
     assert_int_equal(waitpid(child, &st, 0), child);
     assert_true(WIFSIGNALED(st));
-    assert_int_equal(WTERMSIG(st), SIGABRT);
+    assert_int_equal(WTERMSIG(st), sig);
+    return gateway;
+}
+
+/* A test binary that aborts (a sanitizer report with abort_on_error) runs no atexit handler;
+ * the fixture's SIGABRT handler still stops the gateways it started. */
+static void a_gateway_dies_with_a_test_binary_that_aborts(void **state)
+{
+    (void)state;
+    pid_t gateway = gateway_of_a_child_killed_by(SIGABRT);
     /* The handler killed and reaped it before the child died: no such process now.  One
      * that outlived the child is killed here, so a failure leaves nothing running. */
     int alive = kill(gateway, 0) == 0 || errno != ESRCH;
@@ -336,31 +345,11 @@ static void a_gateway_dies_with_a_test_binary_that_aborts(void **state)
 static void a_gateway_dies_with_a_test_binary_that_is_killed(void **state)
 {
     (void)state;
-    write_conf("");
     /* The child's gateway is reparented to us when the child dies, so it can be waited for
      * (and is not left to an init that may not reap). */
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        close(fds[0]);
-        const char *env[] = {redis_env, NULL};
-        const char *args[] = {"--config", conf_path, NULL};
-        struct db_test_daemon d;
-        db_test_daemon_start(&d, env, args, 0);
-        if (write(fds[1], &d.pid, sizeof d.pid) != (ssize_t)sizeof d.pid) _exit(1);
-        raise(SIGKILL);
-    }
-    close(fds[1]);
-    pid_t gateway = 0;
-    assert_int_equal(read(fds[0], &gateway, sizeof gateway), (ssize_t)sizeof gateway);
-    close(fds[0]);
+    pid_t gateway = gateway_of_a_child_killed_by(SIGKILL);
     int st = 0;
-    assert_int_equal(waitpid(child, &st, 0), child);
-    assert_true(WIFSIGNALED(st));
-    assert_int_equal(WTERMSIG(st), SIGKILL);
     pid_t got = 0;
     for (int i = 0; i < 250 && got == 0; i++) {
         got = waitpid(gateway, &st, WNOHANG);
