@@ -1,9 +1,9 @@
 /* Outbound delivery under platform faults and gateway crashes (docs/reliability.md).
  *
- * 1500 replies (mostly POST /v1/messages with a client_id, every tenth XADDed to the outbox)
+ * 3000 replies (mostly POST /v1/messages with a client_id, every tenth XADDed to the outbox)
  * go to fake Telegram, WhatsApp and Viber APIs.  A fault thread keeps scripting short runs of
  * failures on the fakes (429 retry_after 1, WhatsApp 130429, 5xx, connection resets, Viber
- * status 12 inside HTTP 200) and of slow successes, while the gateway is SIGKILLed four times
+ * status 12 inside HTTP 200) and of slow successes, while the gateway is SIGKILLed six times
  * and restarted (claim_idle_ms = 2000, so the new process takes over the dead one's entries).
  *
  * Every request the fakes see is either a scripted fault or a success, and a fault rule of
@@ -30,9 +30,9 @@
 #include "redis_fixture.h"
 #include "testutil.h"
 
-#define N_MSG 1500
-#define RATE_PER_S 120
-#define KILLS 4
+#define N_MSG 3000
+#define RATE_PER_S 200
+#define KILLS 6
 #define API_TOKEN "fault-api-token-0123456789"
 #define TG_LOAD "7000000001:AAfaulttg"
 #define TG_SLOW "7000000002:AAslowtg"
@@ -329,7 +329,7 @@ struct final_state {
 
 static int id_index(struct final_state *st, const char *id)
 {
-    /* ids are "ob-NNNNN" (chosen) or gateway ids (looked up linearly: 1500, fine here) */
+    /* ids are "ob-NNNNN" (chosen) or gateway ids (looked up linearly: 3000, fine here) */
     if (strncmp(id, "ob-", 3) == 0) return atoi(id + 3);
     for (int i = 0; i < N_MSG; i++)
         if (strcmp(st->ids[i], id) == 0) return i;
