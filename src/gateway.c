@@ -115,7 +115,9 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};
     gw->platform_http = db_http_client_new(base, &ho);
-    if (!gw->store || !gw->platform_http) {
+    ho.block_private = 1;
+    gw->payload_http = db_http_client_new(base, &ho);
+    if (!gw->store || !gw->platform_http || !gw->payload_http) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
@@ -202,6 +204,8 @@ void db_gateway_stop(struct db_gateway *gw)
      * client while Redis and the store are alive. */
     db_http_client_free(gw->platform_http);
     gw->platform_http = NULL;
+    db_http_client_free(gw->payload_http);
+    gw->payload_http = NULL;
     /* Freeing Redis answers every pending command with an error: the modules whose
      * callbacks those are must still be alive, so they go after it. */
     db_redis_free(gw->redis);

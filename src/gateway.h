@@ -39,6 +39,7 @@ struct db_gateway {
     struct db_store *store;
     struct db_httpd *httpd;
     struct db_http_client *platform_http; /* operator-configured platform URLs */
+    struct db_http_client *payload_http;  /* URLs a platform's answer supplies: SSRF guard */
     struct db_sender *sender;
     struct db_poller *poller;
     struct db_dispatcher *dispatcher;

@@ -409,6 +409,30 @@ static int curl_ready(struct db_http_client *c, const char **err)
     return DB_OK;
 }
 
+/* The host part of url as libcurl reads it (curl_free), or NULL. */
+static char *url_host(const struct db_curl_lib *cl, const char *url)
+{
+    CURLU *u = cl->url();
+    char *host = NULL;
+    if (u && cl->url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        cl->url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        host = NULL;
+    if (u) cl->url_cleanup(u);
+    return host;
+}
+
+int db_http_same_host(const char *a, const char *b)
+{
+    const char *err = NULL;
+    const struct db_curl_lib *cl = a && b ? db_curl_lib(&err) : NULL;
+    if (!cl) return 0;
+    char *ha = url_host(cl, a), *hb = url_host(cl, b);
+    int same = ha && hb && strcasecmp(ha, hb) == 0;
+    cl->free(ha);
+    cl->free(hb);
+    return same;
+}
+
 /* ---- public API -------------------------------------------------------------------------- */
 
 struct db_http_client *db_http_client_new(struct event_base *base,

@@ -37,6 +37,10 @@ typedef int (*db_http_data_fn)(long status, const struct db_headers *headers,
 
 struct db_http_client *db_http_client_new(struct event_base *base,
                                           const struct db_http_client_opts *opts);
+/* 1 when URLs a and b name the same host, as libcurl parses them (so the answer is about
+ * the host curl would connect to); 0 when they differ, either does not parse, or libcurl
+ * cannot be loaded. */
+int db_http_same_host(const char *a, const char *b);
 /* Aborts every call in flight (their done callbacks run with transport_error "cancelled")
  * and frees c.  NULL-safe. */
 void db_http_client_free(struct db_http_client *c);

@@ -35,6 +35,7 @@ struct media_job {
     struct db_cfg_ref *cfg;
     const struct db_account *acct; /* borrowed from cfg */
     struct db_http_call *call;     /* in flight, NULL otherwise */
+    char *lookup_url;              /* the lookup's URL (on the account's API base), owned */
     long dl_status;                /* status of the download answer once known, else 0 */
     size_t bytes;                  /* relayed to the client */
     int started;                   /* stream head sent */
@@ -50,6 +51,7 @@ static void job_free(struct media_job *j)
 {
     if (!j) return;
     db_cfg_unref(j->cfg);
+    free(j->lookup_url);
     free(j);
 }
 
@@ -167,15 +169,19 @@ static void download_done_cb(const struct db_http_resp *resp, void *arg)
     }
 }
 
-static void start_download(struct media_job *j, const struct db_http_req *dl)
+/* guarded: the URL is off the account's API host (a platform's answer chose it), so it goes
+ * through the client with the SSRF guard. */
+static void start_download(struct media_job *j, const struct db_http_req *dl, int guarded)
 {
     struct db_log_ctx ctx;
     log_ctx(j, &ctx);
-    int rc = db_http_client_send(j->gw->platform_http, dl, DOWNLOAD_TIMEOUT_MS, download_done_cb,
-                                 download_data_cb, j, &j->call);
+    int rc = db_http_client_send(guarded ? j->gw->payload_http : j->gw->platform_http, dl,
+                                 DOWNLOAD_TIMEOUT_MS, download_done_cb, download_data_cb, j,
+                                 &j->call);
     if (rc != DB_OK) {
         /* The URL came from the platform (or our configuration): not the client's fault. */
-        db_log(DB_LOG_WARN, &ctx, "download not started: %s", db_strerror(rc));
+        db_log(DB_LOG_WARN, &ctx, "download not started: %s%s", db_strerror(rc),
+               guarded ? " (off the API host only public https URLs are fetched)" : "");
         fail_job(j, 502, "upstream_error", "the platform gave an unusable download location");
     }
 }
@@ -196,7 +202,11 @@ static void lookup_done_cb(const struct db_http_resp *resp, void *arg)
     }
     int rc = j->acct->conn->read_media_lookup(j->acct->state, resp, &dl, &e);
     if (rc == DB_OK) {
-        start_download(j, &dl);
+        /* The download URL is the platform's answer, not the operator's configuration.  Off
+         * the API base's own host it must be a public https address (the SSRF guard), so a
+         * forged or mistaken answer cannot point the gateway, with the account's token, at
+         * the local network. */
+        start_download(j, &dl, !db_http_same_host(j->lookup_url, dl.url));
     } else if (rc == DB_ENOTFOUND || resp->status == 404 || resp->status == 400) {
         /* Both platforms answer an unknown or expired id with 400 (Graph's "object does not
          * exist", Telegram's "invalid file_id") or 404; the id is the client's only input. */
@@ -249,7 +259,12 @@ void db_media_handle(struct db_gateway *gw, struct db_httpd_req *req, const char
     }
     /* Without a second step the lookup request already is the download. */
     if (!j->acct->conn->read_media_lookup) {
-        start_download(j, &lookup);
+        start_download(j, &lookup, 0);
+        goto done;
+    }
+    j->lookup_url = strdup(lookup.url);
+    if (!j->lookup_url) {
+        fail_job(j, 503, "unavailable", "out of memory");
         goto done;
     }
     rc = db_http_client_send(gw->platform_http, &lookup, LOOKUP_TIMEOUT_MS, lookup_done_cb, NULL,

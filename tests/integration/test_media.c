@@ -517,6 +517,77 @@ static void telegram_unknown_file_is_404(void **state)
     db_test_resp_clear(&r);
 }
 
+/* ---- the SSRF guard on download URLs ---- */
+
+/* A listener that is never served: connections to it wait in its backlog, where canary_hits
+ * counts (and drops) them. */
+static int canary_listen(const char *ip, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    assert_true(fd >= 0);
+    assert_int_equal(inet_pton(AF_INET, ip, &sa.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int canary_hits(int fd)
+{
+    int n = 0, c;
+    while ((c = accept(fd, NULL, NULL)) >= 0) {
+        close(c);
+        n++;
+    }
+    return n;
+}
+
+static void a_download_url_off_the_api_host_never_gets_a_connection(void **state)
+{
+    (void)state;
+    int port1, port2;
+    int c1 = canary_listen("127.0.0.1", &port1), c2 = canary_listen("127.0.0.2", &port2);
+    /* What a forged or mistaken Graph answer could name, next to the API base's own
+     * 127.0.0.1: a name that resolves to loopback, another loopback address over https and
+     * over plain http, and the cloud metadata address. */
+    char urls[4][96];
+    snprintf(urls[0], sizeof urls[0], "https://localhost:%d/dl/abc", port1);
+    snprintf(urls[1], sizeof urls[1], "https://127.0.0.2:%d/dl/abc", port2);
+    snprintf(urls[2], sizeof urls[2], "http://127.0.0.2:%d/dl/abc", port2);
+    snprintf(urls[3], sizeof urls[3], "https://169.254.169.254/latest/meta-data/");
+    db_fake_reset(W.wa);
+    for (int i = 0; i < 4; i++) {
+        char path[32], body[512];
+        snprintf(path, sizeof path, "/90000000%02d", i);
+        snprintf(body, sizeof body,
+                 "{\"messaging_product\":\"whatsapp\",\"url\":\"%s\",\"mime_type\":"
+                 "\"image/jpeg\",\"file_size\":10,\"id\":\"%s\"}",
+                 urls[i], path + 1);
+        db_fake_rule(W.wa, "GET", path, -1, 200, body, 0, 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/media/whatsapp/" WA_PNID "/90000000%02d", i);
+        struct db_test_resp r;
+        long long t0 = db_test_now_ms();
+        get_media(path, auth, &r);
+        assert_json_error(&r, 502, "upstream_error");
+        db_test_resp_clear(&r);
+        /* refused before a connection is tried, not after a timeout */
+        assert_true(db_test_now_ms() - t0 < 2000);
+    }
+    assert_int_equal(db_fake_count(W.wa, NULL), 4); /* every lookup was made */
+    assert_int_equal(canary_hits(c1), 0);
+    assert_int_equal(canary_hits(c2), 0);
+    assert_true(db_test_daemon_log_count(&W.d, "address not allowed") >= 3);
+    assert_true(db_test_daemon_log_count(&W.d, "only public https URLs are fetched") >= 1);
+    close(c1);
+    close(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +597,7 @@ int main(void)
         cmocka_unit_test(telegram_file_arrives_intact_via_getfile),
         cmocka_unit_test(telegram_unknown_file_is_404),
         cmocka_unit_test(client_going_away_cancels_the_download),
+        cmocka_unit_test(a_download_url_off_the_api_host_never_gets_a_connection),
     };
     return cmocka_run_group_tests_name("media", tests, setup, teardown);
 }
