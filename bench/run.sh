@@ -8,7 +8,7 @@
 #   BENCH_DURATION=5 BENCH_ROUNDS=1 bench/run.sh   # shorter wrk runs, one round
 #
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_ROUNDS (3: ingest rounds, each one
-# run of role=all, role=ingest and the Node relay back to back), BENCH_CONNECTIONS (64),
+# run of the Node relay, role=all and role=ingest back to back), BENCH_CONNECTIONS (64),
 # BENCH_OUTBOUND (replies to enqueue, 20000), BENCH_BODIES (signed bodies per wrk thread,
 # 400000), BENCH_PIN (1 = pin servers to CPU 1 and load + Redis to CPU 0 when there are at
 # least 2 CPUs; 0 = no pinning), DESKBRIDGE_BIN (use this binary instead of
@@ -263,14 +263,6 @@ start_gateway() {
 }
 HOOK_PATH="/webhooks/whatsapp/$PNID"
 
-# ---------------------------------------------------------------- 1-3. ingest rounds
-# The machine's speed drifts (a neighbour's load moves the subjects by different amounts), so
-# the gateway and the Node relay are measured in rounds, each round one run of each back to
-# back, and each target is the median of the rounds' own ratios.
-# role=all is the quickstart: every role in one process, so besides ingest the dispatcher
-# reads every event back and files it under its conversation.  role=ingest is the same work
-# the Node relay does (verify, parse, normalize, write, answer after the ack); the gateway's
-# write also deduplicates.
 # Starts the gateway with role $1, takes its idle RSS, measures it as $2 and stops it.
 measure_gateway() {
     start_gateway "$1"
@@ -280,39 +272,48 @@ measure_gateway() {
     ingest "$2" $GW_PID "http://127.0.0.1:$GW_PORT$HOOK_PATH" deskbridge:events
     stop_pid $GW_PID
 }
+
+# ---------------------------------------------------------------- 1. ingest rounds
+# The machine's speed drifts (a neighbour's load moves the subjects by different amounts), so
+# the gateway and the Node relay are measured in rounds, each round one run of each back to
+# back, and each target is the median of the rounds' own ratios.
+# role=all is the quickstart: every role in one process, so besides ingest the dispatcher
+# reads every event back and files it under its conversation.  role=ingest is the same work
+# the Node relay does (verify, parse, normalize, write, answer after the ack); the gateway's
+# write also deduplicates.  It runs last in a round, so the last round leaves its backlog to
+# the dispatcher phase.
 for r in $(seq "$ROUNDS"); do
-    say "round $r of $ROUNDS: deskbridge role=all (the quickstart default): idle RSS, then ingest (${DURATION}s, $CONNS connections)"
-    measure_gateway all all.$r
-    flush_redis
-    say "round $r: deskbridge role=ingest"
-    measure_gateway ingest gateway.$r
-
-    if [ "$r" = "$ROUNDS" ]; then
-        # The last ingest run left a backlog of events from 5,000 interleaved conversations; a
-        # role=dispatch process works through it, and its group's progress over DURATION
-        # seconds is its rate.
-        say "dispatcher (role=dispatch) over the backlog of $(rcli XLEN deskbridge:events) events"
-        start_gateway dispatch
-        sleep 1
-        D0=$(acked)
-        DT0=$(date +%s.%N)
-        sleep "$DURATION"
-        D1=$(acked)
-        DT1=$(date +%s.%N)
-        DISPATCH_RATE=$(python3 -c "print('%.0f' % (($D1 - $D0) / ($DT1 - $DT0)))")
-        stop_pid $GW_PID
-    fi
-    flush_redis
-
-    say "round $r: Node.js relay (fastify + ioredis)"
+    [ "$r" = 1 ] || flush_redis
+    say "round $r of $ROUNDS: Node.js relay (fastify + ioredis)"
     start_with_port node env PORT=0 REDIS_SOCKET="$WORK/redis.sock" APP_SECRET="$APP_SECRET" \
         PHONE_NUMBER_ID="$PNID" "${SRV[@]}" node "$BENCH/node-relay/server.js"
     ingest node.$r $LAST_PID "http://127.0.0.1:$STARTED_PORT$HOOK_PATH" relay:events
     stop_pid $LAST_PID
     flush_redis
+    say "round $r: deskbridge role=all (the quickstart default): idle RSS, then ingest (${DURATION}s, $CONNS connections)"
+    measure_gateway all all.$r
+    flush_redis
+    say "round $r: deskbridge role=ingest"
+    measure_gateway ingest gateway.$r
 done
 
-# ---------------------------------------------------------------- 4. the bare libevent server
+# ---------------------------------------------------------------- 2. the dispatcher alone
+# The last ingest run left a backlog of events from 5,000 interleaved conversations; a
+# role=dispatch process works through it, and its group's progress over DURATION seconds is
+# its rate.
+say "dispatcher (role=dispatch) over the backlog of $(rcli XLEN deskbridge:events) events"
+start_gateway dispatch
+sleep 1
+D0=$(acked)
+DT0=$(date +%s.%N)
+sleep "$DURATION"
+D1=$(acked)
+DT1=$(date +%s.%N)
+DISPATCH_RATE=$(python3 -c "print('%.0f' % (($D1 - $D0) / ($DT1 - $DT0)))")
+stop_pid $GW_PID
+flush_redis
+
+# ---------------------------------------------------------------- 3. the bare libevent server
 # Its own ceiling does not drift with anything the gateway does, so one run is enough.
 say "bare libevent server"
 start_with_port bare "${SRV[@]}" "$WORK/bare_server" 0
@@ -320,7 +321,7 @@ BARE_PID=$LAST_PID
 ingest bare $BARE_PID "http://127.0.0.1:$STARTED_PORT$HOOK_PATH" ""
 stop_pid $BARE_PID
 
-# ---------------------------------------------------------------- 5. outbound
+# ---------------------------------------------------------------- 4. outbound
 # The fake is stopped (SIGSTOP) while the replies are enqueued, so the API's rate and the
 # sender's rate are measured apart: the sender then drains a full outbox.  Its calls wait in
 # the fake's listen queue meanwhile, far below the client's 30 s timeout.
@@ -450,7 +451,7 @@ subject() {
         printf '  %-11s %9s req/s  p50 %6s  p99 %6s ms  %5s MB  %s\n' "$1" "${RPS[$1]}" "$(ms "${P50[$1]}")" \
             "$(ms "${P99[$1]}")" "$(mb "${HWM[$1]}")" "${NOTE[$1]}"
     }
-    for r in $(seq "$ROUNDS"); do for l in all gateway node; do run_line $l.$r; done; done
+    for r in $(seq "$ROUNDS"); do for l in node all gateway; do run_line $l.$r; done; done
     run_line bare
     echo
     echo "targets (median of the rounds' ratios)   role=ingest  role=all    target   role=ingest per round"
