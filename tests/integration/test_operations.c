@@ -264,6 +264,18 @@ static void operator_commands(void **state)
     assert_non_null(strstr(out, "polling"));
     assert_null(strstr(out, "AAone")); /* no secrets */
 
+    /* DESKBRIDGE_CONFIG names the file when there is no --config. */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env -i PATH=/usr/bin:/bin '%s' 'DESKBRIDGE_CONFIG=%s' '%s' accounts 2>&1",
+             redis_env, conf_path, DB_DAEMON_PATH);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char env_out[8192];
+    size_t n = fread(env_out, 1, sizeof env_out - 1, p);
+    env_out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(env_out, out);
+
     out = run_capture("reply telegram:one:42 'Hello from the console'");
     assert_non_null(strstr(out, "queued "));
     redisReply *r = redisCommand(db_test_redis_ctx(R), "XREVRANGE deskbridge:outbox + - COUNT 1");
@@ -275,11 +287,10 @@ static void operator_commands(void **state)
 
     /* tail prints what is in the streams: the webhooks of the tests above, the reply's
      * queued state.  It runs until stopped; timeout stops it. */
-    char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "env -i PATH=/usr/bin:/bin '%s' timeout -s INT 2 '%s' --config '%s' tail --from-start",
              redis_env, DB_DAEMON_PATH, conf_path);
-    FILE *p = popen(cmd, "r");
+    p = popen(cmd, "r");
     char line[1024];
     int messages = 0;
     while (fgets(line, sizeof line, p))
