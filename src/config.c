@@ -161,7 +161,7 @@ static const struct key_def keys[] = {
      .max = 64, .off = OFF(workers)},
     {.name = "shutdown_timeout_ms", .type = K_INT, .def_num = 10000, .min = 0, .max = 600000,
      .off = OFF(shutdown_timeout_ms)},
-    {.name = "redis_timeout_ms", .type = K_INT, .def_num = 2000, .min = 1, .max = 600000,
+    {.name = "redis_timeout_ms", .type = K_INT, .def_num = 1500, .min = 1, .max = 600000,
      .off = OFF(redis_timeout_ms)},
     {.name = "max_connections", .type = K_INT, .def_num = 1024, .min = 1, .max = 1000000,
      .off = OFF(max_connections)},

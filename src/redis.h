@@ -23,7 +23,7 @@ struct db_redis;
 
 struct db_redis_opts {
     const char *url;         /* required */
-    int command_timeout_ms;  /* default 2000 */
+    int command_timeout_ms;  /* default 1500 */
     int connect_timeout_ms;  /* default 1000 */
     int reconnect_ms;        /* default 250 */
     const char *name;        /* CLIENT SETNAME, optional */

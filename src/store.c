@@ -307,10 +307,13 @@ static void ingest_reply(int status, const redisReply *reply, const char *errstr
     free(o);
 }
 
-void db_store_set_wait(struct db_store *s, int replicas, int timeout_ms)
+void db_store_set_wait(struct db_store *s, int replicas, int command_timeout_ms)
 {
     s->wait_replicas = replicas;
-    s->wait_timeout_ms = timeout_ms;
+    /* The server must answer a WAIT that runs out before the client's timer for the same
+     * command fires: a client-side timeout drops the whole connection (its replies would be
+     * out of step), so with a replica down every webhook would cost a reconnect. */
+    s->wait_timeout_ms = command_timeout_ms / 2 > 0 ? command_timeout_ms / 2 : 1;
 }
 
 /* The event as stored: its members, then the gateway id and arrival time (db_event_validate

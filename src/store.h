@@ -37,9 +37,10 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
 void db_store_free(struct db_store *s); /* NULL-safe */
 
 /* With replicas > 0, an ingest counts as done only once that many replicas acknowledged it
- * (WAIT, up to timeout_ms); otherwise it reports DB_EAGAIN, so a Sentinel failover cannot
- * lose a webhook that was answered 2xx. */
-void db_store_set_wait(struct db_store *s, int replicas, int timeout_ms);
+ * (WAIT); otherwise it reports DB_EAGAIN, so a Sentinel failover cannot lose a webhook that
+ * was answered 2xx.  command_timeout_ms is the Redis connection's command timeout: WAIT
+ * blocks on the server for at most half of it. */
+void db_store_set_wait(struct db_store *s, int replicas, int command_timeout_ms);
 
 /* The full name of a key: "<prefix>:<suffix>", into buf; returns buf. */
 const char *db_store_key(const struct db_store *s, const char *suffix, char *buf, size_t n);

@@ -105,7 +105,7 @@ static void defaults_without_file_or_environment(void **state)
     assert_string_equal(c->role, "all");
     assert_int_equal(c->workers, 1);
     assert_int_equal(c->shutdown_timeout_ms, 10000);
-    assert_int_equal(c->redis_timeout_ms, 2000);
+    assert_int_equal(c->redis_timeout_ms, 1500);
     assert_int_equal(c->max_connections, 1024);
     assert_int_equal(c->dedupe_ttl_s, 691200);
     assert_int_equal(c->send_max_attempts, 8);
@@ -139,7 +139,7 @@ static void good_file_sets_every_key(void **state)
     assert_string_equal(c->role, "dispatch");
     assert_int_equal(c->workers, 4);
     assert_int_equal(c->shutdown_timeout_ms, 0);
-    assert_int_equal(c->redis_timeout_ms, 1500);
+    assert_int_equal(c->redis_timeout_ms, 2500);
     assert_int_equal(c->max_connections, 200);
     assert_int_equal(c->dedupe_ttl_s, 86400);
     assert_int_equal(c->send_max_attempts, 3);
