@@ -193,6 +193,9 @@ static int record_and_decide(struct db_fake *f, struct evhttp_request *req, stru
     a->reset = hit ? hit->reset : 0;
     a->body = expand_body(f, hit ? hit->body : f->def_body, &a->body_len);
     if (!a->body || (hit && headers_copy(&a->extra, &hit->extra) != DB_OK)) rc = -1;
+    struct db_fake_request *kept = &f->recs[f->nrecs - 1];
+    kept->answer_status = a->reset ? 0 : a->status;
+    if (a->body && !a->reset && !(kept->answer = strdup(a->body))) rc = -1;
     pthread_mutex_unlock(&f->mu);
     return rc;
 
@@ -468,6 +471,8 @@ int db_fake_get(struct db_fake *f, size_t i, struct db_fake_request *out)
     }
     memcpy(out->body, r->body, r->body_len + 1);
     out->body_len = r->body_len;
+    out->answer_status = r->answer_status;
+    if (r->answer && !(out->answer = strdup(r->answer))) rc = DB_ENOMEM;
 out:
     pthread_mutex_unlock(&f->mu);
     if (rc != DB_OK) db_fake_request_clear(out);
@@ -480,6 +485,7 @@ void db_fake_request_clear(struct db_fake_request *r)
     free(r->method);
     free(r->path);
     free(r->body);
+    free(r->answer);
     db_headers_clear(&r->headers);
     memset(r, 0, sizeof *r);
 }

@@ -16,8 +16,9 @@
  *   db_fake_rule(f, "POST", "/sendMessage", -1, 200,
  *                "{\"ok\":true,\"result\":{\"message_id\":{n}}}", 0, 0);
  *
- * Every request is recorded (method, path with query exactly as sent, headers, body) before
- * it is answered, including ones answered by a reset or a delay. */
+ * Every request is recorded (method, path with query exactly as sent, headers, body, and the
+ * answer decided for it) before it is answered, including ones answered by a reset or a
+ * delay. */
 #ifndef DB_FAKE_PLATFORM_H
 #define DB_FAKE_PLATFORM_H
 
@@ -55,6 +56,8 @@ struct db_fake_request {
     char *method, *path, *body; /* body is NUL-terminated for convenience; body_len excludes it */
     size_t body_len;
     struct db_headers headers;
+    int answer_status; /* the status it is (or was) answered with; 0 for a reset */
+    char *answer;      /* that answer's body, NUL-terminated; NULL for a reset */
 };
 /* Copies the i-th recorded request (0 = oldest) into *out.  DB_OK, DB_ENOTFOUND when there
  * are not that many, DB_ENOMEM.  The caller frees *out with db_fake_request_clear(). */
