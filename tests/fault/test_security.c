@@ -42,6 +42,7 @@
 #define WA_OLD "wa-app-secret-old-q7"
 #define WA_ACCESS "wa-access-token-q7-EAAG"
 #define WA_PNID "1550001"
+#define VB_TOKEN "vb-auth-token-q7-4d5e6f"
 #define API_A "api-token-current-q7-0123"
 #define API_B "api-token-previous-q7-4567"
 #define API_WRONG "api-token-guessed-q7-8901"
@@ -90,6 +91,9 @@ static int setup(void **state)
             "app_secret_previous = " WA_OLD "\n"
             "verify_token = wa-verify-q7\n"
             "api_base = %s\n"
+            "[viber shop]\n"
+            "auth_token = " VB_TOKEN "\n"
+            "api_base = http://127.0.0.1:9\n"
             "[tenant alpha]\n"
             "accounts = telegram:7000000001\n"
             "api_token = " TEN_A "\n"
@@ -145,26 +149,42 @@ static void api_accepts_both_rotating_tokens_and_nothing_else(void **state)
     assert_int_equal(api_status(NULL), 401);
 }
 
-static int tg_post(long long update_id, const char *secret)
+/* POSTs body to path with header: key itself (Telegram's secret token), or after prefix the
+ * hex HMAC-SHA256 of the body under key (WhatsApp, Viber).  Returns the status. */
+static int hook_post(const char *path, const char *header, const char *prefix, const char *key,
+                     const char *body)
 {
-    char body[512], h[128];
-    snprintf(body, sizeof body,
-             "{\"update_id\":%lld,\"message\":{\"message_id\":%lld,\"date\":1795365000,"
-             "\"chat\":{\"id\":424242,\"type\":\"private\"},\"text\":\"" CUSTOMER_TEXT "\"}}",
-             update_id, update_id);
-    snprintf(h, sizeof h, "X-Telegram-Bot-Api-Secret-Token: %s", secret);
+    char h[200], hex[65];
+    if (prefix) {
+        unsigned char mac[32];
+        db_hmac_sha256(key, strlen(key), body, strlen(body), mac);
+        db_hex_encode(mac, 32, hex);
+        snprintf(h, sizeof h, "%s: %s%s", header, prefix, hex);
+    } else {
+        snprintf(h, sizeof h, "%s: %s", header, key);
+    }
     const char *headers[] = {"Content-Type: application/json", h, NULL};
     struct db_test_resp r;
-    db_test_http(D.port, "POST", "/webhooks/telegram/7000000001", headers, body, strlen(body), &r);
+    db_test_http(D.port, "POST", path, headers, body, strlen(body), &r);
     int st = r.status;
     db_test_resp_clear(&r);
     return st;
 }
 
+static int tg_post(long long update_id, const char *secret)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"update_id\":%lld,\"message\":{\"message_id\":%lld,\"date\":1795365000,"
+             "\"chat\":{\"id\":424242,\"type\":\"private\"},\"text\":\"" CUSTOMER_TEXT "\"}}",
+             update_id, update_id);
+    return hook_post("/webhooks/telegram/7000000001", "X-Telegram-Bot-Api-Secret-Token", NULL,
+                     secret, body);
+}
+
 static int wa_post(const char *wamid, const char *secret)
 {
-    char body[1024], h[160], hex[65];
-    unsigned char mac[32];
+    char body[1024];
     snprintf(body, sizeof body,
              "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":"
              "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
@@ -173,15 +193,7 @@ static int wa_post(const char *wamid, const char *secret)
              "\"messages\":[{\"from\":\"" PHONE "\",\"id\":\"%s\",\"timestamp\":\"1795365000\","
              "\"type\":\"text\",\"text\":{\"body\":\"" CUSTOMER_TEXT "\"}}]}}]}]}",
              wamid);
-    db_hmac_sha256(secret, strlen(secret), body, strlen(body), mac);
-    db_hex_encode(mac, 32, hex);
-    snprintf(h, sizeof h, "X-Hub-Signature-256: sha256=%s", hex);
-    const char *headers[] = {"Content-Type: application/json", h, NULL};
-    struct db_test_resp r;
-    db_test_http(D.port, "POST", "/webhooks/whatsapp/" WA_PNID, headers, body, strlen(body), &r);
-    int st = r.status;
-    db_test_resp_clear(&r);
-    return st;
+    return hook_post("/webhooks/whatsapp/" WA_PNID, "X-Hub-Signature-256", "sha256=", secret, body);
 }
 
 static long long xlen(void)
@@ -205,6 +217,25 @@ static void webhook_secrets_in_rotation_accept_both_and_refuse_a_third(void **st
     assert_int_equal(wa_post("wamid.Q7B", WA_OLD), 200);
     assert_int_equal(wa_post("wamid.Q7C", "wa-app-secret-other-q7"), 401);
     assert_int_equal(xlen(), before + 4);
+}
+
+/* Verification comes before parsing: a body that is not JSON (nor UTF-8) under a signature
+ * that does not match is refused 401, and signed right the same body is 400.  A gateway that
+ * parsed first would answer 400 both times. */
+static void a_bad_signature_is_refused_before_the_body_is_parsed(void **state)
+{
+    (void)state;
+    static const char junk[] = "{\"update_id\": [[[ \xff\xfe not json";
+    long long before = xlen();
+    const char *tg = "/webhooks/telegram/7000000001", *wa = "/webhooks/whatsapp/" WA_PNID,
+               *vb = "/webhooks/viber/shop";
+    assert_int_equal(hook_post(tg, "X-Telegram-Bot-Api-Secret-Token", NULL, TG_NEW "x", junk), 401);
+    assert_int_equal(hook_post(tg, "X-Telegram-Bot-Api-Secret-Token", NULL, TG_NEW, junk), 400);
+    assert_int_equal(hook_post(wa, "X-Hub-Signature-256", "sha256=", WA_NEW "x", junk), 401);
+    assert_int_equal(hook_post(wa, "X-Hub-Signature-256", "sha256=", WA_NEW, junk), 400);
+    assert_int_equal(hook_post(vb, "X-Viber-Content-Signature", "", VB_TOKEN "x", junk), 401);
+    assert_int_equal(hook_post(vb, "X-Viber-Content-Signature", "", VB_TOKEN, junk), 400);
+    assert_int_equal(xlen(), before);
 }
 
 /* ---- tenants ---- */
@@ -539,6 +570,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(api_accepts_both_rotating_tokens_and_nothing_else),
         cmocka_unit_test(webhook_secrets_in_rotation_accept_both_and_refuse_a_third),
+        cmocka_unit_test(a_bad_signature_is_refused_before_the_body_is_parsed),
         cmocka_unit_test(tenant_tokens_cannot_read_or_write_another_tenants_conversations),
         cmocka_unit_test(gate_catches_a_planted_comparison),
         cmocka_unit_test(no_plain_compare_of_a_secret_in_the_sources),
