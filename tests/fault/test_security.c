@@ -549,7 +549,7 @@ static void logs_hold_no_phone_text_token_or_secret(void **state)
     static const char *const needles[] = {PHONE, CUSTOMER_TEXT, AGENT_TEXT, "AAsecTokenNeverLog",
                                           TG_NEW, TG_OLD, WA_NEW, WA_OLD, WA_ACCESS, API_A, API_B,
                                           API_WRONG, TEN_A, TEN_B, "tg-hook-secret-wrong_q7",
-                                          "wa-app-secret-wrong-q7", NULL};
+                                          "wa-app-secret-wrong-q7", VB_TOKEN, NULL};
     int lines = db_test_daemon_log_count(&D, "{");
     int leaks = 0;
     for (size_t i = 0; needles[i]; i++) {
