@@ -303,6 +303,15 @@ static void webhooks_get_503_during_the_outage_and_land_once_after(void **state)
     assert_true(db_test_daemon_alive(&D));
 }
 
+static int ready(void *arg)
+{
+    struct db_test_resp r;
+    db_test_http(*(int *)arg, "GET", "/readyz", NULL, NULL, 0, &r);
+    int ok = r.status == 200;
+    db_test_resp_clear(&r);
+    return ok;
+}
+
 static long long connections_received(void)
 {
     redisReply *r = redisCommand(db_test_redis_ctx(R), "INFO stats");
@@ -336,7 +345,7 @@ static void a_missing_replica_gets_503_without_dropping_the_connection(void **st
     const char *args[] = {"--config", conf, NULL};
     struct db_test_daemon d;
     db_test_daemon_start(&d, env, args, 0);
-    usleep(300000); /* its connections are made */
+    assert_true(db_test_wait(ready, &d.port, 5000)); /* its connection is up */
     long long conns = connections_received();
 
     const char *headers[] = {"Content-Type: application/json",
