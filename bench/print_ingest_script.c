@@ -1,10 +1,15 @@
-/* print_ingest_script.c - writes the gateway's ingest script (src/store.c) to stdout, so
- * bench/redis_cost.sh measures the very script the gateway runs. */
+/* print_ingest_script.c - writes one of the gateway's ingest scripts (src/store.c) to stdout,
+ * so bench/redis_cost.sh measures the very scripts the gateway runs.
+ *
+ *   print_ingest_script          the general script (receipts, cursor)
+ *   print_ingest_script plain    the one for webhooks without either */
 #include <stdio.h>
+#include <string.h>
 
 #include "store.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return fputs(db_store_lua_ingest, stdout) == EOF;
+    int plain = argc > 1 && strcmp(argv[1], "plain") == 0;
+    return fputs(plain ? db_store_lua_ingest_plain : db_store_lua_ingest, stdout) == EOF;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/redis_cost.sh - Redis CPU per ingested webhook: the gateway's ingest script against the
+# bench/redis_cost.sh - Redis CPU per ingested webhook: the gateway's two ingest scripts against the
 # plain commands it is made of, measured apart from the gateway and from wrk.
 #
 # Not a test: it prints figures and exits 0 whatever they are.  redis-server (AOF everysec, as
@@ -34,6 +34,7 @@ cc -std=c11 -O2 -Wall -Wextra -I"$ROOT/include" -I"$ROOT/src" -o "$WORK/print_in
     "$ROOT/bench/print_ingest_script.c" "$B/libdb_core.a" "$B/libdb_connectors.a" "$B/libdb_util.a" \
     $(pkg-config --libs libevent libevent_pthreads hiredis jansson libcrypto) -ldl -lpthread -lm
 "$WORK/print_ingest_script" >"$WORK/ingest.lua"
+"$WORK/print_ingest_script" plain >"$WORK/ingest_plain.lua"
 
 SRV=()
 LOAD=()
@@ -50,6 +51,7 @@ rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
 for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
 rcli PING >/dev/null || { cat "$WORK/redis.log" >&2; exit 1; }
 SHA=$(rcli SCRIPT LOAD "$(cat "$WORK/ingest.lua")")
+SHA_PLAIN=$(rcli SCRIPT LOAD "$(cat "$WORK/ingest_plain.lua")")
 
 cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s / 1000}'; }
 # A stored event of the benchmark's size (555 bytes).
@@ -77,13 +79,21 @@ measure() {
 
 echo "deskbridge redis cost, $(date -u '+%Y-%m-%d %H:%M UTC'), $(redis-server --version | cut -d' ' -f3), ${#EVENT}-byte event, $CALLS commands each"
 printf '%-46s %6s  %s\n' "command (one webhook, one message)" "us CPU" "after it"
-# The ingest script's arguments as db_store_ingest (src/store.c) passes them for one message.
-measure "ingest script (EVALSHA, dedupe + XADD)" EVALSHA "$SHA" 0 "$PREFIX" "$TTL" 0 1764600000000 \
-    whatsapp "$PNID" "" "wamid.__rand_int__" "$EVENT" "" "" "" ""
 # A script that wrote nothing (its argument layout changed in store.c and not here) would be
 # measured as dedupe hits: refuse to print that as the cost of a webhook.
-written=$(rcli XLEN "$PREFIX:events")
-[ "$written" -ge $((CALLS * 99 / 100)) ] ||
-    { echo "redis_cost: the ingest script wrote $written of $CALLS events; update its arguments here" >&2; exit 1; }
-measure "SET NX EX alone (the dedupe)" SET "$PREFIX:dedupe:whatsapp:$PNID:wamid.__rand_int__" 1 NX EX "$TTL"
+check_written() {
+    local written
+    written=$(rcli XLEN "$PREFIX:events")
+    [ "$written" -ge $((CALLS * 99 / 100)) ] ||
+        { echo "redis_cost: the $1 wrote $written of $CALLS events; update its arguments here" >&2; exit 1; }
+}
+# Each script with the arguments db_store_ingest (src/store.c) passes it for one message.
+DEDUPE_KEY="$PREFIX:dedupe:whatsapp:$PNID:wamid.__rand_int__"
+measure "ingest script, no receipt (what messages run)" EVALSHA "$SHA_PLAIN" 0 "$TTL" 0 "$PREFIX:events" \
+    "$DEDUPE_KEY" "$EVENT"
+check_written "plain ingest script"
+measure "ingest script, general (receipts, cursor)" EVALSHA "$SHA" 0 "$PREFIX" "$TTL" 0 1764600000000 \
+    whatsapp "$PNID" "" "$DEDUPE_KEY" "$EVENT" "" "" "" ""
+check_written "general ingest script"
+measure "SET NX EX alone (the dedupe)" SET "$DEDUPE_KEY" 1 NX EX "$TTL"
 measure "XADD alone (the relay's whole write)" XADD "$PREFIX:events" '*' event "$EVENT"

@@ -328,6 +328,46 @@ static void batch_gives_every_event_and_survives_a_redis_stall(void **state)
     free(body);
 }
 
+/* A webhook without receipts is stored by a cheaper script than one with them (store.c);
+ * a message is a dedupe hit whichever of the two stored it first. */
+static void a_redelivery_is_a_dedupe_hit_across_both_ingest_scripts(void **state)
+{
+    (void)state;
+    /* with a receipt first (the general script), then alone (the plain one) */
+    long long before = xlen("events");
+    char *mixed = envelope(json_pack(
+        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X1", "one")),
+                                             json_pack("[o]", status_item("wamid.X2", "read")))))));
+    char *alone = envelope(json_pack(
+        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X1", "one")),
+                                             NULL)))));
+    assert_int_equal(post_signed(mixed, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 2);
+    assert_int_equal(post_signed(alone, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 2);
+    free(mixed);
+    free(alone);
+
+    /* alone first, then with a receipt: only the receipt is new */
+    alone = envelope(json_pack(
+        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X3", "three")),
+                                             NULL)))));
+    mixed = envelope(json_pack(
+        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X3", "three")),
+                                             json_pack("[o]", status_item("wamid.X4", "read")))))));
+    assert_int_equal(post_signed(alone, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 3);
+    assert_int_equal(post_signed(mixed, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 4);
+    json_t *ev = entries("events", "event", before + 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "kind")), "receipt");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0),
+                                                          "external_message_id")), "wamid.X4");
+    json_decref(ev);
+    free(mixed);
+    free(alone);
+}
+
 static void other_number_and_hostile_bodies_write_nothing(void **state)
 {
     (void)state;
@@ -687,6 +727,7 @@ int main(void)
         cmocka_unit_test(handshake_echoes_the_challenge_only_with_the_token),
         cmocka_unit_test(signed_message_lands_once_with_the_contact_name),
         cmocka_unit_test(batch_gives_every_event_and_survives_a_redis_stall),
+        cmocka_unit_test(a_redelivery_is_a_dedupe_hit_across_both_ingest_scripts),
         cmocka_unit_test(other_number_and_hostile_bodies_write_nothing),
         cmocka_unit_test(text_reply_is_sent_and_receipts_move_it),
         cmocka_unit_test(status_before_the_send_returns_is_kept_and_applied),
