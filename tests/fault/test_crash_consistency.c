@@ -1,11 +1,12 @@
 /* Crash consistency of the ingest path (docs/reliability.md).
  *
- * A driver sends signed webhooks of all three platforms and retries each until it gets a
- * 2xx, as the platforms do, at 300 updates a second; 10% of accepted ones are sent again (redeliveries).  Meanwhile
+ * A driver sends signed webhooks of all three platforms (a quarter of the WhatsApp ones also
+ * carry a delivery receipt) and retries each until it gets a 2xx, as the platforms do, at
+ * 300 updates a second; 10% of accepted ones are sent again (redeliveries).  Meanwhile
  * the gateway is killed with SIGKILL every 1.5-3 s and restarted on the same port, and
  * redis-server (AOF, appendfsync everysec) is killed with SIGKILL every ~6 s and restarted.
- * At the end every update that got a 2xx is in the stream exactly once, every update was
- * accepted in the end, and the figures are printed. */
+ * At the end every message and receipt that got a 2xx is in the stream exactly once, every
+ * update was accepted in the end, and the figures are printed. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -54,6 +55,14 @@ static const char *env[] = {env_redis,
                             "VIBER_API_BASE=http://127.0.0.1:9",
                             NULL};
 
+#define RECEIPT_ID_PREFIX "wamid.out."
+
+/* WhatsApp updates (i % 3 == 1) with a receipt besides their message: every fourth. */
+static int has_receipt(int i)
+{
+    return i % 3 == 1 && i / 3 % 4 == 0;
+}
+
 /* Body, path and auth header of update i (platform = i % 3). */
 static void make(int i, char *body, size_t bn, char *path, size_t pn, char *hdr, size_t hn)
 {
@@ -68,20 +77,29 @@ static void make(int i, char *body, size_t bn, char *path, size_t pn, char *hdr,
         snprintf(path, pn, "/webhooks/telegram/7000000001");
         snprintf(hdr, hn, "X-Telegram-Bot-Api-Secret-Token: %s", TG_SECRET);
         break;
-    case 1:
+    case 1: {
+        /* A quarter of them also carry a delivery receipt, so the general ingest script is
+         * killed mid-stream too, not only the plain one (store.c). */
+        char receipt[160] = "";
+        if (has_receipt(i))
+            snprintf(receipt, sizeof receipt,
+                     ",\"statuses\":[{\"id\":\"" RECEIPT_ID_PREFIX "%d\",\"status\":\"delivered\","
+                     "\"timestamp\":\"1795365000\",\"recipient_id\":\"1650555%04d\"}]",
+                     i, i % 40);
         snprintf(body, bn,
                  "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":"
                  "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
                  "\"metadata\":{\"display_phone_number\":\"15550001\",\"phone_number_id\":\""
                  WA_PNID "\"},\"contacts\":[{\"profile\":{\"name\":\"W\"},\"wa_id\":\"1650555%04d\"}],"
                  "\"messages\":[{\"from\":\"1650555%04d\",\"id\":\"%d\",\"timestamp\":\"1795365000\","
-                 "\"type\":\"text\",\"text\":{\"body\":\"wa %d\"}}]}}]}]}",
-                 i % 40, i % 40, i, i);
+                 "\"type\":\"text\",\"text\":{\"body\":\"wa %d\"}}]%s}}]}]}",
+                 i % 40, i % 40, i, i, receipt);
         snprintf(path, pn, "/webhooks/whatsapp/" WA_PNID);
         db_hmac_sha256(WA_SECRET, strlen(WA_SECRET), body, strlen(body), mac);
         db_hex_encode(mac, 32, hex);
         snprintf(hdr, hn, "X-Hub-Signature-256: sha256=%s", hex);
         break;
+    }
     default:
         snprintf(body, bn,
                  "{\"event\":\"message\",\"timestamp\":1795365000000,\"message_token\":%d,"
@@ -177,7 +195,8 @@ static void every_accepted_webhook_is_in_the_stream_exactly_once(void **state)
     driving = 0;
 
     /* Join the stream with what was accepted: every update exactly once. */
-    int *count = calloc((size_t)n, sizeof *count);
+    int *count = calloc((size_t)n, sizeof *count), *receipts = calloc((size_t)n, sizeof *receipts);
+    assert_true(count && receipts);
     long long entries = 0, phantoms = 0;
     struct db_err err = {0};
     redisContext *c = db_redis_connect_sync(db_test_redis_url(R), 2000, &err); /* after restarts */
@@ -187,8 +206,13 @@ static void every_accepted_webhook_is_in_the_stream_exactly_once(void **state)
     for (size_t e = 0; e < r->elements; e++, entries++) {
         json_t *ev = json_loads(r->element[e]->element[1]->element[1]->str, 0, NULL);
         const char *mid = json_string_value(json_object_get(ev, "external_message_id"));
-        int id = mid ? atoi(mid) : -1;
-        if (id >= 0 && id < n) count[id]++;
+        const char *kind = json_string_value(json_object_get(ev, "kind"));
+        int receipt = kind && strcmp(kind, "receipt") == 0;
+        size_t skip = receipt ? strlen(RECEIPT_ID_PREFIX) : 0;
+        int id = mid && (!receipt || strncmp(mid, RECEIPT_ID_PREFIX, skip) == 0)
+                     ? atoi(mid + skip)
+                     : -1;
+        if (id >= 0 && id < n && (!receipt || has_receipt(id))) (receipt ? receipts : count)[id]++;
         else phantoms++;
         json_decref(ev);
     }
@@ -201,14 +225,19 @@ static void every_accepted_webhook_is_in_the_stream_exactly_once(void **state)
     db_test_redis_stop(R);
     checked = 1;
     pthread_join(k, NULL);
-    long long lost = 0, doubled = 0;
+    long long lost = 0, doubled = 0, n_receipts = 0;
     for (int i = 0; i < n; i++) {
         lost += count[i] == 0;
         doubled += count[i] > 1;
+        if (!has_receipt(i)) continue;
+        n_receipts++;
+        lost += receipts[i] == 0;
+        doubled += receipts[i] > 1;
     }
-    printf("# crash consistency: %d updates (3 platforms) + %lld redeliveries in %lld ms; "
-           "gateway SIGKILLed %lld times, redis %lld times; %lld retries by the driver\n",
-           n, redeliveries, took, restarts, redis_restarts, retries);
+    printf("# crash consistency: %d updates (3 platforms; %lld of them also with a receipt) + "
+           "%lld redeliveries in %lld ms; gateway SIGKILLed %lld times, redis %lld times; %lld "
+           "retries by the driver\n",
+           n, n_receipts, redeliveries, took, restarts, redis_restarts, retries);
     printf("# stream entries %lld: lost %lld, duplicated %lld, phantom %lld; slowest restart "
            "to healthy %lld ms\n", entries, lost, doubled, phantoms, max_recovery_ms);
     assert_int_equal(lost, 0);
@@ -217,6 +246,7 @@ static void every_accepted_webhook_is_in_the_stream_exactly_once(void **state)
     assert_true(restarts >= 3);
     assert_true(max_recovery_ms <= 2000);
     free(count);
+    free(receipts);
 }
 
 int main(void)
