@@ -328,6 +328,15 @@ static void batch_gives_every_event_and_survives_a_redis_stall(void **state)
     free(body);
 }
 
+/* One change with message msg_id and, unless receipt_id is NULL, a read receipt for it. */
+static char *message_body(const char *msg_id, const char *receipt_id)
+{
+    json_t *statuses = receipt_id ? json_pack("[o]", status_item(receipt_id, "read")) : NULL;
+    return envelope(json_pack(
+        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg(msg_id, "m")),
+                                             statuses)))));
+}
+
 /* A webhook without receipts is stored by a cheaper script than one with them (store.c);
  * a message is a dedupe hit whichever of the two stored it first. */
 static void a_redelivery_is_a_dedupe_hit_across_both_ingest_scripts(void **state)
@@ -335,12 +344,7 @@ static void a_redelivery_is_a_dedupe_hit_across_both_ingest_scripts(void **state
     (void)state;
     /* with a receipt first (the general script), then alone (the plain one) */
     long long before = xlen("events");
-    char *mixed = envelope(json_pack(
-        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X1", "one")),
-                                             json_pack("[o]", status_item("wamid.X2", "read")))))));
-    char *alone = envelope(json_pack(
-        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X1", "one")),
-                                             NULL)))));
+    char *mixed = message_body("wamid.X1", "wamid.X2"), *alone = message_body("wamid.X1", NULL);
     assert_int_equal(post_signed(mixed, SIG_OK), 200);
     assert_int_equal(xlen("events"), before + 2);
     assert_int_equal(post_signed(alone, SIG_OK), 200);
@@ -349,12 +353,8 @@ static void a_redelivery_is_a_dedupe_hit_across_both_ingest_scripts(void **state
     free(alone);
 
     /* alone first, then with a receipt: only the receipt is new */
-    alone = envelope(json_pack(
-        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X3", "three")),
-                                             NULL)))));
-    mixed = envelope(json_pack(
-        "[o]", entry(json_pack("[o]", change(PNID, json_pack("[o]", text_msg("wamid.X3", "three")),
-                                             json_pack("[o]", status_item("wamid.X4", "read")))))));
+    alone = message_body("wamid.X3", NULL);
+    mixed = message_body("wamid.X3", "wamid.X4");
     assert_int_equal(post_signed(alone, SIG_OK), 200);
     assert_int_equal(xlen("events"), before + 3);
     assert_int_equal(post_signed(mixed, SIG_OK), 200);
