@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "config_internal.h"
+#include "redis.h"
 #include "util/crypto.h"
 
 /* Caps: the whole file is read before parsing, and a secret file is a token, not a blob. */
@@ -161,8 +162,8 @@ static const struct key_def keys[] = {
      .max = 64, .off = OFF(workers)},
     {.name = "shutdown_timeout_ms", .type = K_INT, .def_num = 10000, .min = 0, .max = 600000,
      .off = OFF(shutdown_timeout_ms)},
-    {.name = "redis_timeout_ms", .type = K_INT, .def_num = 1500, .min = 1, .max = 600000,
-     .off = OFF(redis_timeout_ms)},
+    {.name = "redis_timeout_ms", .type = K_INT, .def_num = DB_REDIS_COMMAND_TIMEOUT_MS, .min = 1,
+     .max = 600000, .off = OFF(redis_timeout_ms)},
     {.name = "max_connections", .type = K_INT, .def_num = 1024, .min = 1, .max = 1000000,
      .off = OFF(max_connections)},
     /* Meta retries a webhook for up to 7 days; a shorter memory would store a retry twice. */

@@ -911,7 +911,8 @@ int db_redis_new(struct event_base *base, const struct db_redis_opts *opts,
         if (e) *e = (struct db_err){0};
     }
     r->base = base;
-    r->cmd_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 1500;
+    r->cmd_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms
+                                                     : DB_REDIS_COMMAND_TIMEOUT_MS;
     r->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
     r->reconnect_ms = opts->reconnect_ms > 0 ? opts->reconnect_ms : 250;
     r->fresh = 1;

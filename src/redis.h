@@ -21,9 +21,13 @@
 struct event_base;
 struct db_redis;
 
+/* The command timeout when none is configured (also config.c's redis_timeout_ms default):
+ * short enough that a webhook arriving as Redis stalls is answered 503 within 2 s. */
+#define DB_REDIS_COMMAND_TIMEOUT_MS 1500
+
 struct db_redis_opts {
     const char *url;         /* required */
-    int command_timeout_ms;  /* default 1500 */
+    int command_timeout_ms;  /* default DB_REDIS_COMMAND_TIMEOUT_MS */
     int connect_timeout_ms;  /* default 1000 */
     int reconnect_ms;        /* default 250 */
     const char *name;        /* CLIENT SETNAME, optional */
