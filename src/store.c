@@ -182,7 +182,6 @@ struct db_store {
     struct db_redis *redis;
     int wait_replicas, wait_timeout_ms;
     char *prefix;
-    char *events_key;
     char ttl[24];
     char maxlen[24];
     struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get, *dead;
@@ -195,7 +194,6 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     if (!s) return NULL;
     s->redis = r;
     s->prefix = strdup(prefix);
-    if (asprintf(&s->events_key, "%s:events", prefix) < 0) s->events_key = NULL;
     snprintf(s->ttl, sizeof s->ttl, "%d", dedupe_ttl_s);
     snprintf(s->maxlen, sizeof s->maxlen, "%ld", events_maxlen);
     s->ingest = db_redis_script_new(db_store_lua_ingest);
@@ -204,8 +202,8 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     s->set_status = db_redis_script_new(lua_set_status);
     s->get = db_redis_script_new(lua_get);
     s->dead = db_redis_script_new(lua_dead);
-    if (!s->prefix || !s->events_key || !s->ingest || !s->ingest_plain || !s->enqueue ||
-        !s->set_status || !s->get || !s->dead) {
+    if (!s->prefix || !s->ingest || !s->ingest_plain || !s->enqueue || !s->set_status ||
+        !s->get || !s->dead) {
         db_store_free(s);
         return NULL;
     }
@@ -222,7 +220,6 @@ void db_store_free(struct db_store *s)
     db_redis_script_free(s->get);
     db_redis_script_free(s->dead);
     free(s->prefix);
-    free(s->events_key);
     free(s);
 }
 
@@ -406,15 +403,16 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
 {
     struct op *o = op_new(s, arg);
     struct argv a = {0};
-    char now[24];
+    char now[24], stream[96]; /* the prefix is at most 64 bytes (config.c) */
     int rc = o ? DB_OK : DB_ENOMEM;
     if (o) o->cb.ingest = cb;
     snprintf(now, sizeof now, "%" PRId64, db_now_ms());
     if (!cursor_value) cursor_value = "";
     int plain = !*cursor_value;
     for (size_t i = 0; plain && i < events->n; i++) plain = !is_receipt(events->v[i].json);
+    db_store_key(s, "events", stream, sizeof stream);
     if (rc == DB_OK &&
-        (plain ? argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) || argv_str(&a, s->events_key)
+        (plain ? argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) || argv_str(&a, stream)
                : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) ||
                      argv_str(&a, now) || argv_str(&a, platform) || argv_str(&a, account) ||
                      argv_str(&a, cursor_value)))
