@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$WORK/cmake.log" 2>&1 &&
+cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDB_TESTS=OFF >"$WORK/cmake.log" 2>&1 &&
     cmake --build "$ROOT/build-bench" --target db_core -j2 >>"$WORK/cmake.log" 2>&1 ||
     { tail -40 "$WORK/cmake.log" >&2; exit 1; }
 B="$ROOT/build-bench"
