@@ -13,9 +13,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CALLS=${BENCH_REDIS_CALLS:-300000}
-for c in redis-server redis-cli redis-benchmark cmake cc python3; do
-    command -v "$c" >/dev/null || { echo "redis_cost: $c is missing (scripts/deps.sh test installs it)" >&2; exit 1; }
-done
+# Redis, its tools and the gateway's build dependencies, when missing.
+"$ROOT/scripts/deps.sh" run || { echo "redis_cost: cannot install what it needs (scripts/deps.sh run)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "redis_cost: python3 is missing" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/deskbridge-redis-cost.XXXXXX)
 REDIS_PID=
