@@ -49,12 +49,6 @@ static const char *hook_headers[] = {"Content-Type: application/json",
                                      "X-Telegram-Bot-Api-Secret-Token: " SECRET, NULL};
 
 /* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
-static void assert_clean_log(const struct db_test_daemon *d)
-{
-    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
-    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -73,9 +67,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    db_test_daemon_stop(&D, SIGTERM);
-    assert_clean_log(&D);
-    unlink(D.log_path);
+    db_test_daemon_stop_clean(&D, NULL);
     db_test_redis_stop(R);
     return 0;
 }

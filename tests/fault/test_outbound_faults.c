@@ -88,12 +88,6 @@ static void write_config(void)
 }
 
 /* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
-static void assert_clean_log(const struct db_test_daemon *d)
-{
-    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
-    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -121,9 +115,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    db_test_daemon_stop(&D, SIGTERM);
-    assert_clean_log(&D);
-    unlink(D.log_path);
+    db_test_daemon_stop_clean(&D, NULL);
     unlink(conf_path);
     db_fake_stop(TG);
     db_fake_stop(WA);
@@ -341,7 +333,7 @@ static void *killer(void *arg)
         db_test_daemon_stop(&D, SIGKILL);
         usleep(250000); /* a request the dead process finished sending is recorded by now */
         note_in_flight(c);
-        assert_clean_log(&D);
+        db_test_daemon_assert_log_clean(&D, NULL);
         unlink(D.log_path);
         long long t0 = db_test_now_ms();
         db_test_daemon_start(&D, env, args, port);
@@ -464,7 +456,7 @@ static void a_send_recorded_before_a_crash_is_acknowledged_not_repeated(void **s
     for (int i = 0; i < 100 && pending_sends(c) != 0; i++) usleep(50000);
     assert_int_equal(pending_sends(c), 0);
     db_test_daemon_stop(&D, SIGKILL);
-    assert_clean_log(&D);
+    db_test_daemon_assert_log_clean(&D, NULL);
     unlink(D.log_path);
     db_fake_reset(TG);
     static const char *const ids[2] = {"crash-window-sent", "crash-window-queued"};

@@ -89,12 +89,6 @@ static void start_proxy(void)
 }
 
 /* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
-static void assert_clean_log(const struct db_test_daemon *d)
-{
-    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
-    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -115,9 +109,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    db_test_daemon_stop(&D, SIGTERM);
-    assert_clean_log(&D);
-    unlink(D.log_path);
+    db_test_daemon_stop_clean(&D, NULL);
     kill(proxy_pid, SIGTERM);
     waitpid(proxy_pid, NULL, 0);
     db_test_redis_stop(R);
@@ -378,9 +370,7 @@ static void a_missing_replica_gets_503_without_dropping_the_connection(void **st
            "of the 1500 ms command timeout); new connections %lld; stream entries %lld\n",
            fastest, slowest, reconnects, entries);
     int dropped = db_test_daemon_log_count(&d, "command timed out");
-    db_test_daemon_stop(&d, SIGTERM);
-    assert_clean_log(&d);
-    unlink(d.log_path);
+    db_test_daemon_stop_clean(&d, NULL);
     unlink(conf);
     assert_true(fastest >= 700); /* the server's WAIT ran out, not a connection error */
     assert_true(slowest <= 1400); /* before the command timeout */

@@ -58,12 +58,6 @@ static struct db_test_daemon D;
 static char conf_path[256], env_redis[512];
 
 /* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
-static void assert_clean_log(const struct db_test_daemon *d)
-{
-    assert_int_equal(db_test_daemon_log_count(d, "Sanitizer"), 0);
-    assert_int_equal(db_test_daemon_log_count(d, "runtime error"), 0);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -112,9 +106,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    db_test_daemon_stop(&D, SIGTERM);
-    assert_clean_log(&D);
-    unlink(D.log_path);
+    db_test_daemon_stop_clean(&D, NULL);
     unlink(conf_path);
     db_fake_stop(TG);
     db_fake_stop(WA);

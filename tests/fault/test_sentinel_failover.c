@@ -167,9 +167,7 @@ static void accepted_webhooks_survive_a_failover(void **state)
     assert_true(phase_503 > 0);
     freeReplyObject(r);
     free(count);
-    int st = db_test_daemon_stop(&d, SIGTERM);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    unlink(d.log_path);
+    db_test_daemon_stop_clean(&d, NULL);
     unlink(conf);
     db_test_sentinel_stop(&sentinel);
     db_test_redis_stop(replica);

@@ -234,9 +234,7 @@ static void workers_share_the_port(void **state)
     char pattern[64];
     snprintf(pattern, sizeof pattern, "listening on 127.0.0.1:%d", d.port);
     assert_int_equal(db_test_daemon_log_count(&d, pattern), 2);
-    int st = db_test_daemon_stop(&d, SIGTERM);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    unlink(d.log_path);
+    db_test_daemon_stop_clean(&d, NULL);
 }
 
 /* What cmd prints (stdout and whatever it redirects), in a static buffer. */

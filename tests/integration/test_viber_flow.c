@@ -71,19 +71,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    int st = db_test_daemon_stop(&W.d, SIGTERM);
-    /* SIGTERM is a clean exit: a crash or sanitizer abort shows here. */
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    /* Tokens and message texts never reach the log at the default level. */
-    assert_int_equal(db_test_daemon_log_count(&W.d, "vbAuthDoNotLog"), 0);
-    assert_int_equal(db_test_daemon_log_count(&W.d, "plain-vb-token"), 0);
-    assert_int_equal(db_test_daemon_log_count(&W.d, SECRET_TEXT), 0);
-    assert_int_equal(db_test_daemon_log_count(&W.d, "agent-reply-words"), 0);
-    assert_int_equal(db_test_daemon_log_count(&W.d, PHONE), 0);
-    /* Under DB_SANITIZE, UBSan reports go to the log without changing the exit status. */
-    assert_int_equal(db_test_daemon_log_count(&W.d, "runtime error"), 0);
-    assert_int_equal(db_test_daemon_log_count(&W.d, "Sanitizer"), 0);
-    unlink(W.d.log_path);
+    /* Tokens, phone numbers and message texts never reach the log at the default level. */
+    static const char *const never[] = {"vbAuthDoNotLog", "plain-vb-token", SECRET_TEXT,
+                                        "agent-reply-words", PHONE, NULL};
+    db_test_daemon_stop_clean(&W.d, never);
     db_fake_stop(W.vb);
     db_test_redis_stop(W.redis);
     return 0;

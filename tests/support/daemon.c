@@ -190,6 +190,31 @@ int db_test_daemon_log_count(const struct db_test_daemon *d, const char *needle)
     return n;
 }
 
+void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
+                                     const char *const *never_logged)
+{
+    /* A sanitizer report that did not end the process still fails the test. */
+    static const char *const reports[] = {"runtime error", "Sanitizer", NULL};
+    const char *const *lists[] = {never_logged, reports};
+    for (size_t l = 0; l < 2; l++)
+        for (const char *const *n = lists[l]; n && *n; n++) {
+            int hits = db_test_daemon_log_count(d, *n);
+            if (hits) fprintf(stderr, "%d line(s) of %s contain \"%s\"\n", hits, d->log_path, *n);
+            assert_int_equal(hits, 0);
+        }
+}
+
+void db_test_daemon_stop_clean(struct db_test_daemon *d, const char *const *never_logged)
+{
+    int st = db_test_daemon_stop(d, SIGTERM);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "the daemon did not exit with 0 on SIGTERM (wait status %#x); log: %s\n",
+                (unsigned)st, d->log_path);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    db_test_daemon_assert_log_clean(d, never_logged);
+    if (!getenv("KEEP_LOG")) unlink(d->log_path);
+}
+
 static int write_all(int fd, const void *p, size_t len)
 {
     const char *c = p;

@@ -26,6 +26,14 @@ int db_test_daemon_start(struct db_test_daemon *d, const char *const *env,
 /* Sends sig and waits for the exit (5 s, then SIGKILL); returns the exit status as
  * waitpid reports it. */
 int db_test_daemon_stop(struct db_test_daemon *d, int sig);
+/* Fails the test when a line of the daemon's log contains any of never_logged
+ * (NULL-terminated, may be NULL: tokens, phone numbers, message texts) or a sanitizer
+ * report. */
+void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
+                                     const char *const *never_logged);
+/* Stops the daemon with SIGTERM and fails the test unless it exited with status 0 and its
+ * log is clean (as above).  Removes the log unless KEEP_LOG is set. */
+void db_test_daemon_stop_clean(struct db_test_daemon *d, const char *const *never_logged);
 /* 1 when the process is still running. */
 int db_test_daemon_alive(struct db_test_daemon *d);
 /* Counts lines of the daemon's log containing needle. */
