@@ -48,7 +48,6 @@ static int n_legit, legit_bad;
 static const char *hook_headers[] = {"Content-Type: application/json",
                                      "X-Telegram-Bot-Api-Secret-Token: " SECRET, NULL};
 
-/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
 static int setup(void **state)
 {
     (void)state;

@@ -87,7 +87,6 @@ static void write_config(void)
     fclose(f);
 }
 
-/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
 static int setup(void **state)
 {
     (void)state;

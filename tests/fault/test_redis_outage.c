@@ -88,7 +88,6 @@ static void start_proxy(void)
     fclose(f);
 }
 
-/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
 static int setup(void **state)
 {
     (void)state;

@@ -57,7 +57,6 @@ static struct db_fake *TG, *WA;
 static struct db_test_daemon D;
 static char conf_path[256], env_redis[512];
 
-/* A sanitizer report in the daemon's log fails the suite (the log is deleted afterwards). */
 static int setup(void **state)
 {
     (void)state;

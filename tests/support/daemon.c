@@ -190,6 +190,20 @@ int db_test_daemon_log_count(const struct db_test_daemon *d, const char *needle)
     return n;
 }
 
+/* cmocka reports a failed group teardown but still exits 0, so a check that fails there is
+ * also made to end the test program with status 1. */
+static void fail_at_exit(void)
+{
+    fflush(NULL);
+    _exit(1);
+}
+
+static void exit_failing(void)
+{
+    static int registered;
+    if (!registered++) atexit(fail_at_exit);
+}
+
 void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
                                      const char *const *never_logged)
 {
@@ -199,7 +213,10 @@ void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
     for (size_t l = 0; l < 2; l++)
         for (const char *const *n = lists[l]; n && *n; n++) {
             int hits = db_test_daemon_log_count(d, *n);
-            if (hits) fprintf(stderr, "%d line(s) of %s contain \"%s\"\n", hits, d->log_path, *n);
+            if (hits) {
+                fprintf(stderr, "%d line(s) of %s contain \"%s\"\n", hits, d->log_path, *n);
+                exit_failing();
+            }
             assert_int_equal(hits, 0);
         }
 }
@@ -207,9 +224,11 @@ void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
 void db_test_daemon_stop_clean(struct db_test_daemon *d, const char *const *never_logged)
 {
     int st = db_test_daemon_stop(d, SIGTERM);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "the daemon did not exit with 0 on SIGTERM (wait status %#x); log: %s\n",
                 (unsigned)st, d->log_path);
+        exit_failing();
+    }
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     db_test_daemon_assert_log_clean(d, never_logged);
     if (!getenv("KEEP_LOG")) unlink(d->log_path);

@@ -28,7 +28,7 @@ int db_test_daemon_start(struct db_test_daemon *d, const char *const *env,
 int db_test_daemon_stop(struct db_test_daemon *d, int sig);
 /* Fails the test when a line of the daemon's log contains any of never_logged
  * (NULL-terminated, may be NULL: tokens, phone numbers, message texts) or a sanitizer
- * report. */
+ * report.  Also in a group teardown: the test program then exits with status 1. */
 void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
                                      const char *const *never_logged);
 /* Stops the daemon with SIGTERM and fails the test unless it exited with status 0 and its
