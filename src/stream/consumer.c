@@ -55,6 +55,7 @@ struct held {
 struct round {
     struct db_consumer *c;
     int stream;
+    int dead_left; /* dead letters of the round not answered yet (+1 while they are sent) */
 };
 
 struct db_consumer {
@@ -197,6 +198,7 @@ static int settle(struct db_consumer *c)
 
 struct dead_op {
     struct db_consumer *c;
+    struct round *round; /* the claim round that decided it, or NULL */
     db_consumer_dead_fn cb;
     void *arg;
     int stream;
@@ -204,6 +206,8 @@ struct dead_op {
     char entry[64];
     char reason[96];
 };
+
+static void round_dead_done(struct round *r);
 
 static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
@@ -225,13 +229,15 @@ static void dead_cb(int status, const redisReply *reply, const char *errstr, voi
                status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
     }
     if (o->cb) o->cb(rc, written, o->arg);
+    if (o->round) round_dead_done(o->round);
     free(o);
 }
 
 static void dead_letter(struct db_consumer *c, int stream, const char *entry, const char *reason,
                         const char *mindeliv, const char *minidle, const char *const *extra,
-                        db_consumer_dead_fn cb, void *arg, int own)
+                        db_consumer_dead_fn cb, void *arg, struct round *round)
 {
+    int own = round != NULL;
     struct dead_op *o = calloc(1, sizeof *o);
     size_t nextra = 0;
     while (extra && extra[nextra] && extra[nextra + 1]) nextra += 2;
@@ -239,9 +245,11 @@ static void dead_letter(struct db_consumer *c, int stream, const char *entry, co
     if (!args) {
         free(o);
         if (cb) cb(DB_ENOMEM, 0, arg);
+        if (round) round_dead_done(round);
         return;
     }
     o->c = c;
+    o->round = round;
     o->cb = cb;
     o->arg = arg;
     o->stream = stream;
@@ -270,7 +278,7 @@ void db_consumer_dead_letter(struct db_consumer *c, int stream, const char *entr
                              const char *reason, const char *const *extra,
                              db_consumer_dead_fn cb, void *arg)
 {
-    dead_letter(c, stream, entry, reason, "", "", extra, cb, arg, 0);
+    dead_letter(c, stream, entry, reason, "", "", extra, cb, arg, NULL);
 }
 
 /* ---- claims ---- */
@@ -284,13 +292,18 @@ static void schedule_round(struct db_consumer *c)
     if (!c->stopped) evtimer_add(c->claim_timer, &tv);
 }
 
+static void round_end(struct round *r)
+{
+    r->c->busy--;
+    r->c->claiming[r->stream] = 0;
+}
+
 static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct round *r = arg;
     struct db_consumer *c = r->c;
     (void)errstr;
-    c->busy--;
-    c->claiming[r->stream] = 0;
+    round_end(r);
     if (settle(c) || c->stopped) return;
     /* [next cursor, [entries], [deleted ids]] */
     if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
@@ -299,9 +312,31 @@ static void claimed_cb(int status, const redisReply *reply, const char *errstr, 
     }
 }
 
+/* The round's dead letters are answered: the rest of the idle entries are claimed.  Only
+ * now: a script's first run on a connection may take a SCRIPT LOAD and a second EVALSHA, which
+ * a command sent after it would overtake, so a dead letter queued "before" the XAUTOCLAIM
+ * might run after it and the poison entry be run once more. */
+static void round_dead_done(struct round *r)
+{
+    struct db_consumer *c = r->c;
+    if (--r->dead_left > 0) return;
+    if (c->released || c->stopped) {
+        round_end(r);
+        return;
+    }
+    size_t n = claim_room(c);
+    if (n == 0) {
+        round_end(r);
+        return;
+    }
+    if (n > (size_t)c->count) n = (size_t)c->count;
+    c->outstanding++;
+    db_redis_cmd(c->redis, claimed_cb, r, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d",
+                 c->streams[r->stream], c->group, c->consumer, c->claim_idle_ms, (int)n);
+}
+
 /* XPENDING of the idle entries first: those delivered max_deliveries times or more go to the
- * dead letters (queued before the XAUTOCLAIM, so it no longer sees them), the rest are
- * claimed. */
+ * dead letters, the rest are claimed once those are written. */
 static void pending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct round *r = arg;
@@ -309,13 +344,13 @@ static void pending_cb(int status, const redisReply *reply, const char *errstr, 
     (void)errstr;
     if (settle(c)) return;
     if (c->stopped) {
-        c->busy--;
-        c->claiming[r->stream] = 0;
+        round_end(r);
         return;
     }
     char mind[16], minidle[16];
     snprintf(mind, sizeof mind, "%d", c->max_deliveries);
     snprintf(minidle, sizeof minidle, "%d", c->claim_idle_ms);
+    r->dead_left = 1;
     /* [[id, consumer, idle ms, deliveries], ...] */
     for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
          i++) {
@@ -327,18 +362,10 @@ static void pending_cb(int status, const redisReply *reply, const char *errstr, 
         char reason[96];
         snprintf(reason, sizeof reason, "delivered %lld times without an outcome",
                  p->element[3]->integer);
-        dead_letter(c, r->stream, p->element[0]->str, reason, mind, minidle, NULL, NULL, NULL, 1);
+        r->dead_left++;
+        dead_letter(c, r->stream, p->element[0]->str, reason, mind, minidle, NULL, NULL, NULL, r);
     }
-    size_t n = claim_room(c);
-    if (n == 0) {
-        c->busy--;
-        c->claiming[r->stream] = 0;
-        return;
-    }
-    if (n > (size_t)c->count) n = (size_t)c->count;
-    c->outstanding++;
-    db_redis_cmd(c->redis, claimed_cb, r, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d",
-                 c->streams[r->stream], c->group, c->consumer, c->claim_idle_ms, (int)n);
+    round_dead_done(r);
 }
 
 /* Resets the idle time of every entry this process holds: only a dead process's entries age
@@ -479,7 +506,7 @@ int db_consumer_new(struct event_base *base, const struct db_consumer_opts *o,
     c->max_held = o->max_held > 0 ? o->max_held : 256;
     c->claim_idle_ms = o->claim_idle_ms > 0 ? o->claim_idle_ms : 30000;
     c->max_deliveries = o->max_deliveries > 0 ? o->max_deliveries : 10;
-    for (int s = 0; s < 2; s++) c->rounds[s] = (struct round){c, s};
+    for (int s = 0; s < 2; s++) c->rounds[s] = (struct round){c, s, 0};
     c->nbuckets = 64;
     while (c->nbuckets < (size_t)c->max_held * 2) c->nbuckets *= 2;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
