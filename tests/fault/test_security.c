@@ -460,6 +460,13 @@ static int scan_dir(const char *dir, char *report, size_t rn, int *files)
     int hits = 0;
     for (struct dirent *e; (e = readdir(d));) {
         size_t n = strlen(e->d_name);
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+            /* Sources live in folders too (connectors/<platform>/, src/util/). */
+            char sub[1024];
+            snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+            hits += scan_dir(sub, report, rn, files);
+            continue;
+        }
         if (n < 3 || (strcmp(e->d_name + n - 2, ".c") != 0 && strcmp(e->d_name + n - 2, ".h") != 0))
             continue;
         char rel[1024];
@@ -492,8 +499,8 @@ static void no_plain_compare_of_a_secret_in_the_sources(void **state)
     static char report[16384];
     report[0] = '\0';
     int files = 0, hits = 0;
-    static const char *const dirs[] = {"src", "src/util", "connectors"};
-    for (size_t i = 0; i < 3; i++) hits += scan_dir(dirs[i], report, sizeof report, &files);
+    static const char *const dirs[] = {"src", "connectors"}; /* with their subfolders */
+    for (size_t i = 0; i < 2; i++) hits += scan_dir(dirs[i], report, sizeof report, &files);
     printf("# secret-compare gate: %d files scanned, %d hits, %d allowlisted lines (%zu patterns)\n",
            files, hits, allowlisted_hits, sizeof allowlist / sizeof allowlist[0] - 1);
     if (hits) fail_msg("plain comparison of a secret-ish value:\n%s", report);
