@@ -81,7 +81,15 @@ for s in "${sans[@]}"; do
         *) runtime+=("__ubsan_") ;; # undefined and its single checks (float-cast-overflow...)
     esac
 done
-case "$fuzz" in ON|on|1|TRUE|true|YES|yes) runtime+=("__sanitizer_cov_") ;; esac
+# -fsanitize=fuzzer-no-link: coverage callbacks, the stack-depth variable, and the bounds of
+# the counter/PC sections, which the linker defines when it gathers those sections.
+case "$fuzz" in
+    ON|on|1|TRUE|true|YES|yes)
+        runtime+=("__sanitizer_cov_" "__sancov_" "__start___sancov_" "__stop___sancov_") ;;
+esac
+if [ "${#runtime[@]}" -gt 0 ]; then
+    mapfile -t runtime < <(printf '%s\n' "${runtime[@]}" | sort -u)
+fi
 
 bad=0 checked=0
 for o in "${objs[@]}"; do
