@@ -1,4 +1,4 @@
-/* print_ingest_script.c - writes one of the gateway's ingest scripts (src/store.c) to stdout,
+/* print_ingest_script.c - writes one of the gateway's ingest scripts (src/store/store.c) to stdout,
  * so bench/redis_cost.sh measures the very scripts the gateway runs.
  *
  *   print_ingest_script          the general script (receipts, cursor)
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store.h"
+#include "store/store.h"
 
 int main(int argc, char **argv)
 {

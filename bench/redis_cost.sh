@@ -87,7 +87,7 @@ check_written() {
     [ "$written" -ge $((CALLS * 99 / 100)) ] ||
         { echo "redis_cost: the $1 wrote $written of $CALLS events; update its arguments here" >&2; exit 1; }
 }
-# Each script with the arguments db_store_ingest (src/store.c) passes it for one message.
+# Each script with the arguments db_store_ingest (src/store/store.c) passes it for one message.
 DEDUPE_KEY="$PREFIX:dedupe:whatsapp:$PNID:wamid.__rand_int__"
 measure "ingest script, no receipt (what messages run)" EVALSHA "$SHA_PLAIN" 0 "$TTL" 0 "$PREFIX:events" \
     "$DEDUPE_KEY" "$EVENT"

@@ -22,7 +22,7 @@
 #include <jansson.h>
 
 #include "daemon.h"
-#include "redis.h"
+#include "redis/redis.h"
 #include "redis_fixture.h"
 #include "testutil.h"
 #include "util/crypto.h"

@@ -26,9 +26,9 @@
 
 #include "daemon.h"
 #include "fake_platform.h"
-#include "redis.h"
+#include "redis/redis.h"
 #include "redis_fixture.h"
-#include "sender.h"
+#include "send/sender.h"
 #include "testutil.h"
 
 #define N_MSG 3000

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "httpd_parse.h"
+#include "net/httpd_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

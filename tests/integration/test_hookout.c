@@ -20,7 +20,7 @@
 
 #include "daemon.h"
 #include "deskbridge/connector.h"
-#include "hookout.h"
+#include "hookout/hookout.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
 #include "testutil.h"

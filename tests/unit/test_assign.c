@@ -1,4 +1,4 @@
-/* Unit tests of the pure assignment rules (src/assign.c): sticky, least loaded, capacity,
+/* Unit tests of the pure assignment rules (src/dispatch/assign.c): sticky, least loaded, capacity,
  * languages, accounts, ties in turn, queue order, keyword priorities. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "assign.h"
+#include "dispatch/assign.h"
 #include "deskbridge/connector.h"
-#include "dispatcher.h"
+#include "dispatch/dispatcher.h"
 
 static const char *const uk[] = {"uk"}, *const en[] = {"en"};
 static const char *const tg[] = {"telegram:1"}, *const wa[] = {"whatsapp:2"};

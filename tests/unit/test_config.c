@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "config_internal.h"
+#include "conf/config.h"
+#include "conf/config_internal.h"
 #include "testutil.h"
 
 #define FIX DB_SOURCE_DIR "/tests/fixtures/config"

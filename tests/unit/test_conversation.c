@@ -10,8 +10,8 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "assign.h"
-#include "dispatcher.h"
+#include "dispatch/assign.h"
+#include "dispatch/dispatcher.h"
 #include "redis_fixture.h"
 
 static struct db_test_redis *R;

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "curl_lib.h"
+#include "net/curl_lib.h"
 #include "fake_platform.h"
-#include "http_client.h"
+#include "net/http_client.h"
 #include "testutil.h"
 
 /* 1 when a file whose name contains "libcurl" is mapped into this process. */

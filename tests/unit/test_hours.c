@@ -14,9 +14,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "autoreply.h"
-#include "config.h"
-#include "hours.h"
+#include "auto/autoreply.h"
+#include "conf/config.h"
+#include "auto/hours.h"
 
 /* A [schedule test] section as config.c would build it: "test.conf", key i on line i + 2. */
 struct sec_buf {

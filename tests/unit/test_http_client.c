@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "fake_platform.h"
-#include "http_client.h"
-#include "netcheck.h"
+#include "net/http_client.h"
+#include "net/netcheck.h"
 #include "testutil.h"
 
 struct ctx {

@@ -6,8 +6,8 @@
  * be answered exactly once, after send returns, with a transport error that names the
  * library and the loader's reason. */
 #define DB_CURL_SONAME "libdeskbridge-test-no-such-curl.so.4"
-#include "curl_lib.c"
-#include "http_client.c"
+#include "net/curl_lib.c"
+#include "net/http_client.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

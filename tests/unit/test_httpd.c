@@ -21,7 +21,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "httpd.h"
+#include "net/httpd.h"
 #include "testutil.h"
 
 #define MAXHELD 8

@@ -14,7 +14,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "log.h"
+#include "log/log.h"
 
 static int saved_stderr = -1, pipe_rd = -1;
 

@@ -12,9 +12,9 @@
 #include <cmocka.h>
 
 #include "deskbridge/status.h"
-#include "metrics.h"
+#include "metrics/metrics.h"
 
-/* Defined in src/metrics.c but not in metrics.h (a fixed contract): the registry's own
+/* Defined in src/metrics/metrics.c but not in metrics.h (a fixed contract): the registry's own
  * series as text; *out is the caller's to free(). */
 
 static char *render(const struct db_metrics *m)

@@ -1,4 +1,4 @@
-/* test_reader.c - src/reader.c (a consumer group's read loop) against a real redis-server. */
+/* test_reader.c - src/stream/reader.c (a consumer group's read loop) against a real redis-server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +12,7 @@
 
 #include <event2/event.h>
 
-#include "reader.h"
+#include "stream/reader.h"
 #include "redis_fixture.h"
 #include "testutil.h"
 

@@ -1,4 +1,4 @@
-/* test_redis.c - src/redis.c against real redis-server processes (redis_fixture). */
+/* test_redis.c - src/redis/redis.c against real redis-server processes (redis_fixture). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +19,7 @@
 
 #include <event2/event.h>
 
-#include "redis.h"
+#include "redis/redis.h"
 #include "daemon.h"
 #include "redis_fixture.h"
 #include "sentinel_fixture.h"

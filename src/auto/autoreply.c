@@ -1,0 +1,693 @@
+/* autoreply.c - automatic answers (away, greeting, keyword) read from P:events by the
+ * consumer group "deskbridge-autoreply", and canned responses for agents.
+ *
+ * Every answer goes through db_store_enqueue, so the sender delivers, retries and tracks it
+ * like an agent's reply.  An event is acknowledged only after all its answers are queued;
+ * a crash in between leaves it pending and XAUTOCLAIM runs it again.  Running it again is
+ * harmless: each answer's enqueue names a client id derived from the event id and the
+ * rule, and the once-per-period keys record which event took them, so the same event takes
+ * them again while another event cannot. */
+#include "auto/autoreply.h"
+
+#include "dispatch/dispatcher.h"
+
+#include <ctype.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "conf/config.h"
+#include "app/gateway.h"
+#include "auto/hours.h"
+#include "net/httpd.h"
+#include "log/log.h"
+#include "send/outbound.h"
+#include "stream/reader.h"
+#include "redis/redis.h"
+#include "store/store.h"
+#include "util/id.h"
+#include "util/json.h"
+
+#define GROUP "deskbridge-autoreply"
+#define READ_COUNT 32
+#define MAX_INFLIGHT 64
+#define MAX_ANSWERS 3
+#define GREETED_TTL_S (90 * 86400) /* a conversation silent this long is greeted again */
+#define STALE_S 3600               /* older events (a backlog after downtime) get no answer */
+
+/* Takes key for this event: 1 when it was free or already held by the same event (a
+ * re-run after a crash), else 0.  ARGV: key owner ttl refresh. */
+static const char lua_claim[] =
+    "if redis.call('SET', ARGV[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 1 end\n"
+    "if redis.call('GET', ARGV[1]) == ARGV[2] then return 1 end\n"
+    "if ARGV[4] == '1' then redis.call('EXPIRE', ARGV[1], ARGV[3]) end\n"
+    "return 0\n";
+
+struct answer {
+    char rule[80];
+    char *text;          /* owned */
+    char *claim_key;     /* owned; NULL: no once-only key */
+    long claim_ttl;
+    int refresh;         /* keep the key alive while the conversation goes on */
+    int resolve;
+    int claimed;
+    char id[DB_ID_LEN + 1];
+};
+
+struct job {
+    struct db_autoreply *a;
+    char entry[64];
+    char event_id[64];
+    char conv[256], platform[32], account[96];
+    struct answer ans[MAX_ANSWERS];
+    size_t n, i;
+    struct job *prev, *next;
+};
+
+struct sched_entry {
+    const struct db_conf_section *sec;
+    struct db_schedule *s;
+};
+
+struct db_autoreply {
+    struct db_gateway *gw;
+    struct db_reader *reader;
+    struct db_redis_script *claim;
+    struct event *claim_timer;
+    int stopped;
+    unsigned long inflight;   /* events being answered, plus commands on gw->redis */
+    long clock_offset_s;      /* test hook DESKBRIDGE_CLOCK_OFFSET_S */
+    struct job *jobs;
+    struct db_cfg_ref *cache_cfg; /* the configuration the schedules below were parsed from */
+    struct sched_entry *scheds;
+    size_t nscheds;
+    char events[160];
+};
+
+static void step(struct job *j);
+
+static const struct db_log_ctx *ctx_of(const struct job *j, struct db_log_ctx *c)
+{
+    *c = (struct db_log_ctx){"autoreply", j->platform, j->account, j->event_id};
+    return c;
+}
+
+/* ---- configuration helpers ---- */
+
+static const char *sec_get(const struct db_conf_section *sec, const char *key)
+{
+    const struct db_conf_kv *kv = db_conf_find(sec, key);
+    return kv ? kv->value : NULL;
+}
+
+static long clock_offset(void)
+{
+    const char *v = getenv("DESKBRIDGE_CLOCK_OFFSET_S");
+    return v ? strtol(v, NULL, 10) : 0;
+}
+
+/* ---- section checks ---- */
+
+static int check_accounts_key(const struct db_conf_section *sec, struct db_err *e)
+{
+    const struct db_conf_kv *kv = db_conf_find(sec, "accounts");
+    if (!kv) return DB_OK;
+    for (const char *p = kv->value; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *colon = memchr(p, ':', len);
+        if (!colon || colon == p || colon + 1 == p + len)
+            return db_conf_error(e, sec, kv, "accounts", "want a comma list of platform:account");
+        p += len + (p[len] == ',');
+    }
+    return DB_OK;
+}
+
+int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    static const char *const keys[] = {"match", "regex",   "language", "accounts",
+                                       "answer", "resolve", NULL};
+    int rc = db_conf_check_keys(sec, keys, e);
+    if (rc != DB_OK) return rc;
+    const struct db_conf_kv *match = db_conf_find(sec, "match"), *re = db_conf_find(sec, "regex");
+    if (!match && !re) return db_conf_error(e, sec, NULL, "match", "match or regex is required");
+    if (match && re) return db_conf_error(e, sec, re, "regex", "give either match or regex, not both");
+    if (match && strspn(match->value, ", \t") == strlen(match->value))
+        return db_conf_error(e, sec, match, "match", "has no words");
+    if (re) {
+        regex_t rx;
+        int r = regcomp(&rx, re->value, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+        if (r != 0) {
+            char why[96];
+            regerror(r, &rx, why, sizeof why);
+            return db_conf_error(e, sec, re, "regex", "not a POSIX extended regex: %s", why);
+        }
+        regfree(&rx);
+    }
+    const struct db_conf_kv *ans = db_conf_find(sec, "answer");
+    if (!ans || !*ans->value) return db_conf_error(e, sec, ans, "answer", "is required");
+    const struct db_conf_kv *res = db_conf_find(sec, "resolve");
+    if (res && strcmp(res->value, "true") != 0 && strcmp(res->value, "false") != 0)
+        return db_conf_error(e, sec, res, "resolve", "must be true or false");
+    const struct db_conf_kv *lang = db_conf_find(sec, "language");
+    if (lang && (strlen(lang->value) < 2 || strlen(lang->value) > 16 ||
+                 strspn(lang->value, "abcdefghijklmnopqrstuvwxyz_-") != strlen(lang->value)))
+        return db_conf_error(e, sec, lang, "language", "want a language code such as uk");
+    return check_accounts_key(sec, e);
+}
+
+int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    static const char *const keys[] = {"text", NULL};
+    int rc = db_conf_check_keys(sec, keys, e);
+    if (rc != DB_OK) return rc;
+    const struct db_conf_kv *t = db_conf_find(sec, "text");
+    if (!t || !*t->value) return db_conf_error(e, sec, t, "text", "is required");
+    return DB_OK;
+}
+
+/* ---- schedules, parsed once per configuration ---- */
+
+static void cache_clear(struct db_autoreply *a)
+{
+    for (size_t i = 0; i < a->nscheds; i++) db_schedule_free(a->scheds[i].s);
+    free(a->scheds);
+    a->scheds = NULL;
+    a->nscheds = 0;
+    db_cfg_unref(a->cache_cfg);
+    a->cache_cfg = NULL;
+}
+
+static struct db_schedule *schedule_of(struct db_autoreply *a, const struct db_conf_section *sec)
+{
+    if (!sec) return NULL;
+    if (a->cache_cfg != a->gw->cfg) {
+        cache_clear(a);
+        a->cache_cfg = db_cfg_ref(a->gw);
+    }
+    for (size_t i = 0; i < a->nscheds; i++)
+        if (a->scheds[i].sec == sec) return a->scheds[i].s;
+    struct db_schedule *s = NULL;
+    struct db_err e = {0};
+    if (db_schedule_parse(sec, &s, &e) != DB_OK) return NULL; /* checked at load: ENOMEM */
+    struct sched_entry *n = realloc(a->scheds, (a->nscheds + 1) * sizeof *n);
+    if (!n) {
+        db_schedule_free(s);
+        return NULL;
+    }
+    a->scheds = n;
+    a->scheds[a->nscheds++] = (struct sched_entry){sec, s};
+    return s;
+}
+
+/* ---- planning the answers of one event ---- */
+
+static int add_answer(struct job *j, const char *rule, const char *tmpl, const char *const *vars)
+{
+    if (j->n >= MAX_ANSWERS) return -1;
+    struct answer *an = &j->ans[j->n];
+    memset(an, 0, sizeof *an);
+    snprintf(an->rule, sizeof an->rule, "%s", rule);
+    if (!(an->text = db_text_expand(tmpl, vars))) return -1;
+    j->n++;
+    return 0;
+}
+
+/* The once-only key "<prefix>:autoreply:<what>:<conversation>[:<period>]". */
+static int set_claim(struct answer *an, const char *prefix, const char *what, const char *conv,
+                     const char *period, long ttl, int refresh)
+{
+    size_t n = strlen(prefix) + strlen(what) + strlen(conv) + (period ? strlen(period) : 0) + 16;
+    if (!(an->claim_key = malloc(n))) return -1;
+    snprintf(an->claim_key, n, "%s:autoreply:%s:%s%s%s", prefix, what, conv, period ? ":" : "",
+             period ? period : "");
+    an->claim_ttl = ttl;
+    an->refresh = refresh;
+    return 0;
+}
+
+static void event_lang(const json_t *ev, char *lang, size_t n)
+{
+    const char *l = db_json_str(json_object_get(ev, "sender"), "language");
+    size_t k = 0;
+    for (; l && l[k] && l[k] != '-' && l[k] != '_' && k + 1 < n; k++)
+        lang[k] = (char)tolower((unsigned char)l[k]);
+    lang[k] = '\0';
+}
+
+static int keyword_hit(const struct db_conf_section *sec, const char *text, const char *lang,
+                       const char *platform, const char *account)
+{
+    const char *acc = sec_get(sec, "accounts"), *rl = sec_get(sec, "language");
+    if (acc && !db_accounts_list_has(acc, platform, account)) return 0;
+    if (rl && strcmp(rl, lang) != 0) return 0;
+    const char *match = sec_get(sec, "match"), *re = sec_get(sec, "regex");
+    if (match) return db_keyword_match(match, text);
+    if (!re) return 0;
+    regex_t rx;
+    if (regcomp(&rx, re, REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0) return 0;
+    int hit = regexec(&rx, text, 0, NULL, 0) == 0;
+    regfree(&rx);
+    return hit;
+}
+
+const struct db_conf_section *db_keyword_rule_for(const struct db_config *cfg, const json_t *ev)
+{
+    const char *kind = db_json_str(ev, "kind"), *text = db_json_str(ev, "text");
+    const char *platform = db_json_str(ev, "platform"), *account = db_json_str(ev, "account");
+    if (!kind || strcmp(kind, "message") != 0 || !text || !platform || !account) return NULL;
+    char lang[17];
+    event_lang(ev, lang, sizeof lang);
+    for (size_t i = 0; i < cfg->n_sections; i++) {
+        const struct db_conf_section *k = &cfg->sections[i];
+        if (strcmp(k->platform, "keyword") == 0 && keyword_hit(k, text, lang, platform, account))
+            return k; /* the first matching rule in file order answers */
+    }
+    return NULL;
+}
+
+int db_keyword_resolves(const struct db_config *cfg, const json_t *ev)
+{
+    const struct db_conf_section *k = db_keyword_rule_for(cfg, ev);
+    const char *res = k ? sec_get(k, "resolve") : NULL;
+    return res && strcmp(res, "true") == 0;
+}
+
+/* Fills j->ans from the event.  0, or -1 on ENOMEM. */
+static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
+{
+    const struct db_config *cfg = a->gw->cfg->cfg;
+    const char *kind = db_json_str(ev, "kind");
+    const char *membership = db_json_str(ev, "membership");
+    int is_msg = kind && strcmp(kind, "message") == 0;
+    int started = kind && strcmp(kind, "membership") == 0 && membership &&
+                  strcmp(membership, "conversation_started") == 0;
+    if (!is_msg && !started) return 0;
+    json_t *ra = json_object_get(ev, "received_at");
+    time_t now = time(NULL) + a->clock_offset_s;
+    time_t at = json_is_integer(ra) ? (time_t)(json_integer_value(ra) / 1000) + a->clock_offset_s
+                                    : now;
+    if (now - at > STALE_S) return 0;
+
+    char lang[17];
+    event_lang(ev, lang, sizeof lang);
+    const char *name = db_json_str(json_object_get(ev, "sender"), "name");
+    const struct db_conf_section *ssec = db_schedule_section_of(cfg, j->platform, j->account);
+    struct db_schedule *sched = schedule_of(a, ssec);
+    char next[64] = "";
+    time_t next_open = 0, since = 0;
+    int closed = sched && !db_schedule_is_open(sched, at);
+    if (closed) {
+        if (db_schedule_next_open(sched, at, &next_open) == DB_OK)
+            db_schedule_format(sched, next_open, at, lang, next, sizeof next);
+        if (db_schedule_closed_since(sched, at, &since) != DB_OK) since = 0;
+    }
+    const char *vars[] = {"customer_name", name, "next_open", next[0] ? next : NULL, NULL};
+
+    const char *greeting = ssec ? db_schedule_text(ssec, "greeting", lang) : NULL;
+    if (greeting) {
+        if (add_answer(j, "greeting", greeting, vars) ||
+            set_claim(&j->ans[j->n - 1], cfg->prefix, "greeted", j->conv, NULL, GREETED_TTL_S,
+                      1))
+            return -1;
+    }
+    int resolved = 0;
+    const struct db_conf_section *k = db_keyword_rule_for(cfg, ev);
+    if (k) {
+        char rule[80];
+        snprintf(rule, sizeof rule, "keyword:%.60s", k->account);
+        const char *res = sec_get(k, "resolve");
+        if (add_answer(j, rule, sec_get(k, "answer"), vars)) return -1;
+        resolved = j->ans[j->n - 1].resolve = res && strcmp(res, "true") == 0;
+    }
+    const char *away = ssec ? db_schedule_text(ssec, "away_message", lang) : NULL;
+    if (is_msg && closed && away && !resolved) {
+        char period[32];
+        snprintf(period, sizeof period, "%lld", (long long)since);
+        long ttl = next_open > at ? (long)(next_open - at) + 3600 : 7 * 86400;
+        if (add_answer(j, "away", away, vars) ||
+            set_claim(&j->ans[j->n - 1], cfg->prefix, "away", j->conv, period, ttl, 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- running the answers: claim, enqueue, mark, next; then acknowledge ---- */
+
+static void job_free(struct job *j)
+{
+    struct db_autoreply *a = j->a;
+    if (j->prev) j->prev->next = j->next;
+    else if (a->jobs == j) a->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+    for (size_t i = 0; i < j->n; i++) {
+        free(j->ans[i].text);
+        free(j->ans[i].claim_key);
+    }
+    free(j);
+}
+
+static void job_end(struct job *j)
+{
+    struct db_autoreply *a = j->a;
+    a->inflight--;
+    job_free(j);
+    db_reader_more(a->reader);
+}
+
+/* Redis failed part-way: leave the entry pending for XAUTOCLAIM to run again. */
+static void job_fail(struct job *j, const char *what)
+{
+    struct db_log_ctx c;
+    db_log(DB_LOG_WARN, ctx_of(j, &c), "%s failed; the event stays pending", what);
+    job_end(j);
+}
+
+static void acked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)status, (void)reply, (void)errstr;
+    job_end(arg);
+}
+
+static void marked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        job_fail(j, "marking an answer");
+        return;
+    }
+    struct db_log_ctx c;
+    db_log(DB_LOG_INFO, ctx_of(j, &c), "automatic answer %s queued as %s", j->ans[j->i].rule,
+           j->ans[j->i].id);
+    j->i++;
+    step(j);
+}
+
+static void enqueued_cb(int status, const char *id, const char *msg_status, int created,
+                        void *arg)
+{
+    struct job *j = arg;
+    struct answer *an = &j->ans[j->i];
+    (void)msg_status, (void)created;
+    if (status != DB_OK || !id) {
+        job_fail(j, "queueing an answer");
+        return;
+    }
+    snprintf(an->id, sizeof an->id, "%s", id);
+    /* The record is what GET /v1/messages/{id} shows: mark it there too. */
+    char key[256];
+    snprintf(key, sizeof key, "%s:msg:{%s}", j->a->gw->cfg->cfg->prefix, an->id);
+    db_redis_cmd(j->a->gw->redis, marked_cb, j, "HSET %s automatic true rule %s resolve %s", key,
+                 an->rule, an->resolve ? "true" : "false");
+    /* The answer belongs to the conversation's history, marked as automatic. */
+    db_dispatch_note_automatic(j->a->gw, j->conv, an->id, an->rule);
+}
+
+static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (status != DB_OK || reply->type != REDIS_REPLY_INTEGER) {
+        job_fail(j, "claiming an answer");
+        return;
+    }
+    if (reply->integer == 1) j->ans[j->i].claimed = 1;
+    else j->i++; /* another event already took it */
+    step(j);
+}
+
+static void step(struct job *j)
+{
+    struct db_autoreply *a = j->a;
+    if (j->i >= j->n) {
+        db_redis_cmd(a->gw->redis, acked_cb, j, "XACK %s %s %s", a->events, GROUP, j->entry);
+        return;
+    }
+    struct answer *an = &j->ans[j->i];
+    if (an->claim_key && !an->claimed) {
+        char ttl[24];
+        snprintf(ttl, sizeof ttl, "%ld", an->claim_ttl);
+        const char *args[] = {an->claim_key, j->event_id, ttl, an->refresh ? "1" : "0"};
+        db_redis_eval(a->gw->redis, a->claim, claimed_cb, j, 0, NULL, 4, args, NULL);
+        return;
+    }
+    char id[DB_ID_LEN + 1];
+    db_id_new(id);
+    json_t *cmd = json_pack("{s:s, s:s, s:s, s:b, s:s}", "id", id, "conversation", j->conv,
+                            "text", an->text, "automatic", 1, "rule", an->rule);
+    if (cmd && an->resolve) json_object_set_new(cmd, "resolve", json_true());
+    char *txt = cmd ? db_json_dump(cmd) : NULL;
+    json_decref(cmd);
+    if (!txt) {
+        job_fail(j, "building an answer");
+        return;
+    }
+    char client[192];
+    snprintf(client, sizeof client, "auto:%.64s:%.80s", j->event_id, an->rule);
+    db_store_enqueue(a->gw->store, id, client, j->conv, j->platform, j->account, txt,
+                     enqueued_cb, j);
+    free(txt);
+}
+
+/* ---- reading P:events ---- */
+
+static void take_entry(struct db_autoreply *a, const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const redisReply *fields = entry->element[1];
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return; /* stays pending; claimed later */
+    j->a = a;
+    j->next = a->jobs;
+    if (a->jobs) a->jobs->prev = j;
+    a->jobs = j;
+    a->inflight++;
+    snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
+    snprintf(j->event_id, sizeof j->event_id, "%s", j->entry);
+    const char *text = NULL;
+    for (size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements; i += 2) {
+        const char *k = fields->element[i]->str, *v = fields->element[i + 1]->str;
+        if (k && v && strcmp(k, "event") == 0) text = v;
+    }
+    json_t *ev = NULL;
+    struct db_err e = {0};
+    const char *conv = NULL, *chat;
+    if (text && db_json_parse_object(text, strlen(text), &ev, &e) == DB_OK)
+        conv = db_json_str(ev, "conversation");
+    if (ev && db_json_str(ev, "id"))
+        snprintf(j->event_id, sizeof j->event_id, "%s", db_json_str(ev, "id"));
+    /* Anything that is not a well-formed event of a configured account gets no answer. */
+    if (conv && strlen(conv) < sizeof j->conv &&
+        db_conversation_split(conv, j->platform, sizeof j->platform, j->account,
+                              sizeof j->account, &chat) == DB_OK &&
+        db_config_account(a->gw->cfg->cfg, j->platform, j->account)) {
+        snprintf(j->conv, sizeof j->conv, "%s", conv);
+        if (plan(a, j, ev) != 0) {
+            json_decref(ev);
+            job_fail(j, "planning answers");
+            return;
+        }
+    }
+    json_decref(ev);
+    step(j);
+}
+
+static void take_entries(struct db_autoreply *a, const redisReply *list)
+{
+    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
+        take_entry(a, list->element[i]);
+}
+
+static size_t room_of(void *arg)
+{
+    struct db_autoreply *a = arg;
+    return a->inflight < MAX_INFLIGHT ? MAX_INFLIGHT - a->inflight : 0;
+}
+
+static void read_entries(const redisReply *const lists[2], void *arg)
+{
+    take_entries(arg, lists[0]);
+}
+
+/* The group's creation at the start (see db_autoreply_start).  When it failed, the reader
+ * creates the group itself, on its own connection. */
+static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_autoreply *a = arg;
+    (void)errstr;
+    a->inflight--;
+    db_reader_group_created(a->reader, status, reply);
+    db_reader_more(a->reader);
+}
+
+static void claim_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_autoreply *a = arg;
+    (void)errstr;
+    a->inflight--;
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+        take_entries(a, reply->element[1]);
+    struct timeval tv = {a->gw->cfg->cfg->claim_idle_ms / 2000 + 1, 0};
+    if (!a->stopped) evtimer_add(a->claim_timer, &tv);
+}
+
+static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_autoreply *a = arg;
+    (void)fd, (void)what;
+    if (a->stopped || !db_reader_group_ready(a->reader) || a->inflight >= MAX_INFLIGHT) {
+        struct timeval tv = {1, 0};
+        if (!a->stopped) evtimer_add(a->claim_timer, &tv);
+        return;
+    }
+    a->inflight++;
+    db_redis_cmd(a->gw->redis, claim_cb, a, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", a->events,
+                 GROUP, a->gw->consumer, a->gw->cfg->cfg->claim_idle_ms, READ_COUNT);
+}
+
+/* Anything to answer at all: a schedule with a text, or a keyword rule. */
+static int configured(const struct db_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_sections; i++)
+        if (strcmp(cfg->sections[i].platform, "schedule") == 0 ||
+            strcmp(cfg->sections[i].platform, "keyword") == 0)
+            return 1;
+    return 0;
+}
+
+int db_autoreply_start(struct db_gateway *gw, struct db_autoreply **out, struct db_err *e)
+{
+    const struct db_config *cfg = gw->cfg->cfg;
+    *out = NULL;
+    /* A reload that adds rules needs a restart of this reader; without any, reading every
+     * event for nothing would only cost Redis work. */
+    if (!configured(cfg)) return DB_OK;
+    struct db_autoreply *a = calloc(1, sizeof *a);
+    if (!a) return db_err_set(e, DB_ENOMEM, "out of memory");
+    a->gw = gw;
+    a->clock_offset_s = clock_offset();
+    snprintf(a->events, sizeof a->events, "%s:events", cfg->prefix);
+    /* From now on ("$"): history written before automatic answers were switched on is not
+     * answered. */
+    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .conn_name = "deskbridge-autoreply",
+                                .who = "autoreply",
+                                .what = "events",
+                                .group = GROUP,
+                                .consumer = gw->consumer,
+                                .streams = {a->events},
+                                .start = "$",
+                                .count = READ_COUNT};
+    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, a, &a->reader, e);
+    if (rc != DB_OK) goto fail;
+    a->claim = db_redis_script_new(lua_claim);
+    a->claim_timer = evtimer_new(gw->base, claim_timer_cb, a);
+    if (!a->claim || !a->claim_timer) {
+        rc = db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* The group is created on the main connection, queued before any webhook's write can
+     * be: every event accepted after the start is read, even the very first.  Counted in
+     * flight, so a shutdown waits for its answer. */
+    struct timeval claim = {1, 0};
+    a->inflight++;
+    db_redis_cmd(gw->redis, group_cb, a, "XGROUP CREATE %s %s $ MKSTREAM", a->events, GROUP);
+    evtimer_add(a->claim_timer, &claim);
+    *out = a;
+    return DB_OK;
+fail:
+    db_autoreply_free(a);
+    return rc;
+}
+
+void db_autoreply_stop_reading(struct db_autoreply *a)
+{
+    if (!a) return;
+    a->stopped = 1;
+    db_reader_stop(a->reader);
+    evtimer_del(a->claim_timer);
+}
+
+unsigned long db_autoreply_inflight(const struct db_autoreply *a) { return a ? a->inflight : 0; }
+
+void db_autoreply_free(struct db_autoreply *a)
+{
+    if (!a) return;
+    a->stopped = 1;
+    db_reader_free(a->reader);
+    if (a->claim_timer) event_free(a->claim_timer);
+    while (a->jobs) job_free(a->jobs);
+    db_redis_script_free(a->claim);
+    cache_clear(a);
+    free(a);
+}
+
+/* ---- canned responses ---- */
+
+void db_canned_list_handle(struct db_gateway *gw, struct db_httpd_req *req)
+{
+    struct db_cfg_ref *ref = db_cfg_ref(gw);
+    const struct db_config *cfg = ref->cfg;
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < cfg->n_sections; i++) {
+        const struct db_conf_section *s = &cfg->sections[i];
+        if (strcmp(s->platform, "canned") != 0) continue;
+        json_t *item = json_pack("{s:s, s:s}", "name", s->account, "text", sec_get(s, "text"));
+        if (!item || json_array_append_new(list, item) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    json_t *obj = list ? json_pack("{s:o}", "canned", list) : NULL;
+    if (obj) db_respond_json(req, 200, obj);
+    else db_httpd_respond_error(req, 500, "internal", "out of memory");
+    json_decref(obj);
+    db_cfg_unref(ref);
+}
+
+int db_canned_expand(const struct db_config *cfg, json_t *cmd, struct db_err *e)
+{
+    const json_t *c = json_object_get(cmd, "canned");
+    if (!c || json_is_null(c)) return DB_OK;
+    if (!json_is_string(c) || json_string_length(c) == 0)
+        return db_err_set(e, DB_EINVAL, "canned: must be a non-empty string");
+    if (json_object_get(cmd, "text"))
+        return db_err_set(e, DB_EINVAL, "canned: give either canned or text, not both");
+    const struct db_conf_section *sec = db_config_section(cfg, "canned", json_string_value(c));
+    if (!sec) return db_err_set(e, DB_EINVAL, "canned: no canned response of that name");
+    const char *tmpl = sec_get(sec, "text");
+
+    /* {next_open} from the schedule of the conversation's account; left as written when
+     * there is none or it is open. */
+    char next[64] = "", platform[32], account[96];
+    const char *chat, *conv = db_json_str(cmd, "conversation");
+    struct db_schedule *s = NULL;
+    if (conv && db_conversation_split(conv, platform, sizeof platform, account, sizeof account,
+                                      &chat) == DB_OK) {
+        const struct db_conf_section *ss = db_schedule_section_of(cfg, platform, account);
+        struct db_err ignore = {0};
+        time_t now = time(NULL) + clock_offset(), at;
+        if (ss && db_schedule_parse(ss, &s, &ignore) == DB_OK &&
+            db_schedule_next_open(s, now, &at) == DB_OK && at > now)
+            db_schedule_format(s, at, now, NULL, next, sizeof next);
+    }
+    db_schedule_free(s);
+    const char *vars[] = {"customer_name", db_json_str(cmd, "customer_name"),
+                          "agent_name",    db_json_str(cmd, "agent_name"),
+                          "next_open",     next[0] ? next : NULL,
+                          NULL};
+    char *text = db_text_expand(tmpl, vars);
+    if (!text) return db_err_set(e, DB_ENOMEM, "out of memory");
+    int rc = json_object_set_new(cmd, "text", json_string(text));
+    free(text);
+    if (rc != 0) return db_err_set(e, DB_ENOMEM, "out of memory");
+    json_object_del(cmd, "canned");
+    return DB_OK;
+}

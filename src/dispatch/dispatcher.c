@@ -1,0 +1,815 @@
+/* dispatcher.c - reads P:events in the group "deskbridge-dispatch" and applies each entry to
+ * the conversation state with the dispatcher's Lua script (dispatch_lua.c).
+ *
+ * The script records the change and acknowledges the entry in one step, so a crash leaves an
+ * entry either unprocessed and pending (claimed by another process after claim_idle_ms) or
+ * processed and acknowledged; a re-claimed entry that was processed changes nothing because
+ * the conversation remembers the last entry it applied. */
+#include "dispatch/dispatcher.h"
+
+#include "auto/autoreply.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "dispatch/assign.h"
+#include "app/gateway.h"
+#include "auto/hours.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+#include "send/outbound.h"
+#include "stream/reader.h"
+#include "redis/redis.h"
+#include "store/store.h"
+#include "util/id.h"
+#include "util/json.h"
+
+#define READ_COUNT 64
+#define MAX_INFLIGHT 256
+
+struct db_dispatcher {
+    struct db_gateway *gw;
+    struct db_reader *reader;
+    unsigned long inflight;
+    unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
+    int stopped, released;
+    struct event *claim_timer, *sweep_timer;
+    char events[160];
+};
+
+struct job {
+    struct db_dispatcher *d;
+    char entry[64];
+    /* Set when the event may earn a queue-position message (see qwait_begin). */
+    char *qw_text;  /* owned: the schedule's queue_message in the customer's language */
+    char *qw_name;  /* owned, may be NULL: the customer's name for {customer_name} */
+    long qw_default_ms;
+    char conv[256], platform[32], account[96];
+    char qa[24];    /* queued_at of the wait being told */
+    long long pos, mins, n;
+    char msg_id[DB_ID_LEN + 1];
+};
+
+/* Counts one callback on the shared connection done; returns 1 when d was freed meanwhile
+ * (db_dispatcher_free left it to the last callback) and is now gone. */
+static int settle(struct db_dispatcher *d)
+{
+    d->outstanding--;
+    if (!d->released) return 0;
+    if (d->outstanding == 0) free(d);
+    return 1;
+}
+
+/* ---- options of [dispatch] ---- */
+
+static long conf_long(const struct db_config *cfg, const char *key, long def)
+{
+    const struct db_conf_section *sec = db_config_section(cfg, "dispatch", NULL);
+    const struct db_conf_kv *kv = sec ? db_conf_find(sec, key) : NULL;
+    return kv ? strtol(kv->value, NULL, 10) : def;
+}
+
+struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg)
+{
+    struct db_dispatch_opts o = {
+        .offline_grace_ms = conf_long(cfg, "offline_grace_ms", 60000),
+        .claim_idle_ms = conf_long(cfg, "claim_idle_ms", cfg->claim_idle_ms),
+        .max_deliveries = conf_long(cfg, "max_deliveries", 10),
+        .default_capacity = conf_long(cfg, "default_capacity", 5),
+        .sweep_ms = conf_long(cfg, "sweep_ms", 1000),
+    };
+    return o;
+}
+
+char *db_dispatch_rules_of(const struct db_config *cfg)
+{
+    const struct db_conf_section *sec = db_config_section(cfg, "dispatch", NULL);
+    char *rules = NULL;
+    struct db_err e = {0};
+    for (size_t i = 0; sec && i < sec->n; i++)
+        if (strcmp(sec->kv[i].key, "priority_keyword") == 0 &&
+            db_assign_rules_add(&rules, sec->kv[i].value, &e) != DB_OK)
+            break; /* checked at load: only ENOMEM gets here */
+    return rules;
+}
+
+static int check_number(const struct db_conf_section *sec, const char *key, long min, long max,
+                        struct db_err *e)
+{
+    const struct db_conf_kv *kv = db_conf_find(sec, key);
+    if (!kv) return DB_OK;
+    char *end;
+    long v = strtol(kv->value, &end, 10);
+    if (!*kv->value || *end || v < min || v > max)
+        return db_conf_error(e, sec, kv, key, "want a whole number from %ld to %ld", min, max);
+    return DB_OK;
+}
+
+int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    static const char *const keys[] = {"offline_grace_ms", "claim_idle_ms", "max_deliveries",
+                                       "default_capacity", "sweep_ms", "priority_keyword", NULL};
+    int rc = db_conf_check_keys(sec, keys, e);
+    if (rc == DB_OK) rc = check_number(sec, "offline_grace_ms", 0, 86400000L, e);
+    if (rc == DB_OK) rc = check_number(sec, "claim_idle_ms", 100, 86400000L, e);
+    if (rc == DB_OK) rc = check_number(sec, "max_deliveries", 1, 1000, e);
+    if (rc == DB_OK) rc = check_number(sec, "default_capacity", 0, 10000, e);
+    if (rc == DB_OK) rc = check_number(sec, "sweep_ms", 50, 600000, e);
+    for (size_t i = 0; rc == DB_OK && i < sec->n; i++) {
+        if (strcmp(sec->kv[i].key, "priority_keyword") != 0) continue;
+        char *rules = NULL;
+        struct db_err why = {0};
+        if (db_assign_rules_add(&rules, sec->kv[i].value, &why) != DB_OK)
+            rc = db_conf_error(e, sec, &sec->kv[i], "priority_keyword", "%s", why.msg);
+        free(rules);
+    }
+    return rc;
+}
+
+/* ---- the script ---- */
+
+static struct db_redis_script *script;
+
+void db_dispatch_run(struct db_gateway *gw, db_redis_cb cb, void *arg, const char *op,
+                     int nargs, const char **args, const size_t *lens)
+{
+    /* One script object for the process: it lives as long as the process does. */
+    if (!script) script = db_redis_script_new(db_dispatch_lua);
+    const char **argv = malloc((size_t)(3 + nargs) * sizeof *argv);
+    size_t *argl = malloc((size_t)(3 + nargs) * sizeof *argl);
+    char now[24];
+    if (!script || !argv || !argl) {
+        free(argv);
+        free(argl);
+        if (cb) cb(DB_EAGAIN, NULL, "out of memory", arg);
+        return;
+    }
+    snprintf(now, sizeof now, "%lld", (long long)db_now_ms());
+    argv[0] = op, argv[1] = gw->cfg->cfg->prefix, argv[2] = now;
+    for (int i = 0; i < 3; i++) argl[i] = strlen(argv[i]);
+    for (int i = 0; i < nargs; i++) {
+        argv[3 + i] = args[i];
+        argl[3 + i] = lens ? lens[i] : strlen(args[i]);
+    }
+    db_redis_eval(gw->redis, script, cb, arg, 0, NULL, 3 + nargs, argv, argl);
+    free(argv);
+    free(argl);
+}
+
+/* ---- reading P:events ---- */
+
+static void job_done(struct job *j)
+{
+    struct db_dispatcher *d = j->d;
+    free(j->qw_text);
+    free(j->qw_name);
+    free(j);
+    d->inflight--;
+    if (settle(d)) return;
+    db_reader_more(d->reader);
+}
+
+/* ---- queue position and expected wait ----
+ *
+ * Run after the script applied a customer's message, in the process that applied it: only
+ * then is the conversation's state (queued or not) known to be current, whichever process
+ * wins.  The script decides (qwait), the answer is queued with a client id naming the wait
+ * and its number, then the script records it (qwait_told).  Every step is safe to repeat,
+ * so two processes or a crash at any point give at most one message per decision. */
+
+static void qwait_end(struct job *j, const char *failed)
+{
+    if (failed) {
+        struct db_log_ctx ctx = {"dispatcher", j->platform, j->account, j->entry};
+        db_log(DB_LOG_WARN, &ctx, "queue position message: %s failed", failed);
+    }
+    job_done(j);
+}
+
+static void qwait_told_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    int ok = status == DB_OK && reply->type != REDIS_REPLY_ERROR;
+    if (ok && !j->d->released) {
+        struct db_log_ctx ctx = {"dispatcher", j->platform, j->account, j->entry};
+        db_log(DB_LOG_INFO, &ctx, "queue position %lld, about %lld min, queued as %s", j->pos,
+               j->mins, j->msg_id);
+    }
+    qwait_end(j, ok ? NULL : "recording it");
+}
+
+static void qwait_marked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (j->d->released || status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        qwait_end(j, "marking it");
+        return;
+    }
+    char mins[24], n[24];
+    snprintf(mins, sizeof mins, "%lld", j->mins);
+    snprintf(n, sizeof n, "%lld", j->n);
+    const char *args[] = {j->conv, j->qa, mins, n};
+    db_dispatch_note_automatic(j->d->gw, j->conv, j->msg_id, "queue_wait");
+    db_dispatch_run(j->d->gw, qwait_told_cb, j, "qwait_told", 4, args, NULL);
+}
+
+static void qwait_enqueued_cb(int status, const char *id, const char *msg_status, int created,
+                              void *arg)
+{
+    struct job *j = arg;
+    (void)msg_status, (void)created;
+    if (j->d->released || status != DB_OK || !id) {
+        qwait_end(j, "queueing it");
+        return;
+    }
+    snprintf(j->msg_id, sizeof j->msg_id, "%s", id);
+    /* Shown by GET /v1/messages/{id} like the other automatic answers. */
+    char key[256];
+    snprintf(key, sizeof key, "%s:msg:{%s}", j->d->gw->cfg->cfg->prefix, j->msg_id);
+    db_redis_cmd(j->d->gw->redis, qwait_marked_cb, j,
+                 "HSET %s automatic true rule queue_wait resolve false", key);
+}
+
+static void qwait_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (j->d->released || status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        qwait_end(j, "deciding on it");
+        return;
+    }
+    /* nil: not queued, or already told an estimate that has not doubled since. */
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_STRING ||
+        reply->element[3]->type != REDIS_REPLY_INTEGER) {
+        qwait_end(j, NULL);
+        return;
+    }
+    j->pos = reply->element[0]->integer;
+    j->mins = reply->element[1]->integer;
+    snprintf(j->qa, sizeof j->qa, "%s", reply->element[2]->str);
+    j->n = reply->element[3]->integer;
+
+    char pos[24], mins[24], client[400];
+    snprintf(pos, sizeof pos, "%lld", j->pos);
+    snprintf(mins, sizeof mins, "%lld", j->mins);
+    const char *vars[] = {"position", pos, "wait", mins, "customer_name", j->qw_name, NULL};
+    char *text = db_text_expand(j->qw_text, vars);
+    char id[DB_ID_LEN + 1];
+    db_id_new(id);
+    json_t *cmd = text ? json_pack("{s:s, s:s, s:s, s:b, s:s}", "id", id, "conversation",
+                                   j->conv, "text", text, "automatic", 1, "rule", "queue_wait")
+                       : NULL;
+    char *txt = cmd ? db_json_dump(cmd) : NULL;
+    json_decref(cmd);
+    free(text);
+    if (!txt) {
+        qwait_end(j, "building it");
+        return;
+    }
+    /* Once per wait (queued_at), and per re-telling (n). */
+    if (j->n > 1)
+        snprintf(client, sizeof client, "auto:queue:%s:%s:%lld", j->conv, j->qa, j->n);
+    else
+        snprintf(client, sizeof client, "auto:queue:%s:%s", j->conv, j->qa);
+    db_store_enqueue(j->d->gw->store, id, client, j->conv, j->platform, j->account, txt,
+                     qwait_enqueued_cb, j);
+    free(txt);
+}
+
+static void qwait_begin(struct job *j)
+{
+    char def[24];
+    snprintf(def, sizeof def, "%ld", j->qw_default_ms);
+    const char *args[] = {j->conv, def};
+    db_dispatch_run(j->d->gw, qwait_cb, j, "qwait", 2, args, NULL);
+}
+
+/* Fills the job's qw_* fields when a customer's message arrives for an account whose schedule
+ * has a queue_message and is open now; leaves them empty otherwise.  0, or -1 on ENOMEM. */
+static int qwait_plan(struct job *j, const struct db_config *cfg, const json_t *ev,
+                      const char *conv)
+{
+    const char *kind = db_json_str(ev, "kind"), *chat;
+    if (!kind || strcmp(kind, "message") != 0 || strlen(conv) >= sizeof j->conv ||
+        db_conversation_split(conv, j->platform, sizeof j->platform, j->account,
+                              sizeof j->account, &chat) != DB_OK)
+        return 0;
+    const struct db_conf_section *sec = db_schedule_section_of(cfg, j->platform, j->account);
+    if (!sec || !db_conf_find(sec, "queue_message")) return 0;
+    const json_t *sender = json_object_get(ev, "sender");
+    const char *l = db_json_str(sender, "language");
+    char lang[17];
+    size_t k = 0;
+    for (; l && l[k] && l[k] != '-' && l[k] != '_' && k + 1 < sizeof lang; k++)
+        lang[k] = (char)tolower((unsigned char)l[k]);
+    lang[k] = '\0';
+    const char *tmpl = db_schedule_text(sec, "queue_message", lang);
+
+    /* Inside business hours only; the same test clock as the automatic answers. */
+    const char *off = getenv("DESKBRIDGE_CLOCK_OFFSET_S");
+    time_t now = time(NULL) + (off ? strtol(off, NULL, 10) : 0);
+    struct db_schedule *s = NULL;
+    struct db_err e = {0};
+    if (db_schedule_parse(sec, &s, &e) != DB_OK) return e.code == DB_ENOMEM ? -1 : 0;
+    int open = db_schedule_is_open(s, now);
+    db_schedule_free(s);
+    if (!open) return 0;
+
+    const struct db_conf_kv *dw = db_conf_find(sec, "queue_default_wait_s");
+    j->qw_default_ms = (dw ? strtol(dw->value, NULL, 10) : 300) * 1000;
+    const char *name = db_json_str(sender, "name");
+    snprintf(j->conv, sizeof j->conv, "%s", conv);
+    if (!(j->qw_text = strdup(tmpl)) || (name && !(j->qw_name = strdup(name)))) {
+        free(j->qw_text);
+        j->qw_text = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void applied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        /* Left pending: claimed again after claim_idle_ms, dead-lettered after max_deliveries. */
+        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, j->entry};
+        db_log(DB_LOG_WARN, &ctx, "could not apply the event: %s",
+               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+    } else if (j->qw_text && !j->d->released) {
+        qwait_begin(j);
+        return;
+    }
+    job_done(j);
+}
+
+static void acked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)status, (void)reply, (void)errstr;
+    job_done(arg);
+}
+
+/* The keyword priority of text under rules ("word\tpriority\n"..., words lower case), as the
+ * script's priority_of decides it: the highest priority among the words found in the text
+ * lower-cased for ASCII letters only, the first rule on a tie; NULL when none matches (or
+ * on ENOMEM, which only loses the raise).  Done here so Redis does not lower-case and scan
+ * every message. */
+static const char *keyword_priority(const char *rules, const char *text)
+{
+    if (!rules || !*rules || !text) return NULL;
+    char *low = strdup(text);
+    if (!low) return NULL;
+    for (char *s = low; *s; s++)
+        if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
+    const char *best = NULL;
+    int best_p = -1;
+    for (const char *p = rules; *p;) {
+        const char *tab = strchr(p, '\t'), *nl = tab ? strchr(tab, '\n') : NULL;
+        if (!nl) break;
+        char prio[16], word[256], *w = word;
+        size_t wl = (size_t)(tab - p), pl = (size_t)(nl - tab - 1);
+        if (pl < sizeof prio && (wl < sizeof word || (w = malloc(wl + 1)))) {
+            memcpy(prio, tab + 1, pl), prio[pl] = '\0';
+            memcpy(w, p, wl), w[wl] = '\0';
+            int pr = db_priority_parse(prio);
+            if (pr > best_p && strstr(low, w)) best_p = pr, best = db_priority_name(pr);
+            if (w != word) free(w);
+        }
+        p = nl + 1;
+    }
+    free(low);
+    return best;
+}
+
+/* What the script's op "event" needs of the event it applies, taken from the parse this
+ * process already made, so Redis does not decode the whole event again (docs/dispatcher.md).
+ * Strings point into ev, or into at: received_at written as text. */
+#define EVENT_ARGS 24
+struct event_args {
+    int n;
+    const char *v[EVENT_ARGS];
+    char at[40];
+};
+
+static void add_arg(struct event_args *a, const char *v) { a->v[a->n++] = v; }
+
+/* A member the script reads as `x or ''`: a string or absent.  0 for any other type, where
+ * the script's own decoding keeps whatever it did with it. */
+static int plain_str(const json_t *ev, const char *key, const char **out)
+{
+    const json_t *v = json_object_get(ev, key);
+    if (v && !json_is_string(v)) return 0;
+    *out = v ? json_string_value(v) : "";
+    return 1;
+}
+
+/* Fills a with the fields after resolved (ARGV[9] on); a->n = 0 when the event has a member
+ * of an unusual type, so the script decodes it itself as before. */
+static void event_args_of(const json_t *ev, const char *rules, struct event_args *a)
+{
+    const char *kind = db_json_str(ev, "kind"), *platform, *account, *chat, *id;
+    a->n = 0;
+    if (!kind || !plain_str(ev, "platform", &platform) || !plain_str(ev, "account", &account) ||
+        !plain_str(ev, "external_chat_id", &chat) || !plain_str(ev, "id", &id))
+        return;
+    /* received_at as the script's tonumber() reads it: the same digits, a real written back
+     * exactly, a string as it is, anything else nothing (the script then uses now). */
+    const json_t *at = json_object_get(ev, "received_at");
+    a->at[0] = '\0';
+    if (json_is_integer(at))
+        snprintf(a->at, sizeof a->at, "%" JSON_INTEGER_FORMAT, json_integer_value(at));
+    else if (json_is_real(at))
+        snprintf(a->at, sizeof a->at, "%.17g", json_real_value(at));
+    const char *pr = keyword_priority(rules, db_json_str(ev, "text"));
+    add_arg(a, kind), add_arg(a, platform), add_arg(a, account), add_arg(a, chat);
+    add_arg(a, id), add_arg(a, json_is_string(at) ? json_string_value(at) : a->at);
+    add_arg(a, pr ? pr : "");
+    /* The profile as field/value pairs, only for members that are strings. */
+    const json_t *sender = json_object_get(ev, "sender");
+    static const char *const prof[] = {"name", "username", "language"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = json_is_object(sender) ? db_json_str(sender, prof[i]) : NULL;
+        if (v) add_arg(a, prof[i]), add_arg(a, v);
+    }
+    const char *uid = db_json_str(ev, "external_user_id");
+    if (uid) add_arg(a, "user_id"), add_arg(a, uid);
+}
+
+/* ---- several events per script run ----
+ *
+ * The entries of one read are applied by one run of the script (op "events"): a run's fixed
+ * cost in Redis (the call with its arguments and the script's setup, about 6 us) was a fifth
+ * of what an event cost.  Inside the run each event is applied on its own, so one that fails
+ * stays pending alone while the others are applied and acknowledged. */
+struct apply_batch {
+    struct job **jobs;
+    size_t njobs, jobs_cap;
+    char *bytes; /* the arguments, back to back */
+    size_t used, bytes_cap;
+    size_t *off, *len;
+    size_t nargs, args_cap;
+};
+
+/* What the script run's callback needs: the jobs, in the order of their events (owned). */
+struct batch_run {
+    size_t n;
+    struct job **jobs;
+};
+
+static int batch_arg(struct apply_batch *b, const char *s, size_t len)
+{
+    if (b->nargs == b->args_cap) {
+        size_t cap = b->args_cap ? b->args_cap * 2 : 256;
+        size_t *off = realloc(b->off, cap * sizeof *off);
+        if (!off) return -1;
+        b->off = off;
+        size_t *l = realloc(b->len, cap * sizeof *l);
+        if (!l) return -1;
+        b->len = l;
+        b->args_cap = cap;
+    }
+    if (b->used + len > b->bytes_cap) {
+        size_t cap = b->bytes_cap ? b->bytes_cap : 65536;
+        while (cap < b->used + len) cap *= 2;
+        char *p = realloc(b->bytes, cap);
+        if (!p) return -1;
+        b->bytes = p;
+        b->bytes_cap = cap;
+    }
+    if (len) memcpy(b->bytes + b->used, s, len);
+    b->off[b->nargs] = b->used;
+    b->len[b->nargs++] = len;
+    b->used += len;
+    return 0;
+}
+
+/* Adds job j with op_event's arguments to b; -1 (b unchanged) without memory. */
+static int batch_add(struct apply_batch *b, struct job *j, int nargs, const char **args,
+                     const size_t *lens)
+{
+    size_t nargs0 = b->nargs, used0 = b->used;
+    char count[16];
+    int n = snprintf(count, sizeof count, "%d", nargs);
+    int rc = b->njobs == b->jobs_cap ? -1 : 0;
+    if (rc) {
+        size_t cap = b->jobs_cap ? b->jobs_cap * 2 : 64;
+        struct job **jobs = realloc(b->jobs, cap * sizeof *jobs);
+        if (jobs) b->jobs = jobs, b->jobs_cap = cap, rc = 0;
+    }
+    if (!rc) rc = batch_arg(b, count, (size_t)n);
+    for (int i = 0; !rc && i < nargs; i++) rc = batch_arg(b, args[i], lens[i]);
+    if (rc) {
+        b->nargs = nargs0, b->used = used0;
+        return -1;
+    }
+    b->jobs[b->njobs++] = j;
+    return 0;
+}
+
+static void batch_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct batch_run *br = arg;
+    int each = status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == br->n;
+    if (status == DB_OK && !each && reply->type != REDIS_REPLY_ERROR) status = DB_EAGAIN;
+    /* the last job's callback may free the dispatcher: nothing of it is touched after */
+    for (size_t i = 0; i < br->n; i++)
+        applied_cb(status, each ? reply->element[i] : reply, errstr, br->jobs[i]);
+    free(br->jobs);
+    free(br);
+}
+
+static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
+{
+    struct batch_run *br = b->njobs ? malloc(sizeof *br) : NULL;
+    const char **v = br ? malloc((b->nargs + 1) * sizeof *v) : NULL;
+    size_t *l = v ? malloc((b->nargs + 1) * sizeof *l) : NULL;
+    char count[24];
+    if (b->njobs && !l) {
+        /* without memory the events stay pending and are claimed later */
+        for (size_t i = 0; i < b->njobs; i++)
+            applied_cb(DB_ENOMEM, NULL, "out of memory", b->jobs[i]);
+        free(br);
+    } else if (b->njobs) {
+        *br = (struct batch_run){b->njobs, b->jobs};
+        b->jobs = NULL;
+        v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", br->n);
+        for (size_t i = 0; i < b->nargs; i++) v[1 + i] = b->bytes + b->off[i], l[1 + i] = b->len[i];
+        db_dispatch_run(d->gw, batch_cb, br, "events", (int)(1 + b->nargs), v, l);
+    }
+    free(v);
+    free(l);
+    free(b->jobs);
+    free(b->bytes);
+    free(b->off);
+    free(b->len);
+}
+
+static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct apply_batch *b)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const redisReply *fields = entry->element[1];
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    for (size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->str && strcmp(fields->element[i]->str, "event") == 0 &&
+            fields->element[i + 1]->str)
+            raw = fields->element[i + 1]->str, raw_len = fields->element[i + 1]->len;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return; /* stays pending; claimed later */
+    j->d = d;
+    d->inflight++;
+    snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
+    json_t *ev = NULL;
+    const char *conv = NULL;
+    if (raw && db_json_parse_object(raw, raw_len, &ev, NULL) == DB_OK)
+        conv = db_json_str(ev, "conversation");
+    d->outstanding++;
+    if (!conv) {
+        /* Not a conversation's event: nothing to dispatch. */
+        db_redis_cmd(d->gw->redis, acked_cb, j, "XACK %s %s %s", d->events, DB_DISPATCH_GROUP,
+                     j->entry);
+        json_decref(ev);
+        return;
+    }
+    /* Without memory for it the event is still dispatched, only not answered with a place. */
+    (void)qwait_plan(j, d->gw->cfg->cfg, ev, conv);
+    char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
+    /* A keyword answer that resolves the question leaves the conversation with no agent. */
+    const char *resolved = db_keyword_resolves(d->gw->cfg->cfg, ev) ? "1" : "";
+    struct event_args ea;
+    event_args_of(ev, rules, &ea);
+    const char *args[5 + EVENT_ARGS] = {j->entry, conv, rules ? rules : "", raw, resolved};
+    size_t lens[5 + EVENT_ARGS] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0,
+                                   raw_len, strlen(resolved)};
+    for (int i = 0; i < ea.n; i++) args[5 + i] = ea.v[i], lens[5 + i] = strlen(ea.v[i]);
+    if (batch_add(b, j, 5 + ea.n, args, lens) != 0)
+        db_dispatch_run(d->gw, applied_cb, j, "event", 5 + ea.n, args, lens);
+    free(rules);
+    json_decref(ev);
+}
+
+static void take_entries(struct db_dispatcher *d, const redisReply *list)
+{
+    struct apply_batch b = {0};
+    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
+        take_entry(d, list->element[i], &b);
+    batch_send(d, &b);
+}
+
+static size_t room_of(void *arg)
+{
+    struct db_dispatcher *d = arg;
+    return d->inflight < MAX_INFLIGHT ? MAX_INFLIGHT - d->inflight : 0;
+}
+
+/* Also while stopping: what a read in flight brought is applied before the process exits. */
+static void read_entries(const redisReply *const lists[2], void *arg)
+{
+    take_entries(arg, lists[0]);
+}
+
+/* ---- entries of crashed processes ---- */
+
+static void claim_again(struct db_dispatcher *d)
+{
+    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
+    long ms = idle / 2 < 100 ? 100 : idle / 2;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (!d->stopped) evtimer_add(d->claim_timer, &tv);
+}
+
+static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)errstr;
+    if (settle(d)) return;
+    /* [next cursor, [entries], [deleted ids]] */
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+        take_entries(d, reply->element[1]);
+    claim_again(d);
+}
+
+static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)errstr;
+    if (settle(arg)) return;
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
+        db_log(DB_LOG_WARN, &ctx, "an event was delivered too often; moved to the dead stream");
+    }
+}
+
+/* XPENDING with delivery counts first: entries over max_deliveries go to P:dead, the rest are
+ * claimed with XAUTOCLAIM. */
+static void pending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)errstr;
+    if (settle(d)) return;
+    struct db_dispatch_opts o = db_dispatch_opts_of(d->gw->cfg->cfg);
+    for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+         i++) {
+        const redisReply *p = reply->element[i];
+        if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 || p->element[3]->integer < o.max_deliveries)
+            continue;
+        char reason[64];
+        snprintf(reason, sizeof reason, "delivered %lld times", p->element[3]->integer);
+        const char *args[] = {p->element[0]->str, reason};
+        d->outstanding++;
+        db_dispatch_run(d->gw, dead_cb, d, "dead", 2, args, NULL);
+    }
+    if (d->stopped) return;
+    d->outstanding++;
+    db_redis_cmd(d->gw->redis, claimed_cb, d, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", d->events,
+                 DB_DISPATCH_GROUP, d->gw->consumer, (int)o.claim_idle_ms, READ_COUNT);
+}
+
+static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)fd, (void)what;
+    if (d->stopped) return;
+    if (!db_reader_group_ready(d->reader) || d->inflight >= MAX_INFLIGHT) {
+        claim_again(d);
+        return;
+    }
+    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
+    d->outstanding++;
+    db_redis_cmd(d->gw->redis, pending_cb, d, "XPENDING %s %s IDLE %d - + %d", d->events,
+                 DB_DISPATCH_GROUP, (int)idle, READ_COUNT);
+}
+
+/* ---- agents gone offline ---- */
+
+static void sweep_again(struct db_dispatcher *d)
+{
+    long ms = db_dispatch_opts_of(d->gw->cfg->cfg).sweep_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (!d->stopped) evtimer_add(d->sweep_timer, &tv);
+}
+
+static void swept_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)status, (void)reply, (void)errstr;
+    if (settle(arg)) return;
+    sweep_again(arg);
+}
+
+static void sweep_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_dispatcher *d = arg;
+    (void)fd, (void)what;
+    char grace[24];
+    snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(d->gw->cfg->cfg).offline_grace_ms);
+    const char *args[] = {grace};
+    d->outstanding++;
+    db_dispatch_run(d->gw, swept_cb, d, "sweep", 1, args, NULL);
+}
+
+/* ---- life cycle ---- */
+
+int db_dispatcher_start(struct db_gateway *gw, struct db_dispatcher **out, struct db_err *e)
+{
+    struct db_dispatcher *d = calloc(1, sizeof *d);
+    if (!d) return db_err_set(e, DB_ENOMEM, "out of memory");
+    d->gw = gw;
+    const struct db_config *cfg = gw->cfg->cfg;
+    snprintf(d->events, sizeof d->events, "%s:events", cfg->prefix);
+    /* From the start of the stream ("0"): events written before the first dispatcher ran
+     * still count. */
+    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .conn_name = "deskbridge-dispatcher",
+                                .who = "dispatcher",
+                                .what = "events",
+                                .group = DB_DISPATCH_GROUP,
+                                .consumer = gw->consumer,
+                                .streams = {d->events},
+                                .start = "0",
+                                .count = READ_COUNT};
+    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, d, &d->reader, e);
+    d->claim_timer = evtimer_new(gw->base, claim_timer_cb, d);
+    d->sweep_timer = evtimer_new(gw->base, sweep_timer_cb, d);
+    if (rc != DB_OK || !d->claim_timer || !d->sweep_timer) {
+        db_dispatcher_free(d);
+        return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    db_reader_more(d->reader);
+    claim_again(d);
+    sweep_again(d);
+    *out = d;
+    return DB_OK;
+}
+
+void db_dispatcher_stop_reading(struct db_dispatcher *d)
+{
+    if (!d) return;
+    d->stopped = 1;
+    db_reader_stop(d->reader);
+    evtimer_del(d->claim_timer);
+    evtimer_del(d->sweep_timer);
+}
+
+unsigned long db_dispatcher_inflight(const struct db_dispatcher *d) { return d ? d->inflight : 0; }
+
+void db_dispatcher_free(struct db_dispatcher *d)
+{
+    if (!d) return;
+    d->stopped = 1;
+    db_reader_free(d->reader);
+    if (d->claim_timer) event_free(d->claim_timer);
+    if (d->sweep_timer) event_free(d->sweep_timer);
+    d->reader = NULL;
+    d->claim_timer = d->sweep_timer = NULL;
+    /* Answers still due on the shared connection (it calls them with DB_EAGAIN when the
+     * gateway frees it) hold d: the last of them frees it. */
+    if (d->outstanding) d->released = 1;
+    else free(d);
+}
+
+/* ---- replies ---- */
+
+/* The script answers with the first response time in ms when this reply was the
+ * conversation's first (decided atomically with recording it, so several processes never
+ * observe one conversation twice), else -1.  gw outlives the callback: the gateway frees its
+ * Redis connection, which calls pending callbacks with DB_EAGAIN, before the metrics. */
+static void replied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_gateway *gw = arg;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        /* No ids: the conversation id holds the customer's chat id or phone number. */
+        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
+        db_log(DB_LOG_WARN, &ctx, "could not record an agent reply: %s",
+               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
+        db_metrics_first_response(gw->metrics, (double)reply->integer / 1000.0);
+}
+
+void db_dispatch_note_automatic(struct db_gateway *gw, const char *conversation,
+                                const char *message_id, const char *rule)
+{
+    if (!conversation || !message_id) return;
+    const char *args[] = {conversation, message_id, "", rule ? rule : "automatic"};
+    db_dispatch_run(gw, NULL, NULL, "reply", 4, args, NULL);
+}
+
+void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
+                            const char *message_id, const char *agent_id)
+{
+    if (!conversation || !message_id) return;
+    const char *args[] = {conversation, message_id, agent_id ? agent_id : ""};
+    db_dispatch_run(gw, replied_cb, gw, "reply", 3, args, NULL);
+}

@@ -1,0 +1,1086 @@
+/* hookout.c - helpdesk webhooks: P:events and P:status entries POSTed, signed, to each
+ * configured endpoint.
+ *
+ * Each endpoint is its own consumer group on both streams, so one slow or broken helpdesk
+ * never holds back another, and the PEL is the retry queue: an entry is acknowledged only
+ * after a 2xx (or once it is dead-lettered), so a crash between the POST and the XACK means
+ * the entry is delivered again (at least once; X-Deskbridge-Delivery lets the receiver
+ * dedupe).  Entries of one conversation go through a FIFO with one delivery in flight;
+ * different conversations run in parallel up to `concurrency` requests.
+ *
+ * Several processes share an endpoint's group, so one conversation's entries can be spread
+ * over them.  Before its first attempt an entry asks Redis whether an earlier entry of its
+ * conversation is still pending under another consumer, and waits while one is: entries are
+ * read in id order, so everything earlier is acknowledged or in the PEL, and once nothing
+ * earlier is pending elsewhere the entry may go for good. */
+#include "hookout/hookout.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "deskbridge/connector.h"
+#include "app/gateway.h"
+#include "net/http_client.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+#include "stream/reader.h"
+#include "redis/redis.h"
+#include "util/crypto.h"
+#include "util/id.h"
+#include "util/json.h"
+
+#define READ_COUNT 64
+#define MAX_HELD 256           /* entries one endpoint holds (read, not yet acknowledged) */
+#define MIN_SECRET 16
+#define SECTION "helpdesk_webhook"
+
+/* ---- configuration ---- */
+
+static const char *const kind_names[] = {"message",  "edit",       "callback", "reaction",
+                                         "receipt",  "membership", "status",   NULL};
+#define KIND_STATUS (1u << 6)
+
+static const char *const allowed_keys[] = {
+    "url",         "secret",       "events",        "max_attempts", "retry_base_ms",
+    "retry_max_ms", "timeout_ms",  "allow_private", "claim_idle_ms", "concurrency", NULL};
+
+struct hook_opts {
+    const char *url, *secret;   /* borrowed from the section */
+    int all_kinds;              /* no events key: every kind, also ones added later */
+    unsigned kinds;             /* bit i = kind_names[i] */
+    int max_attempts, retry_base_ms, retry_max_ms, timeout_ms, allow_private, claim_idle_ms,
+        concurrency;
+};
+
+static int get_int(const struct db_conf_section *sec, const char *key, int def, long min,
+                   long max, int *out, struct db_err *e)
+{
+    const struct db_conf_kv *kv = db_conf_find(sec, key);
+    *out = def;
+    if (!kv) return DB_OK;
+    char *end = NULL;
+    long v = strtol(kv->value, &end, 10);
+    if (!*kv->value || *end || v < min || v > max)
+        return db_conf_error(e, sec, kv, key, "want an integer %ld-%ld, got '%.40s'", min, max,
+                             kv->value);
+    *out = (int)v;
+    return DB_OK;
+}
+
+static int get_bool(const struct db_conf_section *sec, const char *key, int *out,
+                    struct db_err *e)
+{
+    const struct db_conf_kv *kv = db_conf_find(sec, key);
+    *out = 0;
+    if (!kv) return DB_OK;
+    static const char *const yes[] = {"true", "yes", "on", "1", NULL};
+    static const char *const no[] = {"false", "no", "off", "0", NULL};
+    for (size_t i = 0; yes[i]; i++)
+        if (strcasecmp(kv->value, yes[i]) == 0) return *out = 1, DB_OK;
+    for (size_t i = 0; no[i]; i++)
+        if (strcasecmp(kv->value, no[i]) == 0) return DB_OK;
+    return db_conf_error(e, sec, kv, key, "want true or false, got '%.20s'", kv->value);
+}
+
+static int parse_kinds(const struct db_conf_section *sec, struct hook_opts *o, struct db_err *e)
+{
+    const struct db_conf_kv *kv = db_conf_find(sec, "events");
+    o->all_kinds = !kv;
+    o->kinds = 0;
+    if (!kv) return DB_OK;
+    const char *p = kv->value;
+    while (*p) {
+        while (*p == ' ' || *p == '\t') p++;
+        size_t n = strcspn(p, ",");
+        size_t len = n;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        size_t i = 0;
+        for (; kind_names[i]; i++)
+            if (strlen(kind_names[i]) == len && strncmp(kind_names[i], p, len) == 0) break;
+        if (!kind_names[i])
+            return db_conf_error(e, sec, kv, "events",
+                                 "'%.*s' is not one of message, edit, callback, reaction, "
+                                 "receipt, membership, status",
+                                 (int)(len > 32 ? 32 : len), p);
+        o->kinds |= 1u << i;
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (!o->kinds) return db_conf_error(e, sec, kv, "events", "names no kind");
+    return DB_OK;
+}
+
+/* The host part must be there and the URL must hold nothing curl would read differently
+ * from a person reading the configuration (blanks, control characters). */
+static int check_url(const struct db_conf_section *sec, const struct db_conf_kv *kv,
+                     int allow_private, struct db_err *e)
+{
+    const char *u = kv->value;
+    size_t skip;
+    if (strncasecmp(u, "https://", 8) == 0) {
+        skip = 8;
+    } else if (strncasecmp(u, "http://", 7) == 0) {
+        skip = 7;
+        if (!allow_private)
+            return db_conf_error(e, sec, kv, "url",
+                                 "http:// needs allow_private = true (otherwise only https "
+                                 "is allowed)");
+    } else {
+        return db_conf_error(e, sec, kv, "url", "must start with http:// or https://");
+    }
+    if (!u[skip] || u[skip] == '/' || u[skip] == ':' || u[skip] == '?')
+        return db_conf_error(e, sec, kv, "url", "has no host");
+    for (const unsigned char *c = (const unsigned char *)u; *c; c++)
+        if (*c <= ' ' || *c == 0x7f)
+            return db_conf_error(e, sec, kv, "url", "contains a blank or control character");
+    return DB_OK;
+}
+
+/* Fills o from sec; every pointer in o borrows from sec. */
+static int parse_section(const struct db_conf_section *sec, struct hook_opts *o,
+                         struct db_err *e)
+{
+    memset(o, 0, sizeof *o);
+    int rc = db_conf_check_keys(sec, allowed_keys, e);
+    if (rc != DB_OK) return rc;
+    if ((rc = get_bool(sec, "allow_private", &o->allow_private, e)) ||
+        (rc = get_int(sec, "max_attempts", 10, 1, 1000, &o->max_attempts, e)) ||
+        (rc = get_int(sec, "retry_base_ms", 1000, 1, 3600000, &o->retry_base_ms, e)) ||
+        (rc = get_int(sec, "retry_max_ms", 60000, 1, 86400000, &o->retry_max_ms, e)) ||
+        (rc = get_int(sec, "timeout_ms", 10000, 100, 600000, &o->timeout_ms, e)) ||
+        (rc = get_int(sec, "claim_idle_ms", 30000, 100, 86400000, &o->claim_idle_ms, e)) ||
+        (rc = get_int(sec, "concurrency", 16, 1, 256, &o->concurrency, e)) ||
+        (rc = parse_kinds(sec, o, e)))
+        return rc;
+    if (o->retry_base_ms > o->retry_max_ms)
+        return db_conf_error(e, sec, db_conf_find(sec, "retry_base_ms"), "retry_base_ms",
+                             "is larger than retry_max_ms (%d)", o->retry_max_ms);
+    const struct db_conf_kv *url = db_conf_find(sec, "url");
+    if (!url) return db_conf_error(e, sec, NULL, "url", "is required");
+    if ((rc = check_url(sec, url, o->allow_private, e)) != DB_OK) return rc;
+    const struct db_conf_kv *secret = db_conf_find(sec, "secret");
+    if (!secret) return db_conf_error(e, sec, NULL, "secret", "is required (at least 16 characters)");
+    if (strlen(secret->value) < MIN_SECRET)
+        return db_conf_error(e, sec, secret, "secret", "must be at least %d characters",
+                             MIN_SECRET);
+    o->url = url->value;
+    o->secret = secret->value;
+    return DB_OK;
+}
+
+int db_hookout_conf_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    struct hook_opts o;
+    return parse_section(sec, &o, e);
+}
+
+/* ---- running state ---- */
+
+enum { ST_EVENTS = 0, ST_STATUS = 1 };
+static const char *const stream_label[] = {"events", "status"};
+static const char *const stream_field[] = {"event", "status"};
+
+enum job_state { J_QUEUED, J_READY, J_CHECKING, J_SENDING, J_WAITING, J_FINISHING };
+
+struct endpoint;
+struct chat;
+
+struct job {
+    struct endpoint *ep;
+    struct chat *chat;
+    struct job *next;          /* in the chat's queue or in the ready queue */
+    struct job *all_prev, *all_next;
+    enum job_state state;
+    int stream;                /* ST_EVENTS or ST_STATUS */
+    char entry[64];
+    char *body;                /* owned: the exact bytes POSTed (and signed) */
+    size_t body_len;
+    int attempt;
+    int ordered;               /* no earlier entry of its conversation is pending elsewhere */
+    int held_back;             /* order checks that said "not yet" */
+    struct event *timer;       /* backoff before the next attempt */
+    struct event *dead_timer;  /* writing a dead letter again after Redis did not take it */
+    struct db_http_call *call; /* while J_SENDING */
+    struct op *op;             /* Redis command in flight for this job */
+    char reason[160];          /* why it is dead-lettered */
+};
+
+struct chat {
+    char *key;                 /* conversation */
+    struct job *head, *tail;   /* waiting behind the one in flight, in entry id order */
+    struct chat *next;
+};
+
+/* A Redis command on the shared connection outlives neither side: freeing the hookout
+ * detaches it (ep and job NULL) and the callback, which always runs, just frees it. */
+struct op {
+    struct db_hookout *h;
+    struct endpoint *ep;
+    struct job *job;
+    int stream;
+    struct op *prev, *next;
+};
+
+struct endpoint {
+    struct db_hookout *h;
+    char *name, *url, *secret;
+    struct hook_opts o;        /* numbers only: its pointers are not kept */
+    char group[160];
+    struct db_http_client *http;
+    struct db_reader *reader;
+    struct event *claim_timer;
+    struct chat *chats;
+    struct job *all;
+    struct job *ready_head, *ready_tail;
+    size_t held;               /* jobs alive */
+    size_t sending;            /* HTTP calls in flight */
+    size_t finishing;          /* XACK or dead letter in flight */
+    struct endpoint *next;
+};
+
+struct db_hookout {
+    struct db_gateway *gw;
+    struct endpoint *eps;
+    struct op *ops;
+    struct db_redis_script *dead, *order;
+    int stopped, freeing;
+    char streams[2][160];
+    char dead_key[160];
+};
+
+/* ARGV: dead stream, endpoint, stream label, entry, payload, reason, at, source stream,
+ * group.  Dead letter and acknowledgement in one script: never one without the other. */
+static const char lua_dead[] =
+    "redis.call('XADD', ARGV[1], '*', 'endpoint', ARGV[2], 'stream', ARGV[3],\n"
+    "  'entry', ARGV[4], 'payload', ARGV[5], 'reason', ARGV[6], 'at', ARGV[7])\n"
+    "return redis.call('XACK', ARGV[8], ARGV[9], ARGV[4])\n";
+
+/* ARGV: stream, group, this consumer, entry E, conversation, field, 1 when the conversation
+ * appears verbatim in any JSON encoding of it (plain ASCII).  Returns 1 while an entry before
+ * E of the same conversation is pending under another consumer (or when too many earlier
+ * entries are pending to look at all of them: waiting is safe, the oldest always passes),
+ * else 0.  This process's own pending entries are ordered locally and not looked at. */
+static const char lua_order[] =
+    "local S, G, me, E, conv, field, plain = unpack(ARGV)\n"
+    "local sum = redis.pcall('XPENDING', S, G)\n"
+    "if type(sum) ~= 'table' or sum.err or sum[1] == 0 then return 0 end\n"
+    "local others = false\n"
+    "for _, c in ipairs(sum[4] or {}) do if c[1] ~= me then others = true end end\n"
+    "if not others then return 0 end\n"
+    "local from, seen = '-', 0\n"
+    "while seen < 1024 do\n"
+    "  local p = redis.call('XPENDING', S, G, from, '(' .. E, 128)\n"
+    "  for i = 1, #p do\n"
+    "    if p[i][2] ~= me then\n"
+    "      local r = redis.call('XRANGE', S, p[i][1], p[i][1])\n"
+    "      local f = r[1] and r[1][2] or {}\n"
+    "      for k = 1, #f - 1, 2 do\n"
+    "        if f[k] == field and (plain ~= '1' or string.find(f[k + 1], conv, 1, true)) then\n"
+    "          local ok, obj = pcall(cjson.decode, f[k + 1])\n"
+    "          if ok and type(obj) == 'table' and obj.conversation == conv then return 1 end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if #p < 128 then return 0 end\n"
+    "  seen = seen + #p\n"
+    "  from = '(' .. p[#p][1]\n"
+    "end\n"
+    "return 1\n";
+
+static void pump(struct endpoint *ep);
+static void send_job(struct job *j);
+static void dead_letter(struct job *j);
+
+static struct db_log_ctx *ctx_of(const struct job *j, struct db_log_ctx *ctx)
+{
+    *ctx = (struct db_log_ctx){"hookout", NULL, NULL, j ? j->entry : NULL};
+    return ctx;
+}
+
+static struct op *op_new(struct endpoint *ep, struct job *j, int stream)
+{
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->h = ep->h;
+    o->ep = ep;
+    o->job = j;
+    o->stream = stream;
+    o->next = ep->h->ops;
+    if (o->next) o->next->prev = o;
+    ep->h->ops = o;
+    if (j) j->op = o;
+    return o;
+}
+
+/* Unlinks o (the callback ran); the caller frees it. */
+static void op_end(struct op *o)
+{
+    if (o->job) o->job->op = NULL;
+    if (!o->h) return; /* detached by db_hookout_free */
+    if (o->prev) o->prev->next = o->next;
+    else o->h->ops = o->next;
+    if (o->next) o->next->prev = o->prev;
+}
+
+/* Ends and frees o; returns its job (NULL when the job went away meanwhile). */
+static struct job *op_take(struct op *o)
+{
+    struct job *j = o->job;
+    op_end(o);
+    free(o);
+    return j;
+}
+
+/* ---- conversations ---- */
+
+static struct chat *chat_find(struct endpoint *ep, const char *key)
+{
+    for (struct chat *c = ep->chats; c; c = c->next)
+        if (strcmp(c->key, key) == 0) return c;
+    return NULL;
+}
+
+static void chat_drop(struct endpoint *ep, struct chat *c)
+{
+    for (struct chat **p = &ep->chats; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    free(c->key);
+    free(c);
+}
+
+/* Stream ids "<ms>-<seq>" compared as numbers. */
+static int id_cmp(const char *a, const char *b)
+{
+    unsigned long long am = strtoull(a, (char **)&a, 10), bm = strtoull(b, (char **)&b, 10);
+    if (am != bm) return am < bm ? -1 : 1;
+    unsigned long long as = *a == '-' ? strtoull(a + 1, NULL, 10) : 0;
+    unsigned long long bs = *b == '-' ? strtoull(b + 1, NULL, 10) : 0;
+    return as < bs ? -1 : as > bs;
+}
+
+/* Queues j in c by entry id: an entry taken over from a dead process arrives after later ones
+ * of its conversation were read, and must still go first. */
+static void chat_queue(struct chat *c, struct job *j)
+{
+    j->state = J_QUEUED;
+    j->chat = c;
+    struct job **p = &c->head;
+    while (*p && id_cmp((*p)->entry, j->entry) <= 0) p = &(*p)->next;
+    j->next = *p;
+    *p = j;
+    if (!j->next) c->tail = j;
+}
+
+static void job_free(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    if (j->all_prev) j->all_prev->all_next = j->all_next;
+    else ep->all = j->all_next;
+    if (j->all_next) j->all_next->all_prev = j->all_prev;
+    if (j->op) j->op->job = NULL;
+    if (j->timer) event_free(j->timer);
+    if (j->dead_timer) event_free(j->dead_timer);
+    free(j->body);
+    free(j);
+    ep->held--;
+}
+
+static void make_ready(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    j->state = J_READY;
+    j->next = NULL;
+    if (ep->ready_tail) ep->ready_tail->next = j;
+    else ep->ready_head = j;
+    ep->ready_tail = j;
+}
+
+/* The job's entry is acknowledged (or given up on): the conversation's next entry may go. */
+static void job_done(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    struct chat *c = j->chat;
+    if (c) {
+        struct job *next = c->head;
+        if (next) {
+            c->head = next->next;
+            if (!c->head) c->tail = NULL;
+            next->chat = c;
+            make_ready(next);
+        } else {
+            chat_drop(ep, c);
+        }
+    }
+    job_free(j);
+    pump(ep);
+    db_reader_more(ep->reader);
+}
+
+/* ---- finishing ---- */
+
+static void acked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = op_take(arg);
+    if (!j) return;
+    j->ep->finishing--;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        /* Delivered but still pending: it is claimed after claim_idle_ms and delivered again,
+         * which at-least-once allows and the delivery id lets the receiver notice. */
+        struct db_log_ctx ctx;
+        db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s XACK failed: %s", j->ep->name,
+               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+    }
+    job_done(j);
+}
+
+static void ack(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    j->state = J_FINISHING;
+    ep->finishing++;
+    struct op *o = op_new(ep, j, j->stream);
+    if (!o) {
+        /* Left pending: claimed and delivered again later. */
+        ep->finishing--;
+        job_done(j);
+        return;
+    }
+    db_redis_cmd(ep->h->gw->redis, acked_cb, o, "XACK %s %s %s", ep->h->streams[j->stream],
+                 ep->group, j->entry);
+}
+
+static void dead_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct job *j = arg;
+    j->ep->finishing--;
+    dead_letter(j);
+}
+
+static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = op_take(arg);
+    if (!j) return;
+    struct endpoint *ep = j->ep;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        struct db_log_ctx ctx;
+        db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s dead letter not written (%s); retrying",
+               ep->name, status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+        /* Keep the conversation blocked: the next entry must not overtake this one. */
+        struct timeval tv = {1, 0};
+        if (!ep->h->stopped && evtimer_add(j->dead_timer, &tv) == 0) return;
+        ep->finishing--;
+        job_done(j); /* stays pending; claimed later */
+        return;
+    }
+    ep->finishing--;
+    job_done(j);
+}
+
+/* Moves the entry to P:dead with j->reason and acknowledges it. */
+static void dead_letter(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    struct db_hookout *h = ep->h;
+    struct db_log_ctx ctx;
+    if (j->state != J_FINISHING) {
+        db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s stream=%s dead-lettered: %s", ep->name,
+               stream_label[j->stream], j->reason);
+        db_metrics_dead_letter(h->gw->metrics);
+    }
+    j->state = J_FINISHING;
+    ep->finishing++;
+    if (!j->dead_timer) j->dead_timer = evtimer_new(h->gw->base, dead_timer_cb, j);
+    struct op *o = j->dead_timer ? op_new(ep, j, j->stream) : NULL;
+    if (!o) {
+        ep->finishing--;
+        job_done(j);
+        return;
+    }
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)db_now_ms());
+    const char *args[] = {h->dead_key, ep->name, stream_label[j->stream], j->entry,
+                          j->body ? j->body : "", j->reason, now, h->streams[j->stream],
+                          ep->group};
+    db_redis_eval(h->gw->redis, h->dead, dead_cb, o, 0, NULL, 9, args, NULL);
+}
+
+/* ---- delivering ---- */
+
+static int64_t backoff_ms(const struct endpoint *ep, int attempt)
+{
+    int64_t d = ep->o.retry_base_ms;
+    for (int i = 1; i < attempt && d < ep->o.retry_max_ms; i++) d *= 2;
+    /* +-20% so that receivers coming back from an outage do not get every retry at once. */
+    unsigned char r;
+    if (db_random_bytes(&r, 1) == 0) d = d * (80 + r % 41) / 100;
+    if (d > ep->o.retry_max_ms) d = ep->o.retry_max_ms;
+    return d < 1 ? 1 : d;
+}
+
+static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct job *j = arg;
+    /* After stop_reading the entry stays pending for whoever runs next. */
+    if (j->ep->h->stopped) return;
+    make_ready(j);
+    pump(j->ep);
+}
+
+static void retry_later(struct job *j, int64_t delay_ms)
+{
+    struct endpoint *ep = j->ep;
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
+    if (!j->timer) j->timer = evtimer_new(ep->h->gw->base, retry_timer_cb, j);
+    if (!j->timer || evtimer_add(j->timer, &tv) != 0) {
+        snprintf(j->reason, sizeof j->reason, "internal: could not schedule a retry");
+        dead_letter(j);
+        return;
+    }
+    j->state = J_WAITING;
+}
+
+/* Retry-After in seconds (the only form receivers commonly send), or 0. */
+static int64_t retry_after_ms(const struct db_http_resp *resp)
+{
+    const char *v = resp->headers ? db_headers_get(resp->headers, "Retry-After") : NULL;
+    if (!v || *v < '0' || *v > '9') return 0;
+    char *end;
+    long s = strtol(v, &end, 10);
+    if (*end || s < 0 || s > 86400) return 0;
+    return (int64_t)s * 1000;
+}
+
+static void sent_cb(const struct db_http_resp *resp, void *arg)
+{
+    struct job *j = arg;
+    struct endpoint *ep = j->ep;
+    j->call = NULL;
+    if (ep->h->freeing) return;
+    ep->sending--;
+    struct db_log_ctx ctx;
+    if (resp->status >= 200 && resp->status < 300) {
+        db_log(DB_LOG_INFO, ctx_of(j, &ctx), "endpoint=%s stream=%s delivered status=%ld attempts=%d",
+               ep->name, stream_label[j->stream], resp->status, j->attempt);
+        ack(j);
+        pump(ep);
+        return;
+    }
+    char last[128];
+    if (resp->transport_error)
+        snprintf(last, sizeof last, "network: %.100s", resp->transport_error);
+    else
+        snprintf(last, sizeof last, "HTTP %ld", resp->status);
+    if (resp->transport_error && strstr(resp->transport_error, "address not allowed")) {
+        /* The guard's answer will not change by retrying: it is a configuration matter. */
+        snprintf(j->reason, sizeof j->reason,
+                 "refused: %.90s; set allow_private = true for an internal endpoint",
+                 resp->transport_error);
+        dead_letter(j);
+    } else if (j->attempt >= ep->o.max_attempts) {
+        snprintf(j->reason, sizeof j->reason, "gave up after %d attempts: %s", j->attempt, last);
+        dead_letter(j);
+    } else {
+        int64_t delay = backoff_ms(ep, j->attempt), ra = retry_after_ms(resp);
+        if (ra > delay) delay = ra < ep->o.retry_max_ms ? ra : ep->o.retry_max_ms;
+        db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s attempt %d failed (%s); retry in %lld ms",
+               ep->name, j->attempt, last, (long long)delay);
+        retry_later(j, delay);
+    }
+    pump(ep);
+}
+
+/* The answer's body means nothing to us: it is read and dropped, so a receiver that answers
+ * 200 with a large page is not mistaken for a failure by the client's body cap. */
+static int discard_cb(long status, const struct db_headers *headers, const char *data,
+                      size_t len, void *arg)
+{
+    (void)status, (void)headers, (void)data, (void)len, (void)arg;
+    return 0;
+}
+
+/* X-Deskbridge-Signature over "<timestamp>.<body>": binding the time into the MAC lets the
+ * receiver refuse replays of an old delivery. */
+static void sign(const char *secret, const char *ts, const char *body, size_t len,
+                 char out[7 + 65])
+{
+    size_t tl = strlen(ts);
+    unsigned char mac[32];
+    char *buf = malloc(tl + 1 + len);
+    if (!buf) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(buf, ts, tl);
+    buf[tl] = '.';
+    memcpy(buf + tl + 1, body, len);
+    db_hmac_sha256(secret, strlen(secret), buf, tl + 1 + len, mac);
+    free(buf);
+    memcpy(out, "sha256=", 7);
+    db_hex_encode(mac, sizeof mac, out + 7);
+}
+
+static void send_job(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    struct db_log_ctx ctx;
+    char ts[24], sig[7 + 65];
+    snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+    sign(ep->secret, ts, j->body, j->body_len, sig);
+    struct db_http_req req = {0};
+    int rc = sig[0] ? db_http_req_post_json(&req, ep->url, j->body) : DB_ENOMEM;
+    if (rc == DB_OK &&
+        ((rc = db_headers_add(&req.headers, "X-Deskbridge-Timestamp", ts)) ||
+         (rc = db_headers_add(&req.headers, "X-Deskbridge-Signature", sig)) ||
+         (rc = db_headers_add(&req.headers, "X-Deskbridge-Delivery", j->entry))))
+        db_http_req_clear(&req);
+    j->attempt++;
+    if (rc == DB_OK) {
+        j->state = J_SENDING;
+        ep->sending++;
+        rc = db_http_client_send(ep->http, &req, ep->o.timeout_ms, sent_cb, discard_cb, j,
+                                 &j->call);
+        if (rc != DB_OK) ep->sending--;
+    }
+    db_http_req_clear(&req);
+    if (rc == DB_OK) return;
+    if (rc == DB_EINVAL) {
+        snprintf(j->reason, sizeof j->reason, "refused: the client does not accept the url "
+                 "(only https unless allow_private = true)");
+        dead_letter(j);
+        return;
+    }
+    db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s could not start a delivery; retrying",
+           ep->name);
+    retry_later(j, 1000);
+}
+
+/* ---- order across processes ---- */
+
+/* When an earlier entry of j's conversation was queued locally after j became the one in
+ * flight (taken over from a dead process), j goes back into the queue and that one runs. */
+static int yield_to_earlier(struct job *j)
+{
+    struct chat *c = j->chat;
+    if (!c || !c->head || id_cmp(c->head->entry, j->entry) >= 0) return 0;
+    struct job *first = c->head;
+    c->head = first->next;
+    if (!c->head) c->tail = NULL;
+    chat_queue(c, j);
+    first->chat = c;
+    make_ready(first);
+    return 1;
+}
+
+static void order_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = op_take(arg);
+    if (!j) return;
+    struct endpoint *ep = j->ep;
+    if (ep->h->stopped) return; /* stays pending for whoever runs next */
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        /* Final: an entry acknowledged never comes back, and later ones cannot matter. */
+        j->ordered = 1;
+        j->state = J_READY;
+        j->next = ep->ready_head;
+        ep->ready_head = j;
+        if (!ep->ready_tail) ep->ready_tail = j;
+        pump(ep);
+        return;
+    }
+    struct db_log_ctx ctx;
+    if (status != DB_OK || reply->type != REDIS_REPLY_INTEGER) {
+        /* Once per entry: a Redis outage would otherwise log every few milliseconds. */
+        if (!j->held_back)
+            db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s order check failed: %s; retrying",
+                   ep->name,
+                   status != DB_OK ? (errstr ? errstr : "unavailable")
+                   : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    } else if (!j->held_back) {
+        db_log(DB_LOG_DEBUG, ctx_of(j, &ctx),
+               "endpoint=%s waiting for an earlier entry of the conversation held by another "
+               "process", ep->name);
+    }
+    /* Short at first (the other process is usually just finishing), then capped, so a
+     * long-blocked entry costs a few checks a second at most. */
+    j->held_back++;
+    retry_later(j, j->held_back < 3 ? 100 : 200);
+}
+
+static void check_order(struct job *j)
+{
+    struct endpoint *ep = j->ep;
+    struct db_hookout *h = ep->h;
+    struct op *o = op_new(ep, j, j->stream);
+    if (!o) {
+        retry_later(j, 200);
+        return;
+    }
+    j->state = J_CHECKING;
+    int plain = 1;
+    for (const unsigned char *p = (const unsigned char *)j->chat->key; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '/') plain = 0;
+    const char *args[] = {h->streams[j->stream], ep->group,  h->gw->consumer,
+                          j->entry,              j->chat->key, stream_field[j->stream],
+                          plain ? "1" : "0"};
+    db_redis_eval(h->gw->redis, h->order, order_cb, o, 0, NULL, 7, args, NULL);
+}
+
+/* Starts ready deliveries up to the endpoint's concurrency.  An entry not yet known to be in
+ * order is checked first; waiting for that holds no slot, so entries of other conversations
+ * (and the earlier entries it waits for, in other processes) keep moving. */
+static void pump(struct endpoint *ep)
+{
+    while (!ep->h->stopped && ep->ready_head && ep->sending < (size_t)ep->o.concurrency) {
+        struct job *j = ep->ready_head;
+        ep->ready_head = j->next;
+        if (!ep->ready_head) ep->ready_tail = NULL;
+        j->next = NULL;
+        if (yield_to_earlier(j)) continue;
+        if (j->ordered || !j->chat) send_job(j);
+        else check_order(j);
+    }
+}
+
+/* ---- reading ---- */
+
+static int is_held(const struct endpoint *ep, int stream, const char *entry)
+{
+    for (const struct job *j = ep->all; j; j = j->all_next)
+        if (j->stream == stream && strcmp(j->entry, entry) == 0) return 1;
+    return 0;
+}
+
+/* 1 when the endpoint wants an entry of this kind. */
+static int wanted(const struct endpoint *ep, int stream, const char *kind)
+{
+    if (ep->o.all_kinds) return 1;
+    if (stream == ST_STATUS) return (ep->o.kinds & KIND_STATUS) != 0;
+    for (size_t i = 0; kind && kind_names[i]; i++)
+        if (strcmp(kind_names[i], kind) == 0) return (ep->o.kinds & (1u << i)) != 0;
+    return 0;
+}
+
+/* Takes one entry (id + field/value pairs) of stream. */
+static void take_entry(struct endpoint *ep, int stream, const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING || entry->element[0]->len >= 64 ||
+        is_held(ep, stream, entry->element[0]->str))
+        return;
+    const redisReply *fields = entry->element[1];
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return; /* stays pending; claimed later */
+    j->ep = ep;
+    j->stream = stream;
+    j->all_next = ep->all;
+    if (ep->all) ep->all->all_prev = j;
+    ep->all = j;
+    ep->held++;
+    snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
+
+    const redisReply *raw = NULL;
+    for (size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[i]->str, stream_field[stream]) == 0)
+            raw = fields->element[i + 1];
+    json_t *obj = NULL;
+    struct db_err e = {0};
+    if (!raw) {
+        snprintf(j->reason, sizeof j->reason, "entry has no %s field", stream_field[stream]);
+    } else if (db_json_parse_object(raw->str, raw->len, &obj, &e) != DB_OK) {
+        snprintf(j->reason, sizeof j->reason, "%s field: %.120s", stream_field[stream], e.msg);
+    }
+    if (!obj) {
+        if (raw) j->body = strndup(raw->str, raw->len);
+        dead_letter(j);
+        return;
+    }
+    if (!wanted(ep, stream, db_json_str(obj, "kind"))) {
+        json_decref(obj);
+        ack(j);
+        return;
+    }
+    /* The stored JSON text goes out byte for byte (no re-encoding of numbers or escapes);
+     * it was just checked to be one object, and entry ids are digits and '-'. */
+    static const char head[] = "{\"stream\":\"%s\",\"entry_id\":\"%s\",\"data\":";
+    size_t cap = sizeof head + 16 + strlen(j->entry) + raw->len + 2;
+    const char *conv = db_json_str(obj, "conversation");
+    /* A chat exists exactly while one of its entries is in flight. */
+    struct chat *c = chat_find(ep, conv ? conv : "");
+    int busy = c != NULL;
+    if (!c && (c = calloc(1, sizeof *c)) != NULL) {
+        if ((c->key = strdup(conv ? conv : "")) != NULL) {
+            c->next = ep->chats;
+            ep->chats = c;
+        } else {
+            free(c);
+            c = NULL;
+        }
+    }
+    /* Entries without a conversation have no order to keep across processes. */
+    j->ordered = !conv || !*conv;
+    json_decref(obj); /* conv pointed into it */
+    j->body = c ? malloc(cap) : NULL;
+    if (!j->body) {
+        /* Out of memory: left pending for a later claim. */
+        if (c && !busy) chat_drop(ep, c);
+        job_free(j);
+        return;
+    }
+    j->chat = c;
+    int n = snprintf(j->body, cap, head, stream_label[stream], j->entry);
+    memcpy(j->body + n, raw->str, raw->len);
+    j->body[n + raw->len] = '}';
+    j->body[n + raw->len + 1] = '\0';
+    j->body_len = (size_t)n + raw->len + 1;
+    if (busy) {
+        /* Its conversation has one in flight: wait behind it. */
+        chat_queue(c, j);
+        return;
+    }
+    make_ready(j);
+}
+
+static void take_entries(struct endpoint *ep, int stream, const redisReply *list)
+{
+    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
+        take_entry(ep, stream, list->element[i]);
+}
+
+static size_t room_of(void *arg)
+{
+    struct endpoint *ep = arg;
+    return ep->held < MAX_HELD ? MAX_HELD - ep->held : 0;
+}
+
+static void read_entries(const redisReply *const lists[2], void *arg)
+{
+    struct endpoint *ep = arg;
+    if (ep->h->stopped) return; /* shutting down: they stay pending */
+    for (int i = 0; i < 2; i++) take_entries(ep, i, lists[i]);
+    pump(ep);
+}
+
+/* ---- crash recovery ---- */
+
+static void claim_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct op *o = arg;
+    struct endpoint *ep = o->ep;
+    int stream = o->stream;
+    (void)errstr;
+    op_end(o);
+    free(o);
+    if (!ep || ep->h->stopped) return;
+    /* [next cursor, [entries], [deleted ids]] */
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+        take_entries(ep, stream, reply->element[1]);
+    pump(ep);
+}
+
+/* Entries this process holds are touched (idle time reset) so that no other process takes
+ * over a delivery that is merely waiting for its next retry; then entries idle longer than
+ * claim_idle_ms, left by a process that died, are taken over. */
+static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct endpoint *ep = arg;
+    struct db_hookout *h = ep->h;
+    (void)fd, (void)what;
+    if (h->stopped) return;
+    for (int s = 0; s < 2 && ep->held; s++) {
+        const char **argv = calloc(ep->held + 7, sizeof *argv);
+        if (!argv) break;
+        int argc = 0;
+        argv[argc++] = "XCLAIM";
+        argv[argc++] = h->streams[s];
+        argv[argc++] = ep->group;
+        argv[argc++] = h->gw->consumer;
+        argv[argc++] = "0";
+        int first = argc;
+        for (struct job *j = ep->all; j; j = j->all_next)
+            if (j->stream == s && (size_t)(argc - first) < ep->held) argv[argc++] = j->entry;
+        argv[argc++] = "JUSTID";
+        if (argc - 1 > first) db_redis_cmd_argv(h->gw->redis, NULL, NULL, argc, argv, NULL);
+        free(argv);
+    }
+    if (db_reader_group_ready(ep->reader) && ep->held < MAX_HELD) {
+        int room = (int)(MAX_HELD - ep->held);
+        for (int s = 0; s < 2; s++) {
+            struct op *o = op_new(ep, NULL, s);
+            if (!o) break;
+            db_redis_cmd(h->gw->redis, claim_cb, o, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d",
+                         h->streams[s], ep->group, h->gw->consumer, ep->o.claim_idle_ms,
+                         room < READ_COUNT ? room : READ_COUNT);
+        }
+    }
+    int every = ep->o.claim_idle_ms / 3;
+    if (every < 100) every = 100;
+    if (every > 10000) every = 10000;
+    struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    evtimer_add(ep->claim_timer, &tv);
+}
+
+/* ---- life cycle ---- */
+
+static void endpoint_free(struct endpoint *ep)
+{
+    if (!ep) return;
+    db_http_client_free(ep->http); /* sent_cb sees h->freeing and leaves the jobs alone */
+    db_reader_free(ep->reader);
+    if (ep->claim_timer) event_free(ep->claim_timer);
+    while (ep->all) job_free(ep->all);
+    while (ep->chats) chat_drop(ep, ep->chats);
+    free(ep->name);
+    free(ep->url);
+    if (ep->secret) {
+        memset(ep->secret, 0, strlen(ep->secret));
+        free(ep->secret);
+    }
+    free(ep);
+}
+
+static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
+                        struct endpoint **out, struct db_err *e)
+{
+    struct hook_opts o;
+    int rc = parse_section(sec, &o, e);
+    if (rc != DB_OK) return rc;
+    const struct db_config *cfg = h->gw->cfg->cfg;
+    struct endpoint *ep = calloc(1, sizeof *ep);
+    if (!ep) return db_err_set(e, DB_ENOMEM, "out of memory");
+    ep->h = h;
+    ep->o = o;
+    ep->o.url = ep->o.secret = NULL;
+    snprintf(ep->group, sizeof ep->group, "deskbridge-hook-%s", sec->account);
+    ep->name = strdup(sec->account);
+    ep->url = strdup(o.url);
+    ep->secret = strdup(o.secret);
+    struct db_http_client_opts ho = {.timeout_ms = o.timeout_ms,
+                                     .connect_timeout_ms = o.timeout_ms < 5000 ? o.timeout_ms : 5000,
+                                     .max_response_bytes = 64 * 1024,
+                                     .max_connections = o.concurrency,
+                                     .max_per_host = o.concurrency,
+                                     .block_private = !o.allow_private};
+    rc = DB_ENOMEM;
+    if (!ep->name || !ep->url || !ep->secret) goto fail;
+    ep->http = db_http_client_new(h->gw->base, &ho);
+    ep->claim_timer = evtimer_new(h->gw->base, claim_timer_cb, ep);
+    if (!ep->http || !ep->claim_timer) goto fail;
+    char what[200];
+    snprintf(what, sizeof what, "endpoint=%s", ep->name);
+    /* From the start of the streams ("0"): events written before the endpoint's first run
+     * (by an ingest process that started earlier) must reach the helpdesk too. */
+    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .conn_name = "deskbridge-hookout",
+                                .who = "hookout",
+                                .what = what,
+                                .group = ep->group,
+                                .consumer = h->gw->consumer,
+                                .streams = {h->streams[0], h->streams[1]},
+                                .start = "0",
+                                .count = READ_COUNT};
+    rc = db_reader_new(h->gw->base, &ro, room_of, read_entries, ep, &ep->reader, e);
+    if (rc != DB_OK) goto fail;
+    *out = ep;
+    return DB_OK;
+fail:
+    endpoint_free(ep);
+    return rc == DB_ENOMEM ? db_err_set(e, DB_ENOMEM, "out of memory") : rc;
+}
+
+int db_hookout_start(struct db_gateway *gw, struct db_hookout **out, struct db_err *e)
+{
+    const struct db_config *cfg = gw->cfg->cfg;
+    *out = NULL;
+    if (!db_config_section(cfg, SECTION, NULL)) return DB_OK;
+    struct db_hookout *h = calloc(1, sizeof *h);
+    if (!h) return db_err_set(e, DB_ENOMEM, "out of memory");
+    int rc = DB_OK;
+    h->gw = gw;
+    snprintf(h->streams[ST_EVENTS], sizeof h->streams[0], "%s:events", cfg->prefix);
+    snprintf(h->streams[ST_STATUS], sizeof h->streams[1], "%s:status", cfg->prefix);
+    snprintf(h->dead_key, sizeof h->dead_key, "%s:dead", cfg->prefix);
+    h->dead = db_redis_script_new(lua_dead);
+    h->order = db_redis_script_new(lua_order);
+    if (!h->dead || !h->order) {
+        rc = db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->n_sections; i++) {
+        if (strcmp(cfg->sections[i].platform, SECTION) != 0) continue;
+        struct endpoint *ep = NULL;
+        rc = endpoint_new(h, &cfg->sections[i], &ep, e);
+        if (rc != DB_OK) goto fail;
+        ep->next = h->eps;
+        h->eps = ep;
+    }
+    for (struct endpoint *ep = h->eps; ep; ep = ep->next) {
+        struct timeval claim = {1, 0};
+        db_reader_more(ep->reader);
+        evtimer_add(ep->claim_timer, &claim);
+        struct db_log_ctx ctx = {"hookout", NULL, NULL, NULL};
+        db_log(DB_LOG_INFO, &ctx, "endpoint=%s group=%s delivering", ep->name, ep->group);
+    }
+    *out = h;
+    return DB_OK;
+fail:
+    db_hookout_free(h);
+    return rc;
+}
+
+void db_hookout_stop_reading(struct db_hookout *h)
+{
+    if (!h) return;
+    h->stopped = 1;
+    for (struct endpoint *ep = h->eps; ep; ep = ep->next) {
+        db_reader_stop(ep->reader);
+        evtimer_del(ep->claim_timer);
+    }
+}
+
+unsigned long db_hookout_inflight(const struct db_hookout *h)
+{
+    /* Entries waiting for a retry or for their turn hold nothing open: they stay pending
+     * and the next process claims them. */
+    unsigned long n = 0;
+    for (const struct endpoint *ep = h ? h->eps : NULL; ep; ep = ep->next)
+        n += ep->sending + ep->finishing;
+    return n;
+}
+
+void db_hookout_free(struct db_hookout *h)
+{
+    if (!h) return;
+    h->stopped = 1;
+    h->freeing = 1;
+    while (h->eps) {
+        struct endpoint *ep = h->eps;
+        h->eps = ep->next;
+        endpoint_free(ep);
+    }
+    /* Commands still on the shared connection call back later: detach them. */
+    for (struct op *o = h->ops, *next; o; o = next) {
+        next = o->next;
+        o->h = NULL;
+        o->ep = NULL;
+        o->job = NULL;
+    }
+    db_redis_script_free(h->dead);
+    db_redis_script_free(h->order);
+    free(h);
+}

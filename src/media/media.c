@@ -1,0 +1,278 @@
+/* media.c - GET /v1/media/{platform}/{account}/{media_id}: resolve the media id with the
+ * platform, then relay the download to the client as it arrives.
+ *
+ * One job per request walks LOOKUP -> DOWNLOAD.  The job holds a configuration reference
+ * because the account state (token, API base) belongs to the configuration the request
+ * started with; a SIGHUP reload must not free it under a running download.
+ *
+ * The lookup is never cached: WhatsApp's download URLs expire within minutes and Telegram's
+ * within an hour, and a fresh lookup costs one small request. */
+#include "media/media.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deskbridge/connector.h"
+#include "app/gateway.h"
+#include "net/http_client.h"
+#include "net/httpd.h"
+#include "log/log.h"
+#include "util/id.h"
+
+/* The lookup answers a few hundred bytes of JSON: anything slower than this is a stall. */
+#define LOOKUP_TIMEOUT_MS 15000L
+/* Whole download, including a slow client: WhatsApp documents go up to 100 MB. */
+#define DOWNLOAD_TIMEOUT_MS 600000L
+/* The client does not drain fast enough: http_client cannot pause a transfer, so past this
+ * the download is dropped rather than buffered in the gateway's memory without bound. */
+#define MAX_PENDING_BYTES ((size_t)32 * 1024 * 1024)
+
+struct media_job {
+    struct db_gateway *gw;
+    struct db_httpd_req *req;
+    struct db_cfg_ref *cfg;
+    const struct db_account *acct; /* borrowed from cfg */
+    struct db_http_call *call;     /* in flight, NULL otherwise */
+    char *lookup_url;              /* the lookup's URL (on the account's API base), owned */
+    long dl_status;                /* status of the download answer once known, else 0 */
+    size_t bytes;                  /* relayed to the client */
+    int started;                   /* stream head sent */
+    int client_gone;
+    int too_slow;
+    char ctype[128];
+    char platform[32];
+    char account[72];
+    char rid[DB_ID_LEN + 1];
+};
+
+static void job_free(struct media_job *j)
+{
+    if (!j) return;
+    db_cfg_unref(j->cfg);
+    free(j->lookup_url);
+    free(j);
+}
+
+static void log_ctx(const struct media_job *j, struct db_log_ctx *ctx)
+{
+    ctx->module = "media";
+    ctx->platform = j->platform;
+    ctx->account = j->account;
+    ctx->id = j->rid;
+}
+
+/* Answers with an error and ends the job. */
+static void fail_job(struct media_job *j, int status, const char *code, const char *message)
+{
+    db_httpd_respond_error(j->req, status, code, message);
+    job_free(j);
+}
+
+/* The platform's Content-Type when it is a plain header value, else a neutral one: the value
+ * goes into our own response head. */
+static void take_ctype(struct media_job *j, const struct db_headers *h)
+{
+    const char *v = h ? db_headers_get(h, "Content-Type") : NULL;
+    size_t n = v ? strlen(v) : 0;
+    int ok = n > 0 && n < sizeof j->ctype;
+    for (size_t i = 0; ok && i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] >= 0x7f) ok = 0;
+    snprintf(j->ctype, sizeof j->ctype, "%s", ok ? v : "application/octet-stream");
+}
+
+static const char *const stream_headers[] = {
+    /* The bytes are a customer's file behind our API token: no shared cache keeps them. */
+    "Cache-Control: private, no-store",
+    /* Customer-supplied bytes must never be sniffed into HTML by a browser-based helpdesk. */
+    "X-Content-Type-Options: nosniff",
+    NULL,
+};
+
+static void gone_cb(struct db_httpd_req *req, void *arg)
+{
+    (void)req;
+    struct media_job *j = arg;
+    j->client_gone = 1;
+    /* The done callback runs inside the cancel and ends the stream, freeing j. */
+    if (j->call) db_http_call_cancel(j->call);
+}
+
+static int download_data_cb(long status, const struct db_headers *headers, const char *data,
+                            size_t len, void *arg)
+{
+    struct media_job *j = arg;
+    j->dl_status = status;
+    if (status < 200 || status >= 300) return -1; /* an error page is not the file */
+    if (!j->started) {
+        take_ctype(j, headers);
+        db_httpd_stream_start(j->req, 200, j->ctype, stream_headers, gone_cb, j);
+        j->started = 1;
+    }
+    if (db_httpd_stream_chunk(j->req, data, len) != 0) {
+        j->client_gone = 1;
+        return -1;
+    }
+    j->bytes += len;
+    if (db_httpd_stream_pending(j->req) > MAX_PENDING_BYTES) {
+        j->too_slow = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static void download_done_cb(const struct db_http_resp *resp, void *arg)
+{
+    struct media_job *j = arg;
+    struct db_log_ctx ctx;
+    log_ctx(j, &ctx);
+    j->call = NULL;
+    if (j->started) {
+        if (j->client_gone) {
+            db_log(DB_LOG_INFO, &ctx, "client went away; download cancelled bytes=%zu",
+                   j->bytes);
+        } else if (j->too_slow) {
+            db_log(DB_LOG_WARN, &ctx, "client too slow; download dropped bytes=%zu", j->bytes);
+        } else if (resp->transport_error) {
+            /* The head is out: end without the closing chunk so the client sees the cut. */
+            db_log(DB_LOG_WARN, &ctx, "download broke off (%s) bytes=%zu",
+                   resp->transport_error, j->bytes);
+        } else {
+            db_log(DB_LOG_INFO, &ctx, "media relayed bytes=%zu", j->bytes);
+        }
+        if (j->too_slow || resp->transport_error) db_httpd_stream_abort(j->req);
+        else db_httpd_stream_end(j->req);
+        job_free(j);
+        return;
+    }
+    long status = j->dl_status ? j->dl_status : resp->status;
+    if (j->client_gone) {
+        db_log(DB_LOG_INFO, &ctx, "client went away before the download started");
+        fail_job(j, 502, "client_gone", "client went away");
+    } else if (status >= 200 && status < 300) {
+        /* An empty file: data_cb never ran. */
+        take_ctype(j, resp->headers);
+        db_log(DB_LOG_INFO, &ctx, "media relayed bytes=0");
+        db_httpd_respond(j->req, 200, j->ctype, "", 0, stream_headers);
+        job_free(j);
+    } else if (status == 404) {
+        db_log(DB_LOG_INFO, &ctx, "download answered 404");
+        fail_job(j, 404, "not_found", "the platform has no such media (expired or unknown)");
+    } else if (status == 0) {
+        db_log(DB_LOG_WARN, &ctx, "download failed: %s",
+               resp->transport_error ? resp->transport_error : "no answer");
+        fail_job(j, 502, "upstream_error", "the platform's media download failed");
+    } else {
+        db_log(DB_LOG_WARN, &ctx, "download answered HTTP %ld", status);
+        fail_job(j, 502, "upstream_error", "the platform's media download failed");
+    }
+}
+
+/* guarded: the URL is off the account's API host (a platform's answer chose it), so it goes
+ * through the client with the SSRF guard. */
+static void start_download(struct media_job *j, const struct db_http_req *dl, int guarded)
+{
+    struct db_log_ctx ctx;
+    log_ctx(j, &ctx);
+    int rc = db_http_client_send(guarded ? j->gw->payload_http : j->gw->platform_http, dl,
+                                 DOWNLOAD_TIMEOUT_MS, download_done_cb, download_data_cb, j,
+                                 &j->call);
+    if (rc != DB_OK) {
+        /* The URL came from the platform (or our configuration): not the client's fault. */
+        db_log(DB_LOG_WARN, &ctx, "download not started: %s%s", db_strerror(rc),
+               guarded ? " (off the API host only public https URLs are fetched)" : "");
+        fail_job(j, 502, "upstream_error", "the platform gave an unusable download location");
+    }
+}
+
+static void lookup_done_cb(const struct db_http_resp *resp, void *arg)
+{
+    struct media_job *j = arg;
+    struct db_log_ctx ctx;
+    log_ctx(j, &ctx);
+    struct db_http_req dl = {0};
+    struct db_err e = {0};
+    j->call = NULL;
+    if (resp->status == 0) {
+        db_log(DB_LOG_WARN, &ctx, "media lookup failed: %s",
+               resp->transport_error ? resp->transport_error : "no answer");
+        fail_job(j, 502, "upstream_error", "the platform's media lookup failed");
+        return;
+    }
+    int rc = j->acct->conn->read_media_lookup(j->acct->state, resp, &dl, &e);
+    if (rc == DB_OK) {
+        /* The download URL is the platform's answer, not the operator's configuration.  Off
+         * the API base's own host it must be a public https address (the SSRF guard), so a
+         * forged or mistaken answer cannot point the gateway, with the account's token, at
+         * the local network. */
+        start_download(j, &dl, !db_http_same_host(j->lookup_url, dl.url));
+    } else if (rc == DB_ENOTFOUND || resp->status == 404 || resp->status == 400) {
+        /* Both platforms answer an unknown or expired id with 400 (Graph's "object does not
+         * exist", Telegram's "invalid file_id") or 404; the id is the client's only input. */
+        db_log(DB_LOG_INFO, &ctx, "media lookup: no such media (HTTP %ld)", resp->status);
+        fail_job(j, 404, "not_found", "the platform has no such media (expired or unknown)");
+    } else {
+        db_log(DB_LOG_WARN, &ctx, "media lookup refused: %s", e.msg);
+        fail_job(j, 502, "upstream_error", "the platform's media lookup failed");
+    }
+    db_http_req_clear(&dl);
+}
+
+void db_media_handle(struct db_gateway *gw, struct db_httpd_req *req, const char *platform,
+                     const char *account, const char *media_id)
+{
+    struct db_http_req lookup = {0};
+    struct db_err e = {0};
+    struct media_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        db_httpd_respond_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    j->gw = gw;
+    j->req = req;
+    j->cfg = db_cfg_ref(gw);
+    snprintf(j->platform, sizeof j->platform, "%s", platform);
+    snprintf(j->account, sizeof j->account, "%s", account);
+    db_id_new(j->rid);
+    struct db_log_ctx ctx;
+    log_ctx(j, &ctx);
+
+    j->acct = db_config_account(j->cfg->cfg, platform, account);
+    if (!j->acct) {
+        db_log(DB_LOG_INFO, &ctx, "media: no such account");
+        fail_job(j, 404, "unknown_account", "no such platform account");
+        goto done;
+    }
+    int rc = db_conn_build_media_lookup(j->acct->conn, j->acct->state, media_id, &lookup, &e);
+    if (rc == DB_EUNSUPPORTED) {
+        fail_job(j, 501, "not_supported", "this platform has no media download");
+        goto done;
+    }
+    if (rc == DB_EINVAL) {
+        fail_job(j, 400, "invalid_media_id", e.msg);
+        goto done;
+    }
+    if (rc != DB_OK) {
+        fail_job(j, 503, "unavailable", "out of memory");
+        goto done;
+    }
+    /* Without a second step the lookup request already is the download. */
+    if (!j->acct->conn->read_media_lookup) {
+        start_download(j, &lookup, 0);
+        goto done;
+    }
+    j->lookup_url = strdup(lookup.url);
+    if (!j->lookup_url) {
+        fail_job(j, 503, "unavailable", "out of memory");
+        goto done;
+    }
+    rc = db_http_client_send(gw->platform_http, &lookup, LOOKUP_TIMEOUT_MS, lookup_done_cb, NULL,
+                             j, &j->call);
+    if (rc != DB_OK) {
+        db_log(DB_LOG_WARN, &ctx, "media lookup not started: %s", db_strerror(rc));
+        fail_job(j, 502, "upstream_error", "the platform's media lookup could not be sent");
+    }
+done:
+    db_http_req_clear(&lookup);
+}

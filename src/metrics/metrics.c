@@ -1,0 +1,763 @@
+/* metrics.c - the per-process registry behind GET /metrics.
+ *
+ * One gateway process is one libevent thread, so the registry has no locks.  Each labelled
+ * family keeps its series in an array sorted by label values: a lookup is a binary search,
+ * and only the first sight of a label set allocates.  Families are capped at MAX_SERIES so
+ * a platform sending ever new error codes (or a scanner probing webhook URLs) cannot grow
+ * memory or the scrape without bound; what is dropped is counted.
+ *
+ * The Redis gauges are not kept here: they are read when Prometheus scrapes, so they are
+ * never stale and cost nothing between scrapes. */
+#include "metrics/metrics.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "deskbridge/connector.h"
+#include "app/gateway.h"
+#include "net/httpd.h"
+#include "log/log.h"
+#include "redis/redis.h"
+#include "store/store.h"
+#include "util/text.h"
+
+#ifndef DB_VERSION
+#define DB_VERSION "unknown"
+#endif
+
+#define MAX_LABELS 3
+#define MAX_SERIES 1000       /* per family */
+#define MAX_LABEL_BYTES 64    /* longer values are cut (at a UTF-8 boundary) */
+#define MAX_GROUPS 64         /* consumer groups reported per stream */
+#define RENDER_CAP (8u << 20) /* a scrape larger than this is a bug, not data */
+#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* ---- labelled counters ---- */
+
+struct series {
+    char *v[MAX_LABELS];
+    unsigned long long value;
+};
+
+struct family {
+    const char *name, *help;
+    int nlabels;
+    const char *labels[MAX_LABELS];
+    struct series *s;
+    size_t n, cap;
+    unsigned long long dropped; /* label sets refused by the cap or by ENOMEM */
+};
+
+/* ---- histograms ---- */
+
+#define MAX_BUCKETS 16
+
+struct histogram {
+    const char *name, *help;
+    const double *le;
+    size_t nle;
+    unsigned long long counts[MAX_BUCKETS + 1]; /* per bucket, not cumulative; last is +Inf */
+    unsigned long long count;
+    double sum;
+};
+
+/* Stream writes are a Lua script round trip: sub-millisecond normally, seconds when Redis
+ * stalls (the command timeout defaults to 2 s, hence the 2.5 s top bucket). */
+static const double write_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                       0.05,   0.1,   0.25,   0.5,   1,    2.5};
+/* First responses are human: from seconds to a day (a weekend shows as +Inf). */
+static const double response_buckets[] = {10,   30,   60,    120,   300,   600,
+                                          1800, 3600, 7200, 14400, 28800, 86400};
+
+enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_COUNT };
+
+struct db_metrics {
+    struct family fam[FAM_COUNT];
+    struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
+    struct histogram write_latency, first_response;
+    unsigned long long dead_letters;
+    unsigned long long reconnects;
+    int redis_up;
+    int redis_seen_up; /* a later "up" is a reconnect, the first one is not */
+};
+
+static void family_init(struct family *f, const char *name, const char *help, int nlabels,
+                        const char *l0, const char *l1, const char *l2)
+{
+    f->name = name;
+    f->help = help;
+    f->nlabels = nlabels;
+    f->labels[0] = l0;
+    f->labels[1] = l1;
+    f->labels[2] = l2;
+}
+
+static void histogram_init(struct histogram *h, const char *name, const char *help,
+                           const double *le, size_t nle)
+{
+    h->name = name;
+    h->help = help;
+    h->le = le;
+    h->nle = nle;
+}
+
+/* Conversations per state from the sets the dispatcher's script keeps (docs/dispatcher.md),
+ * so a scrape costs O(agents), not O(conversations): every conversation is in CONVS, those
+ * not closed in ACTIVE, queued ones in QUEUE and assigned ones in exactly one agent's set.
+ * What is left of ACTIVE is "open" (an agent wrote first).  One script, so the four numbers
+ * come from one instant.  The agent sets' names are built here like the dispatcher builds
+ * them (it needs a non-cluster Redis anyway).
+ * KEYS: convs, active, queue, agents; ARGV[1]: agent set name up to the id. */
+static const char conv_lua[] =
+    "local total = redis.call('ZCARD', KEYS[1])\n"
+    "local active = redis.call('SCARD', KEYS[2])\n"
+    "local queued = redis.call('ZCARD', KEYS[3])\n"
+    "local assigned = 0\n"
+    "for _, a in ipairs(redis.call('SMEMBERS', KEYS[4])) do\n"
+    "  assigned = assigned + redis.call('SCARD', ARGV[1] .. a .. '}')\n"
+    "end\n"
+    "return {math.max(0, active - queued - assigned), queued, assigned, math.max(0, total - active)}\n";
+
+struct db_metrics *db_metrics_new(void)
+{
+    struct db_metrics *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    family_init(&m->fam[FAM_WEBHOOKS], "deskbridge_webhooks_total",
+                "Inbound webhook requests by platform, account and outcome.", 3, "platform",
+                "account", "outcome");
+    family_init(&m->fam[FAM_EVENTS], "deskbridge_events_total",
+                "Normalized events written to the events stream, by platform and kind.", 2,
+                "platform", "kind", NULL);
+    family_init(&m->fam[FAM_SENDS], "deskbridge_sends_total",
+                "Outbound send attempts by platform, outcome (sent, failed, retry) and error "
+                "class (the platform's error code, empty when none).",
+                3, "platform", "outcome", "error_class");
+    histogram_init(&m->write_latency, "deskbridge_stream_write_seconds",
+                   "Duration of one ingest script round trip to Redis, in seconds.",
+                   write_buckets, sizeof write_buckets / sizeof write_buckets[0]);
+    histogram_init(&m->first_response, "deskbridge_first_response_seconds",
+                   "Time from a conversation's first customer message to the agent's first "
+                   "reply, in seconds.",
+                   response_buckets, sizeof response_buckets / sizeof response_buckets[0]);
+    m->conv_script = db_redis_script_new(conv_lua);
+    if (!m->conv_script) {
+        db_metrics_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void db_metrics_free(struct db_metrics *m)
+{
+    if (!m) return;
+    db_redis_script_free(m->conv_script);
+    for (int f = 0; f < FAM_COUNT; f++) {
+        for (size_t i = 0; i < m->fam[f].n; i++)
+            for (int l = 0; l < m->fam[f].nlabels; l++) free(m->fam[f].s[i].v[l]);
+        free(m->fam[f].s);
+    }
+    free(m);
+}
+
+/* A label value safe to keep: NULL becomes "", long values are cut at a character boundary
+ * and invalid UTF-8 (which the exposition format forbids) is replaced as a whole.  Writes
+ * into out (MAX_LABEL_BYTES + 1). */
+static const char *clean_value(const char *v, char *out)
+{
+    if (!v) return "";
+    size_t len = strlen(v);
+    if (len > MAX_LABEL_BYTES) {
+        len = MAX_LABEL_BYTES;
+        while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--;
+    }
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return db_utf8_valid(out, len) ? out : "invalid_utf8";
+}
+
+/* Platform names come from the URL for unknown accounts: only compiled-in platforms keep
+ * their name, anything else is "other", so probing URLs cannot mint series. */
+static const char *known_platform(const char *p)
+{
+    return p && db_connector_find(p) ? p : "other";
+}
+
+static int series_cmp(const struct family *f, const struct series *s, const char *const *v)
+{
+    for (int l = 0; l < f->nlabels; l++) {
+        int c = strcmp(s->v[l], v[l]);
+        if (c) return c;
+    }
+    return 0;
+}
+
+/* Adds n to the series of the label values v (f->nlabels of them, already clean). */
+static void family_add(struct family *f, const char *const *v, unsigned long long n)
+{
+    size_t lo = 0, hi = f->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = series_cmp(f, &f->s[mid], v);
+        if (c == 0) {
+            f->s[mid].value += n;
+            return;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (f->n >= MAX_SERIES) goto fail;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        struct series *s = realloc(f->s, cap * sizeof *s);
+        if (!s) goto fail;
+        f->s = s;
+        f->cap = cap;
+    }
+    struct series add = {.value = n};
+    for (int l = 0; l < f->nlabels; l++) {
+        add.v[l] = strdup(v[l]);
+        if (!add.v[l]) {
+            for (int k = 0; k < l; k++) free(add.v[k]);
+            goto fail;
+        }
+    }
+    memmove(&f->s[lo + 1], &f->s[lo], (f->n - lo) * sizeof *f->s);
+    f->s[lo] = add;
+    f->n++;
+    return;
+fail:
+    f->dropped++;
+}
+
+static void histogram_observe(struct histogram *h, double x)
+{
+    if (isnan(x)) return;
+    if (x < 0) x = 0; /* a clock step must not make a negative sum */
+    size_t b = 0;
+    while (b < h->nle && x > h->le[b]) b++;
+    h->counts[b]++;
+    h->count++;
+    h->sum += x;
+}
+
+void db_metrics_webhook(struct db_metrics *m, const char *platform, const char *account,
+                        const char *outcome)
+{
+    if (!m) return;
+    char b[MAX_LABELS][MAX_LABEL_BYTES + 1];
+    const char *v[] = {clean_value(known_platform(platform), b[0]), clean_value(account, b[1]),
+                       clean_value(outcome, b[2])};
+    family_add(&m->fam[FAM_WEBHOOKS], v, 1);
+}
+
+void db_metrics_store_latency(struct db_metrics *m, double seconds)
+{
+    if (m) histogram_observe(&m->write_latency, seconds);
+}
+
+void db_metrics_events(struct db_metrics *m, const char *platform, const char *kind, long n)
+{
+    if (!m || n <= 0) return;
+    char b[2][MAX_LABEL_BYTES + 1];
+    const char *v[] = {clean_value(known_platform(platform), b[0]), clean_value(kind, b[1])};
+    family_add(&m->fam[FAM_EVENTS], v, (unsigned long long)n);
+}
+
+void db_metrics_send(struct db_metrics *m, const char *platform, const char *outcome,
+                     const char *error_class)
+{
+    if (!m) return;
+    char b[MAX_LABELS][MAX_LABEL_BYTES + 1];
+    const char *v[] = {clean_value(known_platform(platform), b[0]), clean_value(outcome, b[1]),
+                       clean_value(error_class, b[2])};
+    family_add(&m->fam[FAM_SENDS], v, 1);
+}
+
+void db_metrics_dead_letter(struct db_metrics *m)
+{
+    if (m) m->dead_letters++;
+}
+
+void db_metrics_redis_state(struct db_metrics *m, int up)
+{
+    if (!m) return;
+    if (up && !m->redis_up && m->redis_seen_up) m->reconnects++;
+    if (up) m->redis_seen_up = 1;
+    m->redis_up = up ? 1 : 0;
+}
+
+void db_metrics_first_response(struct db_metrics *m, double seconds)
+{
+    if (m) histogram_observe(&m->first_response, seconds);
+}
+
+/* ---- text output ---- */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    int failed; /* ENOMEM or over RENDER_CAP: the whole scrape fails */
+};
+
+static void out_printf(struct out *o, const char *fmt, ...) DB_PRINTF(2, 3);
+static void out_printf(struct out *o, const char *fmt, ...)
+{
+    if (o->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = 1;
+            return;
+        }
+        if (o->p && (size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t need = o->len + (size_t)n + 1, cap = o->cap ? o->cap : 4096;
+        while (cap < need) cap *= 2;
+        if (cap > RENDER_CAP) {
+            o->failed = 1;
+            return;
+        }
+        char *p = realloc(o->p, cap);
+        if (!p) {
+            o->failed = 1;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+}
+
+/* Appends v escaped for a label value: backslash, double quote and newline. */
+static void out_label_value(struct out *o, const char *v)
+{
+    const char *run = v;
+    for (; *v; v++) {
+        const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+        if (!esc) continue;
+        out_printf(o, "%.*s%s", (int)(v - run), run, esc);
+        run = v + 1;
+    }
+    out_printf(o, "%s", run);
+}
+
+static void out_header(struct out *o, const char *name, const char *type, const char *help)
+{
+    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Writes {a="x",b="y"} for n names and values; nothing when n is 0. */
+static void out_labels(struct out *o, int n, const char *const *names, const char *const *vals)
+{
+    if (n == 0) return;
+    out_printf(o, "{");
+    for (int i = 0; i < n; i++) {
+        out_printf(o, "%s%s=\"", i ? "," : "", names[i]);
+        out_label_value(o, vals[i]);
+        out_printf(o, "\"");
+    }
+    out_printf(o, "}");
+}
+
+/* A float as Prometheus reads it; integral values without exponent or fraction. */
+static void out_double(struct out *o, double x)
+{
+    if (isinf(x)) out_printf(o, x > 0 ? "+Inf" : "-Inf");
+    else if (isnan(x)) out_printf(o, "NaN");
+    else if (x == floor(x) && fabs(x) < 1e15) out_printf(o, "%.0f", x);
+    else {
+        /* the shortest text that reads back as the same double */
+        char b[40];
+        snprintf(b, sizeof b, "%.15g", x);
+        if (strtod(b, NULL) != x) snprintf(b, sizeof b, "%.17g", x);
+        out_printf(o, "%s", b);
+    }
+}
+
+static void out_gauge1(struct out *o, const char *name, const char *type, const char *help,
+                       double value)
+{
+    out_header(o, name, type, help);
+    out_printf(o, "%s ", name);
+    out_double(o, value);
+    out_printf(o, "\n");
+}
+
+static void render_family(struct out *o, const struct family *f)
+{
+    out_header(o, f->name, "counter", f->help);
+    for (size_t i = 0; i < f->n; i++) {
+        out_printf(o, "%s", f->name);
+        out_labels(o, f->nlabels, f->labels, (const char *const *)f->s[i].v);
+        out_printf(o, " %llu\n", f->s[i].value);
+    }
+}
+
+static void render_histogram(struct out *o, const struct histogram *h)
+{
+    out_header(o, h->name, "histogram", h->help);
+    unsigned long long cum = 0;
+    for (size_t b = 0; b < h->nle; b++) {
+        cum += h->counts[b];
+        out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", h->name, h->le[b], cum);
+    }
+    out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", h->name, h->count);
+    out_printf(o, "%s_sum ", h->name);
+    out_double(o, h->sum);
+    out_printf(o, "\n%s_count %llu\n", h->name, h->count);
+}
+
+static void render_registry(struct out *o, const struct db_metrics *m)
+{
+    for (int f = 0; f < FAM_COUNT; f++) render_family(o, &m->fam[f]);
+    out_header(o, "deskbridge_metric_series_dropped_total", "counter",
+               "Label sets not recorded because their metric reached its series cap.");
+    for (int f = 0; f < FAM_COUNT; f++) {
+        const char *name = "metric";
+        out_printf(o, "deskbridge_metric_series_dropped_total");
+        out_labels(o, 1, &name, &m->fam[f].name);
+        out_printf(o, " %llu\n", m->fam[f].dropped);
+    }
+    render_histogram(o, &m->write_latency);
+    render_histogram(o, &m->first_response);
+    out_gauge1(o, "deskbridge_dead_letters_total", "counter",
+               "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
+    out_gauge1(o, "deskbridge_redis_up", "gauge",
+               "1 when the Redis connection is up and ready, else 0.", m->redis_up);
+    out_gauge1(o, "deskbridge_redis_reconnects_total", "counter",
+               "Times the Redis connection came back after being lost.", (double)m->reconnects);
+}
+
+/* Not declared in metrics.h, whose contract is fixed: the unit tests declare it themselves.
+ * Renders the registry's own series (no process or Redis gauges) into *out, NUL-terminated,
+ * which the caller frees with free().  DB_OK or DB_ENOMEM. */
+int db_metrics_render(const struct db_metrics *m, char **out, size_t *len)
+{
+    struct out o = {0};
+    render_registry(&o, m);
+    if (o.failed || !o.p) {
+        free(o.p);
+        return DB_ENOMEM;
+    }
+    *out = o.p;
+    if (len) *len = o.len;
+    return DB_OK;
+}
+
+/* ---- process metrics ---- */
+
+static void render_process(struct out *o, struct db_gateway *gw)
+{
+    const char *vname = "version", *version = DB_VERSION;
+    out_header(o, "deskbridge_build_info", "gauge", "Always 1; the version is in the label.");
+    out_printf(o, "deskbridge_build_info");
+    out_labels(o, 1, &vname, &version);
+    out_printf(o, " 1\n");
+
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) == 2)
+            out_gauge1(o, "process_resident_memory_bytes", "gauge",
+                       "Resident memory size in bytes.",
+                       (double)resident * (double)sysconf(_SC_PAGESIZE));
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] != '.') n++;
+        closedir(d);
+        /* the directory stream itself held one while counting */
+        out_gauge1(o, "process_open_fds", "gauge", "Number of open file descriptors.",
+                   (double)(n > 0 ? n - 1 : 0));
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                     ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+        out_gauge1(o, "process_cpu_seconds_total", "counter",
+                   "Total user and system CPU time spent in seconds.", cpu);
+    }
+    out_gauge1(o, "deskbridge_http_connections", "gauge", "HTTP connections open now.",
+               gw->httpd ? (double)db_httpd_connections(gw->httpd) : 0);
+    out_gauge1(o, "deskbridge_http_inflight", "gauge",
+               "HTTP requests received and not yet answered (this scrape included).",
+               gw->httpd ? (double)db_httpd_inflight(gw->httpd) : 0);
+}
+
+/* ---- Redis gauges, read at scrape time ---- */
+
+static const char *const streams[] = {"events", "outbox", "status", "dead"};
+#define NSTREAMS 4
+
+struct group {
+    char name[MAX_LABEL_BYTES + 1];
+    long long pending;
+    double oldest_s; /* idle time of the lowest pending id; 0 when nothing is pending */
+};
+
+struct scrape;
+
+/* One command's callback context: which scrape, and what the answer is for. */
+struct pending_cmd {
+    struct scrape *sc;
+    int stream;
+    int group; /* index into the stream's groups, -1 for stream-level commands */
+};
+
+struct scrape {
+    struct db_gateway *gw;
+    struct db_httpd_req *req;
+    int outstanding;
+    int failed;      /* a command timed out or the connection was down */
+    long long xlen[NSTREAMS];
+    int convs_ok; /* the dispatcher's counts were read (absent: gauge left out) */
+    long long convs[4];
+    struct group *groups[NSTREAMS];
+    size_t ngroups[NSTREAMS];
+    char keys[NSTREAMS][160];
+};
+
+static void scrape_done(struct scrape *sc);
+static void xpending_cb(int status, const redisReply *reply, const char *errstr, void *arg);
+
+static struct pending_cmd *cmd_ctx(struct scrape *sc, int stream, int group)
+{
+    struct pending_cmd *c = malloc(sizeof *c);
+    if (!c) {
+        sc->failed = 1;
+        return NULL;
+    }
+    c->sc = sc;
+    c->stream = stream;
+    c->group = group;
+    sc->outstanding++;
+    return c;
+}
+
+/* Ends one command; the last one answers the scrape. */
+static void cmd_finish(struct pending_cmd *c)
+{
+    struct scrape *sc = c->sc;
+    free(c);
+    if (--sc->outstanding == 0) scrape_done(sc);
+}
+
+static void xlen_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)errstr;
+    struct pending_cmd *c = arg;
+    if (status != DB_OK || !reply || reply->type != REDIS_REPLY_INTEGER) c->sc->failed = 1;
+    else c->sc->xlen[c->stream] = reply->integer;
+    cmd_finish(c);
+}
+
+/* Field of a flat key/value array reply (RESP2 maps), borrowed; NULL when absent. */
+static const redisReply *kv_get(const redisReply *r, const char *key)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, key) == 0)
+            return r->element[i + 1];
+    return NULL;
+}
+
+static void xinfo_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)errstr;
+    struct pending_cmd *c = arg;
+    struct scrape *sc = c->sc;
+    int s = c->stream;
+    if (status != DB_OK || !reply) {
+        sc->failed = 1;
+        goto done;
+    }
+    /* A stream nobody created yet answers "no such key": no groups, not a failure. */
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) goto done;
+    size_t n = reply->elements < MAX_GROUPS ? reply->elements : MAX_GROUPS;
+    sc->groups[s] = calloc(n, sizeof *sc->groups[s]);
+    if (!sc->groups[s]) {
+        sc->failed = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *name = kv_get(reply->element[i], "name");
+        const redisReply *pend = kv_get(reply->element[i], "pending");
+        if (!name || name->type != REDIS_REPLY_STRING) continue;
+        struct group *g = &sc->groups[s][sc->ngroups[s]];
+        char tmp[MAX_LABEL_BYTES + 1];
+        snprintf(g->name, sizeof g->name, "%s", clean_value(name->str, tmp));
+        g->pending = pend && pend->type == REDIS_REPLY_INTEGER ? pend->integer : 0;
+        if (g->pending > 0 && !sc->failed) {
+            struct pending_cmd *pc = cmd_ctx(sc, s, (int)sc->ngroups[s]);
+            if (pc)
+                db_redis_cmd(sc->gw->redis, xpending_cb, pc, "XPENDING %s %b - + 1",
+                             sc->keys[s], name->str, (size_t)name->len);
+        }
+        sc->ngroups[s]++;
+    }
+done:
+    cmd_finish(c);
+}
+
+static void xpending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)errstr;
+    struct pending_cmd *c = arg;
+    struct scrape *sc = c->sc;
+    if (status != DB_OK || !reply) {
+        sc->failed = 1;
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+               reply->element[0]->type == REDIS_REPLY_ARRAY &&
+               reply->element[0]->elements >= 3 &&
+               reply->element[0]->element[2]->type == REDIS_REPLY_INTEGER) {
+        sc->groups[c->stream][c->group].oldest_s =
+            (double)reply->element[0]->element[2]->integer / 1000.0;
+    }
+    cmd_finish(c);
+}
+
+static const char *const conv_states[] = {"open", "queued", "assigned", "closed"};
+
+static void convs_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct pending_cmd *c = arg;
+    struct scrape *sc = c->sc;
+    if (status != DB_OK || !reply) {
+        sc->failed = 1;
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4) {
+        sc->convs_ok = 1;
+        for (size_t i = 0; i < 4; i++) {
+            if (reply->element[i]->type != REDIS_REPLY_INTEGER) sc->convs_ok = 0;
+            else sc->convs[i] = reply->element[i]->integer;
+        }
+    } else {
+        /* Only this gauge is lost (e.g. a key of another type under the prefix); the
+         * queue gauges are still good. */
+        struct db_log_ctx ctx = {"metrics", NULL, NULL, NULL};
+        db_log(DB_LOG_WARN, &ctx, "could not count conversations: %s",
+               reply->type == REDIS_REPLY_ERROR ? reply->str : (errstr ? errstr : "bad reply"));
+    }
+    cmd_finish(c);
+}
+
+static void render_redis(struct out *o, const struct scrape *sc)
+{
+    const char *sname = "stream";
+    out_header(o, "deskbridge_queue_length", "gauge",
+               "Entries in each Redis stream (XLEN).");
+    for (int s = 0; s < NSTREAMS; s++) {
+        out_printf(o, "deskbridge_queue_length");
+        out_labels(o, 1, &sname, &streams[s]);
+        out_printf(o, " %lld\n", sc->xlen[s]);
+    }
+    const char *names[] = {"stream", "group"};
+    out_header(o, "deskbridge_pending_entries", "gauge",
+               "Entries delivered to a consumer group and not yet acknowledged.");
+    for (int s = 0; s < NSTREAMS; s++)
+        for (size_t g = 0; g < sc->ngroups[s]; g++) {
+            const char *v[] = {streams[s], sc->groups[s][g].name};
+            out_printf(o, "deskbridge_pending_entries");
+            out_labels(o, 2, names, v);
+            out_printf(o, " %lld\n", sc->groups[s][g].pending);
+        }
+    out_header(o, "deskbridge_pending_oldest_seconds", "gauge",
+               "Idle time of the oldest unacknowledged entry of a consumer group (0 when "
+               "none), in seconds.");
+    for (int s = 0; s < NSTREAMS; s++)
+        for (size_t g = 0; g < sc->ngroups[s]; g++) {
+            const char *v[] = {streams[s], sc->groups[s][g].name};
+            out_printf(o, "deskbridge_pending_oldest_seconds");
+            out_labels(o, 2, names, v);
+            out_printf(o, " ");
+            out_double(o, sc->groups[s][g].oldest_s);
+            out_printf(o, "\n");
+        }
+    if (!sc->convs_ok) return;
+    const char *stname = "state";
+    out_header(o, "deskbridge_conversations", "gauge",
+               "Conversations known to the dispatcher, by state.");
+    for (int i = 0; i < 4; i++) {
+        out_printf(o, "deskbridge_conversations");
+        out_labels(o, 1, &stname, &conv_states[i]);
+        out_printf(o, " %lld\n", sc->convs[i]);
+    }
+}
+
+static void scrape_free(struct scrape *sc)
+{
+    for (int s = 0; s < NSTREAMS; s++) free(sc->groups[s]);
+    free(sc);
+}
+
+static void scrape_done(struct scrape *sc)
+{
+    struct db_gateway *gw = sc->gw;
+    /* The gateway is shutting down (its HTTP server is gone, and the request with it):
+     * there is nobody to answer. */
+    if (!gw->httpd || !gw->metrics) goto done;
+    struct out o = {0};
+    render_registry(&o, gw->metrics);
+    render_process(&o, gw);
+    out_gauge1(&o, "deskbridge_scrape_redis_ok", "gauge",
+               "1 when this scrape read the Redis gauges, 0 when Redis did not answer in "
+               "time and they were left out.",
+               sc->failed ? 0 : 1);
+    if (!sc->failed) render_redis(&o, sc);
+    if (o.failed) {
+        struct db_log_ctx ctx = {"metrics", NULL, NULL, NULL};
+        db_log(DB_LOG_ERROR, &ctx, "could not render the metrics (out of memory)");
+        db_httpd_respond_error(sc->req, 500, "internal", "out of memory");
+    } else {
+        db_httpd_respond(sc->req, 200, CONTENT_TYPE, o.p, o.len, NULL);
+    }
+    free(o.p);
+done:
+    scrape_free(sc);
+}
+
+void db_metrics_handle(struct db_gateway *gw, struct db_httpd_req *req)
+{
+    struct scrape *sc = calloc(1, sizeof *sc);
+    if (!sc) {
+        db_httpd_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    sc->gw = gw;
+    sc->req = req;
+    /* Held while commands are being sent, so callbacks that run at once (connection down)
+     * cannot answer before every command is out. */
+    sc->outstanding = 1;
+    if (!gw->redis || !gw->store || !db_redis_is_up(gw->redis)) sc->failed = 1;
+    for (int s = 0; s < NSTREAMS && !sc->failed; s++) {
+        db_store_key(gw->store, streams[s], sc->keys[s], sizeof sc->keys[s]);
+        struct pending_cmd *c = cmd_ctx(sc, s, -1);
+        if (c) db_redis_cmd(gw->redis, xlen_cb, c, "XLEN %s", sc->keys[s]);
+        c = sc->failed ? NULL : cmd_ctx(sc, s, -1);
+        if (c) db_redis_cmd(gw->redis, xinfo_cb, c, "XINFO GROUPS %s", sc->keys[s]);
+    }
+    struct pending_cmd *c = sc->failed ? NULL : cmd_ctx(sc, -1, -1);
+    if (c) {
+        char k[4][160], agentconvs[160];
+        const char *keys[] = {db_store_key(gw->store, "convs", k[0], sizeof k[0]),
+                              db_store_key(gw->store, "dispatch:active", k[1], sizeof k[1]),
+                              db_store_key(gw->store, "dispatch:queue", k[2], sizeof k[2]),
+                              db_store_key(gw->store, "agents", k[3], sizeof k[3])};
+        const char *args[] = {db_store_key(gw->store, "agentconvs:{", agentconvs,
+                                           sizeof agentconvs)};
+        db_redis_eval(gw->redis, gw->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
+    }
+    if (--sc->outstanding == 0) scrape_done(sc);
+}

@@ -1,0 +1,121 @@
+#include "send/outbound.h"
+
+#include <string.h>
+
+#include "util/text.h"
+
+#define MAX_CLIENT_ID 128
+
+int db_conversation_split(const char *conv, char *platform, size_t pn, char *account, size_t an,
+                          const char **chat)
+{
+    const char *a = conv ? strchr(conv, ':') : NULL;
+    const char *c = a ? strchr(a + 1, ':') : NULL;
+    if (!a || !c || a == conv || c == a + 1 || !c[1]) return DB_EINVAL;
+    if ((size_t)(a - conv) >= pn || (size_t)(c - a - 1) >= an) return DB_EINVAL;
+    memcpy(platform, conv, (size_t)(a - conv));
+    platform[a - conv] = '\0';
+    memcpy(account, a + 1, (size_t)(c - a - 1));
+    account[c - a - 1] = '\0';
+    *chat = c + 1;
+    return DB_OK;
+}
+
+static int bad(struct db_err *e, const char **field, const char *name, const char *what)
+{
+    if (field) *field = name;
+    return db_err_set(e, DB_EINVAL, "%s: %s", name, what);
+}
+
+/* Optional string member: DB_OK with *out NULL when absent. */
+static int opt_str(const json_t *obj, const char *key, const char **out, const char *name,
+                   const char **field, struct db_err *e)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return DB_OK;
+    if (!json_is_string(v)) return bad(e, field, name, "must be a string");
+    if (json_string_length(v) == 0) return bad(e, field, name, "must not be empty");
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return bad(e, field, name, "must not contain NUL");
+    *out = json_string_value(v);
+    return DB_OK;
+}
+
+int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
+                          const struct db_account **acct, struct db_outbound *msg,
+                          const char **field, struct db_err *e)
+{
+    static const char *const media_types[] = {"image",   "video",   "audio",     "voice",
+                                              "document", "sticker", "animation", NULL};
+    memset(msg, 0, sizeof *msg);
+    *acct = NULL;
+    if (!json_is_object(cmd)) return bad(e, field, "body", "must be a JSON object");
+
+    const char *conv;
+    if (opt_str(cmd, "conversation", &conv, "conversation", field, e)) return DB_EINVAL;
+    if (!conv) return bad(e, field, "conversation", "is required");
+    char platform[32], account[96];
+    const char *chat;
+    if (db_conversation_split(conv, platform, sizeof platform, account, sizeof account, &chat))
+        return bad(e, field, "conversation", "must be <platform>:<account>:<chat id>");
+    *acct = db_config_account(cfg, platform, account);
+    if (!*acct) return bad(e, field, "conversation", "names no configured account");
+    msg->chat_id = chat;
+
+    if (opt_str(cmd, "text", &msg->text, "text", field, e) ||
+        opt_str(cmd, "reply_to", &msg->reply_to, "reply_to", field, e))
+        return DB_EINVAL;
+    const char *client_id;
+    if (opt_str(cmd, "client_id", &client_id, "client_id", field, e)) return DB_EINVAL;
+    if (client_id && strlen(client_id) > MAX_CLIENT_ID)
+        return bad(e, field, "client_id", "must be at most 128 characters");
+    const char *id;
+    if (opt_str(cmd, "id", &id, "id", field, e)) return DB_EINVAL;
+    if (id && (strlen(id) > 64 || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                             "0123456789_.-") != strlen(id)))
+        return bad(e, field, "id", "must be 1-64 characters of A-Z a-z 0-9 _ . -");
+
+    const json_t *media = json_object_get(cmd, "media");
+    if (media && !json_is_null(media)) {
+        if (!json_is_object(media)) return bad(e, field, "media", "must be an object");
+        if (opt_str(media, "url", &msg->media_url, "media.url", field, e) ||
+            opt_str(media, "id", &msg->media_id, "media.id", field, e) ||
+            opt_str(media, "type", &msg->media_type, "media.type", field, e) ||
+            opt_str(media, "file_name", &msg->file_name, "media.file_name", field, e))
+            return DB_EINVAL;
+        if (!msg->media_url && !msg->media_id)
+            return bad(e, field, "media", "needs url or id");
+        if (msg->media_url && strncmp(msg->media_url, "https://", 8) != 0 &&
+            strncmp(msg->media_url, "http://", 7) != 0)
+            return bad(e, field, "media.url", "must be an http(s) URL");
+        if (!msg->media_type) return bad(e, field, "media.type", "is required");
+        int known = 0;
+        for (int i = 0; media_types[i]; i++) known |= strcmp(msg->media_type, media_types[i]) == 0;
+        if (!known)
+            return bad(e, field, "media.type",
+                       "must be one of image, video, audio, voice, document, sticker, animation");
+    }
+    /* Platform-specific content (template, location, contact, sticker_id) is checked by the
+     * connector when it builds the request. */
+    int has_extra = json_object_get(cmd, "template") || json_object_get(cmd, "location") ||
+                    json_object_get(cmd, "contact") || json_object_get(cmd, "sticker_id");
+    if (!msg->text && !msg->media_url && !msg->media_id && !has_extra)
+        return bad(e, field, "text", "is required when there is no media");
+    if (msg->text && !(*acct)->conn->split_long_text) {
+        size_t max = db_outbound_text_limit((*acct)->conn, msg);
+        if (max && db_utf8_chars(msg->text, strlen(msg->text)) > max)
+            return bad(e, field, "text",
+                       msg->media_url || msg->media_id
+                           ? "is longer than the platform allows with media"
+                           : "is longer than the platform allows");
+    }
+    msg->extra = cmd;
+    return DB_OK;
+}
+
+size_t db_outbound_text_limit(const struct db_connector *conn, const struct db_outbound *msg)
+{
+    int media = msg->media_url || msg->media_id;
+    return media && conn->max_caption_chars ? conn->max_caption_chars : conn->max_text_chars;
+}
