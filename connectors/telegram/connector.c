@@ -19,6 +19,7 @@ const struct db_connector db_telegram = {
     .account_free = db_tg_account_free,
     .verify = db_tg_verify,
     .parse = db_tg_parse,
+    .chat_id_is_valid = db_tg_chat_id_is_valid,
     .build_send = db_tg_build_send,
     .read_send = db_tg_read_send,
     .build_poll = db_tg_build_poll,

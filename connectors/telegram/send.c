@@ -188,3 +188,16 @@ int db_tg_read_send(const void *acct, const struct db_http_resp *resp,
     json_decref(j);
     return rc;
 }
+
+/* Bot API chat_id: an integer (negative for groups and channels, up to 52 significant bits)
+ * or "@channelusername" (core.telegram.org/bots/api#sendmessage). */
+int db_tg_chat_id_is_valid(const char *chat)
+{
+    if (chat[0] == '@') {
+        size_t n = strspn(chat + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+        return n > 0 && n <= 32 && !chat[1 + n];
+    }
+    const char *d = chat + (chat[0] == '-');
+    size_t n = strspn(d, "0123456789");
+    return n > 0 && n <= 20 && !d[n];
+}

@@ -90,4 +90,7 @@ static inline int set_new(json_t *obj, const char *key, json_t *v, struct db_err
     return DB_OK;
 }
 
+/* The chat_id_is_valid slot (send.c). */
+int db_tg_chat_id_is_valid(const char *chat);
+
 #endif

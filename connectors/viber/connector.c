@@ -21,6 +21,7 @@ const struct db_connector db_viber = {
     .account_free = db_vb_account_free,
     .verify = db_vb_verify,
     .parse = db_vb_parse,
+    .chat_id_is_valid = db_vb_chat_id_is_valid,
     .build_send = db_vb_build_send,
     .read_send = db_vb_read_send,
     .build_webhook_setup = db_vb_build_webhook_setup,

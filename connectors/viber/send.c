@@ -235,3 +235,10 @@ int db_vb_read_send(const void *acct, const struct db_http_resp *resp,
     json_decref(root);
     return DB_OK;
 }
+
+/* Viber user ids are base64 text ("01234567890A=" in the REST API docs). */
+int db_vb_chat_id_is_valid(const char *chat)
+{
+    size_t n = strspn(chat, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-");
+    return n > 0 && n <= 64 && !chat[n];
+}

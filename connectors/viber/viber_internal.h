@@ -89,4 +89,7 @@ static inline int attach(json_t *obj, const char *key, json_t *child, struct db_
     return DB_OK;
 }
 
+/* The chat_id_is_valid slot (send.c). */
+int db_vb_chat_id_is_valid(const char *chat);
+
 #endif

@@ -20,6 +20,7 @@ const struct db_connector db_whatsapp = {
     .account_free = db_wa_account_free,
     .verify = db_wa_verify,
     .parse = db_wa_parse,
+    .chat_id_is_valid = db_wa_chat_id_is_valid,
     .build_send = db_wa_build_send,
     .read_send = db_wa_read_send,
     .build_poll = NULL,

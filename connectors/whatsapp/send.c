@@ -272,3 +272,11 @@ done:
     json_decref(root);
     return rc;
 }
+
+/* The recipient "to": a wa_id (digits) or a business-scoped user id (letters, digits and
+ * dots); nothing else can name a WhatsApp user. */
+int db_wa_chat_id_is_valid(const char *chat)
+{
+    size_t n = strspn(chat, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+    return n > 0 && n <= 64 && !chat[n];
+}

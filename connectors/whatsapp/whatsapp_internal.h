@@ -77,4 +77,7 @@ static inline int all_digits(const char *s)
     return 1;
 }
 
+/* The chat_id_is_valid slot (send.c). */
+int db_wa_chat_id_is_valid(const char *chat);
+
 #endif

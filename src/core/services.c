@@ -1,5 +1,4 @@
 #include "core/services.h"
-#include "net/httpd.h"
 
 #include <stdlib.h>
 
