@@ -8,7 +8,9 @@
 #include <event2/event.h>
 
 #include "deskbridge/connector.h"
-#include "app/gateway.h"
+#include "conf/config.h"
+#include "core/services.h"
+#include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
@@ -50,7 +52,7 @@ struct job {
 };
 
 struct db_sender {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_consumer *consumer;
     struct db_ordering *order;
     struct db_sender_opts opts;
@@ -437,7 +439,7 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     return 1;
 }
 
-int db_sender_start(struct db_gateway *gw, const struct db_sender_opts *opts,
+int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
                     struct db_sender **out, struct db_err *e)
 {
     struct db_sender *s = calloc(1, sizeof *s);
