@@ -9,8 +9,6 @@
  * them again while another event cannot. */
 #include "auto/autoreply.h"
 
-#include "dispatch/dispatcher.h"
-
 #include <ctype.h>
 #include <regex.h>
 #include <stdio.h>
@@ -394,8 +392,6 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
     snprintf(key, sizeof key, "%s:msg:{%s}", j->a->gw->cfg->cfg->prefix, an->id);
     db_redis_cmd(j->a->gw->redis, marked_cb, j, "HSET %s automatic true rule %s resolve %s", key,
                  an->rule, an->resolve ? "true" : "false");
-    /* The answer belongs to the conversation's history, marked as automatic. */
-    db_dispatch_note_automatic(j->a->gw, j->conv, an->id, an->rule);
 }
 
 static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "dispatch/assign.h"
+#include "dispatch/replies.h"
 #include "conf/config.h"
 #include "core/services.h"
 #include "net/httpd.h"
@@ -37,6 +38,7 @@
 struct db_dispatcher {
     struct db_services *gw;
     struct db_consumer *consumer;
+    struct db_dispatch_replies *replies;
     unsigned long inflight;
     unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
     int stopped, released;
@@ -219,7 +221,6 @@ static void qwait_marked_cb(int status, const redisReply *reply, const char *err
     snprintf(mins, sizeof mins, "%lld", j->mins);
     snprintf(n, sizeof n, "%lld", j->n);
     const char *args[] = {j->conv, j->qa, mins, n};
-    db_dispatch_note_automatic(j->d->gw, j->conv, j->msg_id, "queue_wait");
     db_dispatch_run(j->d->gw, qwait_told_cb, j, "qwait_told", 4, args, NULL);
 }
 
@@ -673,6 +674,9 @@ int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, stru
     d->batch = calloc(1, sizeof *d->batch);
     int rc = d->batch ? db_consumer_new(gw->base, &co, take_entry, batch_end_cb, d, &d->consumer, e)
                       : db_err_set(e, DB_ENOMEM, "out of memory");
+    if (rc == DB_OK)
+        rc = db_dispatch_replies_start(gw, (int)o.claim_idle_ms, (int)o.max_deliveries,
+                                       &d->replies, e);
     d->sweep_timer = evtimer_new(gw->base, sweep_timer_cb, d);
     if (rc != DB_OK || !d->sweep_timer) {
         db_dispatcher_free(d);
@@ -689,10 +693,14 @@ void db_dispatcher_stop_reading(struct db_dispatcher *d)
     if (!d) return;
     d->stopped = 1;
     db_consumer_stop(d->consumer);
+    db_dispatch_replies_stop(d->replies);
     evtimer_del(d->sweep_timer);
 }
 
-unsigned long db_dispatcher_inflight(const struct db_dispatcher *d) { return d ? d->inflight : 0; }
+unsigned long db_dispatcher_inflight(const struct db_dispatcher *d)
+{
+    return d ? d->inflight + db_dispatch_replies_inflight(d->replies) : 0;
+}
 
 void db_dispatcher_free(struct db_dispatcher *d)
 {
@@ -700,6 +708,8 @@ void db_dispatcher_free(struct db_dispatcher *d)
     d->stopped = 1;
     db_consumer_free(d->consumer);
     d->consumer = NULL;
+    db_dispatch_replies_free(d->replies);
+    d->replies = NULL;
     if (d->sweep_timer) event_free(d->sweep_timer);
     d->sweep_timer = NULL;
     free(d->batch);
@@ -708,40 +718,4 @@ void db_dispatcher_free(struct db_dispatcher *d)
      * gateway frees it) hold d: the last of them frees it. */
     if (d->outstanding) d->released = 1;
     else free(d);
-}
-
-/* ---- replies ---- */
-
-/* The script answers with the first response time in ms when this reply was the
- * conversation's first (decided atomically with recording it, so several processes never
- * observe one conversation twice), else -1.  gw outlives the callback: the gateway frees its
- * Redis connection, which calls pending callbacks with DB_EAGAIN, before the metrics. */
-static void replied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_services *gw = arg;
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        /* No ids: the conversation id holds the customer's chat id or phone number. */
-        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "could not record an agent reply: %s",
-               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
-        db_metrics_first_response(gw->metrics, (double)reply->integer / 1000.0);
-}
-
-void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
-                                const char *message_id, const char *rule)
-{
-    if (!conversation || !message_id) return;
-    const char *args[] = {conversation, message_id, "", rule ? rule : "automatic"};
-    db_dispatch_run(gw, NULL, NULL, "reply", 4, args, NULL);
-}
-
-void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
-                            const char *message_id, const char *agent_id)
-{
-    if (!conversation || !message_id) return;
-    const char *args[] = {conversation, message_id, agent_id ? agent_id : ""};
-    db_dispatch_run(gw, replied_cb, gw, "reply", 3, args, NULL);
 }
