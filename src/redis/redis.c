@@ -345,17 +345,19 @@ static void script_unref(struct db_redis_script *s)
     }
 }
 
-struct db_redis_script *db_redis_script_new(const char *lua)
+struct db_redis_script *db_redis_script_new_with(const char *prelude, const char *lua)
 {
     struct db_redis_script *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->len = strlen(lua);
+    size_t plen = prelude ? strlen(prelude) : 0, llen = strlen(lua);
+    s->len = plen + llen;
     s->body = malloc(s->len + 1);
     if (!s->body) goto fail;
-    memcpy(s->body, lua, s->len + 1);
+    if (plen) memcpy(s->body, prelude, plen);
+    memcpy(s->body + plen, lua, llen + 1);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!EVP_Digest(lua, s->len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) goto fail;
+    if (!EVP_Digest(s->body, s->len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) goto fail;
     for (unsigned i = 0; i < 20; i++) snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
     s->refs = 1;
     return s;
@@ -363,6 +365,11 @@ fail:
     free(s->body);
     free(s);
     return NULL;
+}
+
+struct db_redis_script *db_redis_script_new(const char *lua)
+{
+    return db_redis_script_new_with(NULL, lua);
 }
 
 void db_redis_script_free(struct db_redis_script *s) { script_unref(s); }
