@@ -71,8 +71,7 @@ int db_keyword_match(const char *list, const char *text);
  * Returns a new string (caller frees) or NULL on ENOMEM. */
 char *db_text_expand(const char *tmpl, const char *const *vars);
 
-/* The .check functions of the "keyword" and "canned" feature sections (autoreply.c). */
+/* The .check function of the "keyword" feature sections (autoreply.c). */
 int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e);
-int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 #endif

@@ -4,6 +4,7 @@
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "auto/hours.h"
+#include "send/canned.h"
 
 const struct db_feature_section db_feature_sections[] = {
     {.name = "dispatch", .named = 0, .check = db_dispatch_conf_check},

@@ -17,6 +17,7 @@
 #include "auto/autoreply.h"
 #include "conf/config.h"
 #include "auto/hours.h"
+#include "send/canned.h"
 
 /* A [schedule test] section as config.c would build it: "test.conf", key i on line i + 2. */
 struct sec_buf {
