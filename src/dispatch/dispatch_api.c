@@ -403,7 +403,7 @@ static void stream_agent(struct db_services *gw, struct db_httpd_req *req, const
     }
     s->gw = gw;
     s->req = req;
-    snprintf(s->key, sizeof s->key, "%s:agent:{%s}", gw->cfg->cfg->prefix, id);
+    db_key_tagged(s->key, sizeof s->key, gw->cfg->cfg->prefix, DB_KEY_AGENT_INBOX, id);
     const char *resume = db_httpd_req_header(req, "Last-Event-ID");
     const char *q = db_httpd_req_query(req);
     if (resume && strspn(resume, "0123456789-") == strlen(resume) && *resume)

@@ -130,8 +130,8 @@ int db_dispatch_replies_start(struct db_services *gw, int claim_idle_ms, int max
     if (!r) return db_err_set(e, DB_ENOMEM, "out of memory");
     r->gw = gw;
     const struct db_config *cfg = gw->cfg->cfg;
-    snprintf(r->outbox, sizeof r->outbox, "%s:outbox", cfg->prefix);
-    snprintf(r->dead, sizeof r->dead, "%s:dead", cfg->prefix);
+    db_key(r->outbox, sizeof r->outbox, cfg->prefix, DB_KEY_OUTBOX);
+    db_key(r->dead, sizeof r->dead, cfg->prefix, DB_KEY_DEAD);
     struct db_consumer_opts co = {.redis = gw->redis,
                                   .metrics = gw->metrics,
                                   .redis_url = cfg->redis_url,

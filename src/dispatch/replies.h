@@ -13,11 +13,10 @@
 #define DB_DISPATCH_REPLIES_H
 
 #include "deskbridge/status.h"
+#include "redis/keys.h" /* DB_DISPATCH_REPLIES_GROUP */
 
 struct db_services;
 struct db_dispatch_replies;
-
-#define DB_DISPATCH_REPLIES_GROUP "deskbridge-dispatch-replies"
 
 /* Starts reading; claim_idle_ms and max_deliveries as the dispatcher's.  DB_OK or an error in
  * e; *out is freed with db_dispatch_replies_free. */

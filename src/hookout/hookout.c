@@ -35,6 +35,7 @@
 #include "metrics/metrics.h"
 #include "stream/consumer.h"
 #include "stream/ordering.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
 #include "util/crypto.h"
 #include "util/id.h"
@@ -703,7 +704,7 @@ static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
     ep->h = h;
     ep->o = o;
     ep->o.url = ep->o.secret = NULL;
-    snprintf(ep->group, sizeof ep->group, "deskbridge-hook-%s", sec->account);
+    snprintf(ep->group, sizeof ep->group, DB_HOOKOUT_GROUP_PREFIX "%s", sec->account);
     ep->name = strdup(sec->account);
     ep->url = strdup(o.url);
     ep->secret = strdup(o.secret);
@@ -763,9 +764,9 @@ int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_
     if (!h) return db_err_set(e, DB_ENOMEM, "out of memory");
     int rc = DB_OK;
     h->gw = gw;
-    snprintf(h->streams[ST_EVENTS], sizeof h->streams[0], "%s:events", cfg->prefix);
-    snprintf(h->streams[ST_STATUS], sizeof h->streams[1], "%s:status", cfg->prefix);
-    snprintf(h->dead_key, sizeof h->dead_key, "%s:dead", cfg->prefix);
+    db_key(h->streams[ST_EVENTS], sizeof h->streams[0], cfg->prefix, DB_KEY_EVENTS);
+    db_key(h->streams[ST_STATUS], sizeof h->streams[1], cfg->prefix, DB_KEY_STATUS);
+    db_key(h->dead_key, sizeof h->dead_key, cfg->prefix, DB_KEY_DEAD);
     for (size_t i = 0; i < cfg->n_sections; i++) {
         if (strcmp(cfg->sections[i].platform, SECTION) != 0) continue;
         struct endpoint *ep = NULL;

@@ -452,8 +452,8 @@ int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
         if (opts->max_deliveries > 0) s->opts.max_deliveries = opts->max_deliveries;
     }
     const struct db_config *cfg = gw->cfg->cfg;
-    snprintf(s->outbox, sizeof s->outbox, "%s:outbox", cfg->prefix);
-    snprintf(s->dead, sizeof s->dead, "%s:dead", cfg->prefix);
+    db_key(s->outbox, sizeof s->outbox, cfg->prefix, DB_KEY_OUTBOX);
+    db_key(s->dead, sizeof s->dead, cfg->prefix, DB_KEY_DEAD);
     /* From the start of the stream ("0"): commands written before the first gateway ran are
      * still to be sent. */
     struct db_consumer_opts co = {.redis = gw->redis,

@@ -10,40 +10,11 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "redis/redis.h"
+#include "redis/scripts.h"
 #include "stream/reader.h"
 #include "util/id.h"
 
 #define REFRESH_CHUNK 256
-
-/* ARGV: stream, group, entry, dead stream, stream label, reason, now (ms), minimum deliveries
- * ('' for any), minimum idle ms ('' for any), then extra name/value pairs.  Writes the dead
- * letter and acknowledges the entry only while it is pending (and, for the consumer's own
- * decision, still delivered and idle enough): several processes deciding together write one
- * dead letter.  The entry's own fields are copied unless the shape already uses the name. */
-static const char lua_dead[] =
-    "local S, G, E, D, label, reason, at, mind, minidle =\n"
-    "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]\n"
-    "local p = redis.call('XPENDING', S, G, E, E, 1)\n"
-    "if #p == 0 then return 0 end\n"
-    "local n = p[1][4]\n"
-    "if mind ~= '' and n < tonumber(mind) then return 0 end\n"
-    "if minidle ~= '' and p[1][3] < tonumber(minidle) then return 0 end\n"
-    "local out = {'group', G, 'stream', label, 'entry', E, 'reason', reason, 'at', at,\n"
-    "  'deliveries', n}\n"
-    "local used = {group = 1, stream = 1, entry = 1, reason = 1, at = 1, deliveries = 1}\n"
-    "for i = 10, #ARGV - 1, 2 do\n"
-    "  out[#out + 1] = ARGV[i]; out[#out + 1] = ARGV[i + 1]; used[ARGV[i]] = 1\n"
-    "end\n"
-    "local r = redis.call('XRANGE', S, E, E)\n"
-    "if #r == 1 then\n"
-    "  local f = r[1][2]\n"
-    "  for i = 1, #f - 1, 2 do\n"
-    "    if not used[f[i]] then out[#out + 1] = f[i]; out[#out + 1] = f[i + 1]; used[f[i]] = 1 end\n"
-    "  end\n"
-    "end\n"
-    "redis.call('XADD', D, '*', unpack(out))\n"
-    "redis.call('XACK', S, G, E)\n"
-    "return 1\n";
 
 struct held {
     struct held *next;
@@ -523,7 +494,7 @@ int db_consumer_new(struct event_base *base, const struct db_consumer_opts *o,
         c->labels[s] = strdup(o->labels[s] ? o->labels[s] : o->streams[s]);
         ok = ok && c->streams[s] && c->labels[s];
     }
-    c->dead = db_redis_script_new(lua_dead);
+    c->dead = db_redis_script_new(db_lua_stream_dead);
     c->claim_timer = evtimer_new(base, round_cb, c);
     int rc = DB_OK;
     if (!ok || !c->dead || !c->claim_timer) {

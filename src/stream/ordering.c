@@ -8,39 +8,7 @@
 
 #include "log/log.h"
 #include "redis/redis.h"
-
-/* ARGV: stream, group, this consumer, entry E, conversation, field, 1 when the conversation
- * appears verbatim in any JSON encoding of it (plain ASCII).  Returns 1 while an entry before
- * E of the same conversation is pending under another consumer (or when too many earlier
- * entries are pending to look at all of them: waiting is safe, the oldest always passes),
- * else 0.  This process's own pending entries are ordered locally and not looked at. */
-static const char lua_order[] =
-    "local S, G, me, E, conv, field, plain = unpack(ARGV)\n"
-    "local sum = redis.pcall('XPENDING', S, G)\n"
-    "if type(sum) ~= 'table' or sum.err or sum[1] == 0 then return 0 end\n"
-    "local others = false\n"
-    "for _, c in ipairs(sum[4] or {}) do if c[1] ~= me then others = true end end\n"
-    "if not others then return 0 end\n"
-    "local from, seen = '-', 0\n"
-    "while seen < 1024 do\n"
-    "  local p = redis.call('XPENDING', S, G, from, '(' .. E, 128)\n"
-    "  for i = 1, #p do\n"
-    "    if p[i][2] ~= me then\n"
-    "      local r = redis.call('XRANGE', S, p[i][1], p[i][1])\n"
-    "      local f = r[1] and r[1][2] or {}\n"
-    "      for k = 1, #f - 1, 2 do\n"
-    "        if f[k] == field and (plain ~= '1' or string.find(f[k + 1], conv, 1, true)) then\n"
-    "          local ok, obj = pcall(cjson.decode, f[k + 1])\n"
-    "          if ok and type(obj) == 'table' and obj.conversation == conv then return 1 end\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  if #p < 128 then return 0 end\n"
-    "  seen = seen + #p\n"
-    "  from = '(' .. p[#p][1]\n"
-    "end\n"
-    "return 1\n";
+#include "redis/scripts.h"
 
 enum { S_IDLE, S_QUEUED, S_CHECKING, S_READY };
 
@@ -355,7 +323,7 @@ int db_ordering_new(struct event_base *base, const struct db_ordering_opts *opts
     o->redis = opts->redis;
     o->ready = ready;
     o->arg = arg;
-    o->script = db_redis_script_new(lua_order);
+    o->script = db_redis_script_new(db_lua_stream_order);
     o->who = strdup(opts->who);
     o->group = strdup(opts->group);
     o->consumer = strdup(opts->consumer);
