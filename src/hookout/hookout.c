@@ -9,10 +9,9 @@
  * different conversations run in parallel up to `concurrency` requests.
  *
  * Several processes share an endpoint's group, so one conversation's entries can be spread
- * over them.  Before its first attempt an entry asks Redis whether an earlier entry of its
- * conversation is still pending under another consumer, and waits while one is: entries are
- * read in id order, so everything earlier is acknowledged or in the PEL, and once nothing
- * earlier is pending elsewhere the entry may go for good. */
+ * over them: the order across processes is src/stream/ordering.c's (an entry's first attempt
+ * waits while an earlier entry of its conversation is pending under another consumer), and
+ * reads, claims, refreshes and dead letters are src/stream/consumer.c's. */
 #include "hookout/hookout.h"
 
 #include <stddef.h>
