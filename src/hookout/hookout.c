@@ -663,7 +663,8 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     /* Waits for the earlier entries of its conversation (both streams share one queue here;
      * across processes each stream is checked on its own); ready_cb queues it for delivery. */
     j->state = J_QUEUED;
-    int rc = db_order_add(ep->order, &j->slot, stream, j->entry, db_json_str(obj, "conversation"));
+    int rc = db_order_add(ep->order, &j->slot, stream, j->entry, db_json_str(obj, "conversation"),
+                          db_consumer_batch(ep->consumer));
     json_decref(obj);
     if (rc != DB_OK) job_free(j);
     return 1;

@@ -32,6 +32,7 @@ struct job {
     struct db_sender *s;
     struct db_order_slot slot; /* its place in its conversation's order */
     char entry[64];            /* outbox entry id */
+    unsigned long batch;       /* the read that brought it (db_consumer_batch) */
     char id[72];               /* gateway message id */
     char platform[32], account[96];
     char *command_text;        /* owned: as read from the stream */
@@ -365,8 +366,8 @@ static void adopted_cb(int status, const char *id, const char *msg_status, int c
     /* Waits (set_waiting) until the conversation's earlier messages, in this process or
      * another, are done; ready_cb starts it. */
     set_waiting(j, 1);
-    if (db_order_add(j->s->order, &j->slot, 0, j->entry, db_json_str(j->cmd, "conversation")) !=
-        DB_OK) {
+    if (db_order_add(j->s->order, &j->slot, 0, j->entry, db_json_str(j->cmd, "conversation"),
+                     j->batch) != DB_OK) {
         /* Without memory for its place: left pending, claimed again later. */
         job_done(j);
     }
@@ -405,6 +406,7 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     s->all = j;
     s->inflight++;
     snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
+    j->batch = db_consumer_batch(s->consumer);
     const char *given_id = NULL;
     for (size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements; i += 2) {
         const char *k = fields->element[i]->str, *v = fields->element[i + 1]->str;

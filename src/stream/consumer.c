@@ -36,7 +36,7 @@ struct db_consumer {
     struct db_redis_script *dead;
     struct event *claim_timer;
     db_consumer_take_fn take;
-    db_consumer_batch_fn batch;
+    db_consumer_batch_fn batch_end;
     void *arg;
     struct held **buckets;
     size_t nbuckets, nheld;
@@ -45,6 +45,7 @@ struct db_consumer {
     int creating, created;
     int nstreams, count, max_held, claim_idle_ms, max_deliveries;
     int stopped, released;
+    unsigned long reads, batch; /* XREADGROUP answers so far; the batch being handed over */
     struct round rounds[2];
     int claiming[2];
     char *who, *what, *group, *consumer, *dead_key, *start, *streams[2], *labels[2];
@@ -151,9 +152,13 @@ static size_t room_cb(void *arg) { return room(arg); }
 static void read_cb(const redisReply *const lists[2], void *arg)
 {
     struct db_consumer *c = arg;
+    c->batch = ++c->reads;
     for (int s = 0; s < c->nstreams; s++) hand_over(c, s, lists[s], 0);
-    if (c->batch) c->batch(c->arg);
+    c->batch = 0;
+    if (c->batch_end) c->batch_end(c->arg);
 }
+
+unsigned long db_consumer_batch(const struct db_consumer *c) { return c ? c->batch : 0; }
 
 /* Counts one callback on the shared connection done; returns 1 when c was freed meanwhile
  * (db_consumer_free left it to the last callback) and is now gone. */
@@ -279,7 +284,7 @@ static void claimed_cb(int status, const redisReply *reply, const char *errstr, 
     /* [next cursor, [entries], [deleted ids]] */
     if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
         hand_over(c, r->stream, reply->element[1], 1);
-        if (c->batch) c->batch(c->arg);
+        if (c->batch_end) c->batch_end(c->arg);
     }
 }
 
@@ -470,7 +475,7 @@ int db_consumer_new(struct event_base *base, const struct db_consumer_opts *o,
     c->redis = o->redis;
     c->metrics = o->metrics;
     c->take = take;
-    c->batch = batch;
+    c->batch_end = batch;
     c->arg = arg;
     c->nstreams = o->streams[1] ? 2 : 1;
     c->count = o->count > 0 ? o->count : 64;

@@ -90,6 +90,11 @@ int db_consumer_holds(const struct db_consumer *c, int stream, const char *entry
 /* Entries held now. */
 size_t db_consumer_held(const struct db_consumer *c);
 
+/* During a take: the number of the read that brought the entry (1, 2, ...; every XREADGROUP
+ * answer has its own), or 0 for a claimed entry.  Entries of one stream with the same read
+ * number were delivered together: no other consumer got an entry between them. */
+unsigned long db_consumer_batch(const struct db_consumer *c);
+
 /* Moves entry to <prefix>:dead with reason and acknowledges it, in one script, if it is still
  * pending.  extra: NULL or name/value pairs (NULL-terminated) added to the dead letter, e.g.
  * {"endpoint", "desk", "payload", body, NULL}.  cb may be NULL; it is always called once

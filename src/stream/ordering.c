@@ -191,10 +191,11 @@ static void begin(struct db_order_slot *s)
 }
 
 int db_order_add(struct db_ordering *o, struct db_order_slot *s, int stream,
-                 const char *entry, const char *conversation)
+                 const char *entry, const char *conversation, unsigned long batch)
 {
     s->o = o;
     s->stream = stream;
+    s->batch = batch;
     snprintf(s->entry, sizeof s->entry, "%s", entry);
     /* Entries without a conversation share one local queue and are not ordered across
      * processes. */
@@ -260,6 +261,11 @@ void db_order_done(struct db_order_slot *s)
         if (next) {
             c->head = next->next;
             next->next = NULL;
+            /* Read together with s, after it: every entry between the two is this process's,
+             * and s's turn came only when everything before it was done. */
+            if (s->ordered && s->batch && next->batch == s->batch && next->stream == s->stream &&
+                id_cmp(s->entry, next->entry) < 0)
+                next->ordered = 1;
         }
     } else {
         for (struct db_order_slot **p = &c->head; *p; p = &(*p)->next)

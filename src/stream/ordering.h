@@ -45,6 +45,7 @@ struct db_order_slot {
     int state;                   /* module's */
     int ordered;                 /* no earlier entry is pending elsewhere: final */
     int held_back;               /* checks that said "not yet" */
+    unsigned long batch;         /* the read that brought it (db_consumer_batch), 0: unknown */
     char entry[64];
 };
 
@@ -65,10 +66,12 @@ int db_ordering_new(struct event_base *base, const struct db_ordering_opts *opts
                     struct db_err *e) DB_MUST_CHECK;
 
 /* Queues slot (entry of streams[stream]) behind the earlier entries of conversation (NULL or
- * "": not ordered).  ready may be called before this returns.  DB_OK or DB_ENOMEM (then the
- * slot is not queued). */
+ * "": not ordered).  batch: db_consumer_batch at the entry's take, or 0.  An entry that
+ * follows an ordered entry of its conversation from the same read of the same stream needs no
+ * check in Redis: nothing between the two went to another consumer.  ready may be called
+ * before this returns.  DB_OK or DB_ENOMEM (then the slot is not queued). */
 int db_order_add(struct db_ordering *o, struct db_order_slot *slot, int stream,
-                 const char *entry, const char *conversation);
+                 const char *entry, const char *conversation, unsigned long batch);
 
 /* For an owner about to start slot's work again (after a retry wait): returns 1 when an
  * earlier entry of its conversation arrived meanwhile (taken over from a dead process); that
