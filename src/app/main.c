@@ -339,7 +339,9 @@ int main(int argc, char **argv)
     }
     if (optind >= argc) {
         struct db_config *cfg;
-        if (!workers && load(file, &cfg) == 0) { /* DESKBRIDGE_WORKERS or the file's */
+        if (!workers) { /* DESKBRIDGE_WORKERS or the file's */
+            /* load() has printed why: stop here, loading again would say it twice. */
+            if (load(file, &cfg) != 0) return 2;
             workers = cfg->workers;
             db_config_free(cfg);
         }
