@@ -3,17 +3,17 @@
  * Everything is decided in local wall-clock terms: a local date plus a minute of the day.
  * The weekly hours are a bitmap of the 10080 minutes of a week; a holiday replaces one
  * date's minutes; a closure clears a range of local minutes.  Instants are turned into
- * local terms with localtime_r under the schedule's TZ (switched under a lock, see
- * tz_enter), so the C library's reading of the tz database decides every DST question.
+ * local terms from the schedule's zone, read once from its TZif file when the schedule is
+ * built (tz.c): the message path reads no file and never touches the process's TZ.
  * Searching for the next change walks local minutes and re-anchors on the real clock at
  * every UTC offset change, found by bisection, so skipped and repeated hours come out
  * right in both directions. */
 #include "auto/hours.h"
 
+#include "auto/tz.h"
 #include "conf/config.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +35,7 @@ struct closure {
 
 struct db_schedule {
     char *tz;
+    struct db_tz *zone;         /* read once when the schedule is built */
     uint8_t week[WEEK_MIN / 8]; /* bit (wd * 1440 + minute), Monday = 0 */
     struct hday *hol;           /* sorted by day */
     size_t nhol;
@@ -61,34 +62,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 
 static int weekday_of(int64_t day) { return (int)(((day + 3) % 7 + 7) % 7); } /* Mon = 0 */
 
-/* ---- time zone switching ---- */
-
-/* TZ is process-global: one lock serialises every use this module makes of it, and the
- * previous value is put back so other code (the CLI prints local times) is unaffected. */
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct tzsave {
-    char old[256];
-    int had;
-};
-
-static void tz_enter(const char *name, struct tzsave *sv)
-{
-    pthread_mutex_lock(&tz_lock);
-    const char *old = getenv("TZ");
-    sv->had = old != NULL && strlen(old) < sizeof sv->old;
-    if (sv->had) snprintf(sv->old, sizeof sv->old, "%s", old);
-    setenv("TZ", name, 1);
-    tzset();
-}
-
-static void tz_leave(struct tzsave *sv)
-{
-    if (sv->had) setenv("TZ", sv->old, 1);
-    else unsetenv("TZ");
-    tzset();
-    pthread_mutex_unlock(&tz_lock);
-}
+/* ---- local time, from the zone read at load ---- */
 
 struct local {
     int64_t min;   /* local minutes since 1970-01-01 00:00 */
@@ -97,19 +71,18 @@ struct local {
     struct tm tm;
 };
 
-static void local_of(time_t t, struct local *o)
+static void local_of(const struct db_schedule *s, time_t t, struct local *o)
 {
-    if (!localtime_r(&t, &o->tm)) memset(&o->tm, 0, sizeof o->tm);
+    db_tz_local(s->zone, t, &o->tm);
     o->min = days_from_civil(o->tm.tm_year + 1900LL, o->tm.tm_mon + 1, o->tm.tm_mday) * 1440 +
              o->tm.tm_hour * 60 + o->tm.tm_min;
-    o->sec = o->tm.tm_sec > 59 ? 59 : o->tm.tm_sec;
+    o->sec = o->tm.tm_sec;
     o->off = o->tm.tm_gmtoff;
 }
 
-static long offset_at(time_t t)
+static long offset_at(const struct db_schedule *s, time_t t)
 {
-    struct tm tm;
-    return localtime_r(&t, &tm) ? tm.tm_gmtoff : 0;
+    return db_tz_offset(s->zone, t);
 }
 
 /* ---- local state ---- */
@@ -147,14 +120,14 @@ static int state_at(const struct db_schedule *s, time_t t)
 {
     struct local l;
     uint8_t m[1440];
-    local_of(t, &l);
+    local_of(s, t, &l);
     int64_t day = fdiv(l.min, 1440);
     day_mask(s, day, m);
     return m[l.min - day * 1440];
 }
 
 /* The first instant after t at which the state differs from state_at(t), or -1 when there
- * is none within SEARCH_DAYS.  Caller holds the TZ. */
+ * is none within SEARCH_DAYS. */
 static time_t next_change(const struct db_schedule *s, time_t t0)
 {
     int st = state_at(s, t0);
@@ -162,7 +135,7 @@ static time_t next_change(const struct db_schedule *s, time_t t0)
     uint8_t m[1440];
     while (t < end) {
         struct local l;
-        local_of(t, &l);
+        local_of(s, t, &l);
         int64_t day = fdiv(l.min, 1440);
         int k = (int)(l.min - day * 1440);
         day_mask(s, day, m);
@@ -170,11 +143,11 @@ static time_t next_change(const struct db_schedule *s, time_t t0)
         while (j < 1440 && m[j] == st) j++;
         /* Where local minute j begins if the offset holds until then. */
         time_t cand = t - l.sec + (time_t)(j - k) * 60;
-        if (offset_at(cand) != l.off) {
+        if (offset_at(s, cand) != l.off) {
             time_t lo = t, hi = cand;
             while (hi - lo > 1) {
                 time_t mid = lo + (hi - lo) / 2;
-                if (offset_at(mid) == l.off) lo = mid;
+                if (offset_at(s, mid) == l.off) lo = mid;
                 else hi = mid;
             }
             cand = hi; /* the first instant under the new offset */
@@ -186,7 +159,7 @@ static time_t next_change(const struct db_schedule *s, time_t t0)
 }
 
 /* The first instant of the period of constant state that holds t, or -1 when it began more
- * than SEARCH_DAYS before t.  Caller holds the TZ. */
+ * than SEARCH_DAYS before t. */
 static time_t period_start(const struct db_schedule *s, time_t t0)
 {
     int st = state_at(s, t0);
@@ -194,18 +167,18 @@ static time_t period_start(const struct db_schedule *s, time_t t0)
     uint8_t m[1440];
     while (t > end) {
         struct local l;
-        local_of(t, &l);
+        local_of(s, t, &l);
         int64_t day = fdiv(l.min, 1440);
         int k = (int)(l.min - day * 1440);
         day_mask(s, day, m);
         int j = k;
         while (j > 0 && m[j - 1] == st) j--;
         time_t cand = t - l.sec - (time_t)(k - j) * 60;
-        if (offset_at(cand) != l.off) {
+        if (offset_at(s, cand) != l.off) {
             time_t lo = cand, hi = t;
             while (hi - lo > 1) {
                 time_t mid = lo + (hi - lo) / 2;
-                if (offset_at(mid) == l.off) hi = mid;
+                if (offset_at(s, mid) == l.off) hi = mid;
                 else lo = mid;
             }
             cand = hi; /* the first instant under t's offset */
@@ -218,19 +191,12 @@ static time_t period_start(const struct db_schedule *s, time_t t0)
 
 int db_schedule_is_open(const struct db_schedule *s, time_t t)
 {
-    struct tzsave sv;
-    tz_enter(s->tz, &sv);
-    int st = state_at(s, t);
-    tz_leave(&sv);
-    return st;
+    return state_at(s, t);
 }
 
 int db_schedule_next_open(const struct db_schedule *s, time_t t, time_t *out)
 {
-    struct tzsave sv;
-    tz_enter(s->tz, &sv);
     time_t r = state_at(s, t) ? t : next_change(s, t);
-    tz_leave(&sv);
     if (r < 0) return DB_ENOTFOUND;
     *out = r;
     return DB_OK;
@@ -238,12 +204,8 @@ int db_schedule_next_open(const struct db_schedule *s, time_t t, time_t *out)
 
 int db_schedule_closed_since(const struct db_schedule *s, time_t t, time_t *out)
 {
-    struct tzsave sv;
-    tz_enter(s->tz, &sv);
-    int open = state_at(s, t);
-    time_t r = open ? -1 : period_start(s, t);
-    tz_leave(&sv);
-    if (open) return DB_EINVAL;
+    if (state_at(s, t)) return DB_EINVAL;
+    time_t r = period_start(s, t);
     if (r < 0) return DB_ENOTFOUND;
     *out = r;
     return DB_OK;
@@ -261,11 +223,8 @@ const char *db_schedule_format(const struct db_schedule *s, time_t t, time_t now
     const char *const *names = en;
     if (lang && strncmp(lang, "uk", 2) == 0) names = uk;
     else if (lang && strncmp(lang, "ru", 2) == 0) names = ru;
-    struct tzsave sv;
     struct local l;
-    tz_enter(s->tz, &sv);
-    local_of(t, &l);
-    tz_leave(&sv);
+    local_of(s, t, &l);
     const char *day = names[l.tm.tm_wday >= 0 && l.tm.tm_wday < 7 ? l.tm.tm_wday : 0];
     if (t - now < 6 * 86400)
         snprintf(buf, n, "%s %02d:%02d", day, l.tm.tm_hour, l.tm.tm_min);
@@ -281,6 +240,7 @@ void db_schedule_free(struct db_schedule *s)
 {
     if (!s) return;
     free(s->tz);
+    db_tz_free(s->zone);
     free(s->hol);
     free(s->clo);
     free(s);
@@ -501,8 +461,10 @@ static int parse_dates(const struct db_conf_section *sec, const struct db_conf_k
     return DB_OK;
 }
 
-static int check_tz(const struct db_conf_section *sec, const struct db_conf_kv *kv,
-                    struct db_err *e)
+/* Checks the zone name and reads its TZif file into *zone (the only zoneinfo read: every
+ * later question is answered from it). */
+static int load_tz(const struct db_conf_section *sec, const struct db_conf_kv *kv,
+                   struct db_tz **zone, struct db_err *e)
 {
     const char *v = kv->value;
     size_t n = strlen(v);
@@ -510,15 +472,9 @@ static int check_tz(const struct db_conf_section *sec, const struct db_conf_kv *
         strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") != n)
         return db_conf_error(e, sec, kv, kname(kv, "timezone"),
                              "'%.64s': want an IANA time zone name such as Europe/Kyiv", v);
-    /* glibc falls back to UTC silently for an unknown name, so look the file up first. */
-    const char *dir = getenv("TZDIR");
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", v);
-    FILE *f = fopen(path, "rb");
-    char magic[4] = {0};
-    int ok = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0;
-    if (f) fclose(f);
-    if (!ok)
+    int rc = db_tz_load(v, zone);
+    if (rc == DB_ENOMEM) return db_err_set(e, DB_ENOMEM, "out of memory");
+    if (rc != DB_OK)
         return db_conf_error(e, sec, kv, kname(kv, "timezone"),
                              "unknown time zone '%s' (not in the tz database)", v);
     return DB_OK;
@@ -585,7 +541,7 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
         rc = db_conf_error(e, sec, NULL, "timezone", "is required (e.g. Europe/Kyiv)");
         goto fail;
     }
-    if ((rc = check_tz(sec, tz, e)) != DB_OK) goto fail;
+    if ((rc = load_tz(sec, tz, &s->zone, e)) != DB_OK) goto fail;
     if (!hours) {
         rc = db_conf_error(e, sec, NULL, "hours", "is required (e.g. 'mon-fri 09:00-18:00')");
         goto fail;

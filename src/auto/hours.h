@@ -1,7 +1,8 @@
 /* hours.h - business hours: a weekly schedule in an IANA time zone, with holidays, partial
  * days and one-off closures; and the small text rules of automatic answers (keyword
- * matching, placeholder expansion) that autoreply.c applies.  Pure: the only outside input
- * is the system time zone database, read through the C library.  docs/business-hours.md. */
+ * matching, placeholder expansion) that autoreply.c applies.  The only outside input is the
+ * zone's TZif file, read once by db_schedule_parse; answering a question about an instant
+ * reads no file and leaves the process's TZ alone.  docs/business-hours.md. */
 #ifndef DB_HOURS_H
 #define DB_HOURS_H
 
@@ -15,7 +16,8 @@ struct db_schedule;
 struct db_config;
 
 /* Builds the schedule of a [schedule NAME] section (keys timezone, hours, holidays,
- * closures; the text keys are only checked for presence of allowed names).  DB_OK with *out
+ * closures; the text keys are only checked for presence of allowed names), reading the
+ * zone's TZif file: call it at configuration load, not per message.  DB_OK with *out
  * (free with db_schedule_free), or DB_ECONFIG with "FILE:LINE: KEY: what is wrong" in e. */
 int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
                       struct db_err *e) DB_MUST_CHECK;

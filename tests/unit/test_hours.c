@@ -17,6 +17,7 @@
 #include "auto/autoreply.h"
 #include "conf/config.h"
 #include "auto/hours.h"
+#include "auto/tz.h"
 
 /* A [schedule test] section as config.c would build it: "test.conf", key i on line i + 2. */
 struct sec_buf {
@@ -449,6 +450,144 @@ static void keyword_and_canned_sections(void **state)
     assert_string_equal(e.msg, "[canned c]: text: is required");
 }
 
+/* ---- the zone reader against the C library ---- */
+
+/* Where the zone reader and localtime_r (under TZ=name, set here only to get the expected
+ * value) disagree at t: 0 when they agree, else fails the test naming the instant. */
+static void same_local(const struct db_tz *z, const char *name, time_t t)
+{
+    struct tm want, got;
+    assert_non_null(localtime_r(&t, &want));
+    db_tz_local(z, t, &got);
+    if (want.tm_year != got.tm_year || want.tm_mon != got.tm_mon ||
+        want.tm_mday != got.tm_mday || want.tm_hour != got.tm_hour ||
+        want.tm_min != got.tm_min || want.tm_sec != got.tm_sec ||
+        want.tm_wday != got.tm_wday || want.tm_yday != got.tm_yday ||
+        want.tm_gmtoff != got.tm_gmtoff || (want.tm_isdst > 0) != (got.tm_isdst > 0))
+        fail_msg("%s at %lld: libc %04d-%02d-%02d %02d:%02d:%02d off %ld dst %d, "
+                 "ours %04d-%02d-%02d %02d:%02d:%02d off %ld dst %d",
+                 name, (long long)t, want.tm_year + 1900, want.tm_mon + 1, want.tm_mday,
+                 want.tm_hour, want.tm_min, want.tm_sec, (long)want.tm_gmtoff, want.tm_isdst,
+                 got.tm_year + 1900, got.tm_mon + 1, got.tm_mday, got.tm_hour, got.tm_min,
+                 got.tm_sec, (long)got.tm_gmtoff, got.tm_isdst);
+}
+
+/* Every hour from 1970 to 2060, every offset change found on the way to the second (the
+ * instant before, at and after it), and a day at a time from 1850 and to 2200, where the
+ * first time type and the footer's POSIX rule decide. */
+static size_t compare_zone(const char *name)
+{
+    struct db_tz *z = NULL;
+    assert_int_equal(db_tz_load(name, &z), DB_OK);
+    setenv("TZ", name, 1);
+    tzset();
+    size_t changes = 0;
+    time_t from = utc(1970, 1, 1, 0, 0), to = utc(2060, 1, 1, 0, 0);
+    struct tm tm;
+    long prev = (localtime_r(&from, &tm), tm.tm_gmtoff);
+    for (time_t t = from; t < to; t += 3600) {
+        same_local(z, name, t);
+        long off = (localtime_r(&t, &tm), tm.tm_gmtoff);
+        if (off == prev) continue;
+        time_t lo = t - 3600, hi = t; /* offset prev at lo, off at hi */
+        while (hi - lo > 1) {
+            time_t mid = lo + (hi - lo) / 2;
+            if ((localtime_r(&mid, &tm), tm.tm_gmtoff) == prev) lo = mid;
+            else hi = mid;
+        }
+        for (time_t k = hi - 2; k <= hi + 1; k++) same_local(z, name, k);
+        changes++;
+        prev = off;
+    }
+    for (time_t t = utc(1850, 1, 1, 0, 0); t < from; t += 86400 + 3607) same_local(z, name, t);
+    for (time_t t = to; t < utc(2200, 1, 1, 0, 0); t += 86400 + 3607) same_local(z, name, t);
+    unsetenv("TZ");
+    tzset();
+    db_tz_free(z);
+    return changes;
+}
+
+static void zone_reader_agrees_with_libc(void **state)
+{
+    (void)state;
+    /* DST both ways, north and south, half hours, negative DST (Dublin), DST ended for good
+     * (Tehran since 2022, Sao_Paulo since 2019), rules changed mid-way (New_York 2007). */
+    static const char *const zones[] = {"Europe/Kyiv",       "America/New_York",
+                                        "Australia/Lord_Howe", "Australia/Sydney",
+                                        "Europe/Dublin",     "Asia/Tehran",
+                                        "America/Sao_Paulo", "Pacific/Chatham",
+                                        "Europe/London",     "UTC"};
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        size_t changes = compare_zone(zones[i]);
+        /* The sweep did meet transitions where the zone has them: two a year since 1970
+         * for the first two. */
+        if (i < 2) assert_true(changes > 150);
+    }
+}
+
+/* The two transitions of 2026 in Kyiv and New York, by hand: the local hour that is skipped
+ * in spring and the one that is repeated in autumn. */
+static void zone_reader_dst_instants(void **state)
+{
+    (void)state;
+    struct db_tz *kyiv = NULL, *ny = NULL;
+    assert_int_equal(db_tz_load("Europe/Kyiv", &kyiv), DB_OK);
+    assert_int_equal(db_tz_load("America/New_York", &ny), DB_OK);
+    struct tm tm;
+    /* Kyiv: 2026-03-29 01:00 UTC, 03:00 EET becomes 04:00 EEST. */
+    time_t t = utc(2026, 3, 29, 1, 0);
+    db_tz_local(kyiv, t - 1, &tm);
+    assert_int_equal(tm.tm_hour, 2);
+    assert_int_equal(tm.tm_min, 59);
+    assert_int_equal(tm.tm_gmtoff, 7200);
+    db_tz_local(kyiv, t, &tm);
+    assert_int_equal(tm.tm_hour, 4);
+    assert_int_equal(tm.tm_gmtoff, 10800);
+    assert_int_equal(tm.tm_isdst, 1);
+    /* Kyiv: 2026-10-25 01:00 UTC, 04:00 EEST becomes 03:00 EET. */
+    t = utc(2026, 10, 25, 1, 0);
+    db_tz_local(kyiv, t - 1, &tm);
+    assert_int_equal(tm.tm_hour, 3);
+    assert_int_equal(tm.tm_min, 59);
+    db_tz_local(kyiv, t, &tm);
+    assert_int_equal(tm.tm_hour, 3);
+    assert_int_equal(tm.tm_min, 0);
+    assert_int_equal(tm.tm_isdst, 0);
+    /* New York: 2026-03-08 07:00 UTC (02:00 EST -> 03:00 EDT), 2026-11-01 06:00 UTC
+     * (02:00 EDT -> 01:00 EST). */
+    assert_int_equal(db_tz_offset(ny, utc(2026, 3, 8, 7, 0) - 1), -5 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2026, 3, 8, 7, 0)), -4 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2026, 11, 1, 6, 0) - 1), -4 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2026, 11, 1, 6, 0)), -5 * 3600);
+    /* Far beyond the file's last transition, where only the footer's rule speaks. */
+    assert_int_equal(db_tz_offset(ny, utc(2150, 7, 1, 12, 0)), -4 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2150, 1, 1, 12, 0)), -5 * 3600);
+    db_tz_free(kyiv);
+    db_tz_free(ny);
+}
+
+/* Bytes that are not a usable TZif file are refused, never read past their end. */
+static void zone_reader_refuses_bad_files(void **state)
+{
+    (void)state;
+    struct db_tz *z = NULL;
+    static const unsigned char junk[] = "TZif2 not really";
+    assert_int_equal(db_tz_parse(junk, sizeof junk, &z), DB_EINVAL);
+    assert_null(z);
+    unsigned char hdr[44] = "TZif";
+    assert_int_equal(db_tz_parse(hdr, sizeof hdr, &z), DB_EINVAL); /* no time type */
+    hdr[39] = 1;                                                     /* one type, no data */
+    assert_int_equal(db_tz_parse(hdr, sizeof hdr, &z), DB_EINVAL);
+    unsigned char one[50] = "TZif";
+    one[39] = 1; /* a version 1 file with a single type, UTC+3 */
+    one[44 + 2] = 0x2a;
+    one[44 + 3] = 0x30;
+    assert_int_equal(db_tz_parse(one, sizeof one, &z), DB_OK);
+    assert_int_equal(db_tz_offset(z, 0), 10800);
+    db_tz_free(z);
+    assert_int_equal(db_tz_load("No/Such_Zone", &z), DB_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +600,9 @@ int main(void)
         cmocka_unit_test(holidays_partial_days_closures),
         cmocka_unit_test(next_open_wording),
         cmocka_unit_test(tz_is_restored),
+        cmocka_unit_test(zone_reader_agrees_with_libc),
+        cmocka_unit_test(zone_reader_dst_instants),
+        cmocka_unit_test(zone_reader_refuses_bad_files),
         cmocka_unit_test(parse_errors),
         cmocka_unit_test(keyword_matching),
         cmocka_unit_test(text_expansion),
