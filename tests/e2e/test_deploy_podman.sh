@@ -18,6 +18,8 @@ missing=()
 for b in "${need[@]}"; do command -v "$b" >/dev/null || [ -x "/usr/lib/podman/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
+    # On a CI machine (CI=true) a missing tool is a broken CI image: fail, do not pass quietly.
+    [ "${CI:-}" = true ] && fail "CI=true: podman tooling missing (${missing[*]}) and not root to install it"
     echo "SKIPPED: podman tooling missing (${missing[*]}) and not root to install it"
     echo "0 passed, 0 failed, 1 skipped"; exit 0
   fi

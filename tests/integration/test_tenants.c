@@ -81,9 +81,9 @@ static int teardown(void **state)
 {
     (void)state;
     int st = db_test_daemon_stop(&D, SIGTERM);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    db_test_teardown_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* Refusals are logged with the tenant's name; no token ever is. */
-    assert_true(db_test_daemon_log_count(&D, "tenant=alpha") > 0);
+    db_test_teardown_assert(db_test_daemon_log_count(&D, "tenant=alpha") > 0);
     static const char *const never[] = {TOK_A, TOK_B, ADMIN, "BotTokenDoNotLog", NULL};
     db_test_daemon_assert_log_clean(&D, never);
     unlink(D.log_path);

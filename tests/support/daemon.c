@@ -198,7 +198,7 @@ static void fail_at_exit(void)
     _exit(1);
 }
 
-static void exit_failing(void)
+void db_test_exit_failing(void)
 {
     static int registered;
     if (!registered++) atexit(fail_at_exit);
@@ -215,7 +215,7 @@ void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
             int hits = db_test_daemon_log_count(d, *n);
             if (hits) {
                 fprintf(stderr, "%d line(s) of %s contain \"%s\"\n", hits, d->log_path, *n);
-                exit_failing();
+                db_test_exit_failing();
             }
             assert_int_equal(hits, 0);
         }
@@ -227,7 +227,7 @@ void db_test_daemon_stop_clean(struct db_test_daemon *d, const char *const *neve
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "the daemon did not exit with 0 on SIGTERM (wait status %#x); log: %s\n",
                 (unsigned)st, d->log_path);
-        exit_failing();
+        db_test_exit_failing();
     }
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     db_test_daemon_assert_log_clean(d, never_logged);

@@ -6,6 +6,7 @@
 #define DB_TEST_DAEMON_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 struct db_test_daemon {
@@ -35,6 +36,19 @@ void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
  * log is clean (as above).  Removes the log unless KEEP_LOG is set. */
 void db_test_daemon_stop_clean(struct db_test_daemon *d, const char *const *never_logged);
 /* 1 when the process is still running. */
+/* Makes the test program end with status 1 at exit, whatever cmocka reports: cmocka counts a
+ * failed check in a group teardown but still exits 0, so ctest would pass it. */
+void db_test_exit_failing(void);
+/* A check for a group teardown: when cond is false it says so on stderr, ends the program
+ * with status 1 at exit (db_test_exit_failing) and fails like assert_true. */
+#define db_test_teardown_assert(cond)                                              \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            fprintf(stderr, "%s:%d: teardown check failed: %s\n", __FILE__, __LINE__, #cond); \
+            db_test_exit_failing();                                                \
+        }                                                                          \
+        assert_true(cond);                                                         \
+    } while (0)
 int db_test_daemon_alive(struct db_test_daemon *d);
 /* Counts lines of the daemon's log containing needle. */
 int db_test_daemon_log_count(const struct db_test_daemon *d, const char *needle);
