@@ -118,10 +118,8 @@ static int run_gateway(const char *file, const char *role, int workers, int work
     if (load(file, &cfg) != 0) return 2;
     if (workers > 0) cfg->workers = workers;
     cfg->worker = worker;
-    if (role) {
-        free(cfg->role);
-        cfg->role = strdup(role);
-    }
+    /* argv outlives the configuration; the loaded role is a static string, not to free. */
+    if (role) cfg->role = role;
     signal(SIGPIPE, SIG_IGN);
     struct run r = {.config_file = file};
     r.base = event_base_new();

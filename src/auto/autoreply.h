@@ -29,12 +29,7 @@ void db_canned_list_handle(struct db_gateway *gw, struct db_httpd_req *req);
  * "canned"), or DB_EINVAL naming the field in e (unknown name, missing value). */
 int db_canned_expand(const struct db_config *cfg, json_t *cmd, struct db_err *e) DB_MUST_CHECK;
 
-/* The first keyword rule ([keyword NAME] section) that answers the message event ev, or NULL
- * (also for events that are not messages).  Borrowed from cfg. */
-struct db_conf_section;
-const struct db_conf_section *db_keyword_rule_for(const struct db_config *cfg,
-                                                  const json_t *ev);
-/* 1 when that rule says resolve = true: the conversation needs no agent. */
-int db_keyword_resolves(const struct db_config *cfg, const json_t *ev);
+/* The keyword rules (db_keyword_rule_for, db_keyword_resolves) are in auto/rules.h. */
+#include "auto/rules.h"
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "auto/tz.h"
 #include "conf/config.h"
+#include "conf/schema.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -480,56 +481,33 @@ static int load_tz(const struct db_conf_section *sec, const struct db_conf_kv *k
     return DB_OK;
 }
 
-static int check_accounts(const struct db_conf_section *sec, const struct db_conf_kv *kv,
-                          struct db_err *e)
+/* "accounts": a comma list of platform:account. */
+static const char *accounts_check(const char *v, char *buf, size_t n)
 {
-    const char *p = kv->value;
-    int n = 0;
-    while (*p) {
+    int count = 0;
+    for (const char *p = v; *p;) {
         size_t len = strcspn(p, ",");
         const char *a = p, *end = p + len;
         while (a < end && (*a == ' ' || *a == '\t')) a++;
         while (end > a && (end[-1] == ' ' || end[-1] == '\t')) end--;
         const char *colon = memchr(a, ':', (size_t)(end - a));
-        if (a < end && (!colon || colon == a || colon + 1 == end))
-            return db_conf_error(e, sec, kv, "accounts",
-                                 "'%.*s': want platform:account", (int)(end - a > 60 ? 60 : end - a), a);
-        n += a < end;
+        if (a < end && (!colon || colon == a || colon + 1 == end)) {
+            snprintf(buf, n, "'%.*s': want platform:account", (int)(end - a > 60 ? 60 : end - a),
+                     a);
+            return buf;
+        }
+        count += a < end;
         p += len + (p[len] == ',');
     }
-    if (!n) return db_conf_error(e, sec, kv, "accounts", "is empty");
-    return DB_OK;
+    return count ? NULL : "is empty";
 }
 
-static int lang_key(const char *key, const char *prefix)
+/* The schedule proper from the checked keys: zone, weekly hours, holidays, closures. */
+static int build(const struct db_conf_section *sec, struct db_schedule **out, struct db_err *e)
 {
-    size_t n = strlen(prefix);
-    if (strncmp(key, prefix, n) != 0 || key[n] != '_') return 0;
-    const char *l = key + n + 1;
-    size_t ln = strlen(l);
-    return ln >= 2 && ln <= 16 && strspn(l, "abcdefghijklmnopqrstuvwxyz_-") == ln;
-}
-
-int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
-                      struct db_err *e)
-{
-    static const char *const plain[] = {"timezone",      "hours",    "holidays",
-                                        "closures",      "away_message", "greeting",
-                                        "queue_message", "queue_default_wait_s", "accounts",
-                                        NULL};
     int rc;
     struct db_schedule *s = calloc(1, sizeof *s);
     if (!s) return db_err_set(e, DB_ENOMEM, "out of memory");
-    for (size_t i = 0; i < sec->n; i++) {
-        const char *k = sec->kv[i].key;
-        int ok = lang_key(k, "away_message") || lang_key(k, "greeting") ||
-                 lang_key(k, "queue_message");
-        for (size_t j = 0; !ok && plain[j]; j++) ok = strcmp(k, plain[j]) == 0;
-        if (!ok) {
-            rc = db_conf_error(e, sec, &sec->kv[i], k, "unknown key");
-            goto fail;
-        }
-    }
     const struct db_conf_kv *tz = db_conf_find(sec, "timezone");
     const struct db_conf_kv *hours = db_conf_find(sec, "hours");
     if (!tz && hours && strcmp(kname(hours, "hours"), "hours") != 0) {
@@ -552,17 +530,6 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
         goto fail;
     if ((kv = db_conf_find(sec, "closures")) && (rc = parse_dates(sec, kv, 1, s, e)) != DB_OK)
         goto fail;
-    if ((kv = db_conf_find(sec, "accounts")) && (rc = check_accounts(sec, kv, e)) != DB_OK)
-        goto fail;
-    if ((kv = db_conf_find(sec, "queue_default_wait_s"))) {
-        char *end;
-        long v = strtol(kv->value, &end, 10);
-        if (!*kv->value || *end || v < 1 || v > 86400) {
-            rc = db_conf_error(e, sec, kv, "queue_default_wait_s",
-                               "want a whole number of seconds from 1 to 86400");
-            goto fail;
-        }
-    }
     if (!(s->tz = strdup(tz->value))) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
@@ -574,12 +541,62 @@ fail:
     return rc;
 }
 
-int db_schedule_conf_check(const struct db_conf_section *sec, struct db_err *e)
+static int schedule_finish(void *obj, const struct db_conf_section *sec, struct db_err *e)
 {
-    struct db_schedule *s = NULL;
-    int rc = db_schedule_parse(sec, &s, e);
-    db_schedule_free(s);
-    return rc;
+    struct db_schedule_conf *sc = obj;
+    sc->sec = sec;
+    sc->name = sec->account;
+    return build(sec, &sc->sched, e);
+}
+
+static void schedule_release(void *obj)
+{
+    db_schedule_free(((struct db_schedule_conf *)obj)->sched);
+}
+
+#define SOFF(f) offsetof(struct db_schedule_conf, f)
+static const struct db_conf_key schedule_keys[] = {
+    {.name = "timezone", .type = DB_CONF_STR, .off = SOFF(timezone),
+     .env = "DESKBRIDGE_TIMEZONE", .doc = "required: an IANA time zone name such as Europe/Kyiv"},
+    {.name = "hours", .type = DB_CONF_STR, .off = SOFF(hours), .env = "DESKBRIDGE_BUSINESS_HOURS",
+     .doc = "required: the weekly hours, e.g. `mon-fri 09:00-18:00; sat 10:00-14:00`"},
+    {.name = "holidays", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY, .off = SOFF(holidays),
+     .env = "DESKBRIDGE_HOLIDAYS",
+     .doc = "dates `YYYY-MM-DD`, each closed all day or open only `HH:MM-HH:MM`"},
+    {.name = "closures", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY, .off = SOFF(closures),
+     .doc = "one-off closures `YYYY-MM-DD HH:MM-HH:MM`"},
+    {.name = "away_message", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY | DB_CONF_LANG,
+     .off = SOFF(away_message), .env = "DESKBRIDGE_AWAY_MESSAGE",
+     .doc = "sent when a message arrives while closed (`away_message_<lang>` per language)"},
+    {.name = "greeting", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY | DB_CONF_LANG,
+     .off = SOFF(greeting), .doc = "sent once to a new conversation (`greeting_<lang>`)"},
+    {.name = "queue_message", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY | DB_CONF_LANG,
+     .off = SOFF(queue_message),
+     .doc = "the queue position and expected wait, sent while open (`queue_message_<lang>`)"},
+    {.name = "queue_default_wait_s", .type = DB_CONF_INT, .min = 1, .max = 86400, .def = "300",
+     .off = SOFF(queue_default_wait_s),
+     .doc = "the wait per conversation assumed before there are statistics"},
+    {.name = "accounts", .type = DB_CONF_STR, .off = SOFF(accounts), .check = accounts_check,
+     .doc = "the `platform:account` entries this schedule applies to"},
+};
+
+const struct db_conf_table db_schedule_conf_table = {
+    .section = "schedule", .named = 1, .size = sizeof(struct db_schedule_conf),
+    .keys = schedule_keys, .n_keys = sizeof schedule_keys / sizeof schedule_keys[0],
+    .finish = schedule_finish, .release = schedule_release};
+
+int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
+                      struct db_err *e)
+{
+    void *obj = NULL;
+    *out = NULL;
+    int rc = db_conf_obj_new(&db_schedule_conf_table, sec, &obj, e);
+    if (rc != DB_OK) return rc;
+    struct db_schedule_conf *sc = obj;
+    *out = sc->sched;
+    sc->sched = NULL;
+    db_conf_obj_free(&db_schedule_conf_table, obj);
+    return DB_OK;
 }
 
 /* ---- which schedule, which text ---- */
@@ -600,28 +617,29 @@ int db_accounts_list_has(const char *list, const char *platform, const char *acc
     return 0;
 }
 
-const struct db_conf_section *db_schedule_section_of(const struct db_config *cfg,
-                                                     const char *platform, const char *account)
+const struct db_schedule_conf *db_schedule_conf_of(const struct db_config *cfg,
+                                                   const char *platform, const char *account)
 {
+    const struct db_schedule_conf *dflt = NULL;
     for (size_t i = 0; i < cfg->n_sections; i++) {
-        const struct db_conf_section *s = &cfg->sections[i];
-        const struct db_conf_kv *acc =
-            strcmp(s->platform, "schedule") == 0 ? db_conf_find(s, "accounts") : NULL;
-        if (acc && db_accounts_list_has(acc->value, platform, account)) return s;
+        if (strcmp(cfg->sections[i].platform, "schedule") != 0) continue;
+        const struct db_schedule_conf *sc = cfg->features[i].obj;
+        if (sc->accounts && db_accounts_list_has(sc->accounts, platform, account)) return sc;
+        if (!dflt && strcmp(sc->name, "default") == 0) dflt = sc;
     }
-    return db_config_section(cfg, "schedule", "default");
+    return dflt;
 }
 
-const char *db_schedule_text(const struct db_conf_section *sec, const char *key,
+const char *db_schedule_text(const struct db_schedule_conf *sc, const char *key,
                              const char *lang)
 {
     const struct db_conf_kv *kv = NULL;
     if (lang && *lang) {
         char k[64];
         snprintf(k, sizeof k, "%s_%s", key, lang);
-        kv = db_conf_find(sec, k);
+        kv = db_conf_find(sc->sec, k);
     }
-    if (!kv) kv = db_conf_find(sec, key);
+    if (!kv) kv = db_conf_find(sc->sec, key);
     return kv ? kv->value : NULL;
 }
 

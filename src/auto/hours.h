@@ -23,9 +23,6 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
                       struct db_err *e) DB_MUST_CHECK;
 void db_schedule_free(struct db_schedule *s); /* NULL-safe */
 
-/* Same as the parse, keeping nothing: the .check of the "schedule" feature section. */
-int db_schedule_conf_check(const struct db_conf_section *sec, struct db_err *e);
-
 /* 1 when the schedule is open at the instant t, else 0. */
 int db_schedule_is_open(const struct db_schedule *s, time_t t);
 
@@ -50,15 +47,28 @@ const char *db_schedule_tz(const struct db_schedule *s);
 /* 1 when the comma list (an "accounts" value) names "platform:account", else 0. */
 int db_accounts_list_has(const char *list, const char *platform, const char *account);
 
-/* The [schedule] section that applies to platform:account: the one whose accounts list names
- * it, else [schedule default], else NULL (always open, no automatic texts).  Borrowed from
- * cfg. */
-const struct db_conf_section *db_schedule_section_of(const struct db_config *cfg,
-                                                     const char *platform, const char *account);
+/* A [schedule NAME] section as loaded (the "schedule" feature table, built once per
+ * configuration load): the keys, and the schedule compiled from them.  Owned by the
+ * configuration. */
+struct db_schedule_conf {
+    const struct db_conf_section *sec; /* the section, for the texts by language */
+    const char *name;
+    const char *timezone, *hours, *holidays, *closures, *accounts; /* NULL when unset */
+    const char *away_message, *greeting, *queue_message;          /* default language */
+    int queue_default_wait_s;                                      /* default 300 */
+    struct db_schedule *sched;
+};
+struct db_conf_table;
+extern const struct db_conf_table db_schedule_conf_table;
 
-/* The value of key_<lang> in sec, else of key; NULL when neither is set.  lang may be NULL or
- * empty.  Borrowed from sec. */
-const char *db_schedule_text(const struct db_conf_section *sec, const char *key,
+/* The schedule that applies to platform:account: the one whose accounts list names it, else
+ * [schedule default], else NULL (always open, no automatic texts).  Borrowed from cfg. */
+const struct db_schedule_conf *db_schedule_conf_of(const struct db_config *cfg,
+                                                   const char *platform, const char *account);
+
+/* The value of key_<lang> in the schedule's section, else of key; NULL when neither is set.
+ * lang may be NULL or empty.  Borrowed from the configuration. */
+const char *db_schedule_text(const struct db_schedule_conf *sc, const char *key,
                              const char *lang);
 
 /* ---- text rules (autoreply.c) ---- */
@@ -73,8 +83,5 @@ int db_keyword_match(const char *list, const char *text);
  * Returns a new string (caller frees) or NULL on ENOMEM. */
 char *db_text_expand(const char *tmpl, const char *const *vars);
 
-/* The .check functions of the "keyword" and "canned" feature sections (autoreply.c). */
-int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e);
-int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 #endif

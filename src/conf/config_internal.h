@@ -37,4 +37,8 @@ const char *db_config_key_name(size_t i);
  * NULL past the end (static strings). */
 const char *db_config_env_name(size_t i);
 
+/* The [gateway] key table (test_config checks docs/config.md against it). */
+struct db_conf_table;
+const struct db_conf_table *db_config_gateway_table(void);
+
 #endif

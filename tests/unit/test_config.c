@@ -12,9 +12,16 @@
 
 #include <cmocka.h>
 
+#include "auto/hours.h"
+#include "auto/rules.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
+#include "conf/schema.h"
+#include "dispatch/dispatcher.h"
+#include "hookout/hookout.h"
 #include "testutil.h"
+#include "util/crypto.h"
+#include "util/parse.h"
 
 #define FIX DB_SOURCE_DIR "/tests/fixtures/config"
 
@@ -744,6 +751,192 @@ static void docs_document_every_key_and_variable(void **state)
     free(doc);
 }
 
+/* The row docs/config.md must hold for key k of a feature table: the table speaks. */
+static void doc_row(const struct db_conf_key *k, char *buf, size_t n)
+{
+    char type[160] = "", def[64] = "-";
+    switch (k->type) {
+    case DB_CONF_INT:
+    case DB_CONF_LONG: snprintf(type, sizeof type, "int %ld-%ld", k->min, k->max); break;
+    case DB_CONF_BOOL: snprintf(type, sizeof type, "true \\| false"); break;
+    case DB_CONF_URL: snprintf(type, sizeof type, "URL"); break;
+    default: snprintf(type, sizeof type, "text"); break;
+    }
+    if (k->flags & DB_CONF_REQUIRED) strcat(type, ", required");
+    if (k->flags & DB_CONF_SECRET) strcat(type, ", secret");
+    if (k->flags & DB_CONF_REPEATABLE) strcat(type, ", repeatable");
+    if (k->flags & DB_CONF_LANG) strcat(type, ", per language");
+    if (k->def) snprintf(def, sizeof def, "`%s`", k->def);
+    snprintf(buf, n, "| `%s` | %s | %s | %s |\n", k->name, type, def, k->doc);
+}
+
+/* Every key of every feature table has its row, as the table would write it, under the
+ * heading of its section; every [gateway] key's row carries the table's doc line. */
+static void docs_match_the_key_tables(void **state)
+{
+    (void)state;
+    char *doc = db_test_read_file("docs/config.md", NULL);
+    size_t n_tables = 0, n_rows = 0;
+    for (size_t i = 0; db_feature_tables[i]; i++, n_tables++) {
+        const struct db_conf_table *t = db_feature_tables[i];
+        char head[96], row[512];
+        snprintf(head, sizeof head, "\n#### `[%s%s]`\n", t->section, t->named ? " NAME" : "");
+        const char *from = strstr(doc, head);
+        if (!from) fail_msg("docs/config.md has no heading %s", head + 1);
+        from += strlen(head);
+        const char *to = strstr(from, "\n#");
+        size_t len = to ? (size_t)(to - from) : strlen(from);
+        for (size_t j = 0; j < t->n_keys; j++, n_rows++) {
+            const struct db_conf_key *k = &t->keys[j];
+            assert_non_null(k->doc);
+            doc_row(k, row, sizeof row);
+            const char *hit = strstr(from, row);
+            if (!hit || hit >= from + len)
+                fail_msg("docs/config.md, [%s]: want the row\n%s", t->section, row);
+        }
+    }
+    assert_int_equal(n_tables, 6);
+    assert_int_equal(n_rows, 34);
+    const struct db_conf_table *g = db_config_gateway_table();
+    for (size_t j = 0; j < g->n_keys; j++) {
+        char needle[80];
+        snprintf(needle, sizeof needle, "\n| `%s` |", g->keys[j].name);
+        const char *row = strstr(doc, needle);
+        assert_non_null(row);
+        const char *eol = strchr(row + 1, '\n');
+        const char *hit = strstr(row, g->keys[j].doc);
+        if (!hit || (eol && hit > eol))
+            fail_msg("docs/config.md: the row of %s lacks \"%s\"", g->keys[j].name,
+                     g->keys[j].doc);
+    }
+    free(doc);
+}
+
+/* Each feature section is read once, at load, into its module's struct: numbers as numbers,
+ * yes/no as 0/1, defaults filled, schedules and patterns compiled. */
+static void feature_sections_become_typed_structs(void **state)
+{
+    (void)state;
+    struct db_config *c = NULL;
+    struct db_err e;
+    int rc = load_text("[dispatch]\n"
+                       "offline_grace_ms = 400\n"
+                       "priority_keyword = urgent:urgent\n"
+                       "priority_keyword = soon:high\n"
+                       "[schedule office]\n"
+                       "timezone = Europe/Kyiv\n"
+                       "hours = mon-fri 09:00-18:00\n"
+                       "away_message = closed\n"
+                       "away_message_uk = зачинено\n"
+                       "queue_default_wait_s = 120\n"
+                       "accounts = telegram:1\n"
+                       "[keyword prices]\n"
+                       "regex = ^(price|cost)\n"
+                       "answer = see the site\n"
+                       "resolve = Yes\n"
+                       "[canned thanks]\n"
+                       "text = Thank you\n"
+                       "[helpdesk_webhook desk]\n"
+                       "url = http://127.0.0.1:9/in\n"
+                       "secret = 0123456789abcdef\n"
+                       "allow_private = on\n"
+                       "events = message, status\n",
+                       no_env, &c, &e);
+    if (rc != DB_OK) fail_msg("%s", e.msg);
+
+    const struct db_dispatch_conf *d = db_config_obj(c, "dispatch", NULL);
+    assert_non_null(d);
+    assert_int_equal(d->offline_grace_ms, 400);
+    assert_int_equal(d->sweep_ms, 1000);
+    assert_int_equal(d->claim_idle_set, 0);
+    assert_string_equal(d->rules, "urgent\turgent\nsoon\thigh\n");
+    struct db_dispatch_opts o = db_dispatch_opts_of(c);
+    assert_int_equal(o.offline_grace_ms, 400);
+    assert_int_equal(o.claim_idle_ms, c->claim_idle_ms); /* [gateway]'s when not given */
+    assert_int_equal(o.max_deliveries, 10);
+
+    const struct db_schedule_conf *sc = db_schedule_conf_of(c, "telegram", "1");
+    assert_non_null(sc);
+    assert_ptr_equal(sc, db_config_obj(c, "schedule", "office"));
+    assert_null(db_schedule_conf_of(c, "telegram", "2")); /* no [schedule default] */
+    assert_non_null(sc->sched);
+    assert_string_equal(db_schedule_tz(sc->sched), "Europe/Kyiv");
+    assert_int_equal(sc->queue_default_wait_s, 120);
+    assert_string_equal(sc->away_message, "closed");
+    assert_string_equal(db_schedule_text(sc, "away_message", "uk"), "зачинено");
+    assert_string_equal(db_schedule_text(sc, "away_message", "de"), "closed");
+    assert_null(sc->greeting);
+
+    const struct db_keyword_rule *k = db_config_obj(c, "keyword", "prices");
+    assert_non_null(k);
+    assert_int_equal(k->resolve, 1);
+    assert_int_equal(k->has_rx, 1);
+    assert_string_equal(k->answer, "see the site");
+    const struct db_canned *cn = db_config_obj(c, "canned", "thanks");
+    assert_string_equal(cn->text, "Thank you");
+
+    const struct db_hookout_conf *h = db_config_obj(c, "helpdesk_webhook", "desk");
+    assert_non_null(h);
+    assert_int_equal(h->allow_private, 1);
+    assert_int_equal(h->all_kinds, 0);
+    assert_int_equal(h->kinds, 1u | DB_HOOKOUT_KIND_STATUS);
+    assert_int_equal(h->timeout_ms, 10000);
+    assert_int_equal(h->concurrency, 16);
+    db_config_free(c);
+
+    /* A feature section's error names the file, the line and the key. */
+    assert_int_equal(load_text("[dispatch]\nsweep_ms = 10\n", no_env, &c, &e), DB_ECONFIG);
+    assert_string_equal(e.msg, "test.conf:2: sweep_ms: must be an integer from 50 to 600000 "
+                               "(got '10')");
+    assert_int_equal(load_text("[keyword k]\nmatch = a\nanswer = b\nwhen = now\n", no_env, &c,
+                               &e),
+                     DB_ECONFIG);
+    assert_string_equal(e.msg, "test.conf:4: when: unknown key in [keyword]");
+}
+
+/* One number, one yes/no, one URL reader, one wipe. */
+static void the_shared_value_readers(void **state)
+{
+    (void)state;
+    long v = 7;
+    int b = 7;
+    assert_int_equal(db_parse_long("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(db_parse_long("-5", -10, 10, &v), 0);
+    assert_int_equal(v, -5);
+    static const char *const bad[] = {"", " 1", "+1", "1 ", "0x10", "1e3", "10s", "-", "101",
+                                      "99999999999999999999", NULL};
+    for (size_t i = 0; bad[i]; i++)
+        if (db_parse_long(bad[i], 0, 100, &v) == 0) fail_msg("'%s' was taken", bad[i]);
+    assert_int_equal(v, -5);
+    assert_int_equal(db_parse_long(NULL, 0, 1, &v), -1);
+    static const char *const yes[] = {"true", "YES", "On", "1", NULL};
+    static const char *const no[] = {"false", "No", "OFF", "0", NULL};
+    for (size_t i = 0; yes[i]; i++) {
+        assert_int_equal(db_parse_bool(yes[i], &b), 0);
+        assert_int_equal(b, 1);
+        assert_int_equal(db_parse_bool(no[i], &b), 0);
+        assert_int_equal(b, 0);
+    }
+    assert_int_equal(db_parse_bool("maybe", &b), -1);
+    assert_int_equal(db_parse_bool("", &b), -1);
+    const char *why = NULL;
+    assert_int_equal(db_url_check("https://example.com/x?y=1", 0, &why), 0);
+    assert_int_equal(db_url_check("HTTP://10.0.0.1:8080/", DB_URL_HTTP, &why), 0);
+    assert_int_equal(db_url_check("http://example.com/", 0, &why), -1);
+    assert_string_equal(why, "must use https://");
+    assert_int_equal(db_url_check("ftp://example.com/", DB_URL_HTTP, &why), -1);
+    assert_string_equal(why, "must start with http:// or https://");
+    assert_int_equal(db_url_check("https:///path", 0, &why), -1);
+    assert_string_equal(why, "has no host");
+    assert_int_equal(db_url_check("https://a.example/b c", 0, &why), -1);
+    assert_int_equal(db_url_check("https://a.example/\r\nX: y", 0, NULL), -1);
+    char secret[] = "hunter2-hunter2";
+    db_wipe_str(secret);
+    for (size_t i = 0; i < sizeof secret; i++) assert_int_equal(secret[i], 0);
+    db_wipe_str(NULL);
+}
+
 static void deploy_example_parses(void **state)
 {
     (void)state;
@@ -869,7 +1062,7 @@ static void tenant_errors_name_file_line_and_key(void **state)
     expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\nagents = x\n",
                  no_env, "test.conf:7: agents: unknown key in [tenant]");
     expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n",
-                 no_env, "[tenant a]: api_token: required");
+                 no_env, "[tenant a]: api_token: is required");
     expect_error(TWO_ACCOUNTS "[tenant a/b]\n",
                  no_env, "test.conf:5: [tenant a/b]: name must be 1 to 64 of A-Z a-z 0-9 _ . -");
 }
@@ -899,6 +1092,9 @@ int main(void)
         cmocka_unit_test(accounts_are_built_by_their_connector),
         cmocka_unit_test(compiled_in_connectors_take_quickstart_accounts),
         cmocka_unit_test(docs_document_every_key_and_variable),
+        cmocka_unit_test(docs_match_the_key_tables),
+        cmocka_unit_test(feature_sections_become_typed_structs),
+        cmocka_unit_test(the_shared_value_readers),
         cmocka_unit_test(deploy_example_parses),
         cmocka_unit_test(tenants_load_with_their_accounts_and_tokens),
         cmocka_unit_test(tenant_token_file_holds_several_tokens),

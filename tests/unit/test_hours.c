@@ -15,7 +15,9 @@
 #include <jansson.h>
 
 #include "auto/autoreply.h"
+#include "auto/rules.h"
 #include "conf/config.h"
+#include "conf/config_internal.h"
 #include "auto/hours.h"
 #include "auto/tz.h"
 
@@ -273,6 +275,15 @@ static void tz_is_restored(void **state)
     tzset();
 }
 
+/* The section checked alone, as the loader builds it. */
+static int schedule_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    struct db_schedule *s = NULL;
+    int rc = db_schedule_parse(sec, &s, e);
+    db_schedule_free(s);
+    return rc;
+}
+
 static void expect_error(const char *msg, ...)
 {
     struct sec_buf b;
@@ -285,7 +296,7 @@ static void expect_error(const char *msg, ...)
     assert_int_equal(db_schedule_parse(sec, &s, &e), DB_ECONFIG);
     assert_null(s);
     assert_string_equal(e.msg, msg);
-    assert_int_equal(db_schedule_conf_check(sec, &e), DB_ECONFIG);
+    assert_int_equal(schedule_check(sec, &e), DB_ECONFIG);
 }
 
 static void parse_errors(void **state)
@@ -330,7 +341,7 @@ static void parse_errors(void **state)
                  "timezone", "UTC", "hours", "mon 09:00-10:00", "closures", "2026-11-30", NULL);
     expect_error("test.conf:4: accounts: 'telegram': want platform:account", "timezone", "UTC",
                  "hours", "mon 09:00-10:00", "accounts", "viber:shop, telegram", NULL);
-    expect_error("test.conf:4: away_msg: unknown key", "timezone", "UTC", "hours",
+    expect_error("test.conf:4: away_msg: unknown key in [schedule]", "timezone", "UTC", "hours",
                  "mon 09:00-10:00", "away_msg", "x", NULL);
 
     /* Keys built from the quickstart variables are named as the variables. */
@@ -338,12 +349,12 @@ static void parse_errors(void **state)
                                {"hours", "mon-fri 9-18", "environment", 0}};
     struct db_conf_section esec = {"schedule", "default", ekv, 2};
     struct db_err ee = {0};
-    assert_int_equal(db_schedule_conf_check(&esec, &ee), DB_ECONFIG);
+    assert_int_equal(schedule_check(&esec, &ee), DB_ECONFIG);
     assert_string_equal(ee.msg, "environment: DESKBRIDGE_BUSINESS_HOURS: 'mon-fri 9-18': want "
                                 "intervals HH:MM-HH:MM from 00:00 to 24:00");
     esec.kv = ekv + 1;
     esec.n = 1;
-    assert_int_equal(db_schedule_conf_check(&esec, &ee), DB_ECONFIG);
+    assert_int_equal(schedule_check(&esec, &ee), DB_ECONFIG);
     assert_string_equal(ee.msg, "environment: DESKBRIDGE_TIMEZONE: is required with "
                                 "DESKBRIDGE_BUSINESS_HOURS (e.g. Europe/Kyiv)");
 
@@ -354,7 +365,7 @@ static void parse_errors(void **state)
         section(&b, "schedule", "office", "timezone", "UTC", "hours", "mon 09:00-10:00",
                 "away_message", "closed", "away_message_uk", "зачинено", "greeting_uk", "привіт",
                 "accounts", "telegram:1, viber:shop", NULL);
-    assert_int_equal(db_schedule_conf_check(sec, &e), DB_OK);
+    assert_int_equal(schedule_check(sec, &e), DB_OK);
 }
 
 static void keyword_matching(void **state)
@@ -385,15 +396,19 @@ static void text_expansion(void **state)
 static void canned_expansion(void **state)
 {
     (void)state;
-    struct sec_buf b1, b2;
-    struct db_conf_section secs[2];
-    secs[0] = *section(&b1, "canned", "thanks", "text",
-                       "Thanks {customer_name}, {agent_name} here; back {next_open}", NULL);
-    secs[1] = *section(&b2, "schedule", "default", "timezone", "UTC", "hours",
-                       "mon-sun 00:00-24:00", NULL);
-    secs[0].kv = b1.kv;
-    secs[1].kv = b2.kv;
-    struct db_config cfg = {.sections = secs, .n_sections = 2};
+    /* Loaded as the daemon loads it: the sections become their structs once. */
+    static const char text[] = "[canned thanks]\n"
+                               "text = Thanks {customer_name}, {agent_name} here; back {next_open}\n"
+                               "[schedule default]\n"
+                               "timezone = UTC\n"
+                               "hours = mon-sun 00:00-24:00\n";
+    static char *const no_env[] = {NULL};
+    struct db_config_opts o = {.text = text, .text_len = sizeof text - 1};
+    struct db_config *loaded = NULL;
+    struct db_err le = {0};
+    if (db_config_load_opts("test.conf", no_env, &o, &loaded, &le) != DB_OK)
+        fail_msg("load: %s", le.msg);
+    struct db_config cfg = *loaded;
     struct db_err e = {0};
     json_t *cmd = json_pack("{s:s, s:s, s:s, s:s}", "conversation", "telegram:1:2", "canned",
                             "thanks", "customer_name", "Olena", "agent_name", "Ivan");
@@ -416,6 +431,7 @@ static void canned_expansion(void **state)
     assert_int_equal(db_canned_expand(&cfg, cmd, &e), DB_OK);
     assert_string_equal(json_string_value(json_object_get(cmd, "text")), "plain");
     json_decref(cmd);
+    db_config_free(loaded);
 }
 
 static void keyword_and_canned_sections(void **state)
@@ -437,10 +453,15 @@ static void keyword_and_canned_sections(void **state)
                      DB_ECONFIG);
     assert_string_equal(e.msg, "[keyword k]: answer: is required");
     assert_int_equal(db_keyword_conf_check(section(&b, "keyword", "k", "match", "a", "answer",
-                                                   "x", "resolve", "yes", NULL),
+                                                   "x", "resolve", "maybe", NULL),
                                            &e),
                      DB_ECONFIG);
-    assert_string_equal(e.msg, "test.conf:4: resolve: must be true or false");
+    assert_string_equal(e.msg, "test.conf:4: resolve: must be true or false (got 'maybe')");
+    /* The one yes/no dialect of the configuration. */
+    assert_int_equal(db_keyword_conf_check(section(&b, "keyword", "k", "match", "a", "answer",
+                                                   "x", "resolve", "yes", NULL),
+                                           &e),
+                     DB_OK);
     assert_int_equal(db_keyword_conf_check(section(&b, "keyword", "k", "regex", "^(price|cost)",
                                                    "answer", "x", "resolve", "true", "language",
                                                    "uk", "accounts", "telegram:1", NULL),
