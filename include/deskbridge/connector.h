@@ -109,6 +109,12 @@ struct db_connector {
     int (*parse)(const void *acct, const struct db_inbound *in, struct db_event_list *out,
                  struct db_err *e);
 
+    /* Optional: 1 when chat can be one of this platform's chat ids (the part of a
+     * conversation id after "<platform>:<account>:"), else 0.  The API refuses a
+     * conversation whose chat part fails it before anything is queued.  NULL: any chat of
+     * 1-128 printable ASCII characters. */
+    int (*chat_id_is_valid)(const char *chat);
+
     /* Builds the platform request for msg into req (which the caller clears).  DB_OK, or
      * DB_EINVAL when msg cannot be expressed on this platform (reason in e). */
     int (*build_send)(const void *acct, const struct db_outbound *msg, struct db_http_req *req,
@@ -161,6 +167,17 @@ const struct db_connector *db_connector_find(const char *name);
 extern const struct db_connector *const db_connectors[];
 
 /* ---- wrappers: the only way the daemon calls a connector ---- */
+
+/* 1 when chat can be a chat id of c's platform: never empty, longer than 128 bytes or
+ * holding a control character, space or non-ASCII byte, and accepted by the connector's own
+ * check when it has one. */
+static inline int db_conn_chat_id_is_valid(const struct db_connector *c, const char *chat)
+{
+    size_t n = 0;
+    for (; chat[n]; n++)
+        if ((unsigned char)chat[n] <= 0x20 || (unsigned char)chat[n] >= 0x7f || n >= 128) return 0;
+    return n > 0 && (!c->chat_id_is_valid || c->chat_id_is_valid(chat));
+}
 
 static inline int db_conn_verify(const struct db_connector *c, const void *acct,
                                  const struct db_inbound *in, struct db_err *e)

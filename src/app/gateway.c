@@ -7,9 +7,15 @@
 
 #include <event2/event.h>
 
+#include "app/health.h"
 #include "auto/autoreply.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
+#include "http/router.h"
+#include "ingest/webhook.h"
+#include "net/httpd.h"
+#include "media/media.h"
+#include "send/messages_api.h"
 #include "net/http_client.h"
 #include "metrics/metrics.h"
 #include "log/log.h"
@@ -18,79 +24,43 @@
 #include "send/sender.h"
 #include "store/store.h"
 
-#define API_BODY_LIMIT (256 * 1024)
-
-struct db_cfg_ref *db_cfg_ref(struct db_gateway *gw)
-{
-    gw->cfg->refs++;
-    return gw->cfg;
-}
-
-void db_cfg_unref(struct db_cfg_ref *ref)
-{
-    if (!ref || --ref->refs > 0) return;
-    db_config_free(ref->cfg);
-    free(ref);
-}
-
-static struct db_cfg_ref *cfg_ref_new(struct db_config *cfg)
-{
-    struct db_cfg_ref *ref = calloc(1, sizeof *ref);
-    if (!ref) {
-        db_config_free(cfg);
-        return NULL;
-    }
-    ref->cfg = cfg;
-    ref->refs = 1;
-    return ref;
-}
-
-/* ---- HTTP routing ---- */
-
 static void redis_state_cb(int up, void *arg)
 {
-    struct db_gateway *gw = arg;
-    db_metrics_redis_state(gw->metrics, up);
+    struct db_services *svc = arg;
+    db_metrics_redis_state(svc->metrics, up);
 }
 
-static size_t body_limit_cb(const char *method, const char *path, void *arg)
+/* Under /v1/ a path no owner registered: 401 without a token like any API route, else 404. */
+static void no_api_route(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    (void)method;
-    if (strncmp(path, "/webhooks/", 10) == 0) return db_webhook_body_limit(arg, path);
-    return API_BODY_LIMIT;
+    (void)who, (void)arg;
+    db_httpd_respond_error(req, 404, "not_found", "no such route");
 }
 
-static void handler_cb(struct db_httpd_req *req, void *arg)
+/* Every route owner registers its routes; the order is the order of matching. */
+static int register_routes(struct db_services *svc, struct db_err *e)
 {
-    struct db_gateway *gw = arg;
-    const char *path = db_httpd_req_path(req);
-    if (strncmp(path, "/webhooks/", 10) == 0) {
-        /* /webhooks/<platform>/<account> */
-        char platform[32], account[72];
-        const char *p = path + 10, *slash = strchr(p, '/');
-        if (!slash || (size_t)(slash - p) >= sizeof platform || !slash[1] ||
-            strlen(slash + 1) >= sizeof account || strchr(slash + 1, '/')) {
-            db_httpd_respond_error(req, 404, "not_found",
-                                   "webhook URLs are /webhooks/<platform>/<account>");
-            return;
-        }
-        memcpy(platform, p, (size_t)(slash - p));
-        platform[slash - p] = '\0';
-        snprintf(account, sizeof account, "%s", slash + 1);
-        db_webhook_handle(gw, req, platform, account);
-        return;
-    }
-    db_api_handle(gw, req);
+    const struct db_route fallback = {.path = "/v1/", .access = DB_ROUTE_TOKEN,
+                                      .handler = no_api_route};
+    int rc = db_health_routes(svc, e);
+    if (rc == DB_OK) rc = db_metrics_routes(svc, e);
+    if (rc == DB_OK) rc = db_webhook_routes(svc, e);
+    if (rc == DB_OK) rc = db_messages_api_routes(svc, e);
+    if (rc == DB_OK) rc = db_media_routes(svc, e);
+    if (rc == DB_OK) rc = db_dispatch_api_routes(svc, e);
+    if (rc == DB_OK && db_router_add(svc->router, &fallback) != DB_OK)
+        rc = db_err_set(e, DB_ENOMEM, "out of memory");
+    return rc;
 }
 
 int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_config *cfg,
                      struct db_err *e)
 {
     memset(gw, 0, sizeof *gw);
-    gw->base = base;
+    gw->svc.base = base;
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
-    snprintf(gw->consumer, sizeof gw->consumer, "%s-%ld", host, (long)getpid());
+    snprintf(gw->svc.consumer, sizeof gw->svc.consumer, "%s-%ld", host, (long)getpid());
     gw->roles = DB_ROLE_INGEST | DB_ROLE_SEND | DB_ROLE_DISPATCH;
     if (cfg->role && strcmp(cfg->role, "ingest") == 0) gw->roles = DB_ROLE_INGEST;
     else if (cfg->role && strcmp(cfg->role, "send") == 0) gw->roles = DB_ROLE_SEND;
@@ -99,50 +69,55 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         db_config_free(cfg);
         return db_err_set(e, DB_ECONFIG, "no Redis configured: set DESKBRIDGE_REDIS_URL");
     }
-    gw->cfg = cfg_ref_new(cfg);
-    if (!gw->cfg) return db_err_set(e, DB_ENOMEM, "out of memory");
+    gw->svc.cfg = db_cfg_ref_new(cfg);
+    if (!gw->svc.cfg) return db_err_set(e, DB_ENOMEM, "out of memory");
 
     struct db_redis_opts ro = {.url = cfg->redis_url,
                                .command_timeout_ms = cfg->redis_timeout_ms,
                                .name = "deskbridge"};
-    gw->metrics = db_metrics_new();
-    int rc = gw->metrics ? db_redis_new(base, &ro, &gw->redis, e)
+    gw->svc.metrics = db_metrics_new();
+    int rc = gw->svc.metrics ? db_redis_new(base, &ro, &gw->svc.redis, e)
                          : db_err_set(e, DB_ENOMEM, "out of memory");
     if (rc != DB_OK) goto fail;
-    db_redis_set_state_cb(gw->redis, redis_state_cb, gw);
-    gw->store = db_store_new(gw->redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
-    if (gw->store) db_store_set_wait(gw->store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
+    db_redis_set_state_cb(gw->svc.redis, redis_state_cb, &gw->svc);
+    gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
+    if (gw->svc.store) db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};
-    gw->platform_http = db_http_client_new(base, &ho);
+    gw->svc.platform_http = db_http_client_new(base, &ho);
     ho.block_private = 1;
-    gw->payload_http = db_http_client_new(base, &ho);
-    if (!gw->store || !gw->platform_http || !gw->payload_http) {
+    gw->svc.payload_http = db_http_client_new(base, &ho);
+    if (!gw->svc.store || !gw->svc.platform_http || !gw->svc.payload_http) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
     /* Every role serves /healthz, /readyz and the API; only ingest takes webhooks. */
     struct db_httpd_limits lim = {.max_connections = cfg->max_connections};
-    gw->httpd = db_httpd_new(base, &lim, body_limit_cb, handler_cb, gw);
-    if (!gw->httpd) {
+    gw->svc.router = db_router_new(&gw->svc);
+    gw->svc.httpd = gw->svc.router ? db_httpd_new(base, &lim, db_router_body_limit_cb,
+                                                  db_router_handle_cb, gw->svc.router)
+                                   : NULL;
+    if (!gw->svc.httpd) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
-    rc = db_httpd_listen(gw->httpd, cfg->listen, cfg->workers > 1, e);
+    rc = register_routes(&gw->svc, e);
+    if (rc != DB_OK) goto fail;
+    rc = db_httpd_listen(gw->svc.httpd, cfg->listen, cfg->workers > 1, e);
     if (rc != DB_OK) goto fail;
     if ((gw->roles & DB_ROLE_INGEST) && cfg->worker == 0) {
-        rc = db_poller_start(gw, 50, &gw->poller, e);
+        rc = db_poller_start(&gw->svc, 50, &gw->poller, e);
         if (rc != DB_OK) goto fail;
     }
     if (gw->roles & DB_ROLE_SEND) {
         struct db_sender_opts so = {.claim_idle_ms = cfg->claim_idle_ms};
-        rc = db_sender_start(gw, &so, &gw->sender, e);
+        rc = db_sender_start(&gw->svc, &so, &gw->sender, e);
         if (rc != DB_OK) goto fail;
     }
     if (gw->roles & DB_ROLE_DISPATCH) {
-        rc = db_dispatcher_start(gw, &gw->dispatcher, e);
-        if (rc == DB_OK) rc = db_hookout_start(gw, &gw->hookout, e);
-        if (rc == DB_OK) rc = db_autoreply_start(gw, &gw->autoreply, e);
+        rc = db_dispatcher_start(&gw->svc, &gw->dispatcher, e);
+        if (rc == DB_OK) rc = db_hookout_start(&gw->svc, &gw->hookout, e);
+        if (rc == DB_OK) rc = db_autoreply_start(&gw->svc, &gw->autoreply, e);
         if (rc != DB_OK) goto fail;
     }
     return DB_OK;
@@ -153,18 +128,18 @@ fail:
 
 void db_gateway_reload(struct db_gateway *gw, struct db_config *cfg)
 {
-    cfg->worker = gw->cfg->cfg->worker;
-    struct db_cfg_ref *ref = cfg_ref_new(cfg);
+    cfg->worker = gw->svc.cfg->cfg->worker;
+    struct db_cfg_ref *ref = db_cfg_ref_new(cfg);
     if (!ref) return;
-    db_cfg_unref(gw->cfg);
-    gw->cfg = ref;
+    db_cfg_unref(gw->svc.cfg);
+    gw->svc.cfg = ref;
     /* Pollers hold the old accounts: restart them on the new ones.  A poll in flight is
      * cancelled unconfirmed, so its updates come again. */
-    if ((gw->roles & DB_ROLE_INGEST) && gw->cfg->cfg->worker == 0) {
+    if ((gw->roles & DB_ROLE_INGEST) && gw->svc.cfg->cfg->worker == 0) {
         db_poller_free(gw->poller);
         gw->poller = NULL;
         struct db_err e = {0};
-        if (db_poller_start(gw, 50, &gw->poller, &e) != DB_OK) {
+        if (db_poller_start(&gw->svc, 50, &gw->poller, &e) != DB_OK) {
             struct db_log_ctx ctx = {"gateway", NULL, NULL, NULL};
             db_log(DB_LOG_ERROR, &ctx, "pollers not restarted: %s", e.msg);
         }
@@ -184,12 +159,12 @@ static void stop_taking_work(struct db_gateway *gw)
 
 int db_gateway_drain(struct db_gateway *gw)
 {
-    if (!gw->stopping) {
-        gw->stopping = 1;
-        db_httpd_stop_accepting(gw->httpd);
+    if (!gw->svc.stopping) {
+        gw->svc.stopping = 1;
+        db_httpd_stop_accepting(gw->svc.httpd);
         stop_taking_work(gw);
     }
-    return db_httpd_inflight(gw->httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
+    return db_httpd_inflight(gw->svc.httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
            db_autoreply_inflight(gw->autoreply) == 0;
 }
@@ -197,19 +172,21 @@ int db_gateway_drain(struct db_gateway *gw)
 void db_gateway_stop(struct db_gateway *gw)
 {
     if (!gw) return;
-    db_httpd_free(gw->httpd);
-    gw->httpd = NULL;
+    db_httpd_free(gw->svc.httpd);
+    gw->svc.httpd = NULL;
+    db_router_free(gw->svc.router);
+    gw->svc.router = NULL;
     stop_taking_work(gw);
     /* Cancelling calls runs their callbacks, which may still talk to Redis: free the HTTP
      * client while Redis and the store are alive. */
-    db_http_client_free(gw->platform_http);
-    gw->platform_http = NULL;
-    db_http_client_free(gw->payload_http);
-    gw->payload_http = NULL;
+    db_http_client_free(gw->svc.platform_http);
+    gw->svc.platform_http = NULL;
+    db_http_client_free(gw->svc.payload_http);
+    gw->svc.payload_http = NULL;
     /* Freeing Redis answers every pending command with an error: the modules whose
      * callbacks those are must still be alive, so they go after it. */
-    db_redis_free(gw->redis);
-    gw->redis = NULL;
+    db_redis_free(gw->svc.redis);
+    gw->svc.redis = NULL;
     db_sender_free(gw->sender);
     gw->sender = NULL;
     db_dispatcher_free(gw->dispatcher);
@@ -218,10 +195,10 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->hookout = NULL;
     db_autoreply_free(gw->autoreply);
     gw->autoreply = NULL;
-    db_store_free(gw->store);
-    gw->store = NULL;
-    db_cfg_unref(gw->cfg);
-    gw->cfg = NULL;
-    db_metrics_free(gw->metrics);
-    gw->metrics = NULL;
+    db_store_free(gw->svc.store);
+    gw->svc.store = NULL;
+    db_cfg_unref(gw->svc.cfg);
+    gw->svc.cfg = NULL;
+    db_metrics_free(gw->svc.metrics);
+    gw->svc.metrics = NULL;
 }

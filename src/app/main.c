@@ -13,6 +13,7 @@
 #include "app/cli.h"
 #include "conf/config.h"
 #include "app/gateway.h"
+#include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
 #include "util/json_alloc.h"
@@ -86,12 +87,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         }
         db_gateway_reload(&r->gw, cfg);
         db_log(DB_LOG_INFO, &ctx, "configuration reloaded: %zu accounts",
-               r->gw.cfg->cfg->n_accounts);
+               r->gw.svc.cfg->cfg->n_accounts);
         return;
     }
     if (r->tick) return; /* already stopping */
     db_log(DB_LOG_INFO, &ctx, "signal %d: stopping", (int)sig);
-    r->stop_deadline_ms = mono_ms() + r->gw.cfg->cfg->shutdown_timeout_ms;
+    r->stop_deadline_ms = mono_ms() + r->gw.svc.cfg->cfg->shutdown_timeout_ms;
     r->tick = event_new(r->base, -1, EV_PERSIST, tick_cb, r);
     struct timeval tv = {0, 50 * 1000};
     if (r->tick) event_add(r->tick, &tv);
@@ -139,8 +140,8 @@ static int run_gateway(const char *file, const char *role, int workers, int work
     }
     struct db_log_ctx ctx = {"main", NULL, NULL, NULL};
     db_log(DB_LOG_INFO, &ctx, "deskbridge %s listening on %s (port %d), %zu accounts, role %s",
-           DB_VERSION, r.gw.cfg->cfg->listen, db_httpd_port(r.gw.httpd),
-           r.gw.cfg->cfg->n_accounts, r.gw.cfg->cfg->role ? r.gw.cfg->cfg->role : "all");
+           DB_VERSION, r.gw.svc.cfg->cfg->listen, db_httpd_port(r.gw.svc.httpd),
+           r.gw.svc.cfg->cfg->n_accounts, r.gw.svc.cfg->cfg->role ? r.gw.svc.cfg->cfg->role : "all");
     event_base_dispatch(r.base);
     db_gateway_stop(&r.gw);
     for (int i = 0; signums[i]; i++)

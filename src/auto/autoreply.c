@@ -1,5 +1,5 @@
 /* autoreply.c - automatic answers (away, greeting, keyword) read from P:events by the
- * consumer group "deskbridge-autoreply", and canned responses for agents.
+ * consumer group "deskbridge-autoreply".
  *
  * Every answer goes through db_store_enqueue, so the sender delivers, retries and tracks it
  * like an agent's reply.  An event is acknowledged only after all its answers are queued;
@@ -20,7 +20,7 @@
 #include <event2/event.h>
 
 #include "conf/config.h"
-#include "app/gateway.h"
+#include "core/services.h"
 #include "auto/hours.h"
 #include "net/httpd.h"
 #include "log/log.h"
@@ -69,7 +69,7 @@ struct job {
 };
 
 struct db_autoreply {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_reader *reader;
     struct db_redis_script *claim;
     struct event *claim_timer;
@@ -407,7 +407,7 @@ static int configured(const struct db_config *cfg)
     return 0;
 }
 
-int db_autoreply_start(struct db_gateway *gw, struct db_autoreply **out, struct db_err *e)
+int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct db_err *e)
 {
     const struct db_config *cfg = gw->cfg->cfg;
     *out = NULL;
@@ -472,63 +472,4 @@ void db_autoreply_free(struct db_autoreply *a)
     while (a->jobs) job_free(a->jobs);
     db_redis_script_free(a->claim);
     free(a);
-}
-
-/* ---- canned responses ---- */
-
-void db_canned_list_handle(struct db_gateway *gw, struct db_httpd_req *req)
-{
-    struct db_cfg_ref *ref = db_cfg_ref(gw);
-    const struct db_config *cfg = ref->cfg;
-    json_t *list = json_array();
-    for (size_t i = 0; list && i < cfg->n_sections; i++) {
-        if (strcmp(cfg->sections[i].platform, "canned") != 0) continue;
-        const struct db_canned *cn = cfg->features[i].obj;
-        json_t *item = json_pack("{s:s, s:s}", "name", cn->name, "text", cn->text);
-        if (!item || json_array_append_new(list, item) != 0) {
-            json_decref(list);
-            list = NULL;
-        }
-    }
-    json_t *obj = list ? json_pack("{s:o}", "canned", list) : NULL;
-    if (obj) db_respond_json(req, 200, obj);
-    else db_httpd_respond_error(req, 500, "internal", "out of memory");
-    json_decref(obj);
-    db_cfg_unref(ref);
-}
-
-int db_canned_expand(const struct db_config *cfg, json_t *cmd, struct db_err *e)
-{
-    const json_t *c = json_object_get(cmd, "canned");
-    if (!c || json_is_null(c)) return DB_OK;
-    if (!json_is_string(c) || json_string_length(c) == 0)
-        return db_err_set(e, DB_EINVAL, "canned: must be a non-empty string");
-    if (json_object_get(cmd, "text"))
-        return db_err_set(e, DB_EINVAL, "canned: give either canned or text, not both");
-    const struct db_canned *cn = db_config_obj(cfg, "canned", json_string_value(c));
-    if (!cn) return db_err_set(e, DB_EINVAL, "canned: no canned response of that name");
-    const char *tmpl = cn->text;
-
-    /* {next_open} from the schedule of the conversation's account; left as written when
-     * there is none or it is open. */
-    char next[64] = "", platform[32], account[96];
-    const char *chat, *conv = db_json_str(cmd, "conversation");
-    if (conv && db_conversation_split(conv, platform, sizeof platform, account, sizeof account,
-                                      &chat) == DB_OK) {
-        const struct db_schedule_conf *ss = db_schedule_conf_of(cfg, platform, account);
-        time_t now = time(NULL) + clock_offset(), at;
-        if (ss && db_schedule_next_open(ss->sched, now, &at) == DB_OK && at > now)
-            db_schedule_format(ss->sched, at, now, NULL, next, sizeof next);
-    }
-    const char *vars[] = {"customer_name", db_json_str(cmd, "customer_name"),
-                          "agent_name",    db_json_str(cmd, "agent_name"),
-                          "next_open",     next[0] ? next : NULL,
-                          NULL};
-    char *text = db_text_expand(tmpl, vars);
-    if (!text) return db_err_set(e, DB_ENOMEM, "out of memory");
-    int rc = json_object_set_new(cmd, "text", json_string(text));
-    free(text);
-    if (rc != 0) return db_err_set(e, DB_ENOMEM, "out of memory");
-    json_object_del(cmd, "canned");
-    return DB_OK;
 }

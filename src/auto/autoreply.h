@@ -1,5 +1,5 @@
 /* autoreply.h - answers the gateway gives by itself: away messages outside business hours,
- * greetings, keyword answers; and the agents' canned responses.  Every automatic answer is
+ * greetings, keyword answers.  Every automatic answer is
  * queued through the normal outbox (rate limits, retries, status tracking) and marked
  * "automatic": true with the rule that sent it.  See docs/business-hours.md. */
 #ifndef DB_AUTOREPLY_H
@@ -9,25 +9,18 @@
 
 #include "deskbridge/status.h"
 
-struct db_gateway;
+struct db_services;
 struct db_httpd_req;
 struct db_autoreply;
 struct db_config;
 
 /* Starts consuming P:events (group "deskbridge-autoreply").  DB_OK (also when nothing is
  * configured) or an error in e. */
-int db_autoreply_start(struct db_gateway *gw, struct db_autoreply **out, struct db_err *e)
+int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct db_err *e)
     DB_MUST_CHECK;
 void db_autoreply_stop_reading(struct db_autoreply *a);
 unsigned long db_autoreply_inflight(const struct db_autoreply *a);
 void db_autoreply_free(struct db_autoreply *a); /* NULL-safe */
-
-/* GET /v1/canned (bearer token already checked). */
-void db_canned_list_handle(struct db_gateway *gw, struct db_httpd_req *req);
-/* When cmd (a POST /v1/messages body) names "canned", replaces it with the expanded "text"
- * (placeholders {customer_name}, {agent_name}, {next_open}).  DB_OK (also when cmd has no
- * "canned"), or DB_EINVAL naming the field in e (unknown name, missing value). */
-int db_canned_expand(const struct db_config *cfg, json_t *cmd, struct db_err *e) DB_MUST_CHECK;
 
 /* The keyword rules (db_keyword_rule_for, db_keyword_resolves) are in auto/rules.h. */
 #include "auto/rules.h"

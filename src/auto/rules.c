@@ -1,5 +1,4 @@
-/* rules.c - keyword rules and canned responses: their key tables and the rule choice (see
- * rules.h).  The patterns are compiled by the tables' finish when the configuration is
+/* rules.c - keyword rules: their key table and the rule choice (see rules.h).  The patterns are compiled by the tables' finish when the configuration is
  * loaded, so answering a message runs regexec only. */
 #include "auto/rules.h"
 
@@ -84,23 +83,6 @@ const struct db_conf_table db_keyword_conf_table = {
     .keys = keyword_keys, .n_keys = sizeof keyword_keys / sizeof keyword_keys[0],
     .finish = keyword_finish, .release = keyword_release};
 
-static int canned_finish(void *obj, const struct db_conf_section *sec, struct db_err *e)
-{
-    (void)e;
-    ((struct db_canned *)obj)->name = sec->account;
-    return DB_OK;
-}
-
-static const struct db_conf_key canned_keys[] = {
-    {.name = "text", .type = DB_CONF_STR, .flags = DB_CONF_REQUIRED,
-     .off = offsetof(struct db_canned, text),
-     .doc = "the response (placeholders `{customer_name}`, `{agent_name}`, `{next_open}`)"},
-};
-
-const struct db_conf_table db_canned_conf_table = {
-    .section = "canned", .named = 1, .size = sizeof(struct db_canned), .keys = canned_keys,
-    .n_keys = 1, .finish = canned_finish};
-
 static int check_alone(const struct db_conf_table *t, const struct db_conf_section *sec,
                        struct db_err *e)
 {
@@ -109,16 +91,11 @@ static int check_alone(const struct db_conf_table *t, const struct db_conf_secti
     db_conf_obj_free(t, obj);
     return rc;
 }
-
 int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e)
 {
     return check_alone(&db_keyword_conf_table, sec, e);
 }
 
-int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e)
-{
-    return check_alone(&db_canned_conf_table, sec, e);
-}
 
 /* ---- which rule answers ---- */
 

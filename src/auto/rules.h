@@ -1,6 +1,6 @@
-/* rules.h - the [keyword NAME] and [canned NAME] sections as loaded: each section's keys in
- * a struct, a keyword rule's pattern compiled once per configuration load, and the choice
- * of the rule that answers a message.  docs/business-hours.md. */
+/* rules.h - the [keyword NAME] sections as loaded: each section's keys in a struct, its
+ * pattern compiled once per configuration load, and the choice of the rule that answers a
+ * message.  docs/business-hours.md. */
 #ifndef DB_AUTO_RULES_H
 #define DB_AUTO_RULES_H
 
@@ -26,16 +26,10 @@ struct db_keyword_rule {
     regex_t rx;                  /* regex, compiled when the configuration was loaded */
 };
 
-/* A [canned NAME] response.  Owned by the configuration. */
-struct db_canned {
-    const char *name, *text;
-};
-
-extern const struct db_conf_table db_keyword_conf_table, db_canned_conf_table;
+extern const struct db_conf_table db_keyword_conf_table;
 
 /* Builds the section alone and drops it: DB_OK or DB_ECONFIG naming file, line and key. */
 int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e);
-int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 /* The first keyword rule (file order) that answers the message event ev, or NULL (also for
  * events that are not messages).  Borrowed from cfg. */

@@ -6,6 +6,7 @@
 #include "auto/rules.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
+#include "send/canned.h"
 
 const struct db_conf_table *const db_feature_tables[] = {
     &db_dispatch_conf_table, &db_schedule_conf_table, &db_keyword_conf_table,

@@ -14,7 +14,10 @@
 #include "dispatch/assign.h"
 #include "conf/config.h"
 #include "dispatch/dispatcher.h"
-#include "app/gateway.h"
+#include "core/services.h"
+#include "net/httpd.h"
+#include "http/respond.h"
+#include "http/router.h"
 #include "send/outbound.h"
 #include "redis/redis.h"
 #include "util/id.h"
@@ -240,7 +243,7 @@ static int scope_agent_accounts(struct db_httpd_req *req, const struct db_tenant
     return 0;
 }
 
-static void put_agent(struct db_gateway *gw, struct db_httpd_req *req, const char *id,
+static void put_agent(struct db_services *gw, struct db_httpd_req *req, const char *id,
                       const struct db_tenant *tenant)
 {
     json_t *body = body_or_respond(req);
@@ -272,7 +275,7 @@ fail:
     json_decref(body);
 }
 
-static void post_presence(struct db_gateway *gw, struct db_httpd_req *req, const char *id,
+static void post_presence(struct db_services *gw, struct db_httpd_req *req, const char *id,
                           const struct db_tenant *tenant)
 {
     json_t *body = body_or_respond(req);
@@ -292,7 +295,7 @@ static void post_presence(struct db_gateway *gw, struct db_httpd_req *req, const
 /* ---- the agent inbox as Server-Sent Events ---- */
 
 struct sse {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_httpd_req *req;
     struct event *timer;
     char key[256];
@@ -390,7 +393,7 @@ static void sse_tick_cb(evutil_socket_t fd, short what, void *arg)
     db_redis_cmd(s->gw->redis, sse_read_cb, s, "XRANGE %s %s + COUNT 100", s->key, from);
 }
 
-static void stream_agent(struct db_gateway *gw, struct db_httpd_req *req, const char *id)
+static void stream_agent(struct db_services *gw, struct db_httpd_req *req, const char *id)
 {
     struct sse *s = calloc(1, sizeof *s);
     if (!s || !(s->timer = evtimer_new(gw->base, sse_tick_cb, s))) {
@@ -415,7 +418,7 @@ static void stream_agent(struct db_gateway *gw, struct db_httpd_req *req, const 
 
 /* A tenant's stream starts only once the agent is known to be the tenant's. */
 struct stream_check {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_httpd_req *req;
     char id[72];
     char tenant[72];
@@ -432,7 +435,7 @@ static void stream_owner_cb(int status, const redisReply *reply, const char *err
     free(k);
 }
 
-static void stream_tenant_agent(struct db_gateway *gw, struct db_httpd_req *req, const char *id,
+static void stream_tenant_agent(struct db_services *gw, struct db_httpd_req *req, const char *id,
                                 const struct db_tenant *tenant)
 {
     struct stream_check *k = calloc(1, sizeof *k);
@@ -489,7 +492,7 @@ static void list_cb(int status, const redisReply *reply, const char *errstr, voi
     json_decref(out);
 }
 
-static void list_conversations(struct db_gateway *gw, struct db_httpd_req *req,
+static void list_conversations(struct db_services *gw, struct db_httpd_req *req,
                                const struct db_tenant *tenant)
 {
     const char *q = db_httpd_req_query(req);
@@ -553,7 +556,7 @@ static void get_cb(int status, const redisReply *reply, const char *errstr, void
     json_decref(o);
 }
 
-static void conversation_action(struct db_gateway *gw, struct db_httpd_req *req,
+static void conversation_action(struct db_services *gw, struct db_httpd_req *req,
                                 const char *conv, const char *action,
                                 const struct db_tenant *tenant)
 {
@@ -622,7 +625,7 @@ static void stats_cb(int status, const redisReply *reply, const char *errstr, vo
 
 /* ---- routing ---- */
 
-static int agent_routes(struct db_gateway *gw, struct db_httpd_req *req, const char *rest,
+static int agent_routes(struct db_services *gw, struct db_httpd_req *req, const char *rest,
                         const char *method, const struct db_tenant *tenant)
 {
     char id[128];
@@ -648,7 +651,7 @@ static int agent_routes(struct db_gateway *gw, struct db_httpd_req *req, const c
     return 1;
 }
 
-static int conversation_routes(struct db_gateway *gw, struct db_httpd_req *req,
+static int conversation_routes(struct db_services *gw, struct db_httpd_req *req,
                                const char *rest, const char *method,
                                const struct db_tenant *tenant)
 {
@@ -672,8 +675,8 @@ static int conversation_routes(struct db_gateway *gw, struct db_httpd_req *req,
     return 1;
 }
 
-int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req,
-                           const struct db_tenant *tenant)
+static int api_handle(struct db_services *gw, struct db_httpd_req *req,
+                      const struct db_tenant *tenant)
 {
     const char *method = db_httpd_req_method(req), *path = db_httpd_req_path(req);
     int get = strcmp(method, "GET") == 0;
@@ -698,4 +701,23 @@ int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req,
         return 1;
     }
     return 0;
+}
+
+static void route(struct db_httpd_req *req, const struct db_caller *who, void *arg)
+{
+    if (!api_handle(arg, req, who->tenant))
+        db_httpd_respond_error(req, 404, "not_found", "no such route");
+}
+
+int db_dispatch_api_routes(struct db_services *svc, struct db_err *e)
+{
+    static const char *const paths[] = {"/v1/agents", "/v1/agents/", "/v1/conversations",
+                                        "/v1/conversations/", "/v1/stats"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        const struct db_route r = {.path = paths[i], .access = DB_ROUTE_TOKEN, .handler = route,
+                                   .arg = svc};
+        if (db_router_add(svc->router, &r) != DB_OK)
+            return db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    return DB_OK;
 }

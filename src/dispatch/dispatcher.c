@@ -18,7 +18,9 @@
 #include <event2/event.h>
 
 #include "dispatch/assign.h"
-#include "app/gateway.h"
+#include "conf/config.h"
+#include "core/services.h"
+#include "net/httpd.h"
 #include "auto/hours.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
@@ -34,7 +36,7 @@
 #define MAX_INFLIGHT 256
 
 struct db_dispatcher {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_reader *reader;
     unsigned long inflight;
     unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
@@ -70,7 +72,7 @@ static int settle(struct db_dispatcher *d)
 
 static struct db_redis_script *script;
 
-void db_dispatch_run(struct db_gateway *gw, db_redis_cb cb, void *arg, const char *op,
+void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const char *op,
                      int nargs, const char **args, const size_t *lens)
 {
     /* One script object for the process: it lives as long as the process does. */
@@ -643,7 +645,7 @@ static void sweep_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life cycle ---- */
 
-int db_dispatcher_start(struct db_gateway *gw, struct db_dispatcher **out, struct db_err *e)
+int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, struct db_err *e)
 {
     struct db_dispatcher *d = calloc(1, sizeof *d);
     if (!d) return db_err_set(e, DB_ENOMEM, "out of memory");
@@ -710,7 +712,7 @@ void db_dispatcher_free(struct db_dispatcher *d)
  * Redis connection, which calls pending callbacks with DB_EAGAIN, before the metrics. */
 static void replied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
-    struct db_gateway *gw = arg;
+    struct db_services *gw = arg;
     if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
         /* No ids: the conversation id holds the customer's chat id or phone number. */
         struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
@@ -722,7 +724,7 @@ static void replied_cb(int status, const redisReply *reply, const char *errstr, 
         db_metrics_first_response(gw->metrics, (double)reply->integer / 1000.0);
 }
 
-void db_dispatch_note_automatic(struct db_gateway *gw, const char *conversation,
+void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
                                 const char *message_id, const char *rule)
 {
     if (!conversation || !message_id) return;
@@ -730,7 +732,7 @@ void db_dispatch_note_automatic(struct db_gateway *gw, const char *conversation,
     db_dispatch_run(gw, NULL, NULL, "reply", 4, args, NULL);
 }
 
-void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
+void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
                             const char *message_id, const char *agent_id)
 {
     if (!conversation || !message_id) return;

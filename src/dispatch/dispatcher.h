@@ -9,12 +9,12 @@
 #include "deskbridge/status.h"
 #include "redis/redis.h"
 
-struct db_gateway;
+struct db_services;
 struct db_httpd_req;
 struct db_dispatcher;
 
 /* Starts consuming P:events for gw (group "deskbridge-dispatch").  DB_OK or an error in e. */
-int db_dispatcher_start(struct db_gateway *gw, struct db_dispatcher **out, struct db_err *e)
+int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, struct db_err *e)
     DB_MUST_CHECK;
 /* Stops reading; work in flight finishes. */
 void db_dispatcher_stop_reading(struct db_dispatcher *d);
@@ -22,24 +22,20 @@ void db_dispatcher_stop_reading(struct db_dispatcher *d);
 unsigned long db_dispatcher_inflight(const struct db_dispatcher *d);
 void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
 
-/* Answers the dispatcher's API routes (/v1/agents..., /v1/conversations..., /v1/stats);
- * the caller has already checked the bearer token.  tenant (borrowed from the configuration,
- * NULL for the operator) limits what the caller sees and changes to the tenant's accounts
- * and agents.  Returns 1 when the path was one of them (and the request is answered or
- * will be), 0 otherwise. */
-struct db_tenant;
-int db_dispatch_api_handle(struct db_gateway *gw, struct db_httpd_req *req,
-                           const struct db_tenant *tenant);
+/* Registers the dispatcher's API routes (/v1/agents..., /v1/conversations..., /v1/stats;
+ * bearer token) on gw->router.  A tenant's token limits what the caller sees and changes to
+ * the tenant's accounts and agents.  DB_OK or DB_ENOMEM. */
+int db_dispatch_api_routes(struct db_services *gw, struct db_err *e) DB_MUST_CHECK;
 
 /* Called by the API when an agent's message was queued for a conversation, so the
  * conversation records its first response time and appears in the agent's inbox. */
-void db_dispatch_note_reply(struct db_gateway *gw, const char *conversation,
+void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
                             const char *message_id, const char *agent_id);
 
 /* Records an automatic answer (message_id, queued by the gateway itself under rule) in the
  * conversation's history, marked automatic; it is not a first response and leaves the
  * unread count alone. */
-void db_dispatch_note_automatic(struct db_gateway *gw, const char *conversation,
+void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
                                 const char *message_id, const char *rule);
 
 /* The [dispatch] section as loaded (dispatch_conf.c; its key table is in features.c). */
@@ -71,7 +67,7 @@ const char *db_dispatch_rules_of(const struct db_config *cfg);
 
 /* Runs operation op of the dispatcher's script with args (lens NULL = strlen) after the
  * prefix and the time; cb (may be NULL) as db_redis_eval's. */
-void db_dispatch_run(struct db_gateway *gw, db_redis_cb cb, void *arg, const char *op,
+void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const char *op,
                      int nargs, const char **args, const size_t *lens);
 
 /* The script (dispatch_lua.c): ARGV[1] operation, ARGV[2] prefix, ARGV[3] now in ms. */

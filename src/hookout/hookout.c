@@ -26,7 +26,9 @@
 #include <jansson.h>
 
 #include "deskbridge/connector.h"
-#include "app/gateway.h"
+#include "conf/config.h"
+#include "core/services.h"
+#include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
@@ -111,7 +113,7 @@ struct endpoint {
 };
 
 struct db_hookout {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct endpoint *eps;
     struct op *ops;
     struct db_redis_script *dead, *order;
@@ -866,7 +868,7 @@ fail:
     return rc == DB_ENOMEM ? db_err_set(e, DB_ENOMEM, "out of memory") : rc;
 }
 
-int db_hookout_start(struct db_gateway *gw, struct db_hookout **out, struct db_err *e)
+int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_err *e)
 {
     const struct db_config *cfg = gw->cfg->cfg;
     *out = NULL;

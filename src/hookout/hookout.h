@@ -9,13 +9,13 @@
 
 #include "deskbridge/status.h"
 
-struct db_gateway;
+struct db_services;
 struct db_hookout;
 struct db_conf_section;
 
 /* Starts one consumer per configured endpoint (group "deskbridge-hook-<name>" on P:events
  * and P:status).  DB_OK (also with no endpoint configured) or an error in e. */
-int db_hookout_start(struct db_gateway *gw, struct db_hookout **out, struct db_err *e)
+int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_err *e)
     DB_MUST_CHECK;
 void db_hookout_stop_reading(struct db_hookout *h);
 unsigned long db_hookout_inflight(const struct db_hookout *h);

@@ -13,7 +13,9 @@
 #include <event2/event.h>
 
 #include "deskbridge/connector.h"
-#include "app/gateway.h"
+#include "conf/config.h"
+#include "core/services.h"
+#include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
 #include "store/store.h"
@@ -39,7 +41,7 @@ struct pacct {
 };
 
 struct db_poller {
-    struct db_gateway *gw;
+    struct db_services *gw;
     int timeout_s;
     struct pacct *accts;
 };
@@ -219,7 +221,7 @@ int db_poller_is_polling_account(const struct db_account *acct)
            !db_conf_find(&acct->sec, "webhook_secret");
 }
 
-int db_poller_start(struct db_gateway *gw, int timeout_s, struct db_poller **out,
+int db_poller_start(struct db_services *gw, int timeout_s, struct db_poller **out,
                     struct db_err *e)
 {
     struct db_poller *p = calloc(1, sizeof *p);

@@ -7,7 +7,7 @@
 #include "conf/config.h"
 #include "deskbridge/status.h"
 
-struct db_gateway;
+struct db_services;
 struct db_poller;
 
 /* 1 when acct receives updates by polling (its connector can poll and no webhook secret is
@@ -16,7 +16,7 @@ int db_poller_is_polling_account(const struct db_account *acct);
 
 /* Starts one poll loop per polling account of gw's current configuration, with the given
  * long-poll timeout.  DB_OK or DB_ENOMEM. */
-int db_poller_start(struct db_gateway *gw, int timeout_s, struct db_poller **out,
+int db_poller_start(struct db_services *gw, int timeout_s, struct db_poller **out,
                     struct db_err *e) DB_MUST_CHECK;
 /* Accounts being polled. */
 size_t db_poller_count(const struct db_poller *p);

@@ -7,15 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/webhook.h"
+
+#include <stdio.h>
+
+#include "conf/config.h"
 #include "deskbridge/connector.h"
-#include "app/gateway.h"
+#include "core/services.h"
+#include "http/respond.h"
+#include "http/router.h"
+#include "net/httpd.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 #include "util/id.h"
 
 struct wh_req {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_httpd_req *req;
     struct db_cfg_ref *cfg;
     char *reply_body;
@@ -57,10 +65,7 @@ static void stored_cb(int status, long long written, void *arg)
     } else {
         db_metrics_webhook(m, w->platform, w->account, "unavailable");
         db_log(DB_LOG_WARN, &ctx, "redis unavailable (%s); answered 503", db_strerror(status));
-        static const char *const retry[] = {"Retry-After: 1", NULL};
-        static const char body[] =
-            "{\"error\":{\"code\":\"unavailable\",\"message\":\"storage unavailable, retry\"}}";
-        db_httpd_respond(w->req, 503, "application/json", body, sizeof body - 1, retry);
+        db_respond_unavailable(w->req);
     }
     db_cfg_unref(w->cfg);
     free(w->reply_body);
@@ -85,8 +90,8 @@ static void handshake(struct db_httpd_req *req, const struct db_account *acct,
     free(body);
 }
 
-void db_webhook_handle(struct db_gateway *gw, struct db_httpd_req *req, const char *platform,
-                       const char *account)
+static void handle(struct db_services *gw, struct db_httpd_req *req, const char *platform,
+                   const char *account)
 {
     struct db_cfg_ref *cfg = db_cfg_ref(gw);
     const struct db_account *acct = db_config_account(cfg->cfg, platform, account);
@@ -161,8 +166,10 @@ done:
     db_cfg_unref(cfg);
 }
 
-size_t db_webhook_body_limit(struct db_gateway *gw, const char *path)
+/* The cap of a platform's webhook body, decided from the path before the body is read. */
+static size_t body_limit(const char *path, void *arg)
 {
+    (void)arg;
     /* path is "/webhooks/<platform>/..." */
     const char *p = path + strlen("/webhooks/");
     const char *slash = strchr(p, '/');
@@ -171,6 +178,32 @@ size_t db_webhook_body_limit(struct db_gateway *gw, const char *path)
     memcpy(platform, p, (size_t)(slash - p));
     platform[slash - p] = '\0';
     const struct db_connector *c = db_connector_find(platform);
-    (void)gw;
     return c && c->max_body ? c->max_body : 0;
+}
+
+/* /webhooks/<platform>/<account> */
+static void route(struct db_httpd_req *req, const struct db_caller *who, void *arg)
+{
+    (void)who;
+    char platform[32], account[72];
+    const char *p = db_httpd_req_path(req) + strlen("/webhooks/"), *slash = strchr(p, '/');
+    if (!slash || (size_t)(slash - p) >= sizeof platform || !slash[1] ||
+        strlen(slash + 1) >= sizeof account || strchr(slash + 1, '/')) {
+        db_httpd_respond_error(req, 404, "not_found",
+                               "webhook URLs are /webhooks/<platform>/<account>");
+        return;
+    }
+    memcpy(platform, p, (size_t)(slash - p));
+    platform[slash - p] = '\0';
+    snprintf(account, sizeof account, "%s", slash + 1);
+    handle(arg, req, platform, account);
+}
+
+int db_webhook_routes(struct db_services *svc, struct db_err *e)
+{
+    /* Open: each platform's own signature is the check (verify, before parsing). */
+    const struct db_route r = {.path = "/webhooks/", .limit = body_limit,
+                               .access = DB_ROUTE_OPEN, .handler = route, .arg = svc};
+    return db_router_add(svc->router, &r) == DB_OK ? DB_OK
+                                                   : db_err_set(e, DB_ENOMEM, "out of memory");
 }

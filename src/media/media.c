@@ -15,7 +15,10 @@
 #include <string.h>
 
 #include "deskbridge/connector.h"
-#include "app/gateway.h"
+#include "conf/config.h"
+#include "core/services.h"
+#include "http/respond.h"
+#include "http/router.h"
 #include "net/http_client.h"
 #include "net/httpd.h"
 #include "log/log.h"
@@ -30,7 +33,7 @@
 #define MAX_PENDING_BYTES ((size_t)32 * 1024 * 1024)
 
 struct media_job {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_httpd_req *req;
     struct db_cfg_ref *cfg;
     const struct db_account *acct; /* borrowed from cfg */
@@ -219,8 +222,8 @@ static void lookup_done_cb(const struct db_http_resp *resp, void *arg)
     db_http_req_clear(&dl);
 }
 
-void db_media_handle(struct db_gateway *gw, struct db_httpd_req *req, const char *platform,
-                     const char *account, const char *media_id)
+static void handle(struct db_services *gw, struct db_httpd_req *req, const char *platform,
+                   const char *account, const char *media_id)
 {
     struct db_http_req lookup = {0};
     struct db_err e = {0};
@@ -275,4 +278,25 @@ void db_media_handle(struct db_gateway *gw, struct db_httpd_req *req, const char
     }
 done:
     db_http_req_clear(&lookup);
+}
+
+/* GET /v1/media/<platform>/<account>/<media id> */
+static void route(struct db_httpd_req *req, const struct db_caller *who, void *arg)
+{
+    char buf[1024];
+    char *seg[3];
+    if (!db_route_segments(db_httpd_req_path(req), "/v1/media/", buf, sizeof buf, seg, 3))
+        db_httpd_respond_error(req, 404, "not_found", "no such route");
+    else if (!db_tenant_serves(who->tenant, seg[0], seg[1]))
+        db_api_refuse(req, who->tenant, 403, "forbidden", "account",
+                      "the account is not the tenant's");
+    else handle(arg, req, seg[0], seg[1], seg[2]);
+}
+
+int db_media_routes(struct db_services *svc, struct db_err *e)
+{
+    const struct db_route r = {.method = "GET", .path = "/v1/media/", .access = DB_ROUTE_TOKEN,
+                               .handler = route, .arg = svc};
+    return db_router_add(svc->router, &r) == DB_OK ? DB_OK
+                                                   : db_err_set(e, DB_ENOMEM, "out of memory");
 }

@@ -4,11 +4,12 @@
 #ifndef DB_MEDIA_H
 #define DB_MEDIA_H
 
-struct db_gateway;
-struct db_httpd_req;
+#include "deskbridge/status.h"
 
-/* Answers the request (the bearer token was already checked). */
-void db_media_handle(struct db_gateway *gw, struct db_httpd_req *req, const char *platform,
-                     const char *account, const char *media_id);
+struct db_services;
+
+/* Registers GET /v1/media/ (bearer token; a tenant only for its accounts) on svc->router.
+ * DB_OK or DB_ENOMEM. */
+int db_media_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;
 
 #endif

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "deskbridge/connector.h"
-#include "app/gateway.h"
+#include "conf/config.h"
+#include "core/services.h"
+#include "http/router.h"
 #include "net/httpd.h"
 #include "log/log.h"
 #include "redis/redis.h"
@@ -456,7 +458,7 @@ int db_metrics_render(const struct db_metrics *m, char **out, size_t *len)
 
 /* ---- process metrics ---- */
 
-static void render_process(struct out *o, struct db_gateway *gw)
+static void render_process(struct out *o, struct db_services *gw)
 {
     const char *vname = "version", *version = DB_VERSION;
     out_header(o, "deskbridge_build_info", "gauge", "Always 1; the version is in the label.");
@@ -518,7 +520,7 @@ struct pending_cmd {
 };
 
 struct scrape {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_httpd_req *req;
     int outstanding;
     int failed;      /* a command timed out or the connection was down */
@@ -704,7 +706,7 @@ static void scrape_free(struct scrape *sc)
 
 static void scrape_done(struct scrape *sc)
 {
-    struct db_gateway *gw = sc->gw;
+    struct db_services *gw = sc->gw;
     /* The gateway is shutting down (its HTTP server is gone, and the request with it):
      * there is nobody to answer. */
     if (!gw->httpd || !gw->metrics) goto done;
@@ -728,7 +730,7 @@ done:
     scrape_free(sc);
 }
 
-void db_metrics_handle(struct db_gateway *gw, struct db_httpd_req *req)
+static void handle(struct db_services *gw, struct db_httpd_req *req)
 {
     struct scrape *sc = calloc(1, sizeof *sc);
     if (!sc) {
@@ -760,4 +762,19 @@ void db_metrics_handle(struct db_gateway *gw, struct db_httpd_req *req)
         db_redis_eval(gw->redis, gw->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
     }
     if (--sc->outstanding == 0) scrape_done(sc);
+}
+
+static void route(struct db_httpd_req *req, const struct db_caller *who, void *arg)
+{
+    (void)who;
+    handle(arg, req);
+}
+
+int db_metrics_routes(struct db_services *svc, struct db_err *e)
+{
+    /* Open, like the health checks: a scraper holds no API token (docs/metrics.md). */
+    const struct db_route r = {.method = "GET", .path = "/metrics", .access = DB_ROUTE_OPEN,
+                               .handler = route, .arg = svc};
+    return db_router_add(svc->router, &r) == DB_OK ? DB_OK
+                                                   : db_err_set(e, DB_ENOMEM, "out of memory");
 }

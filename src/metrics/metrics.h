@@ -11,8 +11,10 @@
 
 #include <stddef.h>
 
+#include "deskbridge/status.h"
+
 struct db_metrics;
-struct db_gateway;
+struct db_services;
 struct db_httpd_req;
 
 /* NULL on ENOMEM; free with db_metrics_free (NULL-safe). */
@@ -43,10 +45,10 @@ void db_metrics_first_response(struct db_metrics *m, double seconds);
  * caller frees; NUL-terminated, *len without the NUL).  DB_OK or DB_ENOMEM. */
 int db_metrics_render(const struct db_metrics *m, char **out, size_t *len);
 
-/* Answers GET /metrics for gw: the process's own series plus the Redis gauges
+/* Registers GET /metrics on svc->router: the process's own series plus the Redis gauges
  * (deskbridge_queue_length{stream}, deskbridge_pending_oldest_seconds{stream,group},
  * deskbridge_conversations{state}), read asynchronously; if Redis does not answer, the
- * Redis gauges are left out and deskbridge_redis_up says 0. */
-void db_metrics_handle(struct db_gateway *gw, struct db_httpd_req *req);
+ * Redis gauges are left out and deskbridge_redis_up says 0.  DB_OK or DB_ENOMEM. */
+int db_metrics_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;
 
 #endif

@@ -61,6 +61,12 @@ int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
         return bad(e, field, "conversation", "must be <platform>:<account>:<chat id>");
     *acct = db_config_account(cfg, platform, account);
     if (!*acct) return bad(e, field, "conversation", "names no configured account");
+    /* The chat part goes to the platform as the recipient (in a URL or a JSON body): a
+     * shape the platform cannot have is refused here, never sent. */
+    if (!db_conn_chat_id_is_valid((*acct)->conn, chat)) {
+        *acct = NULL;
+        return bad(e, field, "conversation", "has a chat id this platform cannot have");
+    }
     msg->chat_id = chat;
 
     if (opt_str(cmd, "text", &msg->text, "text", field, e) ||

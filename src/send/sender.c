@@ -7,7 +7,9 @@
 #include <event2/event.h>
 
 #include "deskbridge/connector.h"
-#include "app/gateway.h"
+#include "conf/config.h"
+#include "core/services.h"
+#include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
@@ -59,7 +61,7 @@ struct chat {
 };
 
 struct db_sender {
-    struct db_gateway *gw;
+    struct db_services *gw;
     struct db_reader *reader;
     struct db_sender_opts opts;
     struct chat *chats;
@@ -607,7 +609,7 @@ static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
                  DB_SENDER_GROUP, s->opts.claim_idle_ms, READ_COUNT);
 }
 
-int db_sender_start(struct db_gateway *gw, const struct db_sender_opts *opts,
+int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
                     struct db_sender **out, struct db_err *e)
 {
     struct db_sender *s = calloc(1, sizeof *s);

@@ -17,7 +17,7 @@
 
 #include "deskbridge/status.h"
 
-struct db_gateway;
+struct db_services;
 struct db_sender;
 
 #define DB_SENDER_GROUP "deskbridge-senders"
@@ -30,7 +30,7 @@ struct db_sender_opts {
 
 /* Starts reading the outbox of gw (its configuration, store and HTTP client).  DB_OK or an
  * error in e. */
-int db_sender_start(struct db_gateway *gw, const struct db_sender_opts *opts,
+int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
                     struct db_sender **out, struct db_err *e) DB_MUST_CHECK;
 /* Stops reading new entries; work in flight continues. */
 void db_sender_stop_reading(struct db_sender *s);

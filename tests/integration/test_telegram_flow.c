@@ -506,6 +506,10 @@ static void bad_api_input_is_400_naming_the_field(void **state)
     } cases[] = {
         {"{\"text\":\"no conversation\"}", "conversation"},
         {"{\"conversation\":\"telegram:nope:1\",\"text\":\"x\"}", "conversation"},
+        /* A chat part that cannot be a Telegram chat id never reaches the platform. */
+        {"{\"conversation\":\"telegram:7000000001:42\\r\\nX: y\",\"text\":\"x\"}", "conversation"},
+        {"{\"conversation\":\"telegram:7000000001:42/../getMe\",\"text\":\"x\"}", "conversation"},
+        {"{\"conversation\":\"telegram:7000000001:4 2\",\"text\":\"x\"}", "conversation"},
         {"{\"conversation\":\"telegram:7000000001:1\"}", "text"},
         {"{\"conversation\":\"telegram:7000000001:1\",\"text\":5}", "text"},
         {"{\"conversation\":\"telegram:7000000001:1\",\"media\":{\"url\":\"https://x/y.png\","
@@ -528,6 +532,16 @@ static void bad_api_input_is_400_naming_the_field(void **state)
     char *body = post_message("{\"conversation\":", &status);
     assert_int_equal(status, 400);
     free(body);
+    /* The shapes a Telegram chat id does have are taken. */
+    static const char *const fine[] = {"-1001234567890", "@some_channel"};
+    for (size_t i = 0; i < 2; i++) {
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "{\"conversation\":\"telegram:7000000001:%s\",\"text\":\"x\"}",
+                 fine[i]);
+        body = post_message(cmd, &status);
+        if (status != 202) fail_msg("%s: want 202, got %d %s", fine[i], status, body);
+        free(body);
+    }
 
     struct db_test_resp r;
     const char *noauth[] = {"Content-Type: application/json", NULL};

@@ -19,6 +19,7 @@
 #include "conf/schema.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
+#include "send/canned.h"
 #include "testutil.h"
 #include "util/crypto.h"
 #include "util/parse.h"

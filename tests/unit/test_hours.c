@@ -20,6 +20,7 @@
 #include "conf/config_internal.h"
 #include "auto/hours.h"
 #include "auto/tz.h"
+#include "send/canned.h"
 
 /* A [schedule test] section as config.c would build it: "test.conf", key i on line i + 2. */
 struct sec_buf {

@@ -1,0 +1,129 @@
+#include "http/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/config.h"
+#include "core/services.h"
+#include "net/httpd.h"
+#include "util/crypto.h"
+
+struct db_router {
+    struct db_services *svc;
+    struct db_route *routes;
+    size_t n, cap;
+};
+
+struct db_router *db_router_new(struct db_services *svc)
+{
+    struct db_router *r = calloc(1, sizeof *r);
+    if (r) r->svc = svc;
+    return r;
+}
+
+void db_router_free(struct db_router *r)
+{
+    if (!r) return;
+    free(r->routes);
+    free(r);
+}
+
+int db_router_add(struct db_router *r, const struct db_route *route)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        struct db_route *grown = realloc(r->routes, cap * sizeof *grown);
+        if (!grown) return DB_ENOMEM;
+        r->routes = grown;
+        r->cap = cap;
+    }
+    r->routes[r->n++] = *route;
+    return DB_OK;
+}
+
+static int path_matches(const struct db_route *rt, const char *path)
+{
+    size_t n = strlen(rt->path);
+    if (n && rt->path[n - 1] == '/') return strncmp(path, rt->path, n) == 0;
+    return strcmp(path, rt->path) == 0;
+}
+
+static const struct db_route *find(const struct db_router *r, const char *method, const char *path)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const struct db_route *rt = &r->routes[i];
+        if ((!rt->method || strcmp(rt->method, method) == 0) && path_matches(rt, path)) return rt;
+    }
+    return NULL;
+}
+
+size_t db_router_body_limit_cb(const char *method, const char *path, void *arg)
+{
+    const struct db_route *rt = find(arg, method, path);
+    if (!rt) return 0;
+    return rt->limit ? rt->limit(path, rt->arg) : rt->body_limit;
+}
+
+/* Operator (tenant NULL) or one tenant; 0 when the bearer token matches none.  Every token
+ * is compared (no early exit) so timing does not tell which one matched; tokens are unique
+ * across the gateway and the tenants (config check), so at most one does. */
+static int authorize(const struct db_config *cfg, struct db_httpd_req *req,
+                     const struct db_tenant **tenant)
+{
+    int ok = 0;
+    *tenant = NULL;
+    const char *h = db_httpd_req_header(req, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
+    for (size_t i = 0; i < cfg->n_api_tokens; i++) ok |= db_ct_streq(h + 7, cfg->api_tokens[i]);
+    for (size_t t = 0; t < cfg->n_tenants; t++)
+        for (size_t i = 0; i < cfg->tenants[t].n_api_tokens; i++) {
+            int hit = db_ct_streq(h + 7, cfg->tenants[t].api_tokens[i]);
+            ok |= hit;
+            if (hit) *tenant = &cfg->tenants[t];
+        }
+    return ok;
+}
+
+void db_router_handle_cb(struct db_httpd_req *req, void *arg)
+{
+    struct db_router *r = arg;
+    const struct db_route *rt = find(r, db_httpd_req_method(req), db_httpd_req_path(req));
+    if (!rt) {
+        db_httpd_respond_error(req, 404, "not_found", "no such route");
+        return;
+    }
+    /* The handler sees the configuration its token was checked against, even when a reload
+     * swaps it during the call. */
+    struct db_cfg_ref *ref = db_cfg_ref(r->svc);
+    struct db_caller who = {.cfg = ref->cfg};
+    if (rt->access == DB_ROUTE_TOKEN && !authorize(ref->cfg, req, &who.tenant))
+        db_httpd_respond_error(req, 401, "unauthorized",
+                               ref->cfg->n_api_tokens || ref->cfg->n_tenants
+                                   ? "missing or wrong bearer token"
+                                   : "the API is disabled: set DESKBRIDGE_API_TOKEN");
+    else rt->handler(req, &who, rt->arg);
+    db_cfg_unref(ref);
+}
+
+int db_route_segments(const char *path, const char *prefix, char *buf, size_t bufsz,
+                      char **seg, int n)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0) return 0;
+    if (snprintf(buf, bufsz, "%s", path + pl) >= (int)bufsz) return 0;
+    char *p = buf;
+    for (int i = 0; i < n; i++) {
+        seg[i] = p;
+        char *slash = strchr(p, '/');
+        if (i < n - 1) {
+            if (!slash) return 0;
+            *slash = '\0';
+            p = slash + 1;
+        } else if (slash) {
+            return 0;
+        }
+        if (!*seg[i]) return 0;
+    }
+    return 1;
+}

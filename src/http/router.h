@@ -1,0 +1,70 @@
+/* router.h - one table of HTTP routes, filled by the modules that own them.
+ *
+ * A route is a method (NULL: any), a path (exact, or a prefix when it ends in '/'), a body
+ * cap, who may call it, and a handler.  The router answers what no route takes (404, or 405
+ * when the path exists for another method), checks the bearer token of token routes before
+ * the handler runs (401 with a JSON body otherwise), and hands the handler the caller: the
+ * operator or one tenant, with the configuration the check used.  A handler answers its
+ * request exactly once (net/httpd.h), now or later.
+ *
+ * Routes are matched in the order they were added; an exact path before a prefix that also
+ * covers it only when added first.  Registration happens at start-up, before the listener
+ * accepts, so the table never changes under a request. */
+#ifndef DB_ROUTER_H
+#define DB_ROUTER_H
+
+#include <stddef.h>
+
+#include "deskbridge/status.h"
+
+struct db_services;
+struct db_httpd_req;
+struct db_config;
+struct db_tenant;
+struct db_router;
+
+enum db_route_access {
+    DB_ROUTE_OPEN,  /* anyone: health checks, webhooks (they verify their own signatures) */
+    DB_ROUTE_TOKEN, /* a bearer token of the operator or of a tenant (docs/config.md) */
+};
+
+/* Who is calling a token route, for the duration of the handler call: cfg is the
+ * configuration the token was checked against (borrowed; take a reference with db_cfg_ref
+ * to keep it past the call); tenant is NULL for the operator, else borrowed from cfg. */
+struct db_caller {
+    const struct db_config *cfg;
+    const struct db_tenant *tenant;
+};
+
+typedef void (*db_route_fn)(struct db_httpd_req *req, const struct db_caller *who, void *arg);
+/* A body cap that depends on the path (0 = the server's default). */
+typedef size_t (*db_route_limit_fn)(const char *path, void *arg);
+
+struct db_route {
+    const char *method;       /* "GET", "POST", ...; NULL for any */
+    const char *path;         /* exact, or a prefix when it ends in '/' (static string) */
+    size_t body_limit;        /* bytes; 0 = the server's default */
+    db_route_limit_fn limit;  /* optional: overrides body_limit per path */
+    enum db_route_access access;
+    db_route_fn handler;
+    void *arg;
+};
+
+/* A router over svc (its configuration is read for the token check).  NULL on ENOMEM.
+ * Free with db_router_free. */
+struct db_router *db_router_new(struct db_services *svc);
+void db_router_free(struct db_router *r); /* NULL-safe */
+
+/* Adds a route (copied; its strings must outlive the router).  DB_OK or DB_ENOMEM. */
+int db_router_add(struct db_router *r, const struct db_route *route) DB_MUST_CHECK;
+
+/* The callbacks to give db_httpd_new with the router as arg. */
+size_t db_router_body_limit_cb(const char *method, const char *path, void *arg);
+void db_router_handle_cb(struct db_httpd_req *req, void *arg);
+
+/* Splits the part of path after prefix into exactly n non-empty '/'-separated segments,
+ * copied into buf (seg[i] point into it).  1 when path has that shape, else 0. */
+int db_route_segments(const char *path, const char *prefix, char *buf, size_t bufsz,
+                      char **seg, int n);
+
+#endif
