@@ -17,6 +17,7 @@
 #include "net/http_client.h"
 #include "log/log.h"
 #include "util/json_alloc.h"
+#include "util/parse.h"
 
 extern char **environ;
 
@@ -319,8 +320,7 @@ int main(int argc, char **argv)
         case 'a': account = optarg; break;
         case 'u': url = optarg; break;
         case 'w':
-            workers = atoi(optarg);
-            if (workers < 1 || workers > 64) {
+            if (db_parse_int(optarg, 1, 64, &workers) != 0) {
                 fprintf(stderr, "deskbridge: --workers must be 1 to 64\n");
                 return 2;
             }

@@ -35,6 +35,7 @@
 #include "stream/reader.h"
 #include "redis/redis.h"
 #include "util/crypto.h"
+#include "util/parse.h"
 #include "util/id.h"
 #include "util/json.h"
 
@@ -423,11 +424,8 @@ static void retry_later(struct job *j, int64_t delay_ms)
 static int64_t retry_after_ms(const struct db_http_resp *resp)
 {
     const char *v = resp->headers ? db_headers_get(resp->headers, "Retry-After") : NULL;
-    if (!v || *v < '0' || *v > '9') return 0;
-    char *end;
-    long s = strtol(v, &end, 10);
-    if (*end || s < 0 || s > 86400) return 0;
-    return (int64_t)s * 1000;
+    long s;
+    return db_parse_long(v, 0, 86400, &s) == 0 ? (int64_t)s * 1000 : 0;
 }
 
 static void sent_cb(const struct db_http_resp *resp, void *arg)

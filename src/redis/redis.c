@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "log/log.h"
+#include "util/crypto.h"
 
 #define MAX_SENTINELS 8
 #define QUEUE_MAX 4096 /* commands held while the first connection is being set up */
@@ -332,7 +333,7 @@ static int parse_url(const char *url, struct url *u, struct db_err *e)
                       "Redis URL: scheme must be redis://, unix:// or redis+sentinel://");
 }
 
-static void url_clear(struct url *u) { explicit_bzero(u->pass, sizeof u->pass); }
+static void url_clear(struct url *u) { db_wipe(u->pass, sizeof u->pass); }
 
 /* ------------------------------------------------------------------------------------ */
 /* scripts */
