@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 #define MAX_TZIF_BYTES (1u << 20)
-#define MAX_RULE_HOURS 167 /* RFC 8536 section 3.3.1 extends POSIX's 24 */
+#define MAX_RULE_HOURS 167 /* RFC 8536 section 3.3.1 extends POSIX's 24 for rule times */
+#define MAX_OFFSET_HOURS 24
 
 struct ttype {
     int32_t utoff;
@@ -109,12 +110,12 @@ static const char *p_num(const char *s, int min, int max, int *out)
     return s;
 }
 
-/* [+-]hh[:mm[:ss]] into seconds. */
-static const char *p_time(const char *s, int32_t *secs)
+/* [+-]hh[:mm[:ss]] into seconds, hh at most max_h. */
+static const char *p_time(const char *s, int max_h, int32_t *secs)
 {
     int sign = 1, h = 0, m = 0, sec = 0;
     if (*s == '+' || *s == '-') sign = *s++ == '-' ? -1 : 1;
-    if (!(s = p_num(s, 0, MAX_RULE_HOURS, &h))) return NULL;
+    if (!(s = p_num(s, 0, max_h, &h))) return NULL;
     if (*s == ':' && !(s = p_num(s + 1, 0, 59, &m))) return NULL;
     if (*s == ':' && !(s = p_num(s + 1, 0, 59, &sec))) return NULL;
     *secs = sign * (h * 3600 + m * 60 + sec);
@@ -139,7 +140,7 @@ static const char *p_rule(const char *s, struct rule *r)
     }
     if (!s) return NULL;
     r->secs = 2 * 3600;
-    if (*s == '/') s = p_time(s + 1, &r->secs);
+    if (*s == '/') s = p_time(s + 1, MAX_RULE_HOURS, &r->secs);
     return s;
 }
 
@@ -147,14 +148,14 @@ static int p_posix(const char *s, struct posix *z)
 {
     int32_t off;
     memset(z, 0, sizeof *z);
-    if (!(s = p_name(s)) || !(s = p_time(s, &off))) return -1;
+    if (!(s = p_name(s)) || !(s = p_time(s, MAX_OFFSET_HOURS, &off))) return -1;
     z->std_off = -off;
     if (*s) {
         if (!(s = p_name(s))) return -1;
         z->has_dst = 1;
         z->dst_off = z->std_off + 3600;
         if (*s && *s != ',') {
-            if (!(s = p_time(s, &off))) return -1;
+            if (!(s = p_time(s, MAX_OFFSET_HOURS, &off))) return -1;
             z->dst_off = -off;
         }
         if (*s == ',') {
@@ -345,9 +346,19 @@ void db_tz_free(struct db_tz *z)
     free(z);
 }
 
+/* Far beyond any calendar anyone asks about, and far enough from the int64_t limits that
+ * adding an offset or a day count cannot overflow. */
+#define T_LIMIT ((int64_t)1 << 56)
+
+static int64_t clamp(int64_t t)
+{
+    return t < -T_LIMIT ? -T_LIMIT : t > T_LIMIT ? T_LIMIT : t;
+}
+
 static int32_t offset_of(const struct db_tz *z, int64_t t, int *isdst)
 {
     const struct ttype *ty;
+    t = clamp(t);
     if (z->n == 0 && z->tzs.valid) return posix_offset(&z->tzs, t, isdst);
     if (z->n == 0 || t < z->trans[0]) {
         ty = &z->types[z->before];
@@ -376,6 +387,7 @@ long db_tz_offset(const struct db_tz *z, int64_t t)
 struct tm *db_tz_local(const struct db_tz *z, int64_t t, struct tm *tm)
 {
     int isdst = 0;
+    t = clamp(t);
     int32_t off = offset_of(z, t, &isdst);
     int64_t lt = t + off, days = fdiv(lt, 86400), secs = lt - days * 86400, y;
     int m, d;

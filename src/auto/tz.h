@@ -31,7 +31,8 @@ int db_tz_load(const char *name, struct db_tz **out) DB_MUST_CHECK;
 
 void db_tz_free(struct db_tz *z); /* NULL-safe */
 
-/* The UTC offset in seconds (east positive) at the instant t. */
+/* The UTC offset in seconds (east positive) at the instant t (instants beyond +-2^56 s,
+ * some two billion years, are taken as that limit). */
 long db_tz_offset(const struct db_tz *z, int64_t t);
 
 /* Local broken-down time of t in z, like localtime_r: every field of struct tm including
