@@ -64,18 +64,22 @@ int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e)
     return rc;
 }
 
+/* Without a [dispatch] section: the table's defaults (test_config checks they agree). */
+static const struct db_dispatch_conf no_section = {
+    .offline_grace_ms = 60000, .claim_idle_ms = 30000, .max_deliveries = 10,
+    .default_capacity = 5, .sweep_ms = 1000};
+
 struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg)
 {
     const struct db_dispatch_conf *d = db_config_obj(cfg, "dispatch", NULL);
-    struct db_dispatch_opts o = {.offline_grace_ms = 60000, .max_deliveries = 10,
-                                 .default_capacity = 5, .sweep_ms = 1000};
-    if (d) {
-        o.offline_grace_ms = d->offline_grace_ms;
-        o.max_deliveries = d->max_deliveries;
-        o.default_capacity = d->default_capacity;
-        o.sweep_ms = d->sweep_ms;
-    }
-    o.claim_idle_ms = d && d->claim_idle_set ? d->claim_idle_ms : cfg->claim_idle_ms;
+    if (!d) d = &no_section;
+    struct db_dispatch_opts o = {
+        .offline_grace_ms = d->offline_grace_ms,
+        .claim_idle_ms = d->claim_idle_set ? d->claim_idle_ms : cfg->claim_idle_ms,
+        .max_deliveries = d->max_deliveries,
+        .default_capacity = d->default_capacity,
+        .sweep_ms = d->sweep_ms,
+    };
     return o;
 }
 

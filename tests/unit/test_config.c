@@ -885,6 +885,15 @@ static void feature_sections_become_typed_structs(void **state)
     assert_int_equal(h->concurrency, 16);
     db_config_free(c);
 
+    /* An empty [dispatch] gives the options a configuration without one gives. */
+    assert_int_equal(load_text("[dispatch]\n", no_env, &c, &e), DB_OK);
+    struct db_dispatch_opts with = db_dispatch_opts_of(c);
+    db_config_free(c);
+    assert_int_equal(load_text("", no_env, &c, &e), DB_OK);
+    struct db_dispatch_opts without = db_dispatch_opts_of(c);
+    db_config_free(c);
+    assert_memory_equal(&with, &without, sizeof with);
+
     /* A feature section's error names the file, the line and the key. */
     assert_int_equal(load_text("[dispatch]\nsweep_ms = 10\n", no_env, &c, &e), DB_ECONFIG);
     assert_string_equal(e.msg, "test.conf:2: sweep_ms: must be an integer from 50 to 600000 "
