@@ -25,16 +25,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDB_TESTS=OFF >"$WORK/cmake.log" 2>&1 &&
-    cmake --build "$ROOT/build-bench" --target db_core -j2 >>"$WORK/cmake.log" 2>&1 ||
-    { tail -40 "$WORK/cmake.log" >&2; exit 1; }
-B="$ROOT/build-bench"
-# shellcheck disable=SC2046 # pkg-config prints several flags
-cc -std=c11 -O2 -Wall -Wextra -I"$ROOT/include" -I"$ROOT/src" -o "$WORK/print_ingest_script" \
-    "$ROOT/bench/print_ingest_script.c" "$B/libdb_core.a" "$B/libdb_connectors.a" "$B/libdb_util.a" \
-    $(pkg-config --libs libevent libevent_pthreads hiredis jansson libcrypto) -ldl -lpthread -lm
-"$WORK/print_ingest_script" >"$WORK/ingest.lua"
-"$WORK/print_ingest_script" plain >"$WORK/ingest_plain.lua"
+# The very scripts the gateway runs: the files it embeds (src/redis/scripts.h), the general one
+# behind the status_advance.lua prelude as src/store/store.c loads it.
+LUA="$ROOT/src/redis/scripts"
+cat "$LUA/status_advance.lua" "$LUA/ingest.lua" >"$WORK/ingest.lua"
+cp "$LUA/ingest_plain.lua" "$WORK/ingest_plain.lua"
 
 SRV=()
 LOAD=()

@@ -12,6 +12,7 @@
 
 #include "send/outbound.h"
 #include "ingest/poller.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
 #include "util/id.h"
 #include "util/json.h"
@@ -68,7 +69,7 @@ int db_cli_reply(const struct db_config *cfg, const char *conversation, const ch
         return 1;
     }
     /* The sender adopts outbox entries that carry their own id: same path as a helpdesk. */
-    redisReply *r = redisCommand(c, "XADD %s:outbox * command %s id %s", cfg->prefix, json, id);
+    redisReply *r = redisCommand(c, "XADD %s:" DB_KEY_OUTBOX " * command %s id %s", cfg->prefix, json, id);
     int ok = r && r->type == REDIS_REPLY_STRING;
     if (ok) fprintf(out, "queued %s\n", id);
     else fprintf(stderr, "deskbridge: redis: %s\n", r && r->str ? r->str : c->errstr);
@@ -131,8 +132,8 @@ int db_cli_tail(const struct db_config *cfg, int from_start, FILE *out)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     char ev_key[160], st_key[160], ev_id[64], st_id[64];
-    snprintf(ev_key, sizeof ev_key, "%s:events", cfg->prefix);
-    snprintf(st_key, sizeof st_key, "%s:status", cfg->prefix);
+    db_key(ev_key, sizeof ev_key, cfg->prefix, DB_KEY_EVENTS);
+    db_key(st_key, sizeof st_key, cfg->prefix, DB_KEY_STATUS);
     snprintf(ev_id, sizeof ev_id, "%s", from_start ? "0-0" : "$");
     snprintf(st_id, sizeof st_id, "%s", from_start ? "0-0" : "$");
     while (!tail_stop) {

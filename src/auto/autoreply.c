@@ -26,26 +26,20 @@
 #include "log/log.h"
 #include "send/outbound.h"
 #include "stream/reader.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
+#include "redis/scripts.h"
 #include "store/store.h"
 #include "util/id.h"
 #include "util/json.h"
 #include "util/parse.h"
 
-#define GROUP "deskbridge-autoreply"
+#define GROUP DB_AUTOREPLY_GROUP
 #define READ_COUNT 32
 #define MAX_INFLIGHT 64
 #define MAX_ANSWERS 3
 #define GREETED_TTL_S (90 * 86400) /* a conversation silent this long is greeted again */
 #define STALE_S 3600               /* older events (a backlog after downtime) get no answer */
-
-/* Takes key for this event: 1 when it was free or already held by the same event (a
- * re-run after a crash), else 0.  ARGV: key owner ttl refresh. */
-static const char lua_claim[] =
-    "if redis.call('SET', ARGV[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 1 end\n"
-    "if redis.call('GET', ARGV[1]) == ARGV[2] then return 1 end\n"
-    "if ARGV[4] == '1' then redis.call('EXPIRE', ARGV[1], ARGV[3]) end\n"
-    "return 0\n";
 
 struct answer {
     char rule[80];
@@ -116,7 +110,7 @@ static int set_claim(struct answer *an, const char *prefix, const char *what, co
 {
     size_t n = strlen(prefix) + strlen(what) + strlen(conv) + (period ? strlen(period) : 0) + 16;
     if (!(an->claim_key = malloc(n))) return -1;
-    snprintf(an->claim_key, n, "%s:autoreply:%s:%s%s%s", prefix, what, conv, period ? ":" : "",
+    snprintf(an->claim_key, n, "%s:" DB_KEY_AUTOREPLY ":%s:%s%s%s", prefix, what, conv, period ? ":" : "",
              period ? period : "");
     an->claim_ttl = ttl;
     an->refresh = refresh;
@@ -246,7 +240,7 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
     snprintf(an->id, sizeof an->id, "%s", id);
     /* The record is what GET /v1/messages/{id} shows: mark it there too. */
     char key[256];
-    snprintf(key, sizeof key, "%s:msg:{%s}", j->a->gw->cfg->cfg->prefix, an->id);
+    db_key_tagged(key, sizeof key, j->a->gw->cfg->cfg->prefix, DB_KEY_MSG, an->id);
     db_redis_cmd(j->a->gw->redis, marked_cb, j, "HSET %s automatic true rule %s resolve %s", key,
                  an->rule, an->resolve ? "true" : "false");
     /* The answer belongs to the conversation's history, marked as automatic. */
@@ -418,7 +412,7 @@ int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct
     if (!a) return db_err_set(e, DB_ENOMEM, "out of memory");
     a->gw = gw;
     a->clock_offset_s = clock_offset();
-    snprintf(a->events, sizeof a->events, "%s:events", cfg->prefix);
+    db_key(a->events, sizeof a->events, cfg->prefix, DB_KEY_EVENTS);
     /* From now on ("$"): history written before automatic answers were switched on is not
      * answered. */
     struct db_reader_opts ro = {.redis_url = cfg->redis_url,
@@ -433,7 +427,7 @@ int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct
                                 .count = READ_COUNT};
     int rc = db_reader_new(gw->base, &ro, room_of, read_entries, a, &a->reader, e);
     if (rc != DB_OK) goto fail;
-    a->claim = db_redis_script_new(lua_claim);
+    a->claim = db_redis_script_new(db_lua_autoreply_claim);
     a->claim_timer = evtimer_new(gw->base, claim_timer_cb, a);
     if (!a->claim || !a->claim_timer) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");

@@ -1,6 +1,6 @@
 /* assign.h - the pure parts of assignment: priorities, queue order, keyword rules and the
  * agent choice, without Redis.  The dispatcher's Lua script applies the same rules inside
- * Redis (src/dispatch_lua.c); tests/unit/test_assign.c checks both agree. */
+ * Redis (src/redis/scripts/dispatch.lua); tests/unit/test_assign.c checks both agree. */
 #ifndef DB_ASSIGN_H
 #define DB_ASSIGN_H
 

@@ -1,5 +1,5 @@
 /* dispatcher.c - reads P:events in the group "deskbridge-dispatch" and applies each entry to
- * the conversation state with the dispatcher's Lua script (dispatch_lua.c).
+ * the conversation state with the dispatcher's Lua script (src/redis/scripts/dispatch.lua).
  *
  * The script records the change and acknowledges the entry in one step, so a crash leaves an
  * entry either unprocessed and pending (claimed by another process after claim_idle_ms) or
@@ -26,7 +26,9 @@
 #include "metrics/metrics.h"
 #include "send/outbound.h"
 #include "stream/reader.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
+#include "redis/scripts.h"
 #include "store/store.h"
 #include "util/id.h"
 #include "util/json.h"
@@ -76,7 +78,7 @@ void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const ch
                      int nargs, const char **args, const size_t *lens)
 {
     /* One script object for the process: it lives as long as the process does. */
-    if (!script) script = db_redis_script_new(db_dispatch_lua);
+    if (!script) script = db_redis_script_new(db_lua_dispatch);
     const char **argv = malloc((size_t)(3 + nargs) * sizeof *argv);
     size_t *argl = malloc((size_t)(3 + nargs) * sizeof *argl);
     char now[24];
@@ -169,7 +171,7 @@ static void qwait_enqueued_cb(int status, const char *id, const char *msg_status
     snprintf(j->msg_id, sizeof j->msg_id, "%s", id);
     /* Shown by GET /v1/messages/{id} like the other automatic answers. */
     char key[256];
-    snprintf(key, sizeof key, "%s:msg:{%s}", j->d->gw->cfg->cfg->prefix, j->msg_id);
+    db_key_tagged(key, sizeof key, j->d->gw->cfg->cfg->prefix, DB_KEY_MSG, j->msg_id);
     db_redis_cmd(j->d->gw->redis, qwait_marked_cb, j,
                  "HSET %s automatic true rule queue_wait resolve false", key);
 }
@@ -651,7 +653,7 @@ int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, stru
     if (!d) return db_err_set(e, DB_ENOMEM, "out of memory");
     d->gw = gw;
     const struct db_config *cfg = gw->cfg->cfg;
-    snprintf(d->events, sizeof d->events, "%s:events", cfg->prefix);
+    db_key(d->events, sizeof d->events, cfg->prefix, DB_KEY_EVENTS);
     /* From the start of the stream ("0"): events written before the first dispatcher ran
      * still count. */
     struct db_reader_opts ro = {.redis_url = cfg->redis_url,

@@ -7,6 +7,7 @@
 #define DB_DISPATCHER_H
 
 #include "deskbridge/status.h"
+#include "redis/keys.h" /* DB_DISPATCH_GROUP */
 #include "redis/redis.h"
 
 struct db_services;
@@ -53,8 +54,6 @@ int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 /* ---- shared by the dispatcher's files (dispatcher.c, dispatch_api.c) and the tests ---- */
 
-#define DB_DISPATCH_GROUP "deskbridge-dispatch"
-
 struct db_config;
 /* The [dispatch] options with their defaults (docs/dispatcher.md). */
 struct db_dispatch_opts {
@@ -69,8 +68,5 @@ const char *db_dispatch_rules_of(const struct db_config *cfg);
  * prefix and the time; cb (may be NULL) as db_redis_eval's. */
 void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const char *op,
                      int nargs, const char **args, const size_t *lens);
-
-/* The script (dispatch_lua.c): ARGV[1] operation, ARGV[2] prefix, ARGV[3] now in ms. */
-extern const char db_dispatch_lua[];
 
 #endif

@@ -33,7 +33,9 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "stream/reader.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
+#include "redis/scripts.h"
 #include "util/crypto.h"
 #include "util/parse.h"
 #include "util/id.h"
@@ -122,46 +124,6 @@ struct db_hookout {
     char streams[2][160];
     char dead_key[160];
 };
-
-/* ARGV: dead stream, endpoint, stream label, entry, payload, reason, at, source stream,
- * group.  Dead letter and acknowledgement in one script: never one without the other. */
-static const char lua_dead[] =
-    "redis.call('XADD', ARGV[1], '*', 'endpoint', ARGV[2], 'stream', ARGV[3],\n"
-    "  'entry', ARGV[4], 'payload', ARGV[5], 'reason', ARGV[6], 'at', ARGV[7])\n"
-    "return redis.call('XACK', ARGV[8], ARGV[9], ARGV[4])\n";
-
-/* ARGV: stream, group, this consumer, entry E, conversation, field, 1 when the conversation
- * appears verbatim in any JSON encoding of it (plain ASCII).  Returns 1 while an entry before
- * E of the same conversation is pending under another consumer (or when too many earlier
- * entries are pending to look at all of them: waiting is safe, the oldest always passes),
- * else 0.  This process's own pending entries are ordered locally and not looked at. */
-static const char lua_order[] =
-    "local S, G, me, E, conv, field, plain = unpack(ARGV)\n"
-    "local sum = redis.pcall('XPENDING', S, G)\n"
-    "if type(sum) ~= 'table' or sum.err or sum[1] == 0 then return 0 end\n"
-    "local others = false\n"
-    "for _, c in ipairs(sum[4] or {}) do if c[1] ~= me then others = true end end\n"
-    "if not others then return 0 end\n"
-    "local from, seen = '-', 0\n"
-    "while seen < 1024 do\n"
-    "  local p = redis.call('XPENDING', S, G, from, '(' .. E, 128)\n"
-    "  for i = 1, #p do\n"
-    "    if p[i][2] ~= me then\n"
-    "      local r = redis.call('XRANGE', S, p[i][1], p[i][1])\n"
-    "      local f = r[1] and r[1][2] or {}\n"
-    "      for k = 1, #f - 1, 2 do\n"
-    "        if f[k] == field and (plain ~= '1' or string.find(f[k + 1], conv, 1, true)) then\n"
-    "          local ok, obj = pcall(cjson.decode, f[k + 1])\n"
-    "          if ok and type(obj) == 'table' and obj.conversation == conv then return 1 end\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  if #p < 128 then return 0 end\n"
-    "  seen = seen + #p\n"
-    "  from = '(' .. p[#p][1]\n"
-    "end\n"
-    "return 1\n";
 
 static void pump(struct endpoint *ep);
 static void send_job(struct job *j);
@@ -828,7 +790,7 @@ static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
     ep->h = h;
     ep->o = o;
     ep->o.url = ep->o.secret = ep->o.events = NULL;
-    snprintf(ep->group, sizeof ep->group, "deskbridge-hook-%s", sec->account);
+    snprintf(ep->group, sizeof ep->group, DB_HOOKOUT_GROUP_PREFIX "%s", sec->account);
     ep->name = strdup(sec->account);
     ep->url = strdup(o.url);
     ep->secret = strdup(o.secret);
@@ -875,11 +837,11 @@ int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_
     if (!h) return db_err_set(e, DB_ENOMEM, "out of memory");
     int rc = DB_OK;
     h->gw = gw;
-    snprintf(h->streams[ST_EVENTS], sizeof h->streams[0], "%s:events", cfg->prefix);
-    snprintf(h->streams[ST_STATUS], sizeof h->streams[1], "%s:status", cfg->prefix);
-    snprintf(h->dead_key, sizeof h->dead_key, "%s:dead", cfg->prefix);
-    h->dead = db_redis_script_new(lua_dead);
-    h->order = db_redis_script_new(lua_order);
+    db_key(h->streams[ST_EVENTS], sizeof h->streams[0], cfg->prefix, DB_KEY_EVENTS);
+    db_key(h->streams[ST_STATUS], sizeof h->streams[1], cfg->prefix, DB_KEY_STATUS);
+    db_key(h->dead_key, sizeof h->dead_key, cfg->prefix, DB_KEY_DEAD);
+    h->dead = db_redis_script_new(db_lua_hookout_dead);
+    h->order = db_redis_script_new(db_lua_hookout_order);
     if (!h->dead || !h->order) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;

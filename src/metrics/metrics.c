@@ -25,7 +25,9 @@
 #include "http/router.h"
 #include "net/httpd.h"
 #include "log/log.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
+#include "redis/scripts.h"
 #include "store/store.h"
 #include "util/text.h"
 
@@ -109,23 +111,6 @@ static void histogram_init(struct histogram *h, const char *name, const char *he
     h->nle = nle;
 }
 
-/* Conversations per state from the sets the dispatcher's script keeps (docs/dispatcher.md),
- * so a scrape costs O(agents), not O(conversations): every conversation is in CONVS, those
- * not closed in ACTIVE, queued ones in QUEUE and assigned ones in exactly one agent's set.
- * What is left of ACTIVE is "open" (an agent wrote first).  One script, so the four numbers
- * come from one instant.  The agent sets' names are built here like the dispatcher builds
- * them (it needs a non-cluster Redis anyway).
- * KEYS: convs, active, queue, agents; ARGV[1]: agent set name up to the id. */
-static const char conv_lua[] =
-    "local total = redis.call('ZCARD', KEYS[1])\n"
-    "local active = redis.call('SCARD', KEYS[2])\n"
-    "local queued = redis.call('ZCARD', KEYS[3])\n"
-    "local assigned = 0\n"
-    "for _, a in ipairs(redis.call('SMEMBERS', KEYS[4])) do\n"
-    "  assigned = assigned + redis.call('SCARD', ARGV[1] .. a .. '}')\n"
-    "end\n"
-    "return {math.max(0, active - queued - assigned), queued, assigned, math.max(0, total - active)}\n";
-
 struct db_metrics *db_metrics_new(void)
 {
     struct db_metrics *m = calloc(1, sizeof *m);
@@ -147,7 +132,7 @@ struct db_metrics *db_metrics_new(void)
                    "Time from a conversation's first customer message to the agent's first "
                    "reply, in seconds.",
                    response_buckets, sizeof response_buckets / sizeof response_buckets[0]);
-    m->conv_script = db_redis_script_new(conv_lua);
+    m->conv_script = db_redis_script_new(db_lua_metrics_convs);
     if (!m->conv_script) {
         db_metrics_free(m);
         return NULL;
@@ -501,7 +486,7 @@ static void render_process(struct out *o, struct db_services *gw)
 
 /* ---- Redis gauges, read at scrape time ---- */
 
-static const char *const streams[] = {"events", "outbox", "status", "dead"};
+static const char *const streams[] = {DB_KEY_EVENTS, DB_KEY_OUTBOX, DB_KEY_STATUS, DB_KEY_DEAD};
 #define NSTREAMS 4
 
 struct group {
@@ -753,11 +738,11 @@ static void handle(struct db_services *gw, struct db_httpd_req *req)
     struct pending_cmd *c = sc->failed ? NULL : cmd_ctx(sc, -1, -1);
     if (c) {
         char k[4][160], agentconvs[160];
-        const char *keys[] = {db_store_key(gw->store, "convs", k[0], sizeof k[0]),
-                              db_store_key(gw->store, "dispatch:active", k[1], sizeof k[1]),
-                              db_store_key(gw->store, "dispatch:queue", k[2], sizeof k[2]),
-                              db_store_key(gw->store, "agents", k[3], sizeof k[3])};
-        const char *args[] = {db_store_key(gw->store, "agentconvs:{", agentconvs,
+        const char *keys[] = {db_store_key(gw->store, DB_KEY_CONVS, k[0], sizeof k[0]),
+                              db_store_key(gw->store, DB_KEY_DISPATCH_ACTIVE, k[1], sizeof k[1]),
+                              db_store_key(gw->store, DB_KEY_DISPATCH_QUEUE, k[2], sizeof k[2]),
+                              db_store_key(gw->store, DB_KEY_AGENTS, k[3], sizeof k[3])};
+        const char *args[] = {db_store_key(gw->store, DB_KEY_AGENT_CONVS ":{", agentconvs,
                                            sizeof agentconvs)};
         db_redis_eval(gw->redis, gw->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
     }

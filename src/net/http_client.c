@@ -1,8 +1,10 @@
 /* http_client.c - libcurl multi on libevent.
  *
- * libcurl is not linked: it is loaded through curl_lib.h by the first send of any client
- * (curl_ready), and a client that never sends never touches it.  If it cannot be loaded,
- * sends fail like transport errors (send_without_curl).
+ * libcurl is linked normally and called directly, so curl's compile-time option type checks
+ * (curl/typecheck-gcc.h, gcc with optimisation) see every curl_easy_setopt.  curl is
+ * initialised once per process and a client makes its multi handle on its first send
+ * (curl_ready), so a client that never sends allocates nothing of curl's.  If curl cannot be
+ * initialised, sends fail like transport errors (send_without_curl).
  *
  * curl tells us which sockets to watch (sock_cb) and when to wake it (timer_cb); we call
  * curl_multi_socket_action from libevent callbacks.  Finished transfers are never reported
@@ -15,9 +17,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
-#include "net/curl_lib.h"
+/* curl's option type checks (curl/typecheck-gcc.h, gcc with optimisation) report through
+ * functions declared in a system header, and gcc hides those reports unless asked: without
+ * this line a wrongly typed curl_easy_setopt compiles silently (tests: curl_option_types). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic warning "-Wsystem-headers"
+#endif
+#include <curl/curl.h>
+
+/* And they must stay on: curl.h defines them unless CURL_DISABLE_TYPECHECK is set. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && \
+    !defined(curlcheck_long_option) && !defined(_curl_is_long_option)
+#error "curl's compile-time option type checks are off (CURL_DISABLE_TYPECHECK?)"
+#endif
+
 #include "net/netcheck.h"
 
 enum call_state {
@@ -60,8 +76,7 @@ struct db_http_call {
 
 struct db_http_client {
     struct event_base *base;
-    const struct db_curl_lib *cl; /* libcurl, once a send has needed it; NULL before */
-    CURLM *multi;                 /* made with cl, on the first send */
+    CURLM *multi; /* made on the first send */
     struct event *timer;
     struct event *kick; /* 0-delay: settles work queued while curl was on the stack */
     struct db_http_client_opts opts;
@@ -93,9 +108,8 @@ static void call_unlink(struct db_http_call *k)
 static void call_free(struct db_http_call *k)
 {
     if (!k) return;
-    /* Either is set only after libcurl was loaded (k->c->cl). */
-    if (k->easy) k->c->cl->easy_cleanup(k->easy);
-    if (k->req_headers) k->c->cl->slist_free_all(k->req_headers);
+    if (k->easy) curl_easy_cleanup(k->easy);
+    if (k->req_headers) curl_slist_free_all(k->req_headers);
     free(k->url);
     free(k->body);
     free(k->buf);
@@ -137,7 +151,7 @@ static const char *transport_error(const struct db_http_call *k)
     switch (k->result) {
     case CURLE_OPERATION_TIMEDOUT: return "timeout";
     case CURLE_FILESIZE_EXCEEDED: return "response too large";
-    default: return k->c->cl->easy_strerror(k->result);
+    default: return curl_easy_strerror(k->result);
     }
 }
 
@@ -197,7 +211,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     if (k->state == CALL_ZOMBIE) return 0;
     if (k->data_cb) {
         long status = 0;
-        k->c->cl->easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
         if (k->data_cb(status, &k->headers, data, len, k->arg) != 0) {
             k->fail_reason = "aborted by data callback";
             return 0;
@@ -247,7 +261,7 @@ static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
     int running = 0;
     c->depth++;
     c->in_curl = 1;
-    c->cl->multi_socket_action(c->multi, fd, flags, &running);
+    curl_multi_socket_action(c->multi, fd, flags, &running);
     c->in_curl = 0;
     settle(c);
     c->depth--;
@@ -262,7 +276,7 @@ static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     c->depth++;
     c->in_curl = 1;
-    c->cl->multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     c->in_curl = 0;
     settle(c);
     c->depth--;
@@ -292,7 +306,7 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
             else c->socks = s->next;
             if (s->next) s->next->prev = s->prev;
             free(s);
-            c->cl->multi_assign(c->multi, fd, NULL);
+            curl_multi_assign(c->multi, fd, NULL);
         }
         return 0;
     }
@@ -305,7 +319,7 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
         s->next = c->socks;
         if (c->socks) c->socks->prev = s;
         c->socks = s;
-        c->cl->multi_assign(c->multi, fd, s);
+        curl_multi_assign(c->multi, fd, s);
     } else {
         event_free(s->ev);
         s->ev = NULL;
@@ -331,7 +345,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 static void add_to_multi(struct db_http_client *c, struct db_http_call *k)
 {
-    if (c->cl->multi_add_handle(c->multi, k->easy) == CURLM_OK) {
+    if (curl_multi_add_handle(c->multi, k->easy) == CURLM_OK) {
         k->state = CALL_ACTIVE;
         return;
     }
@@ -351,7 +365,7 @@ static void settle(struct db_http_client *c)
             if (k->state == CALL_PENDING_ADD) {
                 add_to_multi(c, k);
             } else if (k->state == CALL_ZOMBIE) {
-                c->cl->multi_remove_handle(c->multi, k->easy);
+                curl_multi_remove_handle(c->multi, k->easy);
                 call_unlink(k);
                 call_free(k);
             }
@@ -360,17 +374,17 @@ static void settle(struct db_http_client *c)
     CURLMsg *m;
     int left;
     /* Without a multi (libcurl not loaded yet, or not loadable) only queued calls remain. */
-    while (c->multi && (m = c->cl->multi_info_read(c->multi, &left))) {
+    while (c->multi && (m = curl_multi_info_read(c->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
         void *priv = NULL;
         CURLcode result = m->data.result; /* m is invalid after remove_handle */
         CURL *easy = m->easy_handle;
-        c->cl->easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
         struct db_http_call *k = priv;
-        c->cl->multi_remove_handle(c->multi, easy);
+        curl_multi_remove_handle(c->multi, easy);
         if (!k || k->state != CALL_ACTIVE) continue;
         k->result = result;
-        c->cl->easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &k->status);
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &k->status);
         k->state = CALL_FINISHED;
         q_push(c, k);
     }
@@ -387,49 +401,56 @@ static void settle(struct db_http_client *c)
 
 /* ---- libcurl on first need ----------------------------------------------------------------- */
 
-/* Loads libcurl (once per process, see curl_lib.h) and makes this client's multi handle the
- * first time a send needs them, so a process that never sends never maps libcurl.  DB_OK;
- * DB_EUNSUPPORTED with *err set when libcurl cannot be loaded; DB_ENOMEM. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+/* curl_global_init is not safe to run twice or from two threads at once; the media workers
+ * and the event loop may both send first. */
+static void curl_init_once(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* Initialises curl (once per process) and makes this client's multi handle the first time a
+ * send needs them.  DB_OK; DB_EUNSUPPORTED with *err (static) set when curl_global_init
+ * failed, once and for every later call; DB_ENOMEM. */
 static int curl_ready(struct db_http_client *c, const char **err)
 {
     if (c->multi) return DB_OK;
-    const struct db_curl_lib *cl = db_curl_lib(err);
-    if (!cl) return DB_EUNSUPPORTED;
-    CURLM *m = cl->multi_init();
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_rc != CURLE_OK) {
+        *err = "libcurl cannot be initialised (curl_global_init failed)";
+        return DB_EUNSUPPORTED;
+    }
+    CURLM *m = curl_multi_init();
     if (!m) return DB_ENOMEM;
-    cl->multi_setopt(m, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    cl->multi_setopt(m, CURLMOPT_SOCKETDATA, c);
-    cl->multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_cb);
-    cl->multi_setopt(m, CURLMOPT_TIMERDATA, c);
-    cl->multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c->opts.max_connections);
-    cl->multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->opts.max_per_host);
-    cl->multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)c->opts.max_connections);
-    c->cl = cl;
+    curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(m, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(m, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c->opts.max_connections);
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->opts.max_per_host);
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)c->opts.max_connections);
     c->multi = m;
     return DB_OK;
 }
 
 /* The host part of url as libcurl reads it (curl_free), or NULL. */
-static char *url_host(const struct db_curl_lib *cl, const char *url)
+static char *url_host(const char *url)
 {
-    CURLU *u = cl->url();
+    CURLU *u = curl_url();
     char *host = NULL;
-    if (u && cl->url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        cl->url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
         host = NULL;
-    if (u) cl->url_cleanup(u);
+    if (u) curl_url_cleanup(u);
     return host;
 }
 
 int db_http_same_host(const char *a, const char *b)
 {
-    const char *err = NULL;
-    const struct db_curl_lib *cl = a && b ? db_curl_lib(&err) : NULL;
-    if (!cl) return 0;
-    char *ha = url_host(cl, a), *hb = url_host(cl, b);
+    if (!a || !b) return 0;
+    char *ha = url_host(a), *hb = url_host(b);
     int same = ha && hb && strcasecmp(ha, hb) == 0;
-    cl->free(ha);
-    cl->free(hb);
+    curl_free(ha);
+    curl_free(hb);
     return same;
 }
 
@@ -476,7 +497,7 @@ void db_http_call_cancel(struct db_http_call *k)
             finish(c, k, "cancelled");
             return;
         }
-        c->cl->multi_remove_handle(c->multi, k->easy);
+        curl_multi_remove_handle(c->multi, k->easy);
         break;
     case CALL_FINISHED:
         q_remove(c, k);
@@ -512,11 +533,11 @@ void db_http_client_free(struct db_http_client *c)
     /* Only zombies are left, and a zombie is an easy handle in the multi. */
     for (struct db_http_call *k = c->calls, *next; k; k = next) {
         next = k->next;
-        c->cl->multi_remove_handle(c->multi, k->easy);
+        curl_multi_remove_handle(c->multi, k->easy);
         call_free(k);
     }
     c->calls = NULL;
-    if (c->multi) c->cl->multi_cleanup(c->multi);
+    if (c->multi) curl_multi_cleanup(c->multi);
     /* curl_multi_cleanup closes cached connections without telling sock_cb. */
     for (struct sock *s = c->socks, *next; s; s = next) {
         next = s->next;
@@ -525,52 +546,52 @@ void db_http_client_free(struct db_http_client *c)
     }
     event_free(c->timer);
     event_free(c->kick);
-    /* No curl_global_cleanup: libcurl stays initialised for the process (curl_lib.c). */
+    /* No curl_global_cleanup: curl stays initialised for the process (curl_init_once). */
     free(c);
 }
 
-static int method_setup(const struct db_curl_lib *cl, CURL *easy, const char *method,
+static int method_setup(CURL *easy, const char *method,
                         const struct db_http_call *k)
 {
     if (!method || strcasecmp(method, "GET") == 0) {
         if (k->body_len) return DB_EINVAL;
-        cl->easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
         return DB_OK;
     }
     int is_post = strcasecmp(method, "POST") == 0;
     if (!is_post && strcasecmp(method, "PUT") != 0 && strcasecmp(method, "DELETE") != 0)
         return DB_EINVAL;
     if (!is_post && strcasecmp(method, "DELETE") == 0 && !k->body_len) {
-        cl->easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "DELETE");
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "DELETE");
         return DB_OK;
     }
-    cl->easy_setopt(easy, CURLOPT_POST, 1L);
-    cl->easy_setopt(easy, CURLOPT_POSTFIELDS, k->body ? k->body : "");
-    cl->easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)k->body_len);
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, k->body ? k->body : "");
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)k->body_len);
     if (!is_post)
-        cl->easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
                         strcasecmp(method, "PUT") == 0 ? "PUT" : "DELETE");
     return DB_OK;
 }
 
 /* Checks the URL parses and uses an allowed scheme; the guarded client takes https only. */
-static int url_check(const struct db_curl_lib *cl, const char *url, int https_only)
+static int url_check(const char *url, int https_only)
 {
-    CURLU *u = cl->url();
+    CURLU *u = curl_url();
     char *scheme = NULL;
     int rc = DB_EINVAL;
     if (!u) return DB_ENOMEM;
-    if (cl->url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
-    if (cl->url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
     if (strcasecmp(scheme, "https") == 0 || (!https_only && strcasecmp(scheme, "http") == 0))
         rc = DB_OK;
 out:
-    cl->free(scheme);
-    cl->url_cleanup(u);
+    curl_free(scheme);
+    curl_url_cleanup(u);
     return rc;
 }
 
-static int header_line(const struct db_curl_lib *cl, struct curl_slist **list, const char *name,
+static int header_line(struct curl_slist **list, const char *name,
                        const char *value)
 {
     /* "Name;" is curl's way to send a header with an empty value. */
@@ -579,7 +600,7 @@ static int header_line(const struct db_curl_lib *cl, struct curl_slist **list, c
     if (!line) return DB_ENOMEM;
     if (*value) snprintf(line, n, "%s: %s", name, value);
     else snprintf(line, n, "%s;", name);
-    struct curl_slist *l = cl->slist_append(*list, line);
+    struct curl_slist *l = curl_slist_append(*list, line);
     free(line);
     if (!l) return DB_ENOMEM;
     *list = l;
@@ -594,10 +615,9 @@ static void call_link(struct db_http_client *c, struct db_http_call *k)
     c->inflight++;
 }
 
-/* libcurl cannot be loaded: the call is accepted and fails like any transport failure, from
+/* curl cannot be initialised: the call is accepted and fails like any transport failure, from
  * the kick event, so callers take their usual retry path and the daemon keeps running.  The
- * URL cannot be checked without curl, so a bad one is reported this way too.  err is static
- * (curl_lib.c). */
+ * URL cannot be checked without curl, so a bad one is reported this way too.  err is static. */
 static int send_without_curl(struct db_http_client *c, const char *err, db_http_done_fn done,
                              void *arg, struct db_http_call **call)
 {
@@ -626,8 +646,7 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
     int rc = curl_ready(c, &why);
     if (rc == DB_EUNSUPPORTED) return send_without_curl(c, why, done, arg, call);
     if (rc != DB_OK) return rc;
-    const struct db_curl_lib *cl = c->cl;
-    rc = url_check(cl, req->url, c->opts.block_private);
+    rc = url_check(req->url, c->opts.block_private);
     if (rc != DB_OK) return rc;
 
     struct db_http_call *k = calloc(1, sizeof *k);
@@ -646,45 +665,42 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
         k->body_len = req->body_len;
     }
     for (size_t i = 0; i < req->headers.n; i++)
-        if (header_line(cl, &k->req_headers, req->headers.v[i].name, req->headers.v[i].value) !=
+        if (header_line(&k->req_headers, req->headers.v[i].name, req->headers.v[i].value) !=
             DB_OK)
             goto fail;
     /* Without this curl waits up to a second for "100 Continue" on larger bodies. */
-    struct curl_slist *l = cl->slist_append(k->req_headers, "Expect:");
+    struct curl_slist *l = curl_slist_append(k->req_headers, "Expect:");
     if (!l) goto fail;
     k->req_headers = l;
 
-    k->easy = cl->easy_init();
+    k->easy = curl_easy_init();
     if (!k->easy) goto fail;
     CURL *e = k->easy;
-    rc = method_setup(cl, e, req->method, k);
+    rc = method_setup(e, req->method, k);
     if (rc != DB_OK) goto fail;
     const char *protocols = c->opts.block_private ? "https" : "http,https";
-    /* Calls go through a function pointer, so curl's compile-time option type checks do not
-     * apply: every value below is passed with the exact type curl reads (long, curl_off_t,
-     * pointer). */
-    cl->easy_setopt(e, CURLOPT_URL, k->url);
-    cl->easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
-    cl->easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    cl->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_URL, k->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     /* A proxy would make the guard check the proxy's address instead of the target's, and
      * environment proxies make tests depend on the machine: no proxy, ever. */
-    cl->easy_setopt(e, CURLOPT_PROXY, "");
-    cl->easy_setopt(e, CURLOPT_HTTPHEADER, k->req_headers);
-    cl->easy_setopt(e, CURLOPT_USERAGENT, "deskbridge/" DB_VERSION);
-    cl->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    cl->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    cl->easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : c->opts.timeout_ms);
-    cl->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->req_headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "deskbridge/" DB_VERSION);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : c->opts.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
     if (!data_cb)
-        cl->easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opts.max_response_bytes);
-    cl->easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    cl->easy_setopt(e, CURLOPT_HEADERDATA, k);
-    cl->easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    cl->easy_setopt(e, CURLOPT_WRITEDATA, k);
-    cl->easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
-    cl->easy_setopt(e, CURLOPT_OPENSOCKETDATA, k);
-    cl->easy_setopt(e, CURLOPT_PRIVATE, k);
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opts.max_response_bytes);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, k);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, k);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, k);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, k);
 
     call_link(c, k);
     if (c->in_curl) {

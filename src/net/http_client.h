@@ -38,8 +38,7 @@ typedef int (*db_http_data_fn)(long status, const struct db_headers *headers,
 struct db_http_client *db_http_client_new(struct event_base *base,
                                           const struct db_http_client_opts *opts);
 /* 1 when URLs a and b name the same host, as libcurl parses them (so the answer is about
- * the host curl would connect to); 0 when they differ, either does not parse, or libcurl
- * cannot be loaded. */
+ * the host curl would connect to); 0 when they differ or either does not parse. */
 int db_http_same_host(const char *a, const char *b);
 /* Aborts every call in flight (their done callbacks run with transport_error "cancelled")
  * and frees c.  NULL-safe. */
@@ -49,9 +48,9 @@ void db_http_client_free(struct db_http_client *c);
  * done is called exactly once, never before this returns.  With data_cb set, the body is
  * not collected but handed to data_cb piece by piece (done then gets body NULL).  *call (if
  * not NULL) gets a handle for db_http_call_cancel, valid until done runs.  DB_OK or
- * DB_ENOMEM / DB_EINVAL (bad URL).  The first send of the process loads libcurl; when it
- * cannot be loaded, every send returns DB_OK and done gets status 0 with transport_error
- * "libcurl could not be loaded (<soname>: <reason>)" (the URL is then not checked). */
+ * DB_ENOMEM / DB_EINVAL (bad URL).  The first send of the process initialises libcurl;
+ * when that fails, every send returns DB_OK and done gets status 0 with transport_error
+ * "libcurl cannot be initialised (curl_global_init failed)" (the URL is then not checked). */
 int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
                         long timeout_ms, db_http_done_fn done, db_http_data_fn data_cb,
                         void *arg, struct db_http_call **call) DB_MUST_CHECK;

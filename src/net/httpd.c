@@ -5,7 +5,12 @@
  * request is a single allocation holding the request object, its header array and its own
  * copy of the head (parsed in place), plus one allocation for a body.  A request that was
  * handed to the handler lives in s->inflight until it is answered, whether or not its
- * connection is still there. */
+ * connection is still there.
+ *
+ * Here: listening and accepting (connection cap, accept back-off), each connection's state
+ * machine and timers, reading heads and bodies within the limits, and closing.  The request
+ * as the handler sees it and the answers written back are httpd_req.c; the head parser is
+ * httpd_parse.c. */
 #include "net/httpd.h"
 
 #include <errno.h>
@@ -25,7 +30,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "net/httpd_parse.h"
+#include "net/httpd_internal.h"
 #include "log/log.h"
 
 /* While more than this is queued to a client, pipelined requests are left unparsed: a client
@@ -35,192 +40,18 @@
  * unread request bytes do not turn our close into a RST that destroys the answer in flight. */
 #define LINGER_MS 500
 #define CHUNK_LINE_MAX 256
-#define PEER_MAX 64
 #define BUSY_BODY "{\"error\":{\"code\":\"overloaded\",\"message\":\"too many connections\"}}"
 
 static const struct db_log_ctx log_ctx = {.module = "httpd"};
-
-enum cstate {
-    ST_HEAD,   /* waiting for / reading a request head */
-    ST_BODY,   /* reading the body of c->req */
-    ST_HANDLE, /* c->req is with the handler */
-    ST_STREAM, /* c->req is answering with a stream */
-    ST_FLUSH,  /* last answer queued, closing once written */
-    ST_LINGER, /* write side shut, discarding input until EOF or LINGER_MS */
-    ST_DEAD,   /* closed; memory released when the current callback unwinds */
-};
-
-enum ckstate { CK_SIZE, CK_DATA, CK_DATA_END, CK_TRAILER };
-
-struct conn {
-    struct db_httpd *s;
-    struct conn *prev, *next;
-    struct bufferevent *bev;
-    struct event *timer;
-    struct db_httpd_req *req; /* being read, handled or streamed; NULL between requests */
-    enum cstate st;
-    enum ckstate ck;
-    size_t ck_left;      /* bytes left in the current chunk */
-    size_t trailer_bytes;
-    size_t body_cap;     /* from the route callback */
-    size_t scanned;      /* input bytes already searched for the end of the head */
-    int deadline_armed;  /* the timer is the absolute head deadline (not keep-alive idle) */
-    long long body_until_ms; /* monotonic: the whole body must have arrived by then */
-    int busy;            /* inside conn_process: frees are deferred to its end */
-    char peer[PEER_MAX];
-};
-
-struct db_httpd_req {
-    struct db_httpd *s;
-    struct conn *c; /* NULL once the client is gone */
-    struct db_httpd_req *prev, *next; /* s->inflight, once dispatched */
-    struct db_http_head h;
-    struct db_headers headers; /* v points into this allocation; never db_headers_clear'd */
-    unsigned char *body;
-    size_t body_len, body_alloc;
-    void *data;
-    db_httpd_gone_fn gone_cb;
-    void *gone_arg;
-    unsigned dispatched : 1, streaming : 1, stream_chunked : 1, keep : 1;
-    char peer[PEER_MAX];
-    /* followed by the header array and the head text */
-};
-
-struct db_httpd {
-    struct event_base *base;
-    struct db_httpd_limits lim;
-    db_httpd_body_limit_fn limit_cb;
-    db_httpd_handler_fn handler;
-    void *arg;
-    struct evconnlistener **ls;
-    size_t nls;
-    int port;
-    int draining;
-    struct event *accept_retry;
-    struct conn *conns;
-    size_t nconns;
-    struct db_httpd_req *inflight;
-    size_t ninflight;
-};
 
 static void conn_process(struct conn *c);
 
 /* ---- small helpers ---- */
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    }
-    return "Status";
-}
-
 static void arm_ms(struct event *ev, int ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(ev, &tv);
-}
-
-/* Handler-supplied header text goes out verbatim, so CR/LF in it would split the response. */
-static int header_text_ok(const char *s)
-{
-    return s && !strpbrk(s, "\r\n");
-}
-
-/* JSON string body of s into dst (without quotes), truncated to fit cap on a character
- * boundary.  Returns bytes written. */
-static size_t json_escape(char *dst, size_t cap, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t w = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (w + 6 > cap) {
-            while (w > 0 && ((unsigned char)dst[w - 1] & 0xC0) == 0x80) w--;
-            if (w > 0 && ((unsigned char)dst[w - 1] & 0x80)) w--;
-            break;
-        }
-        if (*p == '"' || *p == '\\') {
-            dst[w++] = '\\';
-            dst[w++] = (char)*p;
-        } else if (*p < 0x20) {
-            memcpy(dst + w, "\\u00", 4);
-            dst[w + 4] = hex[*p >> 4];
-            dst[w + 5] = hex[*p & 15];
-            w += 6;
-        } else {
-            dst[w++] = (char)*p;
-        }
-    }
-    return w;
-}
-
-/* {"error":{"code":..,"message":..}} into buf (at least 1024 bytes); returns its length. */
-static size_t error_body(char *buf, size_t cap, const char *code, const char *message)
-{
-    size_t n = 0;
-    memcpy(buf, "{\"error\":{\"code\":\"", 18);
-    n = 18;
-    n += json_escape(buf + n, 128, code ? code : "error");
-    memcpy(buf + n, "\",\"message\":\"", 13);
-    n += 13;
-    n += json_escape(buf + n, cap - n - 8, message ? message : "");
-    memcpy(buf + n, "\"}}", 3);
-    return n + 3;
-}
-
-/* Status line and headers.  clen < 0: a stream (chunked when `chunked`). */
-static void write_head(struct evbuffer *out, int status, const char *ctype, long long clen,
-                       int chunked, int keep, int minor, const char *const *extra)
-{
-    char head[512];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, reason(status));
-    evbuffer_add(out, head, (size_t)n);
-    if (header_text_ok(ctype) && strlen(ctype) < 200) {
-        n = snprintf(head, sizeof head, "Content-Type: %s\r\n", ctype);
-        evbuffer_add(out, head, (size_t)n);
-    }
-    if (clen >= 0) {
-        n = snprintf(head, sizeof head, "Content-Length: %lld\r\n", clen);
-        evbuffer_add(out, head, (size_t)n);
-    } else if (chunked) {
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    }
-    for (size_t i = 0; extra && extra[i]; i++) {
-        if (!header_text_ok(extra[i]) || !strchr(extra[i], ':')) continue;
-        evbuffer_add(out, extra[i], strlen(extra[i]));
-        evbuffer_add(out, "\r\n", 2);
-    }
-    if (!keep) evbuffer_add(out, "Connection: close\r\n\r\n", 21);
-    else if (minor == 0) evbuffer_add(out, "Connection: keep-alive\r\n\r\n", 26);
-    else evbuffer_add(out, "\r\n", 2);
 }
 
 /* ---- requests ---- */
@@ -289,7 +120,7 @@ static void conn_close(struct conn *c)
 /* Queued answer bytes are written at once when nothing is waiting before them; only what the
  * socket does not take goes through the bufferevent's write event (and its write timeout).
  * Arming and disarming that event for every answer cost two epoll_ctl calls per request. */
-static void conn_send(struct conn *c)
+void db_httpd_conn_send(struct conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (c->st == ST_DEAD || (bufferevent_get_enabled(c->bev) & EV_WRITE) ||
@@ -347,17 +178,17 @@ static void conn_fail(struct conn *c, int status, const char *code, const char *
         c->req = NULL;
     }
     char body[1024];
-    size_t n = error_body(body, sizeof body, code, message);
+    size_t n = db_httpd_error_body(body, sizeof body, code, message);
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    write_head(out, status, "application/json", (long long)n, 0, 0, 1, NULL);
+    db_httpd_write_head(out, status, "application/json", (long long)n, 0, 0, 1, NULL);
     evbuffer_add(out, body, n);
-    conn_send(c);
+    db_httpd_conn_send(c);
     conn_begin_close(c);
 }
 
 /* Called when r was answered (or its stream ended): frees r, then either closes the
  * connection or goes back to reading the next request. */
-static void request_done(struct db_httpd_req *r, int keep)
+void db_httpd_request_done(struct db_httpd_req *r, int keep)
 {
     struct conn *c = r->c;
     inflight_unlink(r);
@@ -483,7 +314,7 @@ static int head_step(struct conn *c)
     }
     if (r->h.expect_continue && r->h.minor == 1 && evbuffer_get_length(in) == 0) {
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        conn_send(c);
+        db_httpd_conn_send(c);
     }
     c->body_cap = cap;
     c->ck = CK_SIZE;
@@ -968,119 +799,4 @@ void db_httpd_free(struct db_httpd *s)
         req_free(r);
     }
     free(s);
-}
-
-/* ---- public API: request ---- */
-
-const char *db_httpd_req_method(const struct db_httpd_req *r) { return r->h.method; }
-const char *db_httpd_req_path(const struct db_httpd_req *r) { return r->h.path; }
-const char *db_httpd_req_query(const struct db_httpd_req *r) { return r->h.query; }
-const char *db_httpd_req_peer(const struct db_httpd_req *r) { return r->peer; }
-
-const char *db_httpd_req_header(const struct db_httpd_req *r, const char *name)
-{
-    return db_headers_get(&r->headers, name);
-}
-
-const struct db_headers *db_httpd_req_headers(const struct db_httpd_req *r)
-{
-    return &r->headers;
-}
-
-const unsigned char *db_httpd_req_body(const struct db_httpd_req *r, size_t *len)
-{
-    if (len) *len = r->body_len;
-    return r->body ? r->body : (const unsigned char *)"";
-}
-
-void db_httpd_req_inbound(const struct db_httpd_req *r, struct db_inbound *in)
-{
-    in->method = r->h.method;
-    in->path = r->h.path;
-    in->query = r->h.query;
-    in->headers = &r->headers;
-    in->body = db_httpd_req_body(r, &in->body_len);
-}
-
-void db_httpd_req_set_data(struct db_httpd_req *r, void *data) { r->data = data; }
-void *db_httpd_req_data(const struct db_httpd_req *r) { return r->data; }
-
-/* ---- public API: answers ---- */
-
-void db_httpd_respond(struct db_httpd_req *r, int status, const char *ctype, const void *body,
-                      size_t len, const char *const *extra_headers)
-{
-    struct conn *c = r->c;
-    int keep = r->h.keepalive && !r->s->draining;
-    if (c) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        write_head(out, status, ctype, (long long)len, 0, keep, r->h.minor, extra_headers);
-        if (len && r->h.method_id != DB_HTTP_HEAD) evbuffer_add(out, body, len);
-        conn_send(c);
-    }
-    request_done(r, keep);
-}
-
-void db_httpd_respond_error(struct db_httpd_req *r, int status, const char *code,
-                            const char *message)
-{
-    char body[1024];
-    size_t n = error_body(body, sizeof body, code, message);
-    db_httpd_respond(r, status, "application/json", body, n, NULL);
-}
-
-void db_httpd_stream_start(struct db_httpd_req *r, int status, const char *ctype,
-                           const char *const *extra_headers, db_httpd_gone_fn gone_cb,
-                           void *arg)
-{
-    r->streaming = 1;
-    r->gone_cb = gone_cb;
-    r->gone_arg = arg;
-    /* HTTP/1.0 has no chunked coding: the end of the stream is the end of the connection */
-    r->stream_chunked = r->h.minor == 1;
-    r->keep = r->stream_chunked && r->h.keepalive && !r->s->draining;
-    struct conn *c = r->c;
-    if (!c) return;
-    write_head(bufferevent_get_output(c->bev), status, ctype, -1, r->stream_chunked, r->keep,
-               r->h.minor, extra_headers);
-    c->st = ST_STREAM;
-    conn_send(c);
-}
-
-int db_httpd_stream_chunk(struct db_httpd_req *r, const void *data, size_t len)
-{
-    struct conn *c = r->c;
-    if (!c) return -1;
-    if (len == 0 || r->h.method_id == DB_HTTP_HEAD) return 0;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (r->stream_chunked) {
-        char sz[24];
-        int n = snprintf(sz, sizeof sz, "%zx\r\n", len);
-        evbuffer_add(out, sz, (size_t)n);
-    }
-    evbuffer_add(out, data, len);
-    if (r->stream_chunked) evbuffer_add(out, "\r\n", 2);
-    conn_send(c);
-    return 0;
-}
-
-size_t db_httpd_stream_pending(const struct db_httpd_req *r)
-{
-    return r->c ? evbuffer_get_length(bufferevent_get_output(r->c->bev)) : 0;
-}
-
-void db_httpd_stream_abort(struct db_httpd_req *r)
-{
-    /* No closing chunk, then close: the client sees the transfer as incomplete. */
-    request_done(r, 0);
-}
-
-void db_httpd_stream_end(struct db_httpd_req *r)
-{
-    struct conn *c = r->c;
-    if (c && r->stream_chunked && r->h.method_id != DB_HTTP_HEAD) {
-        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
-        conn_send(c);
-    }
-    request_done(r, r->keep);
 }

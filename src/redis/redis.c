@@ -14,59 +14,27 @@
  *
  * Re-entrancy.  Every entry from libevent, hiredis or a public function that may run a
  * user callback brackets itself with enter()/leave(); db_redis_free() inside a callback
- * only marks the object, and the outermost leave() frees it. */
+ * only marks the object, and the outermost leave() frees it.
+ *
+ * Here: the connection's life (connect, handshake, Sentinel discovery of the master,
+ * reconnects), the command queue and its timers.  URL parsing is redis_url.c, RESP
+ * formatting resp.c, script objects redis_script.c, the blocking helper redis_sync.c. */
 #include "redis/redis.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/un.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
-#include <openssl/evp.h>
 
 #include "log/log.h"
-#include "util/crypto.h"
+#include "redis/redis_internal.h"
 
-#define MAX_SENTINELS 8
 #define QUEUE_MAX 4096 /* commands held while the first connection is being set up */
-#define DEFAULT_PORT 6379
-#define DEFAULT_SENTINEL_PORT 26379
-#define MAX_DB 999999
-
-enum url_kind { URL_TCP, URL_UNIX, URL_SENTINEL };
-
-struct hostport {
-    char host[256];
-    int port;
-};
-
-struct url {
-    enum url_kind kind;
-    struct hostport addr;                  /* URL_TCP */
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* URL_UNIX */
-    struct hostport sent[MAX_SENTINELS];   /* URL_SENTINEL */
-    int nsent;
-    char master[128];
-    char user[128];
-    char pass[256];
-    int has_pass;
-    int db;
-};
-
-struct db_redis_script {
-    char *body;
-    size_t len;
-    char sha[41];
-    int refs; /* the owner's plus one per command in flight */
-};
 
 struct cmd {
     struct db_redis *r;
@@ -97,7 +65,7 @@ struct conn {
 
 struct db_redis {
     struct event_base *base;
-    struct url url;
+    struct db_redis_url url;
     int cmd_timeout_ms, connect_timeout_ms, reconnect_ms;
     char name[128];
     db_redis_state_cb state_cb;
@@ -123,250 +91,6 @@ struct db_redis {
 };
 
 static const struct db_log_ctx log_ctx = {.module = "redis"};
-
-/* ------------------------------------------------------------------------------------ */
-/* URL parsing */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out (NUL-terminated); -1 when it does not fit or an escape
- * is malformed or decodes to NUL. */
-static int pct_decode(const char *s, size_t n, char *out, size_t outsz)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n) return -1;
-            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (o + 1 >= outsz) return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-/* Decimal in [lo, hi] from exactly s[0..n); -1 otherwise. */
-static long parse_num(const char *s, size_t n, long lo, long hi)
-{
-    if (n == 0 || n > 9) return -1;
-    long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i])) return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v < lo || v > hi ? -1 : v;
-}
-
-static int parse_hostport(const char *s, size_t n, int defport, struct hostport *hp,
-                          struct db_err *e)
-{
-    const char *hs = s, *colon = NULL;
-    size_t hn;
-    if (n > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', n);
-        if (!close) return db_err_set(e, DB_ECONFIG, "Redis URL: unterminated [IPv6] host");
-        hs = s + 1;
-        hn = (size_t)(close - hs);
-        size_t after = (size_t)(close + 1 - s);
-        if (after < n) {
-            if (s[after] != ':')
-                return db_err_set(e, DB_ECONFIG, "Redis URL: junk after [IPv6] host");
-            colon = s + after;
-        }
-    } else {
-        colon = memchr(s, ':', n);
-        hn = colon ? (size_t)(colon - s) : n;
-    }
-    if (hn == 0) return db_err_set(e, DB_ECONFIG, "Redis URL: empty host");
-    if (hn >= sizeof hp->host) return db_err_set(e, DB_ECONFIG, "Redis URL: host too long");
-    for (size_t i = 0; i < hn; i++) {
-        unsigned char c = (unsigned char)hs[i];
-        if (c <= ' ' || c == '@' || c == '/' || c == '?' || c == '#' || c >= 0x7f ||
-            (c == ':' && hs == s))
-            return db_err_set(e, DB_ECONFIG, "Redis URL: invalid character in host");
-    }
-    memcpy(hp->host, hs, hn);
-    hp->host[hn] = '\0';
-    if (!colon) {
-        hp->port = defport;
-        return DB_OK;
-    }
-    long port = parse_num(colon + 1, (size_t)(s + n - colon - 1), 1, 65535);
-    if (port < 0) return db_err_set(e, DB_ECONFIG, "Redis URL: port must be 1-65535");
-    hp->port = (int)port;
-    return DB_OK;
-}
-
-/* "user:password" or ":password", both percent-decoded. */
-static int parse_userinfo(const char *s, size_t n, struct url *u, struct db_err *e)
-{
-    const char *colon = memchr(s, ':', n);
-    if (!colon)
-        return db_err_set(e, DB_ECONFIG,
-                          "Redis URL: credentials must be user:password or :password");
-    if (pct_decode(s, (size_t)(colon - s), u->user, sizeof u->user) != 0)
-        return db_err_set(e, DB_ECONFIG, "Redis URL: bad or too long user name");
-    if (pct_decode(colon + 1, (size_t)(s + n - colon - 1), u->pass, sizeof u->pass) != 0)
-        return db_err_set(e, DB_ECONFIG, "Redis URL: bad or too long password");
-    if (!u->pass[0]) return db_err_set(e, DB_ECONFIG, "Redis URL: empty password");
-    u->has_pass = 1;
-    return DB_OK;
-}
-
-static int parse_db(const char *s, size_t n, struct url *u, struct db_err *e)
-{
-    long db = parse_num(s, n, 0, MAX_DB);
-    if (db < 0) return db_err_set(e, DB_ECONFIG, "Redis URL: database must be a number 0-%d", MAX_DB);
-    u->db = (int)db;
-    return DB_OK;
-}
-
-/* Splits "[userinfo@]hosts[/rest]" into the host list (hosts, nhosts) and the rest (NULL when
- * absent). */
-static int split_authority(const char *p, struct url *u, const char **hosts, size_t *nhosts,
-                           const char **rest, struct db_err *e)
-{
-    const char *slash = strchr(p, '/');
-    size_t alen = slash ? (size_t)(slash - p) : strlen(p);
-    const char *at = NULL;
-    for (size_t i = 0; i < alen; i++)
-        if (p[i] == '@') at = p + i; /* the last '@': a password may contain one */
-    if (memchr(p, '?', alen) || memchr(p, '#', alen))
-        return db_err_set(e, DB_ECONFIG, "Redis URL: query strings are not supported here");
-    if (at) {
-        int rc = parse_userinfo(p, (size_t)(at - p), u, e);
-        if (rc != DB_OK) return rc;
-        *hosts = at + 1;
-        *nhosts = (size_t)(p + alen - at - 1);
-    } else {
-        *hosts = p;
-        *nhosts = alen;
-    }
-    *rest = slash;
-    return DB_OK;
-}
-
-static int parse_url(const char *url, struct url *u, struct db_err *e)
-{
-    memset(u, 0, sizeof *u);
-    if (!url || !*url) return db_err_set(e, DB_ECONFIG, "no Redis URL given");
-    const char *hosts, *rest, *p;
-    size_t nhosts;
-    int rc;
-    if (strncmp(url, "redis://", 8) == 0) {
-        u->kind = URL_TCP;
-        p = url + 8;
-        if ((rc = split_authority(p, u, &hosts, &nhosts, &rest, e)) != DB_OK) return rc;
-        if ((rc = parse_hostport(hosts, nhosts, DEFAULT_PORT, &u->addr, e)) != DB_OK) return rc;
-        if (rest && rest[1] && (rc = parse_db(rest + 1, strlen(rest + 1), u, e)) != DB_OK)
-            return rc;
-        return DB_OK;
-    }
-    if (strncmp(url, "redis+sentinel://", 17) == 0) {
-        u->kind = URL_SENTINEL;
-        p = url + 17;
-        if ((rc = split_authority(p, u, &hosts, &nhosts, &rest, e)) != DB_OK) return rc;
-        while (nhosts > 0 || u->nsent == 0) {
-            const char *comma = memchr(hosts, ',', nhosts);
-            size_t len = comma ? (size_t)(comma - hosts) : nhosts;
-            if (u->nsent == MAX_SENTINELS)
-                return db_err_set(e, DB_ECONFIG, "Redis URL: more than %d sentinels",
-                                  MAX_SENTINELS);
-            rc = parse_hostport(hosts, len, DEFAULT_SENTINEL_PORT, &u->sent[u->nsent++], e);
-            if (rc != DB_OK) return rc;
-            if (!comma) break;
-            hosts = comma + 1;
-            nhosts -= len + 1;
-            if (nhosts == 0) return db_err_set(e, DB_ECONFIG, "Redis URL: empty host");
-        }
-        if (!rest || !rest[1])
-            return db_err_set(e, DB_ECONFIG, "Redis URL: sentinel URL needs /master-name");
-        const char *name = rest + 1, *slash = strchr(name, '/');
-        size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
-        if (nlen == 0 || nlen >= sizeof u->master)
-            return db_err_set(e, DB_ECONFIG, "Redis URL: bad master name");
-        for (size_t i = 0; i < nlen; i++)
-            if (!isgraph((unsigned char)name[i]) || name[i] == '?' || name[i] == '#')
-                return db_err_set(e, DB_ECONFIG, "Redis URL: bad master name");
-        memcpy(u->master, name, nlen);
-        if (slash && (rc = parse_db(slash + 1, strlen(slash + 1), u, e)) != DB_OK) return rc;
-        return DB_OK;
-    }
-    if (strncmp(url, "unix://", 7) == 0) {
-        u->kind = URL_UNIX;
-        p = url + 7;
-        if (*p != '/') {
-            /* unix://user:pass@/path: the credentials end at the "@/" before the path. */
-            const char *at = strstr(p, "@/");
-            if (!at) return db_err_set(e, DB_ECONFIG, "Redis URL: unix:// needs an absolute path");
-            if ((rc = parse_userinfo(p, (size_t)(at - p), u, e)) != DB_OK) return rc;
-            p = at + 1;
-        }
-        const char *q = strchr(p, '?');
-        size_t plen = q ? (size_t)(q - p) : strlen(p);
-        if (plen < 2) return db_err_set(e, DB_ECONFIG, "Redis URL: empty socket path");
-        if (plen >= sizeof u->path)
-            return db_err_set(e, DB_ECONFIG, "Redis URL: socket path longer than %zu bytes",
-                              sizeof u->path - 1);
-        memcpy(u->path, p, plen);
-        if (q) {
-            if (strncmp(q, "?db=", 4) != 0)
-                return db_err_set(e, DB_ECONFIG, "Redis URL: unix:// only takes ?db=N");
-            if ((rc = parse_db(q + 4, strlen(q + 4), u, e)) != DB_OK) return rc;
-        }
-        return DB_OK;
-    }
-    if (strncmp(url, "rediss://", 9) == 0)
-        return db_err_set(e, DB_ECONFIG, "Redis URL: TLS (rediss://) is not supported");
-    return db_err_set(e, DB_ECONFIG,
-                      "Redis URL: scheme must be redis://, unix:// or redis+sentinel://");
-}
-
-static void url_clear(struct url *u) { db_wipe(u->pass, sizeof u->pass); }
-
-/* ------------------------------------------------------------------------------------ */
-/* scripts */
-
-static void script_unref(struct db_redis_script *s)
-{
-    if (s && --s->refs == 0) {
-        free(s->body);
-        free(s);
-    }
-}
-
-struct db_redis_script *db_redis_script_new(const char *lua)
-{
-    struct db_redis_script *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
-    s->len = strlen(lua);
-    s->body = malloc(s->len + 1);
-    if (!s->body) goto fail;
-    memcpy(s->body, lua, s->len + 1);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(lua, s->len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) goto fail;
-    for (unsigned i = 0; i < 20; i++) snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
-    s->refs = 1;
-    return s;
-fail:
-    free(s->body);
-    free(s);
-    return NULL;
-}
-
-void db_redis_script_free(struct db_redis_script *s) { script_unref(s); }
 
 /* ------------------------------------------------------------------------------------ */
 /* bookkeeping */
@@ -401,7 +125,7 @@ static void cmd_release(struct cmd *c)
 {
     if (!c->done || c->refs > 0) return;
     if (c->timer) event_free(c->timer);
-    script_unref(c->script);
+    db_redis_script_free(c->script); /* the command's reference */
     free(c);
 }
 
@@ -485,7 +209,7 @@ static void really_free(struct db_redis *r)
     if (r->retry_timer) event_free(r->retry_timer);
     if (r->reap_ev) event_free(r->reap_ev);
     if (r->flush_ev) event_free(r->flush_ev);
-    url_clear(&r->url);
+    db_redis_url_clear(&r->url);
     free(r);
 }
 
@@ -553,7 +277,7 @@ fail:
 
 static void connect_sentinel(struct db_redis *r)
 {
-    const struct hostport *hp = &r->url.sent[r->sidx];
+    const struct db_redis_hostport *hp = &r->url.sent[r->sidx];
     conn_open(r, 1, hp->host, hp->port, NULL);
 }
 
@@ -692,7 +416,7 @@ out:
 static int handshake_send(struct db_redis *r, struct conn *cn)
 {
     redisAsyncContext *ac = cn->ac;
-    const struct url *u = &r->url;
+    const struct db_redis_url *u = &r->url;
     int rc = REDIS_OK;
     if (u->has_pass) {
         cn->steps[cn->nsteps++] = HS_AUTH;
@@ -737,7 +461,7 @@ static void sentinel_cb(redisAsyncContext *ac, void *reply, void *privdata)
                rep->element[0]->type != REDIS_REPLY_STRING ||
                rep->element[1]->type != REDIS_REPLY_STRING ||
                rep->element[0]->len >= sizeof r->master_host ||
-               (port = parse_num(rep->element[1]->str, rep->element[1]->len, 1, 65535)) < 0) {
+               (port = db_redis_parse_num(rep->element[1]->str, rep->element[1]->len, 1, 65535)) < 0) {
         conn_down(r, cn, 0, "sentinel does not know the master");
     } else {
         memcpy(r->master_host, rep->element[0]->str, rep->element[0]->len + 1);
@@ -899,7 +623,7 @@ int db_redis_new(struct event_base *base, const struct db_redis_opts *opts,
     *out = NULL;
     struct db_redis *r = calloc(1, sizeof *r);
     if (!r) return db_err_set(e, DB_ENOMEM, "out of memory");
-    int rc = parse_url(opts ? opts->url : NULL, &r->url, e);
+    int rc = db_redis_url_parse(opts ? opts->url : NULL, &r->url, e);
     if (rc != DB_OK) goto fail;
     if (opts->name) {
         size_t n = strlen(opts->name);
@@ -936,7 +660,7 @@ fail:
     if (r->retry_timer) event_free(r->retry_timer);
     if (r->reap_ev) event_free(r->reap_ev);
     if (r->flush_ev) event_free(r->flush_ev);
-    url_clear(&r->url);
+    db_redis_url_clear(&r->url);
     free(r);
     return rc;
 }
@@ -1009,47 +733,11 @@ out:
     leave(r, 0);
 }
 
-/* RESP for argv, malloc'd (caller frees), *len set; NULL on ENOMEM.  argvlen NULL means
- * NUL-terminated arguments.  hiredis's formatter printed each length with sprintf, a tenth
- * of the cost of storing a webhook. */
-static size_t put_uint(char *p, size_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
-    return n;
-}
-
-static char *format_argv(int argc, const char **argv, const size_t *argvlen, size_t *len)
-{
-    size_t total = 1 + 20 + 2;
-    for (int i = 0; i < argc; i++)
-        total += 1 + 20 + 2 + (argvlen ? argvlen[i] : strlen(argv[i])) + 2;
-    char *buf = malloc(total), *p = buf;
-    if (!buf) return NULL;
-    *p++ = '*';
-    p += put_uint(p, (size_t)argc);
-    *p++ = '\r', *p++ = '\n';
-    for (int i = 0; i < argc; i++) {
-        size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
-        *p++ = '$';
-        p += put_uint(p, n);
-        *p++ = '\r', *p++ = '\n';
-        memcpy(p, argv[i], n);
-        p += n;
-        *p++ = '\r', *p++ = '\n';
-    }
-    *len = (size_t)(p - buf);
-    return buf;
-}
-
 void db_redis_cmd_argv(struct db_redis *r, db_redis_cb cb, void *arg, int argc,
                        const char **argv, const size_t *argvlen)
 {
     size_t len;
-    char *buf = format_argv(argc, argv, argvlen, &len);
+    char *buf = db_resp_format_argv(argc, argv, argvlen, &len);
     if (!buf) {
         fail_now(cb, arg, DB_ENOMEM, "out of memory");
         return;
@@ -1095,7 +783,7 @@ void db_redis_eval(struct db_redis *r, struct db_redis_script *s, db_redis_cb cb
         lens[3 + nkeys + i] = arglens ? arglens[i] : strlen(args[i]);
     }
     for (int i = 0; i < 3 + nkeys; i++) lens[i] = strlen(argv[i]);
-    buf = format_argv(argc, argv, lens, &len);
+    buf = db_resp_format_argv(argc, argv, lens, &len);
     if (!buf) goto fail;
     free(argv);
     free(lens);
@@ -1122,105 +810,4 @@ void db_redis_free(struct db_redis *r)
     r->up = 0;
     fail_all(r, "shutting down");
     leave(r, 0); /* frees r now, or when the outermost callback returns */
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* blocking helper */
-
-static redisContext *sync_open(const char *host, int port, const char *path,
-                               const struct timeval *tv, char *why, size_t whysz)
-{
-    redisContext *c = path ? redisConnectUnixWithTimeout(path, *tv)
-                           : redisConnectWithTimeout(host, port, *tv);
-    if (!c || c->err) {
-        snprintf(why, whysz, "%s", c ? c->errstr : "out of memory");
-        if (c) redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, *tv);
-    return c;
-}
-
-redisContext *db_redis_connect_sync(const char *url, int timeout_ms, struct db_err *e)
-{
-    struct url u;
-    redisContext *c = NULL;
-    redisReply *rep = NULL;
-    char why[160] = "no sentinel answered";
-    struct timeval tv;
-    ms_to_tv(timeout_ms > 0 ? timeout_ms : 1000, &tv);
-    if (parse_url(url, &u, e) != DB_OK) goto fail_quiet;
-
-    char host[256];
-    int port = 0;
-    if (u.kind == URL_SENTINEL) {
-        host[0] = '\0';
-        for (int i = 0; i < u.nsent && !host[0]; i++) {
-            redisContext *s = sync_open(u.sent[i].host, u.sent[i].port, NULL, &tv, why, sizeof why);
-            if (!s) continue;
-            rep = redisCommand(s, "SENTINEL get-master-addr-by-name %s", u.master);
-            long p;
-            if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-                rep->element[0]->type == REDIS_REPLY_STRING &&
-                rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < sizeof host &&
-                (p = parse_num(rep->element[1]->str, rep->element[1]->len, 1, 65535)) > 0) {
-                memcpy(host, rep->element[0]->str, rep->element[0]->len + 1);
-                port = (int)p;
-            } else {
-                snprintf(why, sizeof why, "sentinel does not know master %s", u.master);
-            }
-            if (rep) freeReplyObject(rep);
-            rep = NULL;
-            redisFree(s);
-        }
-        if (!host[0]) {
-            db_err_set(e, DB_EAGAIN, "Redis sentinel: %s", why);
-            goto fail;
-        }
-    } else if (u.kind == URL_TCP) {
-        snprintf(host, sizeof host, "%s", u.addr.host);
-        port = u.addr.port;
-    }
-    c = sync_open(host, port, u.kind == URL_UNIX ? u.path : NULL, &tv, why, sizeof why);
-    if (!c) {
-        db_err_set(e, DB_EAGAIN, "Redis connect: %s", why);
-        goto fail;
-    }
-    if (u.has_pass) {
-        rep = u.user[0] ? redisCommand(c, "AUTH %s %s", u.user, u.pass)
-                        : redisCommand(c, "AUTH %s", u.pass);
-        if (!rep || rep->type == REDIS_REPLY_ERROR) {
-            db_err_set(e, rep ? DB_EAUTH : DB_EAGAIN, "Redis AUTH failed: %.120s",
-                       rep ? rep->str : c->errstr);
-            goto fail;
-        }
-        freeReplyObject(rep);
-    }
-    if (u.db) {
-        rep = redisCommand(c, "SELECT %d", u.db);
-        if (!rep || rep->type == REDIS_REPLY_ERROR) {
-            db_err_set(e, rep ? DB_ECONFIG : DB_EAGAIN, "Redis SELECT %d failed: %.120s", u.db,
-                       rep ? rep->str : c->errstr);
-            goto fail;
-        }
-        freeReplyObject(rep);
-    }
-    if (u.kind == URL_SENTINEL) {
-        rep = redisCommand(c, "ROLE");
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0 ||
-            rep->element[0]->type != REDIS_REPLY_STRING ||
-            strcmp(rep->element[0]->str, "master") != 0) {
-            db_err_set(e, DB_EAGAIN, "Redis sentinel: %s:%d is not a master", host, port);
-            goto fail;
-        }
-        freeReplyObject(rep);
-    }
-    url_clear(&u);
-    return c;
-fail:
-    if (rep) freeReplyObject(rep);
-    if (c) redisFree(c);
-fail_quiet:
-    url_clear(&u);
-    return NULL;
 }

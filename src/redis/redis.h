@@ -66,6 +66,9 @@ size_t db_redis_pending(const struct db_redis *r);
  * argv vectors (args binary-safe with arglens, NULL = strlen). */
 struct db_redis_script;
 struct db_redis_script *db_redis_script_new(const char *lua); /* NULL on ENOMEM */
+/* The script prelude followed by lua (prelude: shared definitions, e.g. db_lua_status_advance
+ * of redis/scripts.h); NULL prelude = db_redis_script_new(lua).  NULL on ENOMEM. */
+struct db_redis_script *db_redis_script_new_with(const char *prelude, const char *lua);
 void db_redis_script_free(struct db_redis_script *s);         /* NULL-safe */
 void db_redis_eval(struct db_redis *r, struct db_redis_script *s, db_redis_cb cb, void *arg,
                    int nkeys, const char **keys, int nargs, const char **args,

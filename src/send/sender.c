@@ -622,7 +622,7 @@ int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
         if (opts->max_deliveries > 0) s->opts.max_deliveries = opts->max_deliveries;
     }
     const struct db_config *cfg = gw->cfg->cfg;
-    snprintf(s->outbox, sizeof s->outbox, "%s:outbox", cfg->prefix);
+    db_key(s->outbox, sizeof s->outbox, cfg->prefix, DB_KEY_OUTBOX);
     /* From the start of the stream ("0"): commands written before the first gateway ran are
      * still to be sent. */
     struct db_reader_opts ro = {.redis_url = cfg->redis_url,

@@ -16,11 +16,10 @@
 #include <stddef.h>
 
 #include "deskbridge/status.h"
+#include "redis/keys.h" /* DB_SENDER_GROUP */
 
 struct db_services;
 struct db_sender;
-
-#define DB_SENDER_GROUP "deskbridge-senders"
 
 struct db_sender_opts {
     int max_inflight;   /* entries being worked on at once (default 256) */

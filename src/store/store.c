@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redis/keys.h"
 #include "redis/redis.h"
+#include "redis/scripts.h"
 #include "util/id.h"
 #include "util/json.h"
 #include "util/parse.h"
@@ -15,169 +17,10 @@
 #define EXT_INDEX_TTL_S "2592000"
 #define CLIENT_ID_TTL_S "604800"
 
-/* Shared by every script that changes a delivery state, so the forward-only rule exists
- * once.  ARGV[1] is always the key prefix. */
-#define LUA_COMMON                                                                             \
-    "local P = ARGV[1]\n"                                                                      \
-    "local RANK = {queued = 0, sent = 1, delivered = 2, read = 3}\n"                           \
-    "local function forward(cur, new)\n"                                                       \
-    "  if cur == new then return false end\n"                                                  \
-    "  if cur == 'failed' then return new == 'delivered' or new == 'read' end\n"               \
-    "  if new == 'failed' then return cur == 'queued' or cur == 'sent' end\n"                  \
-    "  local a, b = RANK[cur], RANK[new]\n"                                                    \
-    "  if a == nil or b == nil then return false end\n"                                        \
-    "  return b > a\n"                                                                         \
-    "end\n"                                                                                    \
-    "local function advance(id, new, ext, ecode, emsg, attempt, now)\n"                        \
-    "  local mk = P .. ':msg:{' .. id .. '}'\n"                                                \
-    "  local cur = redis.call('HGET', mk, 'status')\n"                                         \
-    "  if not cur then return nil, false end\n"                                                \
-    "  if not forward(cur, new) then return cur, false end\n"                                  \
-    "  local f = {'status', new, 'updated', now}\n"                                            \
-    "  if ext and ext ~= '' and redis.call('HEXISTS', mk, 'external_message_id') == 0 then\n"  \
-    "    f[#f + 1] = 'external_message_id'; f[#f + 1] = ext\n"                                 \
-    "  end\n"                                                                                  \
-    "  if attempt and attempt ~= '' then f[#f + 1] = 'attempt'; f[#f + 1] = attempt end\n"     \
-    "  if new == 'failed' then\n"                                                              \
-    "    f[#f + 1] = 'error_code'; f[#f + 1] = ecode or ''\n"                                  \
-    "    f[#f + 1] = 'error_message'; f[#f + 1] = emsg or ''\n"                                \
-    "  else\n"                                                                                 \
-    "    redis.call('HDEL', mk, 'error_code', 'error_message')\n"                              \
-    "  end\n"                                                                                  \
-    "  redis.call('HSET', mk, unpack(f))\n"                                                    \
-    "  local rec = redis.call('HMGET', mk, 'conversation', 'external_message_id', 'attempt')\n" \
-    "  local st = {v = 1, id = id, conversation = rec[1], status = new,\n"                     \
-    "    attempt = tonumber(rec[3] or '0'), timestamp = math.floor(tonumber(now) / 1000),\n"   \
-    "    timestamp_ms = tonumber(now)}\n"                                                      \
-    "  if rec[2] then st.external_message_id = rec[2] end\n"                                   \
-    "  if new == 'failed' then st.error = {code = ecode or '', message = emsg or ''} end\n"    \
-    "  local js = cjson.encode(st)\n"                                                          \
-    "  redis.call('RPUSH', mk .. ':history', js)\n"                                            \
-    "  redis.call('XADD', P .. ':status', '*', 'status', js)\n"                                \
-    "  return new, true\n"                                                                     \
-    "end\n"
-
-/* Two scripts store webhooks.  Both take the full dedupe key of each event from dedupe_key()
- * below, so an event first stored by one is a dedupe hit in the other. */
-
-/* No receipt and no cursor, as in nearly every webhook: without the receipt machinery it
- * costs Redis about a tenth less per webhook than the general one (bench/redis_cost.sh).
- * ARGV: ttl maxlen events-key, then per event: dedupe key, event JSON. */
-const char db_store_lua_ingest_plain[] =
-    "local ttl, maxlen, stream = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-    "local written = 0\n"
-    "for i = 4, #ARGV, 2 do\n"
-    "  if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl) then\n"
-    "    if maxlen > 0 then\n"
-    "      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])\n"
-    "    else\n"
-    "      redis.call('XADD', stream, '*', 'event', ARGV[i + 1])\n"
-    "    end\n"
-    "    written = written + 1\n"
-    "  end\n"
-    "end\n"
-    "return written\n";
-
-/* Any webhook.  ARGV: P ttl maxlen now platform account cursor, then per event: dedupe key,
- * event JSON, receipt status ('' when not a receipt), external id, error code, error
- * message. */
-const char db_store_lua_ingest[] =
-    LUA_COMMON
-    "local ttl, maxlen, now = ARGV[2], tonumber(ARGV[3]), ARGV[4]\n"
-    "local plat, acct, cursor = ARGV[5], ARGV[6], ARGV[7]\n"
-    "local written = 0\n"
-    "for i = 8, #ARGV, 6 do\n"
-    "  if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl) then\n"
-    "    if maxlen > 0 then\n"
-    "      redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])\n"
-    "    else\n"
-    "      redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])\n"
-    "    end\n"
-    "    written = written + 1\n"
-    "    local rs = ARGV[i + 2]\n"
-    "    if rs ~= '' then\n"
-    "      local ek = plat .. ':' .. acct .. ':' .. ARGV[i + 3]\n"
-    "      local id = redis.call('GET', P .. ':ext:' .. ek)\n"
-    "      if id then\n"
-    "        advance(id, rs, nil, ARGV[i + 4], ARGV[i + 5], nil, now)\n"
-    "      else\n"
-    /* The platform reported on a send whose answer we have not processed yet (Meta does
-     * this); keep it until the sender records the external id. */
-    "        local early = P .. ':early:' .. ek\n"
-    "        redis.call('HSET', early, rs, cjson.encode({code = ARGV[i + 4], message = ARGV[i + 5]}))\n"
-    "        redis.call('EXPIRE', early, ttl)\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "if cursor ~= '' then redis.call('SET', P .. ':cursor:' .. plat .. ':' .. acct, cursor) end\n"
-    "return written\n";
-
-/* ARGV: P id client_id conversation platform account command now client_ttl.
- * Returns {id, status, created}. */
-static const char lua_enqueue[] =
-    LUA_COMMON
-    "local id, cid, now = ARGV[2], ARGV[3], ARGV[8]\n"
-    "if cid ~= '' then\n"
-    "  local ck = P .. ':client:' .. cid\n"
-    "  local first = redis.call('GET', ck)\n"
-    "  if first then\n"
-    "    return {first, redis.call('HGET', P .. ':msg:{' .. first .. '}', 'status') or 'queued', 0}\n"
-    "  end\n"
-    "  redis.call('SET', ck, id, 'EX', ARGV[9])\n"
-    "end\n"
-    "local mk = P .. ':msg:{' .. id .. '}'\n"
-    "if redis.call('EXISTS', mk) == 1 then return {id, redis.call('HGET', mk, 'status'), 0} end\n"
-    "redis.call('HSET', mk, 'id', id, 'status', 'queued', 'conversation', ARGV[4],\n"
-    "  'platform', ARGV[5], 'account', ARGV[6], 'created', now, 'updated', now, 'attempt', '0')\n"
-    "local js = cjson.encode({v = 1, id = id, conversation = ARGV[4], status = 'queued',\n"
-    "  attempt = 0, timestamp = math.floor(tonumber(now) / 1000), timestamp_ms = tonumber(now)})\n"
-    "redis.call('RPUSH', mk .. ':history', js)\n"
-    "redis.call('XADD', P .. ':status', '*', 'status', js)\n"
-    "if ARGV[7] ~= '' then redis.call('XADD', P .. ':outbox', '*', 'command', ARGV[7], 'id', id) end\n"
-    "return {id, 'queued', 1}\n";
-
-/* ARGV: P id new ecode emsg attempt now platform account ext_ttl n ext... */
-static const char lua_set_status[] =
-    LUA_COMMON
-    "local id, new, now = ARGV[2], ARGV[3], ARGV[7]\n"
-    "local plat, acct, n = ARGV[8], ARGV[9], tonumber(ARGV[11])\n"
-    "for i = 1, n do\n"
-    "  redis.call('SET', P .. ':ext:' .. plat .. ':' .. acct .. ':' .. ARGV[11 + i], id, 'EX', ARGV[10])\n"
-    "end\n"
-    "local res, changed = advance(id, new, ARGV[12], ARGV[4], ARGV[5], ARGV[6], now)\n"
-    "if res == nil then return {id, '', 0} end\n"
-    "for i = 1, n do\n"
-    "  local early = P .. ':early:' .. plat .. ':' .. acct .. ':' .. ARGV[11 + i]\n"
-    "  local h = redis.call('HGETALL', early)\n"
-    "  for j = 1, #h, 2 do\n"
-    "    local e = cjson.decode(h[j + 1])\n"
-    "    local _, c = advance(id, h[j], nil, e.code, e.message, nil, now)\n"
-    "    changed = changed or c\n"
-    "  end\n"
-    "  redis.call('DEL', early)\n"
-    "end\n"
-    "return {id, redis.call('HGET', P .. ':msg:{' .. id .. '}', 'status'), changed and 1 or 0}\n";
-
-/* ARGV: P id-or-'' ext-key-suffix-or-''.  Returns {} or {fields..., history list}. */
-static const char lua_get[] =
-    "local P = ARGV[1]\n"
-    "local id = ARGV[2]\n"
-    "if id == '' then\n"
-    "  id = redis.call('GET', P .. ':ext:' .. ARGV[3])\n"
-    "  if not id then return {} end\n"
-    "end\n"
-    "local mk = P .. ':msg:{' .. id .. '}'\n"
-    "local h = redis.call('HGETALL', mk)\n"
-    "if #h == 0 then return {} end\n"
-    "return {h, redis.call('LRANGE', mk .. ':history', 0, -1)}\n";
-
-/* ARGV: P group entry_id command reason now */
-static const char lua_dead[] =
-    "local P = ARGV[1]\n"
-    "redis.call('XADD', P .. ':dead', '*', 'command', ARGV[4], 'reason', ARGV[5],\n"
-    "  'entry', ARGV[3], 'at', ARGV[6])\n"
-    "return redis.call('XACK', P .. ':outbox', ARGV[2], ARGV[3])\n";
+/* The scripts are files in src/redis/scripts/ (redis/scripts.h); those that change a delivery
+ * state run behind the status_advance.lua prelude, so the forward-only rule exists once.  Both
+ * ingest scripts take the full dedupe key of each event from dedupe_key() below, so an event
+ * first stored by one is a dedupe hit in the other. */
 
 struct db_store {
     struct db_redis *redis;
@@ -197,12 +40,12 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     s->prefix = strdup(prefix);
     snprintf(s->ttl, sizeof s->ttl, "%d", dedupe_ttl_s);
     snprintf(s->maxlen, sizeof s->maxlen, "%ld", events_maxlen);
-    s->ingest = db_redis_script_new(db_store_lua_ingest);
-    s->ingest_plain = db_redis_script_new(db_store_lua_ingest_plain);
-    s->enqueue = db_redis_script_new(lua_enqueue);
-    s->set_status = db_redis_script_new(lua_set_status);
-    s->get = db_redis_script_new(lua_get);
-    s->dead = db_redis_script_new(lua_dead);
+    s->ingest = db_redis_script_new_with(db_lua_status_advance, db_lua_ingest);
+    s->ingest_plain = db_redis_script_new(db_lua_ingest_plain);
+    s->enqueue = db_redis_script_new_with(db_lua_status_advance, db_lua_enqueue);
+    s->set_status = db_redis_script_new_with(db_lua_status_advance, db_lua_set_status);
+    s->get = db_redis_script_new(db_lua_msg_get);
+    s->dead = db_redis_script_new(db_lua_outbox_dead);
     if (!s->prefix || !s->ingest || !s->ingest_plain || !s->enqueue || !s->set_status ||
         !s->get || !s->dead) {
         db_store_free(s);
@@ -226,8 +69,7 @@ void db_store_free(struct db_store *s)
 
 const char *db_store_key(const struct db_store *s, const char *suffix, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s:%s", s->prefix, suffix);
-    return buf;
+    return db_key(buf, n, s->prefix, suffix);
 }
 
 /* ---- argument vectors ---- */
@@ -372,7 +214,7 @@ static char *dedupe_key(const struct db_store *s, const char *platform, const ch
                         const char *key)
 {
     char *k;
-    return asprintf(&k, "%s:dedupe:%s:%s:%s", s->prefix, platform, account, key) < 0 ? NULL : k;
+    return asprintf(&k, "%s:" DB_KEY_DEDUPE ":%s:%s:%s", s->prefix, platform, account, key) < 0 ? NULL : k;
 }
 
 static int is_receipt(const json_t *ev)
@@ -411,7 +253,7 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     if (!cursor_value) cursor_value = "";
     int plain = !*cursor_value;
     for (size_t i = 0; plain && i < events->n; i++) plain = !is_receipt(events->v[i].json);
-    db_store_key(s, "events", stream, sizeof stream);
+    db_store_key(s, DB_KEY_EVENTS, stream, sizeof stream);
     if (rc == DB_OK &&
         (plain ? argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) || argv_str(&a, stream)
                : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) ||
@@ -465,7 +307,7 @@ void db_store_get_cursor(struct db_store *s, const char *platform, const char *a
         return;
     }
     o->cb.str = cb;
-    db_redis_cmd(s->redis, cursor_reply, o, "GET %s:cursor:%s:%s", s->prefix, platform, account);
+    db_redis_cmd(s->redis, cursor_reply, o, "GET %s:" DB_KEY_CURSOR ":%s:%s", s->prefix, platform, account);
 }
 
 /* {id, status, created} replies of enqueue, adopt and set_status. */
@@ -546,7 +388,7 @@ nomem:
     cb(DB_ENOMEM, NULL, NULL, 0, arg);
 }
 
-/* Turns the {hash fields, history} reply of lua_get into the API's view of a message. */
+/* Turns the {hash fields, history} reply of msg_get.lua into the API's view of a message. */
 static json_t *message_view(const redisReply *r)
 {
     const redisReply *h = r->element[0], *hist = r->element[1];

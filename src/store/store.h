@@ -1,6 +1,6 @@
 /* store.h - everything the gateway writes to Redis, each write one atomic Lua script.
  *
- * Key layout (P = the configured prefix; docs/stream-contract.md and docs/ARCHITECTURE.md):
+ * Key layout (P = the configured prefix; names in redis/keys.h, docs/stream-contract.md):
  *   P:events                      stream, field `event`: inbound facts (contract v1)
  *   P:status                      stream, field `status`: outbound delivery-state changes
  *   P:outbox                      stream, field `command`: messages to send
@@ -14,8 +14,9 @@
  *   P:cursor:<platform>:<account> long-polling cursor, advanced with the events it confirms
  *
  * Status only moves forward (queued < sent < delivered < read; failed is terminal unless a
- * later delivered/read receipt proves delivery); the rule lives in one Lua function shared
- * by every script that changes a status, so concurrent processes cannot break it. */
+ * later delivered/read receipt proves delivery); the rule lives in one Lua function
+ * (src/redis/scripts/status_advance.lua) shared by every script that changes a status, so
+ * concurrent processes cannot break it. */
 #ifndef DB_STORE_H
 #define DB_STORE_H
 
@@ -100,10 +101,5 @@ void db_store_get_by_external(struct db_store *s, const char *platform, const ch
 void db_store_dead_letter(struct db_store *s, const char *group, const char *entry_id,
                           const char *command_json, const char *reason,
                           db_store_ingest_fn cb, void *arg);
-
-/* The two ingest scripts' Lua sources, for bench/redis_cost.sh: the general one, and the
- * cheaper one used when there is no receipt and no cursor. */
-extern const char db_store_lua_ingest[];
-extern const char db_store_lua_ingest_plain[];
 
 #endif

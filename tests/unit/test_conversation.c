@@ -12,6 +12,7 @@
 
 #include "dispatch/assign.h"
 #include "dispatch/dispatcher.h"
+#include "redis/scripts.h"
 #include "redis_fixture.h"
 
 static struct db_test_redis *R;
@@ -21,7 +22,7 @@ static redisReply *run(long long now, const char *op, const char *a1, const char
 {
     char t[24];
     snprintf(t, sizeof t, "%lld", now);
-    const char *argv[12] = {"EVAL", db_dispatch_lua, "0", op, "t", t};
+    const char *argv[12] = {"EVAL", db_lua_dispatch, "0", op, "t", t};
     int argc = 6;
     const char *extra[] = {a1, a2, a3, a4, a5};
     for (int i = 0; i < 5 && extra[i]; i++) argv[argc++] = extra[i];
@@ -257,7 +258,7 @@ static void script_and_c_agree(void **state)
                  "{\"kind\":\"message\",\"platform\":\"%s\",\"account\":\"%s\","
                  "\"conversation\":\"%s\",\"sender\":{\"language\":\"%s\"}}",
                  pl, acc, conv, lang);
-        const char *argv[] = {"EVAL", db_dispatch_lua, "0", "event", P, "1000", "5-0", conv, "", raw};
+        const char *argv[] = {"EVAL", db_lua_dispatch, "0", "event", P, "1000", "5-0", conv, "", raw};
         redisReply *r = redisCommandArgv(db_test_redis_ctx(R), 10, argv, NULL);
         assert_int_equal(r->type, REDIS_REPLY_INTEGER);
         freeReplyObject(r);
@@ -296,7 +297,7 @@ static redisReply *run_events(int n, char ids[][64], const char *const *chats, c
     int argc = 0;
     snprintf(count, sizeof count, "%d", n);
     const char *head[] = {"EVALSHA", NULL, "0", "events", "t", "9000", count};
-    redisReply *sha = cmdf("SCRIPT LOAD %s", db_dispatch_lua);
+    redisReply *sha = cmdf("SCRIPT LOAD %s", db_lua_dispatch);
     head[1] = sha->str;
     for (int i = 0; i < 7; i++) argv[argc++] = head[i];
     for (int i = 0; i < n; i++) {

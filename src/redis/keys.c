@@ -1,0 +1,26 @@
+/* keys.c - builds the key names of keys.h. */
+#include "redis/keys.h"
+
+#include <stdio.h>
+
+const char *const db_key_suffixes[] = {
+    DB_KEY_EVENTS,         DB_KEY_STATUS,         DB_KEY_OUTBOX,        DB_KEY_DEAD,
+    DB_KEY_DEDUPE,         DB_KEY_CURSOR,         DB_KEY_MSG,           DB_KEY_EXT,
+    DB_KEY_EARLY,          DB_KEY_CLIENT,         DB_KEY_CONVS,         DB_KEY_CONV,
+    DB_KEY_DISPATCH_ACTIVE, DB_KEY_DISPATCH_QUEUE, DB_KEY_DISPATCH_RR,  DB_KEY_DISPATCH_QWAIT,
+    DB_KEY_AGENTS,         DB_KEY_AGENT_INFO,     DB_KEY_AGENT_CONVS,   DB_KEY_AGENT_INBOX,
+    DB_KEY_STATS,          DB_KEY_AUTOREPLY,      NULL,
+};
+
+const char *db_key(char *buf, size_t n, const char *prefix, const char *suffix)
+{
+    snprintf(buf, n, "%s:%s", prefix, suffix);
+    return buf;
+}
+
+const char *db_key_tagged(char *buf, size_t n, const char *prefix, const char *suffix,
+                          const char *id)
+{
+    snprintf(buf, n, "%s:%s:{%s}", prefix, suffix, id);
+    return buf;
+}

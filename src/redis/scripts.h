@@ -1,0 +1,35 @@
+/* scripts.h - the Redis scripts, embedded at build time.
+ *
+ * Each src/redis/scripts/<name>.lua is compiled in as db_lua_<name>: a NUL-terminated string
+ * holding the file's bytes exactly (cmake/embed_lua.cmake), so the text Redis runs is the file
+ * in the tree, and bench/redis_cost.sh measures those same files.  Static storage; never freed.
+ * Each file starts with a comment giving its arguments and its answer. */
+#ifndef DB_REDIS_SCRIPTS_H
+#define DB_REDIS_SCRIPTS_H
+
+/* The forward-only rule of delivery states; a prelude, run only in front of the scripts that
+ * change a state (db_redis_script_new_with). */
+extern const char db_lua_status_advance[];
+
+/* The event store (src/store/store.c). */
+extern const char db_lua_ingest_plain[]; /* a webhook without receipts or cursor */
+extern const char db_lua_ingest[];       /* any webhook; needs status_advance */
+extern const char db_lua_enqueue[];      /* a new outbound message; needs status_advance */
+extern const char db_lua_set_status[];   /* a send's outcome; needs status_advance */
+extern const char db_lua_msg_get[];      /* one outbound message */
+extern const char db_lua_outbox_dead[];  /* an outbox entry to P:dead */
+
+/* The dispatcher's state machine (src/dispatch/), one script with an operation argument. */
+extern const char db_lua_dispatch[];
+
+/* Helpdesk webhooks (src/hookout/). */
+extern const char db_lua_hookout_dead[];
+extern const char db_lua_hookout_order[];
+
+/* Automatic answers (src/auto/): the once-only key of an answer. */
+extern const char db_lua_autoreply_claim[];
+
+/* Metrics (src/metrics/): conversations per state, read at scrape time. */
+extern const char db_lua_metrics_convs[];
+
+#endif

@@ -1,0 +1,32 @@
+-- ingest.lua - stores any webhook (status_advance.lua is prepended).  ARGV: P ttl maxlen now
+-- platform account cursor, then per event: dedupe key, event JSON, receipt status ('' when not
+-- a receipt), external id, error code, error message.  Returns the events written.
+local ttl, maxlen, now = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local plat, acct, cursor = ARGV[5], ARGV[6], ARGV[7]
+local written = 0
+for i = 8, #ARGV, 6 do
+  if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl) then
+    if maxlen > 0 then
+      redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])
+    else
+      redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])
+    end
+    written = written + 1
+    local rs = ARGV[i + 2]
+    if rs ~= '' then
+      local ek = plat .. ':' .. acct .. ':' .. ARGV[i + 3]
+      local id = redis.call('GET', P .. ':ext:' .. ek)
+      if id then
+        advance(id, rs, nil, ARGV[i + 4], ARGV[i + 5], nil, now)
+      else
+        -- The platform reported on a send whose answer we have not processed yet (Meta does
+        -- this); keep it until the sender records the external id.
+        local early = P .. ':early:' .. ek
+        redis.call('HSET', early, rs, cjson.encode({code = ARGV[i + 4], message = ARGV[i + 5]}))
+        redis.call('EXPIRE', early, ttl)
+      end
+    end
+  end
+end
+if cursor ~= '' then redis.call('SET', P .. ':cursor:' .. plat .. ':' .. acct, cursor) end
+return written

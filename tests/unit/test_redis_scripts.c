@@ -1,0 +1,168 @@
+/* test_redis_scripts.c - the embedded Redis scripts (src/redis/scripts.h) are the .lua files
+ * byte for byte, every file is embedded, each one compiles in a real redis-server, and the
+ * keys the scripts build are the ones src/redis/keys.h lists. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "redis/keys.h"
+#include "redis/redis.h"
+#include "redis/scripts.h"
+#include "redis_fixture.h"
+#include "testutil.h"
+
+#define SCRIPT_DIR "src/redis/scripts/"
+
+static const struct {
+    const char *file;
+    const char *text;
+    int prelude; /* runs behind status_advance.lua */
+} scripts[] = {
+    {"status_advance.lua", db_lua_status_advance, 0},
+    {"ingest_plain.lua", db_lua_ingest_plain, 0},
+    {"ingest.lua", db_lua_ingest, 1},
+    {"enqueue.lua", db_lua_enqueue, 1},
+    {"set_status.lua", db_lua_set_status, 1},
+    {"msg_get.lua", db_lua_msg_get, 0},
+    {"outbox_dead.lua", db_lua_outbox_dead, 0},
+    {"dispatch.lua", db_lua_dispatch, 0},
+    {"hookout_dead.lua", db_lua_hookout_dead, 0},
+    {"hookout_order.lua", db_lua_hookout_order, 0},
+    {"autoreply_claim.lua", db_lua_autoreply_claim, 0},
+    {"metrics_convs.lua", db_lua_metrics_convs, 0},
+};
+#define NSCRIPTS (sizeof scripts / sizeof scripts[0])
+
+static struct db_test_redis *R;
+
+static int setup(void **state)
+{
+    (void)state;
+    R = db_test_redis_start(NULL);
+    return R ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    db_test_redis_stop(R);
+    return 0;
+}
+
+static void embedded_text_is_the_file(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NSCRIPTS; i++) {
+        char path[256];
+        snprintf(path, sizeof path, SCRIPT_DIR "%s", scripts[i].file);
+        size_t len = 0;
+        char *file = db_test_read_file(path, &len);
+        assert_non_null(file);
+        if (strlen(scripts[i].text) != len || memcmp(scripts[i].text, file, len) != 0)
+            fail_msg("%s: the embedded text differs from the file", scripts[i].file);
+        free(file);
+    }
+}
+
+/* A .lua file nobody declared would be compiled in and never used, or used under a name this
+ * table does not check. */
+static void every_file_is_embedded(void **state)
+{
+    (void)state;
+    DIR *d = opendir(DB_SOURCE_DIR "/" SCRIPT_DIR);
+    assert_non_null(d);
+    int files = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".lua") != 0) continue;
+        files++;
+        int known = 0;
+        for (size_t i = 0; i < NSCRIPTS; i++) known |= strcmp(scripts[i].file, de->d_name) == 0;
+        if (!known) fail_msg("%s is not in redis/scripts.h and this test", de->d_name);
+    }
+    closedir(d);
+    assert_int_equal(files, (int)NSCRIPTS);
+}
+
+/* SCRIPT LOAD compiles: a syntax error in a file fails here rather than on first use. */
+static void every_script_compiles(void **state)
+{
+    (void)state;
+    redisContext *c = db_test_redis_ctx(R);
+    for (size_t i = 0; i < NSCRIPTS; i++) {
+        size_t plen = scripts[i].prelude ? strlen(db_lua_status_advance) : 0;
+        size_t len = strlen(scripts[i].text);
+        char *body = malloc(plen + len + 1);
+        assert_non_null(body);
+        memcpy(body, db_lua_status_advance, plen);
+        memcpy(body + plen, scripts[i].text, len + 1);
+        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", body);
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_STRING) fail_msg("%s: %s", scripts[i].file, r->str);
+        freeReplyObject(r);
+        free(body);
+    }
+}
+
+/* Whether suffix (as written after "P .. '") names a key of keys.h: ":msg:{" is DB_KEY_MSG,
+ * ":ext:" is DB_KEY_EXT, ":dispatch:active" is DB_KEY_DISPATCH_ACTIVE. */
+static int listed(const char *frag, size_t n)
+{
+    if (n < 2 || frag[0] != ':') return 0;
+    frag++, n--;
+    if (n >= 2 && frag[n - 2] == ':' && frag[n - 1] == '{') n -= 2;
+    else if (frag[n - 1] == ':') n--;
+    for (const char *const *k = db_key_suffixes; *k; k++)
+        if (strlen(*k) == n && memcmp(*k, frag, n) == 0) return 1;
+    return 0;
+}
+
+static void scripts_build_only_listed_keys(void **state)
+{
+    (void)state;
+    static const char needle[] = "P .. '";
+    int seen = 0;
+    for (size_t i = 0; i < NSCRIPTS; i++) {
+        for (const char *p = scripts[i].text; (p = strstr(p, needle)); p++) {
+            const char *frag = p + strlen(needle), *end = strchr(frag, '\'');
+            assert_non_null(end);
+            if (!listed(frag, (size_t)(end - frag)))
+                fail_msg("%s builds P .. '%.*s', which redis/keys.h does not list",
+                         scripts[i].file, (int)(end - frag), frag);
+            seen++;
+        }
+    }
+    assert_true(seen > 20); /* the check looked at the scripts' keys at all */
+    /* and the check itself refuses an unlisted name */
+    assert_false(listed(":nonesuch", 9));
+    assert_true(listed(":dispatch:qwait:{", 17));
+}
+
+static void key_helpers(void **state)
+{
+    (void)state;
+    char b[64];
+    assert_string_equal(db_key(b, sizeof b, "p", DB_KEY_OUTBOX), "p:outbox");
+    assert_string_equal(db_key_tagged(b, sizeof b, "p", DB_KEY_MSG, "x1"), "p:msg:{x1}");
+    assert_string_equal(db_key(b, 6, "p", DB_KEY_EVENTS), "p:eve"); /* cut, terminated */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(embedded_text_is_the_file),
+        cmocka_unit_test(every_file_is_embedded),
+        cmocka_unit_test(every_script_compiles),
+        cmocka_unit_test(scripts_build_only_listed_keys),
+        cmocka_unit_test(key_helpers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
