@@ -26,10 +26,16 @@ const struct db_conf_key *db_conf_key_find(const struct db_conf_table *t, const 
     return NULL;
 }
 
+/* Checks v for k and, when obj is not NULL, stores it. */
 static const char *set_value(const struct db_conf_key *k, const char *v, void *obj, char *buf,
                              size_t n)
 {
-    void *f = (char *)obj + k->off;
+    union {
+        const char *s;
+        int i;
+        long l;
+    } scratch;
+    void *f = obj ? (char *)obj + k->off : (void *)&scratch;
     switch (k->type) {
     case DB_CONF_STR:
         if (!*v && !(k->flags & DB_CONF_EMPTY)) return "must not be empty";
@@ -79,7 +85,7 @@ const char *db_conf_set(const struct db_conf_key *k, const char *v, void *obj, c
                         size_t n)
 {
     const char *why = set_value(k, v, obj, buf, n);
-    if (!why && k->off_set) *(int *)((char *)obj + k->off_set) = 1;
+    if (!why && obj && k->off_set) *(int *)((char *)obj + k->off_set) = 1;
     return why;
 }
 
@@ -122,19 +128,8 @@ int db_conf_obj_new(const struct db_conf_table *t, const struct db_conf_section 
         }
         /* A key_<lang> text is checked like its key but stays in the section: the
          * module picks the language per message. */
-        void *target = obj;
-        char scratch[64];
-        if (strcmp(kv->key, k->name) != 0) {
-            struct db_conf_key probe = *k;
-            probe.off = 0;
-            probe.off_set = 0;
-            target = scratch;
-            k = &probe;
-            const char *why = db_conf_set(k, kv->value, target, buf, sizeof buf);
-            if (why) rc = db_conf_error(e, sec, kv, kv->key, "%s", why);
-            continue;
-        }
-        const char *why = db_conf_set(k, kv->value, target, buf, sizeof buf);
+        int variant = strcmp(kv->key, k->name) != 0;
+        const char *why = db_conf_set(k, kv->value, variant ? NULL : obj, buf, sizeof buf);
         if (!why) continue;
         /* Free text is not quoted back: it may be long, or a secret in a key the table
          * does not know to be one. */

@@ -65,8 +65,8 @@ struct db_conf_table {
 /* The key of t called name (or, for DB_CONF_LANG keys, name_<lang>), or NULL. */
 const struct db_conf_key *db_conf_key_find(const struct db_conf_table *t, const char *name);
 
-/* Sets the field of k in obj from v; NULL when done, else a phrase saying what is wrong
- * ("must be an integer from 1 to 64"), static or in buf.  Strings are borrowed: v must live
+/* Sets the field of k in obj from v (obj NULL: only checks v); NULL when done, else a phrase
+ * saying what is wrong ("must be an integer from 1 to 64"), static or in buf.  Strings are borrowed: v must live
  * as long as obj.  The generic setter of every type, used for [gateway] too. */
 const char *db_conf_set(const struct db_conf_key *k, const char *v, void *obj, char *buf,
                         size_t n);
