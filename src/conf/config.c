@@ -143,6 +143,8 @@ static int build_accounts(struct db_cfgl *L)
         a->sec = (struct db_conf_section){
             .platform = s->platform, .account = s->id, .kv = s->kv, .n = s->n};
         s->kv = NULL; /* the account owns it now */
+        /* Platforms that can poll take webhooks instead once a webhook secret is set. */
+        a->polls = conn->build_poll && conn->read_poll && !db_conf_find(&a->sec, "webhook_secret");
         if (L->o->skip_accounts) continue;
         void *state = NULL;
         int rc = conn->account_new(&a->sec, &state, L->e);

@@ -19,6 +19,8 @@ struct db_account {
     const char *id;              /* account id: URL segment and stream member */
     void *state;                 /* conn->account_new result, freed by db_config_free */
     struct db_conf_section sec;  /* the keys as loaded (values with *_file resolved) */
+    int polls;                   /* receives by long polling: the connector can poll and no
+                                    webhook_secret is configured (decided at load) */
 };
 
 /* A business served by this gateway ([tenant NAME], docs/config.md): its API tokens reach

@@ -885,6 +885,15 @@ static void feature_sections_become_typed_structs(void **state)
     assert_int_equal(h->concurrency, 16);
     db_config_free(c);
 
+    /* How an account receives is decided once, at load. */
+    assert_int_equal(load_text("[telegram a]\ntoken = 1:x\n"
+                               "[telegram b]\ntoken = 2:y\nwebhook_secret = s3cr3t-s3cr3t\n",
+                               no_env, &c, &e),
+                     DB_OK);
+    assert_int_equal(db_config_account(c, "telegram", "a")->polls, 1);
+    assert_int_equal(db_config_account(c, "telegram", "b")->polls, 0);
+    db_config_free(c);
+
     /* An empty [dispatch] gives the options a configuration without one gives. */
     assert_int_equal(load_text("[dispatch]\n", no_env, &c, &e), DB_OK);
     struct db_dispatch_opts with = db_dispatch_opts_of(c);
