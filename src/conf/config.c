@@ -28,7 +28,6 @@
 
 /* ---- string storage: every string of a loaded config, freed together ---- */
 
-
 /* Takes s (malloc'd) into st; on failure frees s.  The result is owned by st. */
 char *db_cfgl_keep(struct db_cfgl_store *st, char *s)
 {
@@ -76,7 +75,6 @@ void db_cfgl_store_free(struct db_cfgl_store *st)
 
 /* ---- where a value came from, for "FILE:LINE: KEY:" and "environment: NAME:" ---- */
 
-
 int db_cfgl_oerr(struct db_err *e, const struct db_cfgl_origin *o, const char *key, const char *fmt, ...)
 {
     char what[160];
@@ -94,6 +92,7 @@ int db_cfgl_oom(struct db_err *e)
 {
     return db_err_set(e, DB_ENOMEM, "configuration: out of memory");
 }
+
 /* ---- pass 5: feature sections into their structs, then the accounts ---- */
 
 static int build_accounts(struct db_cfgl *L)

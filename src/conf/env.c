@@ -86,6 +86,7 @@ const char *db_config_env_name(size_t i)
         }
     return NULL;
 }
+
 /* ---- the variables ---- */
 
 /* The value of NAME in env, "" and NULL both meaning unset. */
@@ -125,6 +126,7 @@ int db_cfgl_env_lookup(struct db_cfgl *L, const char *name, const char **value,
     *var = fvar;
     return 1;
 }
+
 /* ---- pass 3: quickstart accounts ---- */
 
 static int add_quickstart(struct db_cfgl *L, const struct quickstart *q)

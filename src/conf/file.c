@@ -140,6 +140,7 @@ int db_cfgl_read_secret(struct db_cfgl *L, const char *path, const struct db_cfg
     *value = db_cfgl_keep(L->st, buf);
     return *value ? DB_OK : db_cfgl_oom(L->e);
 }
+
 /* ---- pass 1: the file ---- */
 
 struct db_cfgl_sect *db_cfgl_sect_add(struct db_cfgl *L, char *platform, char *id, const char *file,

@@ -12,7 +12,6 @@
 #define DB_STR_(x) #x
 #define DB_STR(x) DB_STR_(x)
 
-
 /* Calls fn on each comma- or newline-separated entry of v (blanks around it removed) until
  * fn returns non-zero, which is returned; an empty entry is passed as "" (length 0). */
 typedef int (*entry_fn)(const char *s, size_t n, void *arg);
