@@ -546,12 +546,16 @@ static int schedule_finish(void *obj, const struct db_conf_section *sec, struct 
     struct db_schedule_conf *sc = obj;
     sc->sec = sec;
     sc->name = sec->account;
+    if (db_account_list_build(sc->accounts, &sc->account_list) != DB_OK)
+        return db_err_set(e, DB_ENOMEM, "out of memory");
     return build(sec, &sc->sched, e);
 }
 
 static void schedule_release(void *obj)
 {
-    db_schedule_free(((struct db_schedule_conf *)obj)->sched);
+    struct db_schedule_conf *sc = obj;
+    db_account_list_free(&sc->account_list);
+    db_schedule_free(sc->sched);
 }
 
 #define SOFF(f) offsetof(struct db_schedule_conf, f)
@@ -601,17 +605,42 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
 
 /* ---- which schedule, which text ---- */
 
-int db_accounts_list_has(const char *list, const char *platform, const char *account)
+int db_account_list_build(const char *v, struct db_account_list *l)
 {
-    size_t pl = strlen(platform), al = strlen(account);
-    for (const char *p = list; *p;) {
+    *l = (struct db_account_list){0};
+    for (const char *p = v; p && *p;) {
         size_t len = strcspn(p, ",");
         const char *a = p, *b = p + len;
         p += len + (p[len] == ',');
         while (a < b && isspace((unsigned char)*a)) a++;
         while (b > a && isspace((unsigned char)b[-1])) b--;
-        if ((size_t)(b - a) == pl + 1 + al && strncmp(a, platform, pl) == 0 && a[pl] == ':' &&
-            strncmp(a + pl + 1, account, al) == 0)
+        if (a == b) continue;
+        char **items = realloc(l->items, (l->n + 1) * sizeof *items);
+        char *item = items ? strndup(a, (size_t)(b - a)) : NULL;
+        if (items) l->items = items;
+        if (!item) {
+            db_account_list_free(l);
+            return DB_ENOMEM;
+        }
+        l->items[l->n++] = item;
+    }
+    return DB_OK;
+}
+
+void db_account_list_free(struct db_account_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->items[i]);
+    free(l->items);
+    *l = (struct db_account_list){0};
+}
+
+int db_account_list_has(const struct db_account_list *l, const char *platform,
+                        const char *account)
+{
+    size_t pl = strlen(platform);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *it = l->items[i];
+        if (strncmp(it, platform, pl) == 0 && it[pl] == ':' && strcmp(it + pl + 1, account) == 0)
             return 1;
     }
     return 0;
@@ -624,7 +653,7 @@ const struct db_schedule_conf *db_schedule_conf_of(const struct db_config *cfg,
     for (size_t i = 0; i < cfg->n_sections; i++) {
         if (strcmp(cfg->sections[i].platform, "schedule") != 0) continue;
         const struct db_schedule_conf *sc = cfg->features[i].obj;
-        if (sc->accounts && db_accounts_list_has(sc->accounts, platform, account)) return sc;
+        if (db_account_list_has(&sc->account_list, platform, account)) return sc;
         if (!dflt && strcmp(sc->name, "default") == 0) dflt = sc;
     }
     return dflt;

@@ -44,8 +44,18 @@ const char *db_schedule_format(const struct db_schedule *s, time_t t, time_t now
 /* The time zone name (borrowed). */
 const char *db_schedule_tz(const struct db_schedule *s);
 
-/* 1 when the comma list (an "accounts" value) names "platform:account", else 0. */
-int db_accounts_list_has(const char *list, const char *platform, const char *account);
+/* An "accounts" value split once at load: its "platform:account" entries, blanks removed. */
+struct db_account_list {
+    char **items; /* malloc'd, each malloc'd */
+    size_t n;
+};
+/* Splits the comma list v into l.  DB_OK or DB_ENOMEM (l then empty).  Free with
+ * db_account_list_free. */
+int db_account_list_build(const char *v, struct db_account_list *l) DB_MUST_CHECK;
+void db_account_list_free(struct db_account_list *l);
+/* 1 when l names platform:account, else 0. */
+int db_account_list_has(const struct db_account_list *l, const char *platform,
+                        const char *account);
 
 /* A [schedule NAME] section as loaded (the "schedule" feature table, built once per
  * configuration load): the keys, and the schedule compiled from them.  Owned by the
@@ -54,6 +64,7 @@ struct db_schedule_conf {
     const struct db_conf_section *sec; /* the section, for the texts by language */
     const char *name;
     const char *timezone, *hours, *holidays, *closures, *accounts; /* NULL when unset */
+    struct db_account_list account_list;                           /* accounts, split */
     const char *away_message, *greeting, *queue_message;          /* default language */
     int queue_default_wait_s;                                      /* default 300 */
     struct db_schedule *sched;

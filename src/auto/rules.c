@@ -38,6 +38,8 @@ static int keyword_finish(void *obj, const struct db_conf_section *sec, struct d
 {
     struct db_keyword_rule *k = obj;
     k->name = sec->account;
+    if (db_account_list_build(k->accounts, &k->account_list) != DB_OK)
+        return db_err_set(e, DB_ENOMEM, "out of memory");
     const struct db_conf_kv *match = db_conf_find(sec, "match"), *re = db_conf_find(sec, "regex");
     if (!match && !re) return db_conf_error(e, sec, NULL, "match", "match or regex is required");
     if (match && re)
@@ -59,6 +61,7 @@ static int keyword_finish(void *obj, const struct db_conf_section *sec, struct d
 static void keyword_release(void *obj)
 {
     struct db_keyword_rule *k = obj;
+    db_account_list_free(&k->account_list);
     if (k->has_rx) regfree(&k->rx);
 }
 
@@ -111,7 +114,7 @@ void db_event_lang(const json_t *ev, char *lang, size_t n)
 static int hit(const struct db_keyword_rule *k, const char *text, const char *lang,
                const char *platform, const char *account)
 {
-    if (k->accounts && !db_accounts_list_has(k->accounts, platform, account)) return 0;
+    if (k->accounts && !db_account_list_has(&k->account_list, platform, account)) return 0;
     if (k->language && strcmp(k->language, lang) != 0) return 0;
     if (k->match) return db_keyword_match(k->match, text);
     return k->has_rx && regexec(&k->rx, text, 0, NULL, 0) == 0;

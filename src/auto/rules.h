@@ -10,6 +10,7 @@
 
 #include "deskbridge/connector.h"
 #include "deskbridge/status.h"
+#include "auto/hours.h"
 
 struct db_config;
 struct db_conf_table;
@@ -20,6 +21,7 @@ struct db_keyword_rule {
     const char *match, *regex;   /* exactly one is set */
     const char *language;        /* NULL: any */
     const char *accounts;        /* NULL: every account */
+    struct db_account_list account_list; /* accounts, split at load */
     const char *answer;
     int resolve;                 /* the answer is enough: the conversation needs no agent */
     int has_rx;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "auto/hours.h"
 #include "auto/rules.h"
@@ -835,6 +836,7 @@ static void feature_sections_become_typed_structs(void **state)
                        "regex = ^(price|cost)\n"
                        "answer = see the site\n"
                        "resolve = Yes\n"
+                       "accounts = telegram:1 , viber:shop\n"
                        "[canned thanks]\n"
                        "text = Thank you\n"
                        "[helpdesk_webhook desk]\n"
@@ -873,6 +875,13 @@ static void feature_sections_become_typed_structs(void **state)
     assert_int_equal(k->resolve, 1);
     assert_int_equal(k->has_rx, 1);
     assert_string_equal(k->answer, "see the site");
+    /* The rule answers only its accounts, from the list split at load. */
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "kind", "message", "text", "price please",
+                           "platform", "viber", "account", "shop");
+    assert_ptr_equal(db_keyword_rule_for(c, ev), k);
+    json_object_set_new(ev, "account", json_string("shop2"));
+    assert_null(db_keyword_rule_for(c, ev));
+    json_decref(ev);
     const struct db_canned *cn = db_config_obj(c, "canned", "thanks");
     assert_string_equal(cn->text, "Thank you");
 
