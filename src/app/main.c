@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "app/cli.h"
+#include "app/features.h"
 #include "conf/config.h"
 #include "app/gateway.h"
 #include "net/httpd.h"
@@ -81,7 +82,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGHUP) {
         struct db_config *cfg = NULL;
         struct db_err e = {0};
-        if (db_config_load(r->config_file, environ, &cfg, &e) != DB_OK) {
+        if (db_config_load(r->config_file, environ, db_feature_tables, &cfg, &e) != DB_OK) {
             db_log(DB_LOG_ERROR, &ctx, "reload refused, keeping the running configuration: %s",
                    e.msg);
             return;
@@ -103,7 +104,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static int load(const char *file, struct db_config **cfg)
 {
     struct db_err e = {0};
-    if (db_config_load(file, environ, cfg, &e) != DB_OK) {
+    if (db_config_load(file, environ, db_feature_tables, cfg, &e) != DB_OK) {
         fprintf(stderr, "deskbridge: %s\n", e.msg);
         return -1;
     }

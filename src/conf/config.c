@@ -253,10 +253,12 @@ fail:
     return rc;
 }
 
-int db_config_load(const char *file, char *const *env, struct db_config **out,
+int db_config_load(const char *file, char *const *env,
+                   const struct db_conf_table *const *features, struct db_config **out,
                    struct db_err *e)
 {
-    return db_config_load_opts(file, env, NULL, out, e);
+    const struct db_config_opts o = {.features = features};
+    return db_config_load_opts(file, env, &o, out, e);
 }
 
 const struct db_account *db_config_account(const struct db_config *c, const char *platform,

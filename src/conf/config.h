@@ -81,13 +81,13 @@ struct db_config {
  * DB_ECONFIG with "FILE:LINE: KEY: what is wrong" (or "environment: NAME: ...") in e.
  * Secrets may be given as NAME_FILE=/path (environment) or key_file = /path (file); the
  * file's content (without a trailing newline) becomes the value. */
-int db_config_load(const char *file, char *const *env, struct db_config **out,
+struct db_conf_table;
+/* features is the NULL-terminated list of the feature sections' key tables a file may hold
+ * (the application's, src/app/features.h; NULL: none). */
+int db_config_load(const char *file, char *const *env,
+                   const struct db_conf_table *const *features, struct db_config **out,
                    struct db_err *e) DB_MUST_CHECK;
 void db_config_free(struct db_config *c); /* NULL-safe */
-
-/* The tables of the feature sections a file may hold ([dispatch], [schedule NAME]...),
- * NULL-terminated (src/conf/features.c). */
-extern const struct db_conf_table *const db_feature_tables[];
 
 /* The feature section (type, name), or NULL.  name NULL matches the first of that type. */
 const struct db_conf_section *db_config_section(const struct db_config *c, const char *type,

@@ -24,6 +24,8 @@ struct db_config_opts {
     /* 1: every *_file key or NAME_FILE variable is an error instead of a file read (the
      * fuzz target must not open whatever path the input names). */
     int no_secret_files;
+    /* The feature sections' key tables, NULL-terminated; NULL: no feature section. */
+    const struct db_conf_table *const *features;
 };
 
 /* db_config_load with the knobs above.  Same ownership: *out is freed with

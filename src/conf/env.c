@@ -161,7 +161,7 @@ static int add_quickstart(struct db_cfgl *L, const struct quickstart *q)
     }
     if (!db_cfgl_valid_id(id))
         return db_cfgl_oerr(L->e, &o, idvar, "account id must be 1 to 64 of A-Z a-z 0-9 _ . -");
-    const struct db_conf_table *feat = db_cfgl_feature(q->platform);
+    const struct db_conf_table *feat = db_cfgl_feature(L, q->platform);
     if (!feat && !L->find(q->platform))
         return db_cfgl_oerr(L->e, &o, idvar, "platform not available");
     struct db_cfgl_sect *s = db_cfgl_sect_find(L, q->platform, id);

@@ -167,10 +167,11 @@ struct db_cfgl_sect *db_cfgl_sect_find(struct db_cfgl *L, const char *platform, 
     return NULL;
 }
 
-const struct db_conf_table *db_cfgl_feature(const char *name)
+const struct db_conf_table *db_cfgl_feature(const struct db_cfgl *L, const char *name)
 {
-    for (size_t i = 0; db_feature_tables[i]; i++)
-        if (strcmp(db_feature_tables[i]->section, name) == 0) return db_feature_tables[i];
+    const struct db_conf_table *const *t = L->o ? L->o->features : NULL;
+    for (size_t i = 0; t && t[i]; i++)
+        if (strcmp(t[i]->section, name) == 0) return t[i];
     return NULL;
 }
 
@@ -226,7 +227,7 @@ static int parse_header(struct db_cfgl *L, char *s, int line, size_t *cur)
         *cur = L->gw = L->n_secs - 1;
         return DB_OK;
     }
-    const struct db_conf_table *feat = *name ? db_cfgl_feature(name) : NULL;
+    const struct db_conf_table *feat = *name ? db_cfgl_feature(L, name) : NULL;
     if (feat && !feat->named) {
         if (*rest) return lerr(L, line, "[%.40s]: takes no name", name);
         rest = name; /* one per file: its own name is its id */

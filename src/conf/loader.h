@@ -90,7 +90,7 @@ struct db_cfgl_sect *db_cfgl_sect_find(struct db_cfgl *L, const char *platform, 
 int db_cfgl_kv_add(struct db_cfgl *L, struct db_cfgl_sect *s, const char *key,
                    const char *value, const char *file, int line);
 /* The table of the feature section kind name, or NULL. */
-const struct db_conf_table *db_cfgl_feature(const char *name);
+const struct db_conf_table *db_cfgl_feature(const struct db_cfgl *L, const char *name);
 /* Pass 1: the file's text into L->secs. */
 int db_cfgl_parse_text(struct db_cfgl *L, const char *text, size_t len);
 

@@ -15,6 +15,7 @@
 
 #include "auto/hours.h"
 #include "auto/rules.h"
+#include "app/features.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
 #include "conf/schema.h"
@@ -33,7 +34,7 @@ static char *const no_env[] = {NULL};
 static int load_text(const char *text, char *const *env, struct db_config **c,
                      struct db_err *e)
 {
-    struct db_config_opts o = {.text = text, .text_len = strlen(text), .skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .text = text, .text_len = strlen(text), .skip_accounts = 1};
     memset(e, 0, sizeof *e);
     return db_config_load_opts("test.conf", env, &o, c, e);
 }
@@ -103,7 +104,7 @@ static void defaults_without_file_or_environment(void **state)
     (void)state;
     struct db_config *c = NULL;
     struct db_err e = {0};
-    assert_int_equal(db_config_load(NULL, no_env, &c, &e), DB_OK);
+    assert_int_equal(db_config_load(NULL, no_env, db_feature_tables, &c, &e), DB_OK);
     assert_null(c->file);
     assert_string_equal(c->listen, "127.0.0.1:8080");
     assert_null(c->redis_url);
@@ -130,7 +131,7 @@ static void defaults_without_file_or_environment(void **state)
 static void good_file_sets_every_key(void **state)
 {
     (void)state;
-    struct db_config_opts o = {.skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     int rc = db_config_load_opts(FIX "/good.conf", no_env, &o, &c, &e);
@@ -188,7 +189,7 @@ static void good_file_sets_every_key(void **state)
 static void crlf_and_byte_order_mark_are_accepted(void **state)
 {
     (void)state;
-    struct db_config_opts o = {.skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     assert_int_equal(db_config_load_opts(FIX "/crlf.conf", no_env, &o, &c, &e), DB_OK);
@@ -225,7 +226,7 @@ static void bad_fixtures_name_file_line_and_key(void **state)
         snprintf(want, sizeof want, "%s%s", path, text + 14);
         free(text);
 
-        struct db_config_opts o = {.skip_accounts = 1};
+        struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
         struct db_config *c = NULL;
         struct db_err e = {0};
         int rc = db_config_load_opts(path, no_env, &o, &c, &e);
@@ -242,7 +243,7 @@ static void syntax_errors_in_text(void **state)
 {
     (void)state;
     static const char nul[] = "[gateway]\nworkers = 2\npre\0fix = x\n";
-    struct db_config_opts o = {.text = nul, .text_len = sizeof nul - 1, .skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .text = nul, .text_len = sizeof nul - 1, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     assert_int_equal(db_config_load_opts("test.conf", no_env, &o, &c, &e), DB_ECONFIG);
@@ -262,10 +263,10 @@ static void missing_file_is_reported(void **state)
     (void)state;
     struct db_config *c = NULL;
     struct db_err e = {0};
-    assert_int_equal(db_config_load("/nonexistent/deskbridge.conf", no_env, &c, &e), DB_ECONFIG);
+    assert_int_equal(db_config_load("/nonexistent/deskbridge.conf", no_env, db_feature_tables, &c, &e), DB_ECONFIG);
     assert_null(c);
     assert_string_equal(e.msg, "/nonexistent/deskbridge.conf: cannot read: No such file or directory");
-    assert_int_equal(db_config_load(FIX, no_env, &c, &e), DB_ECONFIG);
+    assert_int_equal(db_config_load(FIX, no_env, db_feature_tables, &c, &e), DB_ECONFIG);
     assert_string_equal(e.msg, FIX ": cannot read: Is a directory");
 }
 
@@ -438,7 +439,7 @@ static void file_keys_strip_one_newline_only(void **state)
     static const char dconf[] = "[viber a]\nauth_token_file = two_newlines\n"
                                 "sender_name_file = crlf\n";
     const char *conf = tmp_file(&t, "d.conf", dconf, sizeof dconf - 1);
-    struct db_config_opts o = {.skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     int rc = db_config_load_opts(conf, no_env, &o, &c, &e);
@@ -643,7 +644,7 @@ static const struct db_connector *test_find(const char *name)
 
 static int load_with_test_find(const char *text, struct db_config **c, struct db_err *e)
 {
-    struct db_config_opts o = {.text = text, .text_len = strlen(text), .find = test_find};
+    struct db_config_opts o = {.features = db_feature_tables, .text = text, .text_len = strlen(text), .find = test_find};
     memset(e, 0, sizeof *e);
     return db_config_load_opts("test.conf", no_env, &o, c, e);
 }
@@ -711,7 +712,7 @@ static void compiled_in_connectors_take_quickstart_accounts(void **state)
         assert_non_null(conn);
         struct db_config *c = NULL;
         struct db_err e = {0};
-        int rc = db_config_load(NULL, cases[i].env, &c, &e);
+        int rc = db_config_load(NULL, cases[i].env, db_feature_tables, &c, &e);
         if (!conn->account_new) {
             char want[128];
             snprintf(want, sizeof want, "environment: [%s %s]: platform not available",

@@ -16,6 +16,7 @@
 
 #include "auto/autoreply.h"
 #include "auto/rules.h"
+#include "app/features.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
 #include "auto/hours.h"
@@ -404,7 +405,7 @@ static void canned_expansion(void **state)
                                "timezone = UTC\n"
                                "hours = mon-sun 00:00-24:00\n";
     static char *const no_env[] = {NULL};
-    struct db_config_opts o = {.text = text, .text_len = sizeof text - 1};
+    struct db_config_opts o = {.features = db_feature_tables, .text = text, .text_len = sizeof text - 1};
     struct db_config *loaded = NULL;
     struct db_err le = {0};
     if (db_config_load_opts("test.conf", no_env, &o, &loaded, &le) != DB_OK)
