@@ -5,7 +5,7 @@
 
 #include "conf/loader.h"
 
-#include "auto/hours.h"
+#include "hours/hours.h"
 #include "auto/rules.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"

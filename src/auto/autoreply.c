@@ -21,7 +21,7 @@
 
 #include "conf/config.h"
 #include "core/services.h"
-#include "auto/hours.h"
+#include "hours/hours.h"
 #include "net/httpd.h"
 #include "log/log.h"
 #include "send/outbound.h"

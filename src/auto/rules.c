@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auto/hours.h"
+#include "hours/hours.h"
 #include "conf/config.h"
 #include "conf/schema.h"
 #include "util/json.h"

@@ -10,7 +10,7 @@
 
 #include "deskbridge/connector.h"
 #include "deskbridge/status.h"
-#include "auto/hours.h"
+#include "hours/hours.h"
 
 struct db_config;
 struct db_conf_table;

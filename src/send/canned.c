@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "auto/hours.h"
+#include "hours/hours.h"
 #include "conf/config.h"
 #include "conf/schema.h"
 #include "http/respond.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "auto/tz.h"
+#include "hours/tz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

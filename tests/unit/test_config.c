@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "auto/hours.h"
+#include "hours/hours.h"
 #include "auto/rules.h"
 #include "app/features.h"
 #include "conf/config.h"

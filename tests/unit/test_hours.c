@@ -19,8 +19,8 @@
 #include "app/features.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
-#include "auto/hours.h"
-#include "auto/tz.h"
+#include "hours/hours.h"
+#include "hours/tz.h"
 #include "send/canned.h"
 
 /* A [schedule test] section as config.c would build it: "test.conf", key i on line i + 2. */

@@ -8,9 +8,9 @@
  * Searching for the next change walks local minutes and re-anchors on the real clock at
  * every UTC offset change, found by bisection, so skipped and repeated hours come out
  * right in both directions. */
-#include "auto/hours.h"
+#include "hours/hours.h"
 
-#include "auto/tz.h"
+#include "hours/tz.h"
 #include "conf/config.h"
 #include "conf/schema.h"
 

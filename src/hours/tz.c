@@ -3,7 +3,7 @@
  * Only the 64-bit data block of a version 2+ file is used (its 32-bit block is skipped);
  * a version 1 file is read through its 32-bit block.  Times are seconds since the epoch in
  * int64_t throughout, so no instant a time_t can hold overflows. */
-#include "auto/tz.h"
+#include "hours/tz.h"
 
 #include <errno.h>
 #include <fcntl.h>
