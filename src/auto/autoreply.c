@@ -20,7 +20,7 @@
 #include <event2/event.h>
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "hours/hours.h"
 #include "net/httpd.h"
 #include "log/log.h"

@@ -14,7 +14,7 @@
 #include "dispatch/assign.h"
 #include "conf/config.h"
 #include "dispatch/dispatcher.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "http/respond.h"
 #include "http/router.h"

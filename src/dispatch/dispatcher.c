@@ -19,7 +19,7 @@
 
 #include "dispatch/assign.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "hours/hours.h"
 #include "log/log.h"
