@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "dispatch/dispatcher.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
