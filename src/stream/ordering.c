@@ -24,6 +24,8 @@ struct db_order_chat {
 struct db_order_op {
     struct db_ordering *o;
     struct db_order_slot *slot;
+    int stream;
+    unsigned long upto;  /* every entry of a read up to this one had been delivered when sent */
     struct db_order_op *prev, *next;
 };
 
@@ -36,6 +38,9 @@ struct db_ordering {
     struct db_order_chat *chats;
     struct db_order_op *ops;
     int stopped;
+    /* Per stream: the newest read an added entry came from, and the newest read known to
+     * wait for nothing elsewhere (a check answered that no other consumer held anything). */
+    unsigned long max_batch[2], clear_upto[2];
     char *who, *group, *consumer, *streams[2], *fields[2];
 };
 
@@ -135,13 +140,19 @@ static void order_cb(int status, const redisReply *reply, const char *errstr, vo
 {
     struct db_order_op *op = arg;
     struct db_order_slot *s = op->slot;
+    /* No other consumer held anything: every entry read up to op->upto had been delivered
+     * by then, so nothing earlier can be pending elsewhere for any of them. */
+    if (op->o && status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 2 &&
+        op->upto > op->o->clear_upto[op->stream])
+        op->o->clear_upto[op->stream] = op->upto;
     op_unlink(op);
     free(op);
     if (!s) return;
     s->op = NULL;
     struct db_ordering *o = s->o;
     if (o->stopped) return; /* stays pending for whoever runs next */
-    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER &&
+        (reply->integer == 0 || reply->integer == 2)) {
         /* Final: an entry acknowledged never comes back, and later ones cannot matter. */
         s->ordered = 1;
         give(s);
@@ -166,7 +177,8 @@ static void begin(struct db_order_slot *s)
 {
     struct db_ordering *o = s->o;
     if (o->stopped) return;
-    if (s->ordered) {
+    if (s->ordered || (s->batch && s->batch <= o->clear_upto[s->stream])) {
+        s->ordered = 1;
         give(s);
         return;
     }
@@ -178,6 +190,8 @@ static void begin(struct db_order_slot *s)
     }
     op->o = o;
     op->slot = s;
+    op->stream = s->stream;
+    op->upto = o->max_batch[s->stream];
     op->next = o->ops;
     if (op->next) op->next->prev = op;
     o->ops = op;
@@ -196,6 +210,7 @@ int db_order_add(struct db_ordering *o, struct db_order_slot *s, int stream,
     s->o = o;
     s->stream = stream;
     s->batch = batch;
+    if (batch > o->max_batch[stream]) o->max_batch[stream] = batch;
     snprintf(s->entry, sizeof s->entry, "%s", entry);
     /* Entries without a conversation share one local queue and are not ordered across
      * processes. */

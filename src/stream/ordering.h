@@ -13,6 +13,10 @@
  *     the entry's JSON field).  While one is, the entry waits and asks again (after 100 ms,
  *     then every 200 ms).  Entries are read in id order, so every earlier entry is then
  *     acknowledged or pending; once none is pending elsewhere the answer cannot change.
+ *     The check is skipped where its answer is known: for an entry that follows an ordered
+ *     entry of its conversation from the same read, and for every entry of a read that was
+ *     delivered before a check found no other consumer holding anything (one process alone
+ *     asks about once per read, not once per entry).
  *   - Not ordered: an entry whose work already started when an earlier one is taken over from
  *     a dead process (after claim_idle_ms); entries after a dead letter go on without it; with
  *     more than 1024 earlier entries pending the script waits as if one were of the same
