@@ -15,6 +15,10 @@ const struct db_connector db_telegram = {
     .split_long_text = 1,
     /* Bot API: a media caption is 0-1024 characters (core.telegram.org/bots/api, sendPhoto). */
     .max_caption_chars = 1024,
+    /* The Bot API names no count or label length for inline keyboards; these are the
+     * gateway's own, kept like the other platforms' so a reply works on all three. */
+    .max_buttons = 10,
+    .max_button_title_chars = 64,
     .account_new = db_tg_account_new,
     .account_free = db_tg_account_free,
     .verify = db_tg_verify,
@@ -29,4 +33,5 @@ const struct db_connector db_telegram = {
     .handshake = NULL,
     .build_media_lookup = db_tg_build_media_lookup,
     .read_media_lookup = db_tg_read_media_lookup,
+    .build_callback_answer = db_tg_build_callback_answer,
 };

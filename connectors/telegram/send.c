@@ -38,6 +38,26 @@ static const struct {
                      {"animation", "sendAnimation", "animation"},
                      {NULL, NULL, NULL}};
 
+/* New reference: an InlineKeyboardMarkup with one button per row; tapping one sends a
+ * callback_query whose data is the button id (core.telegram.org/bots/api#inlinekeyboardbutton:
+ * callback_data is 1-64 bytes, which the API's id rule keeps).  NULL on ENOMEM. */
+static json_t *inline_keyboard(const json_t *buttons)
+{
+    json_t *rows = json_array(), *b;
+    size_t i;
+    if (!rows) return NULL;
+    json_array_foreach(buttons, i, b) {
+        json_t *row = json_pack("[{s:O, s:O}]", "text", json_object_get(b, "title"),
+                                "callback_data", json_object_get(b, "id"));
+        if (!row || json_array_append_new(rows, row) != 0) {
+            json_decref(rows);
+            return NULL;
+        }
+    }
+    json_t *markup = json_pack("{s:o}", "inline_keyboard", rows);
+    return markup;
+}
+
 int db_tg_build_send(const void *acct, const struct db_outbound *msg,
                      struct db_http_req *req, struct db_err *e)
 {
@@ -114,8 +134,26 @@ int db_tg_build_send(const void *acct, const struct db_outbound *msg,
                                                               (json_int_t)mid), e)) != DB_OK)
             goto fail;
     }
+    if (msg->buttons && (rc = set_new(body, "reply_markup", inline_keyboard(msg->buttons), e)) != DB_OK)
+        goto fail;
     rc = db_tg_post_method(a, method, body, req, e);
 fail:
+    json_decref(body);
+    return rc;
+}
+
+int db_tg_build_callback_answer(const void *acct, const json_t *ev, struct db_http_req *req,
+                                struct db_err *e)
+{
+    const char *kind = db_json_str(ev, "kind"), *qid = db_json_str(ev, "external_message_id");
+    if (!kind || strcmp(kind, "callback") != 0 || !qid || !*qid)
+        return db_err_set(e, DB_EINVAL, "not a Telegram callback event");
+    /* Without an answer the customer's client shows a spinner on the button until it times
+     * out (core.telegram.org/bots/api#answercallbackquery); an empty answer stops it. */
+    json_t *body = json_object();
+    if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
+    int rc = set_str(body, "callback_query_id", qid, e);
+    if (rc == DB_OK) rc = db_tg_post_method(acct, "answerCallbackQuery", body, req, e);
     json_decref(body);
     return rc;
 }

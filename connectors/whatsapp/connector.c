@@ -16,6 +16,10 @@ const struct db_connector db_whatsapp = {
     /* The Cloud API answers 400 to longer texts, and a split message reads badly on a phone. */
     .split_long_text = 0,
     .max_caption_chars = WA_MAX_CAPTION_CHARS,
+    /* Up to 3 go as reply buttons, more as a list message; 20 characters fit both. */
+    .max_buttons = WA_MAX_LIST_ROWS,
+    .max_button_title_chars = WA_MAX_BUTTON_TITLE,
+    .max_buttons_text_chars = WA_MAX_INTERACTIVE_BODY,
     .account_new = db_wa_account_new,
     .account_free = db_wa_account_free,
     .verify = db_wa_verify,

@@ -75,6 +75,60 @@ fail:
     return NULL;
 }
 
+/* New reference: the "interactive" object for a text with buttons: reply buttons for up to
+ * three, else a list message of one section whose rows are the buttons, opened by a button
+ * labelled label.  NULL with e set. */
+static json_t *build_interactive(const struct db_outbound *msg, struct db_err *e)
+{
+    const json_t *b;
+    size_t i, n = json_array_size(msg->buttons);
+    if (n == 0 || n > WA_MAX_LIST_ROWS) {
+        db_err_set(e, DB_EINVAL, "WhatsApp takes 1 to %d buttons", WA_MAX_LIST_ROWS);
+        return NULL;
+    }
+    if (!msg->text || !*msg->text ||
+        check_text(msg->text, WA_MAX_INTERACTIVE_BODY, "text with buttons", e) != DB_OK) {
+        if (!msg->text || !*msg->text) db_err_set(e, DB_EINVAL, "buttons need a text");
+        return NULL;
+    }
+    json_t *items = json_array(), *action = NULL, *it = NULL;
+    if (!items) goto nomem;
+    json_array_foreach(msg->buttons, i, b) {
+        const json_t *id = json_object_get(b, "id"), *title = json_object_get(b, "title");
+        if (!json_is_string(id) || !json_is_string(title)) {
+            db_err_set(e, DB_EINVAL, "buttons[%zu] needs a string id and title", i);
+            goto fail;
+        }
+        if (check_text(json_string_value(title), WA_MAX_BUTTON_TITLE, "button title", e) != DB_OK)
+            goto fail;
+        json_t *item = n <= WA_MAX_REPLY_BUTTONS
+                           ? json_pack("{s:s, s:{s:O, s:O}}", "type", "reply", "reply", "id", id,
+                                       "title", title)
+                           : json_pack("{s:O, s:O}", "id", id, "title", title);
+        if (!item || json_array_append_new(items, item) != 0) goto nomem;
+    }
+    if (n <= WA_MAX_REPLY_BUTTONS) {
+        action = json_pack("{s:O}", "buttons", items);
+    } else {
+        const char *label = db_json_str(msg->extra, "buttons_label");
+        /* The list opens with a button of its own; a neutral mark when the sender named none. */
+        if (!label || !*label) label = "\xe2\x98\xb0"; /* U+2630, language-neutral */
+        if (check_text(label, WA_MAX_BUTTON_TITLE, "buttons_label", e) != DB_OK) goto fail;
+        action = json_pack("{s:s, s:[{s:O}]}", "button", label, "sections", "rows", items);
+    }
+    if (!action) goto nomem;
+    it = json_pack("{s:s, s:{s:s}, s:o}", "type", n <= WA_MAX_REPLY_BUTTONS ? "button" : "list",
+                   "body", "text", msg->text, "action", action);
+    if (!it) goto nomem;
+    json_decref(items);
+    return it;
+nomem:
+    db_err_set(e, DB_ENOMEM, "out of memory");
+fail:
+    json_decref(items);
+    return NULL;
+}
+
 /* Sets body.type and body[<type>] for a media send. */
 static int build_media(json_t *body, const struct db_outbound *msg, struct db_err *e)
 {
@@ -145,6 +199,15 @@ int db_wa_build_send(const void *acct, const struct db_outbound *msg, struct db_
         }
         if (json_object_set_new(body, "template", t) != 0 ||
             json_object_set_new(body, "type", json_string("template")) != 0)
+            goto nomem;
+    } else if (msg->buttons) {
+        json_t *it = build_interactive(msg, e);
+        if (!it) {
+            rc = e && e->code ? e->code : DB_EINVAL;
+            goto fail;
+        }
+        if (json_object_set_new(body, "interactive", it) != 0 ||
+            json_object_set_new(body, "type", json_string("interactive")) != 0)
             goto nomem;
     } else if (msg->media_type || msg->media_url || msg->media_id) {
         if (!msg->media_type) {

@@ -20,6 +20,14 @@
 #define WA_PLATFORM "whatsapp"
 #define WA_MAX_TEXT_CHARS 4096
 #define WA_MAX_CAPTION_CHARS 1024
+/* Interactive messages (developers.facebook.com/documentation/business-messaging/whatsapp/
+ * messages/interactive-reply-buttons-messages and .../interactive-list-messages): at most 3
+ * reply buttons with titles of at most 20 characters, a list of at most 10 rows (titles up
+ * to 24), a body of at most 1024 characters. */
+#define WA_MAX_REPLY_BUTTONS 3
+#define WA_MAX_LIST_ROWS 10
+#define WA_MAX_BUTTON_TITLE 20
+#define WA_MAX_INTERACTIVE_BODY 1024
 /* Longest id we copy out of a payload; wamids are about 60 characters. */
 #define WA_MAX_ID 159
 

@@ -65,6 +65,11 @@ struct db_outbound {
     const char *reply_to;    /* external message id being answered; NULL */
     const json_t *extra;     /* the whole request object (borrowed) for platform-specific
                                 members: template, location, contact, keyboard... */
+    const json_t *buttons;   /* NULL, or the request's checked "buttons" array: 1 to
+                                max_buttons objects {"id", "title"}, ids 1-64 characters of
+                                A-Z a-z 0-9 _ . - and unique, titles within
+                                max_button_title_chars; only with a text that fits one
+                                message and no media (db_outbound_from_json) */
 };
 
 /* How a platform answered a send. */
@@ -92,6 +97,10 @@ struct db_connector {
     size_t max_caption_chars;  /* limit of the text sent with media, in characters; 0 = the
                                   text limit.  Split or refused as above; with splitting, the
                                   rest follows the media as text. */
+    size_t max_buttons;        /* most buttons one message may carry; 0 = no buttons */
+    size_t max_button_title_chars; /* longest button title, in characters */
+    size_t max_buttons_text_chars; /* longest text that goes with buttons; 0 = the text
+                                      limit */
 
     /* Builds per-account state from sec.  *acct is owned by the caller and released with
      * account_free.  DB_ECONFIG naming file, line and key in e when a value is wrong or a
@@ -155,6 +164,13 @@ struct db_connector {
                               struct db_err *e);
     int (*read_media_lookup)(const void *acct, const struct db_http_resp *resp,
                              struct db_http_req *dl, struct db_err *e);
+
+    /* Optional: the request that acknowledges a button tap (a "callback" event this
+     * connector's parse made), for platforms that show the customer a spinner until it comes
+     * (Telegram's answerCallbackQuery).  DB_OK with req filled, DB_ENOTFOUND when ev needs no
+     * answer, DB_EINVAL when ev is not one of its callbacks. */
+    int (*build_callback_answer)(const void *acct, const json_t *ev, struct db_http_req *req,
+                                 struct db_err *e);
 };
 
 extern const struct db_connector db_telegram;
@@ -255,6 +271,13 @@ static inline int db_conn_build_media_lookup(const struct db_connector *c, const
     return c->build_media_lookup
                ? c->build_media_lookup(acct, media_id, req, e)
                : db_err_set(e, DB_EUNSUPPORTED, "%s has no media download", c->name);
+}
+
+static inline int db_conn_build_callback_answer(const struct db_connector *c, const void *acct,
+                                                const json_t *ev, struct db_http_req *req,
+                                                struct db_err *e)
+{
+    return c->build_callback_answer ? c->build_callback_answer(acct, ev, req, e) : DB_ENOTFOUND;
 }
 
 #endif

@@ -327,6 +327,7 @@ static void send_part(struct job *j)
         msg.text = part;
         /* Media and reply marks belong to the first part only. */
         if (j->part > 0) msg.media_url = msg.media_id = msg.media_type = msg.reply_to = NULL;
+        if (j->part + 1 < j->nparts) msg.buttons = NULL; /* buttons go with the last part */
     }
     struct db_http_req req = {0};
     int rc = db_conn_build_send(acct->conn, acct->state, &msg, &req, &e);
