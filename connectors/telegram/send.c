@@ -142,6 +142,21 @@ fail:
     return rc;
 }
 
+int db_tg_build_typing(const void *acct, const char *chat, const char *last_in,
+                       struct db_http_req *req, struct db_err *e)
+{
+    (void)last_in;
+    /* sendChatAction shows "typing..." for 5 seconds or until the bot's next message
+     * (core.telegram.org/bots/api#sendchataction). */
+    json_t *body = json_object();
+    if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
+    int rc = set_new(body, "chat_id", chat_id_value(chat), e);
+    if (rc == DB_OK) rc = set_str(body, "action", "typing", e);
+    if (rc == DB_OK) rc = db_tg_post_method(acct, "sendChatAction", body, req, e);
+    json_decref(body);
+    return rc;
+}
+
 int db_tg_build_callback_answer(const void *acct, const json_t *ev, struct db_http_req *req,
                                 struct db_err *e)
 {

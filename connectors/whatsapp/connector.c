@@ -35,4 +35,6 @@ const struct db_connector db_whatsapp = {
     .handshake = db_wa_handshake,
     .build_media_lookup = db_wa_build_media_lookup,
     .read_media_lookup = db_wa_read_media_lookup,
+    .build_typing = db_wa_build_typing,
+    .build_read_mark = db_wa_build_read_mark,
 };

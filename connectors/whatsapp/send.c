@@ -255,6 +255,57 @@ fail:
     return rc;
 }
 
+/* A POST of {"messaging_product":"whatsapp","status":"read","message_id":last_in} to the
+ * messages edge, with the typing indicator when typing is set: Meta's read receipt and typing
+ * indicator share the request (developers.facebook.com/documentation/business-messaging/
+ * whatsapp/messages/mark-message-as-read and .../typing-indicators: the indicator shows until
+ * the next message or 25 seconds, and marks the message read). */
+static int build_status_read(const struct wa_account *a, const char *last_in, int typing,
+                             struct db_http_req *req, struct db_err *e)
+{
+    if (!last_in || !*last_in)
+        return db_err_set(e, DB_ENOTFOUND, "no customer message to mark: WhatsApp needs one");
+    json_t *body = json_pack("{s:s, s:s}", "messaging_product", "whatsapp", "status", "read");
+    char *url = NULL, *text = NULL;
+    int rc = DB_ENOMEM;
+    if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
+    if (db_event_set_str(body, "message_id", last_in) != DB_OK) {
+        json_decref(body);
+        return db_err_set(e, DB_EINVAL, "message id is not valid UTF-8");
+    }
+    if (typing && json_object_set_new(body, "typing_indicator",
+                                      json_pack("{s:s}", "type", "text")) != 0)
+        goto done;
+    url = db_wa_graph_url(a, a->phone_number_id, "messages");
+    text = db_json_dump(body);
+    if (!url || !text) goto done;
+    if (db_http_req_post_json(req, url, text) != DB_OK ||
+        db_headers_add(&req->headers, "Authorization", a->bearer) != DB_OK) {
+        db_http_req_clear(req);
+        goto done;
+    }
+    rc = DB_OK;
+done:
+    free(url);
+    free(text);
+    json_decref(body);
+    return rc == DB_OK ? DB_OK : db_err_set(e, rc, "out of memory");
+}
+
+int db_wa_build_typing(const void *acct, const char *chat, const char *last_in,
+                       struct db_http_req *req, struct db_err *e)
+{
+    (void)chat;
+    return build_status_read(acct, last_in, 1, req, e);
+}
+
+int db_wa_build_read_mark(const void *acct, const char *chat, const char *last_in,
+                          struct db_http_req *req, struct db_err *e)
+{
+    (void)chat;
+    return build_status_read(acct, last_in, 0, req, e);
+}
+
 /* Copies s into dst (size n), cut on a character boundary. */
 static void copy_cut(char *dst, size_t n, const char *s)
 {

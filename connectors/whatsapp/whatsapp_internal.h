@@ -50,6 +50,10 @@ int db_wa_handshake(const void *acct, const struct db_inbound *in, char **body,
 int db_wa_verify(const void *acct, const struct db_inbound *in, struct db_err *e);
 int db_wa_parse(const void *acct, const struct db_inbound *in, struct db_event_list *out,
                 struct db_err *e);
+int db_wa_build_typing(const void *acct, const char *chat, const char *last_in,
+                       struct db_http_req *req, struct db_err *e);
+int db_wa_build_read_mark(const void *acct, const char *chat, const char *last_in,
+                          struct db_http_req *req, struct db_err *e);
 int db_wa_build_send(const void *acct, const struct db_outbound *msg, struct db_http_req *req,
                      struct db_err *e);
 int db_wa_read_send(const void *acct, const struct db_http_resp *resp,

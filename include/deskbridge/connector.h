@@ -171,6 +171,18 @@ struct db_connector {
      * answer, DB_EINVAL when ev is not one of its callbacks. */
     int (*build_callback_answer)(const void *acct, const json_t *ev, struct db_http_req *req,
                                  struct db_err *e);
+
+    /* Optional: show the customer that an agent is typing in chat.  last_in is the platform
+     * id of the customer's newest message in the chat, NULL when the gateway knows none (a
+     * platform whose indicator hangs on a message answers DB_ENOTFOUND then).  NULL slot: the
+     * platform has no typing indicator for bots.  Any 2xx answer means done. */
+    int (*build_typing)(const void *acct, const char *chat, const char *last_in,
+                        struct db_http_req *req, struct db_err *e);
+    /* Optional: mark the customer's messages up to last_in (a platform message id) read.
+     * NULL slot: the platform shows bots no read marks, marking is a no-op.  Any 2xx answer
+     * means done. */
+    int (*build_read_mark)(const void *acct, const char *chat, const char *last_in,
+                           struct db_http_req *req, struct db_err *e);
 };
 
 extern const struct db_connector db_telegram;
@@ -271,6 +283,22 @@ static inline int db_conn_build_media_lookup(const struct db_connector *c, const
     return c->build_media_lookup
                ? c->build_media_lookup(acct, media_id, req, e)
                : db_err_set(e, DB_EUNSUPPORTED, "%s has no media download", c->name);
+}
+
+static inline int db_conn_build_typing(const struct db_connector *c, const void *acct,
+                                       const char *chat, const char *last_in,
+                                       struct db_http_req *req, struct db_err *e)
+{
+    return c->build_typing ? c->build_typing(acct, chat, last_in, req, e)
+                           : db_err_set(e, DB_EUNSUPPORTED, "%s has no typing indicator", c->name);
+}
+
+static inline int db_conn_build_read_mark(const struct db_connector *c, const void *acct,
+                                          const char *chat, const char *last_in,
+                                          struct db_http_req *req, struct db_err *e)
+{
+    return c->build_read_mark ? c->build_read_mark(acct, chat, last_in, req, e)
+                              : db_err_set(e, DB_EUNSUPPORTED, "%s has no read marks", c->name);
 }
 
 static inline int db_conn_build_callback_answer(const struct db_connector *c, const void *acct,

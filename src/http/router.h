@@ -42,7 +42,9 @@ typedef size_t (*db_route_limit_fn)(const char *path, void *arg);
 
 struct db_route {
     const char *method;       /* "GET", "POST", ...; NULL for any */
-    const char *path;         /* exact, or a prefix when it ends in '/' (static string) */
+    const char *path;         /* exact, or a prefix when it ends in '/', or a pattern whose
+                                 one '*' stands for one or more characters, '/' included:
+                                 "/v1/conversations/" "*" "/typing" (static string) */
     size_t body_limit;        /* bytes; 0 = the server's default */
     db_route_limit_fn limit;  /* optional: overrides body_limit per path */
     enum db_route_access access;

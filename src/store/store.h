@@ -59,6 +59,14 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
                      const struct db_event_list *events, const char *cursor_value,
                      db_store_ingest_fn cb, void *arg);
 
+/* The newest message the customer sent in conversation, as remembered when ingest stored it
+ * (WhatsApp messages and button taps only): cb(DB_OK, its platform id, the platform's Unix
+ * time of it), cb(DB_ENOTFOUND, NULL, 0) when none is known, or DB_EAGAIN / DB_ENOMEM.
+ * msg_id is borrowed for the callback only. */
+typedef void (*db_store_customer_fn)(int status, const char *msg_id, int64_t ts, void *arg);
+void db_store_customer_last(struct db_store *s, const char *conversation,
+                            db_store_customer_fn cb, void *arg);
+
 /* Reads the long-polling cursor; cb gets status and the value (borrowed, NULL when none). */
 typedef void (*db_store_str_fn)(int status, const char *value, void *arg);
 void db_store_get_cursor(struct db_store *s, const char *platform, const char *account,
