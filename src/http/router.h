@@ -1,6 +1,7 @@
 /* router.h - one table of HTTP routes, filled by the modules that own them.
  *
- * A route is a method (NULL: any), a path (exact, or a prefix when it ends in '/'), a body
+ * A route is a method (NULL: any), a path (exact, a prefix when it ends in '/', or a pattern
+ * with one '*'), a body
  * cap, who may call it, and a handler.  The router answers what no route takes (404, or 405
  * when the path exists for another method), checks the bearer token of token routes before
  * the handler runs (401 with a JSON body otherwise), and hands the handler the caller: the
