@@ -37,4 +37,7 @@ const struct db_connector db_whatsapp = {
     .read_media_lookup = db_wa_read_media_lookup,
     .build_typing = db_wa_build_typing,
     .build_read_mark = db_wa_build_read_mark,
+    .build_templates = db_wa_build_templates,
+    .read_templates = db_wa_read_templates,
+    .check_template = db_wa_check_template,
 };

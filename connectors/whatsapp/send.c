@@ -30,14 +30,106 @@ static int check_text(const char *s, size_t max, const char *what, struct db_err
     return DB_OK;
 }
 
+/* Appends {"type": "text", "text": v} for each string of params to list; DB_EINVAL naming
+ * what when one is not a string. */
+static int text_params(json_t *list, const json_t *params, const char *what, struct db_err *e)
+{
+    const json_t *p;
+    size_t i;
+    if (params && !json_is_array(params))
+        return db_err_set(e, DB_EINVAL, "%s must be an array of strings", what);
+    json_array_foreach(params, i, p) {
+        if (!json_is_string(p)) return db_err_set(e, DB_EINVAL, "%s[%zu] must be a string", what, i);
+        if (json_array_append_new(list, json_pack("{s:s, s:O}", "type", "text", "text", p)) != 0)
+            return db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    return DB_OK;
+}
+
+/* New reference: the header component for the request's template.header
+ * {"type": "text", "text"} or {"type": "image"|"video"|"document", "url"|"id", "file_name"?}.
+ * NULL with e set. */
+static json_t *template_header(const json_t *h, struct db_err *e)
+{
+    const char *type = db_json_str(h, "type");
+    json_t *param = NULL;
+    if (!json_is_object(h) || !type) {
+        db_err_set(e, DB_EINVAL, "template.header needs a type");
+        return NULL;
+    }
+    if (strcmp(type, "text") == 0) {
+        const char *text = db_json_str(h, "text");
+        if (!text) {
+            db_err_set(e, DB_EINVAL, "template.header of type text needs a text");
+            return NULL;
+        }
+        param = json_pack("{s:s, s:s}", "type", "text", "text", text);
+    } else if (strcmp(type, "image") == 0 || strcmp(type, "video") == 0 ||
+               strcmp(type, "document") == 0) {
+        const char *url = db_json_str(h, "url"), *id = db_json_str(h, "id");
+        const char *fname = db_json_str(h, "file_name");
+        if (!(id && *id) && !(url && *url)) {
+            db_err_set(e, DB_EINVAL, "template.header of type %s needs a url or an id", type);
+            return NULL;
+        }
+        /* An uploaded media id needs no fetch by Meta, so it wins over a link. */
+        json_t *media = id && *id ? json_pack("{s:s}", "id", id) : json_pack("{s:s}", "link", url);
+        if (media && fname && strcmp(type, "document") == 0)
+            json_object_set_new(media, "filename", json_string(fname));
+        param = media ? json_pack("{s:s, s:o}", "type", type, type, media) : NULL;
+    } else {
+        db_err_set(e, DB_EINVAL, "template.header type must be text, image, video or document");
+        return NULL;
+    }
+    json_t *c = param ? json_pack("{s:s, s:[o]}", "type", "header", "parameters", param) : NULL;
+    if (!c) db_err_set(e, DB_EINVAL, "template.header has text that is not valid UTF-8");
+    return c;
+}
+
+/* Appends one button component per entry of the request's template.buttons
+ * [{"index", "sub_type": "url"|"quick_reply"|"copy_code" (default url), "parameters"}]. */
+static int template_buttons(json_t *comps, const json_t *buttons, struct db_err *e)
+{
+    const json_t *b;
+    size_t i;
+    if (buttons && !json_is_array(buttons))
+        return db_err_set(e, DB_EINVAL, "template.buttons must be an array");
+    json_array_foreach(buttons, i, b) {
+        const json_t *idx = json_object_get(b, "index"), *params = json_object_get(b, "parameters");
+        const char *sub = db_json_str(b, "sub_type");
+        if (!sub) sub = "url";
+        if (!json_is_integer(idx) || json_integer_value(idx) < 0 || json_integer_value(idx) > 9)
+            return db_err_set(e, DB_EINVAL, "template.buttons[%zu].index must be 0-9", i);
+        int qr = strcmp(sub, "quick_reply") == 0, code = strcmp(sub, "copy_code") == 0;
+        if (!qr && !code && strcmp(sub, "url") != 0)
+            return db_err_set(e, DB_EINVAL,
+                              "template.buttons[%zu].sub_type must be url, quick_reply or copy_code", i);
+        if (!json_is_array(params) || json_array_size(params) != 1 ||
+            !json_is_string(json_array_get(params, 0)))
+            return db_err_set(e, DB_EINVAL, "template.buttons[%zu].parameters must be one string", i);
+        const json_t *v = json_array_get(params, 0);
+        /* Meta's button parameter: the URL's end as text, a quick reply's payload, a code. */
+        json_t *p = qr     ? json_pack("{s:s, s:O}", "type", "payload", "payload", v)
+                    : code ? json_pack("{s:s, s:O}", "type", "coupon_code", "coupon_code", v)
+                           : json_pack("{s:s, s:O}", "type", "text", "text", v);
+        char index[4];
+        snprintf(index, sizeof index, "%d", (int)json_integer_value(idx));
+        json_t *c = p ? json_pack("{s:s, s:s, s:s, s:[o]}", "type", "button", "sub_type", sub,
+                                  "index", index, "parameters", p)
+                      : NULL;
+        if (!c || json_array_append_new(comps, c) != 0)
+            return db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    return DB_OK;
+}
+
 /* New reference: the "template" object of a send, from the request's extra member
- * {"name", "language": "en_US", "parameters": ["..."]}.  NULL with e set on error. */
+ * {"name", "language": "en_US", "parameters": ["..."] (the body's), "header": {...},
+ * "buttons": [...]}, in Meta's component order header, body, buttons.  NULL with e set. */
 static json_t *build_template(const json_t *t, struct db_err *e)
 {
     const char *name = db_json_str(t, "name"), *lang = db_json_str(t, "language");
-    const json_t *params = json_object_get(t, "parameters"), *p;
-    json_t *out = NULL, *list = NULL;
-    size_t i;
+    json_t *out = NULL, *comps = NULL, *body = NULL;
     if (!json_is_object(t)) {
         db_err_set(e, DB_EINVAL, "template must be an object");
         goto fail;
@@ -46,31 +138,36 @@ static json_t *build_template(const json_t *t, struct db_err *e)
         db_err_set(e, DB_EINVAL, "template needs a name and a language code (strings)");
         goto fail;
     }
-    if (params && !json_is_array(params)) {
-        db_err_set(e, DB_EINVAL, "template.parameters must be an array of strings");
+    out = json_pack("{s:s, s:{s:s}}", "name", name, "language", "code", lang);
+    comps = json_array();
+    body = json_array();
+    if (!out || !comps || !body) {
+        db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
-    out = json_pack("{s:s, s:{s:s}}", "name", name, "language", "code", lang);
-    list = json_array();
-    if (!out || !list) goto nomem;
-    json_array_foreach(params, i, p) {
-        if (!json_is_string(p)) {
-            db_err_set(e, DB_EINVAL, "template.parameters[%zu] must be a string", i);
-            goto fail;
-        }
-        if (json_array_append_new(list, json_pack("{s:s, s:O}", "type", "text", "text", p)) != 0)
-            goto nomem;
+    const json_t *h = json_object_get(t, "header");
+    if (h && !json_is_null(h)) {
+        json_t *c = template_header(h, e);
+        if (!c || json_array_append_new(comps, c) != 0) goto fail;
     }
-    if (json_array_size(list) > 0) {
-        json_t *comps = json_pack("[{s:s, s:O}]", "type", "body", "parameters", list);
-        if (!comps || json_object_set_new(out, "components", comps) != 0) goto nomem;
+    if (text_params(body, json_object_get(t, "parameters"), "template.parameters", e) != DB_OK)
+        goto fail;
+    if (json_array_size(body) > 0 &&
+        json_array_append_new(comps, json_pack("{s:s, s:O}", "type", "body", "parameters", body)) != 0) {
+        db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
     }
-    json_decref(list);
+    if (template_buttons(comps, json_object_get(t, "buttons"), e) != DB_OK) goto fail;
+    if (json_array_size(comps) > 0 && json_object_set(out, "components", comps) != 0) {
+        db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    json_decref(comps);
+    json_decref(body);
     return out;
-nomem:
-    db_err_set(e, DB_ENOMEM, "out of memory");
 fail:
-    json_decref(list);
+    json_decref(body);
+    json_decref(comps);
     json_decref(out);
     return NULL;
 }

@@ -39,6 +39,7 @@ struct wa_account {
     char *verify_token;        /* answers the GET subscription handshake */
     char *phone_number_id;     /* digits; sends go out from it, changes for others are skipped */
     char *api_base;            /* no trailing slash */
+    char *business_account_id; /* digits (WABA id): its message_templates; NULL when unset */
     char *bearer;              /* "Bearer <access_token>", the Authorization header value */
 };
 
@@ -54,6 +55,12 @@ int db_wa_build_typing(const void *acct, const char *chat, const char *last_in,
                        struct db_http_req *req, struct db_err *e);
 int db_wa_build_read_mark(const void *acct, const char *chat, const char *last_in,
                           struct db_http_req *req, struct db_err *e);
+int db_wa_build_templates(const void *acct, const char *after, struct db_http_req *req,
+                          struct db_err *e);
+int db_wa_read_templates(const void *acct, const struct db_http_resp *resp, json_t *list,
+                         char **after, struct db_err *e);
+int db_wa_check_template(const void *acct, const json_t *known, const json_t *tmpl,
+                         const char **field, struct db_err *e);
 int db_wa_build_send(const void *acct, const struct db_outbound *msg, struct db_http_req *req,
                      struct db_err *e);
 int db_wa_read_send(const void *acct, const struct db_http_resp *resp,

@@ -183,6 +183,26 @@ struct db_connector {
      * means done. */
     int (*build_read_mark)(const void *acct, const char *chat, const char *last_in,
                            struct db_http_req *req, struct db_err *e);
+
+    /* Optional: the account's approved message templates (WhatsApp).  build_templates makes
+     * the request for one page (after: the cursor read_templates gave, NULL for the first);
+     * DB_EUNSUPPORTED when the account is not set up for it (reason in e).  read_templates
+     * appends each approved template of the answer to list as
+     *   {"name", "language", "category", "header": {"format", "parameters"}?,
+     *    "body": {"text", "parameters"}?, "buttons": [{"index", "type", "parameters"}]?}
+     * (parameters = how many values the send must supply) and sets *after (malloc'd, caller
+     * frees; NULL on the last page).  DB_OK, DB_EREJECTED (the platform refused: reason in
+     * e) or DB_EINVAL (unreadable answer). */
+    int (*build_templates)(const void *acct, const char *after, struct db_http_req *req,
+                           struct db_err *e);
+    int (*read_templates)(const void *acct, const struct db_http_resp *resp, json_t *list,
+                          char **after, struct db_err *e);
+    /* Optional: checks the "template" member of a send against known, a list as
+     * read_templates makes it.  DB_OK; DB_ENOTFOUND when known has no such name and language;
+     * DB_EINVAL with *field naming the request member ("template.parameters",
+     * "template.header", "template.buttons") and the reason in e. */
+    int (*check_template)(const void *acct, const json_t *known, const json_t *tmpl,
+                          const char **field, struct db_err *e);
 };
 
 extern const struct db_connector db_telegram;

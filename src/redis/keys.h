@@ -24,6 +24,7 @@
 #define DB_KEY_EXT "ext"       /* P:ext:<platform>:<account>:<external id> -> message id */
 #define DB_KEY_EARLY "early"   /* P:early:<platform>:<account>:<external id>: early receipts */
 #define DB_KEY_CLIENT "client" /* P:client:<client id> -> message id (idempotency) */
+#define DB_KEY_TEMPLATES "templates" /* P:templates:<platform>:<account>: the cached list */
 #define DB_KEY_CUSTOMER "customer" /* P:customer:{<c>}: hash id, ts of the customer's newest
                                       message (WhatsApp: its window and read marks) */
 

@@ -19,6 +19,7 @@
 #include "net/httpd.h"
 #include "send/canned.h"
 #include "send/outbound.h"
+#include "send/templates.h"
 #include "send/window.h"
 #include "store/store.h"
 #include "util/id.h"
@@ -86,6 +87,18 @@ static void window_cb(int status, void *arg)
     send_req_free(s);
 }
 
+/* A template is checked against the account's approved templates (send/templates.h). */
+static void template_cb(int status, const char *field, const char *msg, void *arg)
+{
+    struct send_req *s = arg;
+    if (status == DB_OK) {
+        enqueue(s);
+        return;
+    }
+    db_respond_field_error(s->req, 400, "invalid_field", field, msg);
+    send_req_free(s);
+}
+
 static void post_message(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
     struct db_services *svc = arg;
@@ -148,15 +161,18 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
             s = NULL;
         }
     }
-    json_decref(cmd);
     if (!s) {
+        json_decref(cmd);
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
     s->req = req;
     s->svc = svc;
-    if (check_window) db_window_check(svc->store, s->conversation, window_cb, s);
+    if (db_templates_apply(acct, cmd))
+        db_templates_check(svc, acct, json_object_get(cmd, "template"), template_cb, s);
+    else if (check_window) db_window_check(svc->store, s->conversation, window_cb, s);
     else enqueue(s);
+    json_decref(cmd);
 }
 
 /* ---- GET /v1/messages/... ---- */

@@ -1,4 +1,5 @@
-/* Typing, read marks and WhatsApp's customer-service window end to end through the real parts:
+/* Typing, read marks, WhatsApp's customer-service window and templates end to end through the
+ * real parts:
  * the deskbridge binary with a Telegram (webhook mode), a WhatsApp and a Viber account, a real
  * redis-server and one fake platform API per platform on loopback.  Typing and read calls
  * reach each fake in the platform's documented shape (or are refused / no-ops where the
@@ -32,6 +33,7 @@
 #define WA_TOKEN "EAAGbuttonsTokenDoNotLog0123456789"
 #define WA_SECRET "wa-app-secret-DoNotLog"
 #define PNID "106540352242922"
+#define WABA "102290129340398"
 #define VB_TOKEN "4a1f7c2e9b3d-vbButtonsDoNotLog-5e8f0a6b"
 #define VB_ACCOUNT "shop"
 #define VB_USER "01234567890A+b/cdefGHi=="
@@ -40,7 +42,7 @@ struct world {
     struct db_test_redis *redis;
     struct db_fake *tg, *wa, *vb;
     struct db_test_daemon d;
-    char env[13][512];
+    char env[14][512];
 };
 
 static struct world W;
@@ -67,15 +69,16 @@ static int setup(void **state)
                             {"WHATSAPP_VERIFY_TOKEN", "verify-DoNotLog-7"},
                             {"WHATSAPP_PHONE_NUMBER_ID", PNID},
                             {"WHATSAPP_API_BASE", db_fake_url(W.wa)},
+                            {"WHATSAPP_BUSINESS_ACCOUNT_ID", WABA},
                             {"VIBER_ACCOUNT", VB_ACCOUNT},
                             {"VIBER_AUTH_TOKEN", VB_TOKEN},
                             {"VIBER_API_BASE", db_fake_url(W.vb)}};
-    const char *env[14];
-    for (int i = 0; i < 13; i++) {
+    const char *env[15];
+    for (int i = 0; i < 14; i++) {
         snprintf(W.env[i], sizeof W.env[i], "%s=%s", fmt[i][0], fmt[i][1]);
         env[i] = W.env[i];
     }
-    env[13] = NULL;
+    env[14] = NULL;
     db_test_daemon_start(&W.d, env, NULL, 0);
     return 0;
 }
@@ -338,6 +341,150 @@ static void unknown_window_goes_to_meta_and_131047_still_fails_it(void **state)
     assert_int_equal(db_fake_count(W.wa, "/messages"), 1);
 }
 
+/* ---- templates ---- */
+
+/* Meta's message_templates answer (template-management page shape): one approved template with
+ * an image header, a body of two parameters and a dynamic URL button, over two pages; a
+ * rejected one that must not be listed. */
+#define TEMPLATES_PAGE1                                                                          \
+    "{\"data\":[{\"name\":\"order_shipped\",\"language\":\"en_US\",\"status\":\"APPROVED\","    \
+    "\"category\":\"UTILITY\",\"id\":\"1\",\"components\":[{\"type\":\"HEADER\",\"format\":\"IMAGE\"," \
+    "\"example\":{\"header_handle\":[\"4::aW1hZ2U=\"]}},{\"type\":\"BODY\",\"text\":"          \
+    "\"Hi {{1}}, order {{2}} is on its way.\",\"example\":{\"body_text\":[[\"Ann\",\"42\"]]}}," \
+    "{\"type\":\"FOOTER\",\"text\":\"Acme\"},{\"type\":\"BUTTONS\",\"buttons\":[{\"type\":\"URL\"," \
+    "\"text\":\"Track\",\"url\":\"https://acme.example/t/{{1}}\"},{\"type\":\"QUICK_REPLY\","    \
+    "\"text\":\"Thanks\"}]}]},{\"name\":\"draft\",\"language\":\"en_US\",\"status\":\"REJECTED\"," \
+    "\"category\":\"MARKETING\",\"id\":\"2\",\"components\":[]}],"                               \
+    "\"paging\":{\"cursors\":{\"before\":\"QVFI\",\"after\":\"QVFIUk5\"},\"next\":\"https://graph/next\"}}"
+#define TEMPLATES_PAGE2                                                                          \
+    "{\"data\":[{\"name\":\"hello_world\",\"language\":\"en_US\",\"status\":\"APPROVED\","      \
+    "\"category\":\"UTILITY\",\"id\":\"3\",\"components\":[{\"type\":\"HEADER\",\"format\":\"TEXT\"," \
+    "\"text\":\"Hello World\"},{\"type\":\"BODY\",\"text\":\"Welcome and congratulations!\"}]}]," \
+    "\"paging\":{\"cursors\":{\"before\":\"QVFIUk5\",\"after\":\"QVFIUk6\"}}}"
+
+static json_t *api_get(const char *path, int *status)
+{
+    const char *headers[] = {"Authorization: Bearer " API_TOKEN, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "GET", path, headers, NULL, 0, &r);
+    *status = r.status;
+    json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+    db_test_resp_clear(&r);
+    return j;
+}
+
+static void template_list_is_fetched_cached_and_refreshed(void **state)
+{
+    (void)state;
+    db_fake_reset(W.wa);
+    db_fake_rule(W.wa, "GET", "after=QVFIUk5", -1, 200, TEMPLATES_PAGE2, 0, 0);
+    db_fake_rule(W.wa, "GET", "/" WABA "/message_templates", -1, 200, TEMPLATES_PAGE1, 0, 0);
+    int status;
+    json_t *j = api_get("/v1/templates/" PNID, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_true(json_object_get(j, "refreshed")));
+    assert_json(json_object_get(j, "templates"),
+                "[{\"name\":\"order_shipped\",\"language\":\"en_US\",\"category\":\"utility\","
+                "\"header\":{\"format\":\"image\",\"parameters\":1},"
+                "\"body\":{\"text\":\"Hi {{1}}, order {{2}} is on its way.\",\"parameters\":2},"
+                "\"buttons\":[{\"index\":0,\"type\":\"url\",\"parameters\":1},"
+                "{\"index\":1,\"type\":\"quick_reply\",\"parameters\":0}]},"
+                "{\"name\":\"hello_world\",\"language\":\"en_US\",\"category\":\"utility\","
+                "\"header\":{\"format\":\"text\",\"parameters\":0},"
+                "\"body\":{\"text\":\"Welcome and congratulations!\",\"parameters\":0}}]");
+    json_decref(j);
+    assert_int_equal(db_fake_count(W.wa, "/message_templates"), 2);
+    /* The request is Meta's: GET on the business account, with the token. */
+    struct db_fake_request r;
+    assert_int_equal(db_fake_get(W.wa, 0, &r), DB_OK);
+    assert_string_equal(r.method, "GET");
+    assert_non_null(strstr(r.path, "/" WABA "/message_templates?fields="));
+    assert_string_equal(db_headers_get(&r.headers, "Authorization"), "Bearer " WA_TOKEN);
+    db_fake_request_clear(&r);
+
+    /* Cached: Meta is not asked again ... */
+    j = api_get("/v1/templates/" PNID, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_false(json_object_get(j, "refreshed")));
+    assert_int_equal(json_array_size(json_object_get(j, "templates")), 2);
+    json_decref(j);
+    assert_int_equal(db_fake_count(W.wa, "/message_templates"), 2);
+    /* ... until asked to refresh. */
+    j = api_get("/v1/templates/" PNID "?refresh=1", &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_true(json_object_get(j, "refreshed")));
+    json_decref(j);
+    assert_int_equal(db_fake_count(W.wa, "/message_templates"), 4);
+
+    j = api_get("/v1/templates/nope", &status);
+    assert_int_equal(status, 404);
+    json_decref(j);
+}
+
+static void template_with_image_header_reaches_meta_and_wrong_counts_are_400(void **state)
+{
+    (void)state;
+    db_fake_reset(W.wa);
+    db_fake_rule(W.wa, "GET", "after=QVFIUk5", -1, 200, TEMPLATES_PAGE2, 0, 0);
+    db_fake_rule(W.wa, "GET", "/message_templates", -1, 200, TEMPLATES_PAGE1, 0, 0);
+    db_fake_rule(W.wa, "POST", "/messages", -1, 200,
+                 "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.TPL{n}\"}]}", 0, 0);
+    char *id = send_until_sent(
+        "{\"conversation\":\"whatsapp:" PNID ":16505550005\",\"template\":{\"name\":\"order_shipped\","
+        "\"language\":\"en_US\",\"header\":{\"type\":\"image\",\"url\":\"https://acme.example/box.jpg\"},"
+        "\"parameters\":[\"Ann\",\"42\"],\"buttons\":[{\"index\":0,\"parameters\":[\"42\"]}]}}");
+    free(id);
+    /* Meta's send-message-templates shape: components header, body, button. */
+    json_t *b = last_body(W.wa, "/" PNID "/messages");
+    assert_json(b, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                   "\"to\":\"16505550005\",\"type\":\"template\",\"template\":{\"name\":\"order_shipped\","
+                   "\"language\":{\"code\":\"en_US\"},\"components\":["
+                   "{\"type\":\"header\",\"parameters\":[{\"type\":\"image\",\"image\":"
+                   "{\"link\":\"https://acme.example/box.jpg\"}}]},"
+                   "{\"type\":\"body\",\"parameters\":[{\"type\":\"text\",\"text\":\"Ann\"},"
+                   "{\"type\":\"text\",\"text\":\"42\"}]},"
+                   "{\"type\":\"button\",\"sub_type\":\"url\",\"index\":\"0\",\"parameters\":"
+                   "[{\"type\":\"text\",\"text\":\"42\"}]}]}}");
+    json_decref(b);
+    size_t sends = db_fake_count(W.wa, "/messages");
+
+    static const struct {
+        const char *tmpl, *field, *says;
+    } cases[] = {
+        {"{\"name\":\"order_shipped\",\"language\":\"en_US\",\"header\":{\"type\":\"image\",\"url\":"
+         "\"https://acme.example/a.jpg\"},\"parameters\":[\"Ann\"],\"buttons\":[{\"index\":0,"
+         "\"parameters\":[\"1\"]}]}", "template.parameters", "takes 2 body parameters, not 1"},
+        {"{\"name\":\"order_shipped\",\"language\":\"en_US\",\"parameters\":[\"Ann\",\"42\"],"
+         "\"buttons\":[{\"index\":0,\"parameters\":[\"1\"]}]}", "template.header", "takes 1 header"},
+        {"{\"name\":\"order_shipped\",\"language\":\"en_US\",\"header\":{\"type\":\"video\",\"url\":"
+         "\"https://acme.example/a.mp4\"},\"parameters\":[\"Ann\",\"42\"],\"buttons\":[{\"index\":0,"
+         "\"parameters\":[\"1\"]}]}", "template.header", "image header"},
+        {"{\"name\":\"order_shipped\",\"language\":\"en_US\",\"header\":{\"type\":\"image\",\"url\":"
+         "\"https://acme.example/a.jpg\"},\"parameters\":[\"Ann\",\"42\"]}", "template.buttons", "button 0"},
+        {"{\"name\":\"hello_world\",\"language\":\"en_US\",\"parameters\":[\"x\"]}",
+         "template.parameters", "takes 0 body parameters, not 1"},
+        {"{\"name\":\"no_such\",\"language\":\"en_US\"}", "template", "no approved template"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "{\"conversation\":\"whatsapp:" PNID ":16505550005\",\"template\":%s}",
+                 cases[i].tmpl);
+        int status;
+        char *body = db_test_post_json(W.d.port, API_TOKEN, "/v1/messages", cmd, &status);
+        json_t *j = json_loads(body, 0, NULL);
+        json_t *err = json_object_get(j, "error");
+        const char *field = json_string_value(json_object_get(err, "field"));
+        const char *msg = json_string_value(json_object_get(err, "message"));
+        if (status != 400 || !field || strcmp(field, cases[i].field) != 0 || !msg ||
+            !strstr(msg, cases[i].says))
+            fail_msg("case %zu: want 400 %s (%s), got %d %s", i, cases[i].field, cases[i].says,
+                     status, body ? body : "");
+        json_decref(j);
+        free(body);
+    }
+    assert_int_equal(db_fake_count(W.wa, "/messages"), sends);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +492,8 @@ int main(void)
         cmocka_unit_test(read_marks_the_newest_customer_message_on_whatsapp_only),
         cmocka_unit_test(reply_at_23h59_passes_and_at_24h01_is_refused),
         cmocka_unit_test(unknown_window_goes_to_meta_and_131047_still_fails_it),
+        cmocka_unit_test(template_list_is_fetched_cached_and_refreshed),
+        cmocka_unit_test(template_with_image_header_reaches_meta_and_wrong_counts_are_400),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
