@@ -23,21 +23,28 @@ int db_wa_build_templates(const void *acct, const char *after, struct db_http_re
     if (!a->business_account_id)
         return db_err_set(e, DB_EUNSUPPORTED,
                           "the account has no business_account_id: templates cannot be listed");
-    /* A cursor is Meta's opaque base64-like text; anything else is not put into a URL. */
-    if (after && (strlen(after) > MAX_CURSOR ||
-                  strspn(after, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-                                "-_=") != strlen(after)))
-        return db_err_set(e, DB_EINVAL, "unusable paging cursor");
+    /* A cursor is Meta's opaque text, handed back as it came: percent-encoded so that no
+     * byte of it can change the URL. */
+    if (after && strlen(after) > MAX_CURSOR) return db_err_set(e, DB_EINVAL, "paging cursor too long");
+    char enc[3 * MAX_CURSOR + 1] = "";
+    for (size_t i = 0, o = 0; after && after[i]; i++) {
+        unsigned char ch = (unsigned char)after[i];
+        if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~", ch) && ch)
+            enc[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(enc + o, sizeof enc - o, "%%%02X", ch);
+        enc[o] = '\0';
+    }
     char *base = db_wa_graph_url(a, a->business_account_id, "message_templates");
     if (!base) return db_err_set(e, DB_ENOMEM, "out of memory");
-    size_t n = strlen(base) + (after ? strlen(after) : 0) + 128;
+    size_t n = strlen(base) + strlen(enc) + 128;
     char *url = malloc(n);
     if (!url) {
         free(base);
         return db_err_set(e, DB_ENOMEM, "out of memory");
     }
     snprintf(url, n, "%s?fields=name,language,status,category,components&limit=" PAGE_LIMIT "%s%s",
-             base, after ? "&after=" : "", after ? after : "");
+             base, after ? "&after=" : "", enc);
     free(base);
     memset(req, 0, sizeof *req);
     req->method = strdup("GET");
@@ -103,7 +110,9 @@ static json_t *summary(const json_t *t)
             if (!fmt || strlen(fmt) >= sizeof buf) continue;
             snprintf(buf, sizeof buf, "%s", fmt);
             lower(buf);
-            int n = strcmp(buf, "text") == 0 ? placeholders(db_json_str(c, "text"))
+            /* A header takes one value at most: a text header has one variable or none,
+             * a media header its media. */
+            int n = strcmp(buf, "text") == 0 ? placeholders(db_json_str(c, "text")) > 0
                     : strcmp(buf, "image") == 0 || strcmp(buf, "video") == 0 ||
                             strcmp(buf, "document") == 0
                         ? 1
