@@ -1,6 +1,7 @@
 /* features.c - the kinds of feature section a configuration file may hold, and the module
  * that checks each.  A module that adds a section kind adds its row here. */
 #include "conf/config.h"
+#include "console/console.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "auto/hours.h"
@@ -8,6 +9,7 @@
 
 const struct db_feature_section db_feature_sections[] = {
     {.name = "dispatch", .named = 0, .check = db_dispatch_conf_check},
+    {.name = "console", .named = 0, .check = db_console_conf_check},
     {.name = "schedule", .named = 1, .check = db_schedule_conf_check},
     {.name = "keyword", .named = 1, .check = db_keyword_conf_check},
     {.name = "canned", .named = 1, .check = db_canned_conf_check},

@@ -393,7 +393,7 @@ static void sse_tick_cb(evutil_socket_t fd, short what, void *arg)
     db_redis_cmd(s->gw->redis, sse_read_cb, s, "XRANGE %s %s + COUNT 100", s->key, from);
 }
 
-static void stream_agent(struct db_services *gw, struct db_httpd_req *req, const char *id)
+void db_dispatch_stream(struct db_services *gw, struct db_httpd_req *req, const char *id)
 {
     struct sse *s = calloc(1, sizeof *s);
     if (!s || !(s->timer = evtimer_new(gw->base, sse_tick_cb, s))) {
@@ -431,7 +431,7 @@ static void stream_owner_cb(int status, const redisReply *reply, const char *err
     if (failed(status, reply)) unavailable(k->req);
     else if (reply->type != REDIS_REPLY_STRING || strcmp(reply->str, k->tenant) != 0)
         db_httpd_respond_error(k->req, 404, "not_found", "no such agent");
-    else stream_agent(k->gw, k->req, k->id);
+    else db_dispatch_stream(k->gw, k->req, k->id);
     free(k);
 }
 
@@ -646,7 +646,7 @@ static int agent_routes(struct db_services *gw, struct db_httpd_req *req, const 
         post_presence(gw, req, id, tenant);
     else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0 && tenant)
         stream_tenant_agent(gw, req, id, tenant);
-    else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0) stream_agent(gw, req, id);
+    else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0) db_dispatch_stream(gw, req, id);
     else db_httpd_respond_error(req, 405, "method_not_allowed", "no such method on this route");
     return 1;
 }

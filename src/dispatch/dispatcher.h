@@ -28,6 +28,11 @@ void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
  * the tenant's accounts and agents.  DB_OK or DB_ENOMEM. */
 int db_dispatch_api_routes(struct db_services *gw, struct db_err *e) DB_MUST_CHECK;
 
+/* Serves agent id's inbox as Server-Sent Events on req (docs/dispatcher.md: Last-Event-ID,
+ * ?from=now); the caller has checked who may read it.  Used by GET /v1/agents/{id}/stream
+ * and the console's live stream. */
+void db_dispatch_stream(struct db_services *gw, struct db_httpd_req *req, const char *id);
+
 /* Called by the API when an agent's message was queued for a conversation, so the
  * conversation records its first response time and appears in the agent's inbox. */
 void db_dispatch_note_reply(struct db_services *gw, const char *conversation,

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/config.h"
 #include "core/services.h"
@@ -13,7 +14,21 @@ struct db_router {
     struct db_services *svc;
     struct db_route *routes;
     size_t n, cap;
+    db_session_lookup_fn session_lookup;
+    void *session_arg;
 };
+
+struct db_router_pending {
+    struct db_httpd_req *req;
+    const struct db_route *rt;
+    struct db_cfg_ref *ref; /* the configuration the request started with */
+};
+
+void db_router_set_session_lookup(struct db_router *r, db_session_lookup_fn fn, void *arg)
+{
+    r->session_lookup = fn;
+    r->session_arg = arg;
+}
 
 struct db_router *db_router_new(struct db_services *svc)
 {
@@ -85,12 +100,73 @@ static int authorize(const struct db_config *cfg, struct db_httpd_req *req,
     return ok;
 }
 
+int db_router_same_origin(const struct db_httpd_req *req)
+{
+    const char *origin = db_httpd_req_header(req, "Origin");
+    const char *host = db_httpd_req_header(req, "Host");
+    const char *site = db_httpd_req_header(req, "Sec-Fetch-Site");
+    if (!origin || !host || !*host) return 0;
+    if (site && strcmp(site, "same-origin") != 0) return 0;
+    const char *h = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                    : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                          : NULL;
+    return h && strcasecmp(h, host) == 0;
+}
+
+void db_router_session_found(struct db_router_pending *p, const struct db_session *s)
+{
+    const struct db_tenant *tenant = NULL;
+    int known = s != NULL;
+    for (size_t t = 0; s && *s->tenant && t < p->ref->cfg->n_tenants; t++)
+        if (strcmp(p->ref->cfg->tenants[t].name, s->tenant) == 0) tenant = &p->ref->cfg->tenants[t];
+    /* A session of a tenant that a reload removed reaches nothing. */
+    if (s && *s->tenant && !tenant) known = 0;
+    if (!known) {
+        db_httpd_respond_error(p->req, 401, "signed_out", "sign in again");
+    } else {
+        struct db_session copy = *s;
+        struct db_caller who = {.cfg = p->ref->cfg, .tenant = tenant, .session = &copy};
+        p->rt->handler(p->req, &who, p->rt->arg);
+    }
+    db_cfg_unref(p->ref);
+    free(p);
+}
+
+void db_router_session_failed(struct db_router_pending *p)
+{
+    db_httpd_respond_error(p->req, 503, "unavailable", "storage unavailable, retry");
+    db_cfg_unref(p->ref);
+    free(p);
+}
+
+static void start_session_route(struct db_router *r, const struct db_route *rt,
+                                struct db_httpd_req *req)
+{
+    const char *m = db_httpd_req_method(req);
+    /* Cookies ride along with cross-site requests; a write must come from the page. */
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && !db_router_same_origin(req)) {
+        db_httpd_respond_error(req, 403, "cross_origin", "request from another origin");
+        return;
+    }
+    struct db_router_pending *p = r->session_lookup ? calloc(1, sizeof *p) : NULL;
+    if (!p) {
+        db_httpd_respond_error(req, 401, "signed_out", "sign in again");
+        return;
+    }
+    *p = (struct db_router_pending){.req = req, .rt = rt, .ref = db_cfg_ref(r->svc)};
+    r->session_lookup(req, p, r->session_arg);
+}
+
 void db_router_handle_cb(struct db_httpd_req *req, void *arg)
 {
     struct db_router *r = arg;
     const struct db_route *rt = find(r, db_httpd_req_method(req), db_httpd_req_path(req));
     if (!rt) {
         db_httpd_respond_error(req, 404, "not_found", "no such route");
+        return;
+    }
+    if (rt->access == DB_ROUTE_SESSION) {
+        start_session_route(r, rt, req);
         return;
     }
     /* The handler sees the configuration its token was checked against, even when a reload

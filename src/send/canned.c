@@ -28,7 +28,7 @@ static long clock_offset(void)
 
 int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e)
 {
-    static const char *const keys[] = {"text", NULL};
+    static const char *const keys[] = {"text", "tenant", NULL};
     int rc = db_conf_check_keys(sec, keys, e);
     if (rc != DB_OK) return rc;
     const struct db_conf_kv *t = db_conf_find(sec, "text");

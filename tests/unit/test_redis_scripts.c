@@ -38,6 +38,8 @@ static const struct {
     {"hookout_order.lua", db_lua_hookout_order, 0},
     {"autoreply_claim.lua", db_lua_autoreply_claim, 0},
     {"metrics_convs.lua", db_lua_metrics_convs, 0},
+    {"console_auth.lua", db_lua_console_auth, 0},
+    {"console_inbox.lua", db_lua_console_inbox, 0},
 };
 #define NSCRIPTS (sizeof scripts / sizeof scripts[0])
 

@@ -1,0 +1,60 @@
+-- console_inbox.lua - what one signed-in agent may see, read in one run.
+-- ARGV[1] operation, ARGV[2] key prefix, ARGV[3] now (Unix ms), ARGV[4] the agent,
+-- ARGV[5] the tenant's accounts ('platform:account' lines; '' = the operator's: every account),
+-- ARGV[6] 1 for a supervisor; then by operation:
+--   list view limit -> {{conversation, {field, value, ...}}, ...}: view 'mine' (assigned to the
+--       agent), 'queue' (waiting, of accounts both the tenant and the agent serve, best first)
+--       or 'all' (a supervisor's: every conversation not closed of the tenant's accounts)
+--   access conversation -> {state, agent, served}: served 1 when the agent serves its account
+local op, P, A, sup = ARGV[1], ARGV[2], ARGV[4], ARGV[6] == '1'
+local function ck(c) return P .. ':conv:{' .. c .. '}' end
+
+local tenant = nil
+if ARGV[5] ~= '' then
+  tenant = {}
+  for s in string.gmatch(ARGV[5], '[^\n]+') do tenant[s] = true end
+end
+-- The agent's own accounts (an empty list serves every account).
+local mine = nil
+local raw = redis.call('HGET', P .. ':agentinfo:{' .. A .. '}', 'accounts')
+if raw and raw ~= '' and raw ~= '[]' then
+  local ok, list = pcall(cjson.decode, raw)
+  if ok and type(list) == 'table' and #list > 0 then
+    mine = {}
+    for _, s in ipairs(list) do mine[s] = true end
+  end
+end
+local function acct_of(c)
+  local h = redis.call('HMGET', ck(c), 'platform', 'account')
+  return (h[1] or '') .. ':' .. (h[2] or '')
+end
+local function in_tenant(a) return not tenant or tenant[a] == true end
+local function served(a) return in_tenant(a) and (sup or not mine or mine[a] == true) end
+
+if op == 'list' then
+  local view, limit, out = ARGV[7], tonumber(ARGV[8]) or 200, {}
+  local ids
+  if view == 'mine' then
+    ids = redis.call('SMEMBERS', P .. ':agentconvs:{' .. A .. '}')
+  elseif view == 'queue' then
+    ids = redis.call('ZRANGE', P .. ':dispatch:queue', 0, 1999)
+  elseif view == 'all' and sup then
+    ids = redis.call('SMEMBERS', P .. ':dispatch:active')
+  else
+    return {}
+  end
+  for _, c in ipairs(ids) do
+    if #out >= limit then break end
+    local a = acct_of(c)
+    local ok = in_tenant(a)
+    if view == 'queue' then ok = served(a) end
+    if ok then out[#out + 1] = {c, redis.call('HGETALL', ck(c))} end
+  end
+  return out
+elseif op == 'access' then
+  local c = ARGV[7]
+  local h = redis.call('HMGET', ck(c), 'state', 'agent')
+  if not h[1] then return nil end
+  return {h[1], h[2] or '', served(acct_of(c)) and 1 or 0}
+end
+return redis.error_reply('unknown operation ' .. tostring(op))
