@@ -380,8 +380,6 @@ struct op_req {
     char agent[72], role[16], scope[72];
     char token[65];
     char *hash;
-    const struct db_tenant *tenant_for_log; /* not kept past the call */
-    char tenant_name[72];
     long ttl;
 };
 
@@ -459,10 +457,11 @@ static void operator_route(struct db_httpd_req *req, const struct db_caller *who
         db_httpd_respond_error(req, 404, "not_found", "no such route");
         return;
     }
-    int secret = strcmp(seg[1], "secret") == 0;
-    if (strcmp(m, secret ? "PUT" : "POST") != 0) {
+    int setting = strcmp(seg[1], "secret") == 0; /* else an invitation */
+    const char *want = setting ? "PUT" : "POST";
+    if (strcmp(m, want) != 0) {
         db_httpd_respond_error(req, 405, "method_not_allowed",
-                               secret ? "use PUT" : "use POST");
+                               setting ? "use PUT" : "use POST");
         return;
     }
     if (!valid_agent_id(seg[0])) {
@@ -476,7 +475,7 @@ static void operator_route(struct db_httpd_req *req, const struct db_caller *who
     struct op_req *o = NULL;
     if (strcmp(role, "agent") && strcmp(role, "supervisor")) {
         db_respond_field_error(req, 400, "invalid_field", "role", "want agent or supervisor");
-    } else if (secret && !valid_secret(pw)) {
+    } else if (setting && !valid_secret(pw)) {
         db_respond_field_error(req, 400, "invalid_field", "secret",
                                "a secret is 10 to 1024 characters");
     } else if (!(o = calloc(1, sizeof *o))) {
@@ -489,7 +488,7 @@ static void operator_route(struct db_httpd_req *req, const struct db_caller *who
         snprintf(o->agent, sizeof o->agent, "%s", seg[0]);
         snprintf(o->role, sizeof o->role, "%s", role);
         snprintf(o->scope, sizeof o->scope, "%s", who->tenant ? who->tenant->name : "");
-        if (secret) {
+        if (setting) {
             if (db_password_job(svc->base, pw, NULL, opts.password_iterations, secret_hashed_cb,
                                 o) != 0) {
                 db_httpd_respond_error(req, 503, "busy", "too many hashes at once, retry");
