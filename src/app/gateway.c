@@ -24,6 +24,7 @@
 #include "redis/redis.h"
 #include "send/sender.h"
 #include "store/store.h"
+#include "stream/wake.h"
 
 static void redis_state_cb(int up, void *arg)
 {
@@ -82,6 +83,9 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
                          : db_err_set(e, DB_ENOMEM, "out of memory");
     if (rc != DB_OK) goto fail;
     db_redis_set_state_cb(gw->svc.redis, redis_state_cb, &gw->svc);
+    /* Live streams (agent inboxes, the console) are woken by one blocking read per process. */
+    rc = db_wake_new(base, cfg->redis_url, gw->svc.redis, cfg->redis_timeout_ms, &gw->svc.wake, e);
+    if (rc != DB_OK) goto fail;
     gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
     if (gw->svc.store) db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
@@ -189,6 +193,9 @@ void db_gateway_stop(struct db_gateway *gw)
      * callbacks those are must still be alive, so they go after it. */
     db_redis_free(gw->svc.redis);
     gw->svc.redis = NULL;
+    /* After Redis: streams ended by its failed callbacks still drop their watches. */
+    db_wake_free(gw->svc.wake);
+    gw->svc.wake = NULL;
     db_sender_free(gw->sender);
     gw->sender = NULL;
     db_dispatcher_free(gw->dispatcher);

@@ -142,6 +142,7 @@ struct call {
     char conv[512];
     char action[16];
     json_t *body;
+    char *text; /* a reply's final text */
 };
 
 static struct call *call_new(struct db_services *svc, struct db_httpd_req *req,
@@ -168,6 +169,7 @@ static void call_free(struct call *c)
 {
     db_cfg_unref(c->ref);
     json_decref(c->body);
+    free(c->text);
     free(c);
 }
 
@@ -342,15 +344,19 @@ static void transcript_cb(int status, const redisReply *reply, const char *errst
     } else {
         json_t *o = flat_obj(reply->element[0]), *msgs = json_array();
         const redisReply *items = reply->element[1], *st = reply->element[2];
+        static const char *const names[] = {"status", "text", "error_code", "error_message"};
         for (size_t i = 0; o && msgs && i < items->elements; i++) {
             json_t *it = json_loads(items->element[i]->str, 0, NULL);
             if (!it) continue;
-            if (i < st->elements && st->element[i]->str && *st->element[i]->str)
-                json_object_set_new(it, "status", json_string(st->element[i]->str));
+            const redisReply *m = i < st->elements ? st->element[i] : NULL;
+            for (size_t k = 0; m && m->type == REDIS_REPLY_ARRAY && k < 4 && k < m->elements; k++)
+                if (m->element[k]->str && *m->element[k]->str)
+                    json_object_set_new(it, names[k], json_string(m->element[k]->str));
             json_array_append_new(msgs, it);
         }
         json_object_set_new(o, "id", json_string(c->conv));
         json_object_set_new(o, "messages", msgs ? msgs : json_array());
+        db_console_live_note(c->session.agent, c->conv);
         answer(c->req, 200, o);
     }
     call_free(c);
@@ -384,8 +390,8 @@ static void access_cb(int status, const redisReply *reply, const char *errstr, v
         return;
     }
     if (!*c->action) {
-        const char *args[] = {c->conv};
-        db_dispatch_run(c->svc, transcript_cb, c, "get", 1, args, NULL);
+        struct db_caller w = caller_of(c);
+        inbox_run(c->svc, &w, transcript_cb, c, "transcript", c->conv, NULL);
         return;
     }
     run_action(c, state, owner, served);
@@ -393,13 +399,22 @@ static void access_cb(int status, const redisReply *reply, const char *errstr, v
 
 /* ---- answering and the actions ---- */
 
+static void noted_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)status, (void)reply, (void)errstr, (void)arg; /* the transcript shows no text then */
+}
+
 static void enqueued_cb(int status, const char *id, const char *msg_status, int created, void *arg)
 {
     struct call *c = arg;
     if (status != DB_OK) {
         db_respond_unavailable(c->req);
     } else {
-        if (created) db_dispatch_note_reply(c->svc, c->conv, id, c->session.agent);
+        if (created) {
+            db_dispatch_note_reply(c->svc, c->conv, id, c->session.agent);
+            struct db_caller w = caller_of(c);
+            inbox_run(c->svc, &w, noted_cb, NULL, "note_text", id, c->text);
+        }
         answer(c->req, 202, json_pack("{s:s, s:s}", "id", id, "status", msg_status ? msg_status : "queued"));
     }
     call_free(c);
@@ -445,7 +460,9 @@ static void reply(struct call *c)
     db_id_new(id);
     json_object_set_new(cmd, "id", json_string(id));
     char *dumped = db_json_dump(cmd);
-    if (!dumped) {
+    c->text = db_json_str(cmd, "text") ? strdup(db_json_str(cmd, "text")) : NULL;
+    if (!dumped || !c->text) {
+        free(dumped);
         db_httpd_respond_error(c->req, 500, "internal", "out of memory");
         goto done;
     }
@@ -554,7 +571,7 @@ static void conversation_route(struct db_httpd_req *req, const struct db_caller 
 
 static void get_stream(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    db_dispatch_stream(arg, req, who->session->agent);
+    db_console_live_stream(arg, req, who->session);
 }
 
 static void get_media(struct db_httpd_req *req, const struct db_caller *who, void *arg)

@@ -6,6 +6,10 @@
 --       agent), 'queue' (waiting, of accounts both the tenant and the agent serve, best first)
 --       or 'all' (a supervisor's: every conversation not closed of the tenant's accounts)
 --   access conversation -> {state, agent, served}: served 1 when the agent serves its account
+--   transcript conversation -> {{field, value, ...}, {item, ...}, {{status, text, error_code,
+--       error_message} per item ('' for an inbound one)}} or nil
+--   note_text message_id text -> 1: the text of a reply sent from the console, kept on the
+--       message record so the transcript can show it
 local op, P, A, sup = ARGV[1], ARGV[2], ARGV[4], ARGV[6] == '1'
 local function ck(c) return P .. ':conv:{' .. c .. '}' end
 
@@ -56,5 +60,24 @@ elseif op == 'access' then
   local h = redis.call('HMGET', ck(c), 'state', 'agent')
   if not h[1] then return nil end
   return {h[1], h[2] or '', served(acct_of(c)) and 1 or 0}
+end
+if op == 'transcript' then
+  local c = ARGV[7]
+  local h = redis.call('HGETALL', ck(c))
+  if #h == 0 then return nil end
+  local list = redis.call('LRANGE', ck(c) .. ':items', 0, -1)
+  local out = {}
+  for i, it in ipairs(list) do
+    local id = string.match(it, '^{[^{]*"id":"([^"]+)"')
+    out[i] = {'', '', '', ''}
+    if string.sub(it, 1, 12) ~= '{"dir":"in",' and id then
+      local m = redis.call('HMGET', P .. ':msg:{' .. id .. '}', 'status', 'text', 'error_code', 'error_message')
+      out[i] = {m[1] or '', m[2] or '', m[3] or '', m[4] or ''}
+    end
+  end
+  return {h, list, out}
+elseif op == 'note_text' then
+  redis.call('HSET', P .. ':msg:{' .. ARGV[7] .. '}', 'text', ARGV[8])
+  return 1
 end
 return redis.error_reply('unknown operation ' .. tostring(op))
