@@ -7,7 +7,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = {
     me: null, view: 'mine', open: null, convs: {}, drafts: {}, stream: null,
-    refreshTimer: null, lastSearch: ''
+    refreshTimer: null, lastSearch: '', convSeq: 0, listSeq: 0
   };
 
   function el(tag, cls, text) {
@@ -133,8 +133,10 @@
 
   function loadList() {
     if (state.view === 'search') return runSearch(state.lastSearch);
-    var view = state.view;
+    var view = state.view, seq = ++state.listSeq;
     return api('GET', 'conversations?view=' + view).then(function (d) {
+      /* Answers may cross: only the newest request's is drawn. */
+      if (seq !== state.listSeq) return;
       var items = d.conversations || [];
       items.sort(function (a, b) { return (b.last_message_at || 0) - (a.last_message_at || 0); });
       $('count-' + view).textContent = items.length ? String(items.length) : '';
@@ -164,8 +166,9 @@
 
   function runSearch(q) {
     state.lastSearch = q;
+    var seq = ++state.listSeq;
     return api('GET', 'search?q=' + encodeURIComponent(q)).then(function (d) {
-      if (state.view === 'search') renderList(d.conversations || []);
+      if (state.view === 'search' && seq === state.listSeq) renderList(d.conversations || []);
     }).catch(function () {});
   }
 
@@ -254,11 +257,11 @@
 
   function loadConv() {
     if (!state.open) return Promise.resolve();
-    var id = state.open;
+    var id = state.open, seq = ++state.convSeq;
     return api('GET', 'conversations/' + encodeURIComponent(id)).then(function (c) {
-      if (state.open === id) renderConv(c);
+      if (state.open === id && seq === state.convSeq) renderConv(c);
     }).catch(function (err) {
-      if (err.status === 404 && state.open === id) closeView();
+      if (err.status === 404 && state.open === id && seq === state.convSeq) closeView();
     });
   }
 

@@ -21,6 +21,7 @@
 #include "metrics/metrics.h"
 #include "log/log.h"
 #include "ingest/poller.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
 #include "send/sender.h"
 #include "store/store.h"
@@ -84,7 +85,10 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if (rc != DB_OK) goto fail;
     db_redis_set_state_cb(gw->svc.redis, redis_state_cb, &gw->svc);
     /* Live streams (agent inboxes, the console) are woken by one blocking read per process. */
-    rc = db_wake_new(base, cfg->redis_url, gw->svc.redis, cfg->redis_timeout_ms, &gw->svc.wake, e);
+    char kick[256];
+    db_key_tagged(kick, sizeof kick, cfg->prefix, DB_KEY_WAKE, gw->svc.consumer);
+    rc = db_wake_new(base, cfg->redis_url, gw->svc.redis, kick, cfg->redis_timeout_ms,
+                     &gw->svc.wake, e);
     if (rc != DB_OK) goto fail;
     gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
     if (gw->svc.store) db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);

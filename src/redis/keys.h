@@ -41,6 +41,9 @@
 /* ---- automatic answers (src/auto/) ---- */
 #define DB_KEY_AUTOREPLY "autoreply" /* P:autoreply:<what>:<conversation>[:<period>] */
 
+/* ---- live streams (src/stream/wake.c) ---- */
+#define DB_KEY_WAKE "wake" /* P:wake:{<host-pid>}: a process's kick stream, MAXLEN 1, expiring */
+
 /* ---- the agent console (src/console/, docs/console.md) ---- */
 #define DB_KEY_AGENT_AUTH "agentauth"         /* P:agentauth:{<a>}: sign-in hash and role */
 #define DB_KEY_AGENT_SESSIONS "agentsessions" /* P:agentsessions:{<a>}: its session names */

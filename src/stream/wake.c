@@ -31,7 +31,8 @@ struct db_wake {
     struct key *keys;
     size_t nkeys;
     struct event *retry;
-    long long client_id;   /* of conn, for CLIENT UNBLOCK; 0 until known */
+    char *kick;            /* a stream of this process only: an entry ends the read */
+    char kick_last[ID_MAX];
     int reading;           /* an XREAD is out */
     int stale;             /* the watched set changed since that XREAD was sent */
     int calling;           /* inside watchers' callbacks: unwatch only marks */
@@ -92,12 +93,19 @@ static void read_cb(int status, const redisReply *reply, const char *errstr, voi
         const redisReply *s = reply->element[i];
         if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || !s->element[0]->str) continue;
         const redisReply *entries = s->element[1];
+        if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) continue;
+        const redisReply *newest = entries->element[entries->elements - 1];
+        const char *newest_id = newest->type == REDIS_REPLY_ARRAY && newest->elements == 2
+                                    ? newest->element[0]->str
+                                    : NULL;
+        if (strcmp(s->element[0]->str, w->kick) == 0) {
+            if (newest_id) snprintf(w->kick_last, sizeof w->kick_last, "%s", newest_id);
+            continue;
+        }
         struct key *k = w->keys;
         while (k && strcmp(k->name, s->element[0]->str) != 0) k = k->next;
-        if (!k || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) continue;
-        const redisReply *newest = entries->element[entries->elements - 1];
-        if (newest->type == REDIS_REPLY_ARRAY && newest->elements == 2 && newest->element[0]->str)
-            snprintf(k->last, sizeof k->last, "%s", newest->element[0]->str);
+        if (!k) continue;
+        if (newest_id) snprintf(k->last, sizeof k->last, "%s", newest_id);
         for (struct db_wake_watch *h = k->watchers; h; h = h->next)
             if (!h->dead) h->cb(k->name, entries, h->arg);
     }
@@ -110,7 +118,7 @@ static void start_read(struct db_wake *w)
 {
     if (w->reading || w->freeing || !w->keys) return;
     size_t n = w->nkeys;
-    const char **argv = malloc((6 + 2 * n) * sizeof *argv);
+    const char **argv = malloc((8 + 2 * n) * sizeof *argv);
     if (!argv) {
         later(w, 200);
         return;
@@ -124,7 +132,9 @@ static void start_read(struct db_wake *w)
     argv[argc++] = "BLOCK";
     argv[argc++] = block;
     argv[argc++] = "STREAMS";
+    argv[argc++] = w->kick;
     for (struct key *k = w->keys; k; k = k->next) argv[argc++] = k->name;
+    argv[argc++] = w->kick_last;
     for (struct key *k = w->keys; k; k = k->next) argv[argc++] = k->last;
     w->reading = 1;
     w->stale = 0;
@@ -133,40 +143,35 @@ static void start_read(struct db_wake *w)
     free(argv);
 }
 
-/* The blocked read does not cover the new set: end it, so read_cb starts the next. */
+/* The blocked read does not cover the new set: end it, so read_cb starts the next.  An entry
+ * on the kick stream does it whether the read has reached Redis yet or not (CLIENT UNBLOCK
+ * would miss a read still on its way, and that read would then block for a whole round). */
 static void unblock(struct db_wake *w)
 {
-    if (!w->reading || !w->client_id) return;
-    char id[24];
-    snprintf(id, sizeof id, "%lld", w->client_id);
-    const char *argv[] = {"CLIENT", "UNBLOCK", id};
-    db_redis_cmd_argv(w->main, NULL, NULL, 3, argv, NULL);
-}
-
-static void client_id_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_wake *w = arg;
-    (void)errstr;
-    if (status == DB_OK && reply && reply->type == REDIS_REPLY_INTEGER) w->client_id = reply->integer;
-    /* A watch added before the id was known may wait for this read's end: end it now. */
-    if (w->stale) unblock(w);
+    if (!w->reading) return;
+    const char *add[] = {"XADD", w->kick, "MAXLEN", "1", "*", "k", "1"};
+    const char *expire[] = {"PEXPIRE", w->kick, "60000"};
+    db_redis_cmd_argv(w->main, NULL, NULL, 7, add, NULL);
+    db_redis_cmd_argv(w->main, NULL, NULL, 3, expire, NULL);
 }
 
 static void state_cb(int up, void *arg)
 {
     struct db_wake *w = arg;
-    w->client_id = 0;
-    if (!up || w->freeing) return;
-    /* Sent before any read on the new connection, so it is answered first. */
-    db_redis_cmd(w->conn, client_id_cb, w, "CLIENT ID");
-    start_read(w);
+    if (up && !w->freeing) start_read(w);
 }
 
 int db_wake_new(struct event_base *base, const char *url, struct db_redis *main,
-                int redis_timeout_ms, struct db_wake **out, struct db_err *e)
+                const char *kick_key, int redis_timeout_ms, struct db_wake **out,
+                struct db_err *e)
 {
     struct db_wake *w = calloc(1, sizeof *w);
-    if (!w) return db_err_set(e, DB_ENOMEM, "out of memory");
+    if (!w || !(w->kick = strdup(kick_key))) {
+        free(w);
+        return db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    /* An explicit id, never "$": a kick written before the read arrives still ends it. */
+    snprintf(w->kick_last, sizeof w->kick_last, "0-0");
     w->base = base;
     w->main = main;
     w->retry = evtimer_new(base, retry_cb, w);
@@ -177,6 +182,7 @@ int db_wake_new(struct event_base *base, const char *url, struct db_redis *main,
                       : db_err_set(e, DB_ENOMEM, "out of memory");
     if (rc != DB_OK) {
         if (w->retry) event_free(w->retry);
+        free(w->kick);
         free(w);
         return rc;
     }
@@ -202,6 +208,7 @@ void db_wake_free(struct db_wake *w)
         free(k->name);
         free(k);
     }
+    free(w->kick);
     free(w);
 }
 

@@ -6,7 +6,11 @@
  * blocks ends that read at once (CLIENT UNBLOCK on the main connection) so the next read
  * includes it.  Idle, this costs one command per DB_WAKE_BLOCK_MS whatever the number of
  * watchers; a write is seen within one Redis round trip.  After a lost connection the read
- * starts again from the ids it had, so nothing written in between is missed. */
+ * starts again from the ids it had, so nothing written in between is missed.
+ *
+ * A watch added while the read blocks must end that read: the process writes one entry to a
+ * stream of its own (the kick key, MAXLEN 1, expiring a minute after its last use) that
+ * every read includes, so the read ends whether it has reached Redis yet or not. */
 #ifndef DB_STREAM_WAKE_H
 #define DB_STREAM_WAKE_H
 
@@ -25,10 +29,12 @@ struct db_wake_watch;
  * a call: a busy stream calls again at once). */
 typedef void (*db_wake_fn)(const char *key, const redisReply *entries, void *arg);
 
-/* A waker on its own connection to url; main is the process's command connection (for CLIENT
- * UNBLOCK).  DB_OK or an error in e; free with db_wake_free. */
+/* A waker on its own connection to url; main is the process's command connection (for the
+ * kick), kick_key the process's own kick stream (copied).  DB_OK or an error in e; free with
+ * db_wake_free. */
 int db_wake_new(struct event_base *base, const char *url, struct db_redis *main,
-                int redis_timeout_ms, struct db_wake **out, struct db_err *e) DB_MUST_CHECK;
+                const char *kick_key, int redis_timeout_ms, struct db_wake **out,
+                struct db_err *e) DB_MUST_CHECK;
 /* Frees w; watches still registered are dropped (their owners must not unwatch after). */
 void db_wake_free(struct db_wake *w); /* NULL-safe */
 
