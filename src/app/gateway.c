@@ -10,6 +10,7 @@
 #include "app/health.h"
 #include "auto/autoreply.h"
 #include "console/console.h"
+#include "console/search.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "http/router.h"
@@ -128,6 +129,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         rc = db_dispatcher_start(&gw->svc, &gw->dispatcher, e);
         if (rc == DB_OK) rc = db_hookout_start(&gw->svc, &gw->hookout, e);
         if (rc == DB_OK) rc = db_autoreply_start(&gw->svc, &gw->autoreply, e);
+        if (rc == DB_OK) rc = db_search_start(&gw->svc, &gw->search, e);
         if (rc != DB_OK) goto fail;
     }
     return DB_OK;
@@ -165,6 +167,7 @@ static void stop_taking_work(struct db_gateway *gw)
     db_dispatcher_stop_reading(gw->dispatcher);
     db_hookout_stop_reading(gw->hookout);
     db_autoreply_stop_reading(gw->autoreply);
+    db_search_stop_reading(gw->search);
 }
 
 int db_gateway_drain(struct db_gateway *gw)
@@ -176,7 +179,7 @@ int db_gateway_drain(struct db_gateway *gw)
     }
     return db_httpd_inflight(gw->svc.httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
-           db_autoreply_inflight(gw->autoreply) == 0;
+           db_autoreply_inflight(gw->autoreply) == 0 && db_search_inflight(gw->search) == 0;
 }
 
 void db_gateway_stop(struct db_gateway *gw)
@@ -208,6 +211,8 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->hookout = NULL;
     db_autoreply_free(gw->autoreply);
     gw->autoreply = NULL;
+    db_search_free(gw->search);
+    gw->search = NULL;
     db_store_free(gw->svc.store);
     gw->svc.store = NULL;
     db_cfg_unref(gw->svc.cfg);

@@ -8,6 +8,7 @@
  *   POST /console/api/conversations/{id}/reply    {text} or {canned}
  *   POST /console/api/conversations/{id}/take | close | priority {priority} | transfer {agent}
  *   GET  /console/api/stream                      my inbox, live (Server-Sent Events)
+ *   GET  /console/api/search?q=words               conversations by name, id or words
  *   GET  /console/api/media/{platform}/{account}/{media id}
  *
  * Who sees what: a conversation of another tenant's account answers 404 like a missing one
@@ -22,6 +23,7 @@
 #include "conf/config.h"
 #include "console/console.h"
 #include "console/console_internal.h"
+#include "console/search.h"
 #include "core/services.h"
 #include "dispatch/assign.h"
 #include "dispatch/dispatcher.h"
@@ -93,12 +95,28 @@ static char *tenant_scope(const struct db_tenant *t)
     return out;
 }
 
+/* Every configured account, '\n'-joined: an operator's agent's scope where one must be
+ * named (search).  Caller frees. */
+static char *all_accounts(const struct db_config *cfg)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < cfg->n_accounts; i++)
+        n += strlen(cfg->accounts[i].platform) + strlen(cfg->accounts[i].id) + 2;
+    char *out = malloc(n), *w = out;
+    if (!out) return NULL;
+    *w = '\0';
+    for (size_t i = 0; i < cfg->n_accounts; i++)
+        w += sprintf(w, "%s:%s\n", cfg->accounts[i].platform, cfg->accounts[i].id);
+    return out;
+}
+
 static void inbox_run(struct db_services *svc, const struct db_caller *who, db_redis_cb cb,
                       void *arg, const char *op, const char *a1, const char *a2)
 {
     static struct db_redis_script *script;
     if (!script) script = db_redis_script_new(db_lua_console_inbox);
-    char *scope = tenant_scope(who->tenant);
+    int named = strcmp(op, "search") == 0 && !who->tenant;
+    char *scope = named ? all_accounts(who->cfg) : tenant_scope(who->tenant);
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)db_now_ms());
     const char *argv[] = {op,    svc->cfg->cfg->prefix, now, who->session->agent, scope ? scope : "",
@@ -567,6 +585,52 @@ static void conversation_route(struct db_httpd_req *req, const struct db_caller 
     inbox_run(c->svc, &w, access_cb, c, "access", c->conv, NULL);
 }
 
+/* ---- search ---- */
+
+struct words {
+    char buf[1024];
+    size_t len;
+    int n;
+};
+
+static void add_query_word(const char *w, size_t n, void *arg)
+{
+    struct words *q = arg;
+    if (q->n >= DB_SEARCH_MAX_QUERY_WORDS || q->len + n + 2 > sizeof q->buf) return;
+    memcpy(q->buf + q->len, w, n);
+    q->len += n;
+    q->buf[q->len++] = '\n';
+    q->buf[q->len] = '\0';
+    q->n++;
+}
+
+static void search(struct db_httpd_req *req, const struct db_caller *who, void *arg)
+{
+    const char *q = db_httpd_req_query(req);
+    char text[512];
+    size_t o = 0;
+    /* q=... percent-decoded ('+' is a space). */
+    const char *v = q ? strstr(q, "q=") : NULL;
+    if (v && v != q && v[-1] != '&') v = NULL;
+    for (v = v ? v + 2 : NULL; v && *v && *v != '&' && o + 1 < sizeof text; v++) {
+        unsigned hi;
+        if (*v == '%' && v[1] && v[2] && sscanf(v + 1, "%2x", &hi) == 1) text[o++] = (char)hi, v += 2;
+        else text[o++] = *v == '+' ? ' ' : *v;
+    }
+    text[o] = '\0';
+    struct words w = {.len = 0};
+    w.buf[0] = '\0';
+    db_search_words(text, 0, add_query_word, &w);
+    if (w.n == 0) {
+        answer(req, 200, json_pack("{s:[]}", "conversations"));
+        return;
+    }
+    struct call *c = call_new(arg, req, who);
+    if (!c) return;
+    struct db_caller cw = caller_of(c);
+    inbox_run(c->svc, &cw, list_cb, c, "search", w.buf, "50");
+}
+
 /* ---- live stream and media ---- */
 
 static void get_stream(struct db_httpd_req *req, const struct db_caller *who, void *arg)
@@ -594,6 +658,7 @@ int db_console_agent_routes(struct db_services *svc)
         {NULL, "/console/api/conversations/", REPLY_BODY_LIMIT, NULL, DB_ROUTE_SESSION,
          conversation_route, svc},
         {"GET", "/console/api/stream", 0, NULL, DB_ROUTE_SESSION, get_stream, svc},
+        {"GET", "/console/api/search", 0, NULL, DB_ROUTE_SESSION, search, svc},
         {"GET", "/console/api/media/", 0, NULL, DB_ROUTE_SESSION, get_media, svc},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)

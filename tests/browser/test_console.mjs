@@ -198,6 +198,16 @@ async function main() {
   await waitFor(() => ann.$eval('#transcript img', (i) => i.complete && i.naturalWidth === 120), 5000, 'the image to load');
   check((await ann.getAttribute('#transcript img', 'src')).startsWith('/console/api/media/telegram/'), 'the image is shown inline through the media route');
 
+  // Search by the customer's name finds the conversation (the index is written as events are read).
+  await waitFor(async () => {
+    await ann.fill('#search', 'taras');
+    await ann.press('#search', 'Enter');
+    await sleep(150);
+    return (await listIds(ann)).includes(`telegram:${BOT}:501`);
+  }, 5000, 'search results');
+  check(true, 'searching "taras" finds the conversation');
+  await ann.click('#views button[data-view=mine]');
+
   // ---- 2 ----
   await ann.selectOption('#canned', 'greeting');
   await ann.focus('#reply');

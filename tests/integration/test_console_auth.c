@@ -10,7 +10,8 @@
  * even for the right secret) and per address; sign-out ends the session at once; an
  * invitation link signs in once and never again, also when made by `deskbridge agent invite`;
  * an agent sees its own conversations and the queue of its accounts, never another tenant's
- * (404); no secret, cookie or link reaches the log. */
+ * (404); search finds conversations by name (and its beginning), words of the text and the
+ * chat id, within the tenant only; no secret, cookie or link reaches the log. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -453,6 +454,83 @@ static void agents_see_only_their_tenant(void **state)
     freeReplyObject(r);
 }
 
+static void tg_post(const char *bot, const char *secret, int id, int chat, const char *name,
+                    const char *text)
+{
+    char body[1024], h[128], path[96];
+    snprintf(body, sizeof body,
+             "{\"update_id\":%d,\"message\":{\"message_id\":%d,\"date\":1795365000,"
+             "\"chat\":{\"id\":%d,\"type\":\"private\",\"first_name\":\"%s\"},"
+             "\"from\":{\"id\":%d,\"is_bot\":false,\"first_name\":\"%s\"},\"text\":\"%s\"}}",
+             id, id, chat, name, chat, name, text);
+    snprintf(h, sizeof h, "X-Telegram-Bot-Api-Secret-Token: %s", secret);
+    snprintf(path, sizeof path, "/webhooks/telegram/%s", bot);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    db_test_http(D.port, "POST", path, headers, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    db_test_resp_clear(&r);
+}
+
+/* The ids search answers for q (percent-encoded by the caller), comma-joined. */
+static char *found(const char *cookie, const char *q)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/console/api/search?q=%s", q);
+    struct db_test_resp r;
+    console(cookie, NULL, "GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *o = json_loads(r.body, 0, NULL);
+    db_test_resp_clear(&r);
+    static char out[512];
+    out[0] = '\0';
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(o, "conversations"), i, c) {
+        size_t len = strlen(out);
+        snprintf(out + len, sizeof out - len, "%s%s", len ? "," : "",
+                 json_string_value(json_object_get(c, "id")));
+    }
+    json_decref(o);
+    return out;
+}
+
+struct search_wait {
+    const char *cookie, *q, *want;
+};
+
+static int search_is(void *arg)
+{
+    const struct search_wait *w = arg;
+    return strcmp(found(w->cookie, w->q), w->want) == 0;
+}
+
+static void search_finds_within_the_tenant(void **state)
+{
+    (void)state;
+    make_agents();
+    char ann[65], zoe[65];
+    assert_int_equal(sign_in("ann", PW_ANN, ann, NULL, 0), 200);
+    assert_int_equal(sign_in("zoe", "zoe-from-the-cli", zoe, NULL, 0), 200);
+    tg_post(BOT_A, SECRET_A, 970, 70, "Taras Shevchenko", "parcel number 4521 is delayed");
+    tg_post(BOT_B, SECRET_B, 971, 71, "Taras Other", "parcel lost, Посилка загубилась");
+    struct search_wait w = {ann, "taras", "telegram:" BOT_A ":70"};
+    if (!db_test_wait(search_is, &w, 8000)) fail_msg("ann's search for taras: %s", found(ann, "taras"));
+    assert_string_equal(found(ann, "Parcel+4521"), "telegram:" BOT_A ":70");
+    assert_string_equal(found(ann, "shev"), "telegram:" BOT_A ":70");
+    assert_string_equal(found(ann, "70"), "telegram:" BOT_A ":70");
+    assert_string_equal(found(ann, "parcel+lost"), "");      /* beta's words */
+    assert_string_equal(found(ann, "delayed+nowhere"), ""); /* every word must match */
+    assert_string_equal(found(ann, "%3Cscript%3E"), "");
+    struct search_wait z = {zoe, "taras", "telegram:" BOT_B ":71"};
+    if (!db_test_wait(search_is, &z, 8000)) fail_msg("zoe's search for taras: %s", found(zoe, "taras"));
+    assert_string_equal(found(zoe, "%D0%BF%D0%BE%D1%81%D0%B8%D0%BB%D0%BA%D0%B0"), "telegram:" BOT_B ":71");
+    /* The index is per account: one sorted set per word, never the messages scanned. */
+    redisReply *r = rcmd("ZSCORE deskbridge:search:telegram:" BOT_A ":4521 telegram:" BOT_A ":70");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +541,7 @@ int main(void)
         cmocka_unit_test(sign_out_ends_the_session_at_once),
         cmocka_unit_test(invitation_links_work_once),
         cmocka_unit_test(agents_see_only_their_tenant),
+        cmocka_unit_test(search_finds_within_the_tenant),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

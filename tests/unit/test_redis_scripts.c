@@ -40,6 +40,7 @@ static const struct {
     {"metrics_convs.lua", db_lua_metrics_convs, 0},
     {"console_auth.lua", db_lua_console_auth, 0},
     {"console_inbox.lua", db_lua_console_inbox, 0},
+    {"console_index.lua", db_lua_console_index, 0},
 };
 #define NSCRIPTS (sizeof scripts / sizeof scripts[0])
 

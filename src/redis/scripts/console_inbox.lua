@@ -8,6 +8,10 @@
 --   access conversation -> {state, agent, served}: served 1 when the agent serves its account
 --   transcript conversation -> {{field, value, ...}, {item, ...}, {{status, text, error_code,
 --       error_message} per item ('' for an inbound one)}} or nil
+--   search words limit -> like list: the conversations whose index has every one of words
+--       ('\n'-separated) in one account, newest first; of the tenant's accounts (ARGV[5] must
+--       then list them: '' is refused), and for an agent only those it may open (its own, the
+--       queued ones of accounts it serves)
 --   note_text message_id text -> 1: the text of a reply sent from the console, kept on the
 --       message record so the transcript can show it
 local op, P, A, sup = ARGV[1], ARGV[2], ARGV[4], ARGV[6] == '1'
@@ -61,7 +65,41 @@ elseif op == 'access' then
   if not h[1] then return nil end
   return {h[1], h[2] or '', served(acct_of(c)) and 1 or 0}
 end
-if op == 'transcript' then
+if op == 'search' then
+  if not tenant then return redis.error_reply('search needs the accounts') end
+  local words, limit, found = {}, tonumber(ARGV[8]) or 50, {}
+  for w in string.gmatch(ARGV[7], '[^\n]+') do words[#words + 1] = w end
+  if #words == 0 then return {} end
+  for acct in pairs(tenant) do
+    local keys, small, smallest = {}, nil, nil
+    for i, w in ipairs(words) do
+      keys[i] = P .. ':search:' .. acct .. ':' .. w
+      local n = redis.call('ZCARD', keys[i])
+      if not smallest or n < smallest then smallest, small = n, i end
+    end
+    if smallest and smallest > 0 then
+      -- Walk the smallest set, newest first, and keep what every other word's set holds.
+      local cand = redis.call('ZREVRANGE', keys[small], 0, -1, 'WITHSCORES')
+      for i = 1, #cand, 2 do
+        local ok = true
+        for k, key in ipairs(keys) do
+          if k ~= small and not redis.call('ZSCORE', key, cand[i]) then ok = false; break end
+        end
+        if ok then found[#found + 1] = {cand[i], tonumber(cand[i + 1])} end
+      end
+    end
+  end
+  table.sort(found, function(a, b) return a[2] > b[2] end)
+  local out = {}
+  for _, f in ipairs(found) do
+    if #out >= limit then break end
+    local c = f[1]
+    local h = redis.call('HMGET', ck(c), 'state', 'agent')
+    local visible = sup or (h[1] == 'assigned' and h[2] == A) or (h[1] == 'queued' and served(acct_of(c)))
+    if h[1] and visible then out[#out + 1] = {c, redis.call('HGETALL', ck(c))} end
+  end
+  return out
+elseif op == 'transcript' then
   local c = ARGV[7]
   local h = redis.call('HGETALL', ck(c))
   if #h == 0 then return nil end
