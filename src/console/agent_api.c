@@ -24,7 +24,7 @@
 #include "console/console.h"
 #include "console/console_internal.h"
 #include "console/search.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "dispatch/assign.h"
 #include "dispatch/dispatcher.h"
 #include "http/respond.h"

@@ -23,7 +23,7 @@
 #include "console/console.h"
 #include "console/console_internal.h"
 #include "console/password.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "log/log.h"

@@ -1,6 +1,7 @@
 /* console.c - the console's settings, its Redis script, and how a request finds its session. */
 #include "console/console.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,10 @@
 #include <openssl/evp.h>
 
 #include "conf/config.h"
+#include "conf/schema.h"
 #include "console/console_internal.h"
 #include "console/password.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/router.h"
 #include "net/httpd.h"
 #include "redis/scripts.h"
@@ -31,67 +33,46 @@ const char *const db_console_headers[] = {
     NULL,
 };
 
-/* ---- settings ---- */
+/* ---- settings: the [console] section ---- */
 
-static long conf_long(const struct db_conf_section *sec, const char *key, long def)
-{
-    const struct db_conf_kv *kv = sec ? db_conf_find(sec, key) : NULL;
-    return kv ? strtol(kv->value, NULL, 10) : def;
-}
+#define COFF(f) offsetof(struct db_console_opts, f)
+static const struct db_conf_key console_keys[] = {
+    {.name = "behind_tls", .type = DB_CONF_BOOL, .def = "no", .off = COFF(behind_tls),
+     .doc = "people reach the gateway over HTTPS (a proxy ends TLS): session cookies are `Secure`"},
+    {.name = "session_idle_s", .type = DB_CONF_LONG, .min = 60, .max = 86400, .def = "1800",
+     .off = COFF(session_idle_s), .doc = "a session unused this long ends"},
+    {.name = "session_max_s", .type = DB_CONF_LONG, .min = 300, .max = 2592000, .def = "43200",
+     .off = COFF(session_max_s), .doc = "a session ends this long after sign-in, used or not"},
+    {.name = "password_iterations", .type = DB_CONF_LONG, .min = DB_PASSWORD_MIN_ITERATIONS,
+     .max = 10000000, .def = "600000", .off = COFF(password_iterations),
+     .doc = "PBKDF2-HMAC-SHA256 rounds of a new sign-in secret's hash"},
+    {.name = "invite_ttl_s", .type = DB_CONF_LONG, .min = 60, .max = 2592000, .def = "86400",
+     .off = COFF(invite_ttl_s), .doc = "how long a sign-in link is good"},
+    {.name = "max_failures_agent", .type = DB_CONF_LONG, .min = 1, .max = 1000, .def = "5",
+     .off = COFF(max_failures_agent),
+     .doc = "failed sign-ins of one agent within the window, after which sign-in answers 429"},
+    {.name = "max_failures_addr", .type = DB_CONF_LONG, .min = 1, .max = 100000, .def = "20",
+     .off = COFF(max_failures_addr), .doc = "the same from one address"},
+    {.name = "failure_window_s", .type = DB_CONF_LONG, .min = 10, .max = 86400, .def = "900",
+     .off = COFF(failure_window_s), .doc = "how long failed sign-ins are counted"},
+    {.name = "public_url", .type = DB_CONF_URL, .off = COFF(public_url),
+     .doc = "where people reach the gateway (`https://help.example.com`), for sign-in links"},
+};
+
+const struct db_conf_table db_console_conf_table = {
+    .section = "console", .named = 0, .size = sizeof(struct db_console_opts),
+    .keys = console_keys, .n_keys = sizeof console_keys / sizeof console_keys[0]};
+
+/* Without a [console] section: the table's defaults. */
+static const struct db_console_opts no_section = {
+    .session_idle_s = SESSION_IDLE_S, .session_max_s = SESSION_MAX_S,
+    .password_iterations = DB_PASSWORD_ITERATIONS, .invite_ttl_s = 86400,
+    .max_failures_agent = 5, .max_failures_addr = 20, .failure_window_s = 900};
 
 struct db_console_opts db_console_opts_of(const struct db_config *cfg)
 {
-    const struct db_conf_section *sec = db_config_section(cfg, "console", NULL);
-    const struct db_conf_kv *tls = sec ? db_conf_find(sec, "behind_tls") : NULL;
-    const struct db_conf_kv *url = sec ? db_conf_find(sec, "public_url") : NULL;
-    struct db_console_opts o = {
-        .behind_tls = tls && strcmp(tls->value, "yes") == 0,
-        .session_idle_s = conf_long(sec, "session_idle_s", SESSION_IDLE_S),
-        .session_max_s = conf_long(sec, "session_max_s", SESSION_MAX_S),
-        .password_iterations = conf_long(sec, "password_iterations", DB_PASSWORD_ITERATIONS),
-        .invite_ttl_s = conf_long(sec, "invite_ttl_s", 86400),
-        .max_failures_agent = conf_long(sec, "max_failures_agent", 5),
-        .max_failures_addr = conf_long(sec, "max_failures_addr", 20),
-        .failure_window_s = conf_long(sec, "failure_window_s", 900),
-        .public_url = url ? url->value : NULL,
-    };
-    return o;
-}
-
-static int check_number(const struct db_conf_section *sec, const char *key, long min, long max,
-                        struct db_err *e)
-{
-    const struct db_conf_kv *kv = db_conf_find(sec, key);
-    if (!kv) return DB_OK;
-    char *end;
-    long v = strtol(kv->value, &end, 10);
-    if (!*kv->value || *end || v < min || v > max)
-        return db_conf_error(e, sec, kv, key, "want a whole number from %ld to %ld", min, max);
-    return DB_OK;
-}
-
-int db_console_conf_check(const struct db_conf_section *sec, struct db_err *e)
-{
-    static const char *const keys[] = {
-        "behind_tls", "session_idle_s", "session_max_s", "password_iterations", "invite_ttl_s",
-        "max_failures_agent", "max_failures_addr", "failure_window_s", "public_url", NULL};
-    int rc = db_conf_check_keys(sec, keys, e);
-    if (rc == DB_OK) rc = check_number(sec, "session_idle_s", 60, 86400, e);
-    if (rc == DB_OK) rc = check_number(sec, "session_max_s", 300, 2592000, e);
-    if (rc == DB_OK)
-        rc = check_number(sec, "password_iterations", DB_PASSWORD_MIN_ITERATIONS, 10000000, e);
-    if (rc == DB_OK) rc = check_number(sec, "invite_ttl_s", 60, 2592000, e);
-    if (rc == DB_OK) rc = check_number(sec, "max_failures_agent", 1, 1000, e);
-    if (rc == DB_OK) rc = check_number(sec, "max_failures_addr", 1, 100000, e);
-    if (rc == DB_OK) rc = check_number(sec, "failure_window_s", 10, 86400, e);
-    const struct db_conf_kv *kv = db_conf_find(sec, "behind_tls");
-    if (rc == DB_OK && kv && strcmp(kv->value, "yes") != 0 && strcmp(kv->value, "no") != 0)
-        rc = db_conf_error(e, sec, kv, "behind_tls", "want yes or no");
-    kv = db_conf_find(sec, "public_url");
-    if (rc == DB_OK && kv && strncmp(kv->value, "https://", 8) != 0 &&
-        strncmp(kv->value, "http://", 7) != 0)
-        rc = db_conf_error(e, sec, kv, "public_url", "want an http:// or https:// URL");
-    return rc;
+    const struct db_console_opts *o = db_config_obj(cfg, "console", NULL);
+    return o ? *o : no_section;
 }
 
 /* ---- shared helpers ---- */

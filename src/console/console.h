@@ -32,8 +32,9 @@ struct db_console_opts {
 
 /* The [console] settings of cfg with their defaults (borrowed strings, from cfg). */
 struct db_console_opts db_console_opts_of(const struct db_config *cfg);
-/* Config check of [console] (conf/features.c). */
-int db_console_conf_check(const struct db_conf_section *sec, struct db_err *e) DB_MUST_CHECK;
+/* The key table of [console] (listed in app/features.c). */
+struct db_conf_table;
+extern const struct db_conf_table db_console_conf_table;
 
 /* Registers the console: its files at /console/, its own calls under /console/api/
  * (session), and the operator's /v1/console/agents/{id}/secret and .../invite (token).

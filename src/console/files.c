@@ -7,7 +7,7 @@
 
 #include "console/console_internal.h"
 #include "console/files.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/router.h"
 #include "net/httpd.h"
 

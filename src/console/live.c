@@ -12,7 +12,7 @@
 
 #include "console/console_internal.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/router.h"
 #include "net/httpd.h"
 #include "redis/keys.h"

@@ -9,7 +9,7 @@
 #include <event2/event.h>
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "log/log.h"
 #include "redis/keys.h"
 #include "redis/redis.h"

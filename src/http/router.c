@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "util/crypto.h"
 

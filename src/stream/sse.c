@@ -6,7 +6,7 @@
 
 #include <event2/event.h>
 
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "redis/redis.h"
 #include "stream/wake.h"
