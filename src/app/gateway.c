@@ -116,6 +116,14 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if (rc != DB_OK) goto fail;
     rc = db_httpd_listen(gw->svc.httpd, cfg->listen, cfg->workers > 1, e);
     if (rc != DB_OK) goto fail;
+    /* The operator's routes on an address of their own; the public one then leaves them. */
+    if (cfg->admin_listen) {
+        gw->admin_httpd = db_httpd_new(base, &lim, db_router_admin_body_limit_cb,
+                                       db_router_admin_handle_cb, gw->svc.router);
+        rc = gw->admin_httpd ? db_httpd_listen(gw->admin_httpd, cfg->admin_listen, cfg->workers > 1, e)
+                             : db_err_set(e, DB_ENOMEM, "out of memory");
+        if (rc != DB_OK) goto fail;
+    }
     if ((gw->roles & DB_ROLE_INGEST) && cfg->worker == 0) {
         rc = db_poller_start(&gw->svc, 50, &gw->poller, e);
         if (rc != DB_OK) goto fail;
@@ -175,9 +183,12 @@ int db_gateway_drain(struct db_gateway *gw)
     if (!gw->svc.stopping) {
         gw->svc.stopping = 1;
         db_httpd_stop_accepting(gw->svc.httpd);
+        if (gw->admin_httpd) db_httpd_stop_accepting(gw->admin_httpd);
         stop_taking_work(gw);
     }
-    return db_httpd_inflight(gw->svc.httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
+    return db_httpd_inflight(gw->svc.httpd) == 0 &&
+           (!gw->admin_httpd || db_httpd_inflight(gw->admin_httpd) == 0) &&
+           db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
            db_autoreply_inflight(gw->autoreply) == 0 && db_search_inflight(gw->search) == 0;
 }
@@ -187,6 +198,8 @@ void db_gateway_stop(struct db_gateway *gw)
     if (!gw) return;
     db_httpd_free(gw->svc.httpd);
     gw->svc.httpd = NULL;
+    db_httpd_free(gw->admin_httpd);
+    gw->admin_httpd = NULL;
     db_router_free(gw->svc.router);
     gw->svc.router = NULL;
     stop_taking_work(gw);

@@ -651,15 +651,15 @@ static void get_media(struct db_httpd_req *req, const struct db_caller *who, voi
 int db_console_agent_routes(struct db_services *svc)
 {
     const struct db_route routes[] = {
-        {"GET", "/console/api/me", 0, NULL, DB_ROUTE_SESSION, get_me, svc},
-        {"POST", "/console/api/presence", 1024, NULL, DB_ROUTE_SESSION, post_presence, svc},
-        {"GET", "/console/api/agents", 0, NULL, DB_ROUTE_SESSION, get_agents, svc},
-        {"GET", "/console/api/conversations", 0, NULL, DB_ROUTE_SESSION, list_conversations, svc},
+        {"GET", "/console/api/me", 0, NULL, DB_ROUTE_SESSION, get_me, svc, 0},
+        {"POST", "/console/api/presence", 1024, NULL, DB_ROUTE_SESSION, post_presence, svc, 0},
+        {"GET", "/console/api/agents", 0, NULL, DB_ROUTE_SESSION, get_agents, svc, 0},
+        {"GET", "/console/api/conversations", 0, NULL, DB_ROUTE_SESSION, list_conversations, svc, 0},
         {NULL, "/console/api/conversations/", REPLY_BODY_LIMIT, NULL, DB_ROUTE_SESSION,
-         conversation_route, svc},
-        {"GET", "/console/api/stream", 0, NULL, DB_ROUTE_SESSION, get_stream, svc},
-        {"GET", "/console/api/search", 0, NULL, DB_ROUTE_SESSION, search, svc},
-        {"GET", "/console/api/media/", 0, NULL, DB_ROUTE_SESSION, get_media, svc},
+         conversation_route, svc, 0},
+        {"GET", "/console/api/stream", 0, NULL, DB_ROUTE_SESSION, get_stream, svc, 0},
+        {"GET", "/console/api/search", 0, NULL, DB_ROUTE_SESSION, search, svc, 0},
+        {"GET", "/console/api/media/", 0, NULL, DB_ROUTE_SESSION, get_media, svc, 0},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (db_router_add(svc->router, &routes[i]) != DB_OK) return DB_ENOMEM;

@@ -515,10 +515,10 @@ static void operator_route(struct db_httpd_req *req, const struct db_caller *who
 int db_console_auth_routes(struct db_services *svc)
 {
     const struct db_route routes[] = {
-        {"POST", "/console/api/signin", AUTH_BODY_LIMIT, NULL, DB_ROUTE_OPEN, post_signin, svc},
-        {"POST", "/console/api/invite", AUTH_BODY_LIMIT, NULL, DB_ROUTE_OPEN, post_invite, svc},
-        {"POST", "/console/api/signout", 1024, NULL, DB_ROUTE_SESSION, post_signout, svc},
-        {NULL, "/v1/console/agents/", AUTH_BODY_LIMIT, NULL, DB_ROUTE_TOKEN, operator_route, svc},
+        {"POST", "/console/api/signin", AUTH_BODY_LIMIT, NULL, DB_ROUTE_OPEN, post_signin, svc, 0},
+        {"POST", "/console/api/invite", AUTH_BODY_LIMIT, NULL, DB_ROUTE_OPEN, post_invite, svc, 0},
+        {"POST", "/console/api/signout", 1024, NULL, DB_ROUTE_SESSION, post_signout, svc, 0},
+        {NULL, "/v1/console/agents/", AUTH_BODY_LIMIT, NULL, DB_ROUTE_TOKEN, operator_route, svc, 0},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (db_router_add(svc->router, &routes[i]) != DB_OK) return DB_ENOMEM;

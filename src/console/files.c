@@ -45,8 +45,8 @@ static void to_slash(struct db_httpd_req *req, const struct db_caller *who, void
 int db_console_file_routes(struct db_services *svc)
 {
     const struct db_route routes[] = {
-        {"GET", "/console", 0, NULL, DB_ROUTE_OPEN, to_slash, svc},
-        {"GET", "/console/", 0, NULL, DB_ROUTE_OPEN, serve, svc},
+        {"GET", "/console", 0, NULL, DB_ROUTE_OPEN, to_slash, svc, 0},
+        {"GET", "/console/", 0, NULL, DB_ROUTE_OPEN, serve, svc, 0},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (db_router_add(svc->router, &routes[i]) != DB_OK) return DB_ENOMEM;

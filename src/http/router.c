@@ -64,20 +64,40 @@ static int path_matches(const struct db_route *rt, const char *path)
     return strcmp(path, rt->path) == 0;
 }
 
-static const struct db_route *find(const struct db_router *r, const char *method, const char *path)
+/* Whether the public listener leaves rt to the admin listener: only when one is configured.
+ * Read from the current configuration, which a reload may change (the listeners stay). */
+static int admin_only(const struct db_router *r, const struct db_route *rt)
+{
+    return (rt->admin || rt->access == DB_ROUTE_TOKEN) && r->svc->cfg &&
+           r->svc->cfg->cfg->admin_listen;
+}
+
+static const struct db_route *find(const struct db_router *r, const char *method, const char *path,
+                                   int admin)
 {
     for (size_t i = 0; i < r->n; i++) {
         const struct db_route *rt = &r->routes[i];
-        if ((!rt->method || strcmp(rt->method, method) == 0) && path_matches(rt, path)) return rt;
+        if ((!rt->method || strcmp(rt->method, method) == 0) && path_matches(rt, path))
+            return admin || !admin_only(r, rt) ? rt : NULL;
     }
     return NULL;
 }
 
-size_t db_router_body_limit_cb(const char *method, const char *path, void *arg)
+static size_t body_limit(const char *method, const char *path, void *arg, int admin)
 {
-    const struct db_route *rt = find(arg, method, path);
+    const struct db_route *rt = find(arg, method, path, admin);
     if (!rt) return 0;
     return rt->limit ? rt->limit(path, rt->arg) : rt->body_limit;
+}
+
+size_t db_router_body_limit_cb(const char *method, const char *path, void *arg)
+{
+    return body_limit(method, path, arg, 0);
+}
+
+size_t db_router_admin_body_limit_cb(const char *method, const char *path, void *arg)
+{
+    return body_limit(method, path, arg, 1);
 }
 
 /* Operator (tenant NULL) or one tenant; 0 when the bearer token matches none.  Every token
@@ -157,10 +177,9 @@ static void start_session_route(struct db_router *r, const struct db_route *rt,
     r->session_lookup(req, p, r->session_arg);
 }
 
-void db_router_handle_cb(struct db_httpd_req *req, void *arg)
+static void handle(struct db_httpd_req *req, struct db_router *r, int admin)
 {
-    struct db_router *r = arg;
-    const struct db_route *rt = find(r, db_httpd_req_method(req), db_httpd_req_path(req));
+    const struct db_route *rt = find(r, db_httpd_req_method(req), db_httpd_req_path(req), admin);
     if (!rt) {
         db_httpd_respond_error(req, 404, "not_found", "no such route");
         return;
@@ -180,6 +199,16 @@ void db_router_handle_cb(struct db_httpd_req *req, void *arg)
                                    : "the API is disabled: set DESKBRIDGE_API_TOKEN");
     else rt->handler(req, &who, rt->arg);
     db_cfg_unref(ref);
+}
+
+void db_router_handle_cb(struct db_httpd_req *req, void *arg)
+{
+    handle(req, arg, 0);
+}
+
+void db_router_admin_handle_cb(struct db_httpd_req *req, void *arg)
+{
+    handle(req, arg, 1);
 }
 
 int db_route_segments(const char *path, const char *prefix, char *buf, size_t bufsz,

@@ -64,6 +64,8 @@ struct db_route {
     enum db_route_access access;
     db_route_fn handler;
     void *arg;
+    int admin;                /* the operator's (like every token route): with admin_listen
+                                 set, served only on that listener */
 };
 
 /* A router over svc (its configuration is read for the token check).  NULL on ENOMEM.
@@ -74,9 +76,13 @@ void db_router_free(struct db_router *r); /* NULL-safe */
 /* Adds a route (copied; its strings must outlive the router).  DB_OK or DB_ENOMEM. */
 int db_router_add(struct db_router *r, const struct db_route *route) DB_MUST_CHECK;
 
-/* The callbacks to give db_httpd_new with the router as arg. */
+/* The callbacks to give db_httpd_new with the router as arg: the public listener's (with
+ * [gateway] admin_listen set, it answers 404 for the operator's routes: token routes and
+ * those marked admin) and the admin listener's (every route). */
 size_t db_router_body_limit_cb(const char *method, const char *path, void *arg);
 void db_router_handle_cb(struct db_httpd_req *req, void *arg);
+size_t db_router_admin_body_limit_cb(const char *method, const char *path, void *arg);
+void db_router_admin_handle_cb(struct db_httpd_req *req, void *arg);
 
 /* A session route's request waiting for its caller: give it back to
  * db_router_session_found exactly once. */
