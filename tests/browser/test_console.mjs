@@ -324,6 +324,15 @@ async function main() {
   for (const f of ['inbox.png', 'conversation.png', 'signin.png'])
     check(fs.statSync(path.join(shots, f)).size > 1000, `screenshot ${f} saved`);
   await browser.close();
+
+  // The gateway stops cleanly, and its log holds no secret, cookie or sanitizer report.
+  const exited = new Promise((r) => d.on('exit', (code, sig) => r({ code, sig })));
+  d.kill('SIGTERM');
+  const ex = await exited;
+  check(ex.code === 0, `the gateway exited with 0 (${ex.code ?? ex.sig})`);
+  const logText = fs.readFileSync(path.join(work, 'gateway.log'), 'utf8');
+  for (const never of [PW.ann, PW.bob, TOK, TOK_G, ADMIN, 'Sanitizer', 'runtime error'])
+    check(!logText.includes(never), `the log does not contain ${never.startsWith('Sani') || never.startsWith('runtime') ? never : 'a secret'}`);
 }
 
 main().catch((e) => { failed = true; console.error(e.stack || String(e)); })
