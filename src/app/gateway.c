@@ -88,7 +88,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     /* Live streams (agent inboxes, the console) are woken by one blocking read per process. */
     char kick[256];
     db_key_tagged(kick, sizeof kick, cfg->prefix, DB_KEY_WAKE, gw->svc.consumer);
-    rc = db_wake_new(base, cfg->redis_url, gw->svc.redis, kick, cfg->redis_timeout_ms,
+    rc = db_wake_new(base, cfg->redis_url, gw->svc.redis, kick, 0, cfg->redis_timeout_ms,
                      &gw->svc.wake, e);
     if (rc != DB_OK) goto fail;
     gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);

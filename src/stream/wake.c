@@ -37,6 +37,7 @@ struct db_wake {
     int stale;             /* the watched set changed since that XREAD was sent */
     int calling;           /* inside watchers' callbacks: unwatch only marks */
     int freeing;
+    int block_ms;
     unsigned long reads;
 };
 
@@ -124,7 +125,7 @@ static void start_read(struct db_wake *w)
         return;
     }
     char block[16];
-    snprintf(block, sizeof block, "%d", DB_WAKE_BLOCK_MS);
+    snprintf(block, sizeof block, "%d", w->block_ms);
     int argc = 0;
     argv[argc++] = "XREAD";
     argv[argc++] = "COUNT";
@@ -162,7 +163,7 @@ static void state_cb(int up, void *arg)
 }
 
 int db_wake_new(struct event_base *base, const char *url, struct db_redis *main,
-                const char *kick_key, int redis_timeout_ms, struct db_wake **out,
+                const char *kick_key, int block_ms, int redis_timeout_ms, struct db_wake **out,
                 struct db_err *e)
 {
     struct db_wake *w = calloc(1, sizeof *w);
@@ -174,9 +175,10 @@ int db_wake_new(struct event_base *base, const char *url, struct db_redis *main,
     snprintf(w->kick_last, sizeof w->kick_last, "0-0");
     w->base = base;
     w->main = main;
+    w->block_ms = block_ms > 0 ? block_ms : DB_WAKE_BLOCK_MS;
     w->retry = evtimer_new(base, retry_cb, w);
     struct db_redis_opts ro = {.url = url,
-                               .command_timeout_ms = DB_WAKE_BLOCK_MS + redis_timeout_ms,
+                               .command_timeout_ms = w->block_ms + redis_timeout_ms,
                                .name = "deskbridge-wake"};
     int rc = w->retry ? db_redis_new(base, &ro, &w->conn, e)
                       : db_err_set(e, DB_ENOMEM, "out of memory");
@@ -256,11 +258,10 @@ struct db_wake_watch *db_wake_watch(struct db_wake *w, const char *key, const ch
 void db_wake_unwatch(struct db_wake_watch *h)
 {
     if (!h) return;
+    /* Only marked: the key stays in the blocked read until it ends (harmless), and the watch
+     * is swept then, never while callbacks run. */
     h->dead = 1;
     h->cb = NULL;
-    /* The key stays in the blocked read until it ends: harmless, and swept then. */
-    struct key *k = h->k;
-    (void)k;
 }
 
 size_t db_wake_keys(const struct db_wake *w)

@@ -30,17 +30,17 @@ struct db_wake_watch;
 typedef void (*db_wake_fn)(const char *key, const redisReply *entries, void *arg);
 
 /* A waker on its own connection to url; main is the process's command connection (for the
- * kick), kick_key the process's own kick stream (copied).  DB_OK or an error in e; free with
- * db_wake_free. */
+ * kick), kick_key the process's own kick stream (copied); each read blocks at most block_ms
+ * (0: DB_WAKE_BLOCK_MS).  DB_OK or an error in e; free with db_wake_free. */
 int db_wake_new(struct event_base *base, const char *url, struct db_redis *main,
-                const char *kick_key, int redis_timeout_ms, struct db_wake **out,
+                const char *kick_key, int block_ms, int redis_timeout_ms, struct db_wake **out,
                 struct db_err *e) DB_MUST_CHECK;
 /* Frees w; watches still registered are dropped (their owners must not unwatch after). */
 void db_wake_free(struct db_wake *w); /* NULL-safe */
 
 /* Calls cb for every entry of key after from_id ("$" or NULL: after the newest when the read
- * starts).  NULL when out of memory.  Release with db_wake_unwatch (never from within cb of
- * the same watch... it may be: the call is deferred safely). */
+ * starts).  NULL when out of memory.  Release with db_wake_unwatch, also from within a
+ * callback (the watch is then only marked, and dropped after the callbacks). */
 struct db_wake_watch *db_wake_watch(struct db_wake *w, const char *key, const char *from_id,
                                     db_wake_fn cb, void *arg);
 void db_wake_unwatch(struct db_wake_watch *h); /* NULL-safe */
