@@ -144,7 +144,17 @@
     }).catch(function () {});
   }
 
+  /* A supervisor's counters of its tenant, in the header. */
+  function loadStats() {
+    if (!state.me || state.me.role !== 'supervisor') return;
+    api('GET', 'stats').then(function (st) {
+      $('stats').textContent = t('open') + ' ' + st.open + ' · ' + t('queue') + ' ' + st.queued +
+        ' · ' + t('online') + ' ' + st.agents_online;
+    }).catch(function () {});
+  }
+
   function loadCounts() {
+    loadStats();
     ['mine', 'queue'].concat(state.me && state.me.role === 'supervisor' ? ['all'] : []).forEach(function (v) {
       if (v === state.view) return;
       api('GET', 'conversations?view=' + v).then(function (d) {

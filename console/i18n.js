@@ -15,7 +15,7 @@ window.DB_STRINGS = {
     image: 'image', document: 'document', voice: 'voice message', audio: 'audio', video: 'video',
     sticker: 'sticker', location: 'location', open_file: 'open', no_text: '(no text)',
     nothing: 'Nothing here.', error: 'Something went wrong; try again.', state_closed: 'closed',
-    reply_api: '(sent through the API)'
+    reply_api: '(sent through the API)', open: 'open'
   },
   uk: {
     title: 'deskbridge', agent_id: 'Ідентифікатор агента', secret: 'Секрет', sign_in: 'Увійти',
@@ -31,7 +31,7 @@ window.DB_STRINGS = {
     image: 'зображення', document: 'документ', voice: 'голосове', audio: 'аудіо', video: 'відео',
     sticker: 'стікер', location: 'місце', open_file: 'відкрити', no_text: '(без тексту)',
     nothing: 'Тут нічого немає.', error: 'Щось пішло не так; спробуйте ще раз.', state_closed: 'закрита',
-    reply_api: '(надіслано через API)'
+    reply_api: '(надіслано через API)', open: 'відкриті'
   }
 };
 window.dbLang = (function () {

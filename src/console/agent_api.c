@@ -9,6 +9,7 @@
  *   POST /console/api/conversations/{id}/take | close | priority {priority} | transfer {agent}
  *   GET  /console/api/stream                      my inbox, live (Server-Sent Events)
  *   GET  /console/api/search?q=words               conversations by name, id or words
+ *   GET  /console/api/stats                        a supervisor's counters of its tenant
  *   GET  /console/api/media/{platform}/{account}/{media id}
  *
  * Who sees what: a conversation of another tenant's account answers 404 like a missing one
@@ -122,7 +123,7 @@ static void inbox_run(struct db_services *svc, const struct db_caller *who, db_r
     const char *argv[] = {op,    svc->cfg->cfg->prefix, now, who->session->agent, scope ? scope : "",
                           who->session->supervisor ? "1" : "0", a1, a2};
     if (!script || !scope) cb(DB_ENOMEM, NULL, "out of memory", arg);
-    else db_redis_eval(svc->redis, script, cb, arg, 0, NULL, a2 ? 8 : 7, argv, NULL);
+    else db_redis_eval(svc->redis, script, cb, arg, 0, NULL, !a1 ? 6 : a2 ? 8 : 7, argv, NULL);
     free(scope);
 }
 
@@ -585,6 +586,35 @@ static void conversation_route(struct db_httpd_req *req, const struct db_caller 
     inbox_run(c->svc, &w, access_cb, c, "access", c->conv, NULL);
 }
 
+/* ---- a supervisor's counters ---- */
+
+static void stats_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct call *c = arg;
+    (void)errstr;
+    if (failed(status, reply) || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        db_respond_unavailable(c->req);
+    } else {
+        answer(c->req, 200, json_pack("{s:I, s:I, s:I, s:I}", "open", (json_int_t)reply->element[0]->integer,
+                                      "queued", (json_int_t)reply->element[1]->integer, "assigned",
+                                      (json_int_t)reply->element[2]->integer, "agents_online",
+                                      (json_int_t)reply->element[3]->integer));
+    }
+    call_free(c);
+}
+
+static void get_stats(struct db_httpd_req *req, const struct db_caller *who, void *arg)
+{
+    if (!who->session->supervisor) {
+        db_httpd_respond_error(req, 403, "forbidden", "for supervisors");
+        return;
+    }
+    struct call *c = call_new(arg, req, who);
+    if (!c) return;
+    struct db_caller w = caller_of(c);
+    inbox_run(c->svc, &w, stats_cb, c, "stats", NULL, NULL);
+}
+
 /* ---- search ---- */
 
 struct words {
@@ -659,6 +689,7 @@ int db_console_agent_routes(struct db_services *svc)
          conversation_route, svc, 0},
         {"GET", "/console/api/stream", 0, NULL, DB_ROUTE_SESSION, get_stream, svc, 0},
         {"GET", "/console/api/search", 0, NULL, DB_ROUTE_SESSION, search, svc, 0},
+        {"GET", "/console/api/stats", 0, NULL, DB_ROUTE_SESSION, get_stats, svc, 0},
         {"GET", "/console/api/media/", 0, NULL, DB_ROUTE_SESSION, get_media, svc, 0},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)

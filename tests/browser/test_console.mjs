@@ -320,6 +320,15 @@ async function main() {
   check(after.status() === 401, 'sign-out ended the session');
   await ann.screenshot({ path: path.join(shots, 'signin.png') });
 
+  // An expired session (ended in Redis, as the idle expiry does) sends bob to sign in.
+  const { execFileSync } = await import('node:child_process');
+  const sock = path.join(work, 'redis.sock');
+  for (const k of execFileSync('redis-cli', ['-s', sock, '--scan', '--pattern', 'deskbridge:session:*'], { encoding: 'utf8' }).split('\n').filter(Boolean))
+    execFileSync('redis-cli', ['-s', sock, 'DEL', k]);
+  await bob.click('#views button[data-view=queue]');
+  await bob.waitForSelector('#signin-form:not([hidden])', { timeout: 5000 });
+  check(true, 'an expired session sends the agent to sign in');
+
   // ---- 5 ----
   for (const f of ['inbox.png', 'conversation.png', 'signin.png'])
     check(fs.statSync(path.join(shots, f)).size > 1000, `screenshot ${f} saved`);

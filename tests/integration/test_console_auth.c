@@ -531,6 +531,35 @@ static void search_finds_within_the_tenant(void **state)
     freeReplyObject(r);
 }
 
+/* A supervisor's counters cover its tenant only; an agent gets none. */
+static void supervisors_count_their_tenant(void **state)
+{
+    (void)state;
+    make_agents();
+    char ann[65], bob[65];
+    assert_int_equal(sign_in("ann", PW_ANN, ann, NULL, 0), 200);
+    assert_int_equal(sign_in("bob", "bob-supervises-now", bob, NULL, 0), 200);
+    assert_int_equal(console_status(ann, NULL, "GET", "/console/api/stats", NULL), 403);
+    struct db_test_resp r;
+    console(bob, NULL, "GET", "/console/api/stats", NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *st = json_loads(r.body, 0, NULL);
+    db_test_resp_clear(&r);
+    /* alpha: customers 55 and 70, both with ann (online); beta's 56 and 71 are not counted. */
+    assert_int_equal(json_integer_value(json_object_get(st, "open")), 2);
+    assert_int_equal(json_integer_value(json_object_get(st, "assigned")), 2);
+    assert_int_equal(json_integer_value(json_object_get(st, "queued")), 0);
+    assert_int_equal(json_integer_value(json_object_get(st, "agents_online")), 1);
+    json_decref(st);
+    /* The supervisor's All view holds the same two, and nothing of beta's. */
+    console(bob, NULL, "GET", "/console/api/conversations?view=all", NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *all = json_loads(r.body, 0, NULL);
+    db_test_resp_clear(&r);
+    assert_int_equal(json_array_size(json_object_get(all, "conversations")), 2);
+    json_decref(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,6 +571,7 @@ int main(void)
         cmocka_unit_test(invitation_links_work_once),
         cmocka_unit_test(agents_see_only_their_tenant),
         cmocka_unit_test(search_finds_within_the_tenant),
+        cmocka_unit_test(supervisors_count_their_tenant),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

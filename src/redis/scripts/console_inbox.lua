@@ -12,6 +12,8 @@
 --       ('\n'-separated) in one account, newest first; of the tenant's accounts (ARGV[5] must
 --       then list them: '' is refused), and for an agent only those it may open (its own, the
 --       queued ones of accounts it serves)
+--   stats -> {open, queued, assigned, agents online}: of the tenant's accounts and agents
+--       (a supervisor's; the operator's agents count everything)
 --   note_text message_id text -> 1: the text of a reply sent from the console, kept on the
 --       message record so the transcript can show it
 local op, P, A, sup = ARGV[1], ARGV[2], ARGV[4], ARGV[6] == '1'
@@ -65,7 +67,23 @@ elseif op == 'access' then
   if not h[1] then return nil end
   return {h[1], h[2] or '', served(acct_of(c)) and 1 or 0}
 end
-if op == 'search' then
+if op == 'stats' then
+  if not sup then return redis.error_reply('for supervisors') end
+  local open, queued, assigned, online = 0, 0, 0, 0
+  for _, c in ipairs(redis.call('SMEMBERS', P .. ':dispatch:active')) do
+    if in_tenant(acct_of(c)) then
+      open = open + 1
+      local st = redis.call('HGET', ck(c), 'state')
+      if st == 'queued' then queued = queued + 1 elseif st == 'assigned' then assigned = assigned + 1 end
+    end
+  end
+  local T = redis.call('HGET', P .. ':agentinfo:{' .. A .. '}', 'tenant') or ''
+  for _, a in ipairs(redis.call('SMEMBERS', P .. ':agents')) do
+    local h = redis.call('HMGET', P .. ':agentinfo:{' .. a .. '}', 'presence', 'tenant')
+    if h[1] == 'online' and (T == '' or h[2] == T) then online = online + 1 end
+  end
+  return {open, queued, assigned, online}
+elseif op == 'search' then
   if not tenant then return redis.error_reply('search needs the accounts') end
   local words, limit, found = {}, tonumber(ARGV[8]) or 50, {}
   for w in string.gmatch(ARGV[7], '[^\n]+') do words[#words + 1] = w end
