@@ -665,7 +665,7 @@ static void search(struct db_httpd_req *req, const struct db_caller *who, void *
 
 static void get_stream(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    db_console_live_stream(arg, req, who->session);
+    db_console_live_stream(arg, req, who->session, who->tenant);
 }
 
 static void get_media(struct db_httpd_req *req, const struct db_caller *who, void *arg)

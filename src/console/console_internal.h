@@ -35,10 +35,11 @@ int db_console_file_routes(struct db_services *svc);
 /* The agent's calls: inbox, conversations, replies, presence, stream (agent_api.c). */
 int db_console_agent_routes(struct db_services *svc);
 
-/* The console's live stream for session s (live.c): the agent's inbox and the ticks of its
- * conversations. */
+/* The console's live stream for session s of tenant (NULL: the operator's) (live.c): the
+ * agent's inbox, the ticks of its conversations and hints that the queue changed. */
+struct db_tenant;
 void db_console_live_stream(struct db_services *svc, struct db_httpd_req *req,
-                            const struct db_session *s);
+                            const struct db_session *s, const struct db_tenant *tenant);
 /* The agent opened conv: its live streams show its ticks from now on. */
 void db_console_live_note(const char *agent, const char *conv);
 

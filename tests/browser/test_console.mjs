@@ -273,6 +273,15 @@ async function main() {
   await ann.click(`#list li[data-id="${queued}"]`);
   check((await ann.inputValue('#reply')) === 'A draft for this customer', 'the draft is kept while switching');
   await ann.fill('#reply', '');
+  // Both agents are full: a sixth customer waits, and shows in the queue view live.
+  await ann.click('#views button[data-view=queue]');
+  await waitFor(async () => (await listIds(ann)).length === 0, 3000, 'an empty queue');
+  await ann.evaluate(() => { window.__notReloaded = true; });
+  await tgMessage(gw, BOT, HOOK, 606, 'Customer606', { text: 'anyone there?' });
+  await ann.waitForSelector(`#list li[data-id="telegram:${BOT}:606"]`, { timeout: 3000 });
+  check(await ann.evaluate(() => window.__notReloaded === true), 'a new waiting customer shows in the queue live');
+  await ann.click('#views button[data-view=mine]');
+  await ann.click(`#list li[data-id="${queued}"]`);
 
   // ---- 4 ----
   const hostile = ['<img src=x onerror=alert(1)>', '<script>alert(2)</script>', 'javascript:alert(3)', 'مرحبا، أين طلبي؟'];
@@ -325,7 +334,8 @@ async function main() {
   const sock = path.join(work, 'redis.sock');
   for (const k of execFileSync('redis-cli', ['-s', sock, '--scan', '--pattern', 'deskbridge:session:*'], { encoding: 'utf8' }).split('\n').filter(Boolean))
     execFileSync('redis-cli', ['-s', sock, 'DEL', k]);
-  await bob.click('#views button[data-view=queue]');
+  // The next request the page makes is refused; a click makes one unless a live event did.
+  if (await bob.isVisible('#views button[data-view=queue]')) await bob.click('#views button[data-view=queue]', { timeout: 2000 }).catch(() => {});
   await bob.waitForSelector('#signin-form:not([hidden])', { timeout: 5000 });
   check(true, 'an expired session sends the agent to sign in');
 
