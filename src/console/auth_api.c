@@ -29,6 +29,7 @@
 #include "log/log.h"
 #include "net/httpd.h"
 #include "util/crypto.h"
+#include "util/redact.h"
 #include "util/json.h"
 
 #define AUTH_BODY_LIMIT 8192
@@ -93,7 +94,7 @@ struct signin {
     char id[65];     /* the new session's id (the cookie) */
     char *secret;    /* wiped and freed with the job */
     char *hash;      /* invitation: the new hash to store */
-    int invite;
+    char token_name[65]; /* invitation: how Redis names its token */
 };
 
 static void signin_free(struct signin *s)
@@ -146,10 +147,21 @@ static void new_session(struct signin *s)
 
 /* ---- POST /console/api/signin ---- */
 
+/* A refused sign-in, logged with the agent's id as a short hash (ids may be e-mail addresses)
+ * and never the secret. */
+static void log_refused(const struct signin *s, const char *why)
+{
+    char who[16];
+    db_redact_id(s->agent, who, sizeof who);
+    struct db_log_ctx ctx = {"console", NULL, NULL, NULL};
+    db_log(DB_LOG_INFO, &ctx, "sign-in refused: %s, agent=%s", why, who);
+}
+
 static void fail_counted_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct signin *s = arg;
     (void)status, (void)reply, (void)errstr;
+    log_refused(s, "wrong secret or unknown agent");
     db_httpd_respond_error(s->req, 401, "wrong_secret", "unknown agent or wrong secret");
     signin_free(s);
 }
@@ -199,6 +211,7 @@ static void checked_cb(int status, const redisReply *reply, const char *errstr, 
             "{\"error\":{\"code\":\"too_many_failures\",\"message\":\"too many failed "
             "sign-ins: wait and try again\"}}";
         db_httpd_respond(s->req, 429, "application/json", body, sizeof body - 1, hdr);
+        log_refused(s, "too many failures");
         signin_free(s);
         return;
     }
@@ -261,18 +274,24 @@ static void post_signin(struct db_httpd_req *req, const struct db_caller *who, v
 
 /* ---- POST /console/api/invite ---- */
 
-static void invite_secret_set_cb(int status, const redisReply *reply, const char *errstr,
-                                 void *arg)
+/* The link is used up only with the new secret, in one run: a link whose hash could not be
+ * made (a burst of sign-ins) still works. */
+static void invite_redeemed_cb(int status, const redisReply *reply, const char *errstr,
+                               void *arg)
 {
     struct signin *s = arg;
     (void)errstr;
     if (status != DB_OK || !reply || reply->type == REDIS_REPLY_ERROR) {
         failed_store(s->req);
         signin_free(s);
-    } else if (reply->type == REDIS_REPLY_STRING) {
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        /* Used meanwhile by another request. */
         db_httpd_respond_error(s->req, 404, "invalid_link", "the link is used or expired");
         signin_free(s);
     } else {
+        snprintf(s->agent, sizeof s->agent, "%s", reply->element[0]->str);
+        snprintf(s->role, sizeof s->role, "%s", reply->element[1]->str);
+        snprintf(s->tenant, sizeof s->tenant, "%s", reply->element[2]->str);
         new_session(s);
     }
 }
@@ -285,11 +304,11 @@ static void invite_hashed_cb(int ok, const char *hash, void *arg)
         signin_free(s);
         return;
     }
-    const char *args[] = {s->agent, s->hash, s->role, s->tenant};
-    db_console_auth_run(s->svc, invite_secret_set_cb, s, "secret_set", 4, args);
+    const char *args[] = {s->token_name, s->hash};
+    db_console_auth_run(s->svc, invite_redeemed_cb, s, "invite_redeem", 2, args);
 }
 
-static void invite_taken_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+static void invite_peeked_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct signin *s = arg;
     (void)errstr;
@@ -309,10 +328,6 @@ static void invite_taken_cb(int status, const redisReply *reply, const char *err
         signin_free(s);
         return;
     }
-    snprintf(s->agent, sizeof s->agent, "%s", reply->element[0]->str);
-    snprintf(s->role, sizeof s->role, "%s", reply->element[1]->str);
-    /* secret_set's scope: the agent's own tenant, which it is by definition. */
-    snprintf(s->tenant, sizeof s->tenant, "%s", reply->element[2]->str);
     long iters = db_console_opts_of(s->svc->cfg->cfg).password_iterations;
     if (db_password_job(s->svc->base, s->secret, NULL, iters, invite_hashed_cb, s) != 0) {
         db_httpd_respond_error(s->req, 503, "busy", "too many sign-ins at once, retry");
@@ -339,11 +354,9 @@ static void post_invite(struct db_httpd_req *req, const struct db_caller *who, v
     } else {
         struct signin *s = signin_new(svc, req, secret);
         if (s) {
-            char name[65];
-            db_console_name_of(token, name);
-            const char *args[] = {name};
-            s->invite = 1;
-            db_console_auth_run(svc, invite_taken_cb, s, "invite_take", 1, args);
+            db_console_name_of(token, s->token_name);
+            const char *args[] = {s->token_name};
+            db_console_auth_run(svc, invite_peeked_cb, s, "invite_peek", 1, args);
         }
     }
     json_decref(body);

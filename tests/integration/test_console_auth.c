@@ -85,6 +85,9 @@ static int teardown(void **state)
     int st = db_test_daemon_stop(&D, SIGTERM);
     db_test_teardown_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     db_test_teardown_assert(db_test_daemon_log_count(&D, "signed in") > 0);
+    db_test_teardown_assert(db_test_daemon_log_count(&D, "sign-in refused: too many failures") > 0);
+    /* Agent ids appear only as short hashes in refusals. */
+    db_test_teardown_assert(db_test_daemon_log_count(&D, "agent=bob") == 0);
     const char *never[] = {TOK_A, TOK_B, ADMIN, PW_ANN, PW_BOB, "pbkdf2",
                            invite_url_seen ? invite_url_seen : "BotTokenDoNotLog", NULL};
     db_test_daemon_assert_log_clean(&D, never);

@@ -7,7 +7,9 @@
 --   secret_set agent hash role scope       -> 1, or 'no_agent' when the agent is missing or not
 --       the scope's ('' = the operator: any agent); every session of the agent ends
 --   invite_new agent token_hash role ttl_s scope -> 1 or 'no_agent'
---   invite_take token_hash                 -> {agent, role, tenant} or nil (used once)
+--   invite_peek token_hash                 -> {agent, role, tenant} or nil, the link kept
+--   invite_redeem token_hash hash          -> {agent, role, tenant} or nil: the link used up and
+--       its agent's secret set to hash (its sessions end), in one run
 --   session_new id_hash agent tenant role idle_s max_s -> 1
 --   session_get id_hash idle_s             -> {agent, tenant, role} or nil; refreshes the idle expiry
 --   session_end id_hash                    -> 1
@@ -63,12 +65,18 @@ elseif op == 'invite_new' then
   redis.call('HSET', k, 'agent', a, 'role', ARGV[6])
   redis.call('EXPIRE', k, tonumber(ARGV[7]))
   return 1
-elseif op == 'invite_take' then
+elseif op == 'invite_peek' or op == 'invite_redeem' then
   local k = P .. ':invite:' .. ARGV[4]
   local v = redis.call('HMGET', k, 'agent', 'role')
-  redis.call('DEL', k)
   if not v[1] or redis.call('EXISTS', info(v[1])) == 0 then return nil end
-  return {v[1], v[2] or 'agent', redis.call('HGET', info(v[1]), 'tenant') or ''}
+  local role = v[2] or 'agent'
+  if op == 'invite_redeem' then
+    redis.call('DEL', k)
+    redis.call('HSET', auth(v[1]), 'secret', ARGV[5], 'role', role, 'set_at', now)
+    end_all(v[1])
+    redis.call('DEL', fail_agent(v[1]))
+  end
+  return {v[1], role, redis.call('HGET', info(v[1]), 'tenant') or ''}
 elseif op == 'session_new' then
   local h, a, idle, max = ARGV[4], ARGV[5], tonumber(ARGV[8]), tonumber(ARGV[9])
   redis.call('HSET', session(h), 'agent', a, 'tenant', ARGV[6], 'role', ARGV[7],
