@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 
@@ -182,9 +183,14 @@ struct db_sse *db_sse_start(struct db_services *svc, struct db_httpd_req *req,
     s->o = *o;
     snprintf(s->key, sizeof s->key, "%s", o->key);
     snprintf(s->last, sizeof s->last, "%s", o->from && *o->from ? o->from : "0-0");
-    const char *hdr[12] = {"Cache-Control: no-cache"};
-    size_t n = 1;
-    for (size_t i = 0; extra_headers && extra_headers[i] && n < 11; i++) hdr[n++] = extra_headers[i];
+    const char *hdr[12];
+    size_t n = 0;
+    int cache = 0; /* the owner's Cache-Control, when it gives one, instead of ours */
+    for (size_t i = 0; extra_headers && extra_headers[i] && n < 10; i++) {
+        cache |= strncasecmp(extra_headers[i], "Cache-Control:", 14) == 0;
+        hdr[n++] = extra_headers[i];
+    }
+    if (!cache) hdr[n++] = "Cache-Control: no-cache";
     hdr[n] = NULL;
     db_httpd_stream_start(req, 200, "text/event-stream", hdr, gone_cb, s);
     /* Watched before the first read: an entry written between the two wakes us. */
