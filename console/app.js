@@ -255,7 +255,8 @@
     $('conv-take').hidden = c.state !== 'queued';
     $('conv-close').hidden = !(mine || sup) || c.state === 'closed';
     $('conv-priority').disabled = !(mine || sup);
-    $('conv-transfer').hidden = !(mine || sup) || c.state !== 'assigned';
+    /* An agent hands on its own conversation; a supervisor also gives a waiting one to someone. */
+    $('conv-transfer').hidden = !(mine || sup) || !(c.state === 'assigned' || (sup && c.state === 'queued'));
     $('reply-form').hidden = !(mine || sup);
     var ol = $('transcript');
     var atBottom = ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 20;

@@ -537,9 +537,11 @@ static void run_action(struct call *c, const char *state, const char *owner, int
             call_free(c);
             return;
         }
-        /* The script answers no_agent for an agent that is not the tenant's. */
+        /* The script answers no_agent for an agent that is not the tenant's.  A supervisor
+         * hands a waiting conversation to someone: that is an assignment. */
         const char *args[] = {c->conv, to, scope};
-        db_dispatch_run(c->svc, ok_cb, c, "transfer", 3, args, NULL);
+        int waiting = strcmp(state, "queued") == 0;
+        db_dispatch_run(c->svc, ok_cb, c, waiting ? "assign" : "transfer", 3, args, NULL);
     }
 }
 

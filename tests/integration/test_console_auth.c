@@ -561,6 +561,25 @@ static void supervisors_count_their_tenant(void **state)
     db_test_resp_clear(&r);
     assert_int_equal(json_array_size(json_object_get(all, "conversations")), 2);
     json_decref(all);
+
+    /* A customer waits (ann is full, bob offline): the supervisor gives the conversation to
+     * someone; an agent may not. */
+    tg_post(BOT_A, SECRET_A, 972, 72, "Waiting Customer", "hello?");
+    for (int i = 0; i < 200; i++) {
+        redisReply *q = rcmd("HGET deskbridge:conv:{telegram:" BOT_A ":72} state");
+        int queued = q->type == REDIS_REPLY_STRING && strcmp(q->str, "queued") == 0;
+        freeReplyObject(q);
+        if (queued) break;
+        usleep(20000);
+    }
+    const char *path = "/console/api/conversations/telegram:" BOT_A ":72/transfer";
+    assert_int_equal(console_status(ann, ORIGIN, "POST", path, "{\"agent\":\"ann\"}"), 403);
+    assert_int_equal(console_status(bob, ORIGIN, "POST", path, "{\"agent\":\"zoe\"}"), 404);
+    assert_int_equal(console_status(bob, ORIGIN, "POST", path, "{\"agent\":\"bob\"}"), 200);
+    redisReply *a = rcmd("HMGET deskbridge:conv:{telegram:" BOT_A ":72} state agent");
+    assert_string_equal(a->element[0]->str, "assigned");
+    assert_string_equal(a->element[1]->str, "bob");
+    freeReplyObject(a);
 }
 
 int main(void)
