@@ -28,6 +28,7 @@
 #include "services/services.h"
 #include "dispatch/assign.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/script.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "media/media.h"
@@ -429,8 +430,9 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
     if (status != DB_OK) {
         db_respond_unavailable(c->req);
     } else {
+        /* The dispatcher records the reply from the outbox (dispatch/replies.h); the console
+         * keeps its text for the transcript. */
         if (created) {
-            db_dispatch_note_reply(c->svc, c->conv, id, c->session.agent);
             struct db_caller w = caller_of(c);
             inbox_run(c->svc, &w, noted_cb, NULL, "note_text", id, c->text);
         }

@@ -1,12 +1,12 @@
-/* search.c - keeps the search index (search.h): a consumer group on P:events whose every read
- * is indexed and acknowledged by one run of console_index.lua. */
+/* search.c - keeps the search index (search.h): a member of the group deskbridge-search on
+ * P:events (the one consumer, stream/consumer.h) whose every read is indexed and acknowledged
+ * by one run of console_index.lua; entries a dead process left are claimed and indexed the
+ * same way. */
 #include "console/search.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <event2/event.h>
 
 #include "conf/config.h"
 #include "services/services.h"
@@ -14,18 +14,19 @@
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
-#include "stream/reader.h"
+#include "stream/consumer.h"
 #include "util/json.h"
 
 #define READ_COUNT 64
-#define MAX_INFLIGHT 2
+
+struct run;
 
 struct db_search {
     struct db_services *svc;
-    struct db_reader *reader;
+    struct db_consumer *consumer;
     struct db_redis_script *script;
-    struct event *claim_timer;
-    char events[160];
+    struct run *batch; /* the entries of the read being handed over */
+    char events[160], dead[160];
     unsigned long inflight;
     int stopped;
 };
@@ -52,8 +53,9 @@ static void add_word(const char *w, size_t n, void *arg)
     b->buf[b->len] = '\0';
 }
 
-/* Appends the five arguments of one entry to argv (strings owned by keep). */
-static int entry_args(const redisReply *e, const char **argv, char **keep)
+/* The five arguments of one entry (entry id, account, conversation, time, words), each
+ * malloc'd into out; 0, or -1 when out of memory. */
+static int entry_args(const redisReply *e, char *out[5])
 {
     const char *raw = NULL;
     const redisReply *f = e->element[1];
@@ -74,100 +76,95 @@ static int entry_args(const redisReply *e, const char **argv, char **keep)
         snprintf(acct, sizeof acct, "%s:%s", pl, ac);
         snprintf(at, sizeof at, "%lld", (long long)json_integer_value(json_object_get(ev, "received_at")));
     }
-    keep[0] = strdup(acct);
-    keep[1] = strdup(conv && w.len ? conv : "");
-    keep[2] = strdup(at);
-    keep[3] = w.buf ? w.buf : strdup("");
+    out[0] = strdup(e->element[0]->str);
+    out[1] = strdup(acct);
+    out[2] = strdup(conv && w.len ? conv : "");
+    out[3] = strdup(at);
+    out[4] = w.buf ? w.buf : strdup("");
     json_decref(ev);
-    argv[0] = e->element[0]->str;
-    for (int i = 0; i < 4; i++)
-        if (!keep[i]) return -1;
-    argv[1] = keep[0], argv[2] = keep[1], argv[3] = keep[2], argv[4] = keep[3];
+    for (int i = 0; i < 5; i++)
+        if (!out[i]) return -1;
     return 0;
+}
+
+/* The entries of one read, indexed by one script run. */
+struct run {
+    struct db_search *s;
+    char **args; /* 5 per entry */
+    size_t n, cap;
+};
+
+static void run_free(struct run *r)
+{
+    for (size_t i = 0; i < 5 * r->n; i++) free(r->args[i]);
+    free(r->args);
+    free(r);
 }
 
 static void indexed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
-    struct db_search *s = arg;
-    s->inflight--;
+    struct run *r = arg;
+    struct db_search *s = r->s;
     if (status != DB_OK || !reply || reply->type == REDIS_REPLY_ERROR) {
         struct db_log_ctx ctx = {"search", NULL, NULL, NULL};
         /* Left pending: claimed again after claim_idle_ms. */
         db_log(DB_LOG_WARN, &ctx, "index not written: %s",
                reply && reply->str ? reply->str : errstr ? errstr : "error");
     }
-    if (!s->stopped) db_reader_more(s->reader);
+    for (size_t i = 0; i < r->n; i++) db_consumer_release(s->consumer, 0, r->args[5 * i]);
+    s->inflight--;
+    run_free(r);
 }
 
-static void take_entries(struct db_search *s, const redisReply *list)
+static int take_entry(int stream, const redisReply *entry, int claimed, void *arg)
 {
-    if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0) return;
-    size_t n = list->elements;
-    const char **argv = calloc(3 + 5 * n, sizeof *argv);
-    char **keep = calloc(4 * n, sizeof *keep);
-    char per[24];
-    size_t argc = 3;
-    if (!argv || !keep) goto done;
-    snprintf(per, sizeof per, "%d", DB_SEARCH_PER_WORD);
-    argv[0] = s->svc->cfg->cfg->prefix, argv[1] = DB_SEARCH_GROUP, argv[2] = per;
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *e = list->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !e->element[0]->str) continue;
-        if (entry_args(e, argv + argc, keep + 4 * i) != 0) goto done;
-        argc += 5;
+    struct db_search *s = arg;
+    (void)stream, (void)claimed;
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || !entry->element[0]->str)
+        return 0;
+    if (!s->batch && !(s->batch = calloc(1, sizeof *s->batch))) return 0;
+    struct run *r = s->batch;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 64;
+        char **grown = realloc(r->args, 5 * cap * sizeof *grown);
+        if (!grown) return 0;
+        r->args = grown;
+        r->cap = cap;
     }
-    s->inflight++;
-    db_redis_eval(s->svc->redis, s->script, indexed_cb, s, 0, NULL, (int)argc, argv, NULL);
-done:
-    for (size_t i = 0; keep && i < 4 * n; i++) free(keep[i]);
-    free(keep);
-    free(argv);
+    char **out = r->args + 5 * r->n;
+    if (entry_args(entry, out) != 0) {
+        for (int i = 0; i < 5; i++) free(out[i]);
+        return 0; /* left pending: a later claim tries again */
+    }
+    r->n++;
+    return 1;
 }
 
-static size_t room_of(void *arg)
+/* After a read or claim: one script run for all its entries. */
+static void batch_done(void *arg)
 {
     struct db_search *s = arg;
-    return s->inflight < MAX_INFLIGHT ? READ_COUNT : 0;
-}
-
-static void read_entries(const redisReply *const lists[2], void *arg)
-{
-    take_entries(arg, lists[0]);
-}
-
-static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_search *s = arg;
-    (void)errstr;
-    s->inflight--;
-    db_reader_group_created(s->reader, status, reply);
-    db_reader_more(s->reader);
-}
-
-/* Entries a dead process left pending are indexed here. */
-static void claim_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_search *s = arg;
-    (void)errstr;
-    s->inflight--;
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
-        take_entries(s, reply->element[1]);
-    struct timeval tv = {s->svc->cfg->cfg->claim_idle_ms / 2000 + 1, 0};
-    if (!s->stopped) evtimer_add(s->claim_timer, &tv);
-}
-
-static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct db_search *s = arg;
-    (void)fd, (void)what;
-    if (s->stopped || !db_reader_group_ready(s->reader) || s->inflight >= MAX_INFLIGHT) {
-        struct timeval tv = {1, 0};
-        if (!s->stopped) evtimer_add(s->claim_timer, &tv);
+    struct run *r = s->batch;
+    s->batch = NULL;
+    if (!r) return;
+    if (r->n == 0) {
+        run_free(r);
         return;
     }
+    const char **argv = malloc((3 + 5 * r->n) * sizeof *argv);
+    if (!argv) {
+        for (size_t i = 0; i < r->n; i++) db_consumer_release(s->consumer, 0, r->args[5 * i]);
+        run_free(r);
+        return;
+    }
+    char per[24];
+    snprintf(per, sizeof per, "%d", DB_SEARCH_PER_WORD);
+    argv[0] = s->svc->cfg->cfg->prefix, argv[1] = DB_SEARCH_GROUP, argv[2] = per;
+    for (size_t i = 0; i < 5 * r->n; i++) argv[3 + i] = r->args[i];
+    r->s = s;
     s->inflight++;
-    db_redis_cmd(s->svc->redis, claim_cb, s, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", s->events,
-                 DB_SEARCH_GROUP, s->svc->consumer, s->svc->cfg->cfg->claim_idle_ms, READ_COUNT);
+    db_redis_eval(s->svc->redis, s->script, indexed_cb, r, 0, NULL, (int)(3 + 5 * r->n), argv, NULL);
+    free(argv);
 }
 
 int db_search_start(struct db_services *svc, struct db_search **out, struct db_err *e)
@@ -180,31 +177,34 @@ int db_search_start(struct db_services *svc, struct db_search **out, struct db_e
     if (!s) return db_err_set(e, DB_ENOMEM, "out of memory");
     s->svc = svc;
     db_key(s->events, sizeof s->events, cfg->prefix, DB_KEY_EVENTS);
+    db_key(s->dead, sizeof s->dead, cfg->prefix, DB_KEY_DEAD);
     /* From the start of the stream: conversations written before the console was set up are
      * found too. */
-    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
-                                .redis_timeout_ms = cfg->redis_timeout_ms,
-                                .conn_name = "deskbridge-search",
-                                .who = "search",
-                                .what = "events",
-                                .group = DB_SEARCH_GROUP,
-                                .consumer = svc->consumer,
-                                .streams = {s->events},
-                                .start = "0",
-                                .count = READ_COUNT};
-    int rc = db_reader_new(svc->base, &ro, room_of, read_entries, s, &s->reader, e);
+    struct db_consumer_opts co = {.redis = svc->redis,
+                                  .metrics = svc->metrics,
+                                  .redis_url = cfg->redis_url,
+                                  .redis_timeout_ms = cfg->redis_timeout_ms,
+                                  .conn_name = "deskbridge-search",
+                                  .who = "search",
+                                  .what = "events",
+                                  .group = DB_SEARCH_GROUP,
+                                  .consumer = svc->consumer,
+                                  .streams = {s->events},
+                                  .labels = {"events"},
+                                  .dead_key = s->dead,
+                                  .start = "0",
+                                  .count = READ_COUNT,
+                                  .max_held = 2 * READ_COUNT,
+                                  .claim_idle_ms = cfg->claim_idle_ms,
+                                  .max_deliveries = 10};
+    int rc = db_consumer_new(svc->base, &co, take_entry, batch_done, s, &s->consumer, e);
     if (rc != DB_OK) goto fail;
     s->script = db_redis_script_new(db_lua_console_index);
-    s->claim_timer = evtimer_new(svc->base, claim_timer_cb, s);
-    if (!s->script || !s->claim_timer) {
+    if (!s->script) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
-    struct timeval claim = {1, 0};
-    s->inflight++;
-    db_redis_cmd(svc->redis, group_cb, s, "XGROUP CREATE %s %s 0 MKSTREAM", s->events,
-                 DB_SEARCH_GROUP);
-    evtimer_add(s->claim_timer, &claim);
+    db_consumer_start(s->consumer);
     *out = s;
     return DB_OK;
 fail:
@@ -216,18 +216,20 @@ void db_search_stop_reading(struct db_search *s)
 {
     if (!s) return;
     s->stopped = 1;
-    db_reader_stop(s->reader);
-    evtimer_del(s->claim_timer);
+    db_consumer_stop(s->consumer);
 }
 
-unsigned long db_search_inflight(const struct db_search *s) { return s ? s->inflight : 0; }
+unsigned long db_search_inflight(const struct db_search *s)
+{
+    return s ? s->inflight + db_consumer_busy(s->consumer) : 0;
+}
 
 void db_search_free(struct db_search *s)
 {
     if (!s) return;
     s->stopped = 1;
-    db_reader_free(s->reader);
-    if (s->claim_timer) event_free(s->claim_timer);
+    db_consumer_free(s->consumer);
+    if (s->batch) run_free(s->batch);
     db_redis_script_free(s->script);
     free(s);
 }

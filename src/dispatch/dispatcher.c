@@ -18,6 +18,8 @@
 #include <event2/event.h>
 
 #include "dispatch/assign.h"
+#include "dispatch/replies.h"
+#include "dispatch/script.h"
 #include "conf/config.h"
 #include "services/services.h"
 #include "net/httpd.h"
@@ -25,7 +27,7 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "send/outbound.h"
-#include "stream/reader.h"
+#include "stream/consumer.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
@@ -38,13 +40,15 @@
 #define MAX_INFLIGHT 256
 
 struct db_dispatcher {
-    struct db_services *gw;
-    struct db_reader *reader;
+    struct db_services *svc;
+    struct db_consumer *consumer;
+    struct db_dispatch_replies *replies;
     unsigned long inflight;
-    unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
+    unsigned long outstanding; /* callbacks still to come on svc->redis that hold d */
     int stopped, released;
-    struct event *claim_timer, *sweep_timer;
-    char events[160];
+    struct event *sweep_timer;
+    struct apply_batch *batch;  /* the entries of the read or claim being handed over */
+    char events[160], dead[160];
 };
 
 struct job {
@@ -70,36 +74,6 @@ static int settle(struct db_dispatcher *d)
     return 1;
 }
 
-/* ---- the script ---- */
-
-static struct db_redis_script *script;
-
-void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const char *op,
-                     int nargs, const char **args, const size_t *lens)
-{
-    /* One script object for the process: it lives as long as the process does. */
-    if (!script) script = db_redis_script_new(db_lua_dispatch);
-    const char **argv = malloc((size_t)(3 + nargs) * sizeof *argv);
-    size_t *argl = malloc((size_t)(3 + nargs) * sizeof *argl);
-    char now[24];
-    if (!script || !argv || !argl) {
-        free(argv);
-        free(argl);
-        if (cb) cb(DB_EAGAIN, NULL, "out of memory", arg);
-        return;
-    }
-    snprintf(now, sizeof now, "%lld", (long long)db_now_ms());
-    argv[0] = op, argv[1] = gw->cfg->cfg->prefix, argv[2] = now;
-    for (int i = 0; i < 3; i++) argl[i] = strlen(argv[i]);
-    for (int i = 0; i < nargs; i++) {
-        argv[3 + i] = args[i];
-        argl[3 + i] = lens ? lens[i] : strlen(args[i]);
-    }
-    db_redis_eval(gw->redis, script, cb, arg, 0, NULL, 3 + nargs, argv, argl);
-    free(argv);
-    free(argl);
-}
-
 /* ---- reading P:events ---- */
 
 static void job_done(struct job *j)
@@ -107,10 +81,10 @@ static void job_done(struct job *j)
     struct db_dispatcher *d = j->d;
     free(j->qw_text);
     free(j->qw_name);
+    db_consumer_release(d->consumer, 0, j->entry);
     free(j);
     d->inflight--;
-    if (settle(d)) return;
-    db_reader_more(d->reader);
+    settle(d);
 }
 
 /* ---- queue position and expected wait ----
@@ -155,8 +129,7 @@ static void qwait_marked_cb(int status, const redisReply *reply, const char *err
     snprintf(mins, sizeof mins, "%lld", j->mins);
     snprintf(n, sizeof n, "%lld", j->n);
     const char *args[] = {j->conv, j->qa, mins, n};
-    db_dispatch_note_automatic(j->d->gw, j->conv, j->msg_id, "queue_wait");
-    db_dispatch_run(j->d->gw, qwait_told_cb, j, "qwait_told", 4, args, NULL);
+    db_dispatch_run(j->d->svc, qwait_told_cb, j, "qwait_told", 4, args, NULL);
 }
 
 static void qwait_enqueued_cb(int status, const char *id, const char *msg_status, int created,
@@ -171,8 +144,8 @@ static void qwait_enqueued_cb(int status, const char *id, const char *msg_status
     snprintf(j->msg_id, sizeof j->msg_id, "%s", id);
     /* Shown by GET /v1/messages/{id} like the other automatic answers. */
     char key[256];
-    db_key_tagged(key, sizeof key, j->d->gw->cfg->cfg->prefix, DB_KEY_MSG, j->msg_id);
-    db_redis_cmd(j->d->gw->redis, qwait_marked_cb, j,
+    db_key_tagged(key, sizeof key, j->d->svc->cfg->cfg->prefix, DB_KEY_MSG, j->msg_id);
+    db_redis_cmd(j->d->svc->redis, qwait_marked_cb, j,
                  "HSET %s automatic true rule queue_wait resolve false", key);
 }
 
@@ -220,7 +193,7 @@ static void qwait_cb(int status, const redisReply *reply, const char *errstr, vo
         snprintf(client, sizeof client, "auto:queue:%s:%s:%lld", j->conv, j->qa, j->n);
     else
         snprintf(client, sizeof client, "auto:queue:%s:%s", j->conv, j->qa);
-    db_store_enqueue(j->d->gw->store, id, client, j->conv, j->platform, j->account, txt,
+    db_store_enqueue(j->d->svc->store, id, client, j->conv, j->platform, j->account, txt,
                      qwait_enqueued_cb, j);
     free(txt);
 }
@@ -230,7 +203,7 @@ static void qwait_begin(struct job *j)
     char def[24];
     snprintf(def, sizeof def, "%ld", j->qw_default_ms);
     const char *args[] = {j->conv, def};
-    db_dispatch_run(j->d->gw, qwait_cb, j, "qwait", 2, args, NULL);
+    db_dispatch_run(j->d->svc, qwait_cb, j, "qwait", 2, args, NULL);
 }
 
 /* Fills the job's qw_* fields when a customer's message arrives for an account whose schedule
@@ -472,7 +445,7 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
         b->jobs = NULL;
         v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", br->n);
         for (size_t i = 0; i < b->nargs; i++) v[1 + i] = b->bytes + b->off[i], l[1 + i] = b->len[i];
-        db_dispatch_run(d->gw, batch_cb, br, "events", (int)(1 + b->nargs), v, l);
+        db_dispatch_run(d->svc, batch_cb, br, "events", (int)(1 + b->nargs), v, l);
     }
     free(v);
     free(l);
@@ -482,11 +455,14 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
     free(b->len);
 }
 
-static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct apply_batch *b)
+/* Adds one entry to the batch of the read or claim being handed over (see batch_end_cb);
+ * also while stopping: what a read in flight brought is applied before the process exits. */
+static int take_entry(int stream, const redisReply *entry, int claimed, void *arg)
 {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING)
-        return;
+    struct db_dispatcher *d = arg;
+    struct apply_batch *b = d->batch;
+    (void)stream, (void)claimed;
+    if (strlen(entry->element[0]->str) >= sizeof ((struct job *)0)->entry) return 0;
     const redisReply *fields = entry->element[1];
     const char *raw = NULL;
     size_t raw_len = 0;
@@ -495,7 +471,7 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
             fields->element[i + 1]->str)
             raw = fields->element[i + 1]->str, raw_len = fields->element[i + 1]->len;
     struct job *j = calloc(1, sizeof *j);
-    if (!j) return; /* stays pending; claimed later */
+    if (!j) return 0; /* stays pending; claimed later */
     j->d = d;
     d->inflight++;
     snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
@@ -506,16 +482,16 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
     d->outstanding++;
     if (!conv) {
         /* Not a conversation's event: nothing to dispatch. */
-        db_redis_cmd(d->gw->redis, acked_cb, j, "XACK %s %s %s", d->events, DB_DISPATCH_GROUP,
+        db_redis_cmd(d->svc->redis, acked_cb, j, "XACK %s %s %s", d->events, DB_DISPATCH_GROUP,
                      j->entry);
         json_decref(ev);
-        return;
+        return 1;
     }
     /* Without memory for it the event is still dispatched, only not answered with a place. */
-    (void)qwait_plan(j, d->gw->cfg->cfg, ev, conv);
-    const char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
+    (void)qwait_plan(j, d->svc->cfg->cfg, ev, conv);
+    const char *rules = db_dispatch_rules_of(d->svc->cfg->cfg);
     /* A keyword answer that resolves the question leaves the conversation with no agent. */
-    const char *resolved = db_keyword_resolves(d->gw->cfg->cfg, ev) ? "1" : "";
+    const char *resolved = db_keyword_resolves(d->svc->cfg->cfg, ev) ? "1" : "";
     struct event_args ea;
     event_args_of(ev, rules, &ea);
     const char *args[5 + EVENT_ARGS] = {j->entry, conv, rules ? rules : "", raw, resolved};
@@ -523,106 +499,23 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
                                    raw_len, strlen(resolved)};
     for (int i = 0; i < ea.n; i++) args[5 + i] = ea.v[i], lens[5 + i] = strlen(ea.v[i]);
     if (batch_add(b, j, 5 + ea.n, args, lens) != 0)
-        db_dispatch_run(d->gw, applied_cb, j, "event", 5 + ea.n, args, lens);
+        db_dispatch_run(d->svc, applied_cb, j, "event", 5 + ea.n, args, lens);
     json_decref(ev);
+    return 1;
 }
 
-static void take_entries(struct db_dispatcher *d, const redisReply *list)
-{
-    struct apply_batch b = {0};
-    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
-        take_entry(d, list->element[i], &b);
-    batch_send(d, &b);
-}
-
-static size_t room_of(void *arg)
+static void batch_end_cb(void *arg)
 {
     struct db_dispatcher *d = arg;
-    return d->inflight < MAX_INFLIGHT ? MAX_INFLIGHT - d->inflight : 0;
-}
-
-/* Also while stopping: what a read in flight brought is applied before the process exits. */
-static void read_entries(const redisReply *const lists[2], void *arg)
-{
-    take_entries(arg, lists[0]);
-}
-
-/* ---- entries of crashed processes ---- */
-
-static void claim_again(struct db_dispatcher *d)
-{
-    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
-    long ms = idle / 2 < 100 ? 100 : idle / 2;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (!d->stopped) evtimer_add(d->claim_timer, &tv);
-}
-
-static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_dispatcher *d = arg;
-    (void)errstr;
-    if (settle(d)) return;
-    /* [next cursor, [entries], [deleted ids]] */
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
-        take_entries(d, reply->element[1]);
-    claim_again(d);
-}
-
-static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    (void)errstr;
-    if (settle(arg)) return;
-    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "an event was delivered too often; moved to the dead stream");
-    }
-}
-
-/* XPENDING with delivery counts first: entries over max_deliveries go to P:dead, the rest are
- * claimed with XAUTOCLAIM. */
-static void pending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_dispatcher *d = arg;
-    (void)errstr;
-    if (settle(d)) return;
-    struct db_dispatch_opts o = db_dispatch_opts_of(d->gw->cfg->cfg);
-    for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
-         i++) {
-        const redisReply *p = reply->element[i];
-        if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 || p->element[3]->integer < o.max_deliveries)
-            continue;
-        char reason[64];
-        snprintf(reason, sizeof reason, "delivered %lld times", p->element[3]->integer);
-        const char *args[] = {p->element[0]->str, reason};
-        d->outstanding++;
-        db_dispatch_run(d->gw, dead_cb, d, "dead", 2, args, NULL);
-    }
-    if (d->stopped) return;
-    d->outstanding++;
-    db_redis_cmd(d->gw->redis, claimed_cb, d, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", d->events,
-                 DB_DISPATCH_GROUP, d->gw->consumer, (int)o.claim_idle_ms, READ_COUNT);
-}
-
-static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct db_dispatcher *d = arg;
-    (void)fd, (void)what;
-    if (d->stopped) return;
-    if (!db_reader_group_ready(d->reader) || d->inflight >= MAX_INFLIGHT) {
-        claim_again(d);
-        return;
-    }
-    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
-    d->outstanding++;
-    db_redis_cmd(d->gw->redis, pending_cb, d, "XPENDING %s %s IDLE %d - + %d", d->events,
-                 DB_DISPATCH_GROUP, (int)idle, READ_COUNT);
+    batch_send(d, d->batch);
+    memset(d->batch, 0, sizeof *d->batch);
 }
 
 /* ---- agents gone offline ---- */
 
 static void sweep_again(struct db_dispatcher *d)
 {
-    long ms = db_dispatch_opts_of(d->gw->cfg->cfg).sweep_ms;
+    long ms = db_dispatch_opts_of(d->svc->cfg->cfg).sweep_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (!d->stopped) evtimer_add(d->sweep_timer, &tv);
 }
@@ -639,42 +532,54 @@ static void sweep_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct db_dispatcher *d = arg;
     (void)fd, (void)what;
     char grace[24];
-    snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(d->gw->cfg->cfg).offline_grace_ms);
+    snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(d->svc->cfg->cfg).offline_grace_ms);
     const char *args[] = {grace};
     d->outstanding++;
-    db_dispatch_run(d->gw, swept_cb, d, "sweep", 1, args, NULL);
+    db_dispatch_run(d->svc, swept_cb, d, "sweep", 1, args, NULL);
 }
 
 /* ---- life cycle ---- */
 
-int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, struct db_err *e)
+int db_dispatcher_start(struct db_services *svc, struct db_dispatcher **out, struct db_err *e)
 {
     struct db_dispatcher *d = calloc(1, sizeof *d);
     if (!d) return db_err_set(e, DB_ENOMEM, "out of memory");
-    d->gw = gw;
-    const struct db_config *cfg = gw->cfg->cfg;
+    d->svc = svc;
+    const struct db_config *cfg = svc->cfg->cfg;
+    struct db_dispatch_opts o = db_dispatch_opts_of(cfg);
     db_key(d->events, sizeof d->events, cfg->prefix, DB_KEY_EVENTS);
+    db_key(d->dead, sizeof d->dead, cfg->prefix, DB_KEY_DEAD);
     /* From the start of the stream ("0"): events written before the first dispatcher ran
      * still count. */
-    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
-                                .redis_timeout_ms = cfg->redis_timeout_ms,
-                                .conn_name = "deskbridge-dispatcher",
-                                .who = "dispatcher",
-                                .what = "events",
-                                .group = DB_DISPATCH_GROUP,
-                                .consumer = gw->consumer,
-                                .streams = {d->events},
-                                .start = "0",
-                                .count = READ_COUNT};
-    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, d, &d->reader, e);
-    d->claim_timer = evtimer_new(gw->base, claim_timer_cb, d);
-    d->sweep_timer = evtimer_new(gw->base, sweep_timer_cb, d);
-    if (rc != DB_OK || !d->claim_timer || !d->sweep_timer) {
+    struct db_consumer_opts co = {.redis = svc->redis,
+                                  .metrics = svc->metrics,
+                                  .redis_url = cfg->redis_url,
+                                  .redis_timeout_ms = cfg->redis_timeout_ms,
+                                  .conn_name = "deskbridge-dispatcher",
+                                  .who = "dispatcher",
+                                  .what = "events",
+                                  .group = DB_DISPATCH_GROUP,
+                                  .consumer = svc->consumer,
+                                  .streams = {d->events},
+                                  .labels = {"events"},
+                                  .dead_key = d->dead,
+                                  .start = "0",
+                                  .count = READ_COUNT,
+                                  .max_held = MAX_INFLIGHT,
+                                  .claim_idle_ms = (int)o.claim_idle_ms,
+                                  .max_deliveries = (int)o.max_deliveries};
+    d->batch = calloc(1, sizeof *d->batch);
+    int rc = d->batch ? db_consumer_new(svc->base, &co, take_entry, batch_end_cb, d, &d->consumer, e)
+                      : db_err_set(e, DB_ENOMEM, "out of memory");
+    if (rc == DB_OK)
+        rc = db_dispatch_replies_start(svc, (int)o.claim_idle_ms, (int)o.max_deliveries,
+                                       &d->replies, e);
+    d->sweep_timer = evtimer_new(svc->base, sweep_timer_cb, d);
+    if (rc != DB_OK || !d->sweep_timer) {
         db_dispatcher_free(d);
         return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");
     }
-    db_reader_more(d->reader);
-    claim_again(d);
+    db_consumer_start(d->consumer);
     sweep_again(d);
     *out = d;
     return DB_OK;
@@ -684,60 +589,30 @@ void db_dispatcher_stop_reading(struct db_dispatcher *d)
 {
     if (!d) return;
     d->stopped = 1;
-    db_reader_stop(d->reader);
-    evtimer_del(d->claim_timer);
+    db_consumer_stop(d->consumer);
+    db_dispatch_replies_stop(d->replies);
     evtimer_del(d->sweep_timer);
 }
 
-unsigned long db_dispatcher_inflight(const struct db_dispatcher *d) { return d ? d->inflight : 0; }
+unsigned long db_dispatcher_inflight(const struct db_dispatcher *d)
+{
+    return d ? d->inflight + db_dispatch_replies_inflight(d->replies) : 0;
+}
 
 void db_dispatcher_free(struct db_dispatcher *d)
 {
     if (!d) return;
     d->stopped = 1;
-    db_reader_free(d->reader);
-    if (d->claim_timer) event_free(d->claim_timer);
+    db_consumer_free(d->consumer);
+    d->consumer = NULL;
+    db_dispatch_replies_free(d->replies);
+    d->replies = NULL;
     if (d->sweep_timer) event_free(d->sweep_timer);
-    d->reader = NULL;
-    d->claim_timer = d->sweep_timer = NULL;
+    d->sweep_timer = NULL;
+    free(d->batch);
+    d->batch = NULL;
     /* Answers still due on the shared connection (it calls them with DB_EAGAIN when the
      * gateway frees it) hold d: the last of them frees it. */
     if (d->outstanding) d->released = 1;
     else free(d);
-}
-
-/* ---- replies ---- */
-
-/* The script answers with the first response time in ms when this reply was the
- * conversation's first (decided atomically with recording it, so several processes never
- * observe one conversation twice), else -1.  gw outlives the callback: the gateway frees its
- * Redis connection, which calls pending callbacks with DB_EAGAIN, before the metrics. */
-static void replied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_services *gw = arg;
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        /* No ids: the conversation id holds the customer's chat id or phone number. */
-        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "could not record an agent reply: %s",
-               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
-        db_metrics_first_response(gw->metrics, (double)reply->integer / 1000.0);
-}
-
-void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
-                                const char *message_id, const char *rule)
-{
-    if (!conversation || !message_id) return;
-    const char *args[] = {conversation, message_id, "", rule ? rule : "automatic"};
-    db_dispatch_run(gw, NULL, NULL, "reply", 4, args, NULL);
-}
-
-void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
-                            const char *message_id, const char *agent_id)
-{
-    if (!conversation || !message_id) return;
-    const char *args[] = {conversation, message_id, agent_id ? agent_id : ""};
-    db_dispatch_run(gw, replied_cb, gw, "reply", 3, args, NULL);
 }

@@ -1,4 +1,5 @@
-/* dispatcher.h - conversations, agents and assignment (a consumer group on P:events).
+/* dispatcher.h - conversations, agents and assignment (a consumer group on P:events; replies
+ * are learnt from P:outbox by a second group, see replies.h).
  *
  * See docs/dispatcher.md.  Several dispatcher processes may share one Redis: every state
  * change is one Lua script, so no conversation is assigned twice and no agent goes over
@@ -14,8 +15,8 @@ struct db_services;
 struct db_httpd_req;
 struct db_dispatcher;
 
-/* Starts consuming P:events for gw (group "deskbridge-dispatch").  DB_OK or an error in e. */
-int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, struct db_err *e)
+/* Starts consuming P:events for svc (group "deskbridge-dispatch").  DB_OK or an error in e. */
+int db_dispatcher_start(struct db_services *svc, struct db_dispatcher **out, struct db_err *e)
     DB_MUST_CHECK;
 /* Stops reading; work in flight finishes. */
 void db_dispatcher_stop_reading(struct db_dispatcher *d);
@@ -24,25 +25,15 @@ unsigned long db_dispatcher_inflight(const struct db_dispatcher *d);
 void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
 
 /* Registers the dispatcher's API routes (/v1/agents..., /v1/conversations..., /v1/stats;
- * bearer token) on gw->router.  A tenant's token limits what the caller sees and changes to
+ * bearer token) on svc->router.  A tenant's token limits what the caller sees and changes to
  * the tenant's accounts and agents.  DB_OK or DB_ENOMEM. */
-int db_dispatch_api_routes(struct db_services *gw, struct db_err *e) DB_MUST_CHECK;
+int db_dispatch_api_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;
 
 /* Serves agent id's inbox as Server-Sent Events on req (docs/dispatcher.md: Last-Event-ID,
  * ?from=now); the caller has checked who may read it.  Used by GET /v1/agents/{id}/stream
  * and the console's live stream. */
-void db_dispatch_stream(struct db_services *gw, struct db_httpd_req *req, const char *id);
-
-/* Called by the API when an agent's message was queued for a conversation, so the
- * conversation records its first response time and appears in the agent's inbox. */
-void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
-                            const char *message_id, const char *agent_id);
-
-/* Records an automatic answer (message_id, queued by the gateway itself under rule) in the
- * conversation's history, marked automatic; it is not a first response and leaves the
- * unread count alone. */
-void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
-                                const char *message_id, const char *rule);
+struct db_httpd_req;
+void db_dispatch_stream(struct db_services *svc, struct db_httpd_req *req, const char *id);
 
 /* The [dispatch] section as loaded (dispatch_conf.c; its key table is in features.c). */
 struct db_dispatch_conf {
@@ -68,10 +59,5 @@ struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg);
 /* The priority_keyword rules of cfg in the script's form ("word\tpriority\n"...), compiled
  * when the configuration was loaded; borrowed from cfg, NULL when there are none. */
 const char *db_dispatch_rules_of(const struct db_config *cfg);
-
-/* Runs operation op of the dispatcher's script with args (lens NULL = strlen) after the
- * prefix and the time; cb (may be NULL) as db_redis_eval's. */
-void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const char *op,
-                     int nargs, const char **args, const size_t *lens);
 
 #endif

@@ -13,7 +13,6 @@
 
 #include "conf/config.h"
 #include "services/services.h"
-#include "dispatch/dispatcher.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "log/log.h"
@@ -29,11 +28,9 @@
 /* ---- POST /v1/messages ---- */
 
 struct send_req {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_httpd_req *req;
     char id[DB_ID_LEN + 1];
-    char *conversation;
-    char *agent;
 };
 
 static void enqueued_cb(int status, const char *id, const char *msg_status, int created,
@@ -45,7 +42,6 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
         json_t *obj = json_pack("{s:s, s:s}", "id", id, "status", msg_status ? msg_status : "queued");
         if (obj && !created) json_object_set_new(obj, "duplicate", json_true());
         db_log(DB_LOG_INFO, &ctx, created ? "message queued" : "repeated client_id, id=%s", id);
-        if (created) db_dispatch_note_reply(s->gw, s->conversation, id, s->agent);
         if (obj) db_respond_json(s->req, 202, obj);
         else db_httpd_respond_error(s->req, 500, "internal", "out of memory");
         json_decref(obj);
@@ -53,14 +49,12 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
         db_log(DB_LOG_WARN, &ctx, "could not queue: %s", db_strerror(status));
         db_respond_unavailable(s->req);
     }
-    free(s->conversation);
-    free(s->agent);
     free(s);
 }
 
 static void post_message(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    struct db_services *gw = arg;
+    struct db_services *svc = arg;
     const struct db_config *cfg = who->cfg;
     const struct db_tenant *tenant = who->tenant;
     size_t len;
@@ -103,13 +97,7 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
         json_object_set_new(cmd, "id", json_string(s->id));
         text = db_json_dump(cmd);
     }
-    if (s) {
-        s->conversation = strdup(db_json_str(cmd, "conversation"));
-        const char *agent = db_json_str(cmd, "agent");
-        s->agent = agent ? strdup(agent) : NULL;
-    }
-    if (!s || !text || !s->conversation) {
-        if (s) free(s->conversation), free(s->agent);
+    if (!s || !text) {
         free(s);
         free(text);
         json_decref(cmd);
@@ -117,7 +105,7 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
         return;
     }
     s->req = req;
-    s->gw = gw;
+    s->svc = svc;
     /* A client id is remembered gateway-wide; a tenant's is kept apart from the others', so
      * repeating another tenant's client id neither dedupes against nor reveals its message. */
     const char *client_id = db_json_str(cmd, "client_id");
@@ -125,12 +113,12 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
     if (client_id && tenant && asprintf(&scoped, "tenant:%s:%s", tenant->name, client_id) < 0)
         scoped = NULL;
     if (client_id && tenant && !scoped) {
-        free(s->conversation), free(s->agent), free(s), free(text);
+        free(s), free(text);
         json_decref(cmd);
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
-    db_store_enqueue(gw->store, s->id, scoped ? scoped : client_id,
+    db_store_enqueue(svc->store, s->id, scoped ? scoped : client_id,
                      db_json_str(cmd, "conversation"), acct->platform, acct->id, text,
                      enqueued_cb, s);
     free(scoped);
@@ -169,11 +157,11 @@ static void scoped_message_cb(int status, json_t *obj, void *arg)
     free(g);
 }
 
-static void get_message(struct db_services *gw, struct db_httpd_req *req,
+static void get_message(struct db_services *svc, struct db_httpd_req *req,
                         const struct db_tenant *tenant, const char *id)
 {
     if (!tenant) {
-        db_store_get_message(gw->store, id, message_cb, req);
+        db_store_get_message(svc->store, id, message_cb, req);
         return;
     }
     struct scoped_get *g = calloc(1, sizeof *g);
@@ -181,13 +169,13 @@ static void get_message(struct db_services *gw, struct db_httpd_req *req,
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
-    *g = (struct scoped_get){.req = req, .ref = db_cfg_ref(gw), .tenant = tenant};
-    db_store_get_message(gw->store, id, scoped_message_cb, g);
+    *g = (struct scoped_get){.req = req, .ref = db_cfg_ref(svc), .tenant = tenant};
+    db_store_get_message(svc->store, id, scoped_message_cb, g);
 }
 
 static void by_external(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    struct db_services *gw = arg;
+    struct db_services *svc = arg;
     char buf[1024];
     char *seg[3];
     if (!db_route_segments(db_httpd_req_path(req), "/v1/messages/by-external/", buf, sizeof buf,
@@ -195,7 +183,7 @@ static void by_external(struct db_httpd_req *req, const struct db_caller *who, v
         db_httpd_respond_error(req, 404, "not_found", "no such route");
     else if (!db_tenant_serves(who->tenant, seg[0], seg[1]))
         db_api_refuse(req, who->tenant, 404, "not_found", NULL, "no such message");
-    else db_store_get_by_external(gw->store, seg[0], seg[1], seg[2], message_cb, req);
+    else db_store_get_by_external(svc->store, seg[0], seg[1], seg[2], message_cb, req);
 }
 
 static void by_id(struct db_httpd_req *req, const struct db_caller *who, void *arg)
