@@ -27,11 +27,13 @@ function request(method, path, headers, body) {
 const api = (method, path, obj) => request(method, path, {
   Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, obj ? JSON.stringify(obj) : undefined);
 
-/* One inbox stream on its own connection; onEvent(conversation, type) per event. */
-function stream(agent, onEvent) {
+/* One inbox stream on its own connection (the API's, or with a session cookie the console's);
+ * onEvent(conversation, type) per event. */
+function stream(agent, onEvent, cookie) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: PORT, path: `/v1/agents/${agent}/stream?from=now`,
-      headers: { Authorization: `Bearer ${TOKEN}` }, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: PORT,
+      path: cookie ? '/console/api/stream' : `/v1/agents/${agent}/stream?from=now`,
+      headers: cookie ? { Cookie: cookie } : { Authorization: `Bearer ${TOKEN}` }, agent: false }, (res) => {
       if (res.statusCode !== 200) { reject(new Error('stream ' + res.statusCode)); return; }
       let buf = '';
       res.setEncoding('utf8');
@@ -109,15 +111,35 @@ async function main() {
   for (const c of conns) c.destroy();
   await sleep(1000);
 
-  // ---- 2: IDLE streams, idle ----
+  // ---- 2: IDLE agents in the console, idle ----
+  // Each agent gets a secret and signs in (two PBKDF2 hashes each, on the gateway's worker
+  // thread), then opens the console's live stream with its session cookie.
+  const cookies = [];
+  for (let i = 0; i < IDLE; i++) {
+    const r = await api('PUT', `/v1/console/agents/a${i}/secret`, { secret: `bench-secret-${i}-0123` });
+    if (r.status !== 200) throw new Error('secret ' + r.status);
+  }
+  for (let i = 0; i < IDLE; i++) {
+    const r = await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: PORT, method: 'POST', path: '/console/api/signin',
+        headers: { 'Content-Type': 'application/json', Origin: `http://127.0.0.1:${PORT}` }, agent: agentHttp }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ agent: `a${i}`, secret: `bench-secret-${i}-0123` }));
+    });
+    if (r.statusCode !== 200) throw new Error('signin ' + r.statusCode);
+    cookies.push(/db_session=[0-9a-f]+/.exec(r.headers['set-cookie'][0])[0]);
+  }
   const idle = [];
-  for (let i = 0; i < IDLE; i++) idle.push(await stream(`a${i}`, () => {}));
+  for (let i = 0; i < IDLE; i++) idle.push(await stream(`a${i}`, () => {}, cookies[i]));
   await sleep(3000);
   const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
   const c0 = cpuTicks(), r0 = redisCommands(), t0 = performance.now();
   await sleep(IDLE_S * 1000);
   const c1 = cpuTicks(), r1 = redisCommands(), secs = (performance.now() - t0) / 1000;
-  console.log(`${IDLE} idle streams over ${secs.toFixed(1)} s:`);
+  console.log(`${IDLE} agents signed in to the console, their live streams idle, over ${secs.toFixed(1)} s:`);
   console.log(`  gateway CPU ${(100 * (c1 - c0) / hz / secs).toFixed(2)} % of a core`);
   console.log(`  Redis: the live streams ${((r1.live - r0.live) / secs).toFixed(2)} commands/s (XREAD, XRANGE, XADD); everything ${((r1.total - r0.total - 1) / secs).toFixed(1)} commands/s, mostly the dispatcher's once-a-second sweep over ${IDLE} agents inside its script`);
   for (const c of idle) c.destroy();

@@ -9,9 +9,10 @@
 #      the same streams the console reads), sends BENCH_LIVE_MESSAGES (400) signed webhooks
 #      from new customers one after another, and times each from the moment its webhook was
 #      answered to the moment the assigned agent's stream delivered it: p50/p90/p99/max;
-#   2. connects BENCH_IDLE_CLIENTS (500) streams, lets them sit idle, and measures over
+#   2. signs BENCH_IDLE_CLIENTS (500) agents in to the console, opens each one's console live
+#      stream (inbox, delivery ticks, queue hints), lets them sit idle, and measures over
 #      BENCH_IDLE_S (10) seconds the gateway's CPU (utime+stime of /proc/PID/stat) and the
-#      commands Redis processed per second (INFO stats).
+#      commands Redis processed per second (INFO), the streams' own apart.
 #
 #   bench/live_streams.sh                                  # build-bench/deskbridge
 #   DESKBRIDGE_BIN=/path/to/deskbridge bench/live_streams.sh   # another build, e.g. main
@@ -63,6 +64,8 @@ cat >"$WORK/deskbridge.conf" <<CONF
 max_connections = 4096
 [dispatch]
 default_capacity = 5
+[console]
+password_iterations = 100000
 CONF
 env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" \
     DESKBRIDGE_LISTEN="127.0.0.1:$GW_PORT" DESKBRIDGE_LOG_LEVEL=warn \
