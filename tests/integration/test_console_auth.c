@@ -582,6 +582,27 @@ static void supervisors_count_their_tenant(void **state)
     freeReplyObject(a);
 }
 
+/* Last, since it holds up every sign-in from 127.0.0.1: failures spread over many agent ids
+ * still count against the address. */
+static void failures_are_throttled_per_address(void **state)
+{
+    (void)state;
+    make_agents();
+    char id[32];
+    int st = 0, tries = 0;
+    /* Earlier tests' failures from this address count too: at most 50 in all. */
+    while (tries < 50 && (st = sign_in((snprintf(id, sizeof id, "guess%d", tries), id),
+                                       "a-guessed-secret", NULL, NULL, 0)) == 401)
+        tries++;
+    assert_int_equal(st, 429);
+    assert_true(tries > 30); /* each guess was a new agent id: the agent limit (3) played no part */
+    assert_int_equal(sign_in("ann", PW_ANN, NULL, NULL, 0), 429);
+    redisReply *r = rcmd("GET deskbridge:signinfail:addr:127.0.0.1");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_true(atoi(r->str) >= 50);
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +615,7 @@ int main(void)
         cmocka_unit_test(agents_see_only_their_tenant),
         cmocka_unit_test(search_finds_within_the_tenant),
         cmocka_unit_test(supervisors_count_their_tenant),
+        cmocka_unit_test(failures_are_throttled_per_address),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
