@@ -93,9 +93,9 @@
   function ago(ms) {
     if (!ms) return '';
     var s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-    if (s < 60) return s + ' s';
-    if (s < 3600) return Math.round(s / 60) + ' min';
-    return Math.round(s / 3600) + ' h';
+    if (s < 60) return s + '\u00a0' + t('unit_s');
+    if (s < 3600) return Math.round(s / 60) + '\u00a0' + t('unit_min');
+    return Math.round(s / 3600) + '\u00a0' + t('unit_h');
   }
 
   /* How long the customer has waited: since their last message when it is unanswered. */

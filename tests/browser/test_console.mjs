@@ -263,6 +263,9 @@ async function main() {
   await ann.click('#conv-close');
   await waitFor(async () => (await listIds(ann)).includes(queued), 3000, 'the queued conversation in ann\'s inbox');
   check(!(await listIds(bob)).includes(queued), 'closing one pulled the queued conversation to ann, not bob');
+  await bob.click(`#list li[data-id="${b[0]}"]`);
+  await bob.waitForSelector('#transcript li.in');
+  await bob.screenshot({ path: path.join(shots, 'inbox-uk.png') });
   await ann.click(`#list li[data-id="${queued}"]`);
   await ann.waitForSelector('#transcript li.in');
   await ann.fill('#reply', 'A draft for this customer');
@@ -340,7 +343,7 @@ async function main() {
   check(true, 'an expired session sends the agent to sign in');
 
   // ---- 5 ----
-  for (const f of ['inbox.png', 'conversation.png', 'signin.png'])
+  for (const f of ['inbox.png', 'conversation.png', 'signin.png', 'inbox-uk.png'])
     check(fs.statSync(path.join(shots, f)).size > 1000, `screenshot ${f} saved`);
   await browser.close();
 
