@@ -185,8 +185,8 @@ int db_conversation_api_routes(struct db_services *svc, struct db_err *e)
 {
     /* Small bodies: both take none. */
     const struct db_route routes[] = {
-        {"POST", PREFIX "*/typing", 1024, NULL, DB_ROUTE_TOKEN, typing, svc},
-        {"POST", PREFIX "*/read", 1024, NULL, DB_ROUTE_TOKEN, read_mark, svc},
+        {"POST", PREFIX "*/typing", 1024, NULL, DB_ROUTE_TOKEN, typing, svc, 0},
+        {"POST", PREFIX "*/read", 1024, NULL, DB_ROUTE_TOKEN, read_mark, svc, 0},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (db_router_add(svc->router, &routes[i]) != DB_OK)

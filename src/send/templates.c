@@ -210,7 +210,7 @@ static void list_route(struct db_httpd_req *req, const struct db_caller *who, vo
 
 int db_templates_routes(struct db_services *svc, struct db_err *e)
 {
-    const struct db_route r = {"GET", PREFIX, 0, NULL, DB_ROUTE_TOKEN, list_route, svc};
+    const struct db_route r = {"GET", PREFIX, 0, NULL, DB_ROUTE_TOKEN, list_route, svc, 0};
     if (db_router_add(svc->router, &r) != DB_OK) return db_err_set(e, DB_ENOMEM, "out of memory");
     return DB_OK;
 }
