@@ -5,6 +5,7 @@
  * on P:events as a callback with the button id and the message it belongs to; Telegram's
  * tap is acknowledged with answerCallbackQuery; limits are refused at the API. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -365,6 +366,34 @@ static void limits_are_400_naming_the_field_and_outbox_commands_fail(void **stat
     assert_int_equal(after, before);
 }
 
+/* Long polling: a tap that came with getUpdates is answered once the batch is stored, as on
+ * the webhook path (the last test: it restarts the daemon without the webhook secret). */
+static void polled_tap_is_answered_after_the_store(void **state)
+{
+    (void)state;
+    db_test_daemon_stop(&W.d, SIGTERM);
+    db_fake_reset(W.tg);
+    db_fake_rule(W.tg, NULL, "/getUpdates", 1, 200,
+                 "{\"ok\":true,\"result\":[{\"update_id\":9100,\"callback_query\":{\"id\":\"77aa\","
+                 "\"from\":{\"id\":31337,\"is_bot\":false,\"first_name\":\"P\"},\"message\":{"
+                 "\"message_id\":5,\"date\":1795365000,\"chat\":{\"id\":31337,\"type\":\"private\"}},"
+                 "\"chat_instance\":\"-2\",\"data\":\"yes\"}}]}", 0, 0);
+    db_fake_rule(W.tg, NULL, "/getUpdates", -1, 200, "{\"ok\":true,\"result\":[]}", 300, 0);
+    const char *env[13];
+    int n = 0;
+    for (int i = 0; i < 13; i++)
+        if (strncmp(W.env[i], "TELEGRAM_WEBHOOK_SECRET=", 24) != 0) env[n++] = W.env[i];
+    env[n] = NULL;
+    db_test_daemon_start(&W.d, env, NULL, 0);
+    assert_int_equal(db_fake_wait(W.tg, "/answerCallbackQuery", 1, 10000), 1);
+    json_t *b = last_body(W.tg, "/answerCallbackQuery");
+    assert_json(b, "{\"callback_query_id\":\"77aa\"}");
+    json_decref(b);
+    json_t *ev = last_callback();
+    assert_string_equal(json_string_value(json_object_get(ev, "callback_data")), "yes");
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +401,7 @@ int main(void)
         cmocka_unit_test(whatsapp_reply_buttons_list_and_tap),
         cmocka_unit_test(viber_keyboard_and_tap),
         cmocka_unit_test(limits_are_400_naming_the_field_and_outbox_commands_fail),
+        cmocka_unit_test(polled_tap_is_answered_after_the_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
