@@ -9,6 +9,7 @@
 
 #include "app/health.h"
 #include "auto/autoreply.h"
+#include "bridge/chatwoot/chatwoot.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "http/router.h"
@@ -48,6 +49,7 @@ static int register_routes(struct db_services *svc, struct db_err *e)
     if (rc == DB_OK) rc = db_messages_api_routes(svc, e);
     if (rc == DB_OK) rc = db_media_routes(svc, e);
     if (rc == DB_OK) rc = db_dispatch_api_routes(svc, e);
+    if (rc == DB_OK) rc = db_chatwoot_routes(svc, e);
     if (rc == DB_OK && db_router_add(svc->router, &fallback) != DB_OK)
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
     return rc;

@@ -8,6 +8,7 @@
  * rule, and the once-per-period keys record which event took them, so the same event takes
  * them again while another event cannot. */
 #include "auto/autoreply.h"
+#include "bridge/chatwoot/chatwoot.h"
 
 #include "dispatch/dispatcher.h"
 
@@ -270,6 +271,8 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
     int started = kind && strcmp(kind, "membership") == 0 && membership &&
                   strcmp(membership, "conversation_started") == 0;
     if (!is_msg && !started) return 0;
+    /* Chatwoot greets and answers for a bridged account with deskbridge_automation off. */
+    if (db_chatwoot_owns_automation(cfg, j->platform, j->account)) return 0;
     json_t *ra = json_object_get(ev, "received_at");
     time_t now = time(NULL) + a->clock_offset_s;
     time_t at = json_is_integer(ra) ? (time_t)(json_integer_value(ra) / 1000) + a->clock_offset_s

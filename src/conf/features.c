@@ -4,6 +4,7 @@
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "auto/hours.h"
+#include "bridge/chatwoot/chatwoot.h"
 #include "send/canned.h"
 
 const struct db_feature_section db_feature_sections[] = {
@@ -12,6 +13,7 @@ const struct db_feature_section db_feature_sections[] = {
     {.name = "keyword", .named = 1, .check = db_keyword_conf_check},
     {.name = "canned", .named = 1, .check = db_canned_conf_check},
     {.name = "helpdesk_webhook", .named = 1, .check = db_hookout_conf_check},
+    {.name = "chatwoot", .named = 1, .check = db_chatwoot_conf_check},
     {.name = "tenant", .named = 1, .check = db_tenant_conf_check,
      .repeatable = db_tenant_repeatable},
     {.name = NULL},

@@ -6,6 +6,7 @@
  * processed and acknowledged; a re-claimed entry that was processed changes nothing because
  * the conversation remembers the last entry it applied. */
 #include "dispatch/dispatcher.h"
+#include "bridge/chatwoot/chatwoot.h"
 
 #include "auto/autoreply.h"
 
@@ -578,6 +579,10 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
     const char *conv = NULL;
     if (raw && db_json_parse_object(raw, raw_len, &ev, NULL) == DB_OK)
         conv = db_json_str(ev, "conversation");
+    /* Chatwoot assigns the conversations of a bridged account with deskbridge_automation off. */
+    if (conv && db_chatwoot_owns_automation(d->gw->cfg->cfg, db_json_str(ev, "platform"),
+                                            db_json_str(ev, "account")))
+        conv = NULL;
     d->outstanding++;
     if (!conv) {
         /* Not a conversation's event: nothing to dispatch. */

@@ -1,0 +1,426 @@
+/* The Chatwoot bridge end to end: the real daemon between fake messengers (Telegram, WhatsApp,
+ * Viber) and the fake Chatwoot (tests/support/fake_chatwoot.c, built from Chatwoot's source),
+ * over a real redis-server.
+ *   - customers' texts and files reach their Chatwoot conversation (contact identifier = the
+ *     deskbridge conversation, WhatsApp's phone number), edits and reactions as text;
+ *   - a lost mapping is rebuilt without a second contact or conversation;
+ *   - a creation whose answer never came is not made twice;
+ *   - an agent's reply from the signed callback reaches the messenger, once even when the
+ *     callback comes twice; private notes and the bridge's own messages are not sent;
+ *   - bad, old and missing signatures are refused;
+ *   - unsupported content is answered 200 and marked failed in Chatwoot;
+ *   - the reply's status reaches its Chatwoot message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "daemon.h"
+#include "fake_chatwoot.h"
+#include "fake_platform.h"
+#include "redis_fixture.h"
+#include "util/crypto.h"
+
+#define API_TOKEN "cw-test-api-token-0123456789"
+#define CW_TOKEN "cwAccessTokenDoNotLog-77"
+#define CW_SECRET "cwInboxSecretDoNotLog-0123456789"
+#define TG_SECRET "tg-cw-secret_77"
+#define WA_TOKEN "EAAGcwTokenDoNotLog"
+#define WA_SECRET "wa-app-secret-DoNotLog"
+#define WA_PNID "106540352242922"
+#define WA_CUSTOMER "16505551234"
+#define VB_TOKEN "4a1f7c2e9b3d-vbCwDoNotLog-5e8f0a6b1c7d"
+#define VB_USER "01234567890A+b/cdefGHi=="
+#define ACCOUNT_ID 3
+#define INBOX_ID 7
+#define HOOK "/bridges/chatwoot/desk"
+#define FILE_BYTES "\x89PNG-fake-image-bytes-0123456789"
+
+struct world {
+    struct db_test_redis *redis;
+    struct db_fake *tg, *wa, *vb;
+    struct db_cw_fake *cw;
+    struct db_test_daemon d;
+    int running;
+    char conf[256], token_file[256], env[512];
+};
+
+static struct world W;
+
+static const char *const never_logged[] = {CW_TOKEN, CW_SECRET, WA_TOKEN, WA_SECRET, VB_TOKEN,
+                                           "customer-words", "agent-words", WA_CUSTOMER, NULL};
+
+__attribute__((unused)) static unsigned long sum_of(const char *s, size_t n)
+{
+    unsigned long v = 0;
+    for (size_t i = 0; i < n; i++) v += (unsigned char)s[i];
+    return v;
+}
+
+static void write_conf(const char *extra)
+{
+    FILE *f = fopen(W.token_file, "w");
+    assert_non_null(f);
+    fputs(CW_TOKEN "\n", f);
+    fclose(f);
+    f = fopen(W.conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[gateway]\napi_token = " API_TOKEN "\nretry_base_ms = 100\nretry_max_ms = 400\n"
+            "[telegram one]\ntoken = 7000000001:AAcwtest\nwebhook_secret = " TG_SECRET
+            "\napi_base = %s\n"
+            "[whatsapp " WA_PNID "]\naccess_token = " WA_TOKEN "\napp_secret = " WA_SECRET
+            "\nverify_token = vt-cw\napi_base = %s\n"
+            "[viber shop]\nauth_token = " VB_TOKEN "\napi_base = %s\n"
+            "[chatwoot desk]\nurl = %s\naccount_id = %d\ninbox_id = %d\n"
+            "api_access_token_file = %s\nwebhook_secret = " CW_SECRET "\n"
+            "accounts = telegram:one, whatsapp:" WA_PNID ", viber:shop\n"
+            "deskbridge_automation = false\nretry_base_ms = 100\nretry_max_ms = 1000\n"
+            "timeout_ms = 1500\nclaim_idle_ms = 1500\n%s",
+            db_fake_url(W.tg), db_fake_url(W.wa), db_fake_url(W.vb), db_cw_fake_url(W.cw),
+            ACCOUNT_ID, INBOX_ID, W.token_file, extra ? extra : "");
+    fclose(f);
+}
+
+static void start_daemon(void)
+{
+    const char *env[] = {W.env, NULL};
+    const char *args[] = {"--config", W.conf, NULL};
+    db_test_daemon_start(&W.d, env, args, 0);
+    W.running = 1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&W, 0, sizeof W);
+    W.redis = db_test_redis_start(NULL);
+    W.tg = db_fake_start();
+    W.wa = db_fake_start();
+    W.vb = db_fake_start();
+    W.cw = db_cw_fake_start(ACCOUNT_ID, INBOX_ID, CW_TOKEN);
+    assert_non_null(W.tg);
+    assert_non_null(W.wa);
+    assert_non_null(W.vb);
+    assert_non_null(W.cw);
+    /* Files: Telegram's getFile + download, WhatsApp's media lookup + download, Viber's URL. */
+    db_fake_rule(W.tg, "POST", "/getFile", -1, 200,
+                 "{\"ok\":true,\"result\":{\"file_id\":\"TGFILE1\",\"file_path\":\"photos/p1.jpg\"}}",
+                 0, 0);
+    db_fake_rule(W.tg, "GET", "/file/bot", -1, 200, FILE_BYTES, 0, 0);
+    db_fake_default(W.tg, 200, "{\"ok\":true,\"result\":{\"message_id\":5{n}}}");
+    char lookup[512];
+    snprintf(lookup, sizeof lookup,
+             "{\"url\":\"%s/dl/WAMEDIA1\",\"mime_type\":\"image/jpeg\",\"file_size\":%zu,"
+             "\"id\":\"WAMEDIA1\",\"messaging_product\":\"whatsapp\"}",
+             db_fake_url(W.wa), sizeof FILE_BYTES - 1);
+    db_fake_rule(W.wa, "GET", "/dl/WAMEDIA1", -1, 200, FILE_BYTES, 0, 0);
+    db_fake_rule(W.wa, "GET", "/WAMEDIA1", -1, 200, lookup, 0, 0);
+    db_fake_default(W.wa, 200,
+                    "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"" WA_CUSTOMER
+                    "\",\"wa_id\":\"" WA_CUSTOMER "\"}],\"messages\":[{\"id\":\"wamid.OUT{n}\"}]}");
+    db_fake_rule(W.vb, "GET", "/img/p1.jpg", -1, 200, FILE_BYTES, 0, 0);
+    db_fake_default(W.vb, 200,
+                    "{\"status\":0,\"status_message\":\"ok\",\"message_token\":54912345600{n}}");
+    snprintf(W.conf, sizeof W.conf, "/tmp/deskbridge-cw-%d.conf", (int)getpid());
+    snprintf(W.token_file, sizeof W.token_file, "/tmp/deskbridge-cw-%d.token", (int)getpid());
+    snprintf(W.env, sizeof W.env, "DESKBRIDGE_REDIS_URL=%s", db_test_redis_url(W.redis));
+    write_conf(NULL);
+    start_daemon();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (W.running) db_test_daemon_stop_clean(&W.d, never_logged);
+    unlink(W.conf);
+    unlink(W.token_file);
+    db_fake_stop(W.tg);
+    db_fake_stop(W.wa);
+    db_fake_stop(W.vb);
+    db_cw_fake_stop(W.cw);
+    db_test_redis_stop(W.redis);
+    return 0;
+}
+
+/* ---- customers ---- */
+
+static void tg_post(const char *update)
+{
+    const char *headers[] = {"Content-Type: application/json",
+                             "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/telegram/one", headers, update, strlen(update), &r);
+    assert_int_equal(r.status, 200);
+    db_test_resp_clear(&r);
+}
+
+__attribute__((unused)) static void tg_text(long long update_id, long long chat, const char *text)
+{
+    char body[768];
+    snprintf(body, sizeof body,
+             "{\"update_id\":%lld,\"message\":{\"message_id\":%lld,\"date\":1795365000,"
+             "\"chat\":{\"id\":%lld,\"type\":\"private\"},\"from\":{\"id\":%lld,"
+             "\"is_bot\":false,\"first_name\":\"Olena\"},\"text\":\"%s\"}}",
+             update_id, update_id, chat, chat, text);
+    tg_post(body);
+}
+
+__attribute__((unused)) static void tg_photo(long long update_id, long long chat, const char *caption)
+{
+    char body[768];
+    snprintf(body, sizeof body,
+             "{\"update_id\":%lld,\"message\":{\"message_id\":%lld,\"date\":1795365000,"
+             "\"chat\":{\"id\":%lld,\"type\":\"private\"},\"from\":{\"id\":%lld,"
+             "\"is_bot\":false,\"first_name\":\"Olena\"},\"photo\":[{\"file_id\":\"TGFILE1\","
+             "\"file_unique_id\":\"u1\",\"width\":90,\"height\":90,\"file_size\":32}],"
+             "\"caption\":\"%s\"}}",
+             update_id, update_id, chat, chat, caption);
+    tg_post(body);
+}
+
+__attribute__((unused)) static void wa_post(const char *message_json)
+{
+    char *body = NULL;
+    assert_true(asprintf(&body,
+                         "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"WABA1\","
+                         "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":"
+                         "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\","
+                         "\"phone_number_id\":\"" WA_PNID "\"},\"contacts\":[{\"profile\":"
+                         "{\"name\":\"Kerry Fisher\"},\"wa_id\":\"" WA_CUSTOMER "\"}],"
+                         "\"messages\":[%s]}}]}]}",
+                         message_json) > 0);
+    unsigned char mac[32];
+    char hex[65], h[128];
+    db_hmac_sha256(WA_SECRET, strlen(WA_SECRET), body, strlen(body), mac);
+    db_hex_encode(mac, 32, hex);
+    snprintf(h, sizeof h, "X-Hub-Signature-256: sha256=%s", hex);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/whatsapp/" WA_PNID, headers, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    db_test_resp_clear(&r);
+    free(body);
+}
+
+__attribute__((unused)) static void vb_post(const char *message_json, const char *token)
+{
+    char *body = NULL;
+    assert_true(asprintf(&body,
+                         "{\"event\":\"message\",\"timestamp\":1795365000123,\"message_token\":%s,"
+                         "\"sender\":{\"id\":\"" VB_USER "\",\"name\":\"Taras\",\"language\":\"uk\","
+                         "\"country\":\"UA\",\"api_version\":10},\"message\":%s,\"silent\":false}",
+                         token, message_json) > 0);
+    unsigned char mac[32];
+    char hex[65], h[128];
+    db_hmac_sha256(VB_TOKEN, strlen(VB_TOKEN), body, strlen(body), mac);
+    db_hex_encode(mac, 32, hex);
+    snprintf(h, sizeof h, "X-Viber-Content-Signature: %s", hex);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/viber/shop", headers, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    db_test_resp_clear(&r);
+    free(body);
+}
+
+/* ---- Chatwoot's side ---- */
+
+struct conv_wait {
+    const char *identifier;
+    size_t n;
+};
+
+static int conv_has(void *arg)
+{
+    struct conv_wait *w = arg;
+    long c = db_cw_fake_conversation_of(W.cw, w->identifier);
+    struct db_cw_msg m[1];
+    return c && db_cw_fake_messages(W.cw, c, m, 0) >= w->n;
+}
+
+/* Waits for conversation of identifier to hold n messages; returns its display id. */
+__attribute__((unused)) static long wait_messages(const char *identifier, size_t n, int timeout_ms)
+{
+    struct conv_wait w = {identifier, n};
+    if (!db_test_wait(conv_has, &w, timeout_ms))
+        fail_msg("conversation %s: fewer than %zu messages after %d ms", identifier, n,
+                 timeout_ms);
+    return db_cw_fake_conversation_of(W.cw, identifier);
+}
+
+static int cw_port(void)
+{
+    int port = 0;
+    assert_int_equal(sscanf(db_cw_fake_url(W.cw), "http://127.0.0.1:%d", &port), 1);
+    return port;
+}
+
+/* A contact and conversation made through the fake's API, as the bridge makes them. */
+static long make_conversation(const char *identifier)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"inbox_id\":%d,\"identifier\":\"%s\",\"name\":\"X\",\"source_id\":\"%s\"}",
+             INBOX_ID, identifier, identifier);
+    const char *h[] = {"Content-Type: application/json", "api_access_token: " CW_TOKEN, NULL};
+    struct db_test_resp r;
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/accounts/%d/contacts", ACCOUNT_ID);
+    db_test_http(cw_port(), "POST", path, h, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = json_loads(r.body, 0, NULL);
+    long contact = (long)json_integer_value(
+        json_object_get(json_object_get(json_object_get(j, "payload"), "contact"), "id"));
+    json_decref(j);
+    db_test_resp_clear(&r);
+    snprintf(body, sizeof body, "{\"inbox_id\":%d,\"contact_id\":%ld,\"source_id\":\"%s\"}",
+             INBOX_ID, contact, identifier);
+    snprintf(path, sizeof path, "/api/v1/accounts/%d/conversations", ACCOUNT_ID);
+    db_test_http(cw_port(), "POST", path, h, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    j = json_loads(r.body, 0, NULL);
+    long conv = (long)json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    db_test_resp_clear(&r);
+    return conv;
+}
+
+static int callback(long msg, const char *secret, long ts_offset, int bad_sig)
+{
+    return db_cw_fake_callback(W.cw, msg, W.d.port, HOOK, secret, ts_offset, bad_sig);
+}
+
+/* ---- Chatwoot to customer ---- */
+
+static void agent_reply_reaches_telegram_once(void **state)
+{
+    (void)state;
+    long conv = make_conversation("telegram:one:4201");
+    long msg = db_cw_fake_agent_message(W.cw, conv, "agent-words hello", 0, NULL, NULL);
+    assert_true(msg > 0);
+    size_t before = db_fake_count(W.tg, "/sendMessage");
+    assert_int_equal(callback(msg, CW_SECRET, 0, 0), 200);
+    /* Chatwoot does not retry, but a proxy or a second process may deliver twice. */
+    assert_int_equal(callback(msg, CW_SECRET, 0, 0), 200);
+    assert_true(db_fake_wait(W.tg, "/sendMessage", before + 1, 5000) >= before + 1);
+    usleep(500 * 1000);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), before + 1);
+    struct db_fake_request q;
+    int found = 0;
+    for (size_t i = 0; db_fake_get(W.tg, i, &q) == 0; i++) {
+        if (strstr(q.path, "/sendMessage") && strstr(q.body, "agent-words hello")) {
+            assert_non_null(strstr(q.body, "4201"));
+            found++;
+        }
+        db_fake_request_clear(&q);
+    }
+    assert_int_equal(found, 1);
+}
+
+static void attachment_goes_out_as_media(void **state)
+{
+    (void)state;
+    long conv = make_conversation("telegram:one:4202");
+    long msg = db_cw_fake_agent_message(W.cw, conv, "agent-words see", 0, "image",
+                                        "https://chatwoot.example.com/rails/blob/1/a.png");
+    size_t before = db_fake_count(W.tg, "/sendPhoto");
+    assert_int_equal(callback(msg, CW_SECRET, 0, 0), 200);
+    assert_true(db_fake_wait(W.tg, "/sendPhoto", before + 1, 5000) >= before + 1);
+    struct db_fake_request q;
+    int found = 0;
+    for (size_t i = 0; db_fake_get(W.tg, i, &q) == 0; i++) {
+        if (strstr(q.path, "/sendPhoto") && strstr(q.body, "rails/blob/1/a.png")) found++;
+        db_fake_request_clear(&q);
+    }
+    assert_int_equal(found, 1);
+}
+
+static void bad_old_and_missing_signatures_are_refused(void **state)
+{
+    (void)state;
+    long conv = make_conversation("telegram:one:4203");
+    long msg = db_cw_fake_agent_message(W.cw, conv, "agent-words forged", 0, NULL, NULL);
+    size_t before = db_fake_count(W.tg, "/sendMessage");
+    assert_int_equal(callback(msg, CW_SECRET, 0, 1), 401);           /* other body */
+    assert_int_equal(callback(msg, CW_SECRET "x", 0, 0), 401);       /* other secret */
+    assert_int_equal(callback(msg, CW_SECRET, -301, 0), 401);        /* replayed later */
+    assert_int_equal(callback(msg, CW_SECRET, 3600, 0), 401);        /* from the future */
+    assert_int_equal(callback(msg, NULL, 0, 0), 401);                /* unsigned */
+    usleep(300 * 1000);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), before);
+    /* The same message, correctly signed, goes: the refusals were about the signature. */
+    assert_int_equal(callback(msg, CW_SECRET, -200, 0), 200);
+    assert_true(db_fake_wait(W.tg, "/sendMessage", before + 1, 5000) >= before + 1);
+}
+
+static void private_notes_and_own_messages_are_not_sent(void **state)
+{
+    (void)state;
+    long conv = make_conversation("telegram:one:4204");
+    long note = db_cw_fake_agent_message(W.cw, conv, "agent-words internal", 1, NULL, NULL);
+    size_t before = db_fake_count(W.tg, "/send");
+    assert_int_equal(callback(note, CW_SECRET, 0, 0), 200);
+    /* An incoming message, as the bridge creates them, comes back as message_created too. */
+    char body[256];
+    snprintf(body, sizeof body, "{\"content\":\"customer-words\",\"message_type\":\"incoming\"}");
+    const char *h[] = {"Content-Type: application/json", "api_access_token: " CW_TOKEN, NULL};
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/accounts/%d/conversations/%ld/messages", ACCOUNT_ID, conv);
+    struct db_test_resp r;
+    db_test_http(cw_port(), "POST", path, h, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = json_loads(r.body, 0, NULL);
+    long incoming = (long)json_integer_value(json_object_get(j, "id"));
+    assert_int_equal(json_integer_value(json_object_get(j, "message_type")), 0);
+    json_decref(j);
+    db_test_resp_clear(&r);
+    assert_int_equal(callback(incoming, CW_SECRET, 0, 0), 200);
+    usleep(500 * 1000);
+    assert_int_equal(db_fake_count(W.tg, "/send"), before);
+}
+
+static int is_failed(void *arg)
+{
+    struct db_cw_msg m;
+    return db_cw_fake_message(W.cw, *(long *)arg, &m) == 0 && strcmp(m.status, "failed") == 0;
+}
+
+static void unsupported_reply_is_marked_failed_in_chatwoot(void **state)
+{
+    (void)state;
+    long conv = make_conversation("telegram:one:4205");
+    long msg = db_cw_fake_agent_message(W.cw, conv, "", 0, "location", "");
+    size_t before = db_fake_count(W.tg, "/send");
+    assert_int_equal(callback(msg, CW_SECRET, 0, 0), 200);
+    assert_true(db_test_wait(is_failed, &msg, 5000));
+    struct db_cw_msg m;
+    assert_int_equal(db_cw_fake_message(W.cw, msg, &m), 0);
+    assert_non_null(strstr(m.external_error, "location"));
+    /* A conversation of an account the bridge does not carry is refused the same way. */
+    long other = make_conversation("telegram:another:1");
+    long msg2 = db_cw_fake_agent_message(W.cw, other, "agent-words elsewhere", 0, NULL, NULL);
+    assert_int_equal(callback(msg2, CW_SECRET, 0, 0), 200);
+    assert_true(db_test_wait(is_failed, &msg2, 5000));
+    assert_int_equal(db_fake_count(W.tg, "/send"), before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(agent_reply_reaches_telegram_once),
+        cmocka_unit_test(attachment_goes_out_as_media),
+        cmocka_unit_test(bad_old_and_missing_signatures_are_refused),
+        cmocka_unit_test(private_notes_and_own_messages_are_not_sent),
+        cmocka_unit_test(unsupported_reply_is_marked_failed_in_chatwoot),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
