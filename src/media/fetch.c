@@ -44,8 +44,12 @@ static void download_cb(const struct db_http_resp *resp, void *arg)
         snprintf(why, sizeof why, "download failed: %.60s",
                  resp->transport_error ? resp->transport_error : "no answer");
     else snprintf(why, sizeof why, "download answered HTTP %ld", resp->status);
-    finish(f, resp->status == 404 || resp->status == 410 ? DB_ENOTFOUND : DB_EAGAIN, NULL, 0,
-           NULL, why);
+    /* Over the client's response cap: no later attempt fetches it either. */
+    int too_big = resp->transport_error && strcmp(resp->transport_error, "response too large") == 0;
+    finish(f, resp->status == 404 || resp->status == 410 ? DB_ENOTFOUND
+              : too_big                                   ? DB_ETOOBIG
+                                                          : DB_EAGAIN,
+           NULL, 0, NULL, why);
 }
 
 static int download(struct db_media_fetch *f, const struct db_http_req *dl, int guarded)

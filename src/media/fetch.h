@@ -17,8 +17,9 @@ struct db_media_fetch;
 
 /* status DB_OK with the file (body, len; ctype the platform's Content-Type or
  * "application/octet-stream"; all borrowed for the call); DB_ENOTFOUND when the platform
- * has no such file (expired, unknown: trying again does not help); DB_EUNSUPPORTED when the
- * account has no media download; DB_EAGAIN for anything worth another try later.  why says
+ * has no such file (expired, unknown: trying again does not help); DB_ETOOBIG when the file
+ * is over the HTTP client's response cap (4 MiB by default: it is held in memory);
+ * DB_EAGAIN for anything worth another try later.  why says
  * what happened, for logs (never a URL). */
 typedef void (*db_media_fetch_fn)(int status, const char *body, size_t len, const char *ctype,
                                   const char *why, void *arg);
