@@ -4,11 +4,13 @@
 #include <string.h>
 
 #include "telegram_internal.h"
+#include "util/crypto.h"
+#include "util/parse.h"
 
 static void wipe_free(char *s)
 {
     if (!s) return;
-    explicit_bzero(s, strlen(s));
+    db_wipe_str(s);
     free(s);
 }
 
@@ -56,10 +58,8 @@ static int secret_ok(const char *s)
 
 static int api_base_ok(const char *b)
 {
-    if (strncmp(b, "https://", 8) != 0 && strncmp(b, "http://", 7) != 0) return 0;
-    for (const char *p = b; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' || *p == 0x7f) return 0;
-    return 1;
+    /* The bot token is appended to it as a path: no query or fragment. */
+    return db_url_check(b, DB_URL_HTTP, NULL) == 0 && !strpbrk(b, "?#");
 }
 
 int db_tg_account_new(const struct db_conf_section *sec, void **acct, struct db_err *e)

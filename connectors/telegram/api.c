@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "telegram_internal.h"
+#include "util/crypto.h"
 #include "util/json.h"
 
 /* "<api_base>/bot<token>/<method>"; malloc'd, caller frees; NULL on ENOMEM. */
@@ -24,7 +25,7 @@ int db_tg_post_method(const struct tg_acct *a, const char *method, const json_t 
     char *body = db_json_dump(obj);
     int rc = DB_ENOMEM;
     if (url && body) rc = db_http_req_post_json(req, url, body);
-    if (url) explicit_bzero(url, strlen(url));
+    db_wipe_str(url); /* it holds the bot token */
     free(url);
     free(body);
     if (rc != DB_OK) return db_err_set(e, rc, "out of memory building %s request", method);

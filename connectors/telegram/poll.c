@@ -1,13 +1,14 @@
 /* poll.c - getUpdates long polling: the request for the next batch and the events and
  * next offset out of its answer. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include "telegram_internal.h"
+#include "util/parse.h"
 
 int db_tg_build_poll(const void *acct, const char *cursor, int timeout_s,
                      struct db_http_req *req, struct db_err *e)
@@ -16,10 +17,8 @@ int db_tg_build_poll(const void *acct, const char *cursor, int timeout_s,
     json_t *body = json_object();
     if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
     if (cursor) {
-        char *end;
-        errno = 0;
-        long long off = strtoll(cursor, &end, 10);
-        if (errno || end == cursor || *end) {
+        long off;
+        if (db_parse_long(cursor, LONG_MIN, LONG_MAX, &off) != 0) {
             rc = db_err_set(e, DB_EINVAL, "poll cursor is not an update id");
             goto fail;
         }

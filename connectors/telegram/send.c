@@ -4,10 +4,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include "telegram_internal.h"
 #include "util/json.h"
+#include "util/parse.h"
 
 /* Telegram accepts chat_id as Integer or String (@channelusername); send numbers as
  * numbers so the exact 64-bit value reaches it. */
@@ -124,12 +126,8 @@ static int64_t retry_after_s(const json_t *j, const struct db_http_resp *resp)
     const json_t *ra = json_object_get(json_object_get(j, "parameters"), "retry_after");
     if (json_is_integer(ra) && json_integer_value(ra) >= 0) return json_integer_value(ra);
     const char *h = resp->headers ? db_headers_get(resp->headers, "Retry-After") : NULL;
-    if (h && *h) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(h, &end, 10);
-        if (!errno && *end == '\0' && v >= 0) return v;
-    }
+    long v;
+    if (db_parse_long(h, 0, LONG_MAX, &v) == 0) return v;
     return -1;
 }
 

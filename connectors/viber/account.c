@@ -5,6 +5,8 @@
 
 #include "util/text.h"
 #include "viber_internal.h"
+#include "util/crypto.h"
+#include "util/parse.h"
 
 void db_vb_account_free(void *p)
 {
@@ -13,7 +15,7 @@ void db_vb_account_free(void *p)
     free(a->account);
     if (a->auth_token) {
         /* The token is the callback-signing key too; do not leave it in freed heap. */
-        memset(a->auth_token, 0, strlen(a->auth_token));
+        db_wipe_str(a->auth_token);
         free(a->auth_token);
     }
     free(a->sender_name);
@@ -29,7 +31,7 @@ static int is_http_url(const char *s)
 {
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) return 0;
-    return (strncmp(s, "https://", 8) == 0 && s[8]) || (strncmp(s, "http://", 7) == 0 && s[7]);
+    return db_url_check(s, DB_URL_HTTP, NULL) == 0;
 }
 
 static int is_token(const char *s)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "whatsapp_internal.h"
+#include "util/parse.h"
 
 void db_wa_account_free(void *p)
 {
@@ -72,18 +73,13 @@ int db_wa_account_new(const struct db_conf_section *sec, void **acct, struct db_
                               : "is required when the account id is not a phone number id");
         goto fail;
     }
-    if (strncmp(a->api_base, "https://", 8) != 0 && strncmp(a->api_base, "http://", 7) != 0) {
-        rc = db_conf_error(e, sec, db_conf_find(sec, "api_base"), "api_base",
-                           "must be an http:// or https:// URL");
+    const char *why = NULL;
+    if (db_url_check(a->api_base, DB_URL_HTTP, &why) != 0) {
+        rc = db_conf_error(e, sec, db_conf_find(sec, "api_base"), "api_base", "%s", why);
         goto fail;
     }
     for (size_t n = strlen(a->api_base); n > 0 && a->api_base[n - 1] == '/'; n--)
         a->api_base[n - 1] = '\0';
-    if (strchr(a->api_base, ' ')) {
-        rc = db_conf_error(e, sec, db_conf_find(sec, "api_base"), "api_base",
-                           "must not contain spaces");
-        goto fail;
-    }
     size_t n = strlen(a->access_token) + sizeof "Bearer ";
     a->bearer = malloc(n);
     if (!a->bearer) {

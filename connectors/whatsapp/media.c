@@ -4,6 +4,7 @@
 
 #include "util/json.h"
 #include "whatsapp_internal.h"
+#include "util/parse.h"
 
 int db_wa_build_media_lookup(const void *acct, const char *media_id, struct db_http_req *req,
                              struct db_err *e)
@@ -39,8 +40,7 @@ int db_wa_read_media_lookup(const void *acct, const struct db_http_resp *resp,
     if (db_json_parse_object(resp->body, resp->body_len, &root, &pe) != DB_OK)
         return db_err_set(e, DB_EREJECTED, "unreadable WhatsApp media lookup answer");
     const char *url = db_json_str(root, "url");
-    if (!url || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) ||
-        has_control_chars(url)) {
+    if (db_url_check(url, DB_URL_HTTP, NULL) != 0 || has_control_chars(url)) {
         rc = db_err_set(e, DB_EREJECTED, "WhatsApp media lookup answer without a url");
         goto fail;
     }

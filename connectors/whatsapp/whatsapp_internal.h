@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
+#include "util/crypto.h"
 
 #include "deskbridge/connector.h"
 
@@ -58,7 +58,7 @@ char *db_wa_graph_url(const struct wa_account *a, const char *seg1, const char *
 static inline void free_secret(char *s)
 {
     if (!s) return;
-    OPENSSL_cleanse(s, strlen(s));
+    db_wipe_str(s);
     free(s);
 }
 

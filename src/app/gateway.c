@@ -9,7 +9,7 @@
 
 #include "app/health.h"
 #include "auto/autoreply.h"
-#include "bridge/chatwoot/chatwoot.h"
+#include "chatwoot/chatwoot.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "http/router.h"
@@ -60,6 +60,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
 {
     memset(gw, 0, sizeof *gw);
     gw->svc.base = base;
+    gw->svc.automation_off = db_chatwoot_owns_automation;
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     snprintf(gw->svc.consumer, sizeof gw->svc.consumer, "%s-%ld", host, (long)getpid());

@@ -1,13 +1,13 @@
 /* gateway.h - one running gateway process: builds the shared services, registers every
  * route owner's routes on one router, and starts the workers its role asks for.
  *
- * Workers get the services struct (src/core/services.h), never the gateway: nothing below
+ * Workers get the services struct (src/services/services.h), never the gateway: nothing below
  * src/app/ knows this struct. */
 #ifndef DB_GATEWAY_H
 #define DB_GATEWAY_H
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "deskbridge/status.h"
 
 struct event_base;

@@ -1,7 +1,7 @@
 #include "app/health.h"
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/router.h"
 #include "net/httpd.h"
 #include "redis/redis.h"

@@ -11,12 +11,14 @@
 #include <event2/event.h>
 
 #include "app/cli.h"
+#include "app/features.h"
 #include "conf/config.h"
 #include "app/gateway.h"
 #include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
 #include "util/json_alloc.h"
+#include "util/parse.h"
 
 extern char **environ;
 
@@ -80,7 +82,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGHUP) {
         struct db_config *cfg = NULL;
         struct db_err e = {0};
-        if (db_config_load(r->config_file, environ, &cfg, &e) != DB_OK) {
+        if (db_config_load(r->config_file, environ, db_feature_tables, &cfg, &e) != DB_OK) {
             db_log(DB_LOG_ERROR, &ctx, "reload refused, keeping the running configuration: %s",
                    e.msg);
             return;
@@ -102,7 +104,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static int load(const char *file, struct db_config **cfg)
 {
     struct db_err e = {0};
-    if (db_config_load(file, environ, cfg, &e) != DB_OK) {
+    if (db_config_load(file, environ, db_feature_tables, cfg, &e) != DB_OK) {
         fprintf(stderr, "deskbridge: %s\n", e.msg);
         return -1;
     }
@@ -119,10 +121,8 @@ static int run_gateway(const char *file, const char *role, int workers, int work
     if (load(file, &cfg) != 0) return 2;
     if (workers > 0) cfg->workers = workers;
     cfg->worker = worker;
-    if (role) {
-        free(cfg->role);
-        cfg->role = strdup(role);
-    }
+    /* argv outlives the configuration; the loaded role is a static string, not to free. */
+    if (role) cfg->role = role;
     signal(SIGPIPE, SIG_IGN);
     struct run r = {.config_file = file};
     r.base = event_base_new();
@@ -321,8 +321,7 @@ int main(int argc, char **argv)
         case 'a': account = optarg; break;
         case 'u': url = optarg; break;
         case 'w':
-            workers = atoi(optarg);
-            if (workers < 1 || workers > 64) {
+            if (db_parse_int(optarg, 1, 64, &workers) != 0) {
                 fprintf(stderr, "deskbridge: --workers must be 1 to 64\n");
                 return 2;
             }
@@ -340,7 +339,9 @@ int main(int argc, char **argv)
     }
     if (optind >= argc) {
         struct db_config *cfg;
-        if (!workers && load(file, &cfg) == 0) { /* DESKBRIDGE_WORKERS or the file's */
+        if (!workers) { /* DESKBRIDGE_WORKERS or the file's */
+            /* load() has printed why: stop here, loading again would say it twice. */
+            if (load(file, &cfg) != 0) return 2;
             workers = cfg->workers;
             db_config_free(cfg);
         }

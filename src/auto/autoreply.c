@@ -8,12 +8,10 @@
  * rule, and the once-per-period keys record which event took them, so the same event takes
  * them again while another event cannot. */
 #include "auto/autoreply.h"
-#include "bridge/chatwoot/chatwoot.h"
 
 #include "dispatch/dispatcher.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +20,8 @@
 #include <event2/event.h>
 
 #include "conf/config.h"
-#include "core/services.h"
-#include "auto/hours.h"
+#include "services/services.h"
+#include "hours/hours.h"
 #include "net/httpd.h"
 #include "log/log.h"
 #include "send/outbound.h"
@@ -34,6 +32,7 @@
 #include "store/store.h"
 #include "util/id.h"
 #include "util/json.h"
+#include "util/parse.h"
 
 #define GROUP DB_AUTOREPLY_GROUP
 #define READ_COUNT 32
@@ -63,11 +62,6 @@ struct job {
     struct job *prev, *next;
 };
 
-struct sched_entry {
-    const struct db_conf_section *sec;
-    struct db_schedule *s;
-};
-
 struct db_autoreply {
     struct db_services *gw;
     struct db_reader *reader;
@@ -77,9 +71,6 @@ struct db_autoreply {
     unsigned long inflight;   /* events being answered, plus commands on gw->redis */
     long clock_offset_s;      /* test hook DESKBRIDGE_CLOCK_OFFSET_S */
     struct job *jobs;
-    struct db_cfg_ref *cache_cfg; /* the configuration the schedules below were parsed from */
-    struct sched_entry *scheds;
-    size_t nscheds;
     char events[160];
 };
 
@@ -93,99 +84,11 @@ static const struct db_log_ctx *ctx_of(const struct job *j, struct db_log_ctx *c
 
 /* ---- configuration helpers ---- */
 
-static const char *sec_get(const struct db_conf_section *sec, const char *key)
-{
-    const struct db_conf_kv *kv = db_conf_find(sec, key);
-    return kv ? kv->value : NULL;
-}
-
 static long clock_offset(void)
 {
-    const char *v = getenv("DESKBRIDGE_CLOCK_OFFSET_S");
-    return v ? strtol(v, NULL, 10) : 0;
-}
-
-/* ---- section checks ---- */
-
-static int check_accounts_key(const struct db_conf_section *sec, struct db_err *e)
-{
-    const struct db_conf_kv *kv = db_conf_find(sec, "accounts");
-    if (!kv) return DB_OK;
-    for (const char *p = kv->value; *p;) {
-        size_t len = strcspn(p, ",");
-        const char *colon = memchr(p, ':', len);
-        if (!colon || colon == p || colon + 1 == p + len)
-            return db_conf_error(e, sec, kv, "accounts", "want a comma list of platform:account");
-        p += len + (p[len] == ',');
-    }
-    return DB_OK;
-}
-
-int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e)
-{
-    static const char *const keys[] = {"match", "regex",   "language", "accounts",
-                                       "answer", "resolve", NULL};
-    int rc = db_conf_check_keys(sec, keys, e);
-    if (rc != DB_OK) return rc;
-    const struct db_conf_kv *match = db_conf_find(sec, "match"), *re = db_conf_find(sec, "regex");
-    if (!match && !re) return db_conf_error(e, sec, NULL, "match", "match or regex is required");
-    if (match && re) return db_conf_error(e, sec, re, "regex", "give either match or regex, not both");
-    if (match && strspn(match->value, ", \t") == strlen(match->value))
-        return db_conf_error(e, sec, match, "match", "has no words");
-    if (re) {
-        regex_t rx;
-        int r = regcomp(&rx, re->value, REG_EXTENDED | REG_ICASE | REG_NOSUB);
-        if (r != 0) {
-            char why[96];
-            regerror(r, &rx, why, sizeof why);
-            return db_conf_error(e, sec, re, "regex", "not a POSIX extended regex: %s", why);
-        }
-        regfree(&rx);
-    }
-    const struct db_conf_kv *ans = db_conf_find(sec, "answer");
-    if (!ans || !*ans->value) return db_conf_error(e, sec, ans, "answer", "is required");
-    const struct db_conf_kv *res = db_conf_find(sec, "resolve");
-    if (res && strcmp(res->value, "true") != 0 && strcmp(res->value, "false") != 0)
-        return db_conf_error(e, sec, res, "resolve", "must be true or false");
-    const struct db_conf_kv *lang = db_conf_find(sec, "language");
-    if (lang && (strlen(lang->value) < 2 || strlen(lang->value) > 16 ||
-                 strspn(lang->value, "abcdefghijklmnopqrstuvwxyz_-") != strlen(lang->value)))
-        return db_conf_error(e, sec, lang, "language", "want a language code such as uk");
-    return check_accounts_key(sec, e);
-}
-
-/* ---- schedules, parsed once per configuration ---- */
-
-static void cache_clear(struct db_autoreply *a)
-{
-    for (size_t i = 0; i < a->nscheds; i++) db_schedule_free(a->scheds[i].s);
-    free(a->scheds);
-    a->scheds = NULL;
-    a->nscheds = 0;
-    db_cfg_unref(a->cache_cfg);
-    a->cache_cfg = NULL;
-}
-
-static struct db_schedule *schedule_of(struct db_autoreply *a, const struct db_conf_section *sec)
-{
-    if (!sec) return NULL;
-    if (a->cache_cfg != a->gw->cfg) {
-        cache_clear(a);
-        a->cache_cfg = db_cfg_ref(a->gw);
-    }
-    for (size_t i = 0; i < a->nscheds; i++)
-        if (a->scheds[i].sec == sec) return a->scheds[i].s;
-    struct db_schedule *s = NULL;
-    struct db_err e = {0};
-    if (db_schedule_parse(sec, &s, &e) != DB_OK) return NULL; /* checked at load: ENOMEM */
-    struct sched_entry *n = realloc(a->scheds, (a->nscheds + 1) * sizeof *n);
-    if (!n) {
-        db_schedule_free(s);
-        return NULL;
-    }
-    a->scheds = n;
-    a->scheds[a->nscheds++] = (struct sched_entry){sec, s};
-    return s;
+    long v = 0;
+    return db_parse_long(getenv("DESKBRIDGE_CLOCK_OFFSET_S"), -1000000000L, 1000000000L, &v)
+               ? 0 : v;
 }
 
 /* ---- planning the answers of one event ---- */
@@ -214,53 +117,6 @@ static int set_claim(struct answer *an, const char *prefix, const char *what, co
     return 0;
 }
 
-static void event_lang(const json_t *ev, char *lang, size_t n)
-{
-    const char *l = db_json_str(json_object_get(ev, "sender"), "language");
-    size_t k = 0;
-    for (; l && l[k] && l[k] != '-' && l[k] != '_' && k + 1 < n; k++)
-        lang[k] = (char)tolower((unsigned char)l[k]);
-    lang[k] = '\0';
-}
-
-static int keyword_hit(const struct db_conf_section *sec, const char *text, const char *lang,
-                       const char *platform, const char *account)
-{
-    const char *acc = sec_get(sec, "accounts"), *rl = sec_get(sec, "language");
-    if (acc && !db_accounts_list_has(acc, platform, account)) return 0;
-    if (rl && strcmp(rl, lang) != 0) return 0;
-    const char *match = sec_get(sec, "match"), *re = sec_get(sec, "regex");
-    if (match) return db_keyword_match(match, text);
-    if (!re) return 0;
-    regex_t rx;
-    if (regcomp(&rx, re, REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0) return 0;
-    int hit = regexec(&rx, text, 0, NULL, 0) == 0;
-    regfree(&rx);
-    return hit;
-}
-
-const struct db_conf_section *db_keyword_rule_for(const struct db_config *cfg, const json_t *ev)
-{
-    const char *kind = db_json_str(ev, "kind"), *text = db_json_str(ev, "text");
-    const char *platform = db_json_str(ev, "platform"), *account = db_json_str(ev, "account");
-    if (!kind || strcmp(kind, "message") != 0 || !text || !platform || !account) return NULL;
-    char lang[17];
-    event_lang(ev, lang, sizeof lang);
-    for (size_t i = 0; i < cfg->n_sections; i++) {
-        const struct db_conf_section *k = &cfg->sections[i];
-        if (strcmp(k->platform, "keyword") == 0 && keyword_hit(k, text, lang, platform, account))
-            return k; /* the first matching rule in file order answers */
-    }
-    return NULL;
-}
-
-int db_keyword_resolves(const struct db_config *cfg, const json_t *ev)
-{
-    const struct db_conf_section *k = db_keyword_rule_for(cfg, ev);
-    const char *res = k ? sec_get(k, "resolve") : NULL;
-    return res && strcmp(res, "true") == 0;
-}
-
 /* Fills j->ans from the event.  0, or -1 on ENOMEM. */
 static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
 {
@@ -271,8 +127,8 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
     int started = kind && strcmp(kind, "membership") == 0 && membership &&
                   strcmp(membership, "conversation_started") == 0;
     if (!is_msg && !started) return 0;
-    /* Chatwoot greets and answers for a bridged account with deskbridge_automation off. */
-    if (db_chatwoot_owns_automation(cfg, j->platform, j->account)) return 0;
+    /* A helpdesk bridge (Chatwoot) greets and answers for an account it took over. */
+    if (a->gw->automation_off && a->gw->automation_off(cfg, j->platform, j->account)) return 0;
     json_t *ra = json_object_get(ev, "received_at");
     time_t now = time(NULL) + a->clock_offset_s;
     time_t at = json_is_integer(ra) ? (time_t)(json_integer_value(ra) / 1000) + a->clock_offset_s
@@ -280,10 +136,10 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
     if (now - at > STALE_S) return 0;
 
     char lang[17];
-    event_lang(ev, lang, sizeof lang);
+    db_event_lang(ev, lang, sizeof lang);
     const char *name = db_json_str(json_object_get(ev, "sender"), "name");
-    const struct db_conf_section *ssec = db_schedule_section_of(cfg, j->platform, j->account);
-    struct db_schedule *sched = schedule_of(a, ssec);
+    const struct db_schedule_conf *ssec = db_schedule_conf_of(cfg, j->platform, j->account);
+    const struct db_schedule *sched = ssec ? ssec->sched : NULL;
     char next[64] = "";
     time_t next_open = 0, since = 0;
     int closed = sched && !db_schedule_is_open(sched, at);
@@ -302,13 +158,12 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
             return -1;
     }
     int resolved = 0;
-    const struct db_conf_section *k = db_keyword_rule_for(cfg, ev);
+    const struct db_keyword_rule *k = db_keyword_rule_for(cfg, ev);
     if (k) {
         char rule[80];
-        snprintf(rule, sizeof rule, "keyword:%.60s", k->account);
-        const char *res = sec_get(k, "resolve");
-        if (add_answer(j, rule, sec_get(k, "answer"), vars)) return -1;
-        resolved = j->ans[j->n - 1].resolve = res && strcmp(res, "true") == 0;
+        snprintf(rule, sizeof rule, "keyword:%.60s", k->name);
+        if (add_answer(j, rule, k->answer, vars)) return -1;
+        resolved = j->ans[j->n - 1].resolve = k->resolve;
     }
     const char *away = ssec ? db_schedule_text(ssec, "away_message", lang) : NULL;
     if (is_msg && closed && away && !resolved) {
@@ -612,6 +467,5 @@ void db_autoreply_free(struct db_autoreply *a)
     if (a->claim_timer) event_free(a->claim_timer);
     while (a->jobs) job_free(a->jobs);
     db_redis_script_free(a->claim);
-    cache_clear(a);
     free(a);
 }

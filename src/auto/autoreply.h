@@ -22,12 +22,7 @@ void db_autoreply_stop_reading(struct db_autoreply *a);
 unsigned long db_autoreply_inflight(const struct db_autoreply *a);
 void db_autoreply_free(struct db_autoreply *a); /* NULL-safe */
 
-/* The first keyword rule ([keyword NAME] section) that answers the message event ev, or NULL
- * (also for events that are not messages).  Borrowed from cfg. */
-struct db_conf_section;
-const struct db_conf_section *db_keyword_rule_for(const struct db_config *cfg,
-                                                  const json_t *ev);
-/* 1 when that rule says resolve = true: the conversation needs no agent. */
-int db_keyword_resolves(const struct db_config *cfg, const json_t *ev);
+/* The keyword rules (db_keyword_rule_for, db_keyword_resolves) are in auto/rules.h. */
+#include "auto/rules.h"
 
 #endif

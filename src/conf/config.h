@@ -19,6 +19,8 @@ struct db_account {
     const char *id;              /* account id: URL segment and stream member */
     void *state;                 /* conn->account_new result, freed by db_config_free */
     struct db_conf_section sec;  /* the keys as loaded (values with *_file resolved) */
+    int polls;                   /* receives by long polling: the connector can poll and no
+                                    webhook_secret is configured (decided at load) */
 };
 
 /* A business served by this gateway ([tenant NAME], docs/config.md): its API tokens reach
@@ -31,6 +33,12 @@ struct db_tenant {
     size_t n_api_tokens;
 };
 
+struct db_conf_table;
+struct db_config_feature {
+    const struct db_conf_table *table;
+    void *obj; /* the module's struct; owned by the configuration */
+};
+
 struct db_config {
     char *file;               /* path given to --config, NULL when environment only */
     char *listen;             /* host:port, default 127.0.0.1:8080 */
@@ -39,8 +47,9 @@ struct db_config {
     char **api_tokens;        /* bearer tokens accepted by the API (current, previous...) */
     size_t n_api_tokens;
     int log_json;             /* DESKBRIDGE_LOG_FORMAT=json */
-    char *log_level;          /* error|warn|info|debug, default info */
-    char *role;               /* ingest|dispatch|send|all, default all */
+    const char *log_level;    /* error|warn|info|debug, default info (static string) */
+    const char *role;         /* ingest|dispatch|send|all, default all (static string, or
+                                 main's --role argument) */
     int workers;              /* default 1 */
     int worker;               /* index of this worker process (set by main, not configured):
                                  only worker 0 long-polls, as a platform allows one poller */
@@ -58,9 +67,11 @@ struct db_config {
     size_t n_accounts;
     struct db_tenant *tenants; /* [tenant NAME] sections in file order, cross-checked */
     size_t n_tenants;
-    /* Feature sections ([dispatch], [schedule NAME], ...) in file order, each already
-     * checked by its module; platform = the section type, account = its name. */
+    /* Feature sections ([dispatch], [schedule NAME], ...) in file order; platform = the
+     * section type, account = its name.  features[i] is sections[i] as its module's typed
+     * struct, built once by the module's key table (conf/schema.h) when loaded. */
     struct db_conf_section *sections;
+    struct db_config_feature *features;
     size_t n_sections;
     void *storage;            /* private: owns every string above */
 };
@@ -70,32 +81,22 @@ struct db_config {
  * DB_ECONFIG with "FILE:LINE: KEY: what is wrong" (or "environment: NAME: ...") in e.
  * Secrets may be given as NAME_FILE=/path (environment) or key_file = /path (file); the
  * file's content (without a trailing newline) becomes the value. */
-int db_config_load(const char *file, char *const *env, struct db_config **out,
+struct db_conf_table;
+/* features is the NULL-terminated list of the feature sections' key tables a file may hold
+ * (the application's, src/app/features.h; NULL: none). */
+int db_config_load(const char *file, char *const *env,
+                   const struct db_conf_table *const *features, struct db_config **out,
                    struct db_err *e) DB_MUST_CHECK;
 void db_config_free(struct db_config *c); /* NULL-safe */
-
-/* A kind of feature section the file may hold: [name] when !named, [name ID] otherwise.
- * check (may be NULL) validates one section, reporting with db_conf_error.  repeatable
- * (NULL-terminated, may be NULL) names the keys that may appear on several lines. */
-struct db_feature_section {
-    const char *name;
-    int named;
-    int (*check)(const struct db_conf_section *sec, struct db_err *e);
-    const char *const *repeatable;
-};
-/* The known kinds, terminated by a NULL name (src/features.c). */
-extern const struct db_feature_section db_feature_sections[];
 
 /* The feature section (type, name), or NULL.  name NULL matches the first of that type. */
 const struct db_conf_section *db_config_section(const struct db_config *c, const char *type,
                                                 const char *name);
 
-/* Checks one [tenant NAME] section on its own (keys, entry syntax, token length); the
- * checks across sections (accounts exist and belong to one tenant, no token twice) run when
- * the configuration is loaded. */
-int db_tenant_conf_check(const struct db_conf_section *sec, struct db_err *e) DB_MUST_CHECK;
-/* The keys of [tenant NAME] that may repeat (api_token). */
-extern const char *const db_tenant_repeatable[];
+/* The typed struct of the feature section (type, name) (name NULL: the first of that
+ * type), as its module's table built it; NULL when there is no such section.  Borrowed
+ * from c: valid while c is (hold the configuration reference). */
+const void *db_config_obj(const struct db_config *c, const char *type, const char *name);
 
 /* 1 when t serves the account (platform, account), else 0.  t NULL (the operator) serves
  * every account. */

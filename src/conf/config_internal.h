@@ -24,6 +24,8 @@ struct db_config_opts {
     /* 1: every *_file key or NAME_FILE variable is an error instead of a file read (the
      * fuzz target must not open whatever path the input names). */
     int no_secret_files;
+    /* The feature sections' key tables, NULL-terminated; NULL: no feature section. */
+    const struct db_conf_table *const *features;
 };
 
 /* db_config_load with the knobs above.  Same ownership: *out is freed with
@@ -36,5 +38,9 @@ const char *db_config_key_name(size_t i);
 /* Name of the i-th fixed environment variable (gateway overrides and quickstart accounts),
  * NULL past the end (static strings). */
 const char *db_config_env_name(size_t i);
+
+/* The [gateway] key table (test_config checks docs/config.md against it). */
+struct db_conf_table;
+const struct db_conf_table *db_config_gateway_table(void);
 
 #endif

@@ -14,7 +14,7 @@
 #include "dispatch/assign.h"
 #include "conf/config.h"
 #include "dispatch/dispatcher.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "http/respond.h"
 #include "http/router.h"
@@ -22,6 +22,7 @@
 #include "redis/redis.h"
 #include "util/id.h"
 #include "util/json.h"
+#include "util/parse.h"
 
 #define SSE_POLL_MS 200
 #define SSE_HEARTBEAT_MS 15000
@@ -503,8 +504,8 @@ static void list_conversations(struct db_services *gw, struct db_httpd_req *req,
                           query_param(q, "platform", pl, sizeof pl),
                           query_param(q, "cursor", cur, sizeof cur),
                           query_param(q, "limit", lim, sizeof lim)};
-    long limit = args[5] ? strtol(args[5], NULL, 10) : 50;
-    if (limit < 1 || limit > 500) {
+    long limit = 50;
+    if (args[5] && db_parse_long(args[5], 1, 500, &limit) != 0) {
         bad(req, "limit", "want 1 to 500");
         return;
     }

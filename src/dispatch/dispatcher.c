@@ -6,7 +6,6 @@
  * processed and acknowledged; a re-claimed entry that was processed changes nothing because
  * the conversation remembers the last entry it applied. */
 #include "dispatch/dispatcher.h"
-#include "bridge/chatwoot/chatwoot.h"
 
 #include "auto/autoreply.h"
 
@@ -20,9 +19,9 @@
 
 #include "dispatch/assign.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
-#include "auto/hours.h"
+#include "hours/hours.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "send/outbound.h"
@@ -33,6 +32,7 @@
 #include "store/store.h"
 #include "util/id.h"
 #include "util/json.h"
+#include "util/parse.h"
 
 #define READ_COUNT 64
 #define MAX_INFLIGHT 256
@@ -68,72 +68,6 @@ static int settle(struct db_dispatcher *d)
     if (!d->released) return 0;
     if (d->outstanding == 0) free(d);
     return 1;
-}
-
-/* ---- options of [dispatch] ---- */
-
-static long conf_long(const struct db_config *cfg, const char *key, long def)
-{
-    const struct db_conf_section *sec = db_config_section(cfg, "dispatch", NULL);
-    const struct db_conf_kv *kv = sec ? db_conf_find(sec, key) : NULL;
-    return kv ? strtol(kv->value, NULL, 10) : def;
-}
-
-struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg)
-{
-    struct db_dispatch_opts o = {
-        .offline_grace_ms = conf_long(cfg, "offline_grace_ms", 60000),
-        .claim_idle_ms = conf_long(cfg, "claim_idle_ms", cfg->claim_idle_ms),
-        .max_deliveries = conf_long(cfg, "max_deliveries", 10),
-        .default_capacity = conf_long(cfg, "default_capacity", 5),
-        .sweep_ms = conf_long(cfg, "sweep_ms", 1000),
-    };
-    return o;
-}
-
-char *db_dispatch_rules_of(const struct db_config *cfg)
-{
-    const struct db_conf_section *sec = db_config_section(cfg, "dispatch", NULL);
-    char *rules = NULL;
-    struct db_err e = {0};
-    for (size_t i = 0; sec && i < sec->n; i++)
-        if (strcmp(sec->kv[i].key, "priority_keyword") == 0 &&
-            db_assign_rules_add(&rules, sec->kv[i].value, &e) != DB_OK)
-            break; /* checked at load: only ENOMEM gets here */
-    return rules;
-}
-
-static int check_number(const struct db_conf_section *sec, const char *key, long min, long max,
-                        struct db_err *e)
-{
-    const struct db_conf_kv *kv = db_conf_find(sec, key);
-    if (!kv) return DB_OK;
-    char *end;
-    long v = strtol(kv->value, &end, 10);
-    if (!*kv->value || *end || v < min || v > max)
-        return db_conf_error(e, sec, kv, key, "want a whole number from %ld to %ld", min, max);
-    return DB_OK;
-}
-
-int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e)
-{
-    static const char *const keys[] = {"offline_grace_ms", "claim_idle_ms", "max_deliveries",
-                                       "default_capacity", "sweep_ms", "priority_keyword", NULL};
-    int rc = db_conf_check_keys(sec, keys, e);
-    if (rc == DB_OK) rc = check_number(sec, "offline_grace_ms", 0, 86400000L, e);
-    if (rc == DB_OK) rc = check_number(sec, "claim_idle_ms", 100, 86400000L, e);
-    if (rc == DB_OK) rc = check_number(sec, "max_deliveries", 1, 1000, e);
-    if (rc == DB_OK) rc = check_number(sec, "default_capacity", 0, 10000, e);
-    if (rc == DB_OK) rc = check_number(sec, "sweep_ms", 50, 600000, e);
-    for (size_t i = 0; rc == DB_OK && i < sec->n; i++) {
-        if (strcmp(sec->kv[i].key, "priority_keyword") != 0) continue;
-        char *rules = NULL;
-        struct db_err why = {0};
-        if (db_assign_rules_add(&rules, sec->kv[i].value, &why) != DB_OK)
-            rc = db_conf_error(e, sec, &sec->kv[i], "priority_keyword", "%s", why.msg);
-        free(rules);
-    }
-    return rc;
 }
 
 /* ---- the script ---- */
@@ -309,29 +243,19 @@ static int qwait_plan(struct job *j, const struct db_config *cfg, const json_t *
         db_conversation_split(conv, j->platform, sizeof j->platform, j->account,
                               sizeof j->account, &chat) != DB_OK)
         return 0;
-    const struct db_conf_section *sec = db_schedule_section_of(cfg, j->platform, j->account);
-    if (!sec || !db_conf_find(sec, "queue_message")) return 0;
+    const struct db_schedule_conf *sc = db_schedule_conf_of(cfg, j->platform, j->account);
+    if (!sc || !sc->queue_message) return 0;
     const json_t *sender = json_object_get(ev, "sender");
-    const char *l = db_json_str(sender, "language");
     char lang[17];
-    size_t k = 0;
-    for (; l && l[k] && l[k] != '-' && l[k] != '_' && k + 1 < sizeof lang; k++)
-        lang[k] = (char)tolower((unsigned char)l[k]);
-    lang[k] = '\0';
-    const char *tmpl = db_schedule_text(sec, "queue_message", lang);
+    db_event_lang(ev, lang, sizeof lang);
+    const char *tmpl = db_schedule_text(sc, "queue_message", lang);
 
     /* Inside business hours only; the same test clock as the automatic answers. */
-    const char *off = getenv("DESKBRIDGE_CLOCK_OFFSET_S");
-    time_t now = time(NULL) + (off ? strtol(off, NULL, 10) : 0);
-    struct db_schedule *s = NULL;
-    struct db_err e = {0};
-    if (db_schedule_parse(sec, &s, &e) != DB_OK) return e.code == DB_ENOMEM ? -1 : 0;
-    int open = db_schedule_is_open(s, now);
-    db_schedule_free(s);
-    if (!open) return 0;
-
-    const struct db_conf_kv *dw = db_conf_find(sec, "queue_default_wait_s");
-    j->qw_default_ms = (dw ? strtol(dw->value, NULL, 10) : 300) * 1000;
+    long off = 0;
+    if (db_parse_long(getenv("DESKBRIDGE_CLOCK_OFFSET_S"), -1000000000L, 1000000000L, &off))
+        off = 0;
+    if (!db_schedule_is_open(sc->sched, time(NULL) + off)) return 0;
+    j->qw_default_ms = sc->queue_default_wait_s * 1000L;
     const char *name = db_json_str(sender, "name");
     snprintf(j->conv, sizeof j->conv, "%s", conv);
     if (!(j->qw_text = strdup(tmpl)) || (name && !(j->qw_name = strdup(name)))) {
@@ -579,9 +503,10 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
     const char *conv = NULL;
     if (raw && db_json_parse_object(raw, raw_len, &ev, NULL) == DB_OK)
         conv = db_json_str(ev, "conversation");
-    /* Chatwoot assigns the conversations of a bridged account with deskbridge_automation off. */
-    if (conv && db_chatwoot_owns_automation(d->gw->cfg->cfg, db_json_str(ev, "platform"),
-                                            db_json_str(ev, "account")))
+    /* A helpdesk bridge (Chatwoot) assigns the conversations of an account it took over. */
+    if (conv && d->gw->automation_off &&
+        d->gw->automation_off(d->gw->cfg->cfg, db_json_str(ev, "platform"),
+                              db_json_str(ev, "account")))
         conv = NULL;
     d->outstanding++;
     if (!conv) {
@@ -593,7 +518,7 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
     }
     /* Without memory for it the event is still dispatched, only not answered with a place. */
     (void)qwait_plan(j, d->gw->cfg->cfg, ev, conv);
-    char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
+    const char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
     /* A keyword answer that resolves the question leaves the conversation with no agent. */
     const char *resolved = db_keyword_resolves(d->gw->cfg->cfg, ev) ? "1" : "";
     struct event_args ea;
@@ -604,7 +529,6 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
     for (int i = 0; i < ea.n; i++) args[5 + i] = ea.v[i], lens[5 + i] = strlen(ea.v[i]);
     if (batch_add(b, j, 5 + ea.n, args, lens) != 0)
         db_dispatch_run(d->gw, applied_cb, j, "event", 5 + ea.n, args, lens);
-    free(rules);
     json_decref(ev);
 }
 

@@ -39,7 +39,16 @@ void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
 void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
                                 const char *message_id, const char *rule);
 
-/* Config section [dispatch] check (features.c). */
+/* The [dispatch] section as loaded (dispatch_conf.c; its key table is in features.c). */
+struct db_dispatch_conf {
+    long offline_grace_ms, claim_idle_ms, max_deliveries, default_capacity, sweep_ms;
+    int claim_idle_set;  /* claim_idle_ms given here; else [gateway]'s applies */
+    const char *priority_keyword; /* the last line as written (rules holds them all) */
+    char *rules;         /* the priority_keyword lines in the script's form, NULL if none */
+};
+struct db_conf_table;
+extern const struct db_conf_table db_dispatch_conf_table;
+/* Builds [dispatch] alone and drops it: DB_OK or DB_ECONFIG naming file, line and key. */
 struct db_conf_section;
 int db_dispatch_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
@@ -51,9 +60,9 @@ struct db_dispatch_opts {
     long offline_grace_ms, claim_idle_ms, max_deliveries, default_capacity, sweep_ms;
 };
 struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg);
-/* The priority_keyword rules of cfg in the script's form ("word\tpriority\n"...); malloc'd,
- * caller frees; NULL when there are none. */
-char *db_dispatch_rules_of(const struct db_config *cfg);
+/* The priority_keyword rules of cfg in the script's form ("word\tpriority\n"...), compiled
+ * when the configuration was loaded; borrowed from cfg, NULL when there are none. */
+const char *db_dispatch_rules_of(const struct db_config *cfg);
 
 /* Runs operation op of the dispatcher's script with args (lens NULL = strlen) after the
  * prefix and the time; cb (may be NULL) as db_redis_eval's. */

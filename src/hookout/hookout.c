@@ -27,7 +27,7 @@
 
 #include "deskbridge/connector.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
@@ -37,6 +37,7 @@
 #include "redis/redis.h"
 #include "redis/scripts.h"
 #include "util/crypto.h"
+#include "util/parse.h"
 #include "util/id.h"
 #include "util/json.h"
 
@@ -45,145 +46,10 @@
 #define MIN_SECRET 16
 #define SECTION "helpdesk_webhook"
 
-/* ---- configuration ---- */
+/* ---- configuration (hookout_conf.c) ---- */
 
-static const char *const kind_names[] = {"message",  "edit",       "callback", "reaction",
-                                         "receipt",  "membership", "status",   NULL};
-#define KIND_STATUS (1u << 6)
-
-static const char *const allowed_keys[] = {
-    "url",         "secret",       "events",        "max_attempts", "retry_base_ms",
-    "retry_max_ms", "timeout_ms",  "allow_private", "claim_idle_ms", "concurrency", NULL};
-
-struct hook_opts {
-    const char *url, *secret;   /* borrowed from the section */
-    int all_kinds;              /* no events key: every kind, also ones added later */
-    unsigned kinds;             /* bit i = kind_names[i] */
-    int max_attempts, retry_base_ms, retry_max_ms, timeout_ms, allow_private, claim_idle_ms,
-        concurrency;
-};
-
-static int get_int(const struct db_conf_section *sec, const char *key, int def, long min,
-                   long max, int *out, struct db_err *e)
-{
-    const struct db_conf_kv *kv = db_conf_find(sec, key);
-    *out = def;
-    if (!kv) return DB_OK;
-    char *end = NULL;
-    long v = strtol(kv->value, &end, 10);
-    if (!*kv->value || *end || v < min || v > max)
-        return db_conf_error(e, sec, kv, key, "want an integer %ld-%ld, got '%.40s'", min, max,
-                             kv->value);
-    *out = (int)v;
-    return DB_OK;
-}
-
-static int get_bool(const struct db_conf_section *sec, const char *key, int *out,
-                    struct db_err *e)
-{
-    const struct db_conf_kv *kv = db_conf_find(sec, key);
-    *out = 0;
-    if (!kv) return DB_OK;
-    static const char *const yes[] = {"true", "yes", "on", "1", NULL};
-    static const char *const no[] = {"false", "no", "off", "0", NULL};
-    for (size_t i = 0; yes[i]; i++)
-        if (strcasecmp(kv->value, yes[i]) == 0) return *out = 1, DB_OK;
-    for (size_t i = 0; no[i]; i++)
-        if (strcasecmp(kv->value, no[i]) == 0) return DB_OK;
-    return db_conf_error(e, sec, kv, key, "want true or false, got '%.20s'", kv->value);
-}
-
-static int parse_kinds(const struct db_conf_section *sec, struct hook_opts *o, struct db_err *e)
-{
-    const struct db_conf_kv *kv = db_conf_find(sec, "events");
-    o->all_kinds = !kv;
-    o->kinds = 0;
-    if (!kv) return DB_OK;
-    const char *p = kv->value;
-    while (*p) {
-        while (*p == ' ' || *p == '\t') p++;
-        size_t n = strcspn(p, ",");
-        size_t len = n;
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
-        size_t i = 0;
-        for (; kind_names[i]; i++)
-            if (strlen(kind_names[i]) == len && strncmp(kind_names[i], p, len) == 0) break;
-        if (!kind_names[i])
-            return db_conf_error(e, sec, kv, "events",
-                                 "'%.*s' is not one of message, edit, callback, reaction, "
-                                 "receipt, membership, status",
-                                 (int)(len > 32 ? 32 : len), p);
-        o->kinds |= 1u << i;
-        p += n;
-        if (*p == ',') p++;
-    }
-    if (!o->kinds) return db_conf_error(e, sec, kv, "events", "names no kind");
-    return DB_OK;
-}
-
-/* The host part must be there and the URL must hold nothing curl would read differently
- * from a person reading the configuration (blanks, control characters). */
-static int check_url(const struct db_conf_section *sec, const struct db_conf_kv *kv,
-                     int allow_private, struct db_err *e)
-{
-    const char *u = kv->value;
-    size_t skip;
-    if (strncasecmp(u, "https://", 8) == 0) {
-        skip = 8;
-    } else if (strncasecmp(u, "http://", 7) == 0) {
-        skip = 7;
-        if (!allow_private)
-            return db_conf_error(e, sec, kv, "url",
-                                 "http:// needs allow_private = true (otherwise only https "
-                                 "is allowed)");
-    } else {
-        return db_conf_error(e, sec, kv, "url", "must start with http:// or https://");
-    }
-    if (!u[skip] || u[skip] == '/' || u[skip] == ':' || u[skip] == '?')
-        return db_conf_error(e, sec, kv, "url", "has no host");
-    for (const unsigned char *c = (const unsigned char *)u; *c; c++)
-        if (*c <= ' ' || *c == 0x7f)
-            return db_conf_error(e, sec, kv, "url", "contains a blank or control character");
-    return DB_OK;
-}
-
-/* Fills o from sec; every pointer in o borrows from sec. */
-static int parse_section(const struct db_conf_section *sec, struct hook_opts *o,
-                         struct db_err *e)
-{
-    memset(o, 0, sizeof *o);
-    int rc = db_conf_check_keys(sec, allowed_keys, e);
-    if (rc != DB_OK) return rc;
-    if ((rc = get_bool(sec, "allow_private", &o->allow_private, e)) ||
-        (rc = get_int(sec, "max_attempts", 10, 1, 1000, &o->max_attempts, e)) ||
-        (rc = get_int(sec, "retry_base_ms", 1000, 1, 3600000, &o->retry_base_ms, e)) ||
-        (rc = get_int(sec, "retry_max_ms", 60000, 1, 86400000, &o->retry_max_ms, e)) ||
-        (rc = get_int(sec, "timeout_ms", 10000, 100, 600000, &o->timeout_ms, e)) ||
-        (rc = get_int(sec, "claim_idle_ms", 30000, 100, 86400000, &o->claim_idle_ms, e)) ||
-        (rc = get_int(sec, "concurrency", 16, 1, 256, &o->concurrency, e)) ||
-        (rc = parse_kinds(sec, o, e)))
-        return rc;
-    if (o->retry_base_ms > o->retry_max_ms)
-        return db_conf_error(e, sec, db_conf_find(sec, "retry_base_ms"), "retry_base_ms",
-                             "is larger than retry_max_ms (%d)", o->retry_max_ms);
-    const struct db_conf_kv *url = db_conf_find(sec, "url");
-    if (!url) return db_conf_error(e, sec, NULL, "url", "is required");
-    if ((rc = check_url(sec, url, o->allow_private, e)) != DB_OK) return rc;
-    const struct db_conf_kv *secret = db_conf_find(sec, "secret");
-    if (!secret) return db_conf_error(e, sec, NULL, "secret", "is required (at least 16 characters)");
-    if (strlen(secret->value) < MIN_SECRET)
-        return db_conf_error(e, sec, secret, "secret", "must be at least %d characters",
-                             MIN_SECRET);
-    o->url = url->value;
-    o->secret = secret->value;
-    return DB_OK;
-}
-
-int db_hookout_conf_check(const struct db_conf_section *sec, struct db_err *e)
-{
-    struct hook_opts o;
-    return parse_section(sec, &o, e);
-}
+static const char *const *const kind_names = db_hookout_kinds;
+#define KIND_STATUS DB_HOOKOUT_KIND_STATUS
 
 /* ---- running state ---- */
 
@@ -235,7 +101,7 @@ struct op {
 struct endpoint {
     struct db_hookout *h;
     char *name, *url, *secret;
-    struct hook_opts o;        /* numbers only: its pointers are not kept */
+    struct db_hookout_conf o;  /* numbers only: its pointers are not kept */
     char group[160];
     struct db_http_client *http;
     struct db_reader *reader;
@@ -520,11 +386,8 @@ static void retry_later(struct job *j, int64_t delay_ms)
 static int64_t retry_after_ms(const struct db_http_resp *resp)
 {
     const char *v = resp->headers ? db_headers_get(resp->headers, "Retry-After") : NULL;
-    if (!v || *v < '0' || *v > '9') return 0;
-    char *end;
-    long s = strtol(v, &end, 10);
-    if (*end || s < 0 || s > 86400) return 0;
-    return (int64_t)s * 1000;
+    long s;
+    return db_parse_long(v, 0, 86400, &s) == 0 ? (int64_t)s * 1000 : 0;
 }
 
 static void sent_cb(const struct db_http_resp *resp, void *arg)
@@ -910,25 +773,23 @@ static void endpoint_free(struct endpoint *ep)
     while (ep->chats) chat_drop(ep, ep->chats);
     free(ep->name);
     free(ep->url);
-    if (ep->secret) {
-        memset(ep->secret, 0, strlen(ep->secret));
-        free(ep->secret);
-    }
+    db_wipe_str(ep->secret);
+    free(ep->secret);
     free(ep);
 }
 
 static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
-                        struct endpoint **out, struct db_err *e)
+                        const struct db_hookout_conf *conf, struct endpoint **out,
+                        struct db_err *e)
 {
-    struct hook_opts o;
-    int rc = parse_section(sec, &o, e);
-    if (rc != DB_OK) return rc;
+    struct db_hookout_conf o = *conf;
+    int rc;
     const struct db_config *cfg = h->gw->cfg->cfg;
     struct endpoint *ep = calloc(1, sizeof *ep);
     if (!ep) return db_err_set(e, DB_ENOMEM, "out of memory");
     ep->h = h;
     ep->o = o;
-    ep->o.url = ep->o.secret = NULL;
+    ep->o.url = ep->o.secret = ep->o.events = NULL;
     snprintf(ep->group, sizeof ep->group, DB_HOOKOUT_GROUP_PREFIX "%s", sec->account);
     ep->name = strdup(sec->account);
     ep->url = strdup(o.url);
@@ -988,7 +849,7 @@ int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_
     for (size_t i = 0; i < cfg->n_sections; i++) {
         if (strcmp(cfg->sections[i].platform, SECTION) != 0) continue;
         struct endpoint *ep = NULL;
-        rc = endpoint_new(h, &cfg->sections[i], &ep, e);
+        rc = endpoint_new(h, &cfg->sections[i], cfg->features[i].obj, &ep, e);
         if (rc != DB_OK) goto fail;
         ep->next = h->eps;
         h->eps = ep;

@@ -21,7 +21,23 @@ void db_hookout_stop_reading(struct db_hookout *h);
 unsigned long db_hookout_inflight(const struct db_hookout *h);
 void db_hookout_free(struct db_hookout *h); /* NULL-safe */
 
-/* Config section [helpdesk_webhook NAME] check (features.c). */
+/* A [helpdesk_webhook NAME] section as loaded (hookout_conf.c).  Owned by the
+ * configuration. */
+struct db_hookout_conf {
+    const char *url, *secret;
+    const char *events;         /* as written; kinds below is what it means */
+    int all_kinds;              /* no events key: every kind, also ones added later */
+    unsigned kinds;             /* bit i = db_hookout_kinds[i] */
+    int max_attempts, retry_base_ms, retry_max_ms, timeout_ms, allow_private, claim_idle_ms,
+        concurrency;
+};
+/* The event kinds an events filter may name, NULL-terminated; "status" (the last) stands for
+ * every entry of P:status. */
+extern const char *const db_hookout_kinds[];
+#define DB_HOOKOUT_KIND_STATUS (1u << 6)
+struct db_conf_table;
+extern const struct db_conf_table db_hookout_conf_table;
+/* Builds the section alone and drops it: DB_OK or DB_ECONFIG naming file, line and key. */
 int db_hookout_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 #endif

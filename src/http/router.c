@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "util/crypto.h"
 

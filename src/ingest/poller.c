@@ -14,7 +14,7 @@
 
 #include "deskbridge/connector.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
@@ -216,9 +216,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 int db_poller_is_polling_account(const struct db_account *acct)
 {
-    /* Platforms that can poll take webhooks instead once a webhook secret is configured. */
-    return acct->conn->build_poll && acct->conn->read_poll &&
-           !db_conf_find(&acct->sec, "webhook_secret");
+    return acct->polls; /* decided when the configuration was loaded */
 }
 
 int db_poller_start(struct db_services *gw, int timeout_s, struct db_poller **out,

@@ -13,7 +13,7 @@
 
 #include "conf/config.h"
 #include "deskbridge/connector.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "net/httpd.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "deskbridge/connector.h"
 #include "net/http_client.h"
 

@@ -16,7 +16,7 @@
 
 #include "deskbridge/connector.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "net/http_client.h"

@@ -21,7 +21,7 @@
 
 #include "deskbridge/connector.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/router.h"
 #include "net/httpd.h"
 #include "log/log.h"

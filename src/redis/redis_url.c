@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/crypto.h"
+
 #define DEFAULT_PORT 6379
 #define DEFAULT_SENTINEL_PORT 26379
 #define MAX_DB 999999
@@ -217,4 +219,4 @@ int db_redis_url_parse(const char *url, struct db_redis_url *u, struct db_err *e
                       "Redis URL: scheme must be redis://, unix:// or redis+sentinel://");
 }
 
-void db_redis_url_clear(struct db_redis_url *u) { explicit_bzero(u->pass, sizeof u->pass); }
+void db_redis_url_clear(struct db_redis_url *u) { db_wipe(u->pass, sizeof u->pass); }

@@ -11,7 +11,14 @@ struct db_config;
 struct db_conf_section;
 struct db_httpd_req;
 
-/* Config check of one [canned NAME] section (conf/features.c). */
+/* A [canned NAME] response as loaded (its key table is in features.c).  Owned by the
+ * configuration. */
+struct db_canned {
+    const char *name, *text;
+};
+struct db_conf_table;
+extern const struct db_conf_table db_canned_conf_table;
+/* Builds the section alone and drops it: DB_OK or DB_ECONFIG naming file, line and key. */
 int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 /* When cmd (a POST /v1/messages body) names "canned", replaces it with the expanded "text".

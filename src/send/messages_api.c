@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "dispatch/dispatcher.h"
 #include "http/respond.h"
 #include "http/router.h"

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "util/parse.h"
 #include "util/text.h"
 
 #define MAX_CLIENT_ID 128
@@ -92,8 +93,7 @@ int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
             return DB_EINVAL;
         if (!msg->media_url && !msg->media_id)
             return bad(e, field, "media", "needs url or id");
-        if (msg->media_url && strncmp(msg->media_url, "https://", 8) != 0 &&
-            strncmp(msg->media_url, "http://", 7) != 0)
+        if (msg->media_url && db_url_check(msg->media_url, DB_URL_HTTP, NULL) != 0)
             return bad(e, field, "media.url", "must be an http(s) URL");
         if (!msg->media_type) return bad(e, field, "media.type", "is required");
         int known = 0;

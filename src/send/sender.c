@@ -8,7 +8,7 @@
 
 #include "deskbridge/connector.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"

@@ -10,6 +10,7 @@
 #include "redis/scripts.h"
 #include "util/id.h"
 #include "util/json.h"
+#include "util/parse.h"
 
 /* Outbound ids and idempotency keys outlive the longest receipt delay we expect (a message
  * read weeks later still finds its record). */
@@ -403,8 +404,11 @@ static json_t *message_view(const redisReply *r)
         else if (strcmp(k, "attempt") == 0 || strcmp(k, "created") == 0 ||
                  strcmp(k, "updated") == 0)
             json_object_set_new(obj, k, json_integer(atoll(v)));
-        else if (strcmp(k, "automatic") == 0 || strcmp(k, "resolve") == 0)
-            json_object_set_new(obj, k, json_boolean(strcmp(v, "true") == 0 || strcmp(v, "1") == 0));
+        else if (strcmp(k, "automatic") == 0 || strcmp(k, "resolve") == 0) {
+            int b = 0;
+            (void)db_parse_bool(v, &b); /* anything else reads as false */
+            json_object_set_new(obj, k, json_boolean(b));
+        }
         else
             json_object_set_new(obj, k, json_string(v));
     }

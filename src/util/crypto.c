@@ -116,3 +116,13 @@ int db_random_bytes(void *out, size_t len)
 {
     return RAND_bytes(out, (int)len) == 1 ? 0 : -1;
 }
+
+void db_wipe(void *p, size_t n)
+{
+    if (p && n) OPENSSL_cleanse(p, n);
+}
+
+void db_wipe_str(char *s)
+{
+    if (s) db_wipe(s, strlen(s));
+}

@@ -27,6 +27,12 @@ void db_hex_encode(const unsigned char *in, size_t len, char *out);
 int db_hmac_hex_matches(const char *hexsig, const char *prefix, const void *key, size_t keylen,
                         const void *body, size_t len);
 
+/* Overwrites n bytes at p with zeros in a way the compiler may not drop as a dead store:
+ * the one way deskbridge wipes a secret before its memory is freed or reused.  NULL-safe. */
+void db_wipe(void *p, size_t n);
+/* db_wipe over the characters of the NUL-terminated s (NULL-safe). */
+void db_wipe_str(char *s);
+
 /* Fills out with len random bytes from the OS/OpenSSL CSPRNG; 0 or -1. */
 int db_random_bytes(void *out, size_t len);
 

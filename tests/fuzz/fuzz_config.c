@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/features.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
 
@@ -13,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static char *const env[] = {NULL};
-    struct db_config_opts o = {.text = (const char *)data, .text_len = size,
+    struct db_config_opts o = {.features = db_feature_tables, .text = (const char *)data, .text_len = size,
                                .skip_accounts = 1, .no_secret_files = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "auto/hours.h"
+#include "hours/hours.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -400,6 +400,8 @@ static void api_refuses_bad_requests(void **state)
     assert_int_equal(api(W.a.port, "POST", "/v1/conversations/" CONV(1003) "/assign",
                          "{\"agent\":\"nobody\"}", NULL), 404);
     assert_int_equal(api(W.a.port, "GET", "/v1/conversations?limit=0", NULL, NULL), 400);
+    /* A number is digits only: "5x" was read as 5 before the one number reader. */
+    assert_int_equal(api(W.a.port, "GET", "/v1/conversations?limit=5x", NULL, NULL), 400);
     assert_int_equal(api(W.a.port, "GET", "/v1/conversations?cursor=x", NULL, NULL), 400);
     struct db_test_resp r;
     db_test_http(W.a.port, "GET", "/v1/agents", NULL, NULL, 0, &r);

@@ -646,7 +646,7 @@ static void numbers_are_bounded(void **state)
     (void)state;
     const char *zero[] = {"url=https://d.example.com/", "secret=" GOOD_SECRET,
                           "max_attempts=0", NULL};
-    expect_error(zero, "max_attempts", "1-1000");
+    expect_error(zero, "max_attempts", "from 1 to 1000");
     const char *junk[] = {"url=https://d.example.com/", "secret=" GOOD_SECRET,
                           "timeout_ms=10s", NULL};
     expect_error(junk, "timeout_ms", "got '10s'");
@@ -655,7 +655,7 @@ static void numbers_are_bounded(void **state)
     expect_error(order, "hooks.conf:4: retry_base_ms", "larger than retry_max_ms");
     const char *conc[] = {"url=https://d.example.com/", "secret=" GOOD_SECRET,
                           "concurrency=1000", NULL};
-    expect_error(conc, "concurrency", "1-256");
+    expect_error(conc, "concurrency", "from 1 to 256");
 }
 
 static void unknown_keys_and_bad_booleans_are_refused(void **state)

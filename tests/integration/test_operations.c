@@ -375,6 +375,26 @@ static void a_gateway_dies_with_a_test_binary_that_is_killed(void **state)
     assert_int_equal(WTERMSIG(st), SIGKILL);
 }
 
+/* A bad environment override stops the daemon with the reason said once on stderr, and
+ * status 2.  The daemon used to load the configuration to learn its worker count and then
+ * again to run, printing the same error twice. */
+static void a_bad_environment_value_is_reported_once(void **state)
+{
+    (void)state;
+    write_conf("");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "env -i PATH=/usr/bin:/bin '%s' DESKBRIDGE_WORKERS=abc '%s' --config '%s' 2>&1; "
+             "echo \"status=$?\"",
+             redis_env, DB_DAEMON_PATH, conf_path);
+    const char *out = capture(cmd);
+    const char *needle = "environment: DESKBRIDGE_WORKERS: must be an integer from 1 to 64";
+    const char *first = strstr(out, needle);
+    assert_non_null(first);
+    assert_null(strstr(first + 1, needle));
+    assert_non_null(strstr(out, "status=2"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +403,7 @@ int main(void)
         cmocka_unit_test(two_processes_on_one_redis_lose_and_double_nothing),
         cmocka_unit_test(workers_share_the_port),
         cmocka_unit_test(operator_commands),
+        cmocka_unit_test(a_bad_environment_value_is_reported_once),
         cmocka_unit_test(a_gateway_dies_with_a_test_binary_that_aborts),
         cmocka_unit_test(a_gateway_dies_with_a_test_binary_that_is_killed),
     };

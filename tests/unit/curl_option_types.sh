@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # curl_option_types.sh CC SOURCE_DIR DEFINITIONS [FLAGS...] - curl's compile-time option type
 # checks are in force in the gateway's HTTP client: src/net/http_client.c compiles with gcc,
-# -O2, -Werror, db_core's definitions (semicolon-separated, as CMake lists them) and curl's
+# -O2, -Werror, db_net's definitions (semicolon-separated, as CMake lists them) and curl's
 # flags, and the same file with one curl_easy_setopt given a value of the wrong type does not,
 # failing on curl's check.  Fails when the checks are off or their reports hidden (e.g.
 # CURL_DISABLE_TYPECHECK defined, or the file's -Wsystem-headers line removed).

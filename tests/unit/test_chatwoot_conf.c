@@ -6,15 +6,17 @@
 
 #include <cmocka.h>
 
-#include "bridge/chatwoot/chatwoot.h"
+#include "chatwoot/chatwoot.h"
 #include "conf/config.h"
+#include "conf/schema.h"
 #include "deskbridge/connector.h"
 
 #define GOOD_SECRET "0123456789abcdef-s3cr3t"
 
-/* Checks a section of name with the given key/value pairs (NULL-terminated); returns the
- * status and leaves the message in e. */
-static int check(const char *name, const char *const *kv, struct db_err *e)
+/* Builds the struct of a section of name with the given key/value pairs (NULL-terminated)
+ * through the table; returns the status, the message in e, the struct in *out when not NULL
+ * (free with db_conf_obj_free). */
+static int build(const char *name, const char *const *kv, struct db_err *e, void **out)
 {
     struct db_conf_kv v[32];
     size_t n = 0;
@@ -22,7 +24,16 @@ static int check(const char *name, const char *const *kv, struct db_err *e)
         v[n] = (struct db_conf_kv){kv[2 * n], kv[2 * n + 1], "test.conf", (int)n + 1};
     struct db_conf_section sec = {"chatwoot", name, v, n};
     memset(e, 0, sizeof *e);
-    return db_chatwoot_conf_check(&sec, e);
+    void *obj = NULL;
+    int rc = db_conf_obj_new(&db_chatwoot_conf_table, &sec, &obj, e);
+    if (out) *out = obj;
+    else db_conf_obj_free(&db_chatwoot_conf_table, obj);
+    return rc;
+}
+
+static int check(const char *name, const char *const *kv, struct db_err *e)
+{
+    return build(name, kv, e, NULL);
 }
 
 #define BASE "url", "https://chat.example.com", "account_id", "3", "inbox_id", "7", \
@@ -34,7 +45,18 @@ static void a_complete_section_passes(void **state)
     struct db_err e;
     const char *kv[] = {BASE, "webhook_secret", GOOD_SECRET, "deskbridge_automation", "false",
                         NULL};
-    assert_int_equal(check("desk", kv, &e), DB_OK);
+    void *obj = NULL;
+    assert_int_equal(build("desk", kv, &e, &obj), DB_OK);
+    const struct db_chatwoot_conf *o = obj;
+    assert_string_equal(o->name, "desk");
+    assert_int_equal(o->account_id, 3);
+    assert_int_equal(o->inbox_id, 7);
+    assert_int_equal(o->automation, 0);
+    assert_int_equal(o->allow_unsigned, 0);
+    assert_int_equal(o->max_attempts, 10);
+    assert_int_equal(o->retry_max_ms, 60000);
+    assert_string_equal(o->secret, GOOD_SECRET);
+    db_conf_obj_free(&db_chatwoot_conf_table, obj);
     const char *unsigned_ok[] = {BASE, "allow_unsigned", "true", NULL};
     assert_int_equal(check("desk", unsigned_ok, &e), DB_OK);
 }

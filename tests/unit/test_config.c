@@ -11,10 +11,20 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "hours/hours.h"
+#include "auto/rules.h"
+#include "app/features.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
+#include "conf/schema.h"
+#include "dispatch/dispatcher.h"
+#include "hookout/hookout.h"
+#include "send/canned.h"
 #include "testutil.h"
+#include "util/crypto.h"
+#include "util/parse.h"
 
 #define FIX DB_SOURCE_DIR "/tests/fixtures/config"
 
@@ -24,7 +34,7 @@ static char *const no_env[] = {NULL};
 static int load_text(const char *text, char *const *env, struct db_config **c,
                      struct db_err *e)
 {
-    struct db_config_opts o = {.text = text, .text_len = strlen(text), .skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .text = text, .text_len = strlen(text), .skip_accounts = 1};
     memset(e, 0, sizeof *e);
     return db_config_load_opts("test.conf", env, &o, c, e);
 }
@@ -94,7 +104,7 @@ static void defaults_without_file_or_environment(void **state)
     (void)state;
     struct db_config *c = NULL;
     struct db_err e = {0};
-    assert_int_equal(db_config_load(NULL, no_env, &c, &e), DB_OK);
+    assert_int_equal(db_config_load(NULL, no_env, db_feature_tables, &c, &e), DB_OK);
     assert_null(c->file);
     assert_string_equal(c->listen, "127.0.0.1:8080");
     assert_null(c->redis_url);
@@ -121,7 +131,7 @@ static void defaults_without_file_or_environment(void **state)
 static void good_file_sets_every_key(void **state)
 {
     (void)state;
-    struct db_config_opts o = {.skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     int rc = db_config_load_opts(FIX "/good.conf", no_env, &o, &c, &e);
@@ -179,7 +189,7 @@ static void good_file_sets_every_key(void **state)
 static void crlf_and_byte_order_mark_are_accepted(void **state)
 {
     (void)state;
-    struct db_config_opts o = {.skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     assert_int_equal(db_config_load_opts(FIX "/crlf.conf", no_env, &o, &c, &e), DB_OK);
@@ -216,7 +226,7 @@ static void bad_fixtures_name_file_line_and_key(void **state)
         snprintf(want, sizeof want, "%s%s", path, text + 14);
         free(text);
 
-        struct db_config_opts o = {.skip_accounts = 1};
+        struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
         struct db_config *c = NULL;
         struct db_err e = {0};
         int rc = db_config_load_opts(path, no_env, &o, &c, &e);
@@ -233,7 +243,7 @@ static void syntax_errors_in_text(void **state)
 {
     (void)state;
     static const char nul[] = "[gateway]\nworkers = 2\npre\0fix = x\n";
-    struct db_config_opts o = {.text = nul, .text_len = sizeof nul - 1, .skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .text = nul, .text_len = sizeof nul - 1, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     assert_int_equal(db_config_load_opts("test.conf", no_env, &o, &c, &e), DB_ECONFIG);
@@ -253,10 +263,10 @@ static void missing_file_is_reported(void **state)
     (void)state;
     struct db_config *c = NULL;
     struct db_err e = {0};
-    assert_int_equal(db_config_load("/nonexistent/deskbridge.conf", no_env, &c, &e), DB_ECONFIG);
+    assert_int_equal(db_config_load("/nonexistent/deskbridge.conf", no_env, db_feature_tables, &c, &e), DB_ECONFIG);
     assert_null(c);
     assert_string_equal(e.msg, "/nonexistent/deskbridge.conf: cannot read: No such file or directory");
-    assert_int_equal(db_config_load(FIX, no_env, &c, &e), DB_ECONFIG);
+    assert_int_equal(db_config_load(FIX, no_env, db_feature_tables, &c, &e), DB_ECONFIG);
     assert_string_equal(e.msg, FIX ": cannot read: Is a directory");
 }
 
@@ -429,7 +439,7 @@ static void file_keys_strip_one_newline_only(void **state)
     static const char dconf[] = "[viber a]\nauth_token_file = two_newlines\n"
                                 "sender_name_file = crlf\n";
     const char *conf = tmp_file(&t, "d.conf", dconf, sizeof dconf - 1);
-    struct db_config_opts o = {.skip_accounts = 1};
+    struct db_config_opts o = {.features = db_feature_tables, .skip_accounts = 1};
     struct db_config *c = NULL;
     struct db_err e = {0};
     int rc = db_config_load_opts(conf, no_env, &o, &c, &e);
@@ -634,7 +644,7 @@ static const struct db_connector *test_find(const char *name)
 
 static int load_with_test_find(const char *text, struct db_config **c, struct db_err *e)
 {
-    struct db_config_opts o = {.text = text, .text_len = strlen(text), .find = test_find};
+    struct db_config_opts o = {.features = db_feature_tables, .text = text, .text_len = strlen(text), .find = test_find};
     memset(e, 0, sizeof *e);
     return db_config_load_opts("test.conf", no_env, &o, c, e);
 }
@@ -702,7 +712,7 @@ static void compiled_in_connectors_take_quickstart_accounts(void **state)
         assert_non_null(conn);
         struct db_config *c = NULL;
         struct db_err e = {0};
-        int rc = db_config_load(NULL, cases[i].env, &c, &e);
+        int rc = db_config_load(NULL, cases[i].env, db_feature_tables, &c, &e);
         if (!conn->account_new) {
             char want[128];
             snprintf(want, sizeof want, "environment: [%s %s]: platform not available",
@@ -742,6 +752,218 @@ static void docs_document_every_key_and_variable(void **state)
     assert_non_null(strstr(doc, "NAME_FILE"));
     assert_non_null(strstr(doc, "_file"));
     free(doc);
+}
+
+/* The row docs/config.md must hold for key k of a feature table: the table speaks. */
+static void doc_row(const struct db_conf_key *k, char *buf, size_t n)
+{
+    char type[160] = "", def[64] = "-";
+    switch (k->type) {
+    case DB_CONF_INT:
+    case DB_CONF_LONG: snprintf(type, sizeof type, "int %ld-%ld", k->min, k->max); break;
+    case DB_CONF_BOOL: snprintf(type, sizeof type, "true \\| false"); break;
+    case DB_CONF_URL: snprintf(type, sizeof type, "URL"); break;
+    default: snprintf(type, sizeof type, "text"); break;
+    }
+    if (k->flags & DB_CONF_REQUIRED) strcat(type, ", required");
+    if (k->flags & DB_CONF_SECRET) strcat(type, ", secret");
+    if (k->flags & DB_CONF_REPEATABLE) strcat(type, ", repeatable");
+    if (k->flags & DB_CONF_LANG) strcat(type, ", per language");
+    if (k->def) snprintf(def, sizeof def, "`%s`", k->def);
+    snprintf(buf, n, "| `%s` | %s | %s | %s |\n", k->name, type, def, k->doc);
+}
+
+/* Every key of every feature table has its row, as the table would write it, under the
+ * heading of its section; every [gateway] key's row carries the table's doc line. */
+static void docs_match_the_key_tables(void **state)
+{
+    (void)state;
+    char *doc = db_test_read_file("docs/config.md", NULL);
+    size_t n_tables = 0, n_rows = 0;
+    for (size_t i = 0; db_feature_tables[i]; i++, n_tables++) {
+        const struct db_conf_table *t = db_feature_tables[i];
+        char head[96], row[512];
+        snprintf(head, sizeof head, "\n#### `[%s%s]`\n", t->section, t->named ? " NAME" : "");
+        const char *from = strstr(doc, head);
+        if (!from) fail_msg("docs/config.md has no heading %s", head + 1);
+        from += strlen(head);
+        const char *to = strstr(from, "\n#");
+        size_t len = to ? (size_t)(to - from) : strlen(from);
+        for (size_t j = 0; j < t->n_keys; j++, n_rows++) {
+            const struct db_conf_key *k = &t->keys[j];
+            assert_non_null(k->doc);
+            doc_row(k, row, sizeof row);
+            const char *hit = strstr(from, row);
+            if (!hit || hit >= from + len)
+                fail_msg("docs/config.md, [%s]: want the row\n%s", t->section, row);
+        }
+    }
+    assert_int_equal(n_tables, 7);
+    assert_int_equal(n_rows, 48);
+    const struct db_conf_table *g = db_config_gateway_table();
+    for (size_t j = 0; j < g->n_keys; j++) {
+        char needle[80];
+        snprintf(needle, sizeof needle, "\n| `%s` |", g->keys[j].name);
+        const char *row = strstr(doc, needle);
+        assert_non_null(row);
+        const char *eol = strchr(row + 1, '\n');
+        const char *hit = strstr(row, g->keys[j].doc);
+        if (!hit || (eol && hit > eol))
+            fail_msg("docs/config.md: the row of %s lacks \"%s\"", g->keys[j].name,
+                     g->keys[j].doc);
+    }
+    free(doc);
+}
+
+/* Each feature section is read once, at load, into its module's struct: numbers as numbers,
+ * yes/no as 0/1, defaults filled, schedules and patterns compiled. */
+static void feature_sections_become_typed_structs(void **state)
+{
+    (void)state;
+    struct db_config *c = NULL;
+    struct db_err e;
+    int rc = load_text("[dispatch]\n"
+                       "offline_grace_ms = 400\n"
+                       "priority_keyword = urgent:urgent\n"
+                       "priority_keyword = soon:high\n"
+                       "[schedule office]\n"
+                       "timezone = Europe/Kyiv\n"
+                       "hours = mon-fri 09:00-18:00\n"
+                       "away_message = closed\n"
+                       "away_message_uk = зачинено\n"
+                       "queue_default_wait_s = 120\n"
+                       "accounts = telegram:1\n"
+                       "[keyword prices]\n"
+                       "regex = ^(price|cost)\n"
+                       "answer = see the site\n"
+                       "resolve = Yes\n"
+                       "accounts = telegram:1 , viber:shop\n"
+                       "[canned thanks]\n"
+                       "text = Thank you\n"
+                       "[helpdesk_webhook desk]\n"
+                       "url = http://127.0.0.1:9/in\n"
+                       "secret = 0123456789abcdef\n"
+                       "allow_private = on\n"
+                       "events = message, status\n",
+                       no_env, &c, &e);
+    if (rc != DB_OK) fail_msg("%s", e.msg);
+
+    const struct db_dispatch_conf *d = db_config_obj(c, "dispatch", NULL);
+    assert_non_null(d);
+    assert_int_equal(d->offline_grace_ms, 400);
+    assert_int_equal(d->sweep_ms, 1000);
+    assert_int_equal(d->claim_idle_set, 0);
+    assert_string_equal(d->rules, "urgent\turgent\nsoon\thigh\n");
+    struct db_dispatch_opts o = db_dispatch_opts_of(c);
+    assert_int_equal(o.offline_grace_ms, 400);
+    assert_int_equal(o.claim_idle_ms, c->claim_idle_ms); /* [gateway]'s when not given */
+    assert_int_equal(o.max_deliveries, 10);
+
+    const struct db_schedule_conf *sc = db_schedule_conf_of(c, "telegram", "1");
+    assert_non_null(sc);
+    assert_ptr_equal(sc, db_config_obj(c, "schedule", "office"));
+    assert_null(db_schedule_conf_of(c, "telegram", "2")); /* no [schedule default] */
+    assert_non_null(sc->sched);
+    assert_string_equal(db_schedule_tz(sc->sched), "Europe/Kyiv");
+    assert_int_equal(sc->queue_default_wait_s, 120);
+    assert_string_equal(sc->away_message, "closed");
+    assert_string_equal(db_schedule_text(sc, "away_message", "uk"), "зачинено");
+    assert_string_equal(db_schedule_text(sc, "away_message", "de"), "closed");
+    assert_null(sc->greeting);
+
+    const struct db_keyword_rule *k = db_config_obj(c, "keyword", "prices");
+    assert_non_null(k);
+    assert_int_equal(k->resolve, 1);
+    assert_int_equal(k->has_rx, 1);
+    assert_string_equal(k->answer, "see the site");
+    /* The rule answers only its accounts, from the list split at load. */
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "kind", "message", "text", "price please",
+                           "platform", "viber", "account", "shop");
+    assert_ptr_equal(db_keyword_rule_for(c, ev), k);
+    json_object_set_new(ev, "account", json_string("shop2"));
+    assert_null(db_keyword_rule_for(c, ev));
+    json_decref(ev);
+    const struct db_canned *cn = db_config_obj(c, "canned", "thanks");
+    assert_string_equal(cn->text, "Thank you");
+
+    const struct db_hookout_conf *h = db_config_obj(c, "helpdesk_webhook", "desk");
+    assert_non_null(h);
+    assert_int_equal(h->allow_private, 1);
+    assert_int_equal(h->all_kinds, 0);
+    assert_int_equal(h->kinds, 1u | DB_HOOKOUT_KIND_STATUS);
+    assert_int_equal(h->timeout_ms, 10000);
+    assert_int_equal(h->concurrency, 16);
+    db_config_free(c);
+
+    /* How an account receives is decided once, at load. */
+    assert_int_equal(load_text("[telegram a]\ntoken = 1:x\n"
+                               "[telegram b]\ntoken = 2:y\nwebhook_secret = s3cr3t-s3cr3t\n",
+                               no_env, &c, &e),
+                     DB_OK);
+    assert_int_equal(db_config_account(c, "telegram", "a")->polls, 1);
+    assert_int_equal(db_config_account(c, "telegram", "b")->polls, 0);
+    db_config_free(c);
+
+    /* An empty [dispatch] gives the options a configuration without one gives. */
+    assert_int_equal(load_text("[dispatch]\n", no_env, &c, &e), DB_OK);
+    struct db_dispatch_opts with = db_dispatch_opts_of(c);
+    db_config_free(c);
+    assert_int_equal(load_text("", no_env, &c, &e), DB_OK);
+    struct db_dispatch_opts without = db_dispatch_opts_of(c);
+    db_config_free(c);
+    assert_memory_equal(&with, &without, sizeof with);
+
+    /* A feature section's error names the file, the line and the key. */
+    assert_int_equal(load_text("[dispatch]\nsweep_ms = 10\n", no_env, &c, &e), DB_ECONFIG);
+    assert_string_equal(e.msg, "test.conf:2: sweep_ms: must be an integer from 50 to 600000 "
+                               "(got '10')");
+    assert_int_equal(load_text("[keyword k]\nmatch = a\nanswer = b\nwhen = now\n", no_env, &c,
+                               &e),
+                     DB_ECONFIG);
+    assert_string_equal(e.msg, "test.conf:4: when: unknown key in [keyword]");
+}
+
+/* One number, one yes/no, one URL reader, one wipe. */
+static void the_shared_value_readers(void **state)
+{
+    (void)state;
+    long v = 7;
+    int b = 7;
+    assert_int_equal(db_parse_long("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(db_parse_long("-5", -10, 10, &v), 0);
+    assert_int_equal(v, -5);
+    static const char *const bad[] = {"", " 1", "+1", "1 ", "0x10", "1e3", "10s", "-", "101",
+                                      "99999999999999999999", NULL};
+    for (size_t i = 0; bad[i]; i++)
+        if (db_parse_long(bad[i], 0, 100, &v) == 0) fail_msg("'%s' was taken", bad[i]);
+    assert_int_equal(v, -5);
+    assert_int_equal(db_parse_long(NULL, 0, 1, &v), -1);
+    static const char *const yes[] = {"true", "YES", "On", "1", NULL};
+    static const char *const no[] = {"false", "No", "OFF", "0", NULL};
+    for (size_t i = 0; yes[i]; i++) {
+        assert_int_equal(db_parse_bool(yes[i], &b), 0);
+        assert_int_equal(b, 1);
+        assert_int_equal(db_parse_bool(no[i], &b), 0);
+        assert_int_equal(b, 0);
+    }
+    assert_int_equal(db_parse_bool("maybe", &b), -1);
+    assert_int_equal(db_parse_bool("", &b), -1);
+    const char *why = NULL;
+    assert_int_equal(db_url_check("https://example.com/x?y=1", 0, &why), 0);
+    assert_int_equal(db_url_check("HTTP://10.0.0.1:8080/", DB_URL_HTTP, &why), 0);
+    assert_int_equal(db_url_check("http://example.com/", 0, &why), -1);
+    assert_string_equal(why, "must use https://");
+    assert_int_equal(db_url_check("ftp://example.com/", DB_URL_HTTP, &why), -1);
+    assert_string_equal(why, "must start with http:// or https://");
+    assert_int_equal(db_url_check("https:///path", 0, &why), -1);
+    assert_string_equal(why, "has no host");
+    assert_int_equal(db_url_check("https://a.example/b c", 0, &why), -1);
+    assert_int_equal(db_url_check("https://a.example/\r\nX: y", 0, NULL), -1);
+    char secret[] = "hunter2-hunter2";
+    db_wipe_str(secret);
+    for (size_t i = 0; i < sizeof secret; i++) assert_int_equal(secret[i], 0);
+    db_wipe_str(NULL);
 }
 
 static void deploy_example_parses(void **state)
@@ -869,7 +1091,7 @@ static void tenant_errors_name_file_line_and_key(void **state)
     expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\nagents = x\n",
                  no_env, "test.conf:7: agents: unknown key in [tenant]");
     expect_error(TWO_ACCOUNTS "[tenant a]\naccounts = telegram:111\n",
-                 no_env, "[tenant a]: api_token: required");
+                 no_env, "[tenant a]: api_token: is required");
     expect_error(TWO_ACCOUNTS "[tenant a/b]\n",
                  no_env, "test.conf:5: [tenant a/b]: name must be 1 to 64 of A-Z a-z 0-9 _ . -");
 }
@@ -899,6 +1121,9 @@ int main(void)
         cmocka_unit_test(accounts_are_built_by_their_connector),
         cmocka_unit_test(compiled_in_connectors_take_quickstart_accounts),
         cmocka_unit_test(docs_document_every_key_and_variable),
+        cmocka_unit_test(docs_match_the_key_tables),
+        cmocka_unit_test(feature_sections_become_typed_structs),
+        cmocka_unit_test(the_shared_value_readers),
         cmocka_unit_test(deploy_example_parses),
         cmocka_unit_test(tenants_load_with_their_accounts_and_tokens),
         cmocka_unit_test(tenant_token_file_holds_several_tokens),

@@ -15,8 +15,12 @@
 #include <jansson.h>
 
 #include "auto/autoreply.h"
+#include "auto/rules.h"
+#include "app/features.h"
 #include "conf/config.h"
-#include "auto/hours.h"
+#include "conf/config_internal.h"
+#include "hours/hours.h"
+#include "hours/tz.h"
 #include "send/canned.h"
 
 /* A [schedule test] section as config.c would build it: "test.conf", key i on line i + 2. */
@@ -273,6 +277,15 @@ static void tz_is_restored(void **state)
     tzset();
 }
 
+/* The section checked alone, as the loader builds it. */
+static int schedule_check(const struct db_conf_section *sec, struct db_err *e)
+{
+    struct db_schedule *s = NULL;
+    int rc = db_schedule_parse(sec, &s, e);
+    db_schedule_free(s);
+    return rc;
+}
+
 static void expect_error(const char *msg, ...)
 {
     struct sec_buf b;
@@ -285,7 +298,7 @@ static void expect_error(const char *msg, ...)
     assert_int_equal(db_schedule_parse(sec, &s, &e), DB_ECONFIG);
     assert_null(s);
     assert_string_equal(e.msg, msg);
-    assert_int_equal(db_schedule_conf_check(sec, &e), DB_ECONFIG);
+    assert_int_equal(schedule_check(sec, &e), DB_ECONFIG);
 }
 
 static void parse_errors(void **state)
@@ -330,7 +343,7 @@ static void parse_errors(void **state)
                  "timezone", "UTC", "hours", "mon 09:00-10:00", "closures", "2026-11-30", NULL);
     expect_error("test.conf:4: accounts: 'telegram': want platform:account", "timezone", "UTC",
                  "hours", "mon 09:00-10:00", "accounts", "viber:shop, telegram", NULL);
-    expect_error("test.conf:4: away_msg: unknown key", "timezone", "UTC", "hours",
+    expect_error("test.conf:4: away_msg: unknown key in [schedule]", "timezone", "UTC", "hours",
                  "mon 09:00-10:00", "away_msg", "x", NULL);
 
     /* Keys built from the quickstart variables are named as the variables. */
@@ -338,12 +351,12 @@ static void parse_errors(void **state)
                                {"hours", "mon-fri 9-18", "environment", 0}};
     struct db_conf_section esec = {"schedule", "default", ekv, 2};
     struct db_err ee = {0};
-    assert_int_equal(db_schedule_conf_check(&esec, &ee), DB_ECONFIG);
+    assert_int_equal(schedule_check(&esec, &ee), DB_ECONFIG);
     assert_string_equal(ee.msg, "environment: DESKBRIDGE_BUSINESS_HOURS: 'mon-fri 9-18': want "
                                 "intervals HH:MM-HH:MM from 00:00 to 24:00");
     esec.kv = ekv + 1;
     esec.n = 1;
-    assert_int_equal(db_schedule_conf_check(&esec, &ee), DB_ECONFIG);
+    assert_int_equal(schedule_check(&esec, &ee), DB_ECONFIG);
     assert_string_equal(ee.msg, "environment: DESKBRIDGE_TIMEZONE: is required with "
                                 "DESKBRIDGE_BUSINESS_HOURS (e.g. Europe/Kyiv)");
 
@@ -354,7 +367,7 @@ static void parse_errors(void **state)
         section(&b, "schedule", "office", "timezone", "UTC", "hours", "mon 09:00-10:00",
                 "away_message", "closed", "away_message_uk", "зачинено", "greeting_uk", "привіт",
                 "accounts", "telegram:1, viber:shop", NULL);
-    assert_int_equal(db_schedule_conf_check(sec, &e), DB_OK);
+    assert_int_equal(schedule_check(sec, &e), DB_OK);
 }
 
 static void keyword_matching(void **state)
@@ -385,15 +398,19 @@ static void text_expansion(void **state)
 static void canned_expansion(void **state)
 {
     (void)state;
-    struct sec_buf b1, b2;
-    struct db_conf_section secs[2];
-    secs[0] = *section(&b1, "canned", "thanks", "text",
-                       "Thanks {customer_name}, {agent_name} here; back {next_open}", NULL);
-    secs[1] = *section(&b2, "schedule", "default", "timezone", "UTC", "hours",
-                       "mon-sun 00:00-24:00", NULL);
-    secs[0].kv = b1.kv;
-    secs[1].kv = b2.kv;
-    struct db_config cfg = {.sections = secs, .n_sections = 2};
+    /* Loaded as the daemon loads it: the sections become their structs once. */
+    static const char text[] = "[canned thanks]\n"
+                               "text = Thanks {customer_name}, {agent_name} here; back {next_open}\n"
+                               "[schedule default]\n"
+                               "timezone = UTC\n"
+                               "hours = mon-sun 00:00-24:00\n";
+    static char *const no_env[] = {NULL};
+    struct db_config_opts o = {.features = db_feature_tables, .text = text, .text_len = sizeof text - 1};
+    struct db_config *loaded = NULL;
+    struct db_err le = {0};
+    if (db_config_load_opts("test.conf", no_env, &o, &loaded, &le) != DB_OK)
+        fail_msg("load: %s", le.msg);
+    struct db_config cfg = *loaded;
     struct db_err e = {0};
     json_t *cmd = json_pack("{s:s, s:s, s:s, s:s}", "conversation", "telegram:1:2", "canned",
                             "thanks", "customer_name", "Olena", "agent_name", "Ivan");
@@ -416,6 +433,7 @@ static void canned_expansion(void **state)
     assert_int_equal(db_canned_expand(&cfg, cmd, &e), DB_OK);
     assert_string_equal(json_string_value(json_object_get(cmd, "text")), "plain");
     json_decref(cmd);
+    db_config_free(loaded);
 }
 
 static void keyword_and_canned_sections(void **state)
@@ -437,10 +455,15 @@ static void keyword_and_canned_sections(void **state)
                      DB_ECONFIG);
     assert_string_equal(e.msg, "[keyword k]: answer: is required");
     assert_int_equal(db_keyword_conf_check(section(&b, "keyword", "k", "match", "a", "answer",
-                                                   "x", "resolve", "yes", NULL),
+                                                   "x", "resolve", "maybe", NULL),
                                            &e),
                      DB_ECONFIG);
-    assert_string_equal(e.msg, "test.conf:4: resolve: must be true or false");
+    assert_string_equal(e.msg, "test.conf:4: resolve: must be true or false (got 'maybe')");
+    /* The one yes/no dialect of the configuration. */
+    assert_int_equal(db_keyword_conf_check(section(&b, "keyword", "k", "match", "a", "answer",
+                                                   "x", "resolve", "yes", NULL),
+                                           &e),
+                     DB_OK);
     assert_int_equal(db_keyword_conf_check(section(&b, "keyword", "k", "regex", "^(price|cost)",
                                                    "answer", "x", "resolve", "true", "language",
                                                    "uk", "accounts", "telegram:1", NULL),
@@ -448,6 +471,144 @@ static void keyword_and_canned_sections(void **state)
                      DB_OK);
     assert_int_equal(db_canned_conf_check(section(&b, "canned", "c", NULL), &e), DB_ECONFIG);
     assert_string_equal(e.msg, "[canned c]: text: is required");
+}
+
+/* ---- the zone reader against the C library ---- */
+
+/* Where the zone reader and localtime_r (under TZ=name, set here only to get the expected
+ * value) disagree at t: 0 when they agree, else fails the test naming the instant. */
+static void same_local(const struct db_tz *z, const char *name, time_t t)
+{
+    struct tm want, got;
+    assert_non_null(localtime_r(&t, &want));
+    db_tz_local(z, t, &got);
+    if (want.tm_year != got.tm_year || want.tm_mon != got.tm_mon ||
+        want.tm_mday != got.tm_mday || want.tm_hour != got.tm_hour ||
+        want.tm_min != got.tm_min || want.tm_sec != got.tm_sec ||
+        want.tm_wday != got.tm_wday || want.tm_yday != got.tm_yday ||
+        want.tm_gmtoff != got.tm_gmtoff || (want.tm_isdst > 0) != (got.tm_isdst > 0))
+        fail_msg("%s at %lld: libc %04d-%02d-%02d %02d:%02d:%02d off %ld dst %d, "
+                 "ours %04d-%02d-%02d %02d:%02d:%02d off %ld dst %d",
+                 name, (long long)t, want.tm_year + 1900, want.tm_mon + 1, want.tm_mday,
+                 want.tm_hour, want.tm_min, want.tm_sec, (long)want.tm_gmtoff, want.tm_isdst,
+                 got.tm_year + 1900, got.tm_mon + 1, got.tm_mday, got.tm_hour, got.tm_min,
+                 got.tm_sec, (long)got.tm_gmtoff, got.tm_isdst);
+}
+
+/* Every hour from 1970 to 2060, every offset change found on the way to the second (the
+ * instant before, at and after it), and a day at a time from 1850 and to 2200, where the
+ * first time type and the footer's POSIX rule decide. */
+static size_t compare_zone(const char *name)
+{
+    struct db_tz *z = NULL;
+    assert_int_equal(db_tz_load(name, &z), DB_OK);
+    setenv("TZ", name, 1);
+    tzset();
+    size_t changes = 0;
+    time_t from = utc(1970, 1, 1, 0, 0), to = utc(2060, 1, 1, 0, 0);
+    struct tm tm;
+    long prev = (localtime_r(&from, &tm), tm.tm_gmtoff);
+    for (time_t t = from; t < to; t += 3600) {
+        same_local(z, name, t);
+        long off = (localtime_r(&t, &tm), tm.tm_gmtoff);
+        if (off == prev) continue;
+        time_t lo = t - 3600, hi = t; /* offset prev at lo, off at hi */
+        while (hi - lo > 1) {
+            time_t mid = lo + (hi - lo) / 2;
+            if ((localtime_r(&mid, &tm), tm.tm_gmtoff) == prev) lo = mid;
+            else hi = mid;
+        }
+        for (time_t k = hi - 2; k <= hi + 1; k++) same_local(z, name, k);
+        changes++;
+        prev = off;
+    }
+    for (time_t t = utc(1850, 1, 1, 0, 0); t < from; t += 86400 + 3607) same_local(z, name, t);
+    for (time_t t = to; t < utc(2200, 1, 1, 0, 0); t += 86400 + 3607) same_local(z, name, t);
+    unsetenv("TZ");
+    tzset();
+    db_tz_free(z);
+    return changes;
+}
+
+static void zone_reader_agrees_with_libc(void **state)
+{
+    (void)state;
+    /* DST both ways, north and south, half hours, negative DST (Dublin), DST ended for good
+     * (Tehran since 2022, Sao_Paulo since 2019), rules changed mid-way (New_York 2007). */
+    static const char *const zones[] = {"Europe/Kyiv",       "America/New_York",
+                                        "Australia/Lord_Howe", "Australia/Sydney",
+                                        "Europe/Dublin",     "Asia/Tehran",
+                                        "America/Sao_Paulo", "Pacific/Chatham",
+                                        "Europe/London",     "UTC"};
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        size_t changes = compare_zone(zones[i]);
+        /* The sweep did meet transitions where the zone has them: two a year since 1970
+         * for the first two. */
+        if (i < 2) assert_true(changes > 150);
+    }
+}
+
+/* The two transitions of 2026 in Kyiv and New York, by hand: the local hour that is skipped
+ * in spring and the one that is repeated in autumn. */
+static void zone_reader_dst_instants(void **state)
+{
+    (void)state;
+    struct db_tz *kyiv = NULL, *ny = NULL;
+    assert_int_equal(db_tz_load("Europe/Kyiv", &kyiv), DB_OK);
+    assert_int_equal(db_tz_load("America/New_York", &ny), DB_OK);
+    struct tm tm;
+    /* Kyiv: 2026-03-29 01:00 UTC, 03:00 EET becomes 04:00 EEST. */
+    time_t t = utc(2026, 3, 29, 1, 0);
+    db_tz_local(kyiv, t - 1, &tm);
+    assert_int_equal(tm.tm_hour, 2);
+    assert_int_equal(tm.tm_min, 59);
+    assert_int_equal(tm.tm_gmtoff, 7200);
+    db_tz_local(kyiv, t, &tm);
+    assert_int_equal(tm.tm_hour, 4);
+    assert_int_equal(tm.tm_gmtoff, 10800);
+    assert_int_equal(tm.tm_isdst, 1);
+    /* Kyiv: 2026-10-25 01:00 UTC, 04:00 EEST becomes 03:00 EET. */
+    t = utc(2026, 10, 25, 1, 0);
+    db_tz_local(kyiv, t - 1, &tm);
+    assert_int_equal(tm.tm_hour, 3);
+    assert_int_equal(tm.tm_min, 59);
+    db_tz_local(kyiv, t, &tm);
+    assert_int_equal(tm.tm_hour, 3);
+    assert_int_equal(tm.tm_min, 0);
+    assert_int_equal(tm.tm_isdst, 0);
+    /* New York: 2026-03-08 07:00 UTC (02:00 EST -> 03:00 EDT), 2026-11-01 06:00 UTC
+     * (02:00 EDT -> 01:00 EST). */
+    assert_int_equal(db_tz_offset(ny, utc(2026, 3, 8, 7, 0) - 1), -5 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2026, 3, 8, 7, 0)), -4 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2026, 11, 1, 6, 0) - 1), -4 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2026, 11, 1, 6, 0)), -5 * 3600);
+    /* Far beyond the file's last transition, where only the footer's rule speaks. */
+    assert_int_equal(db_tz_offset(ny, utc(2150, 7, 1, 12, 0)), -4 * 3600);
+    assert_int_equal(db_tz_offset(ny, utc(2150, 1, 1, 12, 0)), -5 * 3600);
+    db_tz_free(kyiv);
+    db_tz_free(ny);
+}
+
+/* Bytes that are not a usable TZif file are refused, never read past their end. */
+static void zone_reader_refuses_bad_files(void **state)
+{
+    (void)state;
+    struct db_tz *z = NULL;
+    static const unsigned char junk[] = "TZif2 not really";
+    assert_int_equal(db_tz_parse(junk, sizeof junk, &z), DB_EINVAL);
+    assert_null(z);
+    unsigned char hdr[44] = "TZif";
+    assert_int_equal(db_tz_parse(hdr, sizeof hdr, &z), DB_EINVAL); /* no time type */
+    hdr[39] = 1;                                                     /* one type, no data */
+    assert_int_equal(db_tz_parse(hdr, sizeof hdr, &z), DB_EINVAL);
+    unsigned char one[50] = "TZif";
+    one[39] = 1; /* a version 1 file with a single type, UTC+3 */
+    one[44 + 2] = 0x2a;
+    one[44 + 3] = 0x30;
+    assert_int_equal(db_tz_parse(one, sizeof one, &z), DB_OK);
+    assert_int_equal(db_tz_offset(z, 0), 10800);
+    db_tz_free(z);
+    assert_int_equal(db_tz_load("No/Such_Zone", &z), DB_ENOTFOUND);
 }
 
 int main(void)
@@ -462,6 +623,9 @@ int main(void)
         cmocka_unit_test(holidays_partial_days_closures),
         cmocka_unit_test(next_open_wording),
         cmocka_unit_test(tz_is_restored),
+        cmocka_unit_test(zone_reader_agrees_with_libc),
+        cmocka_unit_test(zone_reader_dst_instants),
+        cmocka_unit_test(zone_reader_refuses_bad_files),
         cmocka_unit_test(parse_errors),
         cmocka_unit_test(keyword_matching),
         cmocka_unit_test(text_expansion),

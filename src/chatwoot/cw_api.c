@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge/chatwoot/cw_internal.h"
+#include "chatwoot/cw_internal.h"
 #include "util/crypto.h"
 #include "util/json.h"
 
 /* "<url>/api/v1/accounts/<account><tail>" into a malloc'd string. */
-static char *api_url(const struct cw_opts *o, const char *tail)
+static char *api_url(const struct db_chatwoot_conf *o, const char *tail)
 {
     size_t ul = strlen(o->url);
     while (ul && o->url[ul - 1] == '/') ul--;
@@ -23,7 +23,7 @@ static char *api_url(const struct cw_opts *o, const char *tail)
     return out;
 }
 
-static int fill(const struct cw_opts *o, struct db_http_req *req, const char *method,
+static int fill(const struct db_chatwoot_conf *o, struct db_http_req *req, const char *method,
                 const char *tail, const char *ctype, char *body, size_t body_len)
 {
     memset(req, 0, sizeof *req);
@@ -41,7 +41,7 @@ static int fill(const struct cw_opts *o, struct db_http_req *req, const char *me
 }
 
 /* Fills a JSON request from obj (a stolen reference). */
-static int fill_json(const struct cw_opts *o, struct db_http_req *req, const char *method,
+static int fill_json(const struct db_chatwoot_conf *o, struct db_http_req *req, const char *method,
                      const char *tail, json_t *obj)
 {
     char *body = obj ? db_json_dump(obj) : NULL;
@@ -50,7 +50,7 @@ static int fill_json(const struct cw_opts *o, struct db_http_req *req, const cha
     return fill(o, req, method, tail, "application/json", body, strlen(body));
 }
 
-int cw_req_contact(const struct cw_opts *o, const char *identifier, const char *name,
+int cw_req_contact(const struct db_chatwoot_conf *o, const char *identifier, const char *name,
                    const char *phone, const char *source_id, struct db_http_req *req)
 {
     json_t *b = json_pack("{s:I,s:s,s:s}", "inbox_id", (json_int_t)o->inbox_id, "identifier",
@@ -75,7 +75,7 @@ static char *pct(const char *s)
     return out;
 }
 
-int cw_req_contact_search(const struct cw_opts *o, const char *identifier, int page,
+int cw_req_contact_search(const struct db_chatwoot_conf *o, const char *identifier, int page,
                           struct db_http_req *req)
 {
     char *q = pct(identifier), *tail = NULL;
@@ -87,14 +87,14 @@ int cw_req_contact_search(const struct cw_opts *o, const char *identifier, int p
     return rc;
 }
 
-int cw_req_contact_conversations(const struct cw_opts *o, long contact, struct db_http_req *req)
+int cw_req_contact_conversations(const struct db_chatwoot_conf *o, long contact, struct db_http_req *req)
 {
     char tail[64];
     snprintf(tail, sizeof tail, "/contacts/%ld/conversations", contact);
     return fill(o, req, "GET", tail, NULL, NULL, 0);
 }
 
-int cw_req_conversation(const struct cw_opts *o, long contact, const char *source_id,
+int cw_req_conversation(const struct db_chatwoot_conf *o, long contact, const char *source_id,
                         struct db_http_req *req)
 {
     /* Without source_id Chatwoot makes a new contact-inbox for every conversation. */
@@ -133,7 +133,7 @@ static void safe_name(const char *in, char *out, size_t n)
     out[j] = '\0';
 }
 
-int cw_req_message(const struct cw_opts *o, long conv, const char *content,
+int cw_req_message(const struct db_chatwoot_conf *o, long conv, const char *content,
                    const char *source_id, const void *file, size_t file_len,
                    const char *file_name, const char *file_type, struct db_http_req *req)
 {
@@ -182,14 +182,14 @@ int cw_req_message(const struct cw_opts *o, long conv, const char *content,
     return fill(o, req, "POST", tail, ctype, buf, len);
 }
 
-int cw_req_messages(const struct cw_opts *o, long conv, struct db_http_req *req)
+int cw_req_messages(const struct db_chatwoot_conf *o, long conv, struct db_http_req *req)
 {
     char tail[64];
     snprintf(tail, sizeof tail, "/conversations/%ld/messages", conv);
     return fill(o, req, "GET", tail, NULL, NULL, 0);
 }
 
-int cw_req_status(const struct cw_opts *o, long conv, long msg, const char *status,
+int cw_req_status(const struct db_chatwoot_conf *o, long conv, long msg, const char *status,
                   const char *error, struct db_http_req *req)
 {
     char tail[96];

@@ -1,7 +1,8 @@
 /* hours.h - business hours: a weekly schedule in an IANA time zone, with holidays, partial
  * days and one-off closures; and the small text rules of automatic answers (keyword
- * matching, placeholder expansion) that autoreply.c applies.  Pure: the only outside input
- * is the system time zone database, read through the C library.  docs/business-hours.md. */
+ * matching, placeholder expansion) that autoreply.c applies.  The only outside input is the
+ * zone's TZif file, read once by db_schedule_parse; answering a question about an instant
+ * reads no file and leaves the process's TZ alone.  docs/business-hours.md. */
 #ifndef DB_HOURS_H
 #define DB_HOURS_H
 
@@ -15,14 +16,12 @@ struct db_schedule;
 struct db_config;
 
 /* Builds the schedule of a [schedule NAME] section (keys timezone, hours, holidays,
- * closures; the text keys are only checked for presence of allowed names).  DB_OK with *out
+ * closures; the text keys are only checked for presence of allowed names), reading the
+ * zone's TZif file: call it at configuration load, not per message.  DB_OK with *out
  * (free with db_schedule_free), or DB_ECONFIG with "FILE:LINE: KEY: what is wrong" in e. */
 int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
                       struct db_err *e) DB_MUST_CHECK;
 void db_schedule_free(struct db_schedule *s); /* NULL-safe */
-
-/* Same as the parse, keeping nothing: the .check of the "schedule" feature section. */
-int db_schedule_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 /* 1 when the schedule is open at the instant t, else 0. */
 int db_schedule_is_open(const struct db_schedule *s, time_t t);
@@ -45,18 +44,42 @@ const char *db_schedule_format(const struct db_schedule *s, time_t t, time_t now
 /* The time zone name (borrowed). */
 const char *db_schedule_tz(const struct db_schedule *s);
 
-/* 1 when the comma list (an "accounts" value) names "platform:account", else 0. */
-int db_accounts_list_has(const char *list, const char *platform, const char *account);
+/* An "accounts" value split once at load: its "platform:account" entries, blanks removed. */
+struct db_account_list {
+    char **items; /* malloc'd, each malloc'd */
+    size_t n;
+};
+/* Splits the comma list v into l.  DB_OK or DB_ENOMEM (l then empty).  Free with
+ * db_account_list_free. */
+int db_account_list_build(const char *v, struct db_account_list *l) DB_MUST_CHECK;
+void db_account_list_free(struct db_account_list *l);
+/* 1 when l names platform:account, else 0. */
+int db_account_list_has(const struct db_account_list *l, const char *platform,
+                        const char *account);
 
-/* The [schedule] section that applies to platform:account: the one whose accounts list names
- * it, else [schedule default], else NULL (always open, no automatic texts).  Borrowed from
- * cfg. */
-const struct db_conf_section *db_schedule_section_of(const struct db_config *cfg,
-                                                     const char *platform, const char *account);
+/* A [schedule NAME] section as loaded (the "schedule" feature table, built once per
+ * configuration load): the keys, and the schedule compiled from them.  Owned by the
+ * configuration. */
+struct db_schedule_conf {
+    const struct db_conf_section *sec; /* the section, for the texts by language */
+    const char *name;
+    const char *timezone, *hours, *holidays, *closures, *accounts; /* NULL when unset */
+    struct db_account_list account_list;                           /* accounts, split */
+    const char *away_message, *greeting, *queue_message;          /* default language */
+    int queue_default_wait_s;                                      /* default 300 */
+    struct db_schedule *sched;
+};
+struct db_conf_table;
+extern const struct db_conf_table db_schedule_conf_table;
 
-/* The value of key_<lang> in sec, else of key; NULL when neither is set.  lang may be NULL or
- * empty.  Borrowed from sec. */
-const char *db_schedule_text(const struct db_conf_section *sec, const char *key,
+/* The schedule that applies to platform:account: the one whose accounts list names it, else
+ * [schedule default], else NULL (always open, no automatic texts).  Borrowed from cfg. */
+const struct db_schedule_conf *db_schedule_conf_of(const struct db_config *cfg,
+                                                   const char *platform, const char *account);
+
+/* The value of key_<lang> in the schedule's section, else of key; NULL when neither is set.
+ * lang may be NULL or empty.  Borrowed from the configuration. */
+const char *db_schedule_text(const struct db_schedule_conf *sc, const char *key,
                              const char *lang);
 
 /* ---- text rules (autoreply.c) ---- */
@@ -71,7 +94,5 @@ int db_keyword_match(const char *list, const char *text);
  * Returns a new string (caller frees) or NULL on ENOMEM. */
 char *db_text_expand(const char *tmpl, const char *const *vars);
 
-/* The .check function of the "keyword" feature sections (autoreply.c). */
-int db_keyword_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 #endif

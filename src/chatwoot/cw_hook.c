@@ -20,10 +20,10 @@
 
 #include <jansson.h>
 
-#include "bridge/chatwoot/chatwoot.h"
-#include "bridge/chatwoot/cw_internal.h"
+#include "chatwoot/chatwoot.h"
+#include "chatwoot/cw_internal.h"
 #include "conf/config.h"
-#include "core/services.h"
+#include "services/services.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "log/log.h"
@@ -43,7 +43,7 @@ struct hook_req {
     struct db_services *svc;
     struct db_httpd_req *req;
     struct db_cfg_ref *cfg;
-    struct cw_opts o;            /* borrowed from cfg */
+    const struct db_chatwoot_conf *o; /* borrowed from cfg */
     char bridge[48];
     char conversation[160];
     char platform[32], account[72];
@@ -83,7 +83,7 @@ static void patched_cb(const struct db_http_resp *resp, void *arg)
 
 /* PATCHes message msg of conversation conv to failed with reason: one attempt (the agent
  * sees the message without a tick either way; the log says why). */
-static void mark_failed(struct db_services *svc, const struct cw_opts *o, const char *bridge,
+static void mark_failed(struct db_services *svc, const struct db_chatwoot_conf *o, const char *bridge,
                         long conv, long msg, const char *reason)
 {
     struct db_http_req req;
@@ -104,7 +104,7 @@ static void mark_failed(struct db_services *svc, const struct cw_opts *o, const 
 /* ---- verification ---- */
 
 /* 1 when the request may be trusted; *why for the log otherwise. */
-static int verified(struct db_httpd_req *req, const struct cw_opts *o, const char **why)
+static int verified(struct db_httpd_req *req, const struct db_chatwoot_conf *o, const char **why)
 {
     const char *ts = db_httpd_req_header(req, "X-Chatwoot-Timestamp");
     const char *sig = db_httpd_req_header(req, "X-Chatwoot-Signature");
@@ -221,16 +221,16 @@ static int build(struct hook_req *h, const json_t *m, char *why, size_t wn)
         json_t *cmd = json_object();
         if (!cmd) return snprintf(why, wn, "out of memory"), -1;
         if (i == 0)
-            snprintf(h->ids[i], sizeof h->ids[i], "cw.%s.%ld.%ld", h->o.name, h->conv, h->msg);
+            snprintf(h->ids[i], sizeof h->ids[i], "cw.%s.%ld.%ld", h->o->name, h->conv, h->msg);
         else
-            snprintf(h->ids[i], sizeof h->ids[i], "cw.%s.%ld.%ld.%zu", h->o.name, h->conv,
+            snprintf(h->ids[i], sizeof h->ids[i], "cw.%s.%ld.%ld.%zu", h->o->name, h->conv,
                      h->msg, i);
         if (i == 0)
-            snprintf(h->client_ids[i], sizeof h->client_ids[i], "chatwoot:%s:%ld", h->o.name,
+            snprintf(h->client_ids[i], sizeof h->client_ids[i], "chatwoot:%s:%ld", h->o->name,
                      h->msg);
         else
             snprintf(h->client_ids[i], sizeof h->client_ids[i], "chatwoot:%s:%ld:%zu",
-                     h->o.name, h->msg, i);
+                     h->o->name, h->msg, i);
         json_object_set_new(cmd, "id", json_string(h->ids[i]));
         json_object_set_new(cmd, "conversation", json_string(h->conversation));
         json_object_set_new(cmd, "client_id", json_string(h->client_ids[i]));
@@ -291,14 +291,14 @@ static void handle(struct db_services *svc, struct db_httpd_req *req, const char
     h->svc = svc;
     h->req = req;
     h->cfg = db_cfg_ref(svc);
-    if (!cw_find(h->cfg->cfg, name, &h->o)) {
+    if (!(h->o = cw_find(h->cfg->cfg, name))) {
         db_httpd_respond_error(req, 404, "not_found", "no such bridge");
         hook_free(h);
         return;
     }
-    snprintf(h->bridge, sizeof h->bridge, "chatwoot:%s", h->o.name);
+    snprintf(h->bridge, sizeof h->bridge, "chatwoot:%s", h->o->name);
     const char *why = "";
-    if (!verified(req, &h->o, &why)) {
+    if (!verified(req, h->o, &why)) {
         db_log(DB_LOG_WARN, &ctx, "bridge=%s callback refused: %s", h->bridge, why);
         db_metrics_bridge(svc->metrics, h->bridge, "from_helpdesk", "refused");
         db_httpd_respond_error(req, 401, "unauthorized", "missing or invalid signature");
@@ -320,7 +320,7 @@ static void handle(struct db_services *svc, struct db_httpd_req *req, const char
     long inbox = int_of(json_object_get(json_object_get(m, "inbox"), "id"));
     /* Our own incoming messages and the agents' private notes come back here too. */
     if (!event || strcmp(event, "message_created") != 0 || !type ||
-        strcmp(type, "outgoing") != 0 || json_is_true(priv) || (inbox && inbox != h->o.inbox_id)) {
+        strcmp(type, "outgoing") != 0 || json_is_true(priv) || (inbox && inbox != h->o->inbox_id)) {
         db_metrics_bridge(svc->metrics, h->bridge, "from_helpdesk", "ignored");
         answer(h, 200, "ignored");
         json_decref(m);
@@ -341,7 +341,7 @@ static void handle(struct db_services *svc, struct db_httpd_req *req, const char
     if (!conv || strlen(conv) >= sizeof h->conversation ||
         db_conversation_split(conv, h->platform, sizeof h->platform, h->account,
                               sizeof h->account, &chat) != DB_OK ||
-        !cw_carries(&h->o, h->platform, h->account)) {
+        !cw_carries(h->o, h->platform, h->account)) {
         snprintf(reason, sizeof reason,
                  "the conversation is not one of a messenger account this bridge carries");
     } else {
@@ -356,7 +356,7 @@ static void handle(struct db_services *svc, struct db_httpd_req *req, const char
                reason);
         db_metrics_bridge(svc->metrics, h->bridge, "from_helpdesk", "failed");
         answer(h, 200, "unsupported");
-        mark_failed(svc, &h->o, h->bridge, h->conv, h->msg, reason);
+        mark_failed(svc, h->o, h->bridge, h->conv, h->msg, reason);
         hook_free(h);
         return;
     }

@@ -3,17 +3,18 @@
  * Everything is decided in local wall-clock terms: a local date plus a minute of the day.
  * The weekly hours are a bitmap of the 10080 minutes of a week; a holiday replaces one
  * date's minutes; a closure clears a range of local minutes.  Instants are turned into
- * local terms with localtime_r under the schedule's TZ (switched under a lock, see
- * tz_enter), so the C library's reading of the tz database decides every DST question.
+ * local terms from the schedule's zone, read once from its TZif file when the schedule is
+ * built (tz.c): the message path reads no file and never touches the process's TZ.
  * Searching for the next change walks local minutes and re-anchors on the real clock at
  * every UTC offset change, found by bisection, so skipped and repeated hours come out
  * right in both directions. */
-#include "auto/hours.h"
+#include "hours/hours.h"
 
+#include "hours/tz.h"
 #include "conf/config.h"
+#include "conf/schema.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ struct closure {
 
 struct db_schedule {
     char *tz;
+    struct db_tz *zone;         /* read once when the schedule is built */
     uint8_t week[WEEK_MIN / 8]; /* bit (wd * 1440 + minute), Monday = 0 */
     struct hday *hol;           /* sorted by day */
     size_t nhol;
@@ -61,34 +63,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 
 static int weekday_of(int64_t day) { return (int)(((day + 3) % 7 + 7) % 7); } /* Mon = 0 */
 
-/* ---- time zone switching ---- */
-
-/* TZ is process-global: one lock serialises every use this module makes of it, and the
- * previous value is put back so other code (the CLI prints local times) is unaffected. */
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct tzsave {
-    char old[256];
-    int had;
-};
-
-static void tz_enter(const char *name, struct tzsave *sv)
-{
-    pthread_mutex_lock(&tz_lock);
-    const char *old = getenv("TZ");
-    sv->had = old != NULL && strlen(old) < sizeof sv->old;
-    if (sv->had) snprintf(sv->old, sizeof sv->old, "%s", old);
-    setenv("TZ", name, 1);
-    tzset();
-}
-
-static void tz_leave(struct tzsave *sv)
-{
-    if (sv->had) setenv("TZ", sv->old, 1);
-    else unsetenv("TZ");
-    tzset();
-    pthread_mutex_unlock(&tz_lock);
-}
+/* ---- local time, from the zone read at load ---- */
 
 struct local {
     int64_t min;   /* local minutes since 1970-01-01 00:00 */
@@ -97,19 +72,18 @@ struct local {
     struct tm tm;
 };
 
-static void local_of(time_t t, struct local *o)
+static void local_of(const struct db_schedule *s, time_t t, struct local *o)
 {
-    if (!localtime_r(&t, &o->tm)) memset(&o->tm, 0, sizeof o->tm);
+    db_tz_local(s->zone, t, &o->tm);
     o->min = days_from_civil(o->tm.tm_year + 1900LL, o->tm.tm_mon + 1, o->tm.tm_mday) * 1440 +
              o->tm.tm_hour * 60 + o->tm.tm_min;
-    o->sec = o->tm.tm_sec > 59 ? 59 : o->tm.tm_sec;
+    o->sec = o->tm.tm_sec;
     o->off = o->tm.tm_gmtoff;
 }
 
-static long offset_at(time_t t)
+static long offset_at(const struct db_schedule *s, time_t t)
 {
-    struct tm tm;
-    return localtime_r(&t, &tm) ? tm.tm_gmtoff : 0;
+    return db_tz_offset(s->zone, t);
 }
 
 /* ---- local state ---- */
@@ -147,14 +121,14 @@ static int state_at(const struct db_schedule *s, time_t t)
 {
     struct local l;
     uint8_t m[1440];
-    local_of(t, &l);
+    local_of(s, t, &l);
     int64_t day = fdiv(l.min, 1440);
     day_mask(s, day, m);
     return m[l.min - day * 1440];
 }
 
 /* The first instant after t at which the state differs from state_at(t), or -1 when there
- * is none within SEARCH_DAYS.  Caller holds the TZ. */
+ * is none within SEARCH_DAYS. */
 static time_t next_change(const struct db_schedule *s, time_t t0)
 {
     int st = state_at(s, t0);
@@ -162,7 +136,7 @@ static time_t next_change(const struct db_schedule *s, time_t t0)
     uint8_t m[1440];
     while (t < end) {
         struct local l;
-        local_of(t, &l);
+        local_of(s, t, &l);
         int64_t day = fdiv(l.min, 1440);
         int k = (int)(l.min - day * 1440);
         day_mask(s, day, m);
@@ -170,11 +144,11 @@ static time_t next_change(const struct db_schedule *s, time_t t0)
         while (j < 1440 && m[j] == st) j++;
         /* Where local minute j begins if the offset holds until then. */
         time_t cand = t - l.sec + (time_t)(j - k) * 60;
-        if (offset_at(cand) != l.off) {
+        if (offset_at(s, cand) != l.off) {
             time_t lo = t, hi = cand;
             while (hi - lo > 1) {
                 time_t mid = lo + (hi - lo) / 2;
-                if (offset_at(mid) == l.off) lo = mid;
+                if (offset_at(s, mid) == l.off) lo = mid;
                 else hi = mid;
             }
             cand = hi; /* the first instant under the new offset */
@@ -186,7 +160,7 @@ static time_t next_change(const struct db_schedule *s, time_t t0)
 }
 
 /* The first instant of the period of constant state that holds t, or -1 when it began more
- * than SEARCH_DAYS before t.  Caller holds the TZ. */
+ * than SEARCH_DAYS before t. */
 static time_t period_start(const struct db_schedule *s, time_t t0)
 {
     int st = state_at(s, t0);
@@ -194,18 +168,18 @@ static time_t period_start(const struct db_schedule *s, time_t t0)
     uint8_t m[1440];
     while (t > end) {
         struct local l;
-        local_of(t, &l);
+        local_of(s, t, &l);
         int64_t day = fdiv(l.min, 1440);
         int k = (int)(l.min - day * 1440);
         day_mask(s, day, m);
         int j = k;
         while (j > 0 && m[j - 1] == st) j--;
         time_t cand = t - l.sec - (time_t)(k - j) * 60;
-        if (offset_at(cand) != l.off) {
+        if (offset_at(s, cand) != l.off) {
             time_t lo = cand, hi = t;
             while (hi - lo > 1) {
                 time_t mid = lo + (hi - lo) / 2;
-                if (offset_at(mid) == l.off) hi = mid;
+                if (offset_at(s, mid) == l.off) hi = mid;
                 else lo = mid;
             }
             cand = hi; /* the first instant under t's offset */
@@ -218,19 +192,12 @@ static time_t period_start(const struct db_schedule *s, time_t t0)
 
 int db_schedule_is_open(const struct db_schedule *s, time_t t)
 {
-    struct tzsave sv;
-    tz_enter(s->tz, &sv);
-    int st = state_at(s, t);
-    tz_leave(&sv);
-    return st;
+    return state_at(s, t);
 }
 
 int db_schedule_next_open(const struct db_schedule *s, time_t t, time_t *out)
 {
-    struct tzsave sv;
-    tz_enter(s->tz, &sv);
     time_t r = state_at(s, t) ? t : next_change(s, t);
-    tz_leave(&sv);
     if (r < 0) return DB_ENOTFOUND;
     *out = r;
     return DB_OK;
@@ -238,12 +205,8 @@ int db_schedule_next_open(const struct db_schedule *s, time_t t, time_t *out)
 
 int db_schedule_closed_since(const struct db_schedule *s, time_t t, time_t *out)
 {
-    struct tzsave sv;
-    tz_enter(s->tz, &sv);
-    int open = state_at(s, t);
-    time_t r = open ? -1 : period_start(s, t);
-    tz_leave(&sv);
-    if (open) return DB_EINVAL;
+    if (state_at(s, t)) return DB_EINVAL;
+    time_t r = period_start(s, t);
     if (r < 0) return DB_ENOTFOUND;
     *out = r;
     return DB_OK;
@@ -261,11 +224,8 @@ const char *db_schedule_format(const struct db_schedule *s, time_t t, time_t now
     const char *const *names = en;
     if (lang && strncmp(lang, "uk", 2) == 0) names = uk;
     else if (lang && strncmp(lang, "ru", 2) == 0) names = ru;
-    struct tzsave sv;
     struct local l;
-    tz_enter(s->tz, &sv);
-    local_of(t, &l);
-    tz_leave(&sv);
+    local_of(s, t, &l);
     const char *day = names[l.tm.tm_wday >= 0 && l.tm.tm_wday < 7 ? l.tm.tm_wday : 0];
     if (t - now < 6 * 86400)
         snprintf(buf, n, "%s %02d:%02d", day, l.tm.tm_hour, l.tm.tm_min);
@@ -281,6 +241,7 @@ void db_schedule_free(struct db_schedule *s)
 {
     if (!s) return;
     free(s->tz);
+    db_tz_free(s->zone);
     free(s->hol);
     free(s->clo);
     free(s);
@@ -501,8 +462,10 @@ static int parse_dates(const struct db_conf_section *sec, const struct db_conf_k
     return DB_OK;
 }
 
-static int check_tz(const struct db_conf_section *sec, const struct db_conf_kv *kv,
-                    struct db_err *e)
+/* Checks the zone name and reads its TZif file into *zone (the only zoneinfo read: every
+ * later question is answered from it). */
+static int load_tz(const struct db_conf_section *sec, const struct db_conf_kv *kv,
+                   struct db_tz **zone, struct db_err *e)
 {
     const char *v = kv->value;
     size_t n = strlen(v);
@@ -510,70 +473,41 @@ static int check_tz(const struct db_conf_section *sec, const struct db_conf_kv *
         strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") != n)
         return db_conf_error(e, sec, kv, kname(kv, "timezone"),
                              "'%.64s': want an IANA time zone name such as Europe/Kyiv", v);
-    /* glibc falls back to UTC silently for an unknown name, so look the file up first. */
-    const char *dir = getenv("TZDIR");
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", v);
-    FILE *f = fopen(path, "rb");
-    char magic[4] = {0};
-    int ok = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0;
-    if (f) fclose(f);
-    if (!ok)
+    int rc = db_tz_load(v, zone);
+    if (rc == DB_ENOMEM) return db_err_set(e, DB_ENOMEM, "out of memory");
+    if (rc != DB_OK)
         return db_conf_error(e, sec, kv, kname(kv, "timezone"),
                              "unknown time zone '%s' (not in the tz database)", v);
     return DB_OK;
 }
 
-static int check_accounts(const struct db_conf_section *sec, const struct db_conf_kv *kv,
-                          struct db_err *e)
+/* "accounts": a comma list of platform:account. */
+static const char *accounts_check(const char *v, char *buf, size_t n)
 {
-    const char *p = kv->value;
-    int n = 0;
-    while (*p) {
+    int count = 0;
+    for (const char *p = v; *p;) {
         size_t len = strcspn(p, ",");
         const char *a = p, *end = p + len;
         while (a < end && (*a == ' ' || *a == '\t')) a++;
         while (end > a && (end[-1] == ' ' || end[-1] == '\t')) end--;
         const char *colon = memchr(a, ':', (size_t)(end - a));
-        if (a < end && (!colon || colon == a || colon + 1 == end))
-            return db_conf_error(e, sec, kv, "accounts",
-                                 "'%.*s': want platform:account", (int)(end - a > 60 ? 60 : end - a), a);
-        n += a < end;
+        if (a < end && (!colon || colon == a || colon + 1 == end)) {
+            snprintf(buf, n, "'%.*s': want platform:account", (int)(end - a > 60 ? 60 : end - a),
+                     a);
+            return buf;
+        }
+        count += a < end;
         p += len + (p[len] == ',');
     }
-    if (!n) return db_conf_error(e, sec, kv, "accounts", "is empty");
-    return DB_OK;
+    return count ? NULL : "is empty";
 }
 
-static int lang_key(const char *key, const char *prefix)
+/* The schedule proper from the checked keys: zone, weekly hours, holidays, closures. */
+static int build(const struct db_conf_section *sec, struct db_schedule **out, struct db_err *e)
 {
-    size_t n = strlen(prefix);
-    if (strncmp(key, prefix, n) != 0 || key[n] != '_') return 0;
-    const char *l = key + n + 1;
-    size_t ln = strlen(l);
-    return ln >= 2 && ln <= 16 && strspn(l, "abcdefghijklmnopqrstuvwxyz_-") == ln;
-}
-
-int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
-                      struct db_err *e)
-{
-    static const char *const plain[] = {"timezone",      "hours",    "holidays",
-                                        "closures",      "away_message", "greeting",
-                                        "queue_message", "queue_default_wait_s", "accounts",
-                                        NULL};
     int rc;
     struct db_schedule *s = calloc(1, sizeof *s);
     if (!s) return db_err_set(e, DB_ENOMEM, "out of memory");
-    for (size_t i = 0; i < sec->n; i++) {
-        const char *k = sec->kv[i].key;
-        int ok = lang_key(k, "away_message") || lang_key(k, "greeting") ||
-                 lang_key(k, "queue_message");
-        for (size_t j = 0; !ok && plain[j]; j++) ok = strcmp(k, plain[j]) == 0;
-        if (!ok) {
-            rc = db_conf_error(e, sec, &sec->kv[i], k, "unknown key");
-            goto fail;
-        }
-    }
     const struct db_conf_kv *tz = db_conf_find(sec, "timezone");
     const struct db_conf_kv *hours = db_conf_find(sec, "hours");
     if (!tz && hours && strcmp(kname(hours, "hours"), "hours") != 0) {
@@ -585,7 +519,7 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
         rc = db_conf_error(e, sec, NULL, "timezone", "is required (e.g. Europe/Kyiv)");
         goto fail;
     }
-    if ((rc = check_tz(sec, tz, e)) != DB_OK) goto fail;
+    if ((rc = load_tz(sec, tz, &s->zone, e)) != DB_OK) goto fail;
     if (!hours) {
         rc = db_conf_error(e, sec, NULL, "hours", "is required (e.g. 'mon-fri 09:00-18:00')");
         goto fail;
@@ -596,17 +530,6 @@ int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **ou
         goto fail;
     if ((kv = db_conf_find(sec, "closures")) && (rc = parse_dates(sec, kv, 1, s, e)) != DB_OK)
         goto fail;
-    if ((kv = db_conf_find(sec, "accounts")) && (rc = check_accounts(sec, kv, e)) != DB_OK)
-        goto fail;
-    if ((kv = db_conf_find(sec, "queue_default_wait_s"))) {
-        char *end;
-        long v = strtol(kv->value, &end, 10);
-        if (!*kv->value || *end || v < 1 || v > 86400) {
-            rc = db_conf_error(e, sec, kv, "queue_default_wait_s",
-                               "want a whole number of seconds from 1 to 86400");
-            goto fail;
-        }
-    }
     if (!(s->tz = strdup(tz->value))) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
@@ -618,54 +541,134 @@ fail:
     return rc;
 }
 
-int db_schedule_conf_check(const struct db_conf_section *sec, struct db_err *e)
+static int schedule_finish(void *obj, const struct db_conf_section *sec, struct db_err *e)
 {
-    struct db_schedule *s = NULL;
-    int rc = db_schedule_parse(sec, &s, e);
-    db_schedule_free(s);
-    return rc;
+    struct db_schedule_conf *sc = obj;
+    sc->sec = sec;
+    sc->name = sec->account;
+    if (db_account_list_build(sc->accounts, &sc->account_list) != DB_OK)
+        return db_err_set(e, DB_ENOMEM, "out of memory");
+    return build(sec, &sc->sched, e);
+}
+
+static void schedule_release(void *obj)
+{
+    struct db_schedule_conf *sc = obj;
+    db_account_list_free(&sc->account_list);
+    db_schedule_free(sc->sched);
+}
+
+#define SOFF(f) offsetof(struct db_schedule_conf, f)
+static const struct db_conf_key schedule_keys[] = {
+    {.name = "timezone", .type = DB_CONF_STR, .off = SOFF(timezone),
+     .env = "DESKBRIDGE_TIMEZONE", .doc = "required: an IANA time zone name such as Europe/Kyiv"},
+    {.name = "hours", .type = DB_CONF_STR, .off = SOFF(hours), .env = "DESKBRIDGE_BUSINESS_HOURS",
+     .doc = "required: the weekly hours, e.g. `mon-fri 09:00-18:00; sat 10:00-14:00`"},
+    {.name = "holidays", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY, .off = SOFF(holidays),
+     .env = "DESKBRIDGE_HOLIDAYS",
+     .doc = "dates `YYYY-MM-DD`, each closed all day or open only `HH:MM-HH:MM`"},
+    {.name = "closures", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY, .off = SOFF(closures),
+     .doc = "one-off closures `YYYY-MM-DD HH:MM-HH:MM`"},
+    {.name = "away_message", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY | DB_CONF_LANG,
+     .off = SOFF(away_message), .env = "DESKBRIDGE_AWAY_MESSAGE",
+     .doc = "sent when a message arrives while closed (`away_message_<lang>` per language)"},
+    {.name = "greeting", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY | DB_CONF_LANG,
+     .off = SOFF(greeting), .doc = "sent once to a new conversation (`greeting_<lang>`)"},
+    {.name = "queue_message", .type = DB_CONF_STR, .flags = DB_CONF_EMPTY | DB_CONF_LANG,
+     .off = SOFF(queue_message),
+     .doc = "the queue position and expected wait, sent while open (`queue_message_<lang>`)"},
+    {.name = "queue_default_wait_s", .type = DB_CONF_INT, .min = 1, .max = 86400, .def = "300",
+     .off = SOFF(queue_default_wait_s),
+     .doc = "the wait per conversation assumed before there are statistics"},
+    {.name = "accounts", .type = DB_CONF_STR, .off = SOFF(accounts), .check = accounts_check,
+     .doc = "the `platform:account` entries this schedule applies to"},
+};
+
+const struct db_conf_table db_schedule_conf_table = {
+    .section = "schedule", .named = 1, .size = sizeof(struct db_schedule_conf),
+    .keys = schedule_keys, .n_keys = sizeof schedule_keys / sizeof schedule_keys[0],
+    .finish = schedule_finish, .release = schedule_release};
+
+int db_schedule_parse(const struct db_conf_section *sec, struct db_schedule **out,
+                      struct db_err *e)
+{
+    void *obj = NULL;
+    *out = NULL;
+    int rc = db_conf_obj_new(&db_schedule_conf_table, sec, &obj, e);
+    if (rc != DB_OK) return rc;
+    struct db_schedule_conf *sc = obj;
+    *out = sc->sched;
+    sc->sched = NULL;
+    db_conf_obj_free(&db_schedule_conf_table, obj);
+    return DB_OK;
 }
 
 /* ---- which schedule, which text ---- */
 
-int db_accounts_list_has(const char *list, const char *platform, const char *account)
+int db_account_list_build(const char *v, struct db_account_list *l)
 {
-    size_t pl = strlen(platform), al = strlen(account);
-    for (const char *p = list; *p;) {
+    *l = (struct db_account_list){0};
+    for (const char *p = v; p && *p;) {
         size_t len = strcspn(p, ",");
         const char *a = p, *b = p + len;
         p += len + (p[len] == ',');
         while (a < b && isspace((unsigned char)*a)) a++;
         while (b > a && isspace((unsigned char)b[-1])) b--;
-        if ((size_t)(b - a) == pl + 1 + al && strncmp(a, platform, pl) == 0 && a[pl] == ':' &&
-            strncmp(a + pl + 1, account, al) == 0)
+        if (a == b) continue;
+        char **items = realloc(l->items, (l->n + 1) * sizeof *items);
+        char *item = items ? strndup(a, (size_t)(b - a)) : NULL;
+        if (items) l->items = items;
+        if (!item) {
+            db_account_list_free(l);
+            return DB_ENOMEM;
+        }
+        l->items[l->n++] = item;
+    }
+    return DB_OK;
+}
+
+void db_account_list_free(struct db_account_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->items[i]);
+    free(l->items);
+    *l = (struct db_account_list){0};
+}
+
+int db_account_list_has(const struct db_account_list *l, const char *platform,
+                        const char *account)
+{
+    size_t pl = strlen(platform);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *it = l->items[i];
+        if (strncmp(it, platform, pl) == 0 && it[pl] == ':' && strcmp(it + pl + 1, account) == 0)
             return 1;
     }
     return 0;
 }
 
-const struct db_conf_section *db_schedule_section_of(const struct db_config *cfg,
-                                                     const char *platform, const char *account)
+const struct db_schedule_conf *db_schedule_conf_of(const struct db_config *cfg,
+                                                   const char *platform, const char *account)
 {
+    const struct db_schedule_conf *dflt = NULL;
     for (size_t i = 0; i < cfg->n_sections; i++) {
-        const struct db_conf_section *s = &cfg->sections[i];
-        const struct db_conf_kv *acc =
-            strcmp(s->platform, "schedule") == 0 ? db_conf_find(s, "accounts") : NULL;
-        if (acc && db_accounts_list_has(acc->value, platform, account)) return s;
+        if (strcmp(cfg->sections[i].platform, "schedule") != 0) continue;
+        const struct db_schedule_conf *sc = cfg->features[i].obj;
+        if (db_account_list_has(&sc->account_list, platform, account)) return sc;
+        if (!dflt && strcmp(sc->name, "default") == 0) dflt = sc;
     }
-    return db_config_section(cfg, "schedule", "default");
+    return dflt;
 }
 
-const char *db_schedule_text(const struct db_conf_section *sec, const char *key,
+const char *db_schedule_text(const struct db_schedule_conf *sc, const char *key,
                              const char *lang)
 {
     const struct db_conf_kv *kv = NULL;
     if (lang && *lang) {
         char k[64];
         snprintf(k, sizeof k, "%s_%s", key, lang);
-        kv = db_conf_find(sec, k);
+        kv = db_conf_find(sc->sec, k);
     }
-    if (!kv) kv = db_conf_find(sec, key);
+    if (!kv) kv = db_conf_find(sc->sec, key);
     return kv ? kv->value : NULL;
 }
 

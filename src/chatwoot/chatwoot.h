@@ -18,9 +18,25 @@
 #include "deskbridge/status.h"
 
 struct db_services;
-struct db_conf_section;
 struct db_config;
+struct db_conf_table;
 struct db_chatwoot;
+
+/* One [chatwoot NAME] section as the configuration holds it (docs/config.md): strings
+ * borrowed from the configuration, built once when it is loaded. */
+struct db_chatwoot_conf {
+    const char *name;            /* the section's NAME (1-32 of A-Z a-z 0-9 _ -) */
+    const char *url, *token, *secret;
+    const char *accounts;        /* "platform:account, ..." as written */
+    long account_id, inbox_id;
+    int automation;              /* deskbridge_automation: 1 keeps deskbridge's assignment and
+                                    automatic answers for the carried accounts */
+    int allow_unsigned;          /* accept callbacks without a signature (Chatwoot < 4.13) */
+    int max_attempts, retry_base_ms, retry_max_ms, timeout_ms, claim_idle_ms, concurrency;
+};
+
+/* The key table of [chatwoot NAME] (app/features.c hands it to the loader). */
+extern const struct db_conf_table db_chatwoot_conf_table;
 
 /* Starts the stream consumers of every [chatwoot NAME] section (dispatch role).  DB_OK also
  * with no section; *out is freed with db_chatwoot_free. */
@@ -33,9 +49,6 @@ void db_chatwoot_free(struct db_chatwoot *c); /* NULL-safe */
 
 /* Registers POST /bridges/chatwoot/ (open: the callback's signature is the check). */
 int db_chatwoot_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;
-
-/* Config section [chatwoot NAME] check (features.c). */
-int db_chatwoot_conf_check(const struct db_conf_section *sec, struct db_err *e);
 
 /* 1 when (platform, account) is carried by a [chatwoot] section that turns deskbridge's own
  * assignment and automatic answers off (deskbridge_automation = false), else 0. */

@@ -1,4 +1,4 @@
-#include "core/services.h"
+#include "services/services.h"
 
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /* cw_internal.h - what the files of the Chatwoot bridge share; never included from outside
- * src/bridge/chatwoot/.
+ * src/chatwoot/.
  *   cw_conf.c   the [chatwoot NAME] section
  *   cw_api.c    Chatwoot's Application API: requests built and answers read (no I/O)
  *   cw_hook.c   POST /bridges/chatwoot/NAME (Chatwoot to customer)
@@ -14,54 +14,41 @@
 
 #include "deskbridge/http_msg.h"
 #include "deskbridge/status.h"
+#include "chatwoot/chatwoot.h"
 
-struct db_conf_section;
 struct db_config;
 
 #define CW_SECTION "chatwoot"
 #define CW_NAME_MAX 32
 
-/* One [chatwoot NAME] section, its pointers borrowed from the section. */
-struct cw_opts {
-    const char *name, *url, *token, *secret;
-    const char *accounts;        /* "platform:account, ..." as written */
-    long account_id, inbox_id;
-    int automation;              /* deskbridge_automation: 1 (default) keeps assignment and
-                                    automatic answers for the carried accounts */
-    int allow_unsigned;          /* accept callbacks without a signature (Chatwoot < 4.13) */
-    int max_attempts, retry_base_ms, retry_max_ms, timeout_ms, claim_idle_ms, concurrency;
-};
-
-int cw_parse_section(const struct db_conf_section *sec, struct cw_opts *o, struct db_err *e)
-    DB_MUST_CHECK;
 /* 1 when the comma list o->accounts names platform:account. */
-int cw_carries(const struct cw_opts *o, const char *platform, const char *account);
-/* The section NAME of cfg, parsed into o; 0 when absent or invalid. */
-int cw_find(const struct db_config *cfg, const char *name, struct cw_opts *o);
+int cw_carries(const struct db_chatwoot_conf *o, const char *platform, const char *account);
+/* The section NAME of cfg (borrowed from cfg), or NULL. */
+const struct db_chatwoot_conf *cw_find(const struct db_config *cfg, const char *name);
 
 /* ---- the API (cw_api.c); every request is filled into req (cleared by the caller) ---- */
 
 /* POST /api/v1/accounts/A/contacts {inbox_id, identifier, name, phone_number, source_id}.
  * name and phone may be NULL. */
-int cw_req_contact(const struct cw_opts *o, const char *identifier, const char *name,
+int cw_req_contact(const struct db_chatwoot_conf *o, const char *identifier, const char *name,
                    const char *phone, const char *source_id, struct db_http_req *req);
 /* GET .../contacts/search?q=<identifier>&page=<page> */
-int cw_req_contact_search(const struct cw_opts *o, const char *identifier, int page,
+int cw_req_contact_search(const struct db_chatwoot_conf *o, const char *identifier, int page,
                           struct db_http_req *req);
 /* GET .../contacts/<id>/conversations */
-int cw_req_contact_conversations(const struct cw_opts *o, long contact, struct db_http_req *req);
+int cw_req_contact_conversations(const struct db_chatwoot_conf *o, long contact, struct db_http_req *req);
 /* POST .../conversations {inbox_id, contact_id, source_id} */
-int cw_req_conversation(const struct cw_opts *o, long contact, const char *source_id,
+int cw_req_conversation(const struct db_chatwoot_conf *o, long contact, const char *source_id,
                         struct db_http_req *req);
 /* POST .../conversations/C/messages: JSON, or multipart with one attachments[] part when
  * file is not NULL.  source_id is the deskbridge event id (found again after a timeout). */
-int cw_req_message(const struct cw_opts *o, long conv, const char *content,
+int cw_req_message(const struct db_chatwoot_conf *o, long conv, const char *content,
                    const char *source_id, const void *file, size_t file_len,
                    const char *file_name, const char *file_type, struct db_http_req *req);
 /* GET .../conversations/C/messages (the latest ones) */
-int cw_req_messages(const struct cw_opts *o, long conv, struct db_http_req *req);
+int cw_req_messages(const struct db_chatwoot_conf *o, long conv, struct db_http_req *req);
 /* PATCH .../conversations/C/messages/M {status, external_error} (error may be NULL) */
-int cw_req_status(const struct cw_opts *o, long conv, long msg, const char *status,
+int cw_req_status(const struct db_chatwoot_conf *o, long conv, long msg, const char *status,
                   const char *error, struct db_http_req *req);
 
 /* Answers.  Each returns 0 and the id(s), or -1 when the body does not hold them. */
