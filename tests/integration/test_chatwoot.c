@@ -78,13 +78,18 @@ static void write_conf(const char *extra)
             "\napi_base = %s\n"
             "[whatsapp " WA_PNID "]\naccess_token = " WA_TOKEN "\napp_secret = " WA_SECRET
             "\nverify_token = vt-cw\napi_base = %s\n"
+            "[telegram two]\ntoken = 7000000002:AAcwtest\nwebhook_secret = " TG_SECRET
+            "\napi_base = %s\n"
             "[viber shop]\nauth_token = " VB_TOKEN "\napi_base = %s\n"
+            "[schedule always]\ntimezone = UTC\nhours = mon-sun 00:00-24:00\n"
+            "greeting = greeting-words {customer_name}\naccounts = telegram:one, telegram:two\n"
             "[chatwoot desk]\nurl = %s\naccount_id = %d\ninbox_id = %d\n"
             "api_access_token_file = %s\nwebhook_secret = " CW_SECRET "\n"
             "accounts = telegram:one, whatsapp:" WA_PNID ", viber:shop\n"
             "deskbridge_automation = false\nretry_base_ms = 100\nretry_max_ms = 1000\n"
             "timeout_ms = 1500\nclaim_idle_ms = 1500\n%s",
-            db_fake_url(W.tg), db_fake_url(W.wa), db_fake_url(W.vb), db_cw_fake_url(W.cw),
+            db_fake_url(W.tg), db_fake_url(W.wa), db_fake_url(W.tg), db_fake_url(W.vb),
+            db_cw_fake_url(W.cw),
             ACCOUNT_ID, INBOX_ID, W.token_file, extra ? extra : "");
     fclose(f);
 }
@@ -153,17 +158,24 @@ static int teardown(void **state)
 
 /* ---- customers ---- */
 
-static void tg_post(const char *update)
+static void tg_post_to(const char *account, const char *update)
 {
     const char *headers[] = {"Content-Type: application/json",
                              "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL};
     struct db_test_resp r;
-    db_test_http(W.d.port, "POST", "/webhooks/telegram/one", headers, update, strlen(update), &r);
+    char path[64];
+    snprintf(path, sizeof path, "/webhooks/telegram/%s", account);
+    db_test_http(W.d.port, "POST", path, headers, update, strlen(update), &r);
     assert_int_equal(r.status, 200);
     db_test_resp_clear(&r);
 }
 
-__attribute__((unused)) static void tg_text(long long update_id, long long chat, const char *text)
+static void tg_post(const char *update)
+{
+    tg_post_to("one", update);
+}
+
+static void tg_text(long long update_id, long long chat, const char *text)
 {
     char body[768];
     snprintf(body, sizeof body,
@@ -413,6 +425,44 @@ static void unsupported_reply_is_marked_failed_in_chatwoot(void **state)
     assert_int_equal(db_fake_count(W.tg, "/send"), before);
 }
 
+/* deskbridge_automation = false: the carried account gets no greeting from deskbridge (its
+ * schedule has one), while the same schedule still greets an account Chatwoot does not carry. */
+static size_t greetings_to(long long chat)
+{
+    char needle[32];
+    snprintf(needle, sizeof needle, "%lld", chat);
+    struct db_fake_request q;
+    size_t n = 0;
+    for (size_t i = 0; db_fake_get(W.tg, i, &q) == 0; i++) {
+        if (strstr(q.path, "/sendMessage") && strstr(q.body, "greeting-words") &&
+            strstr(q.body, needle))
+            n++;
+        db_fake_request_clear(&q);
+    }
+    return n;
+}
+
+static int greeted_9501(void *arg)
+{
+    (void)arg;
+    return greetings_to(9501) > 0;
+}
+
+static void carried_accounts_get_no_deskbridge_greeting(void **state)
+{
+    (void)state;
+    tg_text(9500, 9500, "customer-words hi");
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"update_id\":9501,\"message\":{\"message_id\":9501,\"date\":1795365000,"
+             "\"chat\":{\"id\":9501,\"type\":\"private\"},\"from\":{\"id\":9501,"
+             "\"is_bot\":false,\"first_name\":\"Olena\"},\"text\":\"customer-words hi\"}}");
+    tg_post_to("two", body);
+    assert_true(db_test_wait(greeted_9501, NULL, 10000));
+    sleep(1);
+    assert_int_equal(greetings_to(9500), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +471,7 @@ int main(void)
         cmocka_unit_test(bad_old_and_missing_signatures_are_refused),
         cmocka_unit_test(private_notes_and_own_messages_are_not_sent),
         cmocka_unit_test(unsupported_reply_is_marked_failed_in_chatwoot),
+        cmocka_unit_test(carried_accounts_get_no_deskbridge_greeting),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
