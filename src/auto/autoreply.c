@@ -9,8 +9,6 @@
  * them again while another event cannot. */
 #include "auto/autoreply.h"
 
-#include "dispatch/dispatcher.h"
-
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +23,7 @@
 #include "net/httpd.h"
 #include "log/log.h"
 #include "send/outbound.h"
-#include "stream/reader.h"
+#include "stream/consumer.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
@@ -36,6 +34,7 @@
 
 #define GROUP DB_AUTOREPLY_GROUP
 #define READ_COUNT 32
+#define MAX_DELIVERIES 10
 #define MAX_INFLIGHT 64
 #define MAX_ANSWERS 3
 #define GREETED_TTL_S (90 * 86400) /* a conversation silent this long is greeted again */
@@ -64,13 +63,13 @@ struct job {
 
 struct db_autoreply {
     struct db_services *gw;
-    struct db_reader *reader;
+    struct db_consumer *consumer;
     struct db_redis_script *claim;
-    struct event *claim_timer;
     int stopped;
     unsigned long inflight;   /* events being answered, plus commands on gw->redis */
     long clock_offset_s;      /* test hook DESKBRIDGE_CLOCK_OFFSET_S */
     struct job *jobs;
+    char dead[160];
     char events[160];
 };
 
@@ -185,6 +184,7 @@ static void job_free(struct job *j)
     if (j->prev) j->prev->next = j->next;
     else if (a->jobs == j) a->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
+    db_consumer_release(a->consumer, 0, j->entry);
     for (size_t i = 0; i < j->n; i++) {
         free(j->ans[i].text);
         free(j->ans[i].claim_key);
@@ -197,7 +197,6 @@ static void job_end(struct job *j)
     struct db_autoreply *a = j->a;
     a->inflight--;
     job_free(j);
-    db_reader_more(a->reader);
 }
 
 /* Redis failed part-way: leave the entry pending for XAUTOCLAIM to run again. */
@@ -245,8 +244,6 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
     db_key_tagged(key, sizeof key, j->a->gw->cfg->cfg->prefix, DB_KEY_MSG, an->id);
     db_redis_cmd(j->a->gw->redis, marked_cb, j, "HSET %s automatic true rule %s resolve %s", key,
                  an->rule, an->resolve ? "true" : "false");
-    /* The answer belongs to the conversation's history, marked as automatic. */
-    db_dispatch_note_automatic(j->a->gw, j->conv, an->id, an->rule);
 }
 
 static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
@@ -297,14 +294,17 @@ static void step(struct job *j)
 
 /* ---- reading P:events ---- */
 
-static void take_entry(struct db_autoreply *a, const redisReply *entry)
+/* 1 when a job holds the entry (its answers are then queued, then it is acknowledged). */
+static int take_entry(int stream, const redisReply *entry, int claimed, void *arg)
 {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING)
-        return;
+    struct db_autoreply *a = arg;
+    (void)stream, (void)claimed;
     const redisReply *fields = entry->element[1];
     struct job *j = calloc(1, sizeof *j);
-    if (!j) return; /* stays pending; claimed later */
+    if (!j || strlen(entry->element[0]->str) >= sizeof j->entry) {
+        free(j);
+        return 0; /* stays pending; claimed later */
+    }
     j->a = a;
     j->next = a->jobs;
     if (a->jobs) a->jobs->prev = j;
@@ -333,64 +333,12 @@ static void take_entry(struct db_autoreply *a, const redisReply *entry)
         if (plan(a, j, ev) != 0) {
             json_decref(ev);
             job_fail(j, "planning answers");
-            return;
+            return 1;
         }
     }
     json_decref(ev);
     step(j);
-}
-
-static void take_entries(struct db_autoreply *a, const redisReply *list)
-{
-    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
-        take_entry(a, list->element[i]);
-}
-
-static size_t room_of(void *arg)
-{
-    struct db_autoreply *a = arg;
-    return a->inflight < MAX_INFLIGHT ? MAX_INFLIGHT - a->inflight : 0;
-}
-
-static void read_entries(const redisReply *const lists[2], void *arg)
-{
-    take_entries(arg, lists[0]);
-}
-
-/* The group's creation at the start (see db_autoreply_start).  When it failed, the reader
- * creates the group itself, on its own connection. */
-static void group_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_autoreply *a = arg;
-    (void)errstr;
-    a->inflight--;
-    db_reader_group_created(a->reader, status, reply);
-    db_reader_more(a->reader);
-}
-
-static void claim_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_autoreply *a = arg;
-    (void)errstr;
-    a->inflight--;
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
-        take_entries(a, reply->element[1]);
-    struct timeval tv = {a->gw->cfg->cfg->claim_idle_ms / 2000 + 1, 0};
-    if (!a->stopped) evtimer_add(a->claim_timer, &tv);
-}
-
-static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct db_autoreply *a = arg;
-    (void)fd, (void)what;
-    if (a->stopped || !db_reader_group_ready(a->reader) || a->inflight >= MAX_INFLIGHT) {
-        struct timeval tv = {1, 0};
-        if (!a->stopped) evtimer_add(a->claim_timer, &tv);
-        return;
-    }
-    a->inflight++;
-    db_redis_cmd(a->gw->redis, claim_cb, a, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", a->events,
-                 GROUP, a->gw->consumer, a->gw->cfg->cfg->claim_idle_ms, READ_COUNT);
+    return 1;
 }
 
 /* Anything to answer at all: a schedule with a text, or a keyword rule. */
@@ -415,33 +363,36 @@ int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct
     a->gw = gw;
     a->clock_offset_s = clock_offset();
     db_key(a->events, sizeof a->events, cfg->prefix, DB_KEY_EVENTS);
+    db_key(a->dead, sizeof a->dead, cfg->prefix, DB_KEY_DEAD);
     /* From now on ("$"): history written before automatic answers were switched on is not
-     * answered. */
-    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
-                                .redis_timeout_ms = cfg->redis_timeout_ms,
-                                .conn_name = "deskbridge-autoreply",
-                                .who = "autoreply",
-                                .what = "events",
-                                .group = GROUP,
-                                .consumer = gw->consumer,
-                                .streams = {a->events},
-                                .start = "$",
-                                .count = READ_COUNT};
-    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, a, &a->reader, e);
+     * answered.  The consumer creates the group on the main connection, queued before any
+     * webhook's write can be: every event accepted after the start is read, even the very
+     * first. */
+    struct db_consumer_opts co = {.redis = gw->redis,
+                                  .metrics = gw->metrics,
+                                  .redis_url = cfg->redis_url,
+                                  .redis_timeout_ms = cfg->redis_timeout_ms,
+                                  .conn_name = "deskbridge-autoreply",
+                                  .who = "autoreply",
+                                  .what = "events",
+                                  .group = GROUP,
+                                  .consumer = gw->consumer,
+                                  .streams = {a->events},
+                                  .labels = {"events"},
+                                  .dead_key = a->dead,
+                                  .start = "$",
+                                  .count = READ_COUNT,
+                                  .max_held = MAX_INFLIGHT,
+                                  .claim_idle_ms = cfg->claim_idle_ms,
+                                  .max_deliveries = MAX_DELIVERIES};
+    int rc = db_consumer_new(gw->base, &co, take_entry, NULL, a, &a->consumer, e);
     if (rc != DB_OK) goto fail;
     a->claim = db_redis_script_new(db_lua_autoreply_claim);
-    a->claim_timer = evtimer_new(gw->base, claim_timer_cb, a);
-    if (!a->claim || !a->claim_timer) {
+    if (!a->claim) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
-    /* The group is created on the main connection, queued before any webhook's write can
-     * be: every event accepted after the start is read, even the very first.  Counted in
-     * flight, so a shutdown waits for its answer. */
-    struct timeval claim = {1, 0};
-    a->inflight++;
-    db_redis_cmd(gw->redis, group_cb, a, "XGROUP CREATE %s %s $ MKSTREAM", a->events, GROUP);
-    evtimer_add(a->claim_timer, &claim);
+    db_consumer_start(a->consumer);
     *out = a;
     return DB_OK;
 fail:
@@ -453,18 +404,21 @@ void db_autoreply_stop_reading(struct db_autoreply *a)
 {
     if (!a) return;
     a->stopped = 1;
-    db_reader_stop(a->reader);
-    evtimer_del(a->claim_timer);
+    db_consumer_stop(a->consumer);
 }
 
-unsigned long db_autoreply_inflight(const struct db_autoreply *a) { return a ? a->inflight : 0; }
+/* The group's creation counts: a shutdown right after the start waits for its answer. */
+unsigned long db_autoreply_inflight(const struct db_autoreply *a)
+{
+    return a ? a->inflight + db_consumer_busy(a->consumer) : 0;
+}
 
 void db_autoreply_free(struct db_autoreply *a)
 {
     if (!a) return;
     a->stopped = 1;
-    db_reader_free(a->reader);
-    if (a->claim_timer) event_free(a->claim_timer);
+    db_consumer_free(a->consumer);
+    a->consumer = NULL;
     while (a->jobs) job_free(a->jobs);
     db_redis_script_free(a->claim);
     free(a);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "dispatch/assign.h"
+#include "dispatch/replies.h"
 #include "conf/config.h"
 #include "services/services.h"
 #include "net/httpd.h"
@@ -25,7 +26,7 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "send/outbound.h"
-#include "stream/reader.h"
+#include "stream/consumer.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
@@ -39,12 +40,14 @@
 
 struct db_dispatcher {
     struct db_services *gw;
-    struct db_reader *reader;
+    struct db_consumer *consumer;
+    struct db_dispatch_replies *replies;
     unsigned long inflight;
     unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
     int stopped, released;
-    struct event *claim_timer, *sweep_timer;
-    char events[160];
+    struct event *sweep_timer;
+    struct apply_batch *batch;  /* the entries of the read or claim being handed over */
+    char events[160], dead[160];
 };
 
 struct job {
@@ -107,10 +110,10 @@ static void job_done(struct job *j)
     struct db_dispatcher *d = j->d;
     free(j->qw_text);
     free(j->qw_name);
+    db_consumer_release(d->consumer, 0, j->entry);
     free(j);
     d->inflight--;
-    if (settle(d)) return;
-    db_reader_more(d->reader);
+    settle(d);
 }
 
 /* ---- queue position and expected wait ----
@@ -155,7 +158,6 @@ static void qwait_marked_cb(int status, const redisReply *reply, const char *err
     snprintf(mins, sizeof mins, "%lld", j->mins);
     snprintf(n, sizeof n, "%lld", j->n);
     const char *args[] = {j->conv, j->qa, mins, n};
-    db_dispatch_note_automatic(j->d->gw, j->conv, j->msg_id, "queue_wait");
     db_dispatch_run(j->d->gw, qwait_told_cb, j, "qwait_told", 4, args, NULL);
 }
 
@@ -482,11 +484,14 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
     free(b->len);
 }
 
-static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct apply_batch *b)
+/* Adds one entry to the batch of the read or claim being handed over (see batch_end_cb);
+ * also while stopping: what a read in flight brought is applied before the process exits. */
+static int take_entry(int stream, const redisReply *entry, int claimed, void *arg)
 {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING)
-        return;
+    struct db_dispatcher *d = arg;
+    struct apply_batch *b = d->batch;
+    (void)stream, (void)claimed;
+    if (strlen(entry->element[0]->str) >= sizeof ((struct job *)0)->entry) return 0;
     const redisReply *fields = entry->element[1];
     const char *raw = NULL;
     size_t raw_len = 0;
@@ -495,7 +500,7 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
             fields->element[i + 1]->str)
             raw = fields->element[i + 1]->str, raw_len = fields->element[i + 1]->len;
     struct job *j = calloc(1, sizeof *j);
-    if (!j) return; /* stays pending; claimed later */
+    if (!j) return 0; /* stays pending; claimed later */
     j->d = d;
     d->inflight++;
     snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
@@ -514,7 +519,7 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
         db_redis_cmd(d->gw->redis, acked_cb, j, "XACK %s %s %s", d->events, DB_DISPATCH_GROUP,
                      j->entry);
         json_decref(ev);
-        return;
+        return 1;
     }
     /* Without memory for it the event is still dispatched, only not answered with a place. */
     (void)qwait_plan(j, d->gw->cfg->cfg, ev, conv);
@@ -530,97 +535,14 @@ static void take_entry(struct db_dispatcher *d, const redisReply *entry, struct 
     if (batch_add(b, j, 5 + ea.n, args, lens) != 0)
         db_dispatch_run(d->gw, applied_cb, j, "event", 5 + ea.n, args, lens);
     json_decref(ev);
+    return 1;
 }
 
-static void take_entries(struct db_dispatcher *d, const redisReply *list)
-{
-    struct apply_batch b = {0};
-    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
-        take_entry(d, list->element[i], &b);
-    batch_send(d, &b);
-}
-
-static size_t room_of(void *arg)
+static void batch_end_cb(void *arg)
 {
     struct db_dispatcher *d = arg;
-    return d->inflight < MAX_INFLIGHT ? MAX_INFLIGHT - d->inflight : 0;
-}
-
-/* Also while stopping: what a read in flight brought is applied before the process exits. */
-static void read_entries(const redisReply *const lists[2], void *arg)
-{
-    take_entries(arg, lists[0]);
-}
-
-/* ---- entries of crashed processes ---- */
-
-static void claim_again(struct db_dispatcher *d)
-{
-    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
-    long ms = idle / 2 < 100 ? 100 : idle / 2;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (!d->stopped) evtimer_add(d->claim_timer, &tv);
-}
-
-static void claimed_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_dispatcher *d = arg;
-    (void)errstr;
-    if (settle(d)) return;
-    /* [next cursor, [entries], [deleted ids]] */
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
-        take_entries(d, reply->element[1]);
-    claim_again(d);
-}
-
-static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    (void)errstr;
-    if (settle(arg)) return;
-    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "an event was delivered too often; moved to the dead stream");
-    }
-}
-
-/* XPENDING with delivery counts first: entries over max_deliveries go to P:dead, the rest are
- * claimed with XAUTOCLAIM. */
-static void pending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_dispatcher *d = arg;
-    (void)errstr;
-    if (settle(d)) return;
-    struct db_dispatch_opts o = db_dispatch_opts_of(d->gw->cfg->cfg);
-    for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
-         i++) {
-        const redisReply *p = reply->element[i];
-        if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 || p->element[3]->integer < o.max_deliveries)
-            continue;
-        char reason[64];
-        snprintf(reason, sizeof reason, "delivered %lld times", p->element[3]->integer);
-        const char *args[] = {p->element[0]->str, reason};
-        d->outstanding++;
-        db_dispatch_run(d->gw, dead_cb, d, "dead", 2, args, NULL);
-    }
-    if (d->stopped) return;
-    d->outstanding++;
-    db_redis_cmd(d->gw->redis, claimed_cb, d, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", d->events,
-                 DB_DISPATCH_GROUP, d->gw->consumer, (int)o.claim_idle_ms, READ_COUNT);
-}
-
-static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct db_dispatcher *d = arg;
-    (void)fd, (void)what;
-    if (d->stopped) return;
-    if (!db_reader_group_ready(d->reader) || d->inflight >= MAX_INFLIGHT) {
-        claim_again(d);
-        return;
-    }
-    long idle = db_dispatch_opts_of(d->gw->cfg->cfg).claim_idle_ms;
-    d->outstanding++;
-    db_redis_cmd(d->gw->redis, pending_cb, d, "XPENDING %s %s IDLE %d - + %d", d->events,
-                 DB_DISPATCH_GROUP, (int)idle, READ_COUNT);
+    batch_send(d, d->batch);
+    memset(d->batch, 0, sizeof *d->batch);
 }
 
 /* ---- agents gone offline ---- */
@@ -658,28 +580,40 @@ int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, stru
     if (!d) return db_err_set(e, DB_ENOMEM, "out of memory");
     d->gw = gw;
     const struct db_config *cfg = gw->cfg->cfg;
+    struct db_dispatch_opts o = db_dispatch_opts_of(cfg);
     db_key(d->events, sizeof d->events, cfg->prefix, DB_KEY_EVENTS);
+    db_key(d->dead, sizeof d->dead, cfg->prefix, DB_KEY_DEAD);
     /* From the start of the stream ("0"): events written before the first dispatcher ran
      * still count. */
-    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
-                                .redis_timeout_ms = cfg->redis_timeout_ms,
-                                .conn_name = "deskbridge-dispatcher",
-                                .who = "dispatcher",
-                                .what = "events",
-                                .group = DB_DISPATCH_GROUP,
-                                .consumer = gw->consumer,
-                                .streams = {d->events},
-                                .start = "0",
-                                .count = READ_COUNT};
-    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, d, &d->reader, e);
-    d->claim_timer = evtimer_new(gw->base, claim_timer_cb, d);
+    struct db_consumer_opts co = {.redis = gw->redis,
+                                  .metrics = gw->metrics,
+                                  .redis_url = cfg->redis_url,
+                                  .redis_timeout_ms = cfg->redis_timeout_ms,
+                                  .conn_name = "deskbridge-dispatcher",
+                                  .who = "dispatcher",
+                                  .what = "events",
+                                  .group = DB_DISPATCH_GROUP,
+                                  .consumer = gw->consumer,
+                                  .streams = {d->events},
+                                  .labels = {"events"},
+                                  .dead_key = d->dead,
+                                  .start = "0",
+                                  .count = READ_COUNT,
+                                  .max_held = MAX_INFLIGHT,
+                                  .claim_idle_ms = (int)o.claim_idle_ms,
+                                  .max_deliveries = (int)o.max_deliveries};
+    d->batch = calloc(1, sizeof *d->batch);
+    int rc = d->batch ? db_consumer_new(gw->base, &co, take_entry, batch_end_cb, d, &d->consumer, e)
+                      : db_err_set(e, DB_ENOMEM, "out of memory");
+    if (rc == DB_OK)
+        rc = db_dispatch_replies_start(gw, (int)o.claim_idle_ms, (int)o.max_deliveries,
+                                       &d->replies, e);
     d->sweep_timer = evtimer_new(gw->base, sweep_timer_cb, d);
-    if (rc != DB_OK || !d->claim_timer || !d->sweep_timer) {
+    if (rc != DB_OK || !d->sweep_timer) {
         db_dispatcher_free(d);
         return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");
     }
-    db_reader_more(d->reader);
-    claim_again(d);
+    db_consumer_start(d->consumer);
     sweep_again(d);
     *out = d;
     return DB_OK;
@@ -689,60 +623,30 @@ void db_dispatcher_stop_reading(struct db_dispatcher *d)
 {
     if (!d) return;
     d->stopped = 1;
-    db_reader_stop(d->reader);
-    evtimer_del(d->claim_timer);
+    db_consumer_stop(d->consumer);
+    db_dispatch_replies_stop(d->replies);
     evtimer_del(d->sweep_timer);
 }
 
-unsigned long db_dispatcher_inflight(const struct db_dispatcher *d) { return d ? d->inflight : 0; }
+unsigned long db_dispatcher_inflight(const struct db_dispatcher *d)
+{
+    return d ? d->inflight + db_dispatch_replies_inflight(d->replies) : 0;
+}
 
 void db_dispatcher_free(struct db_dispatcher *d)
 {
     if (!d) return;
     d->stopped = 1;
-    db_reader_free(d->reader);
-    if (d->claim_timer) event_free(d->claim_timer);
+    db_consumer_free(d->consumer);
+    d->consumer = NULL;
+    db_dispatch_replies_free(d->replies);
+    d->replies = NULL;
     if (d->sweep_timer) event_free(d->sweep_timer);
-    d->reader = NULL;
-    d->claim_timer = d->sweep_timer = NULL;
+    d->sweep_timer = NULL;
+    free(d->batch);
+    d->batch = NULL;
     /* Answers still due on the shared connection (it calls them with DB_EAGAIN when the
      * gateway frees it) hold d: the last of them frees it. */
     if (d->outstanding) d->released = 1;
     else free(d);
-}
-
-/* ---- replies ---- */
-
-/* The script answers with the first response time in ms when this reply was the
- * conversation's first (decided atomically with recording it, so several processes never
- * observe one conversation twice), else -1.  gw outlives the callback: the gateway frees its
- * Redis connection, which calls pending callbacks with DB_EAGAIN, before the metrics. */
-static void replied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_services *gw = arg;
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        /* No ids: the conversation id holds the customer's chat id or phone number. */
-        struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
-        db_log(DB_LOG_WARN, &ctx, "could not record an agent reply: %s",
-               status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
-        db_metrics_first_response(gw->metrics, (double)reply->integer / 1000.0);
-}
-
-void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
-                                const char *message_id, const char *rule)
-{
-    if (!conversation || !message_id) return;
-    const char *args[] = {conversation, message_id, "", rule ? rule : "automatic"};
-    db_dispatch_run(gw, NULL, NULL, "reply", 4, args, NULL);
-}
-
-void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
-                            const char *message_id, const char *agent_id)
-{
-    if (!conversation || !message_id) return;
-    const char *args[] = {conversation, message_id, agent_id ? agent_id : ""};
-    db_dispatch_run(gw, replied_cb, gw, "reply", 3, args, NULL);
 }

@@ -1,4 +1,5 @@
-/* dispatcher.h - conversations, agents and assignment (a consumer group on P:events).
+/* dispatcher.h - conversations, agents and assignment (a consumer group on P:events; replies
+ * are learnt from P:outbox by a second group, see replies.h).
  *
  * See docs/dispatcher.md.  Several dispatcher processes may share one Redis: every state
  * change is one Lua script, so no conversation is assigned twice and no agent goes over
@@ -27,17 +28,6 @@ void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
  * bearer token) on gw->router.  A tenant's token limits what the caller sees and changes to
  * the tenant's accounts and agents.  DB_OK or DB_ENOMEM. */
 int db_dispatch_api_routes(struct db_services *gw, struct db_err *e) DB_MUST_CHECK;
-
-/* Called by the API when an agent's message was queued for a conversation, so the
- * conversation records its first response time and appears in the agent's inbox. */
-void db_dispatch_note_reply(struct db_services *gw, const char *conversation,
-                            const char *message_id, const char *agent_id);
-
-/* Records an automatic answer (message_id, queued by the gateway itself under rule) in the
- * conversation's history, marked automatic; it is not a first response and leaves the
- * unread count alone. */
-void db_dispatch_note_automatic(struct db_services *gw, const char *conversation,
-                                const char *message_id, const char *rule);
 
 /* The [dispatch] section as loaded (dispatch_conf.c; its key table is in features.c). */
 struct db_dispatch_conf {

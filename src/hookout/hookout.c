@@ -9,12 +9,12 @@
  * different conversations run in parallel up to `concurrency` requests.
  *
  * Several processes share an endpoint's group, so one conversation's entries can be spread
- * over them.  Before its first attempt an entry asks Redis whether an earlier entry of its
- * conversation is still pending under another consumer, and waits while one is: entries are
- * read in id order, so everything earlier is acknowledged or in the PEL, and once nothing
- * earlier is pending elsewhere the entry may go for good. */
+ * over them: the order across processes is src/stream/ordering.c's (an entry's first attempt
+ * waits while an earlier entry of its conversation is pending under another consumer), and
+ * reads, claims, refreshes and dead letters are src/stream/consumer.c's. */
 #include "hookout/hookout.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +32,10 @@
 #include "net/http_client.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
-#include "stream/reader.h"
+#include "stream/consumer.h"
+#include "stream/ordering.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
-#include "redis/scripts.h"
 #include "util/crypto.h"
 #include "util/parse.h"
 #include "util/id.h"
@@ -43,6 +43,7 @@
 
 #define READ_COUNT 64
 #define MAX_HELD 256           /* entries one endpoint holds (read, not yet acknowledged) */
+#define MAX_DELIVERIES 10      /* deliveries without an outcome before a dead letter */
 #define MIN_SECRET 16
 #define SECTION "helpdesk_webhook"
 
@@ -57,15 +58,14 @@ enum { ST_EVENTS = 0, ST_STATUS = 1 };
 static const char *const stream_label[] = {"events", "status"};
 static const char *const stream_field[] = {"event", "status"};
 
-enum job_state { J_QUEUED, J_READY, J_CHECKING, J_SENDING, J_WAITING, J_FINISHING };
+enum job_state { J_QUEUED, J_READY, J_SENDING, J_WAITING, J_FINISHING };
 
 struct endpoint;
-struct chat;
 
 struct job {
     struct endpoint *ep;
-    struct chat *chat;
-    struct job *next;          /* in the chat's queue or in the ready queue */
+    struct db_order_slot slot; /* its place in its conversation's order */
+    struct job *next;          /* in the ready queue */
     struct job *all_prev, *all_next;
     enum job_state state;
     int stream;                /* ST_EVENTS or ST_STATUS */
@@ -73,19 +73,11 @@ struct job {
     char *body;                /* owned: the exact bytes POSTed (and signed) */
     size_t body_len;
     int attempt;
-    int ordered;               /* no earlier entry of its conversation is pending elsewhere */
-    int held_back;             /* order checks that said "not yet" */
     struct event *timer;       /* backoff before the next attempt */
     struct event *dead_timer;  /* writing a dead letter again after Redis did not take it */
     struct db_http_call *call; /* while J_SENDING */
     struct op *op;             /* Redis command in flight for this job */
     char reason[160];          /* why it is dead-lettered */
-};
-
-struct chat {
-    char *key;                 /* conversation */
-    struct job *head, *tail;   /* waiting behind the one in flight, in entry id order */
-    struct chat *next;
 };
 
 /* A Redis command on the shared connection outlives neither side: freeing the hookout
@@ -104,9 +96,8 @@ struct endpoint {
     struct db_hookout_conf o;  /* numbers only: its pointers are not kept */
     char group[160];
     struct db_http_client *http;
-    struct db_reader *reader;
-    struct event *claim_timer;
-    struct chat *chats;
+    struct db_consumer *consumer;
+    struct db_ordering *order;
     struct job *all;
     struct job *ready_head, *ready_tail;
     size_t held;               /* jobs alive */
@@ -119,7 +110,6 @@ struct db_hookout {
     struct db_services *gw;
     struct endpoint *eps;
     struct op *ops;
-    struct db_redis_script *dead, *order;
     int stopped, freeing;
     char streams[2][160];
     char dead_key[160];
@@ -169,55 +159,14 @@ static struct job *op_take(struct op *o)
     return j;
 }
 
-/* ---- conversations ---- */
-
-static struct chat *chat_find(struct endpoint *ep, const char *key)
-{
-    for (struct chat *c = ep->chats; c; c = c->next)
-        if (strcmp(c->key, key) == 0) return c;
-    return NULL;
-}
-
-static void chat_drop(struct endpoint *ep, struct chat *c)
-{
-    for (struct chat **p = &ep->chats; *p; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    free(c->key);
-    free(c);
-}
-
-/* Stream ids "<ms>-<seq>" compared as numbers. */
-static int id_cmp(const char *a, const char *b)
-{
-    unsigned long long am = strtoull(a, (char **)&a, 10), bm = strtoull(b, (char **)&b, 10);
-    if (am != bm) return am < bm ? -1 : 1;
-    unsigned long long as = *a == '-' ? strtoull(a + 1, NULL, 10) : 0;
-    unsigned long long bs = *b == '-' ? strtoull(b + 1, NULL, 10) : 0;
-    return as < bs ? -1 : as > bs;
-}
-
-/* Queues j in c by entry id: an entry taken over from a dead process arrives after later ones
- * of its conversation were read, and must still go first. */
-static void chat_queue(struct chat *c, struct job *j)
-{
-    j->state = J_QUEUED;
-    j->chat = c;
-    struct job **p = &c->head;
-    while (*p && id_cmp((*p)->entry, j->entry) <= 0) p = &(*p)->next;
-    j->next = *p;
-    *p = j;
-    if (!j->next) c->tail = j;
-}
-
 static void job_free(struct job *j)
 {
     struct endpoint *ep = j->ep;
     if (j->all_prev) j->all_prev->all_next = j->all_next;
     else ep->all = j->all_next;
     if (j->all_next) j->all_next->all_prev = j->all_prev;
+    db_order_done(&j->slot);
+    db_consumer_release(ep->consumer, j->stream, j->entry);
     if (j->op) j->op->job = NULL;
     if (j->timer) event_free(j->timer);
     if (j->dead_timer) event_free(j->dead_timer);
@@ -236,25 +185,23 @@ static void make_ready(struct job *j)
     ep->ready_tail = j;
 }
 
-/* The job's entry is acknowledged (or given up on): the conversation's next entry may go. */
+/* The job's entry is acknowledged (or given up on): the conversation's next entry may go
+ * (job_free tells the ordering, whose ready_cb queues it). */
 static void job_done(struct job *j)
 {
     struct endpoint *ep = j->ep;
-    struct chat *c = j->chat;
-    if (c) {
-        struct job *next = c->head;
-        if (next) {
-            c->head = next->next;
-            if (!c->head) c->tail = NULL;
-            next->chat = c;
-            make_ready(next);
-        } else {
-            chat_drop(ep, c);
-        }
-    }
     job_free(j);
     pump(ep);
-    db_reader_more(ep->reader);
+}
+
+/* The ordering says j's turn has come: no earlier entry of its conversation is in flight
+ * here or pending in another process. */
+static void ready_cb(struct db_order_slot *slot, void *arg)
+{
+    struct job *j = (struct job *)((char *)slot - offsetof(struct job, slot));
+    (void)arg;
+    make_ready(j);
+    pump(j->ep);
 }
 
 /* ---- finishing ---- */
@@ -298,15 +245,15 @@ static void dead_timer_cb(evutil_socket_t fd, short what, void *arg)
     dead_letter(j);
 }
 
-static void dead_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+static void dead_cb(int status, int written, void *arg)
 {
-    struct job *j = op_take(arg);
-    if (!j) return;
+    struct job *j = arg;
     struct endpoint *ep = j->ep;
-    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+    (void)written; /* 0: no longer pending, someone else finished it */
+    if (status != DB_OK) {
         struct db_log_ctx ctx;
-        db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s dead letter not written (%s); retrying",
-               ep->name, status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+        db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s dead letter not written; retrying",
+               ep->name);
         /* Keep the conversation blocked: the next entry must not overtake this one. */
         struct timeval tv = {1, 0};
         if (!ep->h->stopped && evtimer_add(j->dead_timer, &tv) == 0) return;
@@ -324,26 +271,19 @@ static void dead_letter(struct job *j)
     struct endpoint *ep = j->ep;
     struct db_hookout *h = ep->h;
     struct db_log_ctx ctx;
-    if (j->state != J_FINISHING) {
+    if (j->state != J_FINISHING)
         db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s stream=%s dead-lettered: %s", ep->name,
                stream_label[j->stream], j->reason);
-        db_metrics_dead_letter(h->gw->metrics);
-    }
     j->state = J_FINISHING;
     ep->finishing++;
     if (!j->dead_timer) j->dead_timer = evtimer_new(h->gw->base, dead_timer_cb, j);
-    struct op *o = j->dead_timer ? op_new(ep, j, j->stream) : NULL;
-    if (!o) {
+    if (!j->dead_timer) {
         ep->finishing--;
         job_done(j);
         return;
     }
-    char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)db_now_ms());
-    const char *args[] = {h->dead_key, ep->name, stream_label[j->stream], j->entry,
-                          j->body ? j->body : "", j->reason, now, h->streams[j->stream],
-                          ep->group};
-    db_redis_eval(h->gw->redis, h->dead, dead_cb, o, 0, NULL, 9, args, NULL);
+    const char *extra[] = {"endpoint", ep->name, "payload", j->body ? j->body : "", NULL};
+    db_consumer_dead_letter(ep->consumer, j->stream, j->entry, j->reason, extra, dead_cb, j);
 }
 
 /* ---- delivering ---- */
@@ -494,80 +434,9 @@ static void send_job(struct job *j)
     retry_later(j, 1000);
 }
 
-/* ---- order across processes ---- */
-
-/* When an earlier entry of j's conversation was queued locally after j became the one in
- * flight (taken over from a dead process), j goes back into the queue and that one runs. */
-static int yield_to_earlier(struct job *j)
-{
-    struct chat *c = j->chat;
-    if (!c || !c->head || id_cmp(c->head->entry, j->entry) >= 0) return 0;
-    struct job *first = c->head;
-    c->head = first->next;
-    if (!c->head) c->tail = NULL;
-    chat_queue(c, j);
-    first->chat = c;
-    make_ready(first);
-    return 1;
-}
-
-static void order_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct job *j = op_take(arg);
-    if (!j) return;
-    struct endpoint *ep = j->ep;
-    if (ep->h->stopped) return; /* stays pending for whoever runs next */
-    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        /* Final: an entry acknowledged never comes back, and later ones cannot matter. */
-        j->ordered = 1;
-        j->state = J_READY;
-        j->next = ep->ready_head;
-        ep->ready_head = j;
-        if (!ep->ready_tail) ep->ready_tail = j;
-        pump(ep);
-        return;
-    }
-    struct db_log_ctx ctx;
-    if (status != DB_OK || reply->type != REDIS_REPLY_INTEGER) {
-        /* Once per entry: a Redis outage would otherwise log every few milliseconds. */
-        if (!j->held_back)
-            db_log(DB_LOG_WARN, ctx_of(j, &ctx), "endpoint=%s order check failed: %s; retrying",
-                   ep->name,
-                   status != DB_OK ? (errstr ? errstr : "unavailable")
-                   : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    } else if (!j->held_back) {
-        db_log(DB_LOG_DEBUG, ctx_of(j, &ctx),
-               "endpoint=%s waiting for an earlier entry of the conversation held by another "
-               "process", ep->name);
-    }
-    /* Short at first (the other process is usually just finishing), then capped, so a
-     * long-blocked entry costs a few checks a second at most. */
-    j->held_back++;
-    retry_later(j, j->held_back < 3 ? 100 : 200);
-}
-
-static void check_order(struct job *j)
-{
-    struct endpoint *ep = j->ep;
-    struct db_hookout *h = ep->h;
-    struct op *o = op_new(ep, j, j->stream);
-    if (!o) {
-        retry_later(j, 200);
-        return;
-    }
-    j->state = J_CHECKING;
-    int plain = 1;
-    for (const unsigned char *p = (const unsigned char *)j->chat->key; *p; p++)
-        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '/') plain = 0;
-    const char *args[] = {h->streams[j->stream], ep->group,  h->gw->consumer,
-                          j->entry,              j->chat->key, stream_field[j->stream],
-                          plain ? "1" : "0"};
-    db_redis_eval(h->gw->redis, h->order, order_cb, o, 0, NULL, 7, args, NULL);
-}
-
-/* Starts ready deliveries up to the endpoint's concurrency.  An entry not yet known to be in
- * order is checked first; waiting for that holds no slot, so entries of other conversations
- * (and the earlier entries it waits for, in other processes) keep moving. */
+/* Starts ready deliveries up to the endpoint's concurrency.  Entries become ready only once
+ * the ordering let them (see ordering.h); waiting for that holds no slot, so entries of other
+ * conversations (and the earlier entries it waits for, in other processes) keep moving. */
 static void pump(struct endpoint *ep)
 {
     while (!ep->h->stopped && ep->ready_head && ep->sending < (size_t)ep->o.concurrency) {
@@ -575,20 +444,17 @@ static void pump(struct endpoint *ep)
         ep->ready_head = j->next;
         if (!ep->ready_head) ep->ready_tail = NULL;
         j->next = NULL;
-        if (yield_to_earlier(j)) continue;
-        if (j->ordered || !j->chat) send_job(j);
-        else check_order(j);
+        /* An earlier entry of its conversation taken over from a dead process meanwhile goes
+         * first; j is ready again after it. */
+        if (db_order_yield(&j->slot)) {
+            j->state = J_QUEUED;
+            continue;
+        }
+        send_job(j);
     }
 }
 
 /* ---- reading ---- */
-
-static int is_held(const struct endpoint *ep, int stream, const char *entry)
-{
-    for (const struct job *j = ep->all; j; j = j->all_next)
-        if (j->stream == stream && strcmp(j->entry, entry) == 0) return 1;
-    return 0;
-}
 
 /* 1 when the endpoint wants an entry of this kind. */
 static int wanted(const struct endpoint *ep, int stream, const char *kind)
@@ -601,15 +467,16 @@ static int wanted(const struct endpoint *ep, int stream, const char *kind)
 }
 
 /* Takes one entry (id + field/value pairs) of stream. */
-static void take_entry(struct endpoint *ep, int stream, const redisReply *entry)
+/* Takes one entry (id + field/value pairs) of stream; 1 when a job holds it. */
+static int take_entry(int stream, const redisReply *entry, int claimed, void *arg)
 {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING || entry->element[0]->len >= 64 ||
-        is_held(ep, stream, entry->element[0]->str))
-        return;
+    struct endpoint *ep = arg;
+    (void)claimed;
+    if (ep->h->stopped) return 0; /* shutting down: it stays pending */
+    if (entry->element[0]->len >= 64) return 0;
     const redisReply *fields = entry->element[1];
     struct job *j = calloc(1, sizeof *j);
-    if (!j) return; /* stays pending; claimed later */
+    if (!j) return 0; /* stays pending; claimed later */
     j->ep = ep;
     j->stream = stream;
     j->all_next = ep->all;
@@ -634,132 +501,39 @@ static void take_entry(struct endpoint *ep, int stream, const redisReply *entry)
     if (!obj) {
         if (raw) j->body = strndup(raw->str, raw->len);
         dead_letter(j);
-        return;
+        return 1;
     }
     if (!wanted(ep, stream, db_json_str(obj, "kind"))) {
         json_decref(obj);
         ack(j);
-        return;
+        return 1;
     }
     /* The stored JSON text goes out byte for byte (no re-encoding of numbers or escapes);
      * it was just checked to be one object, and entry ids are digits and '-'. */
     static const char head[] = "{\"stream\":\"%s\",\"entry_id\":\"%s\",\"data\":";
     size_t cap = sizeof head + 16 + strlen(j->entry) + raw->len + 2;
-    const char *conv = db_json_str(obj, "conversation");
-    /* A chat exists exactly while one of its entries is in flight. */
-    struct chat *c = chat_find(ep, conv ? conv : "");
-    int busy = c != NULL;
-    if (!c && (c = calloc(1, sizeof *c)) != NULL) {
-        if ((c->key = strdup(conv ? conv : "")) != NULL) {
-            c->next = ep->chats;
-            ep->chats = c;
-        } else {
-            free(c);
-            c = NULL;
-        }
-    }
-    /* Entries without a conversation have no order to keep across processes. */
-    j->ordered = !conv || !*conv;
-    json_decref(obj); /* conv pointed into it */
-    j->body = c ? malloc(cap) : NULL;
+    j->body = malloc(cap);
     if (!j->body) {
-        /* Out of memory: left pending for a later claim. */
-        if (c && !busy) chat_drop(ep, c);
-        job_free(j);
-        return;
+        json_decref(obj);
+        job_free(j); /* out of memory: left pending for a later claim */
+        return 1;
     }
-    j->chat = c;
     int n = snprintf(j->body, cap, head, stream_label[stream], j->entry);
     memcpy(j->body + n, raw->str, raw->len);
     j->body[n + raw->len] = '}';
     j->body[n + raw->len + 1] = '\0';
     j->body_len = (size_t)n + raw->len + 1;
-    if (busy) {
-        /* Its conversation has one in flight: wait behind it. */
-        chat_queue(c, j);
-        return;
-    }
-    make_ready(j);
+    /* Waits for the earlier entries of its conversation (both streams share one queue here;
+     * across processes each stream is checked on its own); ready_cb queues it for delivery. */
+    j->state = J_QUEUED;
+    int rc = db_order_add(ep->order, &j->slot, stream, j->entry, db_json_str(obj, "conversation"),
+                          db_consumer_batch(ep->consumer));
+    json_decref(obj);
+    if (rc != DB_OK) job_free(j);
+    return 1;
 }
 
-static void take_entries(struct endpoint *ep, int stream, const redisReply *list)
-{
-    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
-        take_entry(ep, stream, list->element[i]);
-}
-
-static size_t room_of(void *arg)
-{
-    struct endpoint *ep = arg;
-    return ep->held < MAX_HELD ? MAX_HELD - ep->held : 0;
-}
-
-static void read_entries(const redisReply *const lists[2], void *arg)
-{
-    struct endpoint *ep = arg;
-    if (ep->h->stopped) return; /* shutting down: they stay pending */
-    for (int i = 0; i < 2; i++) take_entries(ep, i, lists[i]);
-    pump(ep);
-}
-
-/* ---- crash recovery ---- */
-
-static void claim_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct op *o = arg;
-    struct endpoint *ep = o->ep;
-    int stream = o->stream;
-    (void)errstr;
-    op_end(o);
-    free(o);
-    if (!ep || ep->h->stopped) return;
-    /* [next cursor, [entries], [deleted ids]] */
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
-        take_entries(ep, stream, reply->element[1]);
-    pump(ep);
-}
-
-/* Entries this process holds are touched (idle time reset) so that no other process takes
- * over a delivery that is merely waiting for its next retry; then entries idle longer than
- * claim_idle_ms, left by a process that died, are taken over. */
-static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct endpoint *ep = arg;
-    struct db_hookout *h = ep->h;
-    (void)fd, (void)what;
-    if (h->stopped) return;
-    for (int s = 0; s < 2 && ep->held; s++) {
-        const char **argv = calloc(ep->held + 7, sizeof *argv);
-        if (!argv) break;
-        int argc = 0;
-        argv[argc++] = "XCLAIM";
-        argv[argc++] = h->streams[s];
-        argv[argc++] = ep->group;
-        argv[argc++] = h->gw->consumer;
-        argv[argc++] = "0";
-        int first = argc;
-        for (struct job *j = ep->all; j; j = j->all_next)
-            if (j->stream == s && (size_t)(argc - first) < ep->held) argv[argc++] = j->entry;
-        argv[argc++] = "JUSTID";
-        if (argc - 1 > first) db_redis_cmd_argv(h->gw->redis, NULL, NULL, argc, argv, NULL);
-        free(argv);
-    }
-    if (db_reader_group_ready(ep->reader) && ep->held < MAX_HELD) {
-        int room = (int)(MAX_HELD - ep->held);
-        for (int s = 0; s < 2; s++) {
-            struct op *o = op_new(ep, NULL, s);
-            if (!o) break;
-            db_redis_cmd(h->gw->redis, claim_cb, o, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d",
-                         h->streams[s], ep->group, h->gw->consumer, ep->o.claim_idle_ms,
-                         room < READ_COUNT ? room : READ_COUNT);
-        }
-    }
-    int every = ep->o.claim_idle_ms / 3;
-    if (every < 100) every = 100;
-    if (every > 10000) every = 10000;
-    struct timeval tv = {every / 1000, (every % 1000) * 1000};
-    evtimer_add(ep->claim_timer, &tv);
-}
+static void batch_cb(void *arg) { pump(arg); }
 
 /* ---- life cycle ---- */
 
@@ -767,10 +541,11 @@ static void endpoint_free(struct endpoint *ep)
 {
     if (!ep) return;
     db_http_client_free(ep->http); /* sent_cb sees h->freeing and leaves the jobs alone */
-    db_reader_free(ep->reader);
-    if (ep->claim_timer) event_free(ep->claim_timer);
+    db_consumer_free(ep->consumer);
+    ep->consumer = NULL;
+    db_ordering_free(ep->order);
+    ep->order = NULL;
     while (ep->all) job_free(ep->all);
-    while (ep->chats) chat_drop(ep, ep->chats);
     free(ep->name);
     free(ep->url);
     db_wipe_str(ep->secret);
@@ -803,23 +578,36 @@ static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
     rc = DB_ENOMEM;
     if (!ep->name || !ep->url || !ep->secret) goto fail;
     ep->http = db_http_client_new(h->gw->base, &ho);
-    ep->claim_timer = evtimer_new(h->gw->base, claim_timer_cb, ep);
-    if (!ep->http || !ep->claim_timer) goto fail;
+    if (!ep->http) goto fail;
     char what[200];
     snprintf(what, sizeof what, "endpoint=%s", ep->name);
     /* From the start of the streams ("0"): events written before the endpoint's first run
      * (by an ingest process that started earlier) must reach the helpdesk too. */
-    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
-                                .redis_timeout_ms = cfg->redis_timeout_ms,
-                                .conn_name = "deskbridge-hookout",
-                                .who = "hookout",
-                                .what = what,
-                                .group = ep->group,
-                                .consumer = h->gw->consumer,
-                                .streams = {h->streams[0], h->streams[1]},
-                                .start = "0",
-                                .count = READ_COUNT};
-    rc = db_reader_new(h->gw->base, &ro, room_of, read_entries, ep, &ep->reader, e);
+    struct db_consumer_opts co = {.redis = h->gw->redis,
+                                  .metrics = h->gw->metrics,
+                                  .redis_url = cfg->redis_url,
+                                  .redis_timeout_ms = cfg->redis_timeout_ms,
+                                  .conn_name = "deskbridge-hookout",
+                                  .who = "hookout",
+                                  .what = what,
+                                  .group = ep->group,
+                                  .consumer = h->gw->consumer,
+                                  .streams = {h->streams[0], h->streams[1]},
+                                  .labels = {stream_label[0], stream_label[1]},
+                                  .dead_key = h->dead_key,
+                                  .start = "0",
+                                  .count = READ_COUNT,
+                                  .max_held = MAX_HELD,
+                                  .claim_idle_ms = o.claim_idle_ms,
+                                  .max_deliveries = MAX_DELIVERIES};
+    struct db_ordering_opts oo = {.redis = h->gw->redis,
+                                  .who = "hookout",
+                                  .group = ep->group,
+                                  .consumer = h->gw->consumer,
+                                  .streams = {h->streams[0], h->streams[1]},
+                                  .fields = {stream_field[0], stream_field[1]}};
+    rc = db_consumer_new(h->gw->base, &co, take_entry, batch_cb, ep, &ep->consumer, e);
+    if (rc == DB_OK) rc = db_ordering_new(h->gw->base, &oo, ready_cb, ep, &ep->order, e);
     if (rc != DB_OK) goto fail;
     *out = ep;
     return DB_OK;
@@ -840,12 +628,6 @@ int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_
     db_key(h->streams[ST_EVENTS], sizeof h->streams[0], cfg->prefix, DB_KEY_EVENTS);
     db_key(h->streams[ST_STATUS], sizeof h->streams[1], cfg->prefix, DB_KEY_STATUS);
     db_key(h->dead_key, sizeof h->dead_key, cfg->prefix, DB_KEY_DEAD);
-    h->dead = db_redis_script_new(db_lua_hookout_dead);
-    h->order = db_redis_script_new(db_lua_hookout_order);
-    if (!h->dead || !h->order) {
-        rc = db_err_set(e, DB_ENOMEM, "out of memory");
-        goto fail;
-    }
     for (size_t i = 0; i < cfg->n_sections; i++) {
         if (strcmp(cfg->sections[i].platform, SECTION) != 0) continue;
         struct endpoint *ep = NULL;
@@ -855,9 +637,7 @@ int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_
         h->eps = ep;
     }
     for (struct endpoint *ep = h->eps; ep; ep = ep->next) {
-        struct timeval claim = {1, 0};
-        db_reader_more(ep->reader);
-        evtimer_add(ep->claim_timer, &claim);
+        db_consumer_start(ep->consumer);
         struct db_log_ctx ctx = {"hookout", NULL, NULL, NULL};
         db_log(DB_LOG_INFO, &ctx, "endpoint=%s group=%s delivering", ep->name, ep->group);
     }
@@ -873,8 +653,8 @@ void db_hookout_stop_reading(struct db_hookout *h)
     if (!h) return;
     h->stopped = 1;
     for (struct endpoint *ep = h->eps; ep; ep = ep->next) {
-        db_reader_stop(ep->reader);
-        evtimer_del(ep->claim_timer);
+        db_consumer_stop(ep->consumer);
+        db_ordering_stop(ep->order);
     }
 }
 
@@ -905,7 +685,5 @@ void db_hookout_free(struct db_hookout *h)
         o->ep = NULL;
         o->job = NULL;
     }
-    db_redis_script_free(h->dead);
-    db_redis_script_free(h->order);
     free(h);
 }

@@ -44,6 +44,7 @@
 /* ---- consumer groups ---- */
 #define DB_SENDER_GROUP "deskbridge-senders"      /* on P:outbox */
 #define DB_DISPATCH_GROUP "deskbridge-dispatch"   /* on P:events */
+#define DB_DISPATCH_REPLIES_GROUP "deskbridge-dispatch-replies" /* on P:outbox: replies */
 #define DB_AUTOREPLY_GROUP "deskbridge-autoreply" /* on P:events */
 #define DB_HOOKOUT_GROUP_PREFIX "deskbridge-hook-" /* + endpoint name, on P:events and P:status */
 

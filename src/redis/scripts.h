@@ -17,14 +17,14 @@ extern const char db_lua_ingest[];       /* any webhook; needs status_advance */
 extern const char db_lua_enqueue[];      /* a new outbound message; needs status_advance */
 extern const char db_lua_set_status[];   /* a send's outcome; needs status_advance */
 extern const char db_lua_msg_get[];      /* one outbound message */
-extern const char db_lua_outbox_dead[];  /* an outbox entry to P:dead */
 
 /* The dispatcher's state machine (src/dispatch/), one script with an operation argument. */
 extern const char db_lua_dispatch[];
 
-/* Helpdesk webhooks (src/hookout/). */
-extern const char db_lua_hookout_dead[];
-extern const char db_lua_hookout_order[];
+/* The stream consumer (src/stream/): dead letters of every consumer, and the per-conversation
+ * order across processes of the sender and the helpdesk webhooks. */
+extern const char db_lua_stream_dead[];
+extern const char db_lua_stream_order[];
 
 /* Automatic answers (src/auto/): the once-only key of an answer. */
 extern const char db_lua_autoreply_claim[];

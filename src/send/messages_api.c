@@ -13,7 +13,6 @@
 
 #include "conf/config.h"
 #include "services/services.h"
-#include "dispatch/dispatcher.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "log/log.h"
@@ -32,8 +31,6 @@ struct send_req {
     struct db_services *gw;
     struct db_httpd_req *req;
     char id[DB_ID_LEN + 1];
-    char *conversation;
-    char *agent;
 };
 
 static void enqueued_cb(int status, const char *id, const char *msg_status, int created,
@@ -45,7 +42,6 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
         json_t *obj = json_pack("{s:s, s:s}", "id", id, "status", msg_status ? msg_status : "queued");
         if (obj && !created) json_object_set_new(obj, "duplicate", json_true());
         db_log(DB_LOG_INFO, &ctx, created ? "message queued" : "repeated client_id, id=%s", id);
-        if (created) db_dispatch_note_reply(s->gw, s->conversation, id, s->agent);
         if (obj) db_respond_json(s->req, 202, obj);
         else db_httpd_respond_error(s->req, 500, "internal", "out of memory");
         json_decref(obj);
@@ -53,8 +49,6 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
         db_log(DB_LOG_WARN, &ctx, "could not queue: %s", db_strerror(status));
         db_respond_unavailable(s->req);
     }
-    free(s->conversation);
-    free(s->agent);
     free(s);
 }
 
@@ -103,13 +97,7 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
         json_object_set_new(cmd, "id", json_string(s->id));
         text = db_json_dump(cmd);
     }
-    if (s) {
-        s->conversation = strdup(db_json_str(cmd, "conversation"));
-        const char *agent = db_json_str(cmd, "agent");
-        s->agent = agent ? strdup(agent) : NULL;
-    }
-    if (!s || !text || !s->conversation) {
-        if (s) free(s->conversation), free(s->agent);
+    if (!s || !text) {
         free(s);
         free(text);
         json_decref(cmd);
@@ -125,7 +113,7 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
     if (client_id && tenant && asprintf(&scoped, "tenant:%s:%s", tenant->name, client_id) < 0)
         scoped = NULL;
     if (client_id && tenant && !scoped) {
-        free(s->conversation), free(s->agent), free(s), free(text);
+        free(s), free(text);
         json_decref(cmd);
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;

@@ -1,5 +1,6 @@
 #include "send/sender.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,8 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "send/outbound.h"
-#include "stream/reader.h"
+#include "stream/consumer.h"
+#include "stream/ordering.h"
 #include "redis/redis.h"
 #include "store/store.h"
 #include "util/crypto.h"
@@ -26,13 +28,11 @@
 #define SEND_TIMEOUT_MS 30000
 #define MAX_PARTS 32
 
-struct chat;
-
 struct job {
     struct db_sender *s;
-    struct chat *chat;
-    struct job *next;          /* in the chat's queue */
+    struct db_order_slot slot; /* its place in its conversation's order */
     char entry[64];            /* outbox entry id */
+    unsigned long batch;       /* the read that brought it (db_consumer_batch) */
     char id[72];               /* gateway message id */
     char platform[32], account[96];
     char *command_text;        /* owned: as read from the stream */
@@ -52,25 +52,16 @@ struct job {
     struct job *all_prev, *all_next; /* every job of the sender, for freeing */
 };
 
-struct chat {
-    char *key;                 /* conversation */
-    struct job *head, *tail;
-    int busy;
-    int64_t not_before_ms;     /* platform asked this chat to wait (Telegram 429) */
-    struct chat *next;
-};
-
 struct db_sender {
     struct db_services *gw;
-    struct db_reader *reader;
+    struct db_consumer *consumer;
+    struct db_ordering *order;
     struct db_sender_opts opts;
-    struct chat *chats;
     struct job *all;
     size_t inflight;
     size_t waiting;            /* of those, asleep before a retry or queued behind their chat */
     int stopped;
-    struct event *claim_timer;
-    char outbox[160];
+    char outbox[160], dead[160];
 };
 
 static void send_part(struct job *j);
@@ -79,34 +70,6 @@ static const struct db_log_ctx *job_ctx(const struct job *j, struct db_log_ctx *
 {
     *ctx = (struct db_log_ctx){"sender", j->platform, j->account, j->id};
     return ctx;
-}
-
-/* ---- chats: per-conversation FIFO so replies arrive in the order agents wrote them ---- */
-
-static struct chat *chat_get(struct db_sender *s, const char *key)
-{
-    for (struct chat *c = s->chats; c; c = c->next)
-        if (strcmp(c->key, key) == 0) return c;
-    struct chat *c = calloc(1, sizeof *c);
-    if (!c || !(c->key = strdup(key))) {
-        free(c);
-        return NULL;
-    }
-    c->next = s->chats;
-    s->chats = c;
-    return c;
-}
-
-static void chat_drop_if_idle(struct db_sender *s, struct chat *c)
-{
-    if (c->busy || c->head) return;
-    for (struct chat **p = &s->chats; *p; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            free(c->key);
-            free(c);
-            return;
-        }
 }
 
 static void set_waiting(struct job *j, int waiting)
@@ -121,6 +84,8 @@ static void job_free(struct job *j)
 {
     struct db_sender *s = j->s;
     set_waiting(j, 0);
+    db_order_done(&j->slot);
+    db_consumer_release(s->consumer, 0, j->entry);
     if (j->all_prev) j->all_prev->all_next = j->all_next;
     else if (s->all == j) s->all = j->all_next;
     if (j->all_next) j->all_next->all_prev = j->all_prev;
@@ -133,26 +98,12 @@ static void job_free(struct job *j)
     free(j);
 }
 
-/* The job's work is over (its entry acknowledged): start the next message of its chat. */
+/* The job's work is over (its entry acknowledged, or left pending): the next message of its
+ * conversation may go (job_free tells the ordering). */
 static void job_done(struct job *j)
 {
-    struct db_sender *s = j->s;
-    struct chat *c = j->chat;
-    s->inflight--;
-    if (c) {
-        c->busy = 0;
-        struct job *next = c->head;
-        if (next) {
-            c->head = next->next;
-            if (!c->head) c->tail = NULL;
-            c->busy = 1;
-            set_waiting(next, 0);
-        }
-        chat_drop_if_idle(s, c);
-        if (next) send_part(next);
-    }
+    j->s->inflight--;
     job_free(j);
-    db_reader_more(s->reader);
 }
 
 /* ---- finishing: record the final state, then acknowledge ---- */
@@ -239,8 +190,14 @@ static int64_t backoff_ms(const struct db_config *cfg, int attempt)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    set_waiting(arg, 0);
-    send_part(arg);
+    struct job *j = arg;
+    set_waiting(j, 0);
+    /* An earlier message of the conversation taken over meanwhile goes first. */
+    if (db_order_yield(&j->slot)) {
+        set_waiting(j, 1);
+        return;
+    }
+    send_part(j);
 }
 
 static void schedule(struct job *j, int64_t delay_ms)
@@ -297,7 +254,7 @@ static void sent_cb(const struct db_http_resp *resp, void *arg)
         return;
     }
     int64_t delay = res.retry_after_ms > 0 ? res.retry_after_ms : backoff_ms(cfg, j->attempt);
-    if (res.per_chat && j->chat) j->chat->not_before_ms = db_now_ms() + delay;
+    if (res.per_chat) db_order_wait_until(&j->slot, db_now_ms() + delay);
     db_metrics_send(s->gw->metrics, j->platform, "retry",
                     res.err_code[0] ? res.err_code : (resp->status ? "http" : "network"));
     db_log(DB_LOG_WARN, job_ctx(j, &ctx), "attempt %d failed (%s); retry in %lld ms", j->attempt,
@@ -344,8 +301,9 @@ static void plan_parts(struct job *j, const struct db_connector *conn,
 static void send_part(struct job *j)
 {
     struct db_sender *s = j->s;
-    if (j->chat && j->chat->not_before_ms > db_now_ms()) {
-        schedule(j, j->chat->not_before_ms - db_now_ms());
+    int64_t not_before = db_order_not_before(&j->slot);
+    if (not_before > db_now_ms()) {
+        schedule(j, not_before - db_now_ms());
         return;
     }
     db_cfg_unref(j->cfg);
@@ -405,49 +363,50 @@ static void adopted_cb(int status, const char *id, const char *msg_status, int c
         ack(j);
         return;
     }
-    struct chat *c = chat_get(j->s, db_json_str(j->cmd, "conversation"));
-    j->chat = c;
-    if (c && c->busy) {
-        if (c->tail) c->tail->next = j;
-        else c->head = j;
-        c->tail = j;
-        set_waiting(j, 1);
-        return;
+    /* Waits (set_waiting) until the conversation's earlier messages, in this process or
+     * another, are done; ready_cb starts it. */
+    set_waiting(j, 1);
+    if (db_order_add(j->s->order, &j->slot, 0, j->entry, db_json_str(j->cmd, "conversation"),
+                     j->batch) != DB_OK) {
+        /* Without memory for its place: left pending, claimed again later. */
+        job_done(j);
     }
-    if (c) c->busy = 1;
+}
+
+static void ready_cb(struct db_order_slot *slot, void *arg)
+{
+    struct job *j = (struct job *)((char *)slot - offsetof(struct job, slot));
+    (void)arg;
+    set_waiting(j, 0);
     send_part(j);
 }
 
-static void dead_cb(int status, long long n, void *arg)
+static void dead_cb(int status, int written, void *arg)
 {
-    struct job *j = arg;
-    struct db_sender *s = j->s;
-    (void)status, (void)n;
-    s->inflight--;
-    job_free(j);
-    db_reader_more(s->reader);
+    (void)status, (void)written;
+    /* Not written: the entry stays pending and is dead-lettered again after a claim. */
+    job_done(arg);
 }
 
-/* Takes one outbox entry (id + field/value pairs). */
-static void take_entry(struct db_sender *s, const redisReply *entry)
+/* Takes one outbox entry (id + field/value pairs); 1 when a job holds it. */
+static int take_entry(int stream, const redisReply *entry, int claimed, void *arg)
 {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING)
-        return;
-    /* XAUTOCLAIM also hands back this process's own entries that have waited longer than
-     * claim_idle_ms (asleep before a retry, or queued behind their chat).  They already have
-     * a job; a second one would send the message again. */
-    for (const struct job *o = s->all; o; o = o->all_next)
-        if (strcmp(o->entry, entry->element[0]->str) == 0) return;
+    struct db_sender *s = arg;
+    (void)stream, (void)claimed;
+    if (s->stopped) return 0; /* shutting down: it stays pending */
     const redisReply *fields = entry->element[1];
     struct job *j = calloc(1, sizeof *j);
-    if (!j) return; /* stays pending; claimed later */
+    if (!j || strlen(entry->element[0]->str) >= sizeof j->entry) {
+        free(j);
+        return 0; /* stays pending; claimed later */
+    }
     j->s = s;
     j->all_next = s->all;
     if (s->all) s->all->all_prev = j;
     s->all = j;
     s->inflight++;
     snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
+    j->batch = db_consumer_batch(s->consumer);
     const char *given_id = NULL;
     for (size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements; i += 2) {
         const char *k = fields->element[i]->str, *v = fields->element[i + 1]->str;
@@ -472,141 +431,14 @@ static void take_entry(struct db_sender *s, const redisReply *entry)
     if (reason) {
         struct db_log_ctx ctx = {"sender", NULL, NULL, j->entry};
         db_log(DB_LOG_WARN, &ctx, "outbox entry dead-lettered: %s", reason);
-        db_metrics_dead_letter(s->gw->metrics);
-        db_store_dead_letter(s->gw->store, DB_SENDER_GROUP, j->entry, j->command_text, reason,
-                             dead_cb, j);
-        return;
+        db_consumer_dead_letter(s->consumer, 0, j->entry, reason, NULL, dead_cb, j);
+        return 1;
     }
     snprintf(j->platform, sizeof j->platform, "%s", acct->platform);
     snprintf(j->account, sizeof j->account, "%s", acct->id);
     db_store_adopt(s->gw->store, j->id, db_json_str(j->cmd, "conversation"), j->platform,
                    j->account, adopted_cb, j);
-}
-
-static void take_entries(struct db_sender *s, const redisReply *list)
-{
-    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
-        take_entry(s, list->element[i]);
-}
-
-static size_t room_of(void *arg)
-{
-    struct db_sender *s = arg;
-    return s->inflight < (size_t)s->opts.max_inflight ? (size_t)s->opts.max_inflight - s->inflight
-                                                      : 0;
-}
-
-static void read_entries(const redisReply *const lists[2], void *arg)
-{
-    struct db_sender *s = arg;
-    if (!s->stopped) take_entries(s, lists[0]); /* shutting down: they stay pending */
-}
-
-/* ---- recovering entries of crashed processes ---- */
-
-static void claim_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_sender *s = arg;
-    (void)errstr;
-    /* [next cursor, [entries], [deleted ids]] */
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
-        take_entries(s, reply->element[1]);
-    /* Often enough that refreshed entries never reach claim_idle_ms elsewhere. */
-    int every_ms = s->opts.claim_idle_ms / 3;
-    struct timeval tv = {every_ms / 1000, (every_ms % 1000) * 1000};
-    if (!s->stopped) evtimer_add(s->claim_timer, &tv);
-}
-
-/* An entry delivered max_deliveries times without an outcome (its process keeps dying on
- * it) goes to the dead letters instead of round after round of claims. */
-struct poison {
-    struct db_sender *s;
-    char entry[64];
-    long long deliveries;
-};
-
-static void poison_dead_cb(int status, long long n, void *arg)
-{
-    (void)status, (void)n;
-    free(arg);
-}
-
-static void poison_range_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct poison *p = arg;
-    (void)errstr;
-    const char *command = "";
-    /* [[id, [field, value, ...]]] */
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
-        const redisReply *f = reply->element[0]->element[1];
-        for (size_t i = 0; i + 1 < f->elements; i += 2)
-            if (f->element[i]->str && strcmp(f->element[i]->str, "command") == 0)
-                command = f->element[i + 1]->str;
-    }
-    char reason[96];
-    snprintf(reason, sizeof reason, "delivered %lld times without an outcome", p->deliveries);
-    struct db_log_ctx ctx = {"sender", NULL, NULL, p->entry};
-    db_log(DB_LOG_ERROR, &ctx, "outbox entry dead-lettered: %s", reason);
-    db_metrics_dead_letter(p->s->gw->metrics);
-    db_store_dead_letter(p->s->gw->store, DB_SENDER_GROUP, p->entry, command, reason,
-                         poison_dead_cb, p);
-}
-
-static void pending_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct db_sender *s = arg;
-    (void)errstr;
-    /* [[id, consumer, idle ms, deliveries], ...] */
-    for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
-         i++) {
-        const redisReply *e = reply->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
-            e->element[3]->integer < s->opts.max_deliveries)
-            continue;
-        struct poison *p = calloc(1, sizeof *p);
-        if (!p) break;
-        p->s = s;
-        p->deliveries = e->element[3]->integer;
-        snprintf(p->entry, sizeof p->entry, "%s", e->element[0]->str);
-        db_redis_cmd(s->gw->redis, poison_range_cb, p, "XRANGE %s %s %s", s->outbox, p->entry,
-                     p->entry);
-    }
-    db_redis_cmd(s->gw->redis, claim_cb, s, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", s->outbox,
-                 DB_SENDER_GROUP, s->gw->consumer, s->opts.claim_idle_ms, READ_COUNT);
-}
-
-/* Resets the idle time of the entries this process is still working on (asleep before a
- * retry, or queued behind their chat), so no other process takes them over while this one
- * is alive: only a dead process's entries age past claim_idle_ms. */
-static void refresh_own_entries(struct db_sender *s)
-{
-    const char *argv[5 + 256];
-    int argc = 0;
-    argv[argc++] = "XCLAIM";
-    argv[argc++] = s->outbox;
-    argv[argc++] = DB_SENDER_GROUP;
-    argv[argc++] = s->gw->consumer;
-    argv[argc++] = "0";
-    int first = argc;
-    for (struct job *j = s->all; j && argc < 5 + 255; j = j->all_next) argv[argc++] = j->entry;
-    if (argc == first) return;
-    argv[argc++] = "JUSTID";
-    db_redis_cmd_argv(s->gw->redis, NULL, NULL, argc, argv, NULL);
-}
-
-static void claim_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct db_sender *s = arg;
-    (void)fd, (void)what;
-    if (s->stopped || !db_reader_group_ready(s->reader) || s->inflight >= (size_t)s->opts.max_inflight) {
-        struct timeval tv = {1, 0};
-        refresh_own_entries(s);
-        if (!s->stopped) evtimer_add(s->claim_timer, &tv);
-        return;
-    }
-    refresh_own_entries(s);
-    db_redis_cmd(s->gw->redis, pending_cb, s, "XPENDING %s %s IDLE %d - + %d", s->outbox,
-                 DB_SENDER_GROUP, s->opts.claim_idle_ms, READ_COUNT);
+    return 1;
 }
 
 int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
@@ -623,27 +455,39 @@ int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
     }
     const struct db_config *cfg = gw->cfg->cfg;
     db_key(s->outbox, sizeof s->outbox, cfg->prefix, DB_KEY_OUTBOX);
+    db_key(s->dead, sizeof s->dead, cfg->prefix, DB_KEY_DEAD);
     /* From the start of the stream ("0"): commands written before the first gateway ran are
      * still to be sent. */
-    struct db_reader_opts ro = {.redis_url = cfg->redis_url,
-                                .redis_timeout_ms = cfg->redis_timeout_ms,
-                                .conn_name = "deskbridge-sender",
-                                .who = "sender",
-                                .what = "outbox",
-                                .group = DB_SENDER_GROUP,
-                                .consumer = gw->consumer,
-                                .streams = {s->outbox},
-                                .start = "0",
-                                .count = READ_COUNT};
-    int rc = db_reader_new(gw->base, &ro, room_of, read_entries, s, &s->reader, e);
-    s->claim_timer = evtimer_new(gw->base, claim_timer_cb, s);
-    if (rc != DB_OK || !s->claim_timer) {
+    struct db_consumer_opts co = {.redis = gw->redis,
+                                  .metrics = gw->metrics,
+                                  .redis_url = cfg->redis_url,
+                                  .redis_timeout_ms = cfg->redis_timeout_ms,
+                                  .conn_name = "deskbridge-sender",
+                                  .who = "sender",
+                                  .what = "outbox",
+                                  .group = DB_SENDER_GROUP,
+                                  .consumer = gw->consumer,
+                                  .streams = {s->outbox},
+                                  .labels = {"outbox"},
+                                  .dead_key = s->dead,
+                                  .start = "0",
+                                  .count = READ_COUNT,
+                                  .max_held = s->opts.max_inflight,
+                                  .claim_idle_ms = s->opts.claim_idle_ms,
+                                  .max_deliveries = s->opts.max_deliveries};
+    struct db_ordering_opts oo = {.redis = gw->redis,
+                                  .who = "sender",
+                                  .group = DB_SENDER_GROUP,
+                                  .consumer = gw->consumer,
+                                  .streams = {s->outbox},
+                                  .fields = {"command"}};
+    int rc = db_consumer_new(gw->base, &co, take_entry, NULL, s, &s->consumer, e);
+    if (rc == DB_OK) rc = db_ordering_new(gw->base, &oo, ready_cb, s, &s->order, e);
+    if (rc != DB_OK) {
         db_sender_free(s);
-        return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");
+        return rc;
     }
-    struct timeval claim = {1, 0};
-    db_reader_more(s->reader);
-    evtimer_add(s->claim_timer, &claim);
+    db_consumer_start(s->consumer);
     *out = s;
     return DB_OK;
 }
@@ -652,8 +496,9 @@ void db_sender_stop_reading(struct db_sender *s)
 {
     if (!s) return;
     s->stopped = 1;
-    db_reader_stop(s->reader);
-    evtimer_del(s->claim_timer);
+    /* The ordering goes on: messages queued behind one in flight follow it while draining,
+     * as far as the shutdown timeout allows. */
+    db_consumer_stop(s->consumer);
 }
 
 size_t db_sender_inflight(const struct db_sender *s)
@@ -667,14 +512,10 @@ void db_sender_free(struct db_sender *s)
 {
     if (!s) return;
     s->stopped = 1;
-    db_reader_free(s->reader);
-    if (s->claim_timer) event_free(s->claim_timer);
+    db_consumer_free(s->consumer);
+    s->consumer = NULL;
+    db_ordering_free(s->order);
+    s->order = NULL;
     while (s->all) job_free(s->all);
-    while (s->chats) {
-        struct chat *c = s->chats;
-        s->chats = c->next;
-        free(c->key);
-        free(c);
-    }
     free(s);
 }

@@ -1,10 +1,11 @@
 /* sender.h - delivers <prefix>:outbox entries to the platforms.
  *
- * Several gateway processes read the outbox through one consumer group, so each entry goes
- * to one of them.  Within a process, messages to one conversation are sent one at a time in
- * outbox order; different conversations go in parallel.  An entry is acknowledged only after
- * its final state (sent or failed) is recorded, so a crash leaves it pending and another
- * process claims it after claim_idle_ms.  That can send a message twice (the platforms offer
+ * Several gateway processes read the outbox through one consumer group (src/stream/consumer.c),
+ * so each entry goes to one of them.  Messages to one conversation are sent one at a time in
+ * outbox order, also when they are spread over several processes (src/stream/ordering.c);
+ * different conversations go in parallel.  An entry is acknowledged only after its final
+ * state (sent or failed) is recorded, so a crash leaves it pending and another process claims
+ * it after claim_idle_ms.  That can send a message twice (the platforms offer
  * no idempotent send): at most the sends in flight at the moment of the crash.
  *
  * Retries: platform 429 (retry_after honoured, per chat where the platform says so), 5xx and

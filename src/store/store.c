@@ -28,7 +28,7 @@ struct db_store {
     char *prefix;
     char ttl[24];
     char maxlen[24];
-    struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get, *dead;
+    struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get;
 };
 
 struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s,
@@ -45,9 +45,8 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     s->enqueue = db_redis_script_new_with(db_lua_status_advance, db_lua_enqueue);
     s->set_status = db_redis_script_new_with(db_lua_status_advance, db_lua_set_status);
     s->get = db_redis_script_new(db_lua_msg_get);
-    s->dead = db_redis_script_new(db_lua_outbox_dead);
     if (!s->prefix || !s->ingest || !s->ingest_plain || !s->enqueue || !s->set_status ||
-        !s->get || !s->dead) {
+        !s->get) {
         db_store_free(s);
         return NULL;
     }
@@ -62,7 +61,6 @@ void db_store_free(struct db_store *s)
     db_redis_script_free(s->enqueue);
     db_redis_script_free(s->set_status);
     db_redis_script_free(s->get);
-    db_redis_script_free(s->dead);
     free(s->prefix);
     free(s);
 }
@@ -472,21 +470,4 @@ void db_store_get_by_external(struct db_store *s, const char *platform, const ch
     snprintf(suffix, n, "%s:%s:%s", platform, account, external_id);
     get_common(s, NULL, suffix, cb, arg);
     free(suffix);
-}
-
-void db_store_dead_letter(struct db_store *s, const char *group, const char *entry_id,
-                          const char *command_json, const char *reason,
-                          db_store_ingest_fn cb, void *arg)
-{
-    struct op *o = op_new(s, arg);
-    if (!o) {
-        if (cb) cb(DB_ENOMEM, 0, arg);
-        return;
-    }
-    o->cb.ingest = cb;
-    char now[24];
-    snprintf(now, sizeof now, "%" PRId64, db_now_ms());
-    const char *args[] = {s->prefix, group, entry_id, command_json ? command_json : "", reason,
-                          now};
-    db_redis_eval(s->redis, s->dead, ingest_reply, o, 0, NULL, 6, args, NULL);
 }

@@ -4,7 +4,7 @@
  *   P:events                      stream, field `event`: inbound facts (contract v1)
  *   P:status                      stream, field `status`: outbound delivery-state changes
  *   P:outbox                      stream, field `command`: messages to send
- *   P:dead                        stream: outbox entries given up on, with the reason
+ *   P:dead                        stream: entries given up on (written by stream/consumer.c)
  *   P:dedupe:<platform>:<account>:<key>   redelivery guard, with a TTL
  *   P:msg:{<id>}                  hash: one outbound message's tracked state
  *   P:msg:{<id>}:history          list: its state changes, oldest first
@@ -96,10 +96,5 @@ void db_store_get_message(struct db_store *s, const char *id, db_store_json_fn c
 /* Same, found by the platform's message id. */
 void db_store_get_by_external(struct db_store *s, const char *platform, const char *account,
                               const char *external_id, db_store_json_fn cb, void *arg);
-
-/* Appends an outbox entry to P:dead with the reason and acknowledges it; cb as ingest. */
-void db_store_dead_letter(struct db_store *s, const char *group, const char *entry_id,
-                          const char *command_json, const char *reason,
-                          db_store_ingest_fn cb, void *arg);
 
 #endif

@@ -7,8 +7,8 @@
  * BLOCK, never asking for more than the owner says it has room for, and hands each stream's
  * entries to the owner.  A failed read or creation is logged and tried again after 500 ms.
  *
- * Entries left pending by a process that died are not the reader's business: what to do
- * with an entry that keeps failing differs per owner, so claiming stays with the owner. */
+ * Entries left pending by a process that died are not the reader's business: the stream
+ * consumer (consumer.h), its only user, claims, refreshes and dead-letters them. */
 #ifndef DB_READER_H
 #define DB_READER_H
 

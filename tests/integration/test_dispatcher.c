@@ -304,7 +304,110 @@ static void webhook_to_agent_to_reply(void **state)
     json_t *frt = json_object_get(json_object_get(st, "first_response"), "hour");
     assert_int_equal(json_integer_value(json_object_get(frt, "count")), 1);
     assert_true(json_is_integer(json_object_get(frt, "median_ms")));
+    /* Assigned at once (alice was free): one queue-wait sample of 0, as docs/dispatcher.md
+     * says, not none. */
+    json_t *qw = json_object_get(json_object_get(st, "queue_wait"), "hour");
+    assert_int_equal(json_integer_value(json_object_get(qw, "count")), 1);
+    assert_true(json_is_integer(json_object_get(qw, "median_ms")));
+    assert_int_equal(json_integer_value(json_object_get(qw, "median_ms")), 0);
     json_decref(st);
+}
+
+/* The last inbox entry of an agent for conv, as "name=value;..." with the conversation, the
+ * entry id and the time left out, so two conversations' entries compare. */
+static void last_inbox_entry(const char *agent_id, const char *conv, char *out, size_t n)
+{
+    redisReply *r = cmd("XRANGE deskbridge:agent:{%s} - +", agent_id);
+    out[0] = '\0';
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        int mine = 0;
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
+            if (strcmp(f->element[k]->str, "conversation") == 0 &&
+                strcmp(f->element[k + 1]->str, conv) == 0)
+                mine = 1;
+        if (!mine) continue;
+        out[0] = '\0';
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
+            snprintf(out + strlen(out), n - strlen(out), "%s;", f->element[k]->str);
+    }
+    freeReplyObject(r);
+}
+
+static long long stats_count(const char *what)
+{
+    json_t *st = NULL;
+    assert_int_equal(api(W.a.port, "GET", "/v1/stats", NULL, &st), 200);
+    long long n = json_integer_value(
+        json_object_get(json_object_get(json_object_get(st, what), "hour"), "count"));
+    json_decref(st);
+    return n;
+}
+
+static int has_two_messages(void *arg)
+{
+    json_t *c = conversation(arg);
+    int ok = c && json_array_size(json_object_get(c, "messages")) == 2;
+    json_decref(c);
+    return ok;
+}
+
+/* A helpdesk that XADDs its agent's reply to P:outbox gets what POST /v1/messages gets: the
+ * reply in the conversation's history, in the agent's inbox, and as the first response. */
+static void a_reply_from_the_outbox_is_first_class(void **state)
+{
+    (void)state;
+    /* Room to spare: coming online, she also takes what waits in the queue. */
+    agent("dora", "{\"name\":\"Dora\",\"capacity\":100,\"languages\":[\"pl\"]}", "online");
+    post_update(W.a.port, 300, 1101, "pl", "Dzien dobry");
+    post_update(W.a.port, 301, 1102, "pl", "Dzien dobry");
+    wait_conv(CONV(1101), "assigned", "dora");
+    wait_conv(CONV(1102), "assigned", "dora");
+    long long frt0 = stats_count("first_response");
+
+    /* One through the API, one XADDed by a helpdesk, both naming the agent. */
+    const char *msg = "{\"conversation\":\"" CONV(1101) "\",\"text\":\"Witam\",\"agent\":\"dora\"}";
+    json_t *r = NULL;
+    assert_int_equal(api(W.a.port, "POST", "/v1/messages", msg, &r), 202);
+    char api_id[64];
+    snprintf(api_id, sizeof api_id, "%s", json_string_value(json_object_get(r, "id")));
+    json_decref(r);
+    redisReply *x = cmd("XADD deskbridge:outbox * command %s",
+                        "{\"conversation\":\"" CONV(1102) "\",\"text\":\"Witam\",\"agent\":\"dora\"}");
+    assert_int_equal(x->type, REDIS_REPLY_STRING);
+    char outbox_id[80];
+    snprintf(outbox_id, sizeof outbox_id, "o-%s", x->str);
+    freeReplyObject(x);
+
+    assert_true(db_test_wait(has_two_messages, CONV(1101), 8000));
+    assert_true(db_test_wait(has_two_messages, CONV(1102), 8000));
+    const char *ids[2] = {api_id, outbox_id}, *convs[2] = {CONV(1101), CONV(1102)};
+    char keys[2][256], inbox[2][256], types[2][128];
+    for (int i = 0; i < 2; i++) {
+        json_t *c = conversation(convs[i]);
+        assert_true(json_integer_value(json_object_get(c, "first_response_at")) >=
+                    json_integer_value(json_object_get(c, "first_message_at")));
+        assert_int_equal(json_integer_value(json_object_get(c, "unread")), 0);
+        json_t *out = json_array_get(json_object_get(c, "messages"), 1);
+        assert_string_equal(json_string_value(json_object_get(out, "dir")), "out");
+        assert_string_equal(json_string_value(json_object_get(out, "id")), ids[i]);
+        assert_string_equal(json_string_value(json_object_get(out, "agent")), "dora");
+        keys[i][0] = '\0';
+        const char *k;
+        json_t *v;
+        json_object_foreach(out, k, v) snprintf(keys[i] + strlen(keys[i]),
+                                                sizeof keys[i] - strlen(keys[i]), "%s;", k);
+        json_decref(c);
+        inbox_types("dora", convs[i], types[i], sizeof types[i]);
+        last_inbox_entry("dora", convs[i], inbox[i], sizeof inbox[i]);
+    }
+    printf("# reply via the API: %s | inbox %s\n# reply via the outbox: %s | inbox %s\n",
+           keys[0], types[0], keys[1], types[1]);
+    assert_string_equal(keys[0], keys[1]);
+    assert_string_equal(types[0], "assigned,message,reply");
+    assert_string_equal(types[1], "assigned,message,reply");
+    assert_string_equal(inbox[0], inbox[1]);
+    assert_int_equal(stats_count("first_response"), frt0 + 2);
 }
 
 static void capacity_queue_close_and_offline_grace(void **state)
@@ -600,6 +703,7 @@ int main(void)
         cmocka_unit_test(two_daemons_race),
         cmocka_unit_test(killed_dispatcher_entries_are_claimed),
         cmocka_unit_test(one_failing_event_does_not_hold_back_its_run),
+        cmocka_unit_test(a_reply_from_the_outbox_is_first_class),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

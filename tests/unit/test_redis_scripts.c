@@ -32,10 +32,9 @@ static const struct {
     {"enqueue.lua", db_lua_enqueue, 1},
     {"set_status.lua", db_lua_set_status, 1},
     {"msg_get.lua", db_lua_msg_get, 0},
-    {"outbox_dead.lua", db_lua_outbox_dead, 0},
     {"dispatch.lua", db_lua_dispatch, 0},
-    {"hookout_dead.lua", db_lua_hookout_dead, 0},
-    {"hookout_order.lua", db_lua_hookout_order, 0},
+    {"stream_dead.lua", db_lua_stream_dead, 0},
+    {"stream_order.lua", db_lua_stream_order, 0},
     {"autoreply_claim.lua", db_lua_autoreply_claim, 0},
     {"metrics_convs.lua", db_lua_metrics_convs, 0},
 };

@@ -103,9 +103,12 @@ local function assignment()
     redis.call('ZADD', QUEUE, score(redis.call('HGET', h, 'priority') or 'normal', qa), c)
     if notify then push(notify, 'queued', c, life('queued', c, {})) end
   end
+  -- A conversation assigned at once waited 0 ms: a sample too, or the median overstates.
   function route(c)
     local a = pick(conv(c))
-    if a then assign_to(c, a, 'assigned') else enqueue(c) end
+    if not a then enqueue(c); return end
+    if not redis.call('HGET', ck(c), 'queued_at') then stat('wait', c, 0) end
+    assign_to(c, a, 'assigned')
   end
 end
 
@@ -385,19 +388,6 @@ local function release(c, a)
 end
 
 
--- An entry delivered too often goes to P:dead once, even when two processes decide together.
-local function op_dead()
-  local E, reason = ARGV[4], ARGV[5]
-  local p = redis.call('XPENDING', EVENTS, GROUP, E, E, 1)
-  if #p == 0 then return 0 end
-  local r = redis.call('XRANGE', EVENTS, E, E)
-  local raw = ''
-  if #r == 1 then for j = 1, #r[1][2], 2 do if r[1][2][j] == 'event' then raw = r[1][2][j + 1] end end end
-  redis.call('XADD', P .. ':dead', '*', 'group', GROUP, 'entry', E, 'event', raw, 'reason', reason)
-  redis.call('XACK', EVENTS, GROUP, E)
-  return 1
-end
-
 -- ---- agents ----
 local function requeue_agent(a)
   local n = 0
@@ -496,7 +486,11 @@ local function op_priority()
   end
   return 0
 end
-local function op_reply()
+-- A reply read from P:outbox by the dispatcher's group: ARGV[4] c, [5] message id, [6] agent
+-- or '', [7] rule of an automatic answer or '', [8] the outbox, [9] the group, [10] the
+-- entry.  Recorded and acknowledged in one step, and only while the entry is pending, so a
+-- reply is recorded once however often its entry is delivered (a crash, a takeover).
+local function record_reply()
   local c, id, who = ARGV[4], ARGV[5], ARGV[6]
   local h = ck(c)
   local state = redis.call('HGET', h, 'state')
@@ -531,6 +525,13 @@ local function op_reply()
   if state == 'assigned' then
     push(redis.call('HGET', h, 'agent'), 'reply', c, life('reply', c, {id = id, agent = item.agent}))
   end
+  return frt
+end
+local function op_reply()
+  local S, G, E = ARGV[8], ARGV[9], ARGV[10]
+  if #redis.call('XPENDING', S, G, E, E, 1) == 0 then return -1 end
+  local frt = record_reply()
+  redis.call('XACK', S, G, E)
   return frt
 end
 
@@ -655,8 +656,7 @@ local function op_qwait_told()
   return 1
 end
 
-if op == 'dead' then return op_dead()
-elseif op == 'agent_put' then return op_agent_put()
+if op == 'agent_put' then return op_agent_put()
 elseif op == 'presence' then return op_presence()
 elseif op == 'sweep' then return op_sweep()
 elseif op == 'assign' then return op_assign(false)
