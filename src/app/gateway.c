@@ -121,6 +121,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         rc = db_dispatcher_start(&gw->svc, &gw->dispatcher, e);
         if (rc == DB_OK) rc = db_hookout_start(&gw->svc, &gw->hookout, e);
         if (rc == DB_OK) rc = db_autoreply_start(&gw->svc, &gw->autoreply, e);
+        if (rc == DB_OK) rc = db_chatwoot_start(&gw->svc, &gw->chatwoot, e);
         if (rc != DB_OK) goto fail;
     }
     return DB_OK;
@@ -158,6 +159,7 @@ static void stop_taking_work(struct db_gateway *gw)
     db_dispatcher_stop_reading(gw->dispatcher);
     db_hookout_stop_reading(gw->hookout);
     db_autoreply_stop_reading(gw->autoreply);
+    db_chatwoot_stop_reading(gw->chatwoot);
 }
 
 int db_gateway_drain(struct db_gateway *gw)
@@ -169,7 +171,8 @@ int db_gateway_drain(struct db_gateway *gw)
     }
     return db_httpd_inflight(gw->svc.httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
-           db_autoreply_inflight(gw->autoreply) == 0;
+           db_autoreply_inflight(gw->autoreply) == 0 &&
+           db_chatwoot_inflight(gw->chatwoot) == 0;
 }
 
 void db_gateway_stop(struct db_gateway *gw)
@@ -198,6 +201,8 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->hookout = NULL;
     db_autoreply_free(gw->autoreply);
     gw->autoreply = NULL;
+    db_chatwoot_free(gw->chatwoot);
+    gw->chatwoot = NULL;
     db_store_free(gw->svc.store);
     gw->svc.store = NULL;
     db_cfg_unref(gw->svc.cfg);

@@ -57,7 +57,7 @@ static struct world W;
 static const char *const never_logged[] = {CW_TOKEN, CW_SECRET, WA_TOKEN, WA_SECRET, VB_TOKEN,
                                            "customer-words", "agent-words", WA_CUSTOMER, NULL};
 
-__attribute__((unused)) static unsigned long sum_of(const char *s, size_t n)
+static unsigned long sum_of(const char *s, size_t n)
 {
     unsigned long v = 0;
     for (size_t i = 0; i < n; i++) v += (unsigned char)s[i];
@@ -123,11 +123,11 @@ static int setup(void **state)
     db_fake_default(W.tg, 200, "{\"ok\":true,\"result\":{\"message_id\":5{n}}}");
     char lookup[512];
     snprintf(lookup, sizeof lookup,
-             "{\"url\":\"%s/dl/WAMEDIA1\",\"mime_type\":\"image/jpeg\",\"file_size\":%zu,"
-             "\"id\":\"WAMEDIA1\",\"messaging_product\":\"whatsapp\"}",
+             "{\"url\":\"%s/dl/4490709327718\",\"mime_type\":\"image/jpeg\",\"file_size\":%zu,"
+             "\"id\":\"4490709327718\",\"messaging_product\":\"whatsapp\"}",
              db_fake_url(W.wa), sizeof FILE_BYTES - 1);
-    db_fake_rule(W.wa, "GET", "/dl/WAMEDIA1", -1, 200, FILE_BYTES, 0, 0);
-    db_fake_rule(W.wa, "GET", "/WAMEDIA1", -1, 200, lookup, 0, 0);
+    db_fake_rule(W.wa, "GET", "/dl/4490709327718", -1, 200, FILE_BYTES, 0, 0);
+    db_fake_rule(W.wa, "GET", "/4490709327718", -1, 200, lookup, 0, 0);
     db_fake_default(W.wa, 200,
                     "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"" WA_CUSTOMER
                     "\",\"wa_id\":\"" WA_CUSTOMER "\"}],\"messages\":[{\"id\":\"wamid.OUT{n}\"}]}");
@@ -186,7 +186,7 @@ static void tg_text(long long update_id, long long chat, const char *text)
     tg_post(body);
 }
 
-__attribute__((unused)) static void tg_photo(long long update_id, long long chat, const char *caption)
+static void tg_photo(long long update_id, long long chat, const char *caption)
 {
     char body[768];
     snprintf(body, sizeof body,
@@ -199,7 +199,8 @@ __attribute__((unused)) static void tg_photo(long long update_id, long long chat
     tg_post(body);
 }
 
-__attribute__((unused)) static void wa_post(const char *message_json)
+/* A signed WhatsApp webhook whose value holds member (messages or statuses) = array_json. */
+static void wa_post_member(const char *member, const char *array_json)
 {
     char *body = NULL;
     assert_true(asprintf(&body,
@@ -208,8 +209,8 @@ __attribute__((unused)) static void wa_post(const char *message_json)
                          "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\","
                          "\"phone_number_id\":\"" WA_PNID "\"},\"contacts\":[{\"profile\":"
                          "{\"name\":\"Kerry Fisher\"},\"wa_id\":\"" WA_CUSTOMER "\"}],"
-                         "\"messages\":[%s]}}]}]}",
-                         message_json) > 0);
+                         "\"%s\":[%s]}}]}]}",
+                         member, array_json) > 0);
     unsigned char mac[32];
     char hex[65], h[128];
     db_hmac_sha256(WA_SECRET, strlen(WA_SECRET), body, strlen(body), mac);
@@ -223,7 +224,7 @@ __attribute__((unused)) static void wa_post(const char *message_json)
     free(body);
 }
 
-__attribute__((unused)) static void vb_post(const char *message_json, const char *token)
+static void vb_post(const char *message_json, const char *token)
 {
     char *body = NULL;
     assert_true(asprintf(&body,
@@ -244,6 +245,11 @@ __attribute__((unused)) static void vb_post(const char *message_json, const char
     free(body);
 }
 
+static void wa_post(const char *message_json)
+{
+    wa_post_member("messages", message_json);
+}
+
 /* ---- Chatwoot's side ---- */
 
 struct conv_wait {
@@ -260,7 +266,7 @@ static int conv_has(void *arg)
 }
 
 /* Waits for conversation of identifier to hold n messages; returns its display id. */
-__attribute__((unused)) static long wait_messages(const char *identifier, size_t n, int timeout_ms)
+static long wait_messages(const char *identifier, size_t n, int timeout_ms)
 {
     struct conv_wait w = {identifier, n};
     if (!db_test_wait(conv_has, &w, timeout_ms))
@@ -463,6 +469,209 @@ static void carried_accounts_get_no_deskbridge_greeting(void **state)
     assert_int_equal(greetings_to(9500), 0);
 }
 
+/* ---- customer to Chatwoot ---- */
+
+static void check_file(const struct db_cw_msg *m, const char *type)
+{
+    assert_int_equal(m->n_attachments, 1);
+    assert_int_equal(m->file_size, sizeof FILE_BYTES - 1);
+    assert_int_equal(m->file_sum, sum_of(FILE_BYTES, sizeof FILE_BYTES - 1));
+    assert_string_equal(m->file_type, type);
+}
+
+static void telegram_customer_reaches_chatwoot(void **state)
+{
+    (void)state;
+    tg_text(9100, 9001, "customer-words one");
+    tg_photo(9101, 9001, "customer-words pic");
+    long conv = wait_messages("telegram:one:9001", 2, 15000);
+    char name[64], phone[32];
+    assert_true(db_cw_fake_contact(W.cw, "telegram:one:9001", name, sizeof name, phone,
+                                   sizeof phone) > 0);
+    assert_string_equal(name, "Olena");
+    assert_string_equal(phone, "");
+    struct db_cw_msg m[4];
+    assert_int_equal(db_cw_fake_messages(W.cw, conv, m, 4), 2);
+    assert_string_equal(m[0].content, "customer-words one");
+    assert_int_equal(m[0].message_type, 0);
+    assert_int_equal(m[0].private_note, 0);
+    assert_int_equal(strlen(m[0].source_id), 26); /* the deskbridge event id */
+    assert_int_equal(m[0].n_attachments, 0);
+    assert_string_equal(m[1].content, "customer-words pic");
+    check_file(&m[1], "image/jpeg");
+}
+
+static void whatsapp_customer_reaches_chatwoot(void **state)
+{
+    (void)state;
+    wa_post("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN1\",\"timestamp\":\"1795365000\","
+            "\"type\":\"text\",\"text\":{\"body\":\"customer-words wa\"}}");
+    wa_post("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN2\",\"timestamp\":\"1795365001\","
+            "\"type\":\"image\",\"image\":{\"id\":\"4490709327718\",\"mime_type\":\"image/jpeg\","
+            "\"sha256\":\"x\",\"caption\":\"customer-words wa pic\"}}");
+    const char *ident = "whatsapp:" WA_PNID ":" WA_CUSTOMER;
+    long conv = wait_messages(ident, 2, 15000);
+    char name[64], phone[32];
+    assert_true(db_cw_fake_contact(W.cw, ident, name, sizeof name, phone, sizeof phone) > 0);
+    assert_string_equal(name, "Kerry Fisher");
+    assert_string_equal(phone, "+" WA_CUSTOMER);
+    struct db_cw_msg m[4];
+    assert_int_equal(db_cw_fake_messages(W.cw, conv, m, 4), 2);
+    assert_string_equal(m[0].content, "customer-words wa");
+    assert_string_equal(m[1].content, "customer-words wa pic");
+    check_file(&m[1], "image/jpeg");
+}
+
+static void viber_customer_reaches_chatwoot(void **state)
+{
+    (void)state;
+    vb_post("{\"type\":\"text\",\"text\":\"customer-words vb\"}", "5491234567890001");
+    char pic[512];
+    snprintf(pic, sizeof pic,
+             "{\"type\":\"picture\",\"text\":\"customer-words vb pic\",\"media\":\"%s/img/p1.jpg\","
+             "\"thumbnail\":\"%s/img/t.jpg\",\"file_name\":\"p1.jpg\",\"size\":32}",
+             db_fake_url(W.vb), db_fake_url(W.vb));
+    vb_post(pic, "5491234567890002");
+    const char *ident = "viber:shop:" VB_USER;
+    long conv = wait_messages(ident, 2, 15000);
+    struct db_cw_msg m[4];
+    assert_int_equal(db_cw_fake_messages(W.cw, conv, m, 4), 2);
+    assert_string_equal(m[0].content, "customer-words vb");
+    assert_string_equal(m[1].content, "customer-words vb pic");
+    assert_int_equal(m[1].n_attachments, 1);
+    assert_int_equal(m[1].file_size, sizeof FILE_BYTES - 1);
+    assert_string_equal(m[1].file_name, "p1.jpg");
+}
+
+static void edits_and_reactions_are_readable(void **state)
+{
+    (void)state;
+    tg_text(9200, 9002, "customer-words first");
+    tg_post("{\"update_id\":9201,\"edited_message\":{\"message_id\":9200,\"date\":1795365000,"
+            "\"edit_date\":1795365100,\"chat\":{\"id\":9002,\"type\":\"private\"},\"from\":"
+            "{\"id\":9002,\"is_bot\":false,\"first_name\":\"Olena\"},\"text\":\"customer-words fixed\"}}");
+    wa_post("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN3\",\"timestamp\":\"1795365002\","
+            "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"wamid.IN1\",\"emoji\":\"\\ud83d\\udc4d\"}}");
+    long conv = wait_messages("telegram:one:9002", 2, 15000);
+    struct db_cw_msg m[4];
+    assert_int_equal(db_cw_fake_messages(W.cw, conv, m, 4), 2);
+    assert_string_equal(m[1].content, "Edited message: customer-words fixed");
+    const char *ident = "whatsapp:" WA_PNID ":" WA_CUSTOMER;
+    long wconv = wait_messages(ident, 3, 15000);
+    assert_int_equal(db_cw_fake_messages(W.cw, wconv, m, 4), 3);
+    assert_string_equal(m[2].content, "Reacted \xf0\x9f\x91\x8d");
+}
+
+static void lost_mapping_is_rebuilt_not_duplicated(void **state)
+{
+    (void)state;
+    tg_text(9300, 9003, "customer-words before");
+    long conv = wait_messages("telegram:one:9003", 1, 15000);
+    size_t contacts = db_cw_fake_contacts(W.cw), convs = db_cw_fake_conversations(W.cw);
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis),
+                                 "DEL deskbridge:chatwoot:desk:conv:telegram:one:9003");
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    tg_text(9301, 9003, "customer-words after");
+    assert_int_equal(wait_messages("telegram:one:9003", 2, 15000), conv);
+    assert_int_equal(db_cw_fake_contacts(W.cw), contacts);
+    assert_int_equal(db_cw_fake_conversations(W.cw), convs);
+    /* A conversation deleted in Chatwoot: the next message opens a new one for the contact. */
+    db_cw_fake_delete_conversation(W.cw, conv);
+    tg_text(9302, 9003, "customer-words anew");
+    long conv2 = wait_messages("telegram:one:9003", 1, 15000);
+    assert_true(conv2 != conv);
+    assert_int_equal(db_cw_fake_contacts(W.cw), contacts);
+}
+
+static void unanswered_creation_is_not_made_twice(void **state)
+{
+    (void)state;
+    tg_text(9400, 9004, "customer-words first");
+    long conv = wait_messages("telegram:one:9004", 1, 15000);
+    /* Applied at once, answered after the bridge's 1.5 s timeout. */
+    db_cw_fake_stall_creates(W.cw, 1, 2500);
+    size_t posts = db_cw_fake_requests(W.cw, "POST", "/messages");
+    tg_text(9401, 9004, "customer-words slow");
+    tg_text(9402, 9004, "customer-words next");
+    wait_messages("telegram:one:9004", 3, 20000);
+    sleep(2);
+    struct db_cw_msg m[8];
+    assert_int_equal(db_cw_fake_messages(W.cw, conv, m, 8), 3);
+    assert_string_equal(m[1].content, "customer-words slow");
+    assert_string_equal(m[2].content, "customer-words next");
+    /* The slow one was posted once: its retry found it by source_id instead. */
+    assert_int_equal(db_cw_fake_requests(W.cw, "POST", "/messages"), posts + 2);
+    assert_true(db_cw_fake_requests(W.cw, "GET", "/messages") >= 1);
+}
+
+/* ---- ticks ---- */
+
+struct status_wait {
+    long msg;
+    const char *status;
+};
+
+static int has_status(void *arg)
+{
+    struct status_wait *w = arg;
+    struct db_cw_msg m;
+    return db_cw_fake_message(W.cw, w->msg, &m) == 0 && strcmp(m.status, w->status) == 0;
+}
+
+/* The wamid the fake WhatsApp gave the send whose body contains needle. */
+static void wamid_of(const char *needle, char *out, size_t n)
+{
+    struct db_fake_request q;
+    *out = '\0';
+    for (size_t i = 0; db_fake_get(W.wa, i, &q) == 0; i++) {
+        if (strstr(q.body, needle) && q.answer) {
+            const char *p = strstr(q.answer, "wamid.OUT");
+            if (p) snprintf(out, n, "%.*s", (int)strcspn(p, "\""), p);
+        }
+        db_fake_request_clear(&q);
+    }
+}
+
+static void ticks_reach_the_chatwoot_message(void **state)
+{
+    (void)state;
+    const char *ident = "whatsapp:" WA_PNID ":" WA_CUSTOMER;
+    long conv = db_cw_fake_conversation_of(W.cw, ident);
+    assert_true(conv > 0);
+    long msg = db_cw_fake_agent_message(W.cw, conv, "agent-words tick", 0, NULL, NULL);
+    assert_int_equal(callback(msg, CW_SECRET, 0, 0), 200);
+    char wamid[64] = "";
+    for (int i = 0; i < 100 && !*wamid; i++) {
+        wamid_of("agent-words tick", wamid, sizeof wamid);
+        if (!*wamid) usleep(50 * 1000);
+    }
+    assert_true(*wamid);
+    char st[256];
+    snprintf(st, sizeof st, "{\"id\":\"%s\",\"status\":\"delivered\",\"timestamp\":\"1795365100\","
+             "\"recipient_id\":\"" WA_CUSTOMER "\"}", wamid);
+    wa_post_member("statuses", st);
+    struct status_wait w = {msg, "delivered"};
+    assert_true(db_test_wait(has_status, &w, 10000));
+    snprintf(st, sizeof st, "{\"id\":\"%s\",\"status\":\"read\",\"timestamp\":\"1795365200\","
+             "\"recipient_id\":\"" WA_CUSTOMER "\"}", wamid);
+    wa_post_member("statuses", st);
+    w.status = "read";
+    assert_true(db_test_wait(has_status, &w, 10000));
+    /* A send the platform refuses: failed, with the platform's reason. */
+    db_fake_rule(W.wa, "POST", "/messages", 1, 400,
+                 "{\"error\":{\"message\":\"Recipient not in allowed list\",\"type\":"
+                 "\"OAuthException\",\"code\":131030,\"fbtrace_id\":\"x\"}}", 0, 0);
+    long bad = db_cw_fake_agent_message(W.cw, conv, "agent-words refused", 0, NULL, NULL);
+    assert_int_equal(callback(bad, CW_SECRET, 0, 0), 200);
+    struct status_wait wf = {bad, "failed"};
+    assert_true(db_test_wait(has_status, &wf, 10000));
+    struct db_cw_msg m;
+    assert_int_equal(db_cw_fake_message(W.cw, bad, &m), 0);
+    assert_non_null(strstr(m.external_error, "131030"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +681,13 @@ int main(void)
         cmocka_unit_test(private_notes_and_own_messages_are_not_sent),
         cmocka_unit_test(unsupported_reply_is_marked_failed_in_chatwoot),
         cmocka_unit_test(carried_accounts_get_no_deskbridge_greeting),
+        cmocka_unit_test(telegram_customer_reaches_chatwoot),
+        cmocka_unit_test(whatsapp_customer_reaches_chatwoot),
+        cmocka_unit_test(viber_customer_reaches_chatwoot),
+        cmocka_unit_test(edits_and_reactions_are_readable),
+        cmocka_unit_test(lost_mapping_is_rebuilt_not_duplicated),
+        cmocka_unit_test(unanswered_creation_is_not_made_twice),
+        cmocka_unit_test(ticks_reach_the_chatwoot_message),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
