@@ -81,7 +81,6 @@ struct job {
     int stream;
     char entry[64];
     json_t *obj;                  /* the entry's JSON */
-    char *raw;                    /* the entry's text, for a dead letter */
     enum step step;
     int attempt, page, pending, busy, queued;
     long contact, conv, msg, patch_conv, patch_msg;
@@ -152,7 +151,6 @@ static void job_free(struct job *j)
     if (j->op) j->op->job = NULL;
     if (j->timer) event_free(j->timer);
     json_decref(j->obj);
-    free(j->raw);
     free(j->file);
     free(j->note);
     free(j);
@@ -239,7 +237,7 @@ static void dead_letter(struct job *j)
            stream_label[j->stream], j->reason);
     db_metrics_bridge(b->cw->svc->metrics, b->label,
                       j->stream == ST_EVENTS ? "to_helpdesk" : "status", "dead");
-    const char *extra[] = {"bridge", b->label, "payload", j->raw ? j->raw : "", NULL};
+    const char *extra[] = {"bridge", b->label, NULL};
     db_consumer_dead_letter(b->consumer, j->stream, j->entry, j->reason, extra, dead_cb, j);
 }
 
@@ -737,7 +735,6 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
             strcmp(fields->element[i]->str, stream_field[stream]) == 0)
             raw = fields->element[i + 1];
     struct db_err e = {0};
-    if (raw) j->raw = strndup(raw->str, raw->len);
     if (!raw || db_json_parse_object(raw->str, raw->len, &j->obj, &e) != DB_OK) {
         snprintf(j->reason, sizeof j->reason, "entry has no readable %s field",
                  stream_field[stream]);

@@ -191,11 +191,11 @@ static void chatwoot_down_for_good_ends_in_dead_letters(void **state)
     int found = 0;
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *f = r->element[i]->element[1];
-        const char *bridge = NULL, *reason = NULL, *payload = NULL;
+        const char *bridge = NULL, *reason = NULL, *payload = NULL; /* the entry's event */
         for (size_t k = 0; k + 1 < f->elements; k += 2) {
             if (strcmp(f->element[k]->str, "bridge") == 0) bridge = f->element[k + 1]->str;
             if (strcmp(f->element[k]->str, "reason") == 0) reason = f->element[k + 1]->str;
-            if (strcmp(f->element[k]->str, "payload") == 0) payload = f->element[k + 1]->str;
+            if (strcmp(f->element[k]->str, "event") == 0) payload = f->element[k + 1]->str;
         }
         if (bridge && strcmp(bridge, "chatwoot:desk") == 0 && reason &&
             strstr(reason, "gave up after 3 attempts: HTTP 503") && payload &&
