@@ -505,6 +505,7 @@ static const char *const streams[] = {DB_KEY_EVENTS, DB_KEY_OUTBOX, DB_KEY_STATU
 struct group {
     char name[MAX_LABEL_BYTES + 1];
     long long pending;
+    long long lag;   /* entries not yet delivered to the group; -1 when Redis cannot tell */
     double oldest_s; /* idle time of the lowest pending id; 0 when nothing is pending */
 };
 
@@ -600,6 +601,10 @@ static void xinfo_cb(int status, const redisReply *reply, const char *errstr, vo
         char tmp[MAX_LABEL_BYTES + 1];
         snprintf(g->name, sizeof g->name, "%s", clean_value(name->str, tmp));
         g->pending = pend && pend->type == REDIS_REPLY_INTEGER ? pend->integer : 0;
+        /* Redis 7 says how far the group is behind; older servers, or a group whose count
+         * Redis lost track of (nil), leave it out. */
+        const redisReply *lag = kv_get(reply->element[i], "lag");
+        g->lag = lag && lag->type == REDIS_REPLY_INTEGER ? lag->integer : -1;
         if (g->pending > 0 && !sc->failed) {
             struct pending_cmd *pc = cmd_ctx(sc, s, (int)sc->ngroups[s]);
             if (pc)
@@ -672,6 +677,16 @@ static void render_redis(struct out *o, const struct scrape *sc)
             out_printf(o, "deskbridge_pending_entries");
             out_labels(o, 2, names, v);
             out_printf(o, " %lld\n", sc->groups[s][g].pending);
+        }
+    out_header(o, "deskbridge_group_lag_entries", "gauge",
+               "Entries of the stream not yet delivered to a consumer group (Redis 7 and later).");
+    for (int s = 0; s < NSTREAMS; s++)
+        for (size_t g = 0; g < sc->ngroups[s]; g++) {
+            if (sc->groups[s][g].lag < 0) continue;
+            const char *v[] = {streams[s], sc->groups[s][g].name};
+            out_printf(o, "deskbridge_group_lag_entries");
+            out_labels(o, 2, names, v);
+            out_printf(o, " %lld\n", sc->groups[s][g].lag);
         }
     out_header(o, "deskbridge_pending_oldest_seconds", "gauge",
                "Idle time of the oldest unacknowledged entry of a consumer group (0 when "

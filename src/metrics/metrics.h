@@ -51,7 +51,8 @@ void db_metrics_first_response(struct db_metrics *m, double seconds);
 int db_metrics_render(const struct db_metrics *m, char **out, size_t *len);
 
 /* Registers GET /metrics on svc->router: the process's own series plus the Redis gauges
- * (deskbridge_queue_length{stream}, deskbridge_pending_oldest_seconds{stream,group},
+ * (deskbridge_queue_length{stream}, deskbridge_pending_entries{stream,group},
+ * deskbridge_group_lag_entries{stream,group}, deskbridge_pending_oldest_seconds{stream,group},
  * deskbridge_conversations{state}), read asynchronously; if Redis does not answer, the
  * Redis gauges are left out and deskbridge_redis_up says 0.  DB_OK or DB_ENOMEM. */
 int db_metrics_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;

@@ -103,6 +103,15 @@ static void customer(int conv, int i)
     db_test_resp_clear(&r);
 }
 
+/* The value of the series named exactly so in a scrape, -1 when absent. */
+static double series(const char *body, const char *name)
+{
+    const char *p = strstr(body, name);
+    double v = -1;
+    if (p && sscanf(p + strlen(name), " %lf", &v) != 1) v = -1;
+    return v;
+}
+
 static int all_arrived(void *arg)
 {
     (void)arg;
@@ -132,6 +141,27 @@ static void outage_and_kill_lose_and_double_nothing(void **state)
     for (int i = PER_CONV / 2; i < PER_CONV; i++)
         for (int c = 0; c < N_CONV; c++) customer(c, i);
     assert_true(db_test_now_ms() - t0 < OUTAGE_MS); /* all 500 arrived during the outage */
+    /* /metrics shows the backlog (held plus not yet read) and the failed attempts. */
+    struct db_test_resp mr = {0};
+    double held, lag, retries;
+    for (int tries = 0;; tries++) { /* the new process retries once it took the entries over */
+        db_test_http(D.port, "GET", "/metrics", NULL, NULL, 0, &mr);
+        assert_int_equal(mr.status, 200);
+        retries = series(mr.body, "deskbridge_bridge_calls_total{bridge=\"chatwoot:desk\","
+                                  "direction=\"to_helpdesk\",outcome=\"retry\"}");
+        if (retries > 0 || tries == 50) break;
+        db_test_resp_clear(&mr);
+        usleep(200 * 1000);
+    }
+    held = series(mr.body, "deskbridge_pending_entries{stream=\"events\","
+                                  "group=\"deskbridge-chatwoot-desk\"}");
+    lag = series(mr.body, "deskbridge_group_lag_entries{stream=\"events\","
+                                 "group=\"deskbridge-chatwoot-desk\"}");
+    printf("chatwoot outage: /metrics during the outage: %.0f held, %.0f not yet read, %.0f "
+           "retries in this process\n", held, lag, retries);
+    assert_true(held + lag >= N_CONV * PER_CONV - N_CONV); /* at most the heads were tried */
+    assert_true(retries > 0);
+    db_test_resp_clear(&mr);
     /* Killed again just after Chatwoot is back, while messages are being created: those
      * whose answer the dead process never read are found by source_id, not posted again. */
     db_cw_fake_stall_creates(CW, 40, 3000); /* created at once, answered late */
@@ -211,7 +241,10 @@ static void chatwoot_down_for_good_ends_in_dead_letters(void **state)
                                    "direction=\"to_helpdesk\",outcome=\"retry\"} 2"));
     assert_non_null(strstr(m.body, "deskbridge_bridge_calls_total{bridge=\"chatwoot:desk\","
                                    "direction=\"to_helpdesk\",outcome=\"dead\"} 1"));
-    assert_non_null(strstr(m.body, "group=\"deskbridge-chatwoot-desk\""));
+    assert_non_null(strstr(m.body, "deskbridge_pending_entries{stream=\"events\","
+                                   "group=\"deskbridge-chatwoot-desk\"} 0"));
+    assert_non_null(strstr(m.body, "deskbridge_group_lag_entries{stream=\"events\","
+                                   "group=\"deskbridge-chatwoot-desk\"} 0"));
     db_test_resp_clear(&m);
     db_test_daemon_stop_clean(&D, NULL);
 }
