@@ -87,10 +87,14 @@ static void write_conf(const char *extra)
             "api_access_token_file = %s\nwebhook_secret = " CW_SECRET "\n"
             "accounts = telegram:one, whatsapp:" WA_PNID ", viber:shop\n"
             "deskbridge_automation = false\nretry_base_ms = 100\nretry_max_ms = 1000\n"
-            "timeout_ms = 1500\nclaim_idle_ms = 1500\n%s",
+            "timeout_ms = 1500\nclaim_idle_ms = 1500\n"
+            /* Chatwoot before 4.13 signs nothing: allowed only where the section says so. */
+            "[chatwoot legacy]\nurl = %s\naccount_id = %d\ninbox_id = %d\n"
+            "api_access_token = " CW_TOKEN "\naccounts = telegram:two\nallow_unsigned = true\n%s",
             db_fake_url(W.tg), db_fake_url(W.wa), db_fake_url(W.tg), db_fake_url(W.vb),
             db_cw_fake_url(W.cw),
-            ACCOUNT_ID, INBOX_ID, W.token_file, extra ? extra : "");
+            ACCOUNT_ID, INBOX_ID, W.token_file, db_cw_fake_url(W.cw), ACCOUNT_ID, INBOX_ID,
+            extra ? extra : "");
     fclose(f);
 }
 
@@ -431,6 +435,29 @@ static void unsupported_reply_is_marked_failed_in_chatwoot(void **state)
     assert_int_equal(db_fake_count(W.tg, "/send"), before);
 }
 
+static void unsigned_callbacks_only_where_allowed(void **state)
+{
+    (void)state;
+    long conv = make_conversation("telegram:two:4301");
+    long msg = db_cw_fake_agent_message(W.cw, conv, "agent-words legacy", 0, NULL, NULL);
+    size_t before = db_fake_count(W.tg, "/sendMessage");
+    /* [chatwoot desk] has a secret: unsigned is refused (checked above); [chatwoot legacy]
+     * allows it, but a signed callback it cannot check is still refused. */
+    assert_int_equal(db_cw_fake_callback(W.cw, msg, W.d.port, "/bridges/chatwoot/legacy",
+                                         CW_SECRET, 0, 0), 401);
+    assert_int_equal(db_cw_fake_callback(W.cw, msg, W.d.port, "/bridges/chatwoot/legacy", NULL,
+                                         0, 0), 200);
+    assert_true(db_fake_wait(W.tg, "/sendMessage", before + 1, 5000) >= before + 1);
+    /* A conversation of desk's account through legacy's URL: not legacy's to send. */
+    long other = make_conversation("telegram:one:4302");
+    long msg2 = db_cw_fake_agent_message(W.cw, other, "agent-words wrong door", 0, NULL, NULL);
+    assert_int_equal(db_cw_fake_callback(W.cw, msg2, W.d.port, "/bridges/chatwoot/legacy", NULL,
+                                         0, 0), 200);
+    assert_true(db_test_wait(is_failed, &msg2, 5000));
+    assert_int_equal(db_cw_fake_callback(W.cw, msg, W.d.port, "/bridges/chatwoot/nosuch", NULL,
+                                         0, 0), 404);
+}
+
 /* deskbridge_automation = false: the carried account gets no greeting from deskbridge (its
  * schedule has one), while the same schedule still greets an account Chatwoot does not carry. */
 static size_t greetings_to(long long chat)
@@ -681,6 +708,7 @@ int main(void)
         cmocka_unit_test(private_notes_and_own_messages_are_not_sent),
         cmocka_unit_test(unsupported_reply_is_marked_failed_in_chatwoot),
         cmocka_unit_test(carried_accounts_get_no_deskbridge_greeting),
+        cmocka_unit_test(unsigned_callbacks_only_where_allowed),
         cmocka_unit_test(telegram_customer_reaches_chatwoot),
         cmocka_unit_test(whatsapp_customer_reaches_chatwoot),
         cmocka_unit_test(viber_customer_reaches_chatwoot),
