@@ -699,6 +699,40 @@ static void ticks_reach_the_chatwoot_message(void **state)
     assert_non_null(strstr(m.external_error, "131030"));
 }
 
+/* A status PATCH refused for good (an inbox that is not an API inbox answers 403) goes to
+ * P:dead with the reason, instead of being tried for ever. */
+static int status_dead_letter(void *arg)
+{
+    (void)arg;
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XRANGE deskbridge:dead - +");
+    int found = 0;
+    for (size_t i = 0; r && i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        int bridge = 0, reason = 0, stream = 0;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            const char *n = f->element[k]->str, *v = f->element[k + 1]->str;
+            bridge |= strcmp(n, "bridge") == 0 && strcmp(v, "chatwoot:desk") == 0;
+            stream |= strcmp(n, "stream") == 0 && strcmp(v, "status") == 0;
+            reason |= strcmp(n, "reason") == 0 && strstr(v, "HTTP 403") != NULL;
+        }
+        found |= bridge && stream && reason;
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+static void refused_tick_is_dead_lettered(void **state)
+{
+    (void)state;
+    long conv = make_conversation("telegram:one:4401");
+    db_cw_fake_set_api_inbox(W.cw, 0);
+    long msg = db_cw_fake_agent_message(W.cw, conv, "agent-words not api", 0, NULL, NULL);
+    assert_int_equal(callback(msg, CW_SECRET, 0, 0), 200);
+    int ok = db_test_wait(status_dead_letter, NULL, 10000);
+    db_cw_fake_set_api_inbox(W.cw, 1);
+    assert_true(ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +750,7 @@ int main(void)
         cmocka_unit_test(lost_mapping_is_rebuilt_not_duplicated),
         cmocka_unit_test(unanswered_creation_is_not_made_twice),
         cmocka_unit_test(ticks_reach_the_chatwoot_message),
+        cmocka_unit_test(refused_tick_is_dead_lettered),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

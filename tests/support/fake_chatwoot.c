@@ -94,6 +94,7 @@ struct db_cw_fake {
     int fail_status;
     long long fail_until_ms;
     int stall_n, stall_ms;
+    int not_api;
     struct {
         char method[8];
         char path[256];
@@ -560,6 +561,9 @@ static void update_status(struct db_cw_fake *f, struct evhttp_request *req, long
     struct fmsg *m = msg_by_id(f, id);
     if (!conv_by_id(f, conv) || !m || m->m.conversation != conv)
         return reply(req, 404, json_pack("{s:s}", "error", "Resource could not be found"));
+    if (f->not_api)
+        return reply(req, 403, json_pack("{s:s}", "error",
+                                         "Message status update is only allowed for API inboxes"));
     const char *st = json_string_value(json_object_get(in, "status"));
     const char *err = json_string_value(json_object_get(in, "external_error"));
     int known = 0;
@@ -712,6 +716,13 @@ void db_cw_fake_fail_for(struct db_cw_fake *f, int status, int ms)
     pthread_mutex_lock(&f->mu);
     f->fail_status = ms > 0 ? status : 0;
     f->fail_until_ms = now_ms() + ms;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void db_cw_fake_set_api_inbox(struct db_cw_fake *f, int api)
+{
+    pthread_mutex_lock(&f->mu);
+    f->not_api = !api;
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -31,6 +31,10 @@ void db_cw_fake_fail_for(struct db_cw_fake *f, int status, int ms);
 /* The next n message creations are applied and then answered after delay_ms. */
 void db_cw_fake_stall_creates(struct db_cw_fake *f, int n, int delay_ms);
 
+/* api 0: the inbox behaves like a non-API one for the status PATCH (403), 1: API (the
+ * default). */
+void db_cw_fake_set_api_inbox(struct db_cw_fake *f, int api);
+
 /* ---- what it holds ---- */
 
 struct db_cw_msg {
