@@ -353,3 +353,28 @@ char *cw_event_content(const json_t *ev)
         return strdup("(a message this messenger's API does not deliver)");
     return strdup("");
 }
+
+char *cw_message_content(const json_t *ev, const char *note)
+{
+    char *c = cw_event_content(ev);
+    if (!c || !note) return c;
+    char *out = NULL;
+    if (asprintf(&out, "%s%s%s", c, *c ? "\n" : "", note) < 0) out = NULL;
+    free(c);
+    return out;
+}
+
+const char *cw_file_name(const json_t *ev, const char *file_type, char *buf, size_t n)
+{
+    const char *fn = db_json_str(json_object_get(ev, "media"), "file_name");
+    if (fn && *fn) return fn;
+    const char *type = db_json_str(ev, "type");
+    const char *ext = strstr(file_type, "jpeg")  ? ".jpg"
+                      : strstr(file_type, "png") ? ".png"
+                      : strstr(file_type, "ogg") ? ".ogg"
+                      : strstr(file_type, "mp4") ? ".mp4"
+                      : strstr(file_type, "pdf") ? ".pdf"
+                                                 : "";
+    snprintf(buf, n, "%s%s", type ? type : "file", ext);
+    return buf;
+}

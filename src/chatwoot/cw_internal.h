@@ -67,6 +67,11 @@ int cw_read_find_message(const struct db_http_resp *r, const char *source_id, lo
  * malloc'd (caller frees); NULL when out of memory. */
 char *cw_event_content(const json_t *ev);
 
+/* cw_event_content followed by note on a line of its own (note may be NULL); malloc'd. */
+char *cw_message_content(const json_t *ev, const char *note);
+/* The file name of ev's media, or "<type><extension of file_type>" in buf. */
+const char *cw_file_name(const json_t *ev, const char *file_type, char *buf, size_t n);
+
 /* 1 for a status code worth trying again (network, 408, 429, 5xx). */
 int cw_retryable(long status);
 

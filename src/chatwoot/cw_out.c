@@ -447,30 +447,6 @@ static void start_media(struct job *j)
     }
 }
 
-/* The message's text: the readable content plus a note about a missing file. */
-static char *content_of(const struct job *j)
-{
-    char *c = cw_event_content(j->obj);
-    if (!c || !j->note) return c;
-    char *out = NULL;
-    if (asprintf(&out, "%s%s%s", c, *c ? "\n" : "", j->note) < 0) out = NULL;
-    free(c);
-    return out;
-}
-
-static const char *file_name_of(const struct job *j, char *buf, size_t n)
-{
-    const json_t *media = json_object_get(j->obj, "media");
-    const char *fn = db_json_str(media, "file_name");
-    if (fn && *fn) return fn;
-    const char *type = db_json_str(j->obj, "type");
-    const char *ext = strstr(j->file_type, "jpeg") ? ".jpg" : strstr(j->file_type, "png") ? ".png"
-                      : strstr(j->file_type, "ogg") ? ".ogg" : strstr(j->file_type, "mp4") ? ".mp4"
-                      : strstr(j->file_type, "pdf") ? ".pdf" : "";
-    snprintf(buf, n, "%s%s", type ? type : "file", ext);
-    return buf;
-}
-
 static void http_cb(const struct db_http_resp *resp, void *arg)
 {
     struct job *j = arg;
@@ -622,11 +598,13 @@ static void run(struct job *j)
                      cw->cfg->cfg->dedupe_ttl_s);
         return;
     case S_POST: {
-        char *content = content_of(j);
+        char *content = cw_message_content(j->obj, j->note);
         char fname[64];
         if (!content) return fail(j, 1, "out of memory");
         rc = cw_req_message(&b->o, j->conv, content, event_id, j->file, j->file_len,
-                            j->file ? file_name_of(j, fname, sizeof fname) : NULL, j->file_type,
+                            j->file ? cw_file_name(j->obj, j->file_type, fname, sizeof fname)
+                                    : NULL,
+                            j->file_type,
                             &req);
         free(content);
         return send_req(j, &req, rc);

@@ -733,6 +733,29 @@ static void refused_tick_is_dead_lettered(void **state)
     assert_true(ok);
 }
 
+/* A file the platform no longer has: the message still arrives, saying so, not retried. */
+static void missing_file_becomes_a_note(void **state)
+{
+    (void)state;
+    db_fake_rule(W.vb, "GET", "/img/gone.jpg", -1, 404, "{}", 0, 0);
+    char pic[512];
+    snprintf(pic, sizeof pic,
+             "{\"type\":\"picture\",\"text\":\"customer-words lost pic\",\"media\":"
+             "\"%s/img/gone.jpg\",\"file_name\":\"gone.jpg\",\"size\":32}",
+             db_fake_url(W.vb));
+    const char *ident = "viber:shop:" VB_USER;
+    long conv = db_cw_fake_conversation_of(W.cw, ident);
+    struct db_cw_msg m[8];
+    size_t before = conv ? db_cw_fake_messages(W.cw, conv, m, 0) : 0;
+    vb_post(pic, "5491234567890009");
+    conv = wait_messages(ident, before + 1, 15000);
+    size_t n = db_cw_fake_messages(W.cw, conv, m, 8);
+    assert_true(n >= 1 && n <= 8);
+    assert_int_equal(m[n - 1].n_attachments, 0);
+    assert_string_equal(m[n - 1].content, "customer-words lost pic\n(the customer's file could "
+                                          "not be fetched from the messenger)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -751,6 +774,7 @@ int main(void)
         cmocka_unit_test(unanswered_creation_is_not_made_twice),
         cmocka_unit_test(ticks_reach_the_chatwoot_message),
         cmocka_unit_test(refused_tick_is_dead_lettered),
+        cmocka_unit_test(missing_file_becomes_a_note),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
