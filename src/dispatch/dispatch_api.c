@@ -14,6 +14,7 @@
 #include "dispatch/assign.h"
 #include "conf/config.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/script.h"
 #include "services/services.h"
 #include "net/httpd.h"
 #include "http/respond.h"

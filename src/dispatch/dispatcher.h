@@ -54,9 +54,4 @@ struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg);
  * when the configuration was loaded; borrowed from cfg, NULL when there are none. */
 const char *db_dispatch_rules_of(const struct db_config *cfg);
 
-/* Runs operation op of the dispatcher's script with args (lens NULL = strlen) after the
- * prefix and the time; cb (may be NULL) as db_redis_eval's. */
-void db_dispatch_run(struct db_services *svc, db_redis_cb cb, void *arg, const char *op,
-                     int nargs, const char **args, const size_t *lens);
-
 #endif
