@@ -378,3 +378,16 @@ const char *cw_file_name(const json_t *ev, const char *file_type, char *buf, siz
     snprintf(buf, n, "%s%s", type ? type : "file", ext);
     return buf;
 }
+
+int cw_read_refused(const struct db_http_resp *r, const char *attribute)
+{
+    json_t *obj = parse(r);
+    const json_t *list = json_object_get(obj, "attributes");
+    int found = 0;
+    for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++) {
+        const char *a = json_string_value(json_array_get(list, i));
+        found |= a && strcmp(a, attribute) == 0;
+    }
+    json_decref(obj);
+    return found;
+}

@@ -60,6 +60,8 @@ int cw_read_search(const struct db_http_resp *r, const char *identifier, long *c
 /* The newest conversation of inbox in a contact's conversation list; 0, 1 none, -1. */
 int cw_read_contact_conversation(const struct db_http_resp *r, long inbox, long *conv);
 int cw_read_id(const struct db_http_resp *r, long *id);
+/* 1 when a 422 answer names attribute among the refused ones ({"message","attributes"}). */
+int cw_read_refused(const struct db_http_resp *r, const char *attribute);
 /* The message of a list answer whose source_id is source_id; 0, 1 none, -1. */
 int cw_read_find_message(const struct db_http_resp *r, const char *source_id, long *msg);
 

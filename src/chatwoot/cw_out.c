@@ -83,6 +83,7 @@ struct job {
     json_t *obj;                  /* the entry's JSON */
     enum step step;
     int attempt, page, pending, busy, queued;
+    int no_phone;                 /* the number belongs to another contact: leave it out */
     long contact, conv, msg, patch_conv, patch_msg;
     char source_id[192];
     char *file;                   /* fetched media, owned */
@@ -471,6 +472,13 @@ static void http_cb(const struct db_http_resp *resp, void *arg)
             j->step = S_NEWCONV;
             return run(j);
         }
+        /* The number is another contact's (the same customer on a second WhatsApp account):
+         * this contact goes without it. */
+        if (st == 422 && !j->no_phone && cw_read_refused(resp, "phone_number") &&
+            !cw_read_refused(resp, "identifier")) {
+            j->no_phone = 1;
+            return run(j);
+        }
         if (st == 422) { /* identifier taken: the contact exists, the mapping was lost */
             j->page = 1;
             j->step = S_SEARCH;
@@ -564,7 +572,7 @@ static void run(struct job *j)
         char phone[40] = "";
         const char *chat = db_json_str(j->obj, "external_chat_id");
         /* WhatsApp's chat id is the customer's number (wa_id, digits): E.164 with a '+'. */
-        if (strcmp(db_json_str(j->obj, "platform"), "whatsapp") == 0 && chat &&
+        if (!j->no_phone && strcmp(db_json_str(j->obj, "platform"), "whatsapp") == 0 && chat &&
             strlen(chat) < 20 && strspn(chat, "0123456789") == strlen(chat))
             snprintf(phone, sizeof phone, "+%s", chat);
         rc = cw_req_contact(&b->o, conversation, name ? name : conversation, *phone ? phone : NULL,

@@ -204,7 +204,7 @@ static void tg_photo(long long update_id, long long chat, const char *caption)
 }
 
 /* A signed WhatsApp webhook whose value holds member (messages or statuses) = array_json. */
-static void wa_post_member(const char *member, const char *array_json)
+static void wa_post_from(const char *customer, const char *member, const char *array_json)
 {
     char *body = NULL;
     assert_true(asprintf(&body,
@@ -212,9 +212,9 @@ static void wa_post_member(const char *member, const char *array_json)
                          "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":"
                          "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\","
                          "\"phone_number_id\":\"" WA_PNID "\"},\"contacts\":[{\"profile\":"
-                         "{\"name\":\"Kerry Fisher\"},\"wa_id\":\"" WA_CUSTOMER "\"}],"
+                         "{\"name\":\"Kerry Fisher\"},\"wa_id\":\"%s\"}],"
                          "\"%s\":[%s]}}]}]}",
-                         member, array_json) > 0);
+                         customer, member, array_json) > 0);
     unsigned char mac[32];
     char hex[65], h[128];
     db_hmac_sha256(WA_SECRET, strlen(WA_SECRET), body, strlen(body), mac);
@@ -247,6 +247,11 @@ static void vb_post(const char *message_json, const char *token)
     assert_int_equal(r.status, 200);
     db_test_resp_clear(&r);
     free(body);
+}
+
+static void wa_post_member(const char *member, const char *array_json)
+{
+    wa_post_from(WA_CUSTOMER, member, array_json);
 }
 
 static void wa_post(const char *message_json)
@@ -756,6 +761,34 @@ static void missing_file_becomes_a_note(void **state)
                                           "not be fetched from the messenger)");
 }
 
+/* Chatwoot keeps a phone number on one contact per account: a customer whose number another
+ * contact holds (the same person on a second WhatsApp number) gets a contact without it. */
+static void taken_phone_number_is_left_out(void **state)
+{
+    (void)state;
+    char body[256];
+    snprintf(body, sizeof body, "{\"inbox_id\":%d,\"identifier\":\"elsewhere\",\"name\":\"Y\","
+             "\"phone_number\":\"+16505559999\"}", INBOX_ID);
+    const char *h[] = {"Content-Type: application/json", "api_access_token: " CW_TOKEN, NULL};
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/accounts/%d/contacts", ACCOUNT_ID);
+    struct db_test_resp r;
+    db_test_http(cw_port(), "POST", path, h, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    db_test_resp_clear(&r);
+    wa_post_from("16505559999", "messages",
+                 "{\"from\":\"16505559999\",\"id\":\"wamid.IN9\",\"timestamp\":\"1795365003\","
+                 "\"type\":\"text\",\"text\":{\"body\":\"customer-words second number\"}}");
+    const char *ident = "whatsapp:" WA_PNID ":16505559999";
+    long conv = wait_messages(ident, 1, 15000);
+    char name[64], phone[32];
+    assert_true(db_cw_fake_contact(W.cw, ident, name, sizeof name, phone, sizeof phone) > 0);
+    assert_string_equal(phone, "");
+    struct db_cw_msg m[2];
+    assert_int_equal(db_cw_fake_messages(W.cw, conv, m, 2), 1);
+    assert_string_equal(m[0].content, "customer-words second number");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -775,6 +808,7 @@ int main(void)
         cmocka_unit_test(ticks_reach_the_chatwoot_message),
         cmocka_unit_test(refused_tick_is_dead_lettered),
         cmocka_unit_test(missing_file_becomes_a_note),
+        cmocka_unit_test(taken_phone_number_is_left_out),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

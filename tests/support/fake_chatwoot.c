@@ -14,6 +14,8 @@
  *       attachments[] uploads, echo_id only echoed (no idempotency)
  *   app/services/messages/status_update_service.rb (01b36894)  unknown status: not applied;
  *       read -> delivered refused; external_error kept only with failed
+ *   app/models/contact.rb (7c2f4ec3)  identifier and phone_number unique per account, the
+ *       phone in E.164 (+[1-9]\d{1,14})
  *   app/models/message.rb (9efbdc4f)  enum message_type incoming 0 / outgoing 1 / activity 2 /
  *       template 3 (an integer in API answers, a string in webhook_data), status sent 0,
  *       delivered 1, read 2, failed 3; webhook_data members
@@ -385,14 +387,26 @@ static void create_contact(struct db_cw_fake *f, struct evhttp_request *req, jso
     const char *sid = json_string_value(json_object_get(in, "source_id"));
     if (inbox && json_integer_value(inbox) != f->inbox_id)
         return reply(req, 404, json_pack("{s:s}", "error", "Resource could not be found"));
-    if (ident && contact_by_identifier(f, ident))
-        return reply(req, 422, json_pack("{s:s,s:[s]}", "message",
-                                         "Identifier has already been taken", "attributes",
-                                         "identifier"));
-    if (phone && !e164(phone))
-        return reply(req, 422, json_pack("{s:s,s:[s]}", "message",
-                                         "Phone number should be in e164 format", "attributes",
-                                         "phone_number"));
+    /* Contact's validations: identifier and phone_number unique per account, the phone in
+     * E.164; every failing attribute is named in one 422. */
+    json_t *bad = json_array();
+    char msg[256] = "";
+    int phone_taken = 0;
+    for (size_t i = 0; phone && i < f->ncontacts; i++)
+        phone_taken |= strcmp(f->contacts[i].phone, phone) == 0;
+    if (ident && contact_by_identifier(f, ident)) {
+        json_array_append_new(bad, json_string("identifier"));
+        strcat(msg, "Identifier has already been taken");
+    }
+    if (phone && (!e164(phone) || phone_taken)) {
+        json_array_append_new(bad, json_string("phone_number"));
+        strcat(msg, *msg ? ", " : "");
+        strcat(msg, phone_taken ? "Phone number has already been taken"
+                                : "Phone number should be in e164 format");
+    }
+    if (json_array_size(bad))
+        return reply(req, 422, json_pack("{s:s,s:o}", "message", msg, "attributes", bad));
+    json_decref(bad);
     if (sid && cinbox_by_source(f, sid))
         return reply(req, 422, json_pack("{s:s}", "error", "source_id should be unique"));
     struct contact *v = grow(f->contacts, f->ncontacts, sizeof *v);
