@@ -609,6 +609,22 @@ static void lost_mapping_is_rebuilt_not_duplicated(void **state)
     assert_int_equal(wait_messages("telegram:one:9003", 2, 15000), conv);
     assert_int_equal(db_cw_fake_contacts(W.cw), contacts);
     assert_int_equal(db_cw_fake_conversations(W.cw), convs);
+    /* The same for WhatsApp, whose contact also holds the phone number: Chatwoot refuses both
+     * identifier and number, and the identifier decides. */
+    const char *wa = "whatsapp:" WA_PNID ":" WA_CUSTOMER;
+    long wconv = db_cw_fake_conversation_of(W.cw, wa);
+    assert_true(wconv > 0);
+    struct db_cw_msg wm[16];
+    size_t wn = db_cw_fake_messages(W.cw, wconv, wm, 0);
+    r = redisCommand(db_test_redis_ctx(W.redis), "DEL deskbridge:chatwoot:desk:conv:%s", wa);
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    wa_post("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN7\",\"timestamp\":\"1795365007\","
+            "\"type\":\"text\",\"text\":{\"body\":\"customer-words wa after\"}}");
+    assert_int_equal(wait_messages(wa, wn + 1, 15000), wconv);
+    assert_int_equal(db_cw_fake_contacts(W.cw), contacts);
+    assert_int_equal(db_cw_fake_conversations(W.cw), convs);
     /* A conversation deleted in Chatwoot: the next message opens a new one for the contact. */
     db_cw_fake_delete_conversation(W.cw, conv);
     tg_text(9302, 9003, "customer-words anew");
