@@ -62,11 +62,11 @@ struct job {
 };
 
 struct db_autoreply {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_consumer *consumer;
     struct db_redis_script *claim;
     int stopped;
-    unsigned long inflight;   /* events being answered, plus commands on gw->redis */
+    unsigned long inflight;   /* events being answered, plus commands on svc->redis */
     long clock_offset_s;      /* test hook DESKBRIDGE_CLOCK_OFFSET_S */
     struct job *jobs;
     char dead[160];
@@ -119,7 +119,7 @@ static int set_claim(struct answer *an, const char *prefix, const char *what, co
 /* Fills j->ans from the event.  0, or -1 on ENOMEM. */
 static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
 {
-    const struct db_config *cfg = a->gw->cfg->cfg;
+    const struct db_config *cfg = a->svc->cfg->cfg;
     const char *kind = db_json_str(ev, "kind");
     const char *membership = db_json_str(ev, "membership");
     int is_msg = kind && strcmp(kind, "message") == 0;
@@ -239,8 +239,8 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
     snprintf(an->id, sizeof an->id, "%s", id);
     /* The record is what GET /v1/messages/{id} shows: mark it there too. */
     char key[256];
-    db_key_tagged(key, sizeof key, j->a->gw->cfg->cfg->prefix, DB_KEY_MSG, an->id);
-    db_redis_cmd(j->a->gw->redis, marked_cb, j, "HSET %s automatic true rule %s resolve %s", key,
+    db_key_tagged(key, sizeof key, j->a->svc->cfg->cfg->prefix, DB_KEY_MSG, an->id);
+    db_redis_cmd(j->a->svc->redis, marked_cb, j, "HSET %s automatic true rule %s resolve %s", key,
                  an->rule, an->resolve ? "true" : "false");
 }
 
@@ -261,7 +261,7 @@ static void step(struct job *j)
 {
     struct db_autoreply *a = j->a;
     if (j->i >= j->n) {
-        db_redis_cmd(a->gw->redis, acked_cb, j, "XACK %s %s %s", a->events, GROUP, j->entry);
+        db_redis_cmd(a->svc->redis, acked_cb, j, "XACK %s %s %s", a->events, GROUP, j->entry);
         return;
     }
     struct answer *an = &j->ans[j->i];
@@ -269,7 +269,7 @@ static void step(struct job *j)
         char ttl[24];
         snprintf(ttl, sizeof ttl, "%ld", an->claim_ttl);
         const char *args[] = {an->claim_key, j->event_id, ttl, an->refresh ? "1" : "0"};
-        db_redis_eval(a->gw->redis, a->claim, claimed_cb, j, 0, NULL, 4, args, NULL);
+        db_redis_eval(a->svc->redis, a->claim, claimed_cb, j, 0, NULL, 4, args, NULL);
         return;
     }
     char id[DB_ID_LEN + 1];
@@ -285,7 +285,7 @@ static void step(struct job *j)
     }
     char client[192];
     snprintf(client, sizeof client, "auto:%.64s:%.80s", j->event_id, an->rule);
-    db_store_enqueue(a->gw->store, id, client, j->conv, j->platform, j->account, txt,
+    db_store_enqueue(a->svc->store, id, client, j->conv, j->platform, j->account, txt,
                      enqueued_cb, j);
     free(txt);
 }
@@ -326,7 +326,7 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     if (conv && strlen(conv) < sizeof j->conv &&
         db_conversation_split(conv, j->platform, sizeof j->platform, j->account,
                               sizeof j->account, &chat) == DB_OK &&
-        db_config_account(a->gw->cfg->cfg, j->platform, j->account)) {
+        db_config_account(a->svc->cfg->cfg, j->platform, j->account)) {
         snprintf(j->conv, sizeof j->conv, "%s", conv);
         if (plan(a, j, ev) != 0) {
             json_decref(ev);
@@ -349,16 +349,16 @@ static int configured(const struct db_config *cfg)
     return 0;
 }
 
-int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct db_err *e)
+int db_autoreply_start(struct db_services *svc, struct db_autoreply **out, struct db_err *e)
 {
-    const struct db_config *cfg = gw->cfg->cfg;
+    const struct db_config *cfg = svc->cfg->cfg;
     *out = NULL;
     /* A reload that adds rules needs a restart of this reader; without any, reading every
      * event for nothing would only cost Redis work. */
     if (!configured(cfg)) return DB_OK;
     struct db_autoreply *a = calloc(1, sizeof *a);
     if (!a) return db_err_set(e, DB_ENOMEM, "out of memory");
-    a->gw = gw;
+    a->svc = svc;
     a->clock_offset_s = clock_offset();
     db_key(a->events, sizeof a->events, cfg->prefix, DB_KEY_EVENTS);
     db_key(a->dead, sizeof a->dead, cfg->prefix, DB_KEY_DEAD);
@@ -366,15 +366,15 @@ int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct
      * answered.  The consumer creates the group on the main connection, queued before any
      * webhook's write can be: every event accepted after the start is read, even the very
      * first. */
-    struct db_consumer_opts co = {.redis = gw->redis,
-                                  .metrics = gw->metrics,
+    struct db_consumer_opts co = {.redis = svc->redis,
+                                  .metrics = svc->metrics,
                                   .redis_url = cfg->redis_url,
                                   .redis_timeout_ms = cfg->redis_timeout_ms,
                                   .conn_name = "deskbridge-autoreply",
                                   .who = "autoreply",
                                   .what = "events",
                                   .group = GROUP,
-                                  .consumer = gw->consumer,
+                                  .consumer = svc->consumer,
                                   .streams = {a->events},
                                   .labels = {"events"},
                                   .dead_key = a->dead,
@@ -383,7 +383,7 @@ int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct
                                   .max_held = MAX_INFLIGHT,
                                   .claim_idle_ms = cfg->claim_idle_ms,
                                   .max_deliveries = MAX_DELIVERIES};
-    int rc = db_consumer_new(gw->base, &co, take_entry, NULL, a, &a->consumer, e);
+    int rc = db_consumer_new(svc->base, &co, take_entry, NULL, a, &a->consumer, e);
     if (rc != DB_OK) goto fail;
     a->claim = db_redis_script_new(db_lua_autoreply_claim);
     if (!a->claim) {

@@ -16,7 +16,7 @@ struct db_config;
 
 /* Starts consuming P:events (group "deskbridge-autoreply").  DB_OK (also when nothing is
  * configured) or an error in e. */
-int db_autoreply_start(struct db_services *gw, struct db_autoreply **out, struct db_err *e)
+int db_autoreply_start(struct db_services *svc, struct db_autoreply **out, struct db_err *e)
     DB_MUST_CHECK;
 void db_autoreply_stop_reading(struct db_autoreply *a);
 unsigned long db_autoreply_inflight(const struct db_autoreply *a);

@@ -89,44 +89,6 @@ const char *db_config_env_name(size_t i)
 
 /* ---- the variables ---- */
 
-/* The value of NAME in env, "" and NULL both meaning unset. */
-static const char *env_get(char *const *env, const char *name)
-{
-    if (!env) return NULL;
-    size_t n = strlen(name);
-    for (char *const *p = env; *p; p++)
-        if (strncmp(*p, name, n) == 0 && (*p)[n] == '=') return (*p)[n + 1] ? *p + n + 1 : NULL;
-    return NULL;
-}
-
-/* Looks up name and name_FILE.  1 with *value (store-owned or borrowed from env) and
- * *var (the variable actually used, for messages; store-owned or static) when set, 0 when
- * unset, or a negative db_status. */
-int db_cfgl_env_lookup(struct db_cfgl *L, const char *name, const char **value,
-                      const char **var)
-{
-    char fname[96];
-    snprintf(fname, sizeof fname, "%s_FILE", name);
-    const char *direct = env_get(L->env, name), *path = env_get(L->env, fname);
-    struct db_cfgl_origin o = {.var = name};
-    if (direct && path) return db_cfgl_oerr(L->e, &o, name, "set both %s and %s", name, fname);
-    if (direct) {
-        *value = direct;
-        *var = name;
-        return 1;
-    }
-    if (!path) return 0;
-    char *fvar = db_cfgl_dup(L->st, fname);
-    if (!fvar) return db_cfgl_oom(L->e);
-    o.var = fvar;
-    char *secret = NULL;
-    int rc = db_cfgl_read_secret(L, path, &o, fname, &secret);
-    if (rc != DB_OK) return rc;
-    *value = secret;
-    *var = fvar;
-    return 1;
-}
-
 /* ---- pass 3: quickstart accounts ---- */
 
 static int add_quickstart(struct db_cfgl *L, const struct quickstart *q)

@@ -2,8 +2,7 @@
  *
  * Syntax, duplicate sections and keys, unknown sections and [gateway] keys are judged here;
  * a key ending in _file is replaced by the content of the file it names (a secret), read
- * relative to the configuration file's directory.  The helpers the other passes share
- * (names, blanks, reading files) live here too. */
+ * relative to the configuration file's directory (through loader.c). */
 #include "conf/loader.h"
 
 #include <errno.h>
@@ -15,11 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int db_cfgl_is_space(char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
 /* Trims s in place; returns the first non-blank character. */
 static char *trim(char *s)
 {
@@ -29,150 +23,12 @@ static char *trim(char *s)
     return s;
 }
 
-int db_cfgl_valid_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > DB_CFGL_MAX_ACCOUNT_ID) return 0;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '.' || *p == '-'))
-            return 0;
-    return 1;
-}
-
 static int valid_key(const char *k)
 {
     if (!*k) return 0;
     for (; *k; k++)
         if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') || *k == '_')) return 0;
     return 1;
-}
-
-/* Reads path (at most cap bytes) into a malloc'd NUL-terminated buffer (caller frees).
- * 0, or -1 with errno set (EFBIG when over cap). */
-int db_cfgl_slurp(const char *path, size_t cap, char **out, size_t *len)
-{
-    char *buf = NULL;
-    size_t n = 0, size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) goto fail;
-    if (S_ISDIR(sb.st_mode)) {
-        errno = EISDIR;
-        goto fail;
-    }
-    for (;;) {
-        if (n == size) {
-            if (size > cap) {
-                errno = EFBIG;
-                goto fail;
-            }
-            size_t nsize = size ? size * 2 : 4096;
-            char *nb = realloc(buf, nsize + 1);
-            if (!nb) goto fail;
-            buf = nb;
-            size = nsize;
-        }
-        ssize_t r = read(fd, buf + n, size - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) goto fail;
-        if (r == 0) break;
-        n += (size_t)r;
-    }
-    if (n > cap) {
-        errno = EFBIG;
-        goto fail;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-fail:;
-    int saved = errno;
-    free(buf);
-    close(fd);
-    errno = saved;
-    return -1;
-}
-
-const char *db_cfgl_errstr(int err)
-{
-    return err == EFBIG ? "file too large" : strerror(err);
-}
-
-/* Reads a secret file for key (error names o and key): its content without one trailing
- * newline, owned by the store, in *value. */
-int db_cfgl_read_secret(struct db_cfgl *L, const char *path, const struct db_cfgl_origin *o,
-                       const char *key, char **value)
-{
-    char *buf = NULL, *full = NULL;
-    const char *shown = path; /* as the user wrote it */
-    size_t len = 0;
-    if (L->o->no_secret_files)
-        return db_cfgl_oerr(L->e, o, key, "secret files are disabled here");
-    if (!*path) return db_cfgl_oerr(L->e, o, key, "empty path");
-    if (path[0] != '/' && L->dir) {
-        size_t n = strlen(L->dir) + strlen(path) + 2;
-        full = malloc(n);
-        if (!full) return db_cfgl_oom(L->e);
-        snprintf(full, n, "%s/%s", L->dir, path);
-        path = full;
-    }
-    if (db_cfgl_slurp(path, DB_CFGL_MAX_SECRET_BYTES, &buf, &len) != 0) {
-        int rc = errno == ENOMEM ? db_cfgl_oom(L->e)
-                                 : db_cfgl_oerr(L->e, o, key, "cannot read %.80s: %s", shown,
-                                        db_cfgl_errstr(errno));
-        free(full);
-        return rc;
-    }
-    if (len > 0 && buf[len - 1] == '\n') buf[--len] = '\0';
-    if (len > 0 && buf[len - 1] == '\r') buf[--len] = '\0';
-    int rc = DB_OK;
-    if (memchr(buf, '\0', len)) rc = db_cfgl_oerr(L->e, o, key, "%.80s contains a NUL byte", shown);
-    else if (len == 0) rc = db_cfgl_oerr(L->e, o, key, "%.80s is empty", shown);
-    free(full);
-    if (rc != DB_OK) {
-        free(buf);
-        return rc;
-    }
-    *value = db_cfgl_keep(L->st, buf);
-    return *value ? DB_OK : db_cfgl_oom(L->e);
-}
-
-/* ---- pass 1: the file ---- */
-
-struct db_cfgl_sect *db_cfgl_sect_add(struct db_cfgl *L, char *platform, char *id, const char *file,
-                             int line)
-{
-    if (L->n_secs == L->cap_secs) {
-        size_t cap = L->cap_secs ? L->cap_secs * 2 : 8;
-        struct db_cfgl_sect *s = realloc(L->secs, cap * sizeof *s);
-        if (!s) return NULL;
-        L->secs = s;
-        L->cap_secs = cap;
-    }
-    struct db_cfgl_sect *s = &L->secs[L->n_secs++];
-    *s = (struct db_cfgl_sect){.platform = platform, .id = id, .file = file, .line = line};
-    return s;
-}
-
-struct db_cfgl_sect *db_cfgl_sect_find(struct db_cfgl *L, const char *platform, const char *id)
-{
-    for (size_t i = 0; i < L->n_secs; i++)
-        if (L->secs[i].platform && strcmp(L->secs[i].platform, platform) == 0 &&
-            strcmp(L->secs[i].id, id) == 0)
-            return &L->secs[i];
-    return NULL;
-}
-
-const struct db_conf_table *db_cfgl_feature(const struct db_cfgl *L, const char *name)
-{
-    const struct db_conf_table *const *t = L->o ? L->o->features : NULL;
-    for (size_t i = 0; t && t[i]; i++)
-        if (strcmp(t[i]->section, name) == 0) return t[i];
-    return NULL;
 }
 
 /* 1 when key may appear on several lines of its section: a repeatable key of [gateway] or of a

@@ -14,6 +14,7 @@
 #include "dispatch/assign.h"
 #include "conf/config.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/script.h"
 #include "services/services.h"
 #include "net/httpd.h"
 #include "http/respond.h"
@@ -244,7 +245,7 @@ static int scope_agent_accounts(struct db_httpd_req *req, const struct db_tenant
     return 0;
 }
 
-static void put_agent(struct db_services *gw, struct db_httpd_req *req, const char *id,
+static void put_agent(struct db_services *svc, struct db_httpd_req *req, const char *id,
                       const struct db_tenant *tenant)
 {
     json_t *body = body_or_respond(req);
@@ -252,7 +253,7 @@ static void put_agent(struct db_services *gw, struct db_httpd_req *req, const ch
     if (!body) return;
     const char *name = db_json_str(body, "name");
     json_t *c = json_object_get(body, "capacity");
-    long capacity = db_dispatch_opts_of(gw->cfg->cfg).default_capacity;
+    long capacity = db_dispatch_opts_of(svc->cfg->cfg).default_capacity;
     if (c && (!json_is_integer(c) || json_integer_value(c) < 0 || json_integer_value(c) > 10000))
         goto fail_bad_cap;
     if (c) capacity = (long)json_integer_value(c);
@@ -266,7 +267,7 @@ static void put_agent(struct db_services *gw, struct db_httpd_req *req, const ch
     snprintf(cap, sizeof cap, "%ld", capacity);
     /* The script refuses (no_agent) an id that another tenant, or the operator, owns. */
     const char *args[] = {id, name ? name : id, cap, langs, accts, scope_name(tenant)};
-    db_dispatch_run(gw, ok_cb, req, "agent_put", 6, args, NULL);
+    db_dispatch_run(svc, ok_cb, req, "agent_put", 6, args, NULL);
     goto fail; /* answered by ok_cb; only the cleanup below remains */
 fail_bad_cap:
     bad(req, "capacity", "want a whole number from 0 to 10000");
@@ -276,7 +277,7 @@ fail:
     json_decref(body);
 }
 
-static void post_presence(struct db_services *gw, struct db_httpd_req *req, const char *id,
+static void post_presence(struct db_services *svc, struct db_httpd_req *req, const char *id,
                           const struct db_tenant *tenant)
 {
     json_t *body = body_or_respond(req);
@@ -286,9 +287,9 @@ static void post_presence(struct db_services *gw, struct db_httpd_req *req, cons
         bad(req, "presence", "want online, away or offline");
     } else {
         char grace[24];
-        snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(gw->cfg->cfg).offline_grace_ms);
+        snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(svc->cfg->cfg).offline_grace_ms);
         const char *args[] = {id, p, grace, scope_name(tenant)};
-        db_dispatch_run(gw, ok_cb, req, "presence", 4, args, NULL);
+        db_dispatch_run(svc, ok_cb, req, "presence", 4, args, NULL);
     }
     json_decref(body);
 }
@@ -296,7 +297,7 @@ static void post_presence(struct db_services *gw, struct db_httpd_req *req, cons
 /* ---- the agent inbox as Server-Sent Events ---- */
 
 struct sse {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_httpd_req *req;
     struct event *timer;
     char key[256];
@@ -372,7 +373,7 @@ static void sse_read_cb(int status, const redisReply *reply, const char *errstr,
         s->idle_ms = 0;
         (void)db_httpd_stream_chunk(s->req, ":\n\n", 3); /* keeps proxies from timing out */
     }
-    if (s->gw->stopping) sse_end(s);
+    if (s->svc->stopping) sse_end(s);
     else sse_schedule(s);
 }
 
@@ -380,7 +381,7 @@ static void sse_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sse *s = arg;
     (void)fd, (void)what;
-    if (s->gw->stopping) {
+    if (s->svc->stopping) {
         sse_end(s);
         return;
     }
@@ -391,20 +392,20 @@ static void sse_tick_cb(evutil_socket_t fd, short what, void *arg)
     s->busy = 1;
     char from[72];
     snprintf(from, sizeof from, "(%s", s->last);
-    db_redis_cmd(s->gw->redis, sse_read_cb, s, "XRANGE %s %s + COUNT 100", s->key, from);
+    db_redis_cmd(s->svc->redis, sse_read_cb, s, "XRANGE %s %s + COUNT 100", s->key, from);
 }
 
-static void stream_agent(struct db_services *gw, struct db_httpd_req *req, const char *id)
+static void stream_agent(struct db_services *svc, struct db_httpd_req *req, const char *id)
 {
     struct sse *s = calloc(1, sizeof *s);
-    if (!s || !(s->timer = evtimer_new(gw->base, sse_tick_cb, s))) {
+    if (!s || !(s->timer = evtimer_new(svc->base, sse_tick_cb, s))) {
         free(s);
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
-    s->gw = gw;
+    s->svc = svc;
     s->req = req;
-    db_key_tagged(s->key, sizeof s->key, gw->cfg->cfg->prefix, DB_KEY_AGENT_INBOX, id);
+    db_key_tagged(s->key, sizeof s->key, svc->cfg->cfg->prefix, DB_KEY_AGENT_INBOX, id);
     const char *resume = db_httpd_req_header(req, "Last-Event-ID");
     const char *q = db_httpd_req_query(req);
     if (resume && strspn(resume, "0123456789-") == strlen(resume) && *resume)
@@ -419,7 +420,7 @@ static void stream_agent(struct db_services *gw, struct db_httpd_req *req, const
 
 /* A tenant's stream starts only once the agent is known to be the tenant's. */
 struct stream_check {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_httpd_req *req;
     char id[72];
     char tenant[72];
@@ -432,11 +433,11 @@ static void stream_owner_cb(int status, const redisReply *reply, const char *err
     if (failed(status, reply)) unavailable(k->req);
     else if (reply->type != REDIS_REPLY_STRING || strcmp(reply->str, k->tenant) != 0)
         db_httpd_respond_error(k->req, 404, "not_found", "no such agent");
-    else stream_agent(k->gw, k->req, k->id);
+    else stream_agent(k->svc, k->req, k->id);
     free(k);
 }
 
-static void stream_tenant_agent(struct db_services *gw, struct db_httpd_req *req, const char *id,
+static void stream_tenant_agent(struct db_services *svc, struct db_httpd_req *req, const char *id,
                                 const struct db_tenant *tenant)
 {
     struct stream_check *k = calloc(1, sizeof *k);
@@ -444,12 +445,12 @@ static void stream_tenant_agent(struct db_services *gw, struct db_httpd_req *req
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
-    k->gw = gw;
+    k->svc = svc;
     k->req = req;
     snprintf(k->id, sizeof k->id, "%s", id);
     snprintf(k->tenant, sizeof k->tenant, "%s", tenant->name);
-    db_redis_cmd(gw->redis, stream_owner_cb, k, "HGET %s:agentinfo:{%s} tenant",
-                 gw->cfg->cfg->prefix, id);
+    db_redis_cmd(svc->redis, stream_owner_cb, k, "HGET %s:agentinfo:{%s} tenant",
+                 svc->cfg->cfg->prefix, id);
 }
 
 /* ---- conversations ---- */
@@ -493,7 +494,7 @@ static void list_cb(int status, const redisReply *reply, const char *errstr, voi
     json_decref(out);
 }
 
-static void list_conversations(struct db_services *gw, struct db_httpd_req *req,
+static void list_conversations(struct db_services *svc, struct db_httpd_req *req,
                                const struct db_tenant *tenant)
 {
     const char *q = db_httpd_req_query(req);
@@ -525,7 +526,7 @@ static void list_conversations(struct db_services *gw, struct db_httpd_req *req,
         return;
     }
     const char *all[] = {args[0], args[1], args[2], args[3], args[4], args[5], scope};
-    db_dispatch_run(gw, list_cb, req, "list", 7, all, NULL);
+    db_dispatch_run(svc, list_cb, req, "list", 7, all, NULL);
     free(scope);
 }
 
@@ -557,13 +558,13 @@ static void get_cb(int status, const redisReply *reply, const char *errstr, void
     json_decref(o);
 }
 
-static void conversation_action(struct db_services *gw, struct db_httpd_req *req,
+static void conversation_action(struct db_services *svc, struct db_httpd_req *req,
                                 const char *conv, const char *action,
                                 const struct db_tenant *tenant)
 {
     if (strcmp(action, "close") == 0) {
         const char *args[] = {conv};
-        db_dispatch_run(gw, ok_cb, req, "close", 1, args, NULL);
+        db_dispatch_run(svc, ok_cb, req, "close", 1, args, NULL);
         return;
     }
     json_t *body = body_or_respond(req);
@@ -576,7 +577,7 @@ static void conversation_action(struct db_services *gw, struct db_httpd_req *req
         } else {
             /* The script answers no_agent for an agent that is not the tenant's. */
             const char *args[] = {conv, agent, scope_name(tenant)};
-            db_dispatch_run(gw, ok_cb, req, assign ? "assign" : "transfer", 3, args, NULL);
+            db_dispatch_run(svc, ok_cb, req, assign ? "assign" : "transfer", 3, args, NULL);
         }
     } else if (strcmp(action, "priority") == 0) {
         const char *p = db_json_str(body, "priority");
@@ -584,7 +585,7 @@ static void conversation_action(struct db_services *gw, struct db_httpd_req *req
             bad(req, "priority", "want low, normal, high or urgent");
         } else {
             const char *args[] = {conv, p};
-            db_dispatch_run(gw, ok_cb, req, "priority", 2, args, NULL);
+            db_dispatch_run(svc, ok_cb, req, "priority", 2, args, NULL);
         }
     } else {
         db_httpd_respond_error(req, 404, "not_found", "no such route");
@@ -626,7 +627,7 @@ static void stats_cb(int status, const redisReply *reply, const char *errstr, vo
 
 /* ---- routing ---- */
 
-static int agent_routes(struct db_services *gw, struct db_httpd_req *req, const char *rest,
+static int agent_routes(struct db_services *svc, struct db_httpd_req *req, const char *rest,
                         const char *method, const struct db_tenant *tenant)
 {
     char id[128];
@@ -640,19 +641,19 @@ static int agent_routes(struct db_services *gw, struct db_httpd_req *req, const 
     }
     const char *sub = slash ? slash + 1 : "";
     const char *args[] = {id, scope_name(tenant)};
-    if (!*sub && strcmp(method, "PUT") == 0) put_agent(gw, req, id, tenant);
+    if (!*sub && strcmp(method, "PUT") == 0) put_agent(svc, req, id, tenant);
     else if (!*sub && strcmp(method, "GET") == 0)
-        db_dispatch_run(gw, one_agent_cb, req, "agents", 2, args, NULL);
+        db_dispatch_run(svc, one_agent_cb, req, "agents", 2, args, NULL);
     else if (strcmp(sub, "presence") == 0 && strcmp(method, "POST") == 0)
-        post_presence(gw, req, id, tenant);
+        post_presence(svc, req, id, tenant);
     else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0 && tenant)
-        stream_tenant_agent(gw, req, id, tenant);
-    else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0) stream_agent(gw, req, id);
+        stream_tenant_agent(svc, req, id, tenant);
+    else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0) stream_agent(svc, req, id);
     else db_httpd_respond_error(req, 405, "method_not_allowed", "no such method on this route");
     return 1;
 }
 
-static int conversation_routes(struct db_services *gw, struct db_httpd_req *req,
+static int conversation_routes(struct db_services *svc, struct db_httpd_req *req,
                                const char *rest, const char *method,
                                const struct db_tenant *tenant)
 {
@@ -664,41 +665,41 @@ static int conversation_routes(struct db_services *gw, struct db_httpd_req *req,
         /* Another tenant's conversation answers as a missing one does. */
         if (!tenant_owns_conversation(tenant, conv))
             db_api_refuse(req, tenant, 404, "no_conversation", NULL, "refused by the dispatcher");
-        else conversation_action(gw, req, conv, slash + 1, tenant);
+        else conversation_action(svc, req, conv, slash + 1, tenant);
     } else if (!slash && strcmp(method, "GET") == 0 && !tenant_owns_conversation(tenant, conv)) {
         db_api_refuse(req, tenant, 404, "not_found", NULL, "no such conversation");
     } else if (!slash && strcmp(method, "GET") == 0) {
         const char *args[] = {conv};
-        db_dispatch_run(gw, get_cb, req, "get", 1, args, NULL);
+        db_dispatch_run(svc, get_cb, req, "get", 1, args, NULL);
     } else {
         db_httpd_respond_error(req, 405, "method_not_allowed", "no such method on this route");
     }
     return 1;
 }
 
-static int api_handle(struct db_services *gw, struct db_httpd_req *req,
+static int api_handle(struct db_services *svc, struct db_httpd_req *req,
                       const struct db_tenant *tenant)
 {
     const char *method = db_httpd_req_method(req), *path = db_httpd_req_path(req);
     int get = strcmp(method, "GET") == 0;
     if (strcmp(path, "/v1/agents") == 0 && get) {
         const char *args[] = {"", scope_name(tenant)};
-        db_dispatch_run(gw, agents_cb, req, "agents", 2, args, NULL);
+        db_dispatch_run(svc, agents_cb, req, "agents", 2, args, NULL);
         return 1;
     }
     if (strncmp(path, "/v1/agents/", 11) == 0)
-        return agent_routes(gw, req, path + 11, method, tenant);
+        return agent_routes(svc, req, path + 11, method, tenant);
     if (strcmp(path, "/v1/conversations") == 0 && get) {
-        list_conversations(gw, req, tenant);
+        list_conversations(svc, req, tenant);
         return 1;
     }
     if (strncmp(path, "/v1/conversations/", 18) == 0)
-        return conversation_routes(gw, req, path + 18, method, tenant);
+        return conversation_routes(svc, req, path + 18, method, tenant);
     if (strcmp(path, "/v1/stats") == 0 && get) {
         /* The counters are gateway-wide sets; scoping them would mean a scan per call. */
         if (tenant)
             db_api_refuse(req, tenant, 403, "forbidden", "route", "statistics are the operator's");
-        else db_dispatch_run(gw, stats_cb, req, "stats", 0, NULL, NULL);
+        else db_dispatch_run(svc, stats_cb, req, "stats", 0, NULL, NULL);
         return 1;
     }
     return 0;

@@ -19,6 +19,7 @@
 
 #include "dispatch/assign.h"
 #include "dispatch/replies.h"
+#include "dispatch/script.h"
 #include "conf/config.h"
 #include "services/services.h"
 #include "net/httpd.h"
@@ -39,11 +40,11 @@
 #define MAX_INFLIGHT 256
 
 struct db_dispatcher {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_consumer *consumer;
     struct db_dispatch_replies *replies;
     unsigned long inflight;
-    unsigned long outstanding; /* callbacks still to come on gw->redis that hold d */
+    unsigned long outstanding; /* callbacks still to come on svc->redis that hold d */
     int stopped, released;
     struct event *sweep_timer;
     struct apply_batch *batch;  /* the entries of the read or claim being handed over */
@@ -71,36 +72,6 @@ static int settle(struct db_dispatcher *d)
     if (!d->released) return 0;
     if (d->outstanding == 0) free(d);
     return 1;
-}
-
-/* ---- the script ---- */
-
-static struct db_redis_script *script;
-
-void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const char *op,
-                     int nargs, const char **args, const size_t *lens)
-{
-    /* One script object for the process: it lives as long as the process does. */
-    if (!script) script = db_redis_script_new(db_lua_dispatch);
-    const char **argv = malloc((size_t)(3 + nargs) * sizeof *argv);
-    size_t *argl = malloc((size_t)(3 + nargs) * sizeof *argl);
-    char now[24];
-    if (!script || !argv || !argl) {
-        free(argv);
-        free(argl);
-        if (cb) cb(DB_EAGAIN, NULL, "out of memory", arg);
-        return;
-    }
-    snprintf(now, sizeof now, "%lld", (long long)db_now_ms());
-    argv[0] = op, argv[1] = gw->cfg->cfg->prefix, argv[2] = now;
-    for (int i = 0; i < 3; i++) argl[i] = strlen(argv[i]);
-    for (int i = 0; i < nargs; i++) {
-        argv[3 + i] = args[i];
-        argl[3 + i] = lens ? lens[i] : strlen(args[i]);
-    }
-    db_redis_eval(gw->redis, script, cb, arg, 0, NULL, 3 + nargs, argv, argl);
-    free(argv);
-    free(argl);
 }
 
 /* ---- reading P:events ---- */
@@ -158,7 +129,7 @@ static void qwait_marked_cb(int status, const redisReply *reply, const char *err
     snprintf(mins, sizeof mins, "%lld", j->mins);
     snprintf(n, sizeof n, "%lld", j->n);
     const char *args[] = {j->conv, j->qa, mins, n};
-    db_dispatch_run(j->d->gw, qwait_told_cb, j, "qwait_told", 4, args, NULL);
+    db_dispatch_run(j->d->svc, qwait_told_cb, j, "qwait_told", 4, args, NULL);
 }
 
 static void qwait_enqueued_cb(int status, const char *id, const char *msg_status, int created,
@@ -173,8 +144,8 @@ static void qwait_enqueued_cb(int status, const char *id, const char *msg_status
     snprintf(j->msg_id, sizeof j->msg_id, "%s", id);
     /* Shown by GET /v1/messages/{id} like the other automatic answers. */
     char key[256];
-    db_key_tagged(key, sizeof key, j->d->gw->cfg->cfg->prefix, DB_KEY_MSG, j->msg_id);
-    db_redis_cmd(j->d->gw->redis, qwait_marked_cb, j,
+    db_key_tagged(key, sizeof key, j->d->svc->cfg->cfg->prefix, DB_KEY_MSG, j->msg_id);
+    db_redis_cmd(j->d->svc->redis, qwait_marked_cb, j,
                  "HSET %s automatic true rule queue_wait resolve false", key);
 }
 
@@ -222,7 +193,7 @@ static void qwait_cb(int status, const redisReply *reply, const char *errstr, vo
         snprintf(client, sizeof client, "auto:queue:%s:%s:%lld", j->conv, j->qa, j->n);
     else
         snprintf(client, sizeof client, "auto:queue:%s:%s", j->conv, j->qa);
-    db_store_enqueue(j->d->gw->store, id, client, j->conv, j->platform, j->account, txt,
+    db_store_enqueue(j->d->svc->store, id, client, j->conv, j->platform, j->account, txt,
                      qwait_enqueued_cb, j);
     free(txt);
 }
@@ -232,7 +203,7 @@ static void qwait_begin(struct job *j)
     char def[24];
     snprintf(def, sizeof def, "%ld", j->qw_default_ms);
     const char *args[] = {j->conv, def};
-    db_dispatch_run(j->d->gw, qwait_cb, j, "qwait", 2, args, NULL);
+    db_dispatch_run(j->d->svc, qwait_cb, j, "qwait", 2, args, NULL);
 }
 
 /* Fills the job's qw_* fields when a customer's message arrives for an account whose schedule
@@ -474,7 +445,7 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
         b->jobs = NULL;
         v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", br->n);
         for (size_t i = 0; i < b->nargs; i++) v[1 + i] = b->bytes + b->off[i], l[1 + i] = b->len[i];
-        db_dispatch_run(d->gw, batch_cb, br, "events", (int)(1 + b->nargs), v, l);
+        db_dispatch_run(d->svc, batch_cb, br, "events", (int)(1 + b->nargs), v, l);
     }
     free(v);
     free(l);
@@ -511,16 +482,16 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     d->outstanding++;
     if (!conv) {
         /* Not a conversation's event: nothing to dispatch. */
-        db_redis_cmd(d->gw->redis, acked_cb, j, "XACK %s %s %s", d->events, DB_DISPATCH_GROUP,
+        db_redis_cmd(d->svc->redis, acked_cb, j, "XACK %s %s %s", d->events, DB_DISPATCH_GROUP,
                      j->entry);
         json_decref(ev);
         return 1;
     }
     /* Without memory for it the event is still dispatched, only not answered with a place. */
-    (void)qwait_plan(j, d->gw->cfg->cfg, ev, conv);
-    const char *rules = db_dispatch_rules_of(d->gw->cfg->cfg);
+    (void)qwait_plan(j, d->svc->cfg->cfg, ev, conv);
+    const char *rules = db_dispatch_rules_of(d->svc->cfg->cfg);
     /* A keyword answer that resolves the question leaves the conversation with no agent. */
-    const char *resolved = db_keyword_resolves(d->gw->cfg->cfg, ev) ? "1" : "";
+    const char *resolved = db_keyword_resolves(d->svc->cfg->cfg, ev) ? "1" : "";
     struct event_args ea;
     event_args_of(ev, rules, &ea);
     /* The history item is built here, so the script neither builds nor hashes a second copy
@@ -544,7 +515,7 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
                                    item ? ilen : raw_len, strlen(flags)};
     for (int i = 0; i < ea.n; i++) args[5 + i] = ea.v[i], lens[5 + i] = strlen(ea.v[i]);
     if (batch_add(b, j, 5 + ea.n, args, lens) != 0)
-        db_dispatch_run(d->gw, applied_cb, j, "event", 5 + ea.n, args, lens);
+        db_dispatch_run(d->svc, applied_cb, j, "event", 5 + ea.n, args, lens);
     free(item);
     json_decref(ev);
     return 1;
@@ -561,7 +532,7 @@ static void batch_end_cb(void *arg)
 
 static void sweep_again(struct db_dispatcher *d)
 {
-    long ms = db_dispatch_opts_of(d->gw->cfg->cfg).sweep_ms;
+    long ms = db_dispatch_opts_of(d->svc->cfg->cfg).sweep_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (!d->stopped) evtimer_add(d->sweep_timer, &tv);
 }
@@ -578,34 +549,34 @@ static void sweep_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct db_dispatcher *d = arg;
     (void)fd, (void)what;
     char grace[24];
-    snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(d->gw->cfg->cfg).offline_grace_ms);
+    snprintf(grace, sizeof grace, "%ld", db_dispatch_opts_of(d->svc->cfg->cfg).offline_grace_ms);
     const char *args[] = {grace};
     d->outstanding++;
-    db_dispatch_run(d->gw, swept_cb, d, "sweep", 1, args, NULL);
+    db_dispatch_run(d->svc, swept_cb, d, "sweep", 1, args, NULL);
 }
 
 /* ---- life cycle ---- */
 
-int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, struct db_err *e)
+int db_dispatcher_start(struct db_services *svc, struct db_dispatcher **out, struct db_err *e)
 {
     struct db_dispatcher *d = calloc(1, sizeof *d);
     if (!d) return db_err_set(e, DB_ENOMEM, "out of memory");
-    d->gw = gw;
-    const struct db_config *cfg = gw->cfg->cfg;
+    d->svc = svc;
+    const struct db_config *cfg = svc->cfg->cfg;
     struct db_dispatch_opts o = db_dispatch_opts_of(cfg);
     db_key(d->events, sizeof d->events, cfg->prefix, DB_KEY_EVENTS);
     db_key(d->dead, sizeof d->dead, cfg->prefix, DB_KEY_DEAD);
     /* From the start of the stream ("0"): events written before the first dispatcher ran
      * still count. */
-    struct db_consumer_opts co = {.redis = gw->redis,
-                                  .metrics = gw->metrics,
+    struct db_consumer_opts co = {.redis = svc->redis,
+                                  .metrics = svc->metrics,
                                   .redis_url = cfg->redis_url,
                                   .redis_timeout_ms = cfg->redis_timeout_ms,
                                   .conn_name = "deskbridge-dispatcher",
                                   .who = "dispatcher",
                                   .what = "events",
                                   .group = DB_DISPATCH_GROUP,
-                                  .consumer = gw->consumer,
+                                  .consumer = svc->consumer,
                                   .streams = {d->events},
                                   .labels = {"events"},
                                   .dead_key = d->dead,
@@ -615,12 +586,12 @@ int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, stru
                                   .claim_idle_ms = (int)o.claim_idle_ms,
                                   .max_deliveries = (int)o.max_deliveries};
     d->batch = calloc(1, sizeof *d->batch);
-    int rc = d->batch ? db_consumer_new(gw->base, &co, take_entry, batch_end_cb, d, &d->consumer, e)
+    int rc = d->batch ? db_consumer_new(svc->base, &co, take_entry, batch_end_cb, d, &d->consumer, e)
                       : db_err_set(e, DB_ENOMEM, "out of memory");
     if (rc == DB_OK)
-        rc = db_dispatch_replies_start(gw, (int)o.claim_idle_ms, (int)o.max_deliveries,
+        rc = db_dispatch_replies_start(svc, (int)o.claim_idle_ms, (int)o.max_deliveries,
                                        &d->replies, e);
-    d->sweep_timer = evtimer_new(gw->base, sweep_timer_cb, d);
+    d->sweep_timer = evtimer_new(svc->base, sweep_timer_cb, d);
     if (rc != DB_OK || !d->sweep_timer) {
         db_dispatcher_free(d);
         return rc != DB_OK ? rc : db_err_set(e, DB_ENOMEM, "out of memory");

@@ -15,8 +15,8 @@ struct db_services;
 struct db_httpd_req;
 struct db_dispatcher;
 
-/* Starts consuming P:events for gw (group "deskbridge-dispatch").  DB_OK or an error in e. */
-int db_dispatcher_start(struct db_services *gw, struct db_dispatcher **out, struct db_err *e)
+/* Starts consuming P:events for svc (group "deskbridge-dispatch").  DB_OK or an error in e. */
+int db_dispatcher_start(struct db_services *svc, struct db_dispatcher **out, struct db_err *e)
     DB_MUST_CHECK;
 /* Stops reading; work in flight finishes. */
 void db_dispatcher_stop_reading(struct db_dispatcher *d);
@@ -25,9 +25,9 @@ unsigned long db_dispatcher_inflight(const struct db_dispatcher *d);
 void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
 
 /* Registers the dispatcher's API routes (/v1/agents..., /v1/conversations..., /v1/stats;
- * bearer token) on gw->router.  A tenant's token limits what the caller sees and changes to
+ * bearer token) on svc->router.  A tenant's token limits what the caller sees and changes to
  * the tenant's accounts and agents.  DB_OK or DB_ENOMEM. */
-int db_dispatch_api_routes(struct db_services *gw, struct db_err *e) DB_MUST_CHECK;
+int db_dispatch_api_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;
 
 /* The [dispatch] section as loaded (dispatch_conf.c; its key table is in features.c). */
 struct db_dispatch_conf {
@@ -53,10 +53,5 @@ struct db_dispatch_opts db_dispatch_opts_of(const struct db_config *cfg);
 /* The priority_keyword rules of cfg in the script's form ("word\tpriority\n"...), compiled
  * when the configuration was loaded; borrowed from cfg, NULL when there are none. */
 const char *db_dispatch_rules_of(const struct db_config *cfg);
-
-/* Runs operation op of the dispatcher's script with args (lens NULL = strlen) after the
- * prefix and the time; cb (may be NULL) as db_redis_eval's. */
-void db_dispatch_run(struct db_services *gw, db_redis_cb cb, void *arg, const char *op,
-                     int nargs, const char **args, const size_t *lens);
 
 #endif

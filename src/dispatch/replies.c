@@ -7,6 +7,7 @@
 #include "conf/config.h"
 #include "services/services.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/script.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "redis/redis.h"
@@ -18,10 +19,10 @@
 #define MAX_HELD 256
 
 struct db_dispatch_replies {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_consumer *consumer;
     unsigned long inflight;
-    unsigned long outstanding; /* callbacks still to come on gw->redis that hold r */
+    unsigned long outstanding; /* callbacks still to come on svc->redis that hold r */
     int released;
     char outbox[160], dead[160];
 };
@@ -55,7 +56,7 @@ static void recorded_cb(int status, const redisReply *reply, const char *errstr,
             db_log(DB_LOG_WARN, &ctx, "could not record a reply: %s",
                    status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
     } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 && !r->released) {
-        db_metrics_first_response(r->gw->metrics, (double)reply->integer / 1000.0);
+        db_metrics_first_response(r->svc->metrics, (double)reply->integer / 1000.0);
     }
     job_done(j);
 }
@@ -96,9 +97,9 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     /* What the sender would not send (it dead-letters it) is no reply: acknowledged here,
      * recorded nowhere. */
     if (!text || db_json_parse_object(text, text_len, &cmd, &e) != DB_OK ||
-        db_outbound_from_json(r->gw->cfg->cfg, cmd, &acct, &msg, NULL, &e) != DB_OK) {
+        db_outbound_from_json(r->svc->cfg->cfg, cmd, &acct, &msg, NULL, &e) != DB_OK) {
         json_decref(cmd);
-        db_redis_cmd(r->gw->redis, acked_cb, j, "XACK %s %s %s", r->outbox,
+        db_redis_cmd(r->svc->redis, acked_cb, j, "XACK %s %s %s", r->outbox,
                      DB_DISPATCH_REPLIES_GROUP, j->entry);
         return 1;
     }
@@ -117,30 +118,30 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     }
     const char *args[] = {db_json_str(cmd, "conversation"), id, agent ? agent : "", rule,
                           r->outbox, DB_DISPATCH_REPLIES_GROUP, j->entry};
-    db_dispatch_run(r->gw, recorded_cb, j, "reply", 7, args, NULL);
+    db_dispatch_run(r->svc, recorded_cb, j, "reply", 7, args, NULL);
     json_decref(cmd);
     return 1;
 }
 
-int db_dispatch_replies_start(struct db_services *gw, int claim_idle_ms, int max_deliveries,
+int db_dispatch_replies_start(struct db_services *svc, int claim_idle_ms, int max_deliveries,
                               struct db_dispatch_replies **out, struct db_err *e)
 {
     *out = NULL;
     struct db_dispatch_replies *r = calloc(1, sizeof *r);
     if (!r) return db_err_set(e, DB_ENOMEM, "out of memory");
-    r->gw = gw;
-    const struct db_config *cfg = gw->cfg->cfg;
+    r->svc = svc;
+    const struct db_config *cfg = svc->cfg->cfg;
     db_key(r->outbox, sizeof r->outbox, cfg->prefix, DB_KEY_OUTBOX);
     db_key(r->dead, sizeof r->dead, cfg->prefix, DB_KEY_DEAD);
-    struct db_consumer_opts co = {.redis = gw->redis,
-                                  .metrics = gw->metrics,
+    struct db_consumer_opts co = {.redis = svc->redis,
+                                  .metrics = svc->metrics,
                                   .redis_url = cfg->redis_url,
                                   .redis_timeout_ms = cfg->redis_timeout_ms,
                                   .conn_name = "deskbridge-dispatch-replies",
                                   .who = "dispatcher",
                                   .what = "outbox",
                                   .group = DB_DISPATCH_REPLIES_GROUP,
-                                  .consumer = gw->consumer,
+                                  .consumer = svc->consumer,
                                   .streams = {r->outbox},
                                   .labels = {"outbox"},
                                   .dead_key = r->dead,
@@ -149,7 +150,7 @@ int db_dispatch_replies_start(struct db_services *gw, int claim_idle_ms, int max
                                   .max_held = MAX_HELD,
                                   .claim_idle_ms = claim_idle_ms,
                                   .max_deliveries = max_deliveries};
-    int rc = db_consumer_new(gw->base, &co, take_entry, NULL, r, &r->consumer, e);
+    int rc = db_consumer_new(svc->base, &co, take_entry, NULL, r, &r->consumer, e);
     if (rc != DB_OK) {
         free(r);
         return rc;

@@ -20,7 +20,7 @@ struct db_dispatch_replies;
 
 /* Starts reading; claim_idle_ms and max_deliveries as the dispatcher's.  DB_OK or an error in
  * e; *out is freed with db_dispatch_replies_free. */
-int db_dispatch_replies_start(struct db_services *gw, int claim_idle_ms, int max_deliveries,
+int db_dispatch_replies_start(struct db_services *svc, int claim_idle_ms, int max_deliveries,
                               struct db_dispatch_replies **out, struct db_err *e) DB_MUST_CHECK;
 /* Stops reading; replies being recorded finish. */
 void db_dispatch_replies_stop(struct db_dispatch_replies *r);

@@ -107,7 +107,7 @@ struct endpoint {
 };
 
 struct db_hookout {
-    struct db_services *gw;
+    struct db_services *svc;
     struct endpoint *eps;
     struct op *ops;
     int stopped, freeing;
@@ -233,7 +233,7 @@ static void ack(struct job *j)
         job_done(j);
         return;
     }
-    db_redis_cmd(ep->h->gw->redis, acked_cb, o, "XACK %s %s %s", ep->h->streams[j->stream],
+    db_redis_cmd(ep->h->svc->redis, acked_cb, o, "XACK %s %s %s", ep->h->streams[j->stream],
                  ep->group, j->entry);
 }
 
@@ -276,7 +276,7 @@ static void dead_letter(struct job *j)
                stream_label[j->stream], j->reason);
     j->state = J_FINISHING;
     ep->finishing++;
-    if (!j->dead_timer) j->dead_timer = evtimer_new(h->gw->base, dead_timer_cb, j);
+    if (!j->dead_timer) j->dead_timer = evtimer_new(h->svc->base, dead_timer_cb, j);
     if (!j->dead_timer) {
         ep->finishing--;
         job_done(j);
@@ -313,7 +313,7 @@ static void retry_later(struct job *j, int64_t delay_ms)
 {
     struct endpoint *ep = j->ep;
     struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
-    if (!j->timer) j->timer = evtimer_new(ep->h->gw->base, retry_timer_cb, j);
+    if (!j->timer) j->timer = evtimer_new(ep->h->svc->base, retry_timer_cb, j);
     if (!j->timer || evtimer_add(j->timer, &tv) != 0) {
         snprintf(j->reason, sizeof j->reason, "internal: could not schedule a retry");
         dead_letter(j);
@@ -559,7 +559,7 @@ static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
 {
     struct db_hookout_conf o = *conf;
     int rc;
-    const struct db_config *cfg = h->gw->cfg->cfg;
+    const struct db_config *cfg = h->svc->cfg->cfg;
     struct endpoint *ep = calloc(1, sizeof *ep);
     if (!ep) return db_err_set(e, DB_ENOMEM, "out of memory");
     ep->h = h;
@@ -577,21 +577,21 @@ static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
                                      .block_private = !o.allow_private};
     rc = DB_ENOMEM;
     if (!ep->name || !ep->url || !ep->secret) goto fail;
-    ep->http = db_http_client_new(h->gw->base, &ho);
+    ep->http = db_http_client_new(h->svc->base, &ho);
     if (!ep->http) goto fail;
     char what[200];
     snprintf(what, sizeof what, "endpoint=%s", ep->name);
     /* From the start of the streams ("0"): events written before the endpoint's first run
      * (by an ingest process that started earlier) must reach the helpdesk too. */
-    struct db_consumer_opts co = {.redis = h->gw->redis,
-                                  .metrics = h->gw->metrics,
+    struct db_consumer_opts co = {.redis = h->svc->redis,
+                                  .metrics = h->svc->metrics,
                                   .redis_url = cfg->redis_url,
                                   .redis_timeout_ms = cfg->redis_timeout_ms,
                                   .conn_name = "deskbridge-hookout",
                                   .who = "hookout",
                                   .what = what,
                                   .group = ep->group,
-                                  .consumer = h->gw->consumer,
+                                  .consumer = h->svc->consumer,
                                   .streams = {h->streams[0], h->streams[1]},
                                   .labels = {stream_label[0], stream_label[1]},
                                   .dead_key = h->dead_key,
@@ -600,14 +600,14 @@ static int endpoint_new(struct db_hookout *h, const struct db_conf_section *sec,
                                   .max_held = MAX_HELD,
                                   .claim_idle_ms = o.claim_idle_ms,
                                   .max_deliveries = MAX_DELIVERIES};
-    struct db_ordering_opts oo = {.redis = h->gw->redis,
+    struct db_ordering_opts oo = {.redis = h->svc->redis,
                                   .who = "hookout",
                                   .group = ep->group,
-                                  .consumer = h->gw->consumer,
+                                  .consumer = h->svc->consumer,
                                   .streams = {h->streams[0], h->streams[1]},
                                   .fields = {stream_field[0], stream_field[1]}};
-    rc = db_consumer_new(h->gw->base, &co, take_entry, batch_cb, ep, &ep->consumer, e);
-    if (rc == DB_OK) rc = db_ordering_new(h->gw->base, &oo, ready_cb, ep, &ep->order, e);
+    rc = db_consumer_new(h->svc->base, &co, take_entry, batch_cb, ep, &ep->consumer, e);
+    if (rc == DB_OK) rc = db_ordering_new(h->svc->base, &oo, ready_cb, ep, &ep->order, e);
     if (rc != DB_OK) goto fail;
     *out = ep;
     return DB_OK;
@@ -616,15 +616,15 @@ fail:
     return rc == DB_ENOMEM ? db_err_set(e, DB_ENOMEM, "out of memory") : rc;
 }
 
-int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_err *e)
+int db_hookout_start(struct db_services *svc, struct db_hookout **out, struct db_err *e)
 {
-    const struct db_config *cfg = gw->cfg->cfg;
+    const struct db_config *cfg = svc->cfg->cfg;
     *out = NULL;
     if (!db_config_section(cfg, SECTION, NULL)) return DB_OK;
     struct db_hookout *h = calloc(1, sizeof *h);
     if (!h) return db_err_set(e, DB_ENOMEM, "out of memory");
     int rc = DB_OK;
-    h->gw = gw;
+    h->svc = svc;
     db_key(h->streams[ST_EVENTS], sizeof h->streams[0], cfg->prefix, DB_KEY_EVENTS);
     db_key(h->streams[ST_STATUS], sizeof h->streams[1], cfg->prefix, DB_KEY_STATUS);
     db_key(h->dead_key, sizeof h->dead_key, cfg->prefix, DB_KEY_DEAD);

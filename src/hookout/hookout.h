@@ -15,7 +15,7 @@ struct db_conf_section;
 
 /* Starts one consumer per configured endpoint (group "deskbridge-hook-<name>" on P:events
  * and P:status).  DB_OK (also with no endpoint configured) or an error in e. */
-int db_hookout_start(struct db_services *gw, struct db_hookout **out, struct db_err *e)
+int db_hookout_start(struct db_services *svc, struct db_hookout **out, struct db_err *e)
     DB_MUST_CHECK;
 void db_hookout_stop_reading(struct db_hookout *h);
 unsigned long db_hookout_inflight(const struct db_hookout *h);

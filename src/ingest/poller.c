@@ -41,7 +41,7 @@ struct pacct {
 };
 
 struct db_poller {
-    struct db_services *gw;
+    struct db_services *svc;
     int timeout_s;
     struct pacct *accts;
 };
@@ -164,7 +164,7 @@ static void polled_cb(const struct db_http_resp *resp, void *arg)
     b->next_cursor = next;
     b->n = events.n;
     a->busy = 1;
-    db_store_ingest(a->p->gw->store, a->acct->platform, a->acct->id, &events, next, stored_cb, b);
+    db_store_ingest(a->p->svc->store, a->acct->platform, a->acct->id, &events, next, stored_cb, b);
     db_event_list_clear(&events);
 }
 
@@ -187,10 +187,10 @@ static void cursor_cb(int status, const char *value, void *arg)
 
 static void poll_now(struct pacct *a)
 {
-    if (a->p->gw->stopping) return;
+    if (a->p->svc->stopping) return;
     if (!a->cursor_loaded) {
         a->busy = 1;
-        db_store_get_cursor(a->p->gw->store, a->acct->platform, a->acct->id, cursor_cb, a);
+        db_store_get_cursor(a->p->svc->store, a->acct->platform, a->acct->id, cursor_cb, a);
         return;
     }
     struct db_http_req req = {0};
@@ -198,7 +198,7 @@ static void poll_now(struct pacct *a)
     int rc = db_conn_build_poll(a->acct->conn, a->acct->state, a->cursor, a->p->timeout_s, &req, &e);
     a->started_ms = db_now_ms();
     if (rc == DB_OK)
-        rc = db_http_client_send(a->p->gw->platform_http, &req, (a->p->timeout_s + 15) * 1000L,
+        rc = db_http_client_send(a->p->svc->platform_http, &req, (a->p->timeout_s + 15) * 1000L,
                                  polled_cb, NULL, a, &a->call);
     db_http_req_clear(&req);
     if (rc != DB_OK) {
@@ -219,14 +219,14 @@ int db_poller_is_polling_account(const struct db_account *acct)
     return acct->polls; /* decided when the configuration was loaded */
 }
 
-int db_poller_start(struct db_services *gw, int timeout_s, struct db_poller **out,
+int db_poller_start(struct db_services *svc, int timeout_s, struct db_poller **out,
                     struct db_err *e)
 {
     struct db_poller *p = calloc(1, sizeof *p);
     if (!p) return db_err_set(e, DB_ENOMEM, "out of memory");
-    p->gw = gw;
+    p->svc = svc;
     p->timeout_s = timeout_s;
-    struct db_cfg_ref *ref = db_cfg_ref(gw);
+    struct db_cfg_ref *ref = db_cfg_ref(svc);
     for (size_t i = 0; i < ref->cfg->n_accounts; i++) {
         const struct db_account *acct = &ref->cfg->accounts[i];
         if (!db_poller_is_polling_account(acct)) continue;
@@ -238,8 +238,8 @@ int db_poller_start(struct db_services *gw, int timeout_s, struct db_poller **ou
         }
         a->p = p;
         a->acct = acct;
-        a->cfg = db_cfg_ref(gw);
-        a->timer = evtimer_new(gw->base, timer_cb, a);
+        a->cfg = db_cfg_ref(svc);
+        a->timer = evtimer_new(svc->base, timer_cb, a);
         a->next = p->accts;
         p->accts = a;
         if (a->timer) later(a, 0);

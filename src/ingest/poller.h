@@ -14,9 +14,9 @@ struct db_poller;
  * configured for it). */
 int db_poller_is_polling_account(const struct db_account *acct);
 
-/* Starts one poll loop per polling account of gw's current configuration, with the given
+/* Starts one poll loop per polling account of svc's current configuration, with the given
  * long-poll timeout.  DB_OK or DB_ENOMEM. */
-int db_poller_start(struct db_services *gw, int timeout_s, struct db_poller **out,
+int db_poller_start(struct db_services *svc, int timeout_s, struct db_poller **out,
                     struct db_err *e) DB_MUST_CHECK;
 /* Accounts being polled. */
 size_t db_poller_count(const struct db_poller *p);

@@ -23,7 +23,7 @@
 #include "util/id.h"
 
 struct wh_req {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_httpd_req *req;
     struct db_cfg_ref *cfg;
     char *reply_body;
@@ -48,7 +48,7 @@ static void stored_cb(int status, long long written, void *arg)
 {
     struct wh_req *w = arg;
     struct db_log_ctx ctx = {"webhook", w->platform, w->account, w->rid};
-    struct db_metrics *m = w->gw->metrics;
+    struct db_metrics *m = w->svc->metrics;
     db_metrics_store_latency(m, (double)(db_now_ms() - w->started_ms) / 1000.0);
     if (status == DB_OK) {
         db_metrics_webhook(m, w->platform, w->account, written ? "accepted" : "duplicate");
@@ -90,10 +90,10 @@ static void handshake(struct db_httpd_req *req, const struct db_account *acct,
     free(body);
 }
 
-static void handle(struct db_services *gw, struct db_httpd_req *req, const char *platform,
+static void handle(struct db_services *svc, struct db_httpd_req *req, const char *platform,
                    const char *account)
 {
-    struct db_cfg_ref *cfg = db_cfg_ref(gw);
+    struct db_cfg_ref *cfg = db_cfg_ref(svc);
     const struct db_account *acct = db_config_account(cfg->cfg, platform, account);
     char rid[DB_ID_LEN + 1];
     db_id_new(rid);
@@ -103,7 +103,7 @@ static void handle(struct db_services *gw, struct db_httpd_req *req, const char 
     struct db_err e = {0};
 
     if (!acct) {
-        db_metrics_webhook(gw->metrics, platform, "-", "unknown_account");
+        db_metrics_webhook(svc->metrics, platform, "-", "unknown_account");
         db_log(DB_LOG_WARN, &ctx, "no such account");
         db_httpd_respond_error(req, 404, "unknown_account", "no such platform account");
         goto done;
@@ -119,21 +119,21 @@ static void handle(struct db_services *gw, struct db_httpd_req *req, const char 
     }
     /* The signature is checked over the raw bytes before any parsing. */
     if (db_conn_verify(acct->conn, acct->state, &in, &e) != DB_OK) {
-        db_metrics_webhook(gw->metrics, platform, account, "unauthorized");
+        db_metrics_webhook(svc->metrics, platform, account, "unauthorized");
         db_log(DB_LOG_WARN, &ctx, "signature check failed: %s", e.msg);
         db_httpd_respond_error(req, 401, "unauthorized", "missing or invalid signature");
         goto done;
     }
     int rc = db_conn_parse(acct->conn, acct->state, &in, &events, &e);
     if (rc != DB_OK) {
-        db_metrics_webhook(gw->metrics, platform, account, "invalid");
+        db_metrics_webhook(svc->metrics, platform, account, "invalid");
         db_log(DB_LOG_WARN, &ctx, "rejected: %s", e.msg);
         db_httpd_respond_error(req, rc == DB_ENOMEM ? 500 : 400,
                                rc == DB_ENOMEM ? "internal" : "invalid_body", e.msg);
         goto done;
     }
     if (events.n == 0) {
-        db_metrics_webhook(gw->metrics, platform, account, "ignored");
+        db_metrics_webhook(svc->metrics, platform, account, "ignored");
         db_log(DB_LOG_DEBUG, &ctx, "accepted, nothing to store");
         answer_ok(req, events.reply_body);
         goto done;
@@ -143,7 +143,7 @@ static void handle(struct db_services *gw, struct db_httpd_req *req, const char 
         db_httpd_respond_error(req, 503, "unavailable", "out of memory");
         goto done;
     }
-    w->gw = gw;
+    w->svc = svc;
     w->req = req;
     w->cfg = cfg;
     w->events = events.n;
@@ -158,7 +158,7 @@ static void handle(struct db_services *gw, struct db_httpd_req *req, const char 
     snprintf(w->platform, sizeof w->platform, "%s", platform);
     snprintf(w->account, sizeof w->account, "%s", account);
     memcpy(w->rid, rid, sizeof rid);
-    db_store_ingest(gw->store, platform, account, &events, NULL, stored_cb, w);
+    db_store_ingest(svc->store, platform, account, &events, NULL, stored_cb, w);
     db_event_list_clear(&events);
     return;
 done:

@@ -33,7 +33,7 @@
 #define MAX_PENDING_BYTES ((size_t)32 * 1024 * 1024)
 
 struct media_job {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_httpd_req *req;
     struct db_cfg_ref *cfg;
     const struct db_account *acct; /* borrowed from cfg */
@@ -178,7 +178,7 @@ static void start_download(struct media_job *j, const struct db_http_req *dl, in
 {
     struct db_log_ctx ctx;
     log_ctx(j, &ctx);
-    int rc = db_http_client_send(guarded ? j->gw->payload_http : j->gw->platform_http, dl,
+    int rc = db_http_client_send(guarded ? j->svc->payload_http : j->svc->platform_http, dl,
                                  DOWNLOAD_TIMEOUT_MS, download_done_cb, download_data_cb, j,
                                  &j->call);
     if (rc != DB_OK) {
@@ -222,7 +222,7 @@ static void lookup_done_cb(const struct db_http_resp *resp, void *arg)
     db_http_req_clear(&dl);
 }
 
-static void handle(struct db_services *gw, struct db_httpd_req *req, const char *platform,
+static void handle(struct db_services *svc, struct db_httpd_req *req, const char *platform,
                    const char *account, const char *media_id)
 {
     struct db_http_req lookup = {0};
@@ -232,9 +232,9 @@ static void handle(struct db_services *gw, struct db_httpd_req *req, const char 
         db_httpd_respond_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    j->gw = gw;
+    j->svc = svc;
     j->req = req;
-    j->cfg = db_cfg_ref(gw);
+    j->cfg = db_cfg_ref(svc);
     snprintf(j->platform, sizeof j->platform, "%s", platform);
     snprintf(j->account, sizeof j->account, "%s", account);
     db_id_new(j->rid);
@@ -270,7 +270,7 @@ static void handle(struct db_services *gw, struct db_httpd_req *req, const char 
         fail_job(j, 503, "unavailable", "out of memory");
         goto done;
     }
-    rc = db_http_client_send(gw->platform_http, &lookup, LOOKUP_TIMEOUT_MS, lookup_done_cb, NULL,
+    rc = db_http_client_send(svc->platform_http, &lookup, LOOKUP_TIMEOUT_MS, lookup_done_cb, NULL,
                              j, &j->call);
     if (rc != DB_OK) {
         db_log(DB_LOG_WARN, &ctx, "media lookup not started: %s", db_strerror(rc));

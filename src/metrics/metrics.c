@@ -443,7 +443,7 @@ int db_metrics_render(const struct db_metrics *m, char **out, size_t *len)
 
 /* ---- process metrics ---- */
 
-static void render_process(struct out *o, struct db_services *gw)
+static void render_process(struct out *o, struct db_services *svc)
 {
     const char *vname = "version", *version = DB_VERSION;
     out_header(o, "deskbridge_build_info", "gauge", "Always 1; the version is in the label.");
@@ -478,10 +478,10 @@ static void render_process(struct out *o, struct db_services *gw)
                    "Total user and system CPU time spent in seconds.", cpu);
     }
     out_gauge1(o, "deskbridge_http_connections", "gauge", "HTTP connections open now.",
-               gw->httpd ? (double)db_httpd_connections(gw->httpd) : 0);
+               svc->httpd ? (double)db_httpd_connections(svc->httpd) : 0);
     out_gauge1(o, "deskbridge_http_inflight", "gauge",
                "HTTP requests received and not yet answered (this scrape included).",
-               gw->httpd ? (double)db_httpd_inflight(gw->httpd) : 0);
+               svc->httpd ? (double)db_httpd_inflight(svc->httpd) : 0);
 }
 
 /* ---- Redis gauges, read at scrape time ---- */
@@ -505,7 +505,7 @@ struct pending_cmd {
 };
 
 struct scrape {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_httpd_req *req;
     int outstanding;
     int failed;      /* a command timed out or the connection was down */
@@ -590,7 +590,7 @@ static void xinfo_cb(int status, const redisReply *reply, const char *errstr, vo
         if (g->pending > 0 && !sc->failed) {
             struct pending_cmd *pc = cmd_ctx(sc, s, (int)sc->ngroups[s]);
             if (pc)
-                db_redis_cmd(sc->gw->redis, xpending_cb, pc, "XPENDING %s %b - + 1",
+                db_redis_cmd(sc->svc->redis, xpending_cb, pc, "XPENDING %s %b - + 1",
                              sc->keys[s], name->str, (size_t)name->len);
         }
         sc->ngroups[s]++;
@@ -691,13 +691,13 @@ static void scrape_free(struct scrape *sc)
 
 static void scrape_done(struct scrape *sc)
 {
-    struct db_services *gw = sc->gw;
+    struct db_services *svc = sc->svc;
     /* The gateway is shutting down (its HTTP server is gone, and the request with it):
      * there is nobody to answer. */
-    if (!gw->httpd || !gw->metrics) goto done;
+    if (!svc->httpd || !svc->metrics) goto done;
     struct out o = {0};
-    render_registry(&o, gw->metrics);
-    render_process(&o, gw);
+    render_registry(&o, svc->metrics);
+    render_process(&o, svc);
     out_gauge1(&o, "deskbridge_scrape_redis_ok", "gauge",
                "1 when this scrape read the Redis gauges, 0 when Redis did not answer in "
                "time and they were left out.",
@@ -715,36 +715,36 @@ done:
     scrape_free(sc);
 }
 
-static void handle(struct db_services *gw, struct db_httpd_req *req)
+static void handle(struct db_services *svc, struct db_httpd_req *req)
 {
     struct scrape *sc = calloc(1, sizeof *sc);
     if (!sc) {
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
-    sc->gw = gw;
+    sc->svc = svc;
     sc->req = req;
     /* Held while commands are being sent, so callbacks that run at once (connection down)
      * cannot answer before every command is out. */
     sc->outstanding = 1;
-    if (!gw->redis || !gw->store || !db_redis_is_up(gw->redis)) sc->failed = 1;
+    if (!svc->redis || !svc->store || !db_redis_is_up(svc->redis)) sc->failed = 1;
     for (int s = 0; s < NSTREAMS && !sc->failed; s++) {
-        db_store_key(gw->store, streams[s], sc->keys[s], sizeof sc->keys[s]);
+        db_store_key(svc->store, streams[s], sc->keys[s], sizeof sc->keys[s]);
         struct pending_cmd *c = cmd_ctx(sc, s, -1);
-        if (c) db_redis_cmd(gw->redis, xlen_cb, c, "XLEN %s", sc->keys[s]);
+        if (c) db_redis_cmd(svc->redis, xlen_cb, c, "XLEN %s", sc->keys[s]);
         c = sc->failed ? NULL : cmd_ctx(sc, s, -1);
-        if (c) db_redis_cmd(gw->redis, xinfo_cb, c, "XINFO GROUPS %s", sc->keys[s]);
+        if (c) db_redis_cmd(svc->redis, xinfo_cb, c, "XINFO GROUPS %s", sc->keys[s]);
     }
     struct pending_cmd *c = sc->failed ? NULL : cmd_ctx(sc, -1, -1);
     if (c) {
         char k[4][160], agentconvs[160];
-        const char *keys[] = {db_store_key(gw->store, DB_KEY_CONVS, k[0], sizeof k[0]),
-                              db_store_key(gw->store, DB_KEY_DISPATCH_ACTIVE, k[1], sizeof k[1]),
-                              db_store_key(gw->store, DB_KEY_DISPATCH_QUEUE, k[2], sizeof k[2]),
-                              db_store_key(gw->store, DB_KEY_AGENTS, k[3], sizeof k[3])};
-        const char *args[] = {db_store_key(gw->store, DB_KEY_AGENT_CONVS ":{", agentconvs,
+        const char *keys[] = {db_store_key(svc->store, DB_KEY_CONVS, k[0], sizeof k[0]),
+                              db_store_key(svc->store, DB_KEY_DISPATCH_ACTIVE, k[1], sizeof k[1]),
+                              db_store_key(svc->store, DB_KEY_DISPATCH_QUEUE, k[2], sizeof k[2]),
+                              db_store_key(svc->store, DB_KEY_AGENTS, k[3], sizeof k[3])};
+        const char *args[] = {db_store_key(svc->store, DB_KEY_AGENT_CONVS ":{", agentconvs,
                                            sizeof agentconvs)};
-        db_redis_eval(gw->redis, gw->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
+        db_redis_eval(svc->redis, svc->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
     }
     if (--sc->outstanding == 0) scrape_done(sc);
 }

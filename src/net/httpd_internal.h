@@ -84,11 +84,11 @@ void db_httpd_conn_send(struct conn *c);
  * back to reading its next request. */
 void db_httpd_request_done(struct db_httpd_req *r, int keep);
 
-/* httpd_req.c: the status line and headers of an answer into out.  clen < 0: a stream
+/* httpd_head.c: the status line and headers of an answer into out.  clen < 0: a stream
  * (chunked when `chunked`); extra: whole header lines, those with CR/LF or no colon dropped. */
 void db_httpd_write_head(struct evbuffer *out, int status, const char *ctype, long long clen,
                          int chunked, int keep, int minor, const char *const *extra);
-/* httpd_req.c: {"error":{"code":..,"message":..}} into buf (at least 1024 bytes); returns its
+/* httpd_head.c: {"error":{"code":..,"message":..}} into buf (at least 1024 bytes); returns its
  * length. */
 size_t db_httpd_error_body(char *buf, size_t cap, const char *code, const char *message);
 

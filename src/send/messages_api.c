@@ -28,7 +28,7 @@
 /* ---- POST /v1/messages ---- */
 
 struct send_req {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_httpd_req *req;
     char id[DB_ID_LEN + 1];
 };
@@ -54,7 +54,7 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
 
 static void post_message(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    struct db_services *gw = arg;
+    struct db_services *svc = arg;
     const struct db_config *cfg = who->cfg;
     const struct db_tenant *tenant = who->tenant;
     size_t len;
@@ -105,7 +105,7 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
         return;
     }
     s->req = req;
-    s->gw = gw;
+    s->svc = svc;
     /* A client id is remembered gateway-wide; a tenant's is kept apart from the others', so
      * repeating another tenant's client id neither dedupes against nor reveals its message. */
     const char *client_id = db_json_str(cmd, "client_id");
@@ -118,7 +118,7 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
-    db_store_enqueue(gw->store, s->id, scoped ? scoped : client_id,
+    db_store_enqueue(svc->store, s->id, scoped ? scoped : client_id,
                      db_json_str(cmd, "conversation"), acct->platform, acct->id, text,
                      enqueued_cb, s);
     free(scoped);
@@ -157,11 +157,11 @@ static void scoped_message_cb(int status, json_t *obj, void *arg)
     free(g);
 }
 
-static void get_message(struct db_services *gw, struct db_httpd_req *req,
+static void get_message(struct db_services *svc, struct db_httpd_req *req,
                         const struct db_tenant *tenant, const char *id)
 {
     if (!tenant) {
-        db_store_get_message(gw->store, id, message_cb, req);
+        db_store_get_message(svc->store, id, message_cb, req);
         return;
     }
     struct scoped_get *g = calloc(1, sizeof *g);
@@ -169,13 +169,13 @@ static void get_message(struct db_services *gw, struct db_httpd_req *req,
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
-    *g = (struct scoped_get){.req = req, .ref = db_cfg_ref(gw), .tenant = tenant};
-    db_store_get_message(gw->store, id, scoped_message_cb, g);
+    *g = (struct scoped_get){.req = req, .ref = db_cfg_ref(svc), .tenant = tenant};
+    db_store_get_message(svc->store, id, scoped_message_cb, g);
 }
 
 static void by_external(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    struct db_services *gw = arg;
+    struct db_services *svc = arg;
     char buf[1024];
     char *seg[3];
     if (!db_route_segments(db_httpd_req_path(req), "/v1/messages/by-external/", buf, sizeof buf,
@@ -183,7 +183,7 @@ static void by_external(struct db_httpd_req *req, const struct db_caller *who, v
         db_httpd_respond_error(req, 404, "not_found", "no such route");
     else if (!db_tenant_serves(who->tenant, seg[0], seg[1]))
         db_api_refuse(req, who->tenant, 404, "not_found", NULL, "no such message");
-    else db_store_get_by_external(gw->store, seg[0], seg[1], seg[2], message_cb, req);
+    else db_store_get_by_external(svc->store, seg[0], seg[1], seg[2], message_cb, req);
 }
 
 static void by_id(struct db_httpd_req *req, const struct db_caller *who, void *arg)

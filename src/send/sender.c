@@ -53,7 +53,7 @@ struct job {
 };
 
 struct db_sender {
-    struct db_services *gw;
+    struct db_services *svc;
     struct db_consumer *consumer;
     struct db_ordering *order;
     struct db_sender_opts opts;
@@ -118,7 +118,7 @@ static void acked_cb(int status, const redisReply *reply, const char *errstr, vo
 
 static void ack(struct job *j)
 {
-    db_redis_cmd(j->s->gw->redis, acked_cb, j, "XACK %s %s %s", j->s->outbox, DB_SENDER_GROUP,
+    db_redis_cmd(j->s->svc->redis, acked_cb, j, "XACK %s %s %s", j->s->outbox, DB_SENDER_GROUP,
                  j->entry);
 }
 
@@ -140,7 +140,7 @@ static void recorded_cb(int status, const char *id, const char *msg_status, int 
         struct db_log_ctx ctx;
         db_log(DB_LOG_WARN, job_ctx(j, &ctx), "could not record the outcome; retrying");
         struct timeval tv = {1, 0};
-        if (!j->record_timer) j->record_timer = evtimer_new(j->s->gw->base, record_timer_cb, j);
+        if (!j->record_timer) j->record_timer = evtimer_new(j->s->svc->base, record_timer_cb, j);
         if (j->record_timer) evtimer_add(j->record_timer, &tv);
         return;
     }
@@ -152,7 +152,7 @@ static void record(struct job *j)
     const char *ext[MAX_PARTS];
     size_t n = 0;
     for (; n < j->nparts && j->ext[n]; n++) ext[n] = j->ext[n];
-    db_store_set_status(j->s->gw->store, j->id, j->platform, j->account, j->out.status, ext, n,
+    db_store_set_status(j->s->svc->store, j->id, j->platform, j->account, j->out.status, ext, n,
                         j->out.code[0] ? j->out.code : NULL, j->out.msg[0] ? j->out.msg : NULL,
                         j->attempt, recorded_cb, j);
 }
@@ -161,7 +161,7 @@ static void record(struct job *j)
 static void finish(struct job *j, const char *status, const char *code, const char *msg)
 {
     struct db_log_ctx ctx;
-    db_metrics_send(j->s->gw->metrics, j->platform, status, code ? code : "");
+    db_metrics_send(j->s->svc->metrics, j->platform, status, code ? code : "");
     if (strcmp(status, "failed") == 0)
         db_log(DB_LOG_WARN, job_ctx(j, &ctx), "failed code=%s: %s", code ? code : "",
                msg ? msg : "");
@@ -203,7 +203,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void schedule(struct job *j, int64_t delay_ms)
 {
     struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
-    if (!j->timer) j->timer = evtimer_new(j->s->gw->base, timer_cb, j);
+    if (!j->timer) j->timer = evtimer_new(j->s->svc->base, timer_cb, j);
     if (!j->timer || evtimer_add(j->timer, &tv) != 0)
         finish(j, "failed", "internal", "could not schedule a retry");
     else
@@ -246,7 +246,7 @@ static void sent_cb(const struct db_http_resp *resp, void *arg)
     snprintf(j->last_error, sizeof j->last_error, "%.40s%s%.140s", res.err_code,
              res.err_code[0] ? ": " : "",
              res.err_msg[0] ? res.err_msg : (resp->transport_error ? "network error" : "retry"));
-    const struct db_config *cfg = s->gw->cfg->cfg;
+    const struct db_config *cfg = s->svc->cfg->cfg;
     if (j->attempt >= cfg->send_max_attempts) {
         char msg[192];
         snprintf(msg, sizeof msg, "gave up after %d attempts: %.150s", j->attempt, j->last_error);
@@ -255,7 +255,7 @@ static void sent_cb(const struct db_http_resp *resp, void *arg)
     }
     int64_t delay = res.retry_after_ms > 0 ? res.retry_after_ms : backoff_ms(cfg, j->attempt);
     if (res.per_chat) db_order_wait_until(&j->slot, db_now_ms() + delay);
-    db_metrics_send(s->gw->metrics, j->platform, "retry",
+    db_metrics_send(s->svc->metrics, j->platform, "retry",
                     res.err_code[0] ? res.err_code : (resp->status ? "http" : "network"));
     db_log(DB_LOG_WARN, job_ctx(j, &ctx), "attempt %d failed (%s); retry in %lld ms", j->attempt,
            j->last_error, (long long)delay);
@@ -307,7 +307,7 @@ static void send_part(struct job *j)
         return;
     }
     db_cfg_unref(j->cfg);
-    j->cfg = db_cfg_ref(s->gw);
+    j->cfg = db_cfg_ref(s->svc);
     const struct db_account *acct;
     struct db_outbound msg;
     struct db_err e = {0};
@@ -337,7 +337,7 @@ static void send_part(struct job *j)
         return;
     }
     j->attempt++;
-    rc = db_http_client_send(s->gw->platform_http, &req, SEND_TIMEOUT_MS, sent_cb, NULL, j, NULL);
+    rc = db_http_client_send(s->svc->platform_http, &req, SEND_TIMEOUT_MS, sent_cb, NULL, j, NULL);
     db_http_req_clear(&req);
     if (rc != DB_OK) schedule(j, 1000);
 }
@@ -426,7 +426,7 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     const struct db_account *acct = NULL;
     struct db_outbound msg;
     if (!reason &&
-        db_outbound_from_json(s->gw->cfg->cfg, j->cmd, &acct, &msg, NULL, &e) != DB_OK)
+        db_outbound_from_json(s->svc->cfg->cfg, j->cmd, &acct, &msg, NULL, &e) != DB_OK)
         reason = e.msg;
     if (reason) {
         struct db_log_ctx ctx = {"sender", NULL, NULL, j->entry};
@@ -436,37 +436,37 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     }
     snprintf(j->platform, sizeof j->platform, "%s", acct->platform);
     snprintf(j->account, sizeof j->account, "%s", acct->id);
-    db_store_adopt(s->gw->store, j->id, db_json_str(j->cmd, "conversation"), j->platform,
+    db_store_adopt(s->svc->store, j->id, db_json_str(j->cmd, "conversation"), j->platform,
                    j->account, adopted_cb, j);
     return 1;
 }
 
-int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
+int db_sender_start(struct db_services *svc, const struct db_sender_opts *opts,
                     struct db_sender **out, struct db_err *e)
 {
     struct db_sender *s = calloc(1, sizeof *s);
     if (!s) return db_err_set(e, DB_ENOMEM, "out of memory");
-    s->gw = gw;
+    s->svc = svc;
     s->opts = (struct db_sender_opts){256, 30000, 10};
     if (opts) {
         if (opts->max_inflight > 0) s->opts.max_inflight = opts->max_inflight;
         if (opts->claim_idle_ms > 0) s->opts.claim_idle_ms = opts->claim_idle_ms;
         if (opts->max_deliveries > 0) s->opts.max_deliveries = opts->max_deliveries;
     }
-    const struct db_config *cfg = gw->cfg->cfg;
+    const struct db_config *cfg = svc->cfg->cfg;
     db_key(s->outbox, sizeof s->outbox, cfg->prefix, DB_KEY_OUTBOX);
     db_key(s->dead, sizeof s->dead, cfg->prefix, DB_KEY_DEAD);
     /* From the start of the stream ("0"): commands written before the first gateway ran are
      * still to be sent. */
-    struct db_consumer_opts co = {.redis = gw->redis,
-                                  .metrics = gw->metrics,
+    struct db_consumer_opts co = {.redis = svc->redis,
+                                  .metrics = svc->metrics,
                                   .redis_url = cfg->redis_url,
                                   .redis_timeout_ms = cfg->redis_timeout_ms,
                                   .conn_name = "deskbridge-sender",
                                   .who = "sender",
                                   .what = "outbox",
                                   .group = DB_SENDER_GROUP,
-                                  .consumer = gw->consumer,
+                                  .consumer = svc->consumer,
                                   .streams = {s->outbox},
                                   .labels = {"outbox"},
                                   .dead_key = s->dead,
@@ -475,14 +475,14 @@ int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
                                   .max_held = s->opts.max_inflight,
                                   .claim_idle_ms = s->opts.claim_idle_ms,
                                   .max_deliveries = s->opts.max_deliveries};
-    struct db_ordering_opts oo = {.redis = gw->redis,
+    struct db_ordering_opts oo = {.redis = svc->redis,
                                   .who = "sender",
                                   .group = DB_SENDER_GROUP,
-                                  .consumer = gw->consumer,
+                                  .consumer = svc->consumer,
                                   .streams = {s->outbox},
                                   .fields = {"command"}};
-    int rc = db_consumer_new(gw->base, &co, take_entry, NULL, s, &s->consumer, e);
-    if (rc == DB_OK) rc = db_ordering_new(gw->base, &oo, ready_cb, s, &s->order, e);
+    int rc = db_consumer_new(svc->base, &co, take_entry, NULL, s, &s->consumer, e);
+    if (rc == DB_OK) rc = db_ordering_new(svc->base, &oo, ready_cb, s, &s->order, e);
     if (rc != DB_OK) {
         db_sender_free(s);
         return rc;

@@ -28,9 +28,9 @@ struct db_sender_opts {
     int max_deliveries; /* an entry delivered more often goes to <prefix>:dead (default 10) */
 };
 
-/* Starts reading the outbox of gw (its configuration, store and HTTP client).  DB_OK or an
+/* Starts reading the outbox of svc (its configuration, store and HTTP client).  DB_OK or an
  * error in e. */
-int db_sender_start(struct db_services *gw, const struct db_sender_opts *opts,
+int db_sender_start(struct db_services *svc, const struct db_sender_opts *opts,
                     struct db_sender **out, struct db_err *e) DB_MUST_CHECK;
 /* Stops reading new entries; work in flight continues. */
 void db_sender_stop_reading(struct db_sender *s);

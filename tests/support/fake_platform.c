@@ -498,8 +498,10 @@ size_t db_fake_wait(struct db_fake *f, const char *path_substr, size_t n, int ti
         size_t got = db_fake_count(f, path_substr);
         if (got >= n) return got;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long long ms = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (ms >= timeout_ms) return got;
+        /* In nanoseconds: dividing a negative nanosecond difference rounds toward zero and
+         * counted up to 1 ms too much, so the wait could end before its deadline. */
+        long long ns = (now.tv_sec - start.tv_sec) * 1000000000LL + (now.tv_nsec - start.tv_nsec);
+        if (ns >= timeout_ms * 1000000LL) return got;
         usleep(2000);
     }
 }
