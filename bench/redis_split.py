@@ -40,6 +40,8 @@ GROUPS = [  # longest first: deskbridge-dispatch is a prefix of the replies grou
 ]
 PARTS = ["ingest", "dispatcher", "dispatcher replies", "automatic answers", "helpdesk webhooks",
          "sender", "API, metrics, other"]
+DISPATCH_OPS = {"events", "event", "reply", "sweep", "qwait", "qwait_told", "agent_put", "presence",
+                "assign", "transfer", "close", "priority", "list", "get", "agents", "stats"}
 SCRIPT_PART = {
     "ingest.lua": "ingest", "ingest_plain.lua": "ingest", "autoreply_claim.lua": "automatic answers",
     "set_status.lua": "sender", "msg_get.lua": "API, metrics, other",
@@ -101,6 +103,8 @@ def part_of(args, shas):
     cmd = text(args[0]).upper() if args else ""
     if cmd in ("EVALSHA", "EVAL") and len(args) > 1:
         name = shas.get(text(args[1]), "script?") if cmd == "EVALSHA" else "eval"
+        if name == "script?" and len(args) > 3 and text(args[3]) in DISPATCH_OPS:
+            name = "dispatch.lua"  # another version of it (DESKBRIDGE_BIN from another commit)
         if name == "dispatch.lua":
             op = text(args[3]) if len(args) > 3 else ""
             label = "dispatch.lua:" + op
