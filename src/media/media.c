@@ -90,6 +90,9 @@ static const char *const stream_headers[] = {
     "Cache-Control: private, no-store",
     /* Customer-supplied bytes must never be sniffed into HTML by a browser-based helpdesk. */
     "X-Content-Type-Options: nosniff",
+    /* Opened on its own in a browser (the console links documents), a customer's SVG or HTML
+     * file must not run script in the gateway's origin. */
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; sandbox",
     NULL,
 };
 
@@ -222,8 +225,8 @@ static void lookup_done_cb(const struct db_http_resp *resp, void *arg)
     db_http_req_clear(&dl);
 }
 
-static void handle(struct db_services *svc, struct db_httpd_req *req, const char *platform,
-                   const char *account, const char *media_id)
+void db_media_serve(struct db_services *svc, struct db_httpd_req *req, const char *platform,
+                    const char *account, const char *media_id)
 {
     struct db_http_req lookup = {0};
     struct db_err e = {0};
@@ -290,7 +293,7 @@ static void route(struct db_httpd_req *req, const struct db_caller *who, void *a
     else if (!db_tenant_serves(who->tenant, seg[0], seg[1]))
         db_api_refuse(req, who->tenant, 403, "forbidden", "account",
                       "the account is not the tenant's");
-    else handle(arg, req, seg[0], seg[1], seg[2]);
+    else db_media_serve(arg, req, seg[0], seg[1], seg[2]);
 }
 
 int db_media_routes(struct db_services *svc, struct db_err *e)

@@ -12,4 +12,10 @@ struct db_services;
  * DB_OK or DB_ENOMEM. */
 int db_media_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;
 
+struct db_httpd_req;
+/* Streams media_id of the account to req (the caller has checked who may see it): what GET
+ * /v1/media/ does after its token check, for other routes (the console's) to reuse. */
+void db_media_serve(struct db_services *svc, struct db_httpd_req *req, const char *platform,
+                    const char *account, const char *media_id);
+
 #endif

@@ -32,4 +32,9 @@ extern const char db_lua_autoreply_claim[];
 /* Metrics (src/metrics/): conversations per state, read at scrape time. */
 extern const char db_lua_metrics_convs[];
 
+/* The agent console (src/console/): sign-in secrets, invitations, sessions, throttling. */
+extern const char db_lua_console_auth[];
+extern const char db_lua_console_inbox[]; /* what one agent may see, search queries */
+extern const char db_lua_console_index[]; /* the search index's writes */
+
 #endif

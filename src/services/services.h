@@ -20,6 +20,7 @@ struct db_metrics;
 struct db_http_client;
 struct db_httpd;
 struct db_router;
+struct db_wake;
 
 /* A counted reference to one loaded configuration. */
 struct db_cfg_ref {
@@ -37,6 +38,7 @@ struct db_services {
     struct db_http_client *payload_http;  /* URLs a platform's answer supplies: SSRF guard */
     struct db_httpd *httpd;               /* the listener (connection gauges) */
     struct db_router *router;             /* where route owners register */
+    struct db_wake *wake;                 /* wakes live streams on a write (stream/wake.h) */
     int stopping;                         /* SIGTERM seen: finish in-flight work and exit */
     char consumer[96];                    /* consumer name in Redis groups: host-pid */
 };

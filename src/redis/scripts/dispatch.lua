@@ -271,8 +271,8 @@ local ack = ack_now
 -- ARGV[4] E, [5] c, [6] keyword rules, [7] the raw event, [8] flags: '1' when a keyword
 -- answer resolved it, 'i' when [7] is instead E's history item as apply_event writes it,
 -- '{"dir":"in","entry":"<E>","event":<raw event>}' (built by the caller, so Redis does not
--- build and hash a second copy of the event), '1i' for both; optionally E's fields, [9] kind, [10] platform, [11] account,
--- [12] external_chat_id, [13] id, [14] received_at, [15] keyword priority or '', [16...]
+-- build and hash a second copy of the event), '1i' for both; optionally E's fields, [9] kind,
+-- [10] platform, [11] account, [12] external_chat_id, [13] id, [14] received_at, [15] keyword priority or '', [16...]
 -- profile field/value pairs (docs/dispatcher.md).
 local function op_event()
   local E, c, rules, raw, flags = ARGV[B + 4], ARGV[B + 5], ARGV[B + 6], ARGV[B + 7], ARGV[B + 8]
