@@ -8,7 +8,8 @@
 #
 # Load: Telegram webhooks from wrk (bench/soak_tg.lua: a new update per request, 5,000 chats,
 # each connection pacing itself, run in segments of SOAK_SEGMENT_S seconds so latency is known
-# per segment), and bench/soak_driver.py: agents' replies through the API, WhatsApp messages
+# per segment; each segment's connections are set from the previous one's rate, so the rate
+# settles at the aim), and bench/soak_driver.py: agents' replies through the API, WhatsApp messages
 # with replies and their signed delivered/read receipts, agents changing presence, and a
 # helpdesk-like consumer group that counts what reached P:events.  A fake platform
 # (bench/fake_telegram.c) takes the sends.  Redis: AOF everysec; the gateway trims P:events
@@ -183,6 +184,10 @@ while [ $(($(date +%s) - START)) -lt "$DURATION" ]; do
     [ "$d" -ge 2 ] || break
     "${LOAD[@]}" wrk -t2 -c"$CONNS" -d"${d}s" -s "$BENCH/soak_tg.lua" "$URL" -- "$TG_SECRET" $seg $CHATS $PACE_MS \
         >"$WORK/seg-$seg.txt" 2>&1 || true
+    # Each connection waits PACE_MS plus its answer's time, so the rate comes out below the
+    # aim: the next segment gets connections in proportion (a segment is long enough to tell).
+    got=$(field "$WORK/seg-$seg.txt" rps)
+    [ -z "$got" ] || CONNS=$(python3 -c "print(max(2, min(1000, round($CONNS * $RATE / max($got, 1.0)))))")
     echo "$(($(date +%s) - START)) $(field "$WORK/seg-$seg.txt" ok2xx) $(field "$WORK/seg-$seg.txt" non2xx) $(field "$WORK/seg-$seg.txt" rps) $(field "$WORK/seg-$seg.txt" p99_us)" >>"$WORK/segments.txt"
     kill -0 $GW_PID 2>/dev/null || { crashed=1; break; }
 done
