@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/redis_split.py - where Redis's time goes per webhook, split by the gateway part that
 asked for it (ingest, dispatcher, dispatcher replies, automatic answers, helpdesk webhooks,
-sender, the rest).
+sender, the console's search index and the Chatwoot bridges where configured, the rest).
 
 Run while the gateway is under load.  It waits until the events stream grows, lets the run
 settle, then for --window seconds has Redis log every command with its own execution time
@@ -13,7 +13,8 @@ settle, then for --window seconds has Redis log every command with its own execu
     them); dispatch.lua by its operation ("events"/"event": the dispatcher, "reply": the
     dispatcher's replies group, the rest: the API and the sweep);
   - anything else by the consumer group it names (XREADGROUP, XACK, XCLAIM, XPENDING,
-    XAUTOCLAIM, stream_dead.lua, stream_order.lua).
+    XAUTOCLAIM, stream_dead.lua, stream_order.lua): deskbridge-dispatch, -dispatch-replies,
+    -autoreply, -senders, -hook-*, -search, -chatwoot-*.
 
 The figures are µs of Redis time per webhook accepted in the window (entries added to
 P:events).  "outside commands" is redis-server's CPU time minus the logged commands' time:
@@ -37,15 +38,18 @@ GROUPS = [  # longest first: deskbridge-dispatch is a prefix of the replies grou
     ("deskbridge-autoreply", "automatic answers"),
     ("deskbridge-senders", "sender"),
     ("deskbridge-hook-", "helpdesk webhooks"),
+    ("deskbridge-search", "console search"),
+    ("deskbridge-chatwoot-", "Chatwoot bridges"),
 ]
 PARTS = ["ingest", "dispatcher", "dispatcher replies", "automatic answers", "helpdesk webhooks",
-         "sender", "API, metrics, other"]
+         "sender", "console search", "Chatwoot bridges", "API, metrics, other"]
 DISPATCH_OPS = {"events", "event", "reply", "sweep", "qwait", "qwait_told", "agent_put", "presence",
                 "assign", "transfer", "close", "priority", "list", "get", "agents", "stats"}
 SCRIPT_PART = {
     "ingest.lua": "ingest", "ingest_plain.lua": "ingest", "autoreply_claim.lua": "automatic answers",
     "set_status.lua": "sender", "msg_get.lua": "API, metrics, other",
     "metrics_convs.lua": "API, metrics, other", "enqueue.lua": "API, metrics, other",
+    "console_index.lua": "console search",
 }
 
 
