@@ -15,7 +15,7 @@ window.DB_STRINGS = {
     image: 'image', document: 'document', voice: 'voice message', audio: 'audio', video: 'video',
     sticker: 'sticker', location: 'location', open_file: 'open', no_text: '(no text)',
     nothing: 'Nothing here.', error: 'Something went wrong; try again.', state_closed: 'closed',
-    reply_api: '(sent through the API)', open: 'open', assigned: 'assigned',
+    reply_api: '(no text)', open: 'open', assigned: 'assigned',
     unit_s: 's', unit_min: 'min', unit_h: 'h'
   },
   uk: {
@@ -32,7 +32,7 @@ window.DB_STRINGS = {
     image: 'зображення', document: 'документ', voice: 'голосове', audio: 'аудіо', video: 'відео',
     sticker: 'стікер', location: 'місце', open_file: 'відкрити', no_text: '(без тексту)',
     nothing: 'Тут нічого немає.', error: 'Щось пішло не так; спробуйте ще раз.', state_closed: 'закрита',
-    reply_api: '(надіслано через API)', open: 'відкриті', assigned: 'призначена',
+    reply_api: '(без тексту)', open: 'відкриті', assigned: 'призначена',
     unit_s: 'с', unit_min: 'хв', unit_h: 'год'
   }
 };

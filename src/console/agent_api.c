@@ -419,23 +419,15 @@ static void access_cb(int status, const redisReply *reply, const char *errstr, v
 
 /* ---- answering and the actions ---- */
 
-static void noted_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    (void)status, (void)reply, (void)errstr, (void)arg; /* the transcript shows no text then */
-}
-
 static void enqueued_cb(int status, const char *id, const char *msg_status, int created, void *arg)
 {
     struct call *c = arg;
+    (void)created;
     if (status != DB_OK) {
         db_respond_unavailable(c->req);
     } else {
-        /* The dispatcher records the reply from the outbox (dispatch/replies.h); the console
-         * keeps its text for the transcript. */
-        if (created) {
-            struct db_caller w = caller_of(c);
-            inbox_run(c->svc, &w, noted_cb, NULL, "note_text", id, c->text);
-        }
+        /* The dispatcher records the reply, with its text, from the outbox
+         * (dispatch/replies.h), as it does every reply whoever wrote it. */
         answer(c->req, 202, json_pack("{s:s, s:s}", "id", id, "status", msg_status ? msg_status : "queued"));
     }
     call_free(c);

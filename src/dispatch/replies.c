@@ -116,9 +116,10 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
         if (!rule || !*rule) rule = "automatic";
         agent = NULL;
     }
+    const char *said = db_json_str(cmd, "text");
     const char *args[] = {db_json_str(cmd, "conversation"), id, agent ? agent : "", rule,
-                          r->outbox, DB_DISPATCH_REPLIES_GROUP, j->entry};
-    db_dispatch_run(r->svc, recorded_cb, j, "reply", 7, args, NULL);
+                          r->outbox, DB_DISPATCH_REPLIES_GROUP, j->entry, said ? said : ""};
+    db_dispatch_run(r->svc, recorded_cb, j, "reply", 8, args, NULL);
     json_decref(cmd);
     return 1;
 }

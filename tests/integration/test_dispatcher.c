@@ -428,6 +428,8 @@ static void a_reply_from_the_outbox_is_first_class(void **state)
         assert_string_equal(json_string_value(json_object_get(out, "dir")), "out");
         assert_string_equal(json_string_value(json_object_get(out, "id")), ids[i]);
         assert_string_equal(json_string_value(json_object_get(out, "agent")), "dora");
+        /* What was answered, so a transcript can show it whoever wrote to the outbox. */
+        assert_string_equal(json_string_value(json_object_get(out, "text")), "Witam");
         keys[i][0] = '\0';
         const char *k;
         json_t *v;

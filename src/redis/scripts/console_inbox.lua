@@ -14,8 +14,6 @@
 --       queued ones of accounts it serves)
 --   stats -> {open, queued, assigned, agents online}: of the tenant's accounts and agents
 --       (a supervisor's; the operator's agents count everything)
---   note_text message_id text -> 1: the text of a reply sent from the console, kept on the
---       message record so the transcript can show it
 local op, P, A, sup = ARGV[1], ARGV[2], ARGV[4], ARGV[6] == '1'
 local function ck(c) return P .. ':conv:{' .. c .. '}' end
 
@@ -132,8 +130,5 @@ elseif op == 'transcript' then
     end
   end
   return {h, list, out}
-elseif op == 'note_text' then
-  redis.call('HSET', P .. ':msg:{' .. ARGV[7] .. '}', 'text', ARGV[8])
-  return 1
 end
 return redis.error_reply('unknown operation ' .. tostring(op))

@@ -504,7 +504,7 @@ local function op_priority()
 end
 -- A reply read from P:outbox by the dispatcher's group: ARGV[4] c, [5] message id, [6] agent
 -- or '', [7] rule of an automatic answer or '', [8] the outbox, [9] the group, [10] the
--- entry.  Recorded and acknowledged in one step, and only while the entry is pending, so a
+-- entry, [11] the reply's text or ''.  Recorded and acknowledged in one step, and only while the entry is pending, so a
 -- reply is recorded once however often its entry is delivered (a crash, a takeover).
 local function record_reply()
   local c, id, who = ARGV[4], ARGV[5], ARGV[6]
@@ -520,6 +520,8 @@ local function record_reply()
   end
   local item = {dir = 'out', id = id, at = now}
   if who ~= '' then item.agent = who end
+  -- The reply's text, so a transcript shows what was answered, whoever wrote to the outbox.
+  if ARGV[11] and ARGV[11] ~= '' then item.text = ARGV[11] end
   local rule = ARGV[7]
   if rule and rule ~= '' then item.automatic = true; item.rule = rule end
   redis.call('RPUSH', items(c), cjson.encode(item))
