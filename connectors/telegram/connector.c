@@ -29,4 +29,5 @@ const struct db_connector db_telegram = {
     .handshake = NULL,
     .build_media_lookup = db_tg_build_media_lookup,
     .read_media_lookup = db_tg_read_media_lookup,
+    .send_grant = db_tg_send_grant,
 };

@@ -155,6 +155,12 @@ struct db_connector {
                               struct db_err *e);
     int (*read_media_lookup)(const void *acct, const struct db_http_resp *resp,
                              struct db_http_req *dl, struct db_err *e);
+
+    /* Optional: the id of the platform grant a send to chat goes through (Telegram: the
+     * business connection a conversation of a business account names), copied to buf of n
+     * bytes; 1 when there is one, 0 when not.  The sender checks the grant's state the
+     * store recorded (P:grant:<platform>:<account>:<id>) before the first attempt. */
+    int (*send_grant)(const char *chat, char *buf, size_t n);
 };
 
 extern const struct db_connector db_telegram;

@@ -24,6 +24,8 @@
 #define DB_KEY_EXT "ext"       /* P:ext:<platform>:<account>:<external id> -> message id */
 #define DB_KEY_EARLY "early"   /* P:early:<platform>:<account>:<external id>: early receipts */
 #define DB_KEY_CLIENT "client" /* P:client:<client id> -> message id (idempotency) */
+#define DB_KEY_GRANT "grant"   /* P:grant:<platform>:<account>:<id>: a platform grant's state
+                                  (Telegram business connections; docs/platforms/telegram.md) */
 
 /* ---- the dispatcher (scripts dispatch, metrics_convs; docs/dispatcher.md) ---- */
 #define DB_KEY_CONVS "convs"                     /* sorted set of every conversation */

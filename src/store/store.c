@@ -250,7 +250,11 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     snprintf(now, sizeof now, "%" PRId64, db_now_ms());
     if (!cursor_value) cursor_value = "";
     int plain = !*cursor_value;
-    for (size_t i = 0; plain && i < events->n; i++) plain = !is_receipt(events->v[i].json);
+    /* Receipts and grant changes (an event with `business_connection`) need the general
+     * script. */
+    for (size_t i = 0; plain && i < events->n; i++)
+        plain = !is_receipt(events->v[i].json) &&
+                !json_object_get(events->v[i].json, "business_connection");
     db_store_key(s, DB_KEY_EVENTS, stream, sizeof stream);
     if (rc == DB_OK &&
         (plain ? argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) || argv_str(&a, stream)

@@ -12,6 +12,22 @@ for i = 8, #ARGV, 6 do
       redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])
     end
     written = written + 1
+    -- A platform grant's state (Telegram business_connection), newest by its date, for the
+    -- sender's check before a reply goes through it.  Only events that name one are decoded.
+    if string.find(ARGV[i + 1], '"business_connection":{', 1, true) then
+      local ev = cjson.decode(ARGV[i + 1])
+      local bc = ev.business_connection
+      if type(bc) == 'table' and type(bc.id) == 'string' then
+        local gk = P .. ':grant:' .. plat .. ':' .. acct .. ':' .. bc.id
+        local ts = tonumber(ev.timestamp) or 0
+        local seen = tonumber(redis.call('HGET', gk, 'date') or '-1')
+        if ts >= seen then
+          redis.call('HSET', gk, 'enabled', bc.enabled and '1' or '0',
+                     'can_reply', bc.can_reply and '1' or '0', 'user_chat_id',
+                     tostring(bc.user_chat_id or ''), 'date', tostring(ts))
+        end
+      end
+    end
     local rs = ARGV[i + 2]
     if rs ~= '' then
       local ek = plat .. ':' .. acct .. ':' .. ARGV[i + 3]
