@@ -1,5 +1,6 @@
 /* media.c - GET /v1/media/{platform}/{account}/{media_id}: resolve the media id with the
- * platform, then relay the download to the client as it arrives.
+ * platform (or, for a platform that names files by URL in its webhooks, Viber, find the URL
+ * the store recorded under the id), then relay the download to the client as it arrives.
  *
  * One job per request walks LOOKUP -> DOWNLOAD.  The job holds a configuration reference
  * because the account state (token, API base) belongs to the configuration the request
@@ -22,6 +23,8 @@
 #include "net/http_client.h"
 #include "net/httpd.h"
 #include "log/log.h"
+#include "redis/keys.h"
+#include "redis/redis.h"
 #include "util/id.h"
 
 /* The lookup answers a few hundred bytes of JSON: anything slower than this is a stall. */
@@ -222,6 +225,52 @@ static void lookup_done_cb(const struct db_http_resp *resp, void *arg)
     db_http_req_clear(&dl);
 }
 
+/* The URL a webhook named for this media id (P:mediaurl:..., recorded by the store when the
+ * event was written).  Only such a URL is fetched, and always through the SSRF guard: the
+ * id is the client's input, the URL came from a request anyone could have sent. */
+static void recorded_url_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct media_job *j = arg;
+    struct db_log_ctx ctx;
+    log_ctx(j, &ctx);
+    (void)errstr;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        db_log(DB_LOG_WARN, &ctx, "media: Redis unavailable for the recorded URL");
+        fail_job(j, 503, "unavailable", "Redis is unavailable");
+        return;
+    }
+    if (reply->type != REDIS_REPLY_STRING) {
+        db_log(DB_LOG_INFO, &ctx, "media: no recorded URL");
+        fail_job(j, 404, "not_found", "no such media (unknown, or its record expired)");
+        return;
+    }
+    struct db_http_req dl = {0};
+    dl.method = strdup("GET");
+    dl.url = strdup(reply->str);
+    if (!dl.method || !dl.url) {
+        db_http_req_clear(&dl);
+        fail_job(j, 503, "unavailable", "out of memory");
+        return;
+    }
+    start_download(j, &dl, 1);
+    db_http_req_clear(&dl);
+}
+
+/* Media a platform names by URL in its webhook (Viber): no lookup request, the URL the
+ * store recorded under the media id. */
+static void fetch_recorded(struct media_job *j, const char *media_id)
+{
+    char key[512], suffix[400];
+    if (strlen(media_id) > 128) {
+        fail_job(j, 400, "invalid_media_id", "media id longer than 128 characters");
+        return;
+    }
+    snprintf(suffix, sizeof suffix, DB_KEY_MEDIAURL ":%s:%s:%s", j->platform, j->account,
+             media_id);
+    db_key(key, sizeof key, j->cfg->cfg->prefix, suffix);
+    db_redis_cmd(j->svc->redis, recorded_url_cb, j, "GET %s", key);
+}
+
 static void handle(struct db_services *svc, struct db_httpd_req *req, const char *platform,
                    const char *account, const char *media_id)
 {
@@ -249,7 +298,7 @@ static void handle(struct db_services *svc, struct db_httpd_req *req, const char
     }
     int rc = db_conn_build_media_lookup(j->acct->conn, j->acct->state, media_id, &lookup, &e);
     if (rc == DB_EUNSUPPORTED) {
-        fail_job(j, 501, "not_supported", "this platform has no media download");
+        fetch_recorded(j, media_id);
         goto done;
     }
     if (rc == DB_EINVAL) {

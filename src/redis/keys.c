@@ -5,8 +5,9 @@
 
 const char *const db_key_suffixes[] = {
     DB_KEY_EVENTS,         DB_KEY_STATUS,         DB_KEY_OUTBOX,        DB_KEY_DEAD,
-    DB_KEY_DEDUPE,         DB_KEY_GRANT,          DB_KEY_CURSOR,         DB_KEY_MSG,           DB_KEY_EXT,
-    DB_KEY_EARLY,          DB_KEY_CLIENT,         DB_KEY_CONVS,         DB_KEY_CONV,
+    DB_KEY_DEDUPE,         DB_KEY_CURSOR,         DB_KEY_MSG,           DB_KEY_EXT,
+    DB_KEY_EARLY,          DB_KEY_CLIENT,         DB_KEY_GRANT,         DB_KEY_MEDIAURL,
+    DB_KEY_CONVS,          DB_KEY_CONV,
     DB_KEY_DISPATCH_ACTIVE, DB_KEY_DISPATCH_QUEUE, DB_KEY_DISPATCH_RR,  DB_KEY_DISPATCH_QWAIT,
     DB_KEY_AGENTS,         DB_KEY_AGENT_INFO,     DB_KEY_AGENT_CONVS,   DB_KEY_AGENT_INBOX,
     DB_KEY_STATS,          DB_KEY_AUTOREPLY,      NULL,

@@ -24,6 +24,8 @@
 #define DB_KEY_EXT "ext"       /* P:ext:<platform>:<account>:<external id> -> message id */
 #define DB_KEY_EARLY "early"   /* P:early:<platform>:<account>:<external id>: early receipts */
 #define DB_KEY_CLIENT "client" /* P:client:<client id> -> message id (idempotency) */
+#define DB_KEY_MEDIAURL "mediaurl" /* P:mediaurl:<platform>:<account>:<media id> -> the URL
+                                       a webhook named (Viber), TTL dedupe_ttl_s */
 #define DB_KEY_GRANT "grant"   /* P:grant:<platform>:<account>:<id>: a platform grant's state
                                   (Telegram business connections; docs/platforms/telegram.md) */
 

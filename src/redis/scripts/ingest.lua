@@ -12,10 +12,23 @@ for i = 8, #ARGV, 6 do
       redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])
     end
     written = written + 1
+    -- Only events that name a grant or a media URL are decoded.
+    local text = ARGV[i + 1]
+    local ev = nil
+    if string.find(text, '"business_connection":{', 1, true) or
+       string.find(text, '"media":{', 1, true) then
+      ev = cjson.decode(text)
+    end
+    -- A media file the webhook named by URL (Viber): GET /v1/media/... fetches only a URL
+    -- recorded here, under the media id the event carries.
+    local md = ev and ev.media
+    if type(md) == 'table' and type(md.id) == 'string' and type(md.url) == 'string' then
+      redis.call('SET', P .. ':mediaurl:' .. plat .. ':' .. acct .. ':' .. md.id, md.url,
+                 'EX', ttl)
+    end
     -- A platform grant's state (Telegram business_connection), newest by its date, for the
-    -- sender's check before a reply goes through it.  Only events that name one are decoded.
-    if string.find(ARGV[i + 1], '"business_connection":{', 1, true) then
-      local ev = cjson.decode(ARGV[i + 1])
+    -- sender's check before a reply goes through it.
+    if ev then
       local bc = ev.business_connection
       if type(bc) == 'table' and type(bc.id) == 'string' then
         local gk = P .. ':grant:' .. plat .. ':' .. acct .. ':' .. bc.id
