@@ -101,9 +101,9 @@ int db_tg_chat_id_is_valid(const char *chat);
  * *thread (0 when none) and *bc (pointing into chat, NULL when none).  DB_EINVAL when the
  * chat part has none of these forms. */
 #define TG_BC_TAG "biz"
-#define TG_BC_MAX 128
+#define TG_BC_MAX 96
 int db_tg_chat_parse(const char *chat, char *id, size_t n, int64_t *thread, const char **bc);
-/* 1 when a business_connection_id can be carried in a conversation id: 1-128 characters of
+/* 1 when a business_connection_id can be carried in a conversation id: 1-96 characters of
  * A-Z a-z 0-9 _ - . = (send.c). */
 int db_tg_bc_is_valid(const char *bc);
 /* The send_grant slot (send.c): the business connection id of a "<chat>:biz:<id>" chat. */

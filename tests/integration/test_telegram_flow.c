@@ -344,17 +344,22 @@ static void reply_reaches_the_customer_and_is_tracked(void **state)
 #define BC "Xq7RbT3nLEm0AQAA4kqVnHCx9aE"
 #define BC_CONV "telegram:7000000001:5012345699:biz:" BC
 
-static void business_connection(long long update_id, int enabled)
+static void business_connection_at(long long update_id, int enabled, long long date)
 {
     char *b = NULL;
     assert_true(asprintf(&b,
                          "{\"update_id\":%lld,\"business_connection\":{\"id\":\"" BC "\","
                          "\"user\":{\"id\":555000111,\"is_bot\":false,\"first_name\":\"Olga\"},"
-                         "\"user_chat_id\":555000111,\"date\":1795360000,"
+                         "\"user_chat_id\":555000111,\"date\":%lld,"
                          "\"rights\":{\"can_reply\":true},\"is_enabled\":%s}}",
-                         update_id, enabled ? "true" : "false") > 0);
+                         update_id, date, enabled ? "true" : "false") > 0);
     assert_int_equal(post_update(b, SECRET), 200);
     free(b);
+}
+
+static void business_connection(long long update_id, int enabled)
+{
+    business_connection_at(update_id, enabled, 1795360000LL);
 }
 
 /* Telegram Business: a customer writing to the business account is a conversation of its
@@ -423,8 +428,10 @@ static void business_replies_go_through_the_connection(void **state)
     free(id);
     free(body);
 
-    /* Enabled again: replies flow again. */
+    /* Enabled again: replies flow again.  A late update about an older establishment of the
+     * connection (an earlier date) does not undo that. */
     business_connection(900103, 1);
+    business_connection_at(900104, 0, 1795350000LL);
     cmd = json_pack("{s:s, s:s}", "conversation", BC_CONV, "text", "back");
     send_until_sent(cmd);
     json_decref(cmd);
