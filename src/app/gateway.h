@@ -16,6 +16,7 @@ struct db_poller;
 struct db_dispatcher;
 struct db_hookout;
 struct db_autoreply;
+struct db_mediastore;
 
 enum db_role_bits { DB_ROLE_INGEST = 1, DB_ROLE_SEND = 2, DB_ROLE_DISPATCH = 4 };
 
@@ -27,6 +28,7 @@ struct db_gateway {
     struct db_dispatcher *dispatcher;
     struct db_hookout *hookout;
     struct db_autoreply *autoreply;
+    struct db_mediastore *mediastore;
 };
 
 /* Builds every part from cfg (ownership of cfg passes to the gateway) on base and starts

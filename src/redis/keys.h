@@ -29,6 +29,12 @@
 #define DB_KEY_GRANT "grant"   /* P:grant:<platform>:<account>:<id>: a platform grant's state
                                   (Telegram business connections; docs/platforms/telegram.md) */
 
+/* ---- the media store (src/mediastore/, src/media/; docs/media.md) ---- */
+#define DB_KEY_MEDIA "media"       /* P:media: stream, field `media`: files stored or lost */
+#define DB_KEY_MEDIAREC "mediarec" /* P:mediarec:<platform>:<account>:<media id>: a file's record */
+#define DB_KEY_MEDIAIDX "mediaidx" /* P:mediaidx: sorted set of records by time stored */
+#define DB_KEY_MEDIACONV "mediaconv" /* P:mediaconv:<conversation>: set of a conversation's records */
+
 /* ---- the dispatcher (scripts dispatch, metrics_convs; docs/dispatcher.md) ---- */
 #define DB_KEY_CONVS "convs"                     /* sorted set of every conversation */
 #define DB_KEY_CONV "conv"                       /* P:conv:{<c>}, P:conv:{<c>}:items */
@@ -50,6 +56,7 @@
 #define DB_DISPATCH_GROUP "deskbridge-dispatch"   /* on P:events */
 #define DB_DISPATCH_REPLIES_GROUP "deskbridge-dispatch-replies" /* on P:outbox: replies */
 #define DB_AUTOREPLY_GROUP "deskbridge-autoreply" /* on P:events */
+#define DB_MEDIA_GROUP "deskbridge-media"     /* on P:events: the media store */
 #define DB_HOOKOUT_GROUP_PREFIX "deskbridge-hook-" /* + endpoint name, on P:events and P:status */
 
 /* Every suffix above, NULL-terminated: what a script may append to P. */

@@ -37,6 +37,9 @@ static const struct {
     {"stream_order.lua", db_lua_stream_order, 0},
     {"autoreply_claim.lua", db_lua_autoreply_claim, 0},
     {"metrics_convs.lua", db_lua_metrics_convs, 0},
+    {"media_record.lua", db_lua_media_record, 0},
+    {"media_forget.lua", db_lua_media_forget, 0},
+    {"media_attempt.lua", db_lua_media_attempt, 0},
 };
 #define NSCRIPTS (sizeof scripts / sizeof scripts[0])
 
