@@ -113,6 +113,9 @@ static void store_down_30s_while_200_images_arrive(void **state)
         db_test_resp_clear(&r);
     }
     assert_int_equal(db_fake_count(W.wa, NULL), asked);
+    char rejected[400];
+    snprintf(rejected, sizeof rejected, "%s/rejected", W.s3.dir);
+    assert_int_not_equal(access(rejected, F_OK), 0); /* every request correctly signed */
     for (int i = 0; i < FILES; i++) free(img[i]);
     mw_stop(&W);
 }

@@ -249,6 +249,10 @@ static void s3_bucket_holds_and_serves_the_file(void **state)
     assert_memory_equal(r.body, jpg + 100, 100);
     db_test_resp_clear(&r);
     assert_int_equal(db_fake_count(W.wa, NULL), n);
+    /* s3server.mjs checked every request's AWS Signature V4 and refused none. */
+    char rejected[400];
+    snprintf(rejected, sizeof rejected, "%s/rejected", W.s3.dir);
+    assert_int_not_equal(access(rejected, F_OK), 0);
     free(jpg);
 }
 
