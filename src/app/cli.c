@@ -10,6 +10,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "console/console.h"
 #include "send/outbound.h"
 #include "ingest/poller.h"
 #include "redis/keys.h"
@@ -163,5 +164,23 @@ int db_cli_tail(const struct db_config *cfg, int from_start, FILE *out)
         freeReplyObject(r);
     }
     redisFree(c);
+    return 0;
+}
+
+int db_cli_agent_invite(const struct db_config *cfg, const char *agent, int supervisor,
+                        FILE *out)
+{
+    redisContext *c = connect_or_say(cfg);
+    if (!c) return 1;
+    char url[512];
+    struct db_err e = {0};
+    int rc = db_console_invite_sync(c, cfg, agent, supervisor, url, sizeof url, &e);
+    redisFree(c);
+    if (rc != DB_OK) {
+        fprintf(stderr, "deskbridge: %s\n", e.msg);
+        return rc == DB_ENOTFOUND ? 2 : 1;
+    }
+    /* The link is a secret until used: printed, never logged. */
+    fprintf(out, "%s\n", url);
     return 0;
 }

@@ -17,4 +17,9 @@ int db_cli_tail(const struct db_config *cfg, int from_start, FILE *out);
 int db_cli_reply(const struct db_config *cfg, const char *conversation, const char *text,
                  FILE *out);
 
+/* `deskbridge agent invite ID [--supervisor]`: prints a one-time sign-in link to the agent
+ * console for agent ID (docs/console.md). */
+int db_cli_agent_invite(const struct db_config *cfg, const char *agent, int supervisor,
+                        FILE *out);
+
 #endif

@@ -9,6 +9,8 @@
 
 #include "app/health.h"
 #include "auto/autoreply.h"
+#include "console/console.h"
+#include "console/search.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "http/router.h"
@@ -22,9 +24,11 @@
 #include "metrics/metrics.h"
 #include "log/log.h"
 #include "ingest/poller.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
 #include "send/sender.h"
 #include "store/store.h"
+#include "stream/wake.h"
 
 static void redis_state_cb(int up, void *arg)
 {
@@ -50,6 +54,7 @@ static int register_routes(struct db_services *svc, struct db_err *e)
     if (rc == DB_OK) rc = db_messages_api_routes(svc, e);
     if (rc == DB_OK) rc = db_media_routes(svc, e);
     if (rc == DB_OK) rc = db_dispatch_api_routes(svc, e);
+    if (rc == DB_OK) rc = db_console_routes(svc, e);
     if (rc == DB_OK && db_router_add(svc->router, &fallback) != DB_OK)
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
     return rc;
@@ -82,6 +87,12 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
                          : db_err_set(e, DB_ENOMEM, "out of memory");
     if (rc != DB_OK) goto fail;
     db_redis_set_state_cb(gw->svc.redis, redis_state_cb, &gw->svc);
+    /* Live streams (agent inboxes, the console) are woken by one blocking read per process. */
+    char kick[256];
+    db_key_tagged(kick, sizeof kick, cfg->prefix, DB_KEY_WAKE, gw->svc.consumer);
+    rc = db_wake_new(base, cfg->redis_url, gw->svc.redis, kick, 0, cfg->redis_timeout_ms,
+                     &gw->svc.wake, e);
+    if (rc != DB_OK) goto fail;
     gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
     if (gw->svc.store) db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
@@ -111,6 +122,14 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if (rc != DB_OK) goto fail;
     rc = db_httpd_listen(gw->svc.httpd, cfg->listen, cfg->workers > 1, e);
     if (rc != DB_OK) goto fail;
+    /* The operator's routes on an address of their own; the public one then leaves them. */
+    if (cfg->admin_listen) {
+        gw->admin_httpd = db_httpd_new(base, &lim, db_router_admin_body_limit_cb,
+                                       db_router_admin_handle_cb, gw->svc.router);
+        rc = gw->admin_httpd ? db_httpd_listen(gw->admin_httpd, cfg->admin_listen, cfg->workers > 1, e)
+                             : db_err_set(e, DB_ENOMEM, "out of memory");
+        if (rc != DB_OK) goto fail;
+    }
     if ((gw->roles & DB_ROLE_INGEST) && cfg->worker == 0) {
         rc = db_poller_start(&gw->svc, 50, &gw->poller, e);
         if (rc != DB_OK) goto fail;
@@ -125,6 +144,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         if (rc == DB_OK) rc = db_hookout_start(&gw->svc, &gw->hookout, e);
         if (rc == DB_OK) rc = db_autoreply_start(&gw->svc, &gw->autoreply, e);
         if (rc == DB_OK) rc = db_mediastore_start(&gw->svc, &gw->mediastore, e);
+        if (rc == DB_OK) rc = db_search_start(&gw->svc, &gw->search, e);
         if (rc != DB_OK) goto fail;
     }
     return DB_OK;
@@ -163,6 +183,7 @@ static void stop_taking_work(struct db_gateway *gw)
     db_hookout_stop_reading(gw->hookout);
     db_autoreply_stop_reading(gw->autoreply);
     db_mediastore_stop_reading(gw->mediastore);
+    db_search_stop_reading(gw->search);
 }
 
 int db_gateway_drain(struct db_gateway *gw)
@@ -170,11 +191,14 @@ int db_gateway_drain(struct db_gateway *gw)
     if (!gw->svc.stopping) {
         gw->svc.stopping = 1;
         db_httpd_stop_accepting(gw->svc.httpd);
+        if (gw->admin_httpd) db_httpd_stop_accepting(gw->admin_httpd);
         stop_taking_work(gw);
     }
-    return db_httpd_inflight(gw->svc.httpd) == 0 && db_sender_inflight(gw->sender) == 0 &&
+    return db_httpd_inflight(gw->svc.httpd) == 0 &&
+           (!gw->admin_httpd || db_httpd_inflight(gw->admin_httpd) == 0) &&
+           db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
-           db_autoreply_inflight(gw->autoreply) == 0 &&
+           db_autoreply_inflight(gw->autoreply) == 0 && db_search_inflight(gw->search) == 0 &&
            db_mediastore_inflight(gw->mediastore) == 0;
 }
 
@@ -183,6 +207,8 @@ void db_gateway_stop(struct db_gateway *gw)
     if (!gw) return;
     db_httpd_free(gw->svc.httpd);
     gw->svc.httpd = NULL;
+    db_httpd_free(gw->admin_httpd);
+    gw->admin_httpd = NULL;
     db_router_free(gw->svc.router);
     gw->svc.router = NULL;
     stop_taking_work(gw);
@@ -196,6 +222,9 @@ void db_gateway_stop(struct db_gateway *gw)
      * callbacks those are must still be alive, so they go after it. */
     db_redis_free(gw->svc.redis);
     gw->svc.redis = NULL;
+    /* After Redis: streams ended by its failed callbacks still drop their watches. */
+    db_wake_free(gw->svc.wake);
+    gw->svc.wake = NULL;
     db_sender_free(gw->sender);
     gw->sender = NULL;
     db_dispatcher_free(gw->dispatcher);
@@ -204,6 +233,8 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->hookout = NULL;
     db_autoreply_free(gw->autoreply);
     gw->autoreply = NULL;
+    db_search_free(gw->search);
+    gw->search = NULL;
     db_mediastore_free(gw->mediastore);
     gw->mediastore = NULL;
     db_blob_free(gw->svc.media_blob);

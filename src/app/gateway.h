@@ -16,6 +16,8 @@ struct db_poller;
 struct db_dispatcher;
 struct db_hookout;
 struct db_autoreply;
+struct db_search;
+struct db_httpd;
 struct db_mediastore;
 
 enum db_role_bits { DB_ROLE_INGEST = 1, DB_ROLE_SEND = 2, DB_ROLE_DISPATCH = 4 };
@@ -28,6 +30,8 @@ struct db_gateway {
     struct db_dispatcher *dispatcher;
     struct db_hookout *hookout;
     struct db_autoreply *autoreply;
+    struct db_httpd *admin_httpd; /* [gateway] admin_listen: /metrics and /v1, else NULL */
+    struct db_search *search; /* the console's search index (role dispatch, with [console]) */
     struct db_mediastore *mediastore;
 };
 

@@ -28,6 +28,7 @@ static const char usage[] =
     "       deskbridge accounts                       list accounts and how they receive\n"
     "       deskbridge tail [--from-start]            print the streams live\n"
     "       deskbridge reply CONVERSATION TEXT        send TEXT as an agent\n"
+    "       deskbridge agent invite ID [--supervisor] print a one-time console sign-in link\n"
     "       deskbridge webhook set PLATFORM --url URL [--account ID]\n"
     "       deskbridge webhook delete PLATFORM [--account ID]\n"
     "\n"
@@ -38,6 +39,7 @@ static const char usage[] =
     "  -w, --workers N     run N processes sharing the listening port\n"
     "      --account ID    the account, when a platform has several\n"
     "      --url URL       public base URL of the gateway (or the full webhook URL)\n"
+    "      --supervisor    agent invite: the agent signs in as a supervisor\n"
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n"
     "\n"
@@ -308,12 +310,13 @@ int main(int argc, char **argv)
                                          {"url", required_argument, NULL, 'u'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"from-start", no_argument, NULL, 'f'},
+                                         {"supervisor", no_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     db_json_alloc_install(); /* before the first jansson value */
     const char *file = getenv("DESKBRIDGE_CONFIG"), *role = NULL, *account = NULL, *url = NULL;
-    int c, workers = 0, from_start = 0;
+    int c, workers = 0, from_start = 0, supervisor = 0;
     while ((c = getopt_long(argc, argv, "c:r:w:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': file = optarg; break;
@@ -327,6 +330,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'f': from_start = 1; break;
+        case 's': supervisor = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("deskbridge %s\n", DB_VERSION); return 0;
         default: fputs(usage, stderr); return 2;
@@ -363,6 +367,13 @@ int main(int argc, char **argv)
         int rc = strcmp(cmd, "accounts") == 0 ? db_cli_accounts(cfg, stdout)
                  : strcmp(cmd, "tail") == 0   ? db_cli_tail(cfg, from_start, stdout)
                                               : db_cli_reply(cfg, argv[optind + 1], argv[optind + 2], stdout);
+        db_config_free(cfg);
+        return rc;
+    }
+    if (strcmp(cmd, "agent") == 0 && optind + 2 < argc && strcmp(argv[optind + 1], "invite") == 0) {
+        struct db_config *cfg;
+        if (load(file, &cfg) != 0) return 2;
+        int rc = db_cli_agent_invite(cfg, argv[optind + 2], supervisor, stdout);
         db_config_free(cfg);
         return rc;
     }

@@ -42,6 +42,7 @@ struct db_config_feature {
 struct db_config {
     char *file;               /* path given to --config, NULL when environment only */
     char *listen;             /* host:port, default 127.0.0.1:8080 */
+    char *admin_listen;       /* host:port of /metrics and /v1, NULL: listen serves them */
     char *redis_url;          /* NULL when not configured (the run script provides one) */
     char *prefix;             /* key prefix, default "deskbridge" */
     char **api_tokens;        /* bearer tokens accepted by the API (current, previous...) */

@@ -27,6 +27,9 @@ static const struct db_conf_key gw_keys[] = {
     {.name = "listen", .type = DB_CONF_STR, .env = "DESKBRIDGE_LISTEN", .def = "127.0.0.1:8080",
      .off = OFF(listen),
      .doc = "Address of the HTTP server (webhooks, API, metrics). IPv6 as `[::]:8080`. Port 1-65535."},
+    {.name = "admin_listen", .type = DB_CONF_STR, .env = "DESKBRIDGE_ADMIN_LISTEN",
+     .off = OFF(admin_listen),
+     .doc = "A second address for `/metrics` and the `/v1` API, which `listen` then no longer serves (docs/deployment.md). Unset: `listen` serves everything."},
     /* A URL may carry a Redis password. */
     {.name = "redis_url", .type = DB_CONF_STR, .flags = DB_CONF_SECRET,
      .env = "DESKBRIDGE_REDIS_URL", .off = OFF(redis_url),
@@ -251,6 +254,9 @@ int db_cfgl_check(struct db_cfgl *L)
                     got(db_conf_key_find(&db_cfgl_gateway_table, "listen"), orig_of(L, "listen"), c->listen, shown,
                         sizeof shown));
     }
+    if (c->admin_listen && (!valid_listen(c->admin_listen) || strcmp(c->admin_listen, c->listen) == 0))
+        return db_cfgl_oerr(L->e, orig_of(L, "admin_listen"), "admin_listen",
+                            "expected host:port or [ipv6]:port with port 1-65535, not the same as listen");
     if (c->redis_url && strncmp(c->redis_url, "redis://", 8) != 0 &&
         strncmp(c->redis_url, "unix://", 7) != 0 &&
         strncmp(c->redis_url, "redis+sentinel://", 17) != 0)

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "dispatch/assign.h"
 #include "conf/config.h"
 #include "dispatch/dispatcher.h"
@@ -20,14 +18,11 @@
 #include "http/respond.h"
 #include "http/router.h"
 #include "send/outbound.h"
+#include "stream/sse.h"
 #include "redis/redis.h"
 #include "util/id.h"
 #include "util/json.h"
 #include "util/parse.h"
-
-#define SSE_POLL_MS 200
-#define SSE_HEARTBEAT_MS 15000
-#define SSE_MAX_PENDING (1u << 20)
 
 static void unavailable(struct db_httpd_req *req)
 {
@@ -294,128 +289,21 @@ static void post_presence(struct db_services *svc, struct db_httpd_req *req, con
     json_decref(body);
 }
 
-/* ---- the agent inbox as Server-Sent Events ---- */
+/* ---- the agent inbox as Server-Sent Events (stream/sse.h, woken on every write) ---- */
 
-struct sse {
-    struct db_services *svc;
-    struct db_httpd_req *req;
-    struct event *timer;
-    char key[256];
-    char last[64];
-    int busy, gone;
-    long idle_ms;
-};
-
-static void sse_end(struct sse *s)
+void db_dispatch_stream(struct db_services *svc, struct db_httpd_req *req, const char *id)
 {
-    if (s->timer) event_free(s->timer);
-    db_httpd_stream_end(s->req);
-    free(s);
-}
-
-static void sse_gone_cb(struct db_httpd_req *r, void *arg)
-{
-    struct sse *s = arg;
-    (void)r;
-    s->gone = 1;
-    if (!s->busy) sse_end(s);
-}
-
-static void sse_schedule(struct sse *s)
-{
-    struct timeval tv = {0, SSE_POLL_MS * 1000};
-    evtimer_add(s->timer, &tv);
-}
-
-static int sse_send_entry(struct sse *s, const redisReply *e)
-{
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) return 0;
-    const char *type = "", *conv = "", *data = "null";
-    const redisReply *f = e->element[1];
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
-        if (strcmp(k, "type") == 0) type = v;
-        else if (strcmp(k, "conversation") == 0) conv = v;
-        else if (strcmp(k, "data") == 0) data = v;
-    }
-    json_t *head = json_pack("{s:s, s:s}", "type", type, "conversation", conv);
-    char *h = head ? db_json_dump(head) : NULL;
-    json_decref(head);
-    if (!h) return -1;
-    /* The stored data is JSON already: spliced in rather than parsed and dumped again. */
-    h[strlen(h) - 1] = '\0';
-    char *msg = NULL;
-    int n = asprintf(&msg, "id: %s\nevent: %s\ndata: %s,\"data\":%s}\n\n", e->element[0]->str,
-                     type, h, data);
-    free(h);
-    if (n < 0) return -1;
-    int rc = db_httpd_stream_chunk(s->req, msg, (size_t)n);
-    free(msg);
-    snprintf(s->last, sizeof s->last, "%s", e->element[0]->str);
-    return rc;
-}
-
-static void sse_read_cb(int status, const redisReply *reply, const char *errstr, void *arg)
-{
-    struct sse *s = arg;
-    (void)errstr;
-    s->busy = 0;
-    if (s->gone) {
-        sse_end(s);
-        return;
-    }
-    int sent = 0;
-    if (!failed(status, reply) && reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < reply->elements; i++, sent++)
-            if (sse_send_entry(s, reply->element[i]) < 0) break;
-    s->idle_ms = sent ? 0 : s->idle_ms + SSE_POLL_MS;
-    if (s->idle_ms >= SSE_HEARTBEAT_MS) {
-        s->idle_ms = 0;
-        (void)db_httpd_stream_chunk(s->req, ":\n\n", 3); /* keeps proxies from timing out */
-    }
-    if (s->svc->stopping) sse_end(s);
-    else sse_schedule(s);
-}
-
-static void sse_tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct sse *s = arg;
-    (void)fd, (void)what;
-    if (s->svc->stopping) {
-        sse_end(s);
-        return;
-    }
-    if (db_httpd_stream_pending(s->req) > SSE_MAX_PENDING) {
-        sse_schedule(s); /* a slow client: wait until it has read what it got */
-        return;
-    }
-    s->busy = 1;
-    char from[72];
-    snprintf(from, sizeof from, "(%s", s->last);
-    db_redis_cmd(s->svc->redis, sse_read_cb, s, "XRANGE %s %s + COUNT 100", s->key, from);
-}
-
-static void stream_agent(struct db_services *svc, struct db_httpd_req *req, const char *id)
-{
-    struct sse *s = calloc(1, sizeof *s);
-    if (!s || !(s->timer = evtimer_new(svc->base, sse_tick_cb, s))) {
-        free(s);
-        db_httpd_respond_error(req, 500, "internal", "out of memory");
-        return;
-    }
-    s->svc = svc;
-    s->req = req;
-    db_key_tagged(s->key, sizeof s->key, svc->cfg->cfg->prefix, DB_KEY_AGENT_INBOX, id);
+    char key[256], from[64];
+    db_key_tagged(key, sizeof key, svc->cfg->cfg->prefix, DB_KEY_AGENT_INBOX, id);
     const char *resume = db_httpd_req_header(req, "Last-Event-ID");
     const char *q = db_httpd_req_query(req);
-    if (resume && strspn(resume, "0123456789-") == strlen(resume) && *resume)
-        snprintf(s->last, sizeof s->last, "%s", resume);
-    else if (q && strstr(q, "from=now")) snprintf(s->last, sizeof s->last, "%lld-0", (long long)db_now_ms());
-    else snprintf(s->last, sizeof s->last, "0-0");
-    static const char *const hdr[] = {"Cache-Control: no-cache", NULL};
-    db_httpd_stream_start(req, 200, "text/event-stream", hdr, sse_gone_cb, s);
-    s->busy = 1;
-    sse_read_cb(DB_OK, NULL, NULL, s); /* schedules the first read */
+    if (resume && strspn(resume, "0123456789-") == strlen(resume) && *resume &&
+        strlen(resume) < sizeof from)
+        snprintf(from, sizeof from, "%s", resume);
+    else if (q && strstr(q, "from=now")) snprintf(from, sizeof from, "%lld-0", (long long)db_now_ms());
+    else snprintf(from, sizeof from, "0-0");
+    const struct db_sse_opts o = {.key = key, .from = from};
+    (void)db_sse_start(svc, req, &o, NULL);
 }
 
 /* A tenant's stream starts only once the agent is known to be the tenant's. */
@@ -433,7 +321,7 @@ static void stream_owner_cb(int status, const redisReply *reply, const char *err
     if (failed(status, reply)) unavailable(k->req);
     else if (reply->type != REDIS_REPLY_STRING || strcmp(reply->str, k->tenant) != 0)
         db_httpd_respond_error(k->req, 404, "not_found", "no such agent");
-    else stream_agent(k->svc, k->req, k->id);
+    else db_dispatch_stream(k->svc, k->req, k->id);
     free(k);
 }
 
@@ -648,7 +536,7 @@ static int agent_routes(struct db_services *svc, struct db_httpd_req *req, const
         post_presence(svc, req, id, tenant);
     else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0 && tenant)
         stream_tenant_agent(svc, req, id, tenant);
-    else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0) stream_agent(svc, req, id);
+    else if (strcmp(sub, "stream") == 0 && strcmp(method, "GET") == 0) db_dispatch_stream(svc, req, id);
     else db_httpd_respond_error(req, 405, "method_not_allowed", "no such method on this route");
     return 1;
 }

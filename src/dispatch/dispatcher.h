@@ -29,6 +29,12 @@ void db_dispatcher_free(struct db_dispatcher *d); /* NULL-safe */
  * the tenant's accounts and agents.  DB_OK or DB_ENOMEM. */
 int db_dispatch_api_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;
 
+/* Serves agent id's inbox as Server-Sent Events on req (docs/dispatcher.md: Last-Event-ID,
+ * ?from=now); the caller has checked who may read it.  Used by GET /v1/agents/{id}/stream
+ * and the console's live stream. */
+struct db_httpd_req;
+void db_dispatch_stream(struct db_services *svc, struct db_httpd_req *req, const char *id);
+
 /* The [dispatch] section as loaded (dispatch_conf.c; its key table is in features.c). */
 struct db_dispatch_conf {
     long offline_grace_ms, claim_idle_ms, max_deliveries, default_capacity, sweep_ms;

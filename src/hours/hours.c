@@ -47,20 +47,6 @@ struct db_schedule {
 static int bit_get(const uint8_t *b, size_t i) { return (b[i >> 3] >> (i & 7)) & 1; }
 static void bit_set(uint8_t *b, size_t i) { b[i >> 3] |= (uint8_t)(1u << (i & 7)); }
 
-static int64_t fdiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's well-known
- * civil-calendar arithmetic, written out from the formula). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = fdiv(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int weekday_of(int64_t day) { return (int)(((day + 3) % 7 + 7) % 7); } /* Mon = 0 */
 
 /* ---- local time, from the zone read at load ---- */
@@ -75,7 +61,7 @@ struct local {
 static void local_of(const struct db_schedule *s, time_t t, struct local *o)
 {
     db_tz_local(s->zone, t, &o->tm);
-    o->min = days_from_civil(o->tm.tm_year + 1900LL, o->tm.tm_mon + 1, o->tm.tm_mday) * 1440 +
+    o->min = db_days_from_civil(o->tm.tm_year + 1900LL, o->tm.tm_mon + 1, o->tm.tm_mday) * 1440 +
              o->tm.tm_hour * 60 + o->tm.tm_min;
     o->sec = o->tm.tm_sec;
     o->off = o->tm.tm_gmtoff;
@@ -122,7 +108,7 @@ static int state_at(const struct db_schedule *s, time_t t)
     struct local l;
     uint8_t m[1440];
     local_of(s, t, &l);
-    int64_t day = fdiv(l.min, 1440);
+    int64_t day = db_fdiv(l.min, 1440);
     day_mask(s, day, m);
     return m[l.min - day * 1440];
 }
@@ -137,7 +123,7 @@ static time_t next_change(const struct db_schedule *s, time_t t0)
     while (t < end) {
         struct local l;
         local_of(s, t, &l);
-        int64_t day = fdiv(l.min, 1440);
+        int64_t day = db_fdiv(l.min, 1440);
         int k = (int)(l.min - day * 1440);
         day_mask(s, day, m);
         int j = k + 1;
@@ -169,7 +155,7 @@ static time_t period_start(const struct db_schedule *s, time_t t0)
     while (t > end) {
         struct local l;
         local_of(s, t, &l);
-        int64_t day = fdiv(l.min, 1440);
+        int64_t day = db_fdiv(l.min, 1440);
         int k = (int)(l.min - day * 1440);
         day_mask(s, day, m);
         int j = k;
@@ -297,7 +283,7 @@ static int64_t parse_date(struct cur *c)
     if (y < 1970 || y > 2200 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (m == 2 && leap))
         return INT64_MIN;
     c->p += 10;
-    return days_from_civil(y, m, d);
+    return db_days_from_civil(y, m, d);
 }
 
 /* The next item up to sep (or the end), trimmed, into buf for quoting in errors. */

@@ -48,15 +48,16 @@ struct db_tz {
 
 /* ---- calendar ---- */
 
-static int64_t fdiv(int64_t a, int64_t b)
+int64_t db_fdiv(int64_t a, int64_t b)
 {
     return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
-static int64_t days_from_civil(int64_t y, int m, int d)
+/* Howard Hinnant's civil-calendar arithmetic, written out from the formula. */
+int64_t db_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
-    int64_t era = fdiv(y, 400);
+    int64_t era = db_fdiv(y, 400);
     int64_t yoe = y - era * 400;
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
@@ -66,7 +67,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
     z += 719468;
-    int64_t era = fdiv(z, 146097);
+    int64_t era = db_fdiv(z, 146097);
     int64_t doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
     int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -175,10 +176,10 @@ static int p_posix(const char *s, struct posix *z)
 /* The day (since the epoch) on which r falls in year y. */
 static int64_t rule_day(const struct rule *r, int64_t y)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1);
+    int64_t jan1 = db_days_from_civil(y, 1, 1);
     if (r->kind == 'J') return jan1 + r->n - 1 + (is_leap(y) && r->n >= 60);
     if (r->kind == 'N') return jan1 + r->n;
-    int64_t first = days_from_civil(y, r->m, 1);
+    int64_t first = db_days_from_civil(y, r->m, 1);
     int wd_first = (int)(((first + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday */
     int day = (r->d - wd_first + 7) % 7 + (r->w - 1) * 7;
     while (day >= month_days(y, r->m)) day -= 7;
@@ -191,7 +192,7 @@ static int32_t posix_offset(const struct posix *z, int64_t t, int *isdst)
     if (!z->has_dst) return z->std_off;
     int64_t y;
     int m, d;
-    civil_from_days(fdiv(t + z->std_off, 86400), &y, &m, &d);
+    civil_from_days(db_fdiv(t + z->std_off, 86400), &y, &m, &d);
     /* The start is given in standard time, the end in daylight time. */
     int64_t s = rule_day(&z->start, y) * 86400 + z->start.secs - z->std_off;
     int64_t e = rule_day(&z->end, y) * 86400 + z->end.secs - z->dst_off;
@@ -389,7 +390,7 @@ struct tm *db_tz_local(const struct db_tz *z, int64_t t, struct tm *tm)
     int isdst = 0;
     t = clamp(t);
     int32_t off = offset_of(z, t, &isdst);
-    int64_t lt = t + off, days = fdiv(lt, 86400), secs = lt - days * 86400, y;
+    int64_t lt = t + off, days = db_fdiv(lt, 86400), secs = lt - days * 86400, y;
     int m, d;
     civil_from_days(days, &y, &m, &d);
     memset(tm, 0, sizeof *tm);
@@ -400,7 +401,7 @@ struct tm *db_tz_local(const struct db_tz *z, int64_t t, struct tm *tm)
     tm->tm_min = (int)(secs / 60 % 60);
     tm->tm_sec = (int)(secs % 60);
     tm->tm_wday = (int)(((days + 4) % 7 + 7) % 7);
-    tm->tm_yday = (int)(days - days_from_civil(y, 1, 1));
+    tm->tm_yday = (int)(days - db_days_from_civil(y, 1, 1));
     tm->tm_isdst = isdst;
     tm->tm_gmtoff = off;
     return tm;

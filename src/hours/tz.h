@@ -39,4 +39,9 @@ long db_tz_offset(const struct db_tz *z, int64_t t);
  * tm_wday, tm_yday, tm_isdst and tm_gmtoff (tm_zone is left NULL).  Returns tm. */
 struct tm *db_tz_local(const struct db_tz *z, int64_t t, struct tm *tm);
 
+/* Floor division (rounds toward minus infinity), b > 0. */
+int64_t db_fdiv(int64_t a, int64_t b);
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1-12). */
+int64_t db_days_from_civil(int64_t y, int m, int d);
+
 #endif

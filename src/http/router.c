@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/config.h"
 #include "services/services.h"
@@ -13,7 +14,21 @@ struct db_router {
     struct db_services *svc;
     struct db_route *routes;
     size_t n, cap;
+    db_session_lookup_fn session_lookup;
+    void *session_arg;
 };
+
+struct db_router_pending {
+    struct db_httpd_req *req;
+    const struct db_route *rt;
+    struct db_cfg_ref *ref; /* the configuration the request started with */
+};
+
+void db_router_set_session_lookup(struct db_router *r, db_session_lookup_fn fn, void *arg)
+{
+    r->session_lookup = fn;
+    r->session_arg = arg;
+}
 
 struct db_router *db_router_new(struct db_services *svc)
 {
@@ -49,20 +64,40 @@ static int path_matches(const struct db_route *rt, const char *path)
     return strcmp(path, rt->path) == 0;
 }
 
-static const struct db_route *find(const struct db_router *r, const char *method, const char *path)
+/* Whether the public listener leaves rt to the admin listener: only when one is configured.
+ * Read from the current configuration, which a reload may change (the listeners stay). */
+static int admin_only(const struct db_router *r, const struct db_route *rt)
+{
+    return (rt->admin || rt->access == DB_ROUTE_TOKEN) && r->svc->cfg &&
+           r->svc->cfg->cfg->admin_listen;
+}
+
+static const struct db_route *find(const struct db_router *r, const char *method, const char *path,
+                                   int admin)
 {
     for (size_t i = 0; i < r->n; i++) {
         const struct db_route *rt = &r->routes[i];
-        if ((!rt->method || strcmp(rt->method, method) == 0) && path_matches(rt, path)) return rt;
+        if ((!rt->method || strcmp(rt->method, method) == 0) && path_matches(rt, path))
+            return admin || !admin_only(r, rt) ? rt : NULL;
     }
     return NULL;
 }
 
-size_t db_router_body_limit_cb(const char *method, const char *path, void *arg)
+static size_t body_limit(const char *method, const char *path, void *arg, int admin)
 {
-    const struct db_route *rt = find(arg, method, path);
+    const struct db_route *rt = find(arg, method, path, admin);
     if (!rt) return 0;
     return rt->limit ? rt->limit(path, rt->arg) : rt->body_limit;
+}
+
+size_t db_router_body_limit_cb(const char *method, const char *path, void *arg)
+{
+    return body_limit(method, path, arg, 0);
+}
+
+size_t db_router_admin_body_limit_cb(const char *method, const char *path, void *arg)
+{
+    return body_limit(method, path, arg, 1);
 }
 
 /* Operator (tenant NULL) or one tenant; 0 when the bearer token matches none.  Every token
@@ -85,12 +120,72 @@ static int authorize(const struct db_config *cfg, struct db_httpd_req *req,
     return ok;
 }
 
-void db_router_handle_cb(struct db_httpd_req *req, void *arg)
+int db_router_same_origin(const struct db_httpd_req *req)
 {
-    struct db_router *r = arg;
-    const struct db_route *rt = find(r, db_httpd_req_method(req), db_httpd_req_path(req));
+    const char *origin = db_httpd_req_header(req, "Origin");
+    const char *host = db_httpd_req_header(req, "Host");
+    const char *site = db_httpd_req_header(req, "Sec-Fetch-Site");
+    if (!origin || !host || !*host) return 0;
+    if (site && strcmp(site, "same-origin") != 0) return 0;
+    const char *h = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                    : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                          : NULL;
+    return h && strcasecmp(h, host) == 0;
+}
+
+void db_router_session_found(struct db_router_pending *p, const struct db_session *s)
+{
+    const struct db_tenant *tenant = NULL;
+    int known = s != NULL;
+    for (size_t t = 0; s && *s->tenant && t < p->ref->cfg->n_tenants; t++)
+        if (strcmp(p->ref->cfg->tenants[t].name, s->tenant) == 0) tenant = &p->ref->cfg->tenants[t];
+    /* A session of a tenant that a reload removed reaches nothing. */
+    if (s && *s->tenant && !tenant) known = 0;
+    if (!known) {
+        db_httpd_respond_error(p->req, 401, "signed_out", "sign in again");
+    } else {
+        struct db_session copy = *s;
+        struct db_caller who = {.cfg = p->ref->cfg, .tenant = tenant, .session = &copy};
+        p->rt->handler(p->req, &who, p->rt->arg);
+    }
+    db_cfg_unref(p->ref);
+    free(p);
+}
+
+void db_router_session_failed(struct db_router_pending *p)
+{
+    db_httpd_respond_error(p->req, 503, "unavailable", "storage unavailable, retry");
+    db_cfg_unref(p->ref);
+    free(p);
+}
+
+static void start_session_route(struct db_router *r, const struct db_route *rt,
+                                struct db_httpd_req *req)
+{
+    const char *m = db_httpd_req_method(req);
+    /* Cookies ride along with cross-site requests; a write must come from the page. */
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && !db_router_same_origin(req)) {
+        db_httpd_respond_error(req, 403, "cross_origin", "request from another origin");
+        return;
+    }
+    struct db_router_pending *p = r->session_lookup ? calloc(1, sizeof *p) : NULL;
+    if (!p) {
+        db_httpd_respond_error(req, 401, "signed_out", "sign in again");
+        return;
+    }
+    *p = (struct db_router_pending){.req = req, .rt = rt, .ref = db_cfg_ref(r->svc)};
+    r->session_lookup(req, p, r->session_arg);
+}
+
+static void handle(struct db_httpd_req *req, struct db_router *r, int admin)
+{
+    const struct db_route *rt = find(r, db_httpd_req_method(req), db_httpd_req_path(req), admin);
     if (!rt) {
         db_httpd_respond_error(req, 404, "not_found", "no such route");
+        return;
+    }
+    if (rt->access == DB_ROUTE_SESSION) {
+        start_session_route(r, rt, req);
         return;
     }
     /* The handler sees the configuration its token was checked against, even when a reload
@@ -104,6 +199,16 @@ void db_router_handle_cb(struct db_httpd_req *req, void *arg)
                                    : "the API is disabled: set DESKBRIDGE_API_TOKEN");
     else rt->handler(req, &who, rt->arg);
     db_cfg_unref(ref);
+}
+
+void db_router_handle_cb(struct db_httpd_req *req, void *arg)
+{
+    handle(req, arg, 0);
+}
+
+void db_router_admin_handle_cb(struct db_httpd_req *req, void *arg)
+{
+    handle(req, arg, 1);
 }
 
 int db_route_segments(const char *path, const char *prefix, char *buf, size_t bufsz,

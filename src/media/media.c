@@ -136,6 +136,9 @@ static const char *const stream_headers[] = {
     "Cache-Control: private, no-store",
     /* Customer-supplied bytes must never be sniffed into HTML by a browser-based helpdesk. */
     "X-Content-Type-Options: nosniff",
+    /* Opened on its own in a browser (the console links documents), a customer's SVG or HTML
+     * file must not run script in the gateway's origin. */
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; sandbox",
     NULL,
 };
 

@@ -27,8 +27,10 @@ typedef void (*db_media_fetched_fn)(int status, const char *code, const char *wh
 void db_media_fetch(struct db_services *svc, const char *platform, const char *account,
                     const char *media_id, size_t max_bytes, db_media_fetched_fn cb, void *arg);
 
-/* GET /v1/media/...: from the media store when it holds the file (serve.c), else from the
- * platform (db_media_relay). */
+/* Answers req with media_id of the account (the caller has checked who may see it): what
+ * GET /v1/media/ does after its token check, for other routes (the console's) to reuse.
+ * From the media store when it holds the file (serve.c), else from the platform
+ * (db_media_relay). */
 void db_media_serve(struct db_services *svc, struct db_httpd_req *req, const char *platform,
                     const char *account, const char *media_id);
 void db_media_relay(struct db_services *svc, struct db_httpd_req *req, const char *platform,

@@ -772,7 +772,7 @@ static void route(struct db_httpd_req *req, const struct db_caller *who, void *a
 int db_metrics_routes(struct db_services *svc, struct db_err *e)
 {
     /* Open, like the health checks: a scraper holds no API token (docs/metrics.md). */
-    const struct db_route r = {.method = "GET", .path = "/metrics", .access = DB_ROUTE_OPEN,
+    const struct db_route r = {.method = "GET", .path = "/metrics", .access = DB_ROUTE_OPEN, .admin = 1,
                                .handler = route, .arg = svc};
     return db_router_add(svc->router, &r) == DB_OK ? DB_OK
                                                    : db_err_set(e, DB_ENOMEM, "out of memory");

@@ -11,7 +11,9 @@ const char *const db_key_suffixes[] = {
     DB_KEY_CONVS,          DB_KEY_CONV,
     DB_KEY_DISPATCH_ACTIVE, DB_KEY_DISPATCH_QUEUE, DB_KEY_DISPATCH_RR,  DB_KEY_DISPATCH_QWAIT,
     DB_KEY_AGENTS,         DB_KEY_AGENT_INFO,     DB_KEY_AGENT_CONVS,   DB_KEY_AGENT_INBOX,
-    DB_KEY_STATS,          DB_KEY_AUTOREPLY,      NULL,
+    DB_KEY_STATS,          DB_KEY_AUTOREPLY,      DB_KEY_AGENT_AUTH,    DB_KEY_AGENT_SESSIONS,
+    DB_KEY_SESSION,        DB_KEY_INVITE,         DB_KEY_SIGNIN_FAIL,   DB_KEY_SEARCH,
+    DB_KEY_WAKE,           NULL,
 };
 
 const char *db_key(char *buf, size_t n, const char *prefix, const char *suffix)

@@ -51,6 +51,17 @@
 /* ---- automatic answers (src/auto/) ---- */
 #define DB_KEY_AUTOREPLY "autoreply" /* P:autoreply:<what>:<conversation>[:<period>] */
 
+/* ---- live streams (src/stream/wake.c) ---- */
+#define DB_KEY_WAKE "wake" /* P:wake:{<host-pid>}: a process's kick stream, MAXLEN 1, expiring */
+
+/* ---- the agent console (src/console/, docs/console.md) ---- */
+#define DB_KEY_AGENT_AUTH "agentauth"         /* P:agentauth:{<a>}: sign-in hash and role */
+#define DB_KEY_AGENT_SESSIONS "agentsessions" /* P:agentsessions:{<a>}: its session names */
+#define DB_KEY_SESSION "session"              /* P:session:<sha256 of the cookie>: a session */
+#define DB_KEY_INVITE "invite"                /* P:invite:<sha256 of the token>: a sign-in link */
+#define DB_KEY_SIGNIN_FAIL "signinfail"       /* P:signinfail:agent:<a>, :addr:<ip>: counters */
+#define DB_KEY_SEARCH "search"                /* P:search:<tenant>:<token>: conversations */
+
 /* ---- consumer groups ---- */
 #define DB_SENDER_GROUP "deskbridge-senders"      /* on P:outbox */
 #define DB_DISPATCH_GROUP "deskbridge-dispatch"   /* on P:events */

@@ -37,4 +37,9 @@ extern const char db_lua_media_attempt[];
 /* Metrics (src/metrics/): conversations per state, read at scrape time. */
 extern const char db_lua_metrics_convs[];
 
+/* The agent console (src/console/): sign-in secrets, invitations, sessions, throttling. */
+extern const char db_lua_console_auth[];
+extern const char db_lua_console_inbox[]; /* what one agent may see, search queries */
+extern const char db_lua_console_index[]; /* the search index's writes */
+
 #endif

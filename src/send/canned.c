@@ -36,11 +36,13 @@ static const struct db_conf_key canned_keys[] = {
     {.name = "text", .type = DB_CONF_STR, .flags = DB_CONF_REQUIRED,
      .off = offsetof(struct db_canned, text),
      .doc = "the response (placeholders `{customer_name}`, `{agent_name}`, `{next_open}`)"},
+    {.name = "tenant", .type = DB_CONF_STR, .off = offsetof(struct db_canned, tenant),
+     .doc = "the console offers it to this tenant's agents only (else to the operator's agents)"},
 };
 
 const struct db_conf_table db_canned_conf_table = {
     .section = "canned", .named = 1, .size = sizeof(struct db_canned), .keys = canned_keys,
-    .n_keys = 1, .finish = canned_finish};
+    .n_keys = sizeof canned_keys / sizeof canned_keys[0], .finish = canned_finish};
 
 int db_canned_conf_check(const struct db_conf_section *sec, struct db_err *e)
 {

@@ -15,6 +15,7 @@ struct db_httpd_req;
  * configuration. */
 struct db_canned {
     const char *name, *text;
+    const char *tenant; /* NULL: the operator's agents' (the agent console) */
 };
 struct db_conf_table;
 extern const struct db_conf_table db_canned_conf_table;

@@ -213,11 +213,11 @@ static void canned_list(struct db_httpd_req *req, const struct db_caller *who, v
 int db_messages_api_routes(struct db_services *svc, struct db_err *e)
 {
     const struct db_route routes[] = {
-        {"POST", "/v1/messages", API_BODY_LIMIT, NULL, DB_ROUTE_TOKEN, post_message, svc},
-        {NULL, "/v1/messages", API_BODY_LIMIT, NULL, DB_ROUTE_TOKEN, wrong_method, svc},
-        {"GET", "/v1/messages/by-external/", 0, NULL, DB_ROUTE_TOKEN, by_external, svc},
-        {"GET", "/v1/messages/", 0, NULL, DB_ROUTE_TOKEN, by_id, svc},
-        {"GET", "/v1/canned", 0, NULL, DB_ROUTE_TOKEN, canned_list, svc},
+        {"POST", "/v1/messages", API_BODY_LIMIT, NULL, DB_ROUTE_TOKEN, post_message, svc, 0},
+        {NULL, "/v1/messages", API_BODY_LIMIT, NULL, DB_ROUTE_TOKEN, wrong_method, svc, 0},
+        {"GET", "/v1/messages/by-external/", 0, NULL, DB_ROUTE_TOKEN, by_external, svc, 0},
+        {"GET", "/v1/messages/", 0, NULL, DB_ROUTE_TOKEN, by_id, svc, 0},
+        {"GET", "/v1/canned", 0, NULL, DB_ROUTE_TOKEN, canned_list, svc, 0},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (db_router_add(svc->router, &routes[i]) != DB_OK)

@@ -21,6 +21,7 @@ struct db_metrics;
 struct db_http_client;
 struct db_httpd;
 struct db_router;
+struct db_wake;
 
 /* A counted reference to one loaded configuration. */
 struct db_cfg_ref {
@@ -38,6 +39,7 @@ struct db_services {
     struct db_http_client *payload_http;  /* URLs a platform's answer supplies: SSRF guard */
     struct db_httpd *httpd;               /* the listener (connection gauges) */
     struct db_router *router;             /* where route owners register */
+    struct db_wake *wake;                 /* wakes live streams on a write (stream/wake.h) */
     struct db_blob *media_blob;           /* the media store's files ([media_store]), or NULL */
     int stopping;                         /* SIGTERM seen: finish in-flight work and exit */
     char consumer[96];                    /* consumer name in Redis groups: host-pid */

@@ -223,7 +223,9 @@ static void send_answer(struct evhttp_request *req, const struct answer *a)
         return;
     }
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Content-Type", "application/json");
+    int typed = 0;
+    for (size_t i = 0; i < a->extra.n; i++) typed |= strcasecmp(a->extra.v[i].name, "Content-Type") == 0;
+    if (!typed) evhttp_add_header(out, "Content-Type", "application/json");
     for (size_t i = 0; i < a->extra.n; i++)
         evhttp_add_header(out, a->extra.v[i].name, a->extra.v[i].value);
     struct evbuffer *body = evbuffer_new();

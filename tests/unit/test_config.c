@@ -747,8 +747,8 @@ static void docs_document_every_key_and_variable(void **state)
         snprintf(needle, sizeof needle, "| `%s` |", v);
         if (!strstr(doc, needle)) fail_msg("docs/config.md has no table row for variable %s", v);
     }
-    assert_int_equal(keys, 18);
-    assert_int_equal(vars, 25); /* 8 gateway overrides, 13 account and 4 schedule quickstart variables */
+    assert_int_equal(keys, 19);
+    assert_int_equal(vars, 26); /* 9 gateway overrides, 13 account and 4 schedule quickstart variables */
     assert_non_null(strstr(doc, "NAME_FILE"));
     assert_non_null(strstr(doc, "_file"));
     free(doc);
@@ -798,8 +798,8 @@ static void docs_match_the_key_tables(void **state)
                 fail_msg("docs/config.md, [%s]: want the row\n%s", t->section, row);
         }
     }
-    assert_int_equal(n_tables, 7);
-    assert_int_equal(n_rows, 49);
+    assert_int_equal(n_tables, 8);
+    assert_int_equal(n_rows, 59);
     const struct db_conf_table *g = db_config_gateway_table();
     for (size_t j = 0; j < g->n_keys; j++) {
         char needle[80];
