@@ -296,11 +296,15 @@ void db_blob_put(struct db_blob *b, const char *key, const void *data, size_t le
                  const char *ctype, db_blob_done_fn cb, void *arg)
 {
     struct op *o = op_new(b, OP_PUT, cb, NULL, arg);
-    if (!o) return fail_now(cb, NULL, arg);
+    if (!o) {
+        fail_now(cb, NULL, arg);
+        return;
+    }
     if (!db_blob_key_ok(key)) {
         o->status = DB_EREJECTED;
         snprintf(o->why, sizeof o->why, "unusable key");
-        return defer(o);
+        defer(o);
+        return;
     }
     if (b->http) s3_request(o, "PUT", key, data, len, ctype, 0, 0);
     else local_put(o, key, data, len);
@@ -310,15 +314,20 @@ void db_blob_get(struct db_blob *b, const char *key, size_t off, size_t len, db_
                  void *arg)
 {
     struct op *o = op_new(b, OP_GET, NULL, cb, arg);
-    if (!o) return fail_now(NULL, cb, arg);
+    if (!o) {
+        fail_now(NULL, cb, arg);
+        return;
+    }
     if (!db_blob_key_ok(key) || len > b->max_bytes) {
         o->status = DB_EREJECTED;
         snprintf(o->why, sizeof o->why, "unusable key or length");
-        return defer(o);
+        defer(o);
+        return;
     }
     if (len == 0) {
         o->status = DB_OK;
-        return defer(o);
+        defer(o);
+        return;
     }
     if (b->http) s3_request(o, "GET", key, NULL, 0, NULL, off, len);
     else local_get(o, key, off, len);
@@ -327,11 +336,15 @@ void db_blob_get(struct db_blob *b, const char *key, size_t off, size_t len, db_
 void db_blob_delete(struct db_blob *b, const char *key, db_blob_done_fn cb, void *arg)
 {
     struct op *o = op_new(b, OP_DELETE, cb, NULL, arg);
-    if (!o) return fail_now(cb, NULL, arg);
+    if (!o) {
+        fail_now(cb, NULL, arg);
+        return;
+    }
     if (!db_blob_key_ok(key)) {
         o->status = DB_EREJECTED;
         snprintf(o->why, sizeof o->why, "unusable key");
-        return defer(o);
+        defer(o);
+        return;
     }
     if (b->http) s3_request(o, "DELETE", key, NULL, 0, NULL, 0, 0);
     else local_delete(o, key);

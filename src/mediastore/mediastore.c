@@ -106,7 +106,10 @@ static void acked_cb(int status, const redisReply *reply, const char *errstr, vo
     struct job *j = arg;
     (void)reply, (void)errstr;
     j->busy = 0;
-    if (!j->m) return job_free(j);
+    if (!j->m) {
+        job_free(j);
+        return;
+    }
     if (status != DB_OK) {
         /* Left pending: claimed again later, where the record says it is done. */
         struct db_log_ctx ctx;
@@ -131,7 +134,10 @@ static void recorded_cb(int status, const redisReply *reply, const char *errstr,
     struct job *j = arg;
     (void)errstr;
     j->busy = 0;
-    if (!j->m) return job_free(j);
+    if (!j->m) {
+        job_free(j);
+        return;
+    }
     if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
         retry_later(j, "the record could not be written");
         return;
@@ -187,7 +193,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct job *j = arg;
-    if (j->m->stopped) return job_end(j); /* left pending for whoever runs next */
+    if (j->m->stopped) {
+        job_end(j); /* left pending for whoever runs next */
+        return;
+    }
     job_start(j);
 }
 
@@ -237,7 +246,10 @@ static void put_cb(int status, const char *why, void *arg)
 {
     struct job *j = arg;
     j->busy = 0;
-    if (!j->m) return job_free(j);
+    if (!j->m) {
+        job_free(j);
+        return;
+    }
     if (status == DB_OK) {
         record(j, "stored");
         return;
@@ -253,7 +265,10 @@ static void fetched_cb(int status, const char *code, const char *why, const char
     struct job *j = arg;
     (void)ctype; /* the platform's claim; the bytes decide */
     j->busy = 0;
-    if (!j->m) return job_free(j);
+    if (!j->m) {
+        job_free(j);
+        return;
+    }
     char reason[200];
     if (status != DB_OK) {
         snprintf(reason, sizeof reason, "%s: %s", code && *code ? code : "upstream_error",
@@ -279,7 +294,10 @@ static void checked_cb(int status, const redisReply *reply, const char *errstr, 
     struct job *j = arg;
     (void)errstr;
     j->busy = 0;
-    if (!j->m) return job_free(j);
+    if (!j->m) {
+        job_free(j);
+        return;
+    }
     if (status != DB_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
         retry_later(j, "redis_error: the record could not be read");
         return;
@@ -367,7 +385,10 @@ static void skip_acked_cb(int status, const redisReply *reply, const char *errst
     struct job *j = arg;
     (void)status, (void)reply, (void)errstr;
     j->busy = 0;
-    if (!j->m) return job_free(j);
+    if (!j->m) {
+        job_free(j);
+        return;
+    }
     job_end(j);
 }
 
@@ -477,11 +498,15 @@ static void forgot_cb(int status, const redisReply *reply, const char *errstr, v
 static void deleted_cb(int status, const char *why, void *arg)
 {
     struct sweep *s = arg;
-    if (!s->m) return sweep_end(s, 0);
+    if (!s->m) {
+        sweep_end(s, 0);
+        return;
+    }
     if (status != DB_OK && status != DB_ENOTFOUND) {
         struct db_log_ctx ctx = {"mediastore", NULL, NULL, NULL};
         db_log(DB_LOG_WARN, &ctx, "retention: object not deleted (%s); tried again later", why);
-        return sweep_end(s, 0);
+        sweep_end(s, 0);
+        return;
     }
     const char *argv[] = {s->m->prefix, s->rids[s->i]};
     size_t lens[] = {strlen(argv[0]), strlen(argv[1])};
@@ -492,7 +517,10 @@ static void key_cb(int status, const redisReply *reply, const char *errstr, void
 {
     struct sweep *s = arg;
     (void)errstr;
-    if (!s->m || status != DB_OK) return sweep_end(s, 0);
+    if (!s->m || status != DB_OK) {
+        sweep_end(s, 0);
+        return;
+    }
     if (reply->type != REDIS_REPLY_STRING) {
         /* A record without an object: only its index entry is left to drop. */
         deleted_cb(DB_OK, "", s);
@@ -503,8 +531,14 @@ static void key_cb(int status, const redisReply *reply, const char *errstr, void
 
 static void sweep_next(struct sweep *s)
 {
-    if (!s->m) return sweep_end(s, 0);
-    if (s->i >= s->n) return sweep_end(s, s->n == SWEEP_BATCH);
+    if (!s->m) {
+        sweep_end(s, 0);
+        return;
+    }
+    if (s->i >= s->n) {
+        sweep_end(s, s->n == SWEEP_BATCH);
+        return;
+    }
     char suffix[340];
     snprintf(suffix, sizeof suffix, DB_KEY_MEDIAREC ":%s", s->rids[s->i]);
     db_key(s->rec, sizeof s->rec, s->m->prefix, suffix);
