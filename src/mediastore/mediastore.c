@@ -139,7 +139,7 @@ static void recorded_cb(int status, const redisReply *reply, const char *errstr,
         return;
     }
     if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-        retry_later(j, "the record could not be written");
+        retry_later(j, "redis_error: the record could not be written");
         return;
     }
     ack(j);
