@@ -7,6 +7,7 @@
 
 #include "hours/hours.h"
 #include "auto/rules.h"
+#include "chatwoot/chatwoot.h"
 #include "console/console.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
@@ -15,6 +16,7 @@
 
 const struct db_conf_table *const db_feature_tables[] = {
     &db_dispatch_conf_table, &db_schedule_conf_table, &db_keyword_conf_table,
-    &db_canned_conf_table,   &db_hookout_conf_table,  &db_cfgl_tenant_table,
-    &db_console_conf_table,  &db_mediastore_conf_table, NULL,
+    &db_canned_conf_table,   &db_hookout_conf_table,  &db_chatwoot_conf_table,
+    &db_cfgl_tenant_table,   &db_console_conf_table,  &db_mediastore_conf_table,
+    NULL,
 };

@@ -1,5 +1,6 @@
 /* features.h - the feature sections ([dispatch], [schedule NAME], [keyword NAME], [canned
- * NAME], [helpdesk_webhook NAME], [tenant NAME]) this build knows, for db_config_load. */
+ * NAME], [helpdesk_webhook NAME], [chatwoot NAME], [tenant NAME]) this build knows, for
+ * db_config_load. */
 #ifndef DB_FEATURES_H
 #define DB_FEATURES_H
 

@@ -9,6 +9,7 @@
 
 #include "app/health.h"
 #include "auto/autoreply.h"
+#include "chatwoot/chatwoot.h"
 #include "console/console.h"
 #include "console/search.h"
 #include "dispatch/dispatcher.h"
@@ -54,6 +55,7 @@ static int register_routes(struct db_services *svc, struct db_err *e)
     if (rc == DB_OK) rc = db_messages_api_routes(svc, e);
     if (rc == DB_OK) rc = db_media_routes(svc, e);
     if (rc == DB_OK) rc = db_dispatch_api_routes(svc, e);
+    if (rc == DB_OK) rc = db_chatwoot_routes(svc, e);
     if (rc == DB_OK) rc = db_console_routes(svc, e);
     if (rc == DB_OK && db_router_add(svc->router, &fallback) != DB_OK)
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
@@ -65,6 +67,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
 {
     memset(gw, 0, sizeof *gw);
     gw->svc.base = base;
+    gw->svc.automation_off = db_chatwoot_owns_automation;
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     snprintf(gw->svc.consumer, sizeof gw->svc.consumer, "%s-%ld", host, (long)getpid());
@@ -143,6 +146,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         rc = db_dispatcher_start(&gw->svc, &gw->dispatcher, e);
         if (rc == DB_OK) rc = db_hookout_start(&gw->svc, &gw->hookout, e);
         if (rc == DB_OK) rc = db_autoreply_start(&gw->svc, &gw->autoreply, e);
+        if (rc == DB_OK) rc = db_chatwoot_start(&gw->svc, &gw->chatwoot, e);
         if (rc == DB_OK) rc = db_mediastore_start(&gw->svc, &gw->mediastore, e);
         if (rc == DB_OK) rc = db_search_start(&gw->svc, &gw->search, e);
         if (rc != DB_OK) goto fail;
@@ -182,6 +186,7 @@ static void stop_taking_work(struct db_gateway *gw)
     db_dispatcher_stop_reading(gw->dispatcher);
     db_hookout_stop_reading(gw->hookout);
     db_autoreply_stop_reading(gw->autoreply);
+    db_chatwoot_stop_reading(gw->chatwoot);
     db_mediastore_stop_reading(gw->mediastore);
     db_search_stop_reading(gw->search);
 }
@@ -199,6 +204,7 @@ int db_gateway_drain(struct db_gateway *gw)
            db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
            db_autoreply_inflight(gw->autoreply) == 0 && db_search_inflight(gw->search) == 0 &&
+           db_chatwoot_inflight(gw->chatwoot) == 0 &&
            db_mediastore_inflight(gw->mediastore) == 0;
 }
 
@@ -233,6 +239,8 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->hookout = NULL;
     db_autoreply_free(gw->autoreply);
     gw->autoreply = NULL;
+    db_chatwoot_free(gw->chatwoot);
+    gw->chatwoot = NULL;
     db_search_free(gw->search);
     gw->search = NULL;
     db_mediastore_free(gw->mediastore);

@@ -16,6 +16,7 @@ struct db_poller;
 struct db_dispatcher;
 struct db_hookout;
 struct db_autoreply;
+struct db_chatwoot;
 struct db_search;
 struct db_httpd;
 struct db_mediastore;
@@ -30,6 +31,7 @@ struct db_gateway {
     struct db_dispatcher *dispatcher;
     struct db_hookout *hookout;
     struct db_autoreply *autoreply;
+    struct db_chatwoot *chatwoot;
     struct db_httpd *admin_httpd; /* [gateway] admin_listen: /metrics and /v1, else NULL */
     struct db_search *search; /* the console's search index (role dispatch, with [console]) */
     struct db_mediastore *mediastore;

@@ -126,6 +126,8 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
     int started = kind && strcmp(kind, "membership") == 0 && membership &&
                   strcmp(membership, "conversation_started") == 0;
     if (!is_msg && !started) return 0;
+    /* A helpdesk bridge (Chatwoot) greets and answers for an account it took over. */
+    if (a->svc->automation_off && a->svc->automation_off(cfg, j->platform, j->account)) return 0;
     json_t *ra = json_object_get(ev, "received_at");
     time_t now = time(NULL) + a->clock_offset_s;
     time_t at = json_is_integer(ra) ? (time_t)(json_integer_value(ra) / 1000) + a->clock_offset_s

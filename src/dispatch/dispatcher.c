@@ -479,6 +479,11 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     const char *conv = NULL;
     if (raw && db_json_parse_object(raw, raw_len, &ev, NULL) == DB_OK)
         conv = db_json_str(ev, "conversation");
+    /* A helpdesk bridge (Chatwoot) assigns the conversations of an account it took over. */
+    if (conv && d->svc->automation_off &&
+        d->svc->automation_off(d->svc->cfg->cfg, db_json_str(ev, "platform"),
+                               db_json_str(ev, "account")))
+        conv = NULL;
     d->outstanding++;
     if (!conv) {
         /* Not a conversation's event: nothing to dispatch. */

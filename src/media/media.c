@@ -48,8 +48,8 @@ struct media_job {
     int client_gone;
     int too_slow;
     char ctype[128];
-    /* Collect mode (db_media_fetch): the bytes go to buf, at most cap, then to fetched. */
-    db_media_fetched_fn fetched;
+    /* Collect mode (db_media_collect): the bytes go to buf, at most cap, then to fetched. */
+    db_media_collected_fn fetched;
     void *fetched_arg;
     char *buf;
     size_t len, cap, bufcap;
@@ -421,8 +421,8 @@ void db_media_relay(struct db_services *svc, struct db_httpd_req *req, const cha
     job_start(j);
 }
 
-void db_media_fetch(struct db_services *svc, const char *platform, const char *account,
-                    const char *media_id, size_t max_bytes, db_media_fetched_fn cb, void *arg)
+void db_media_collect(struct db_services *svc, const char *platform, const char *account,
+                    const char *media_id, size_t max_bytes, db_media_collected_fn cb, void *arg)
 {
     struct media_job *j = job_new(svc, platform, account, media_id);
     if (!j) {

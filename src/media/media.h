@@ -12,20 +12,20 @@ struct db_services;
 
 struct db_httpd_req;
 
-/* The result of db_media_fetch: status DB_OK with the file (ctype the platform's
+/* The result of db_media_collect: status DB_OK with the file (ctype the platform's
  * Content-Type, data/len borrowed for the call); DB_ENOTFOUND (the platform has no such
  * media: expired or unknown), DB_EINVAL (unusable id, or larger than max_bytes),
  * DB_EUNSUPPORTED, DB_EAGAIN (the platform or the network failed: try again).  code and why
  * are the reason (borrowed), "" on DB_OK. */
-typedef void (*db_media_fetched_fn)(int status, const char *code, const char *why,
+typedef void (*db_media_collected_fn)(int status, const char *code, const char *why,
                                     const char *ctype, const char *data, size_t len,
                                     void *arg);
 
 /* Fetches media_id of (platform, account) from the platform as GET /v1/media/... would
  * (same resolution, same SSRF guard) into memory, at most max_bytes.  cb runs exactly once,
  * possibly before this returns. */
-void db_media_fetch(struct db_services *svc, const char *platform, const char *account,
-                    const char *media_id, size_t max_bytes, db_media_fetched_fn cb, void *arg);
+void db_media_collect(struct db_services *svc, const char *platform, const char *account,
+                    const char *media_id, size_t max_bytes, db_media_collected_fn cb, void *arg);
 
 /* Answers req with media_id of the account (the caller has checked who may see it): what
  * GET /v1/media/ does after its token check, for other routes (the console's) to reuse.

@@ -316,7 +316,7 @@ static void checked_cb(int status, const redisReply *reply, const char *errstr, 
         return;
     }
     j->busy = 1;
-    db_media_fetch(j->m->svc, j->platform, j->account, j->media_id, (size_t)j->m->c.max_bytes,
+    db_media_collect(j->m->svc, j->platform, j->account, j->media_id, (size_t)j->m->c.max_bytes,
                    fetched_cb, j);
 }
 

@@ -4,7 +4,7 @@
  * It is a member of the consumer group "deskbridge-media" on P:events (the one consumer,
  * stream/consumer.h; the group starts at "$": files of events written before the first start
  * are not fetched).  For each event with `media.id` it
- *   - fetches the file as GET /v1/media/... would (media/media.h: the platform's lookup, the
+ *   - fetches the file as GET /v1/media/... would (media/media.h db_media_collect: the platform's lookup, the
  *     SSRF guard on URLs a platform or a webhook named), at most max_bytes;
  *   - sniffs the content type from the bytes (util/sniff.h) and computes its SHA-256;
  *   - puts it in the store (media/blob.h: a local directory, or an S3 bucket signed by

@@ -79,7 +79,7 @@ static const double write_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 static const double response_buckets[] = {10,   30,   60,    120,   300,   600,
                                           1800, 3600, 7200, 14400, 28800, 86400};
 
-enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_MEDIA, FAM_COUNT };
+enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_COUNT };
 
 struct db_metrics {
     struct family fam[FAM_COUNT];
@@ -125,6 +125,9 @@ struct db_metrics *db_metrics_new(void)
                 "Outbound send attempts by platform, outcome (sent, failed, retry) and error "
                 "class (the platform's error code, empty when none).",
                 3, "platform", "outcome", "error_class");
+    family_init(&m->fam[FAM_BRIDGE], "deskbridge_bridge_calls_total",
+                "Calls of a helpdesk bridge to its helpdesk or from it, by bridge, direction "
+                "and outcome.", 3, "bridge", "direction", "outcome");
     family_init(&m->fam[FAM_MEDIA], "deskbridge_media_files_total",
                 "Media store outcomes by platform, outcome (stored, lost, retry) and reason "
                 "(why a file was lost or retried, empty when stored).",
@@ -278,6 +281,16 @@ void db_metrics_media(struct db_metrics *m, const char *platform, const char *ou
     const char *v[] = {clean_value(known_platform(platform), b[0]), clean_value(outcome, b[1]),
                        clean_value(reason, b[2])};
     family_add(&m->fam[FAM_MEDIA], v, 1);
+}
+
+void db_metrics_bridge(struct db_metrics *m, const char *bridge, const char *direction,
+                       const char *outcome)
+{
+    if (!m) return;
+    char b[MAX_LABELS][MAX_LABEL_BYTES + 1];
+    const char *v[] = {clean_value(bridge, b[0]), clean_value(direction, b[1]),
+                       clean_value(outcome, b[2])};
+    family_add(&m->fam[FAM_BRIDGE], v, 1);
 }
 
 void db_metrics_dead_letter(struct db_metrics *m)
@@ -506,6 +519,7 @@ static const char *const streams[] = {DB_KEY_EVENTS, DB_KEY_OUTBOX, DB_KEY_STATU
 struct group {
     char name[MAX_LABEL_BYTES + 1];
     long long pending;
+    long long lag;   /* entries not yet delivered to the group; -1 when Redis cannot tell */
     double oldest_s; /* idle time of the lowest pending id; 0 when nothing is pending */
 };
 
@@ -601,6 +615,10 @@ static void xinfo_cb(int status, const redisReply *reply, const char *errstr, vo
         char tmp[MAX_LABEL_BYTES + 1];
         snprintf(g->name, sizeof g->name, "%s", clean_value(name->str, tmp));
         g->pending = pend && pend->type == REDIS_REPLY_INTEGER ? pend->integer : 0;
+        /* Redis 7 says how far the group is behind; older servers, or a group whose count
+         * Redis lost track of (nil), leave it out. */
+        const redisReply *lag = kv_get(reply->element[i], "lag");
+        g->lag = lag && lag->type == REDIS_REPLY_INTEGER ? lag->integer : -1;
         if (g->pending > 0 && !sc->failed) {
             struct pending_cmd *pc = cmd_ctx(sc, s, (int)sc->ngroups[s]);
             if (pc)
@@ -673,6 +691,16 @@ static void render_redis(struct out *o, const struct scrape *sc)
             out_printf(o, "deskbridge_pending_entries");
             out_labels(o, 2, names, v);
             out_printf(o, " %lld\n", sc->groups[s][g].pending);
+        }
+    out_header(o, "deskbridge_group_lag_entries", "gauge",
+               "Entries of the stream not yet delivered to a consumer group (Redis 7 and later).");
+    for (int s = 0; s < NSTREAMS; s++)
+        for (size_t g = 0; g < sc->ngroups[s]; g++) {
+            if (sc->groups[s][g].lag < 0) continue;
+            const char *v[] = {streams[s], sc->groups[s][g].name};
+            out_printf(o, "deskbridge_group_lag_entries");
+            out_labels(o, 2, names, v);
+            out_printf(o, " %lld\n", sc->groups[s][g].lag);
         }
     out_header(o, "deskbridge_pending_oldest_seconds", "gauge",
                "Idle time of the oldest unacknowledged entry of a consumer group (0 when "

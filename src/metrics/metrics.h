@@ -34,6 +34,11 @@ void db_metrics_events(struct db_metrics *m, const char *platform, const char *k
  * error_class "" when none, else the platform's code ("429", "131047", "12"...). */
 void db_metrics_send(struct db_metrics *m, const char *platform, const char *outcome,
                      const char *error_class);
+/* deskbridge_bridge_calls_total{bridge,direction,outcome}: a helpdesk bridge's calls (bridge
+ * "chatwoot:NAME" from the configuration; direction to_helpdesk|from_helpdesk|status; outcome
+ * ok|retry|failed|refused|ignored|duplicate). */
+void db_metrics_bridge(struct db_metrics *m, const char *bridge, const char *direction,
+                       const char *outcome);
 /* deskbridge_dead_letters_total */
 /* The media store: a file stored, lost (reason: the code of why) or retried. */
 void db_metrics_media(struct db_metrics *m, const char *platform, const char *outcome,
@@ -49,7 +54,8 @@ void db_metrics_first_response(struct db_metrics *m, double seconds);
 int db_metrics_render(const struct db_metrics *m, char **out, size_t *len);
 
 /* Registers GET /metrics on svc->router: the process's own series plus the Redis gauges
- * (deskbridge_queue_length{stream}, deskbridge_pending_oldest_seconds{stream,group},
+ * (deskbridge_queue_length{stream}, deskbridge_pending_entries{stream,group},
+ * deskbridge_group_lag_entries{stream,group}, deskbridge_pending_oldest_seconds{stream,group},
  * deskbridge_conversations{state}), read asynchronously; if Redis does not answer, the
  * Redis gauges are left out and deskbridge_redis_up says 0.  DB_OK or DB_ENOMEM. */
 int db_metrics_routes(struct db_services *svc, struct db_err *e) DB_MUST_CHECK;

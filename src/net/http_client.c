@@ -573,8 +573,11 @@ static int method_setup(CURL *easy, const char *method,
         return DB_OK;
     }
     int is_post = strcasecmp(method, "POST") == 0;
-    if (!is_post && strcasecmp(method, "PUT") != 0 && strcasecmp(method, "DELETE") != 0)
-        return DB_EINVAL;
+    const char *custom = strcasecmp(method, "PUT") == 0      ? "PUT"
+                         : strcasecmp(method, "PATCH") == 0  ? "PATCH"
+                         : strcasecmp(method, "DELETE") == 0 ? "DELETE"
+                                                             : NULL;
+    if (!is_post && !custom) return DB_EINVAL;
     if (!is_post && strcasecmp(method, "DELETE") == 0 && !k->body_len) {
         curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "DELETE");
         return DB_OK;
@@ -582,9 +585,7 @@ static int method_setup(CURL *easy, const char *method,
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, k->body ? k->body : "");
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)k->body_len);
-    if (!is_post)
-        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
-                        strcasecmp(method, "PUT") == 0 ? "PUT" : "DELETE");
+    if (!is_post) curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, custom);
     return DB_OK;
 }
 

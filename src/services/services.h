@@ -43,6 +43,11 @@ struct db_services {
     struct db_blob *media_blob;           /* the media store's files ([media_store]), or NULL */
     int stopping;                         /* SIGTERM seen: finish in-flight work and exit */
     char consumer[96];                    /* consumer name in Redis groups: host-pid */
+    /* 1 when a helpdesk bridge took over assignment and automatic answers for the account
+     * (set by the wiring; NULL: none did).  The dispatcher and the automatic answers ask it,
+     * since they sit below the bridges. */
+    int (*automation_off)(const struct db_config *cfg, const char *platform,
+                          const char *account);
 };
 
 /* A new reference to cfg with a count of 1; ownership of cfg passes to it (freed here when

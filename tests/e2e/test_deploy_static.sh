@@ -67,6 +67,30 @@ PY
     then ok "docker-compose.yml: valid, AOF everysec on a volume, loopback port, hardened gateway, demo consumer"
     else bad "docker-compose.yml rules"
     fi
+    # The chatwoot profile: the bridge's gateway, as hardened as the quickstart one, on
+    # Chatwoot's network (profiles keep it out of a plain "up").
+    if docker-compose -f docker-compose.yml --env-file .env.example --profile chatwoot config \
+         >"$work/compose-cw.yml" 2>/dev/null && python3 - "$work/compose-cw.yml" <<'PY'
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))["services"]
+errs = []
+g = c.get("deskbridge-chatwoot")
+if not g: errs.append("no deskbridge-chatwoot service in the chatwoot profile")
+else:
+    if "chatwoot" not in g.get("profiles", []): errs.append("deskbridge-chatwoot is not in profile chatwoot")
+    for p in g.get("ports", []):
+        if (p.get("host_ip") if isinstance(p, dict) else p.split(":")[0]) != "127.0.0.1":
+            errs.append(f"deskbridge-chatwoot port published beyond loopback: {p}")
+    if g.get("read_only") is not True: errs.append("deskbridge-chatwoot must have read_only: true")
+    if "ALL" not in g.get("cap_drop", []): errs.append("deskbridge-chatwoot must drop ALL capabilities")
+    if "chatwoot" not in g.get("networks", {}): errs.append("deskbridge-chatwoot is not on Chatwoot's network")
+    if "--config" not in g.get("command", []): errs.append("deskbridge-chatwoot runs without its configuration")
+for e in errs: print("   ", e)
+sys.exit(1 if errs else 0)
+PY
+    then ok "docker-compose.yml profile chatwoot: valid, hardened gateway on Chatwoot's network, loopback port"
+    else bad "docker-compose.yml profile chatwoot"
+    fi
   fi
 else
   skip "docker-compose not installed and cannot be installed (not root): compose file unchecked"
