@@ -6,7 +6,9 @@
  * send reads) and the fields getMe/getWebhookInfo readers look for, so the gateway can start
  * against it.  GET /_stats answers {"sends":N,"first_us":T0,"last_us":T1} where sends counts
  * POSTs to .../sendMessage and the times are CLOCK_MONOTONIC microseconds of the first and
- * last of them, so the sender's rate is measured where the sends land.
+ * last of them, so the sender's rate is measured where the sends land.  A POST to a path ending
+ * in /messages (the WhatsApp Graph API's send, for bench/soak.sh) is answered with a Graph
+ * API success carrying a fresh wamid.fake.<n> and counted in "wa_sends".
  *
  * usage: fake_telegram PORT   (0 = the kernel picks; "port N" is printed on stdout) */
 #include <event2/buffer.h>
@@ -21,7 +23,7 @@
 #include <time.h>
 
 struct counts {
-    unsigned long long sends, next_id, first_us, last_us;
+    unsigned long long sends, next_id, first_us, last_us, wa_sends;
 };
 
 static unsigned long long now_us(void)
@@ -50,8 +52,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     path[n] = '\0';
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     if (strcmp(path, "/_stats") == 0) {
-        evbuffer_add_printf(out, "{\"sends\":%llu,\"first_us\":%llu,\"last_us\":%llu}\n", c->sends,
-                            c->first_us, c->last_us);
+        evbuffer_add_printf(out, "{\"sends\":%llu,\"first_us\":%llu,\"last_us\":%llu,\"wa_sends\":%llu}\n",
+                            c->sends, c->first_us, c->last_us, c->wa_sends);
         evhttp_send_reply(req, 200, "OK", NULL);
         return;
     }
@@ -61,6 +63,15 @@ static void on_request(struct evhttp_request *req, void *arg)
         c->last_us = t;
     }
     c->next_id++;
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST && ends_with(path, "/messages")) {
+        c->wa_sends++;
+        evbuffer_add_printf(out,
+                            "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"1\","
+                            "\"wa_id\":\"1\"}],\"messages\":[{\"id\":\"wamid.fake.%llu\"}]}",
+                            c->next_id);
+        evhttp_send_reply(req, 200, "OK", NULL);
+        return;
+    }
     evbuffer_add_printf(out,
                         "{\"ok\":true,\"result\":{\"message_id\":%llu,\"date\":1749416383,"
                         "\"chat\":{\"id\":1,\"type\":\"private\"},\"id\":123456,\"is_bot\":true,"
@@ -80,7 +91,7 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
 int main(int argc, char **argv)
 {
     int rc = 1;
-    struct counts c = {0, 0, 0, 0};
+    struct counts c = {0, 0, 0, 0, 0};
     struct event_base *base = NULL;
     struct evhttp *http = NULL;
     struct event *sig = NULL;

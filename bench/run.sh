@@ -19,7 +19,8 @@
 # (Redis's auto-aof-rewrite-min-size, default 4gb: no automatic AOF rewrite within a run, as in
 # a Redis whose data set is large next to one run's writes; 64mb is Redis's own default, under
 # which a database growing from empty is rewritten every few seconds), BENCH_KEEP (1 = keep
-# the work directory).
+# the work directory), BENCH_SPLIT (1 = in each role=all run, log every Redis command for one
+# second and print Redis's time per webhook by part, bench/redis_split.py; 0 = not).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -216,7 +217,17 @@ ingest() {
     rw0=$(aof_rewrites)
     srv0=$(cpu_us "$pid")
     red0=$(cpu_us "$REDIS_PID")
+    # role=all: where Redis's time goes, by part, over one second in the middle of the run
+    # (bench/redis_split.py; it waits for the load to start).
+    local split_pid=
+    if [ "${label%%.*}" = all ] && [ "${BENCH_SPLIT:-1}" = 1 ]; then
+        python3 "$BENCH/redis_split.py" --socket "$WORK/redis.sock" --pid "$REDIS_PID" --root "$ROOT" \
+            --settle "$(python3 -c "print(max(0.5, $DURATION / 2 - 0.5))")" --window 1 \
+            >"$WORK/split-$label.txt" 2>&1 &
+        split_pid=$!
+    fi
     run_wrk "$label" "$url" "$DURATION" "$WORK/bodies"
+    [ -z "$split_pid" ] || wait "$split_pid" || echo "redis split failed" >>"$WORK/split-$label.txt"
     sleep 0.5 # answers cut off by wrk's stop may still be committing
     [ -n "$key" ] && after=$(rcli XLEN "$key")
     rewrites=$(($(aof_rewrites) - rw0))
@@ -481,6 +492,11 @@ subject() {
     echo "outbound (role=all, Telegram): $ACCEPTED replies answered 202 ($REFUSED refused), $QUEUED in the outbox, enqueued at $ENQ_RATE/s with the fake paused;"
     echo "  $SENDS sendMessage calls reached the fake, $SEND_RATE/s from first to last; not sent: $OUT_LOST, extra: $OUT_DUP; gateway peak RSS $(mb "$OUT_HWM") MB"
     echo "$JSON_FIGURES"
+    for r in $(seq "$ROUNDS"); do
+        [ -f "$WORK/split-all.$r.txt" ] || continue
+        echo
+        echo "round $r: $(cat "$WORK/split-all.$r.txt")"
+    done
 } | tee "$WORK/summary.txt"
 
 fail=0

@@ -5,7 +5,7 @@ set -euo pipefail
 want=(build-essential cmake pkg-config libevent-dev libjansson-dev libhiredis-dev
       libcurl4-openssl-dev libssl-dev redis-server redis-tools ca-certificates)
 if [ "${1:-run}" = test ]; then
-  want+=(libcmocka-dev clang libclang-rt-14-dev curl python3 tzdata prometheus chromium)
+  want+=(libcmocka-dev clang libclang-rt-14-dev curl python3 tzdata prometheus chromium wrk)
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 missing=()

@@ -15,6 +15,10 @@ const struct db_connector db_telegram = {
     .split_long_text = 1,
     /* Bot API: a media caption is 0-1024 characters (core.telegram.org/bots/api, sendPhoto). */
     .max_caption_chars = 1024,
+    /* The Bot API names no count or label length for inline keyboards; these are the
+     * gateway's own, kept like the other platforms' so a reply works on all three. */
+    .max_buttons = 10,
+    .max_button_title_chars = 64,
     .account_new = db_tg_account_new,
     .account_free = db_tg_account_free,
     .verify = db_tg_verify,
@@ -30,4 +34,7 @@ const struct db_connector db_telegram = {
     .build_media_lookup = db_tg_build_media_lookup,
     .read_media_lookup = db_tg_read_media_lookup,
     .send_grant = db_tg_send_grant,
+    .build_callback_answer = db_tg_build_callback_answer,
+    .build_typing = db_tg_build_typing,
+    /* Bots get no read marks on Telegram: no build_read_mark. */
 };

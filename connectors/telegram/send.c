@@ -38,6 +38,26 @@ static const struct {
                      {"animation", "sendAnimation", "animation"},
                      {NULL, NULL, NULL}};
 
+/* New reference: an InlineKeyboardMarkup with one button per row; tapping one sends a
+ * callback_query whose data is the button id (core.telegram.org/bots/api#inlinekeyboardbutton:
+ * callback_data is 1-64 bytes, which the API's id rule keeps).  NULL on ENOMEM. */
+static json_t *inline_keyboard(const json_t *buttons)
+{
+    json_t *rows = json_array(), *b;
+    size_t i;
+    if (!rows) return NULL;
+    json_array_foreach(buttons, i, b) {
+        json_t *row = json_pack("[{s:O, s:O}]", "text", json_object_get(b, "title"),
+                                "callback_data", json_object_get(b, "id"));
+        if (!row || json_array_append_new(rows, row) != 0) {
+            json_decref(rows);
+            return NULL;
+        }
+    }
+    json_t *markup = json_pack("{s:o}", "inline_keyboard", rows);
+    return markup;
+}
+
 int db_tg_build_send(const void *acct, const struct db_outbound *msg,
                      struct db_http_req *req, struct db_err *e)
 {
@@ -123,8 +143,49 @@ int db_tg_build_send(const void *acct, const struct db_outbound *msg,
                                                               (json_int_t)mid), e)) != DB_OK)
             goto fail;
     }
+    if (msg->buttons && (rc = set_new(body, "reply_markup", inline_keyboard(msg->buttons), e)) != DB_OK)
+        goto fail;
     rc = db_tg_post_method(a, method, body, req, e);
 fail:
+    json_decref(body);
+    return rc;
+}
+
+int db_tg_build_typing(const void *acct, const char *chat, const char *last_in,
+                       struct db_http_req *req, struct db_err *e)
+{
+    (void)last_in;
+    /* sendChatAction shows "typing..." for 5 seconds or until the bot's next message
+     * (core.telegram.org/bots/api#sendchataction). */
+    char id[TG_ID_MAX + 40];
+    int64_t thread;
+    const char *bc;
+    if (db_tg_chat_parse(chat, id, sizeof id, &thread, &bc) != DB_OK)
+        return db_err_set(e, DB_EINVAL, "conversation has a chat id Telegram cannot have");
+    json_t *body = json_object();
+    if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
+    int rc = set_new(body, "chat_id", chat_id_value(id), e);
+    /* sendChatAction takes both too: "typing" in the topic, or as the business account. */
+    if (rc == DB_OK && bc) rc = set_str(body, "business_connection_id", bc, e);
+    if (rc == DB_OK && thread > 0) rc = set_int(body, "message_thread_id", thread, e);
+    if (rc == DB_OK) rc = set_str(body, "action", "typing", e);
+    if (rc == DB_OK) rc = db_tg_post_method(acct, "sendChatAction", body, req, e);
+    json_decref(body);
+    return rc;
+}
+
+int db_tg_build_callback_answer(const void *acct, const json_t *ev, struct db_http_req *req,
+                                struct db_err *e)
+{
+    const char *kind = db_json_str(ev, "kind"), *qid = db_json_str(ev, "external_message_id");
+    if (!kind || strcmp(kind, "callback") != 0 || !qid || !*qid)
+        return db_err_set(e, DB_EINVAL, "not a Telegram callback event");
+    /* Without an answer the customer's client shows a spinner on the button until it times
+     * out (core.telegram.org/bots/api#answercallbackquery); an empty answer stops it. */
+    json_t *body = json_object();
+    if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
+    int rc = set_str(body, "callback_query_id", qid, e);
+    if (rc == DB_OK) rc = db_tg_post_method(acct, "answerCallbackQuery", body, req, e);
     json_decref(body);
     return rc;
 }

@@ -38,6 +38,10 @@ int db_tg_build_send(const void *acct, const struct db_outbound *msg, struct db_
                      struct db_err *e);
 int db_tg_read_send(const void *acct, const struct db_http_resp *resp,
                     struct db_send_result *res, struct db_err *e);
+int db_tg_build_typing(const void *acct, const char *chat, const char *last_in,
+                       struct db_http_req *req, struct db_err *e);
+int db_tg_build_callback_answer(const void *acct, const json_t *ev, struct db_http_req *req,
+                                struct db_err *e);
 int db_tg_build_poll(const void *acct, const char *cursor, int timeout_s,
                      struct db_http_req *req, struct db_err *e);
 int db_tg_read_poll(const void *acct, const struct db_http_resp *resp,

@@ -17,6 +17,10 @@ const struct db_connector db_viber = {
     .max_text_chars = TEXT_MAX_CHARS,
     .max_caption_chars = CAPTION_MAX_CHARS,
     .split_long_text = 1,
+    /* Viber's keyboard documentation names no count or label length; the gateway's own,
+     * like Telegram's. */
+    .max_buttons = 10,
+    .max_button_title_chars = 64,
     .account_new = db_vb_account_new,
     .account_free = db_vb_account_free,
     .verify = db_vb_verify,

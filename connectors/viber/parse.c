@@ -205,6 +205,36 @@ fail:
     return rc;
 }
 
+/* Turns a text message that is the tap of one of our keyboard's buttons (see
+ * BUTTONS_TRACKING_PREFIX) into the contract's callback: callback_data = the button id,
+ * outbound_id = the gateway id of the message that carried the keyboard. */
+static int mark_tap(json_t *ev, struct db_err *e)
+{
+    const char *track = db_json_str(ev, "tracking_data"), *text = db_json_str(ev, "text");
+    const char *type = db_json_str(ev, "type");
+    size_t plen = strlen(BUTTONS_TRACKING_PREFIX);
+    if (!track || !text || !type || strcmp(type, "text") != 0 ||
+        strncmp(track, BUTTONS_TRACKING_PREFIX, plen) != 0)
+        return DB_OK;
+    const char *mid = track + plen, *ids = strchr(mid, ':');
+    size_t tlen = strlen(text);
+    if (!ids || ids == mid || (size_t)(ids - mid) >= ID_MAX || tlen == 0) return DB_OK;
+    for (const char *p = ids + 1; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == tlen && memcmp(p, text, n) == 0) {
+            char outbound[ID_MAX];
+            memcpy(outbound, mid, (size_t)(ids - mid));
+            outbound[ids - mid] = '\0';
+            int rc = set_str(ev, "kind", "callback", e);
+            if (rc == DB_OK) rc = set_str(ev, "callback_data", text, e);
+            if (rc == DB_OK) rc = set_str(ev, "outbound_id", outbound, e);
+            return rc;
+        }
+        p += n + (p[n] == ',');
+    }
+    return DB_OK;
+}
+
 static int parse_message(const struct viber_acct *a, const json_t *root, json_t **ev_out,
                          char **key_out, struct db_err *e)
 {
@@ -229,6 +259,7 @@ static int parse_message(const struct viber_acct *a, const json_t *root, json_t 
     if ((rc = read_timestamp(root, ev, &ms, e)) != DB_OK) goto fail;
     if ((rc = add_sender(ev, sender, "sender", e)) != DB_OK) goto fail;
     if ((rc = fill_message(ev, m, token, e)) != DB_OK) goto fail;
+    if ((rc = mark_tap(ev, e)) != DB_OK) goto fail;
     if (!(*key_out = make_key("m:%s", token))) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;

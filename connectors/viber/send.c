@@ -159,6 +159,45 @@ static int fill_send(const struct db_outbound *msg, json_t *body, struct db_err 
     return set_str(body, "text", msg->text, e);
 }
 
+/* malloc'd tracking_data for a message with buttons (BUTTONS_TRACKING_PREFIX); NULL on
+ * ENOMEM.  Caller frees. */
+static char *buttons_tracking(const struct db_outbound *msg)
+{
+    const char *mid = msg->id ? msg->id : "";
+    size_t n = strlen(BUTTONS_TRACKING_PREFIX) + strlen(mid) + 2, i;
+    const json_t *b;
+    json_array_foreach(msg->buttons, i, b) n += strlen(db_json_str(b, "id") ? db_json_str(b, "id") : "") + 1;
+    char *t = malloc(n);
+    if (!t) return NULL;
+    size_t at = (size_t)snprintf(t, n, "%s%s:", BUTTONS_TRACKING_PREFIX, mid);
+    json_array_foreach(msg->buttons, i, b) {
+        const char *id = db_json_str(b, "id");
+        at += (size_t)snprintf(t + at, n - at, "%s%s", i ? "," : "", id ? id : "");
+    }
+    return t;
+}
+
+/* New reference: a keyboard of reply buttons, one per row of the full width, whose tap
+ * sends the button id as the customer's text (creators.viber.com/docs/bots-api/resources/
+ * messaging/keyboards: ActionType "reply", ActionBody, Text, Columns 1-6, Rows).  NULL on
+ * ENOMEM. */
+static json_t *keyboard(const json_t *buttons)
+{
+    json_t *list = json_array(), *b;
+    size_t i;
+    if (!list) return NULL;
+    json_array_foreach(buttons, i, b) {
+        json_t *k = json_pack("{s:i, s:i, s:s, s:O, s:O}", "Columns", 6, "Rows", 1, "ActionType",
+                              "reply", "ActionBody", json_object_get(b, "id"), "Text",
+                              json_object_get(b, "title"));
+        if (!k || json_array_append_new(list, k) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return json_pack("{s:s, s:b, s:o}", "Type", "keyboard", "DefaultHeight", 0, "Buttons", list);
+}
+
 int db_vb_build_send(const void *acct, const struct db_outbound *msg,
                      struct db_http_req *req, struct db_err *e)
 {
@@ -169,13 +208,19 @@ int db_vb_build_send(const void *acct, const struct db_outbound *msg,
         return db_err_set(e, DB_EINVAL, "chat_id (the Viber user id) is missing");
     if (msg->media_id)
         return db_err_set(e, DB_EINVAL, "media_id is not a Viber concept: send media_url");
-    const char *track = msg->id ? msg->id : "";
-    if (db_utf8_chars(track, strlen(track)) > TRACKING_MAX_CHARS)
+    char *tracked = NULL;
+    if (msg->buttons && !(tracked = buttons_tracking(msg)))
+        return db_err_set(e, DB_ENOMEM, "out of memory");
+    const char *track = tracked ? tracked : msg->id ? msg->id : "";
+    if (db_utf8_chars(track, strlen(track)) > TRACKING_MAX_CHARS) {
+        free(tracked);
         return db_err_set(e, DB_EINVAL, "message id too long for Viber tracking_data");
+    }
 
     /* tracking_data always a string: the official SDK notes null breaks Viber's side. */
     body = json_pack("{s:s, s:{s:s}, s:s, s:i}", "receiver", msg->chat_id, "sender", "name",
                      a->sender_name, "tracking_data", track, "min_api_version", 1);
+    free(tracked);
     if (!body) return db_err_set(e, DB_EINVAL, "chat_id or id is not valid UTF-8");
     if (a->sender_avatar &&
         json_object_set_new(json_object_get(body, "sender"), "avatar",
@@ -185,6 +230,8 @@ int db_vb_build_send(const void *acct, const struct db_outbound *msg,
     }
     /* reply_to has no Viber equivalent and is dropped: quoting is not part of the bot API. */
     if ((rc = fill_send(msg, body, e)) != DB_OK) goto fail;
+    if (msg->buttons && (rc = attach(body, "keyboard", keyboard(msg->buttons), e)) != DB_OK)
+        goto fail;
     rc = db_vb_post(a, "send_message", body, req, e);
 fail:
     json_decref(body);

@@ -20,6 +20,10 @@
 #define TEXT_MAX_CHARS 7000
 /* tracking_data: "Max 4000 characters" (same send-message page). */
 #define TRACKING_MAX_CHARS 4000
+/* tracking_data of a message with a keyboard: "db-buttons:<gateway id>:<id>,<id>...".  Viber
+ * hands it back with the customer's next message, so a text equal to one of the ids is the
+ * tap of that button (a typed text after the keyboard carries it too, hence the list). */
+#define BUTTONS_TRACKING_PREFIX "db-buttons:"
 /* A picture's text: the REST bot API's picture message gave "Max 120 characters"
  * (developers.viber.com/docs/api/rest-bot-api/#picture-message, as quoted in bot framework
  * documentation); later material quotes 768.  The lower bound never has a caption refused:

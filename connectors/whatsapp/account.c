@@ -17,6 +17,7 @@ void db_wa_account_free(void *p)
     free_secret(a->app_secret_previous);
     free_secret(a->verify_token);
     free(a->phone_number_id);
+    free(a->business_account_id);
     free(a->api_base);
     free_secret(a->bearer);
     free(a);
@@ -43,7 +44,8 @@ static int conf_copy(const struct db_conf_section *sec, const char *key, int req
 int db_wa_account_new(const struct db_conf_section *sec, void **acct, struct db_err *e)
 {
     static const char *const keys[] = {"access_token", "app_secret", "app_secret_previous",
-                                       "verify_token", "phone_number_id", "api_base", NULL};
+                                       "verify_token", "phone_number_id", "api_base",
+                                       "business_account_id", NULL};
     struct wa_account *a = NULL;
     int rc;
     *acct = NULL;
@@ -62,8 +64,17 @@ int db_wa_account_new(const struct db_conf_section *sec, void **acct, struct db_
         (rc = conf_copy(sec, "verify_token", 1, NULL, &a->verify_token, e)) != DB_OK ||
         (rc = conf_copy(sec, "phone_number_id", 1, sec->account, &a->phone_number_id, e)) !=
             DB_OK ||
-        (rc = conf_copy(sec, "api_base", 1, WA_API_BASE_DEFAULT, &a->api_base, e)) != DB_OK)
+        (rc = conf_copy(sec, "api_base", 1, WA_API_BASE_DEFAULT, &a->api_base, e)) != DB_OK ||
+        (rc = conf_copy(sec, "business_account_id", 0, NULL, &a->business_account_id, e)) !=
+            DB_OK)
         goto fail;
+    /* The business account id is a URL path segment of the template list. */
+    if (a->business_account_id &&
+        (!all_digits(a->business_account_id) || strlen(a->business_account_id) > 32)) {
+        rc = db_conf_error(e, sec, db_conf_find(sec, "business_account_id"), "business_account_id",
+                           "must be the digits of a WhatsApp Business Account id");
+        goto fail;
+    }
 
     /* The number id is a URL path segment and the routing check of every change. */
     if (!all_digits(a->phone_number_id) || strlen(a->phone_number_id) > 32) {

@@ -16,6 +16,10 @@ const struct db_connector db_whatsapp = {
     /* The Cloud API answers 400 to longer texts, and a split message reads badly on a phone. */
     .split_long_text = 0,
     .max_caption_chars = WA_MAX_CAPTION_CHARS,
+    /* Up to 3 go as reply buttons, more as a list message; 20 characters fit both. */
+    .max_buttons = WA_MAX_LIST_ROWS,
+    .max_button_title_chars = WA_MAX_BUTTON_TITLE,
+    .max_buttons_text_chars = WA_MAX_INTERACTIVE_BODY,
     .account_new = db_wa_account_new,
     .account_free = db_wa_account_free,
     .verify = db_wa_verify,
@@ -31,4 +35,9 @@ const struct db_connector db_whatsapp = {
     .handshake = db_wa_handshake,
     .build_media_lookup = db_wa_build_media_lookup,
     .read_media_lookup = db_wa_read_media_lookup,
+    .build_typing = db_wa_build_typing,
+    .build_read_mark = db_wa_build_read_mark,
+    .build_templates = db_wa_build_templates,
+    .read_templates = db_wa_read_templates,
+    .check_template = db_wa_check_template,
 };

@@ -91,7 +91,8 @@ static int put_interactive(struct walk *w, json_t *ev, const json_t *m)
         json_decref(it);
         goto done;
     }
-    if ((rc = put_new(w, ev, "interactive", it)) || (rc = put_str(w, ev, "text", title)))
+    if ((rc = put_new(w, ev, "interactive", it)) || (rc = put_str(w, ev, "text", title)) ||
+        (rc = put_str(w, ev, "callback_data", id)))
         goto done;
     rc = put_str(w, ev, "type", "interactive");
 done:

@@ -54,7 +54,14 @@ static int parse_message(struct walk *w, const json_t *m, const json_t *contacts
 
     int is_reaction = strcmp(type, "reaction") == 0;
     int is_edit = strcmp(type, "edit") == 0, is_revoke = strcmp(type, "revoke") == 0;
-    ev = db_event_new(is_reaction ? "reaction" : is_edit || is_revoke ? "edit" : "message",
+    /* A tap on a reply button or a list row answers a message of ours: the contract's
+     * callback, as Telegram's button taps are (context.id names the message). */
+    const char *itype = db_json_str(json_object_get(m, "interactive"), "type");
+    int is_tap = strcmp(type, "interactive") == 0 && itype &&
+                 (strcmp(itype, "button_reply") == 0 || strcmp(itype, "list_reply") == 0);
+    ev = db_event_new(is_reaction ? "reaction" : is_edit || is_revoke ? "edit"
+                                               : is_tap                ? "callback"
+                                                                       : "message",
                       WA_PLATFORM, w->a->account);
     if (!ev) return nomem(w);
     if (db_event_set_chat(ev, chat) != DB_OK) {

@@ -30,14 +30,106 @@ static int check_text(const char *s, size_t max, const char *what, struct db_err
     return DB_OK;
 }
 
+/* Appends {"type": "text", "text": v} for each string of params to list; DB_EINVAL naming
+ * what when one is not a string. */
+static int text_params(json_t *list, const json_t *params, const char *what, struct db_err *e)
+{
+    const json_t *p;
+    size_t i;
+    if (params && !json_is_array(params))
+        return db_err_set(e, DB_EINVAL, "%s must be an array of strings", what);
+    json_array_foreach(params, i, p) {
+        if (!json_is_string(p)) return db_err_set(e, DB_EINVAL, "%s[%zu] must be a string", what, i);
+        if (json_array_append_new(list, json_pack("{s:s, s:O}", "type", "text", "text", p)) != 0)
+            return db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    return DB_OK;
+}
+
+/* New reference: the header component for the request's template.header
+ * {"type": "text", "text"} or {"type": "image"|"video"|"document", "url"|"id", "file_name"?}.
+ * NULL with e set. */
+static json_t *template_header(const json_t *h, struct db_err *e)
+{
+    const char *type = db_json_str(h, "type");
+    json_t *param = NULL;
+    if (!json_is_object(h) || !type) {
+        db_err_set(e, DB_EINVAL, "template.header needs a type");
+        return NULL;
+    }
+    if (strcmp(type, "text") == 0) {
+        const char *text = db_json_str(h, "text");
+        if (!text) {
+            db_err_set(e, DB_EINVAL, "template.header of type text needs a text");
+            return NULL;
+        }
+        param = json_pack("{s:s, s:s}", "type", "text", "text", text);
+    } else if (strcmp(type, "image") == 0 || strcmp(type, "video") == 0 ||
+               strcmp(type, "document") == 0) {
+        const char *url = db_json_str(h, "url"), *id = db_json_str(h, "id");
+        const char *fname = db_json_str(h, "file_name");
+        if (!(id && *id) && !(url && *url)) {
+            db_err_set(e, DB_EINVAL, "template.header of type %s needs a url or an id", type);
+            return NULL;
+        }
+        /* An uploaded media id needs no fetch by Meta, so it wins over a link. */
+        json_t *media = id && *id ? json_pack("{s:s}", "id", id) : json_pack("{s:s}", "link", url);
+        if (media && fname && strcmp(type, "document") == 0)
+            json_object_set_new(media, "filename", json_string(fname));
+        param = media ? json_pack("{s:s, s:o}", "type", type, type, media) : NULL;
+    } else {
+        db_err_set(e, DB_EINVAL, "template.header type must be text, image, video or document");
+        return NULL;
+    }
+    json_t *c = param ? json_pack("{s:s, s:[o]}", "type", "header", "parameters", param) : NULL;
+    if (!c) db_err_set(e, DB_EINVAL, "template.header has text that is not valid UTF-8");
+    return c;
+}
+
+/* Appends one button component per entry of the request's template.buttons
+ * [{"index", "sub_type": "url"|"quick_reply"|"copy_code" (default url), "parameters"}]. */
+static int template_buttons(json_t *comps, const json_t *buttons, struct db_err *e)
+{
+    const json_t *b;
+    size_t i;
+    if (buttons && !json_is_array(buttons))
+        return db_err_set(e, DB_EINVAL, "template.buttons must be an array");
+    json_array_foreach(buttons, i, b) {
+        const json_t *idx = json_object_get(b, "index"), *params = json_object_get(b, "parameters");
+        const char *sub = db_json_str(b, "sub_type");
+        if (!sub) sub = "url";
+        if (!json_is_integer(idx) || json_integer_value(idx) < 0 || json_integer_value(idx) > 9)
+            return db_err_set(e, DB_EINVAL, "template.buttons[%zu].index must be 0-9", i);
+        int qr = strcmp(sub, "quick_reply") == 0, code = strcmp(sub, "copy_code") == 0;
+        if (!qr && !code && strcmp(sub, "url") != 0)
+            return db_err_set(e, DB_EINVAL,
+                              "template.buttons[%zu].sub_type must be url, quick_reply or copy_code", i);
+        if (!json_is_array(params) || json_array_size(params) != 1 ||
+            !json_is_string(json_array_get(params, 0)))
+            return db_err_set(e, DB_EINVAL, "template.buttons[%zu].parameters must be one string", i);
+        const json_t *v = json_array_get(params, 0);
+        /* Meta's button parameter: the URL's end as text, a quick reply's payload, a code. */
+        json_t *p = qr     ? json_pack("{s:s, s:O}", "type", "payload", "payload", v)
+                    : code ? json_pack("{s:s, s:O}", "type", "coupon_code", "coupon_code", v)
+                           : json_pack("{s:s, s:O}", "type", "text", "text", v);
+        char index[4];
+        snprintf(index, sizeof index, "%d", (int)json_integer_value(idx));
+        json_t *c = p ? json_pack("{s:s, s:s, s:s, s:[o]}", "type", "button", "sub_type", sub,
+                                  "index", index, "parameters", p)
+                      : NULL;
+        if (!c || json_array_append_new(comps, c) != 0)
+            return db_err_set(e, DB_ENOMEM, "out of memory");
+    }
+    return DB_OK;
+}
+
 /* New reference: the "template" object of a send, from the request's extra member
- * {"name", "language": "en_US", "parameters": ["..."]}.  NULL with e set on error. */
+ * {"name", "language": "en_US", "parameters": ["..."] (the body's), "header": {...},
+ * "buttons": [...]}, in Meta's component order header, body, buttons.  NULL with e set. */
 static json_t *build_template(const json_t *t, struct db_err *e)
 {
     const char *name = db_json_str(t, "name"), *lang = db_json_str(t, "language");
-    const json_t *params = json_object_get(t, "parameters"), *p;
-    json_t *out = NULL, *list = NULL;
-    size_t i;
+    json_t *out = NULL, *comps = NULL, *body = NULL;
     if (!json_is_object(t)) {
         db_err_set(e, DB_EINVAL, "template must be an object");
         goto fail;
@@ -46,32 +138,91 @@ static json_t *build_template(const json_t *t, struct db_err *e)
         db_err_set(e, DB_EINVAL, "template needs a name and a language code (strings)");
         goto fail;
     }
-    if (params && !json_is_array(params)) {
-        db_err_set(e, DB_EINVAL, "template.parameters must be an array of strings");
+    out = json_pack("{s:s, s:{s:s}}", "name", name, "language", "code", lang);
+    comps = json_array();
+    body = json_array();
+    if (!out || !comps || !body) {
+        db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
-    out = json_pack("{s:s, s:{s:s}}", "name", name, "language", "code", lang);
-    list = json_array();
-    if (!out || !list) goto nomem;
-    json_array_foreach(params, i, p) {
-        if (!json_is_string(p)) {
-            db_err_set(e, DB_EINVAL, "template.parameters[%zu] must be a string", i);
+    const json_t *h = json_object_get(t, "header");
+    if (h && !json_is_null(h)) {
+        json_t *c = template_header(h, e);
+        if (!c || json_array_append_new(comps, c) != 0) goto fail;
+    }
+    if (text_params(body, json_object_get(t, "parameters"), "template.parameters", e) != DB_OK)
+        goto fail;
+    if (json_array_size(body) > 0 &&
+        json_array_append_new(comps, json_pack("{s:s, s:O}", "type", "body", "parameters", body)) != 0) {
+        db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (template_buttons(comps, json_object_get(t, "buttons"), e) != DB_OK) goto fail;
+    if (json_array_size(comps) > 0 && json_object_set(out, "components", comps) != 0) {
+        db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    json_decref(comps);
+    json_decref(body);
+    return out;
+fail:
+    json_decref(body);
+    json_decref(comps);
+    json_decref(out);
+    return NULL;
+}
+
+/* New reference: the "interactive" object for a text with buttons: reply buttons for up to
+ * three, else a list message of one section whose rows are the buttons, opened by a button
+ * labelled label.  NULL with e set. */
+static json_t *build_interactive(const struct db_outbound *msg, struct db_err *e)
+{
+    const json_t *b;
+    size_t i, n = json_array_size(msg->buttons);
+    if (n == 0 || n > WA_MAX_LIST_ROWS) {
+        db_err_set(e, DB_EINVAL, "WhatsApp takes 1 to %d buttons", WA_MAX_LIST_ROWS);
+        return NULL;
+    }
+    if (!msg->text || !*msg->text ||
+        check_text(msg->text, WA_MAX_INTERACTIVE_BODY, "text with buttons", e) != DB_OK) {
+        if (!msg->text || !*msg->text) db_err_set(e, DB_EINVAL, "buttons need a text");
+        return NULL;
+    }
+    json_t *items = json_array(), *action = NULL, *it = NULL;
+    if (!items) goto nomem;
+    json_array_foreach(msg->buttons, i, b) {
+        const json_t *id = json_object_get(b, "id"), *title = json_object_get(b, "title");
+        if (!json_is_string(id) || !json_is_string(title)) {
+            db_err_set(e, DB_EINVAL, "buttons[%zu] needs a string id and title", i);
             goto fail;
         }
-        if (json_array_append_new(list, json_pack("{s:s, s:O}", "type", "text", "text", p)) != 0)
-            goto nomem;
+        if (check_text(json_string_value(title), WA_MAX_BUTTON_TITLE, "button title", e) != DB_OK)
+            goto fail;
+        json_t *item = n <= WA_MAX_REPLY_BUTTONS
+                           ? json_pack("{s:s, s:{s:O, s:O}}", "type", "reply", "reply", "id", id,
+                                       "title", title)
+                           : json_pack("{s:O, s:O}", "id", id, "title", title);
+        if (!item || json_array_append_new(items, item) != 0) goto nomem;
     }
-    if (json_array_size(list) > 0) {
-        json_t *comps = json_pack("[{s:s, s:O}]", "type", "body", "parameters", list);
-        if (!comps || json_object_set_new(out, "components", comps) != 0) goto nomem;
+    if (n <= WA_MAX_REPLY_BUTTONS) {
+        action = json_pack("{s:O}", "buttons", items);
+    } else {
+        const char *label = db_json_str(msg->extra, "buttons_label");
+        /* The list opens with a button of its own; a neutral mark when the sender named none. */
+        if (!label || !*label) label = "\xe2\x98\xb0"; /* U+2630, language-neutral */
+        if (check_text(label, WA_MAX_BUTTON_TITLE, "buttons_label", e) != DB_OK) goto fail;
+        action = json_pack("{s:s, s:[{s:O}]}", "button", label, "sections", "rows", items);
     }
-    json_decref(list);
-    return out;
+    if (!action) goto nomem;
+    it = json_pack("{s:s, s:{s:s}, s:o}", "type", n <= WA_MAX_REPLY_BUTTONS ? "button" : "list",
+                   "body", "text", msg->text, "action", action);
+    if (!it) goto nomem;
+    json_decref(items);
+    return it;
 nomem:
     db_err_set(e, DB_ENOMEM, "out of memory");
 fail:
-    json_decref(list);
-    json_decref(out);
+    json_decref(items);
     return NULL;
 }
 
@@ -146,6 +297,15 @@ int db_wa_build_send(const void *acct, const struct db_outbound *msg, struct db_
         if (json_object_set_new(body, "template", t) != 0 ||
             json_object_set_new(body, "type", json_string("template")) != 0)
             goto nomem;
+    } else if (msg->buttons) {
+        json_t *it = build_interactive(msg, e);
+        if (!it) {
+            rc = e && e->code ? e->code : DB_EINVAL;
+            goto fail;
+        }
+        if (json_object_set_new(body, "interactive", it) != 0 ||
+            json_object_set_new(body, "type", json_string("interactive")) != 0)
+            goto nomem;
     } else if (msg->media_type || msg->media_url || msg->media_id) {
         if (!msg->media_type) {
             rc = db_err_set(e, DB_EINVAL, "media message without media_type");
@@ -190,6 +350,57 @@ fail:
     free(url);
     json_decref(body);
     return rc;
+}
+
+/* A POST of {"messaging_product":"whatsapp","status":"read","message_id":last_in} to the
+ * messages edge, with the typing indicator when typing is set: Meta's read receipt and typing
+ * indicator share the request (developers.facebook.com/documentation/business-messaging/
+ * whatsapp/messages/mark-message-as-read and .../typing-indicators: the indicator shows until
+ * the next message or 25 seconds, and marks the message read). */
+static int build_status_read(const struct wa_account *a, const char *last_in, int typing,
+                             struct db_http_req *req, struct db_err *e)
+{
+    if (!last_in || !*last_in)
+        return db_err_set(e, DB_ENOTFOUND, "no customer message to mark: WhatsApp needs one");
+    json_t *body = json_pack("{s:s, s:s}", "messaging_product", "whatsapp", "status", "read");
+    char *url = NULL, *text = NULL;
+    int rc = DB_ENOMEM;
+    if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
+    if (db_event_set_str(body, "message_id", last_in) != DB_OK) {
+        json_decref(body);
+        return db_err_set(e, DB_EINVAL, "message id is not valid UTF-8");
+    }
+    if (typing && json_object_set_new(body, "typing_indicator",
+                                      json_pack("{s:s}", "type", "text")) != 0)
+        goto done;
+    url = db_wa_graph_url(a, a->phone_number_id, "messages");
+    text = db_json_dump(body);
+    if (!url || !text) goto done;
+    if (db_http_req_post_json(req, url, text) != DB_OK ||
+        db_headers_add(&req->headers, "Authorization", a->bearer) != DB_OK) {
+        db_http_req_clear(req);
+        goto done;
+    }
+    rc = DB_OK;
+done:
+    free(url);
+    free(text);
+    json_decref(body);
+    return rc == DB_OK ? DB_OK : db_err_set(e, rc, "out of memory");
+}
+
+int db_wa_build_typing(const void *acct, const char *chat, const char *last_in,
+                       struct db_http_req *req, struct db_err *e)
+{
+    (void)chat;
+    return build_status_read(acct, last_in, 1, req, e);
+}
+
+int db_wa_build_read_mark(const void *acct, const char *chat, const char *last_in,
+                          struct db_http_req *req, struct db_err *e)
+{
+    (void)chat;
+    return build_status_read(acct, last_in, 0, req, e);
 }
 
 /* Copies s into dst (size n), cut on a character boundary. */

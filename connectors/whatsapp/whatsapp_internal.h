@@ -20,6 +20,14 @@
 #define WA_PLATFORM "whatsapp"
 #define WA_MAX_TEXT_CHARS 4096
 #define WA_MAX_CAPTION_CHARS 1024
+/* Interactive messages (developers.facebook.com/documentation/business-messaging/whatsapp/
+ * messages/interactive-reply-buttons-messages and .../interactive-list-messages): at most 3
+ * reply buttons with titles of at most 20 characters, a list of at most 10 rows (titles up
+ * to 24), a body of at most 1024 characters. */
+#define WA_MAX_REPLY_BUTTONS 3
+#define WA_MAX_LIST_ROWS 10
+#define WA_MAX_BUTTON_TITLE 20
+#define WA_MAX_INTERACTIVE_BODY 1024
 /* Longest id we copy out of a payload; wamids are about 60 characters. */
 #define WA_MAX_ID 159
 
@@ -31,6 +39,7 @@ struct wa_account {
     char *verify_token;        /* answers the GET subscription handshake */
     char *phone_number_id;     /* digits; sends go out from it, changes for others are skipped */
     char *api_base;            /* no trailing slash */
+    char *business_account_id; /* digits (WABA id): its message_templates; NULL when unset */
     char *bearer;              /* "Bearer <access_token>", the Authorization header value */
 };
 
@@ -42,6 +51,16 @@ int db_wa_handshake(const void *acct, const struct db_inbound *in, char **body,
 int db_wa_verify(const void *acct, const struct db_inbound *in, struct db_err *e);
 int db_wa_parse(const void *acct, const struct db_inbound *in, struct db_event_list *out,
                 struct db_err *e);
+int db_wa_build_typing(const void *acct, const char *chat, const char *last_in,
+                       struct db_http_req *req, struct db_err *e);
+int db_wa_build_read_mark(const void *acct, const char *chat, const char *last_in,
+                          struct db_http_req *req, struct db_err *e);
+int db_wa_build_templates(const void *acct, const char *after, struct db_http_req *req,
+                          struct db_err *e);
+int db_wa_read_templates(const void *acct, const struct db_http_resp *resp, json_t *list,
+                         char **after, struct db_err *e);
+int db_wa_check_template(const void *acct, const json_t *known, const json_t *tmpl,
+                         const char **field, struct db_err *e);
 int db_wa_build_send(const void *acct, const struct db_outbound *msg, struct db_http_req *req,
                      struct db_err *e);
 int db_wa_read_send(const void *acct, const struct db_http_resp *resp,

@@ -65,6 +65,11 @@ struct db_outbound {
     const char *reply_to;    /* external message id being answered; NULL */
     const json_t *extra;     /* the whole request object (borrowed) for platform-specific
                                 members: template, location, contact, keyboard... */
+    const json_t *buttons;   /* NULL, or the request's checked "buttons" array: 1 to
+                                max_buttons objects {"id", "title"}, ids 1-64 characters of
+                                A-Z a-z 0-9 _ . - and unique, titles within
+                                max_button_title_chars; only with a text that fits one
+                                message and no media (db_outbound_from_json) */
 };
 
 /* How a platform answered a send. */
@@ -92,6 +97,10 @@ struct db_connector {
     size_t max_caption_chars;  /* limit of the text sent with media, in characters; 0 = the
                                   text limit.  Split or refused as above; with splitting, the
                                   rest follows the media as text. */
+    size_t max_buttons;        /* most buttons one message may carry; 0 = no buttons */
+    size_t max_button_title_chars; /* longest button title, in characters */
+    size_t max_buttons_text_chars; /* longest text that goes with buttons; 0 = the text
+                                      limit */
 
     /* Builds per-account state from sec.  *acct is owned by the caller and released with
      * account_free.  DB_ECONFIG naming file, line and key in e when a value is wrong or a
@@ -161,6 +170,44 @@ struct db_connector {
      * bytes; 1 when there is one, 0 when not.  The sender checks the grant's state the
      * store recorded (P:grant:<platform>:<account>:<id>) before the first attempt. */
     int (*send_grant)(const char *chat, char *buf, size_t n);
+    /* Optional: the request that acknowledges a button tap (a "callback" event this
+     * connector's parse made), for platforms that show the customer a spinner until it comes
+     * (Telegram's answerCallbackQuery).  DB_OK with req filled, DB_ENOTFOUND when ev needs no
+     * answer, DB_EINVAL when ev is not one of its callbacks. */
+    int (*build_callback_answer)(const void *acct, const json_t *ev, struct db_http_req *req,
+                                 struct db_err *e);
+
+    /* Optional: show the customer that an agent is typing in chat.  last_in is the platform
+     * id of the customer's newest message in the chat, NULL when the gateway knows none (a
+     * platform whose indicator hangs on a message answers DB_ENOTFOUND then).  NULL slot: the
+     * platform has no typing indicator for bots.  Any 2xx answer means done. */
+    int (*build_typing)(const void *acct, const char *chat, const char *last_in,
+                        struct db_http_req *req, struct db_err *e);
+    /* Optional: mark the customer's messages up to last_in (a platform message id) read.
+     * NULL slot: the platform shows bots no read marks, marking is a no-op.  Any 2xx answer
+     * means done. */
+    int (*build_read_mark)(const void *acct, const char *chat, const char *last_in,
+                           struct db_http_req *req, struct db_err *e);
+
+    /* Optional: the account's approved message templates (WhatsApp).  build_templates makes
+     * the request for one page (after: the cursor read_templates gave, NULL for the first);
+     * DB_EUNSUPPORTED when the account is not set up for it (reason in e).  read_templates
+     * appends each approved template of the answer to list as
+     *   {"name", "language", "category", "header": {"format", "parameters"}?,
+     *    "body": {"text", "parameters"}?, "buttons": [{"index", "type", "parameters"}]?}
+     * (parameters = how many values the send must supply) and sets *after (malloc'd, caller
+     * frees; NULL on the last page).  DB_OK, DB_EREJECTED (the platform refused: reason in
+     * e) or DB_EINVAL (unreadable answer). */
+    int (*build_templates)(const void *acct, const char *after, struct db_http_req *req,
+                           struct db_err *e);
+    int (*read_templates)(const void *acct, const struct db_http_resp *resp, json_t *list,
+                          char **after, struct db_err *e);
+    /* Optional: checks the "template" member of a send against known, a list as
+     * read_templates makes it.  DB_OK; DB_ENOTFOUND when known has no such name and language;
+     * DB_EINVAL with *field naming the request member ("template.parameters",
+     * "template.header", "template.buttons") and the reason in e. */
+    int (*check_template)(const void *acct, const json_t *known, const json_t *tmpl,
+                          const char **field, struct db_err *e);
 };
 
 extern const struct db_connector db_telegram;
@@ -261,6 +308,29 @@ static inline int db_conn_build_media_lookup(const struct db_connector *c, const
     return c->build_media_lookup
                ? c->build_media_lookup(acct, media_id, req, e)
                : db_err_set(e, DB_EUNSUPPORTED, "%s has no media download", c->name);
+}
+
+static inline int db_conn_build_typing(const struct db_connector *c, const void *acct,
+                                       const char *chat, const char *last_in,
+                                       struct db_http_req *req, struct db_err *e)
+{
+    return c->build_typing ? c->build_typing(acct, chat, last_in, req, e)
+                           : db_err_set(e, DB_EUNSUPPORTED, "%s has no typing indicator", c->name);
+}
+
+static inline int db_conn_build_read_mark(const struct db_connector *c, const void *acct,
+                                          const char *chat, const char *last_in,
+                                          struct db_http_req *req, struct db_err *e)
+{
+    return c->build_read_mark ? c->build_read_mark(acct, chat, last_in, req, e)
+                              : db_err_set(e, DB_EUNSUPPORTED, "%s has no read marks", c->name);
+}
+
+static inline int db_conn_build_callback_answer(const struct db_connector *c, const void *acct,
+                                                const json_t *ev, struct db_http_req *req,
+                                                struct db_err *e)
+{
+    return c->build_callback_answer ? c->build_callback_answer(acct, ev, req, e) : DB_ENOTFOUND;
 }
 
 #endif

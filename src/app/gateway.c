@@ -20,7 +20,9 @@
 #include "media/blob.h"
 #include "media/media.h"
 #include "mediastore/mediastore.h"
+#include "send/conversation_api.h"
 #include "send/messages_api.h"
+#include "send/templates.h"
 #include "net/http_client.h"
 #include "metrics/metrics.h"
 #include "log/log.h"
@@ -53,6 +55,8 @@ static int register_routes(struct db_services *svc, struct db_err *e)
     if (rc == DB_OK) rc = db_metrics_routes(svc, e);
     if (rc == DB_OK) rc = db_webhook_routes(svc, e);
     if (rc == DB_OK) rc = db_messages_api_routes(svc, e);
+    if (rc == DB_OK) rc = db_conversation_api_routes(svc, e);
+    if (rc == DB_OK) rc = db_templates_routes(svc, e);
     if (rc == DB_OK) rc = db_media_routes(svc, e);
     if (rc == DB_OK) rc = db_dispatch_api_routes(svc, e);
     if (rc == DB_OK) rc = db_chatwoot_routes(svc, e);

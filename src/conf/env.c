@@ -41,6 +41,7 @@ static const struct qs_var wa_vars[] = {
     {"WHATSAPP_VERIFY_TOKEN", "verify_token"},
     {"WHATSAPP_PHONE_NUMBER_ID", "phone_number_id"},
     {"WHATSAPP_API_BASE", "api_base"},
+    {"WHATSAPP_BUSINESS_ACCOUNT_ID", "business_account_id"},
     {NULL, NULL},
 };
 static const struct qs_var vb_vars[] = {

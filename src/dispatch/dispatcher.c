@@ -499,12 +499,29 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     const char *resolved = db_keyword_resolves(d->svc->cfg->cfg, ev) ? "1" : "";
     struct event_args ea;
     event_args_of(ev, rules, &ea);
-    const char *args[5 + EVENT_ARGS] = {j->entry, conv, rules ? rules : "", raw, resolved};
-    size_t lens[5 + EVENT_ARGS] = {strlen(j->entry), strlen(conv), rules ? strlen(rules) : 0,
-                                   raw_len, strlen(resolved)};
+    /* The history item is built here, so the script neither builds nor hashes a second copy
+     * of the event (flag "i", see dispatch.lua's op_event); without memory for it the script
+     * builds it itself. */
+    static const char head[] = "{\"dir\":\"in\",\"entry\":\"", mid[] = "\",\"event\":";
+    size_t elen = strlen(j->entry), ilen = sizeof head - 1 + elen + sizeof mid - 1 + raw_len + 1;
+    char *item = malloc(ilen);
+    if (item) {
+        char *p = item;
+        memcpy(p, head, sizeof head - 1), p += sizeof head - 1;
+        memcpy(p, j->entry, elen), p += elen;
+        memcpy(p, mid, sizeof mid - 1), p += sizeof mid - 1;
+        memcpy(p, raw, raw_len), p += raw_len;
+        *p = '}';
+    }
+    const char *flags = item ? (*resolved ? "1i" : "i") : resolved;
+    const char *args[5 + EVENT_ARGS] = {j->entry, conv, rules ? rules : "", item ? item : raw,
+                                        flags};
+    size_t lens[5 + EVENT_ARGS] = {elen, strlen(conv), rules ? strlen(rules) : 0,
+                                   item ? ilen : raw_len, strlen(flags)};
     for (int i = 0; i < ea.n; i++) args[5 + i] = ea.v[i], lens[5 + i] = strlen(ea.v[i]);
     if (batch_add(b, j, 5 + ea.n, args, lens) != 0)
         db_dispatch_run(d->svc, applied_cb, j, "event", 5 + ea.n, args, lens);
+    free(item);
     json_decref(ev);
     return 1;
 }

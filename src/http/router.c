@@ -60,6 +60,12 @@ int db_router_add(struct db_router *r, const struct db_route *route)
 static int path_matches(const struct db_route *rt, const char *path)
 {
     size_t n = strlen(rt->path);
+    const char *star = strchr(rt->path, '*');
+    if (star) {
+        size_t head = (size_t)(star - rt->path), tail = n - head - 1, pl = strlen(path);
+        return pl > head + tail && strncmp(path, rt->path, head) == 0 &&
+               strcmp(path + pl - tail, star + 1) == 0;
+    }
     if (n && rt->path[n - 1] == '/') return strncmp(path, rt->path, n) == 0;
     return strcmp(path, rt->path) == 0;
 }

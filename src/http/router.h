@@ -1,6 +1,7 @@
 /* router.h - one table of HTTP routes, filled by the modules that own them.
  *
- * A route is a method (NULL: any), a path (exact, or a prefix when it ends in '/'), a body
+ * A route is a method (NULL: any), a path (exact, a prefix when it ends in '/', or a pattern
+ * with one '*'), a body
  * cap, who may call it, and a handler.  The router answers what no route takes (404, or 405
  * when the path exists for another method), checks the bearer token of token routes before
  * the handler runs (401 with a JSON body otherwise), and hands the handler the caller: the
@@ -58,7 +59,9 @@ typedef size_t (*db_route_limit_fn)(const char *path, void *arg);
 
 struct db_route {
     const char *method;       /* "GET", "POST", ...; NULL for any */
-    const char *path;         /* exact, or a prefix when it ends in '/' (static string) */
+    const char *path;         /* exact, or a prefix when it ends in '/', or a pattern whose
+                                 one '*' stands for one or more characters, '/' included:
+                                 "/v1/conversations/" "*" "/typing" (static string) */
     size_t body_limit;        /* bytes; 0 = the server's default */
     db_route_limit_fn limit;  /* optional: overrides body_limit per path */
     enum db_route_access access;

@@ -18,6 +18,7 @@
 #include "net/httpd.h"
 #include "net/http_client.h"
 #include "log/log.h"
+#include "ingest/callback_answer.h"
 #include "store/store.h"
 #include "util/id.h"
 
@@ -89,6 +90,7 @@ static void fail_later(struct pacct *a)
 
 struct batch {
     struct pacct *a;
+    struct db_cb_answers *answers; /* button taps to acknowledge once stored */
     char *next_cursor;
     size_t n;
 };
@@ -98,6 +100,8 @@ static void stored_cb(int status, long long written, void *arg)
     struct batch *b = arg;
     struct pacct *a = b->a;
     a->busy = 0;
+    if (status == DB_OK && !a->dead) db_cb_answers_send(a->p->svc, b->answers);
+    else db_cb_answers_free(b->answers);
     if (a->dead) {
         free(b->next_cursor);
         free(b);
@@ -163,6 +167,7 @@ static void polled_cb(const struct db_http_resp *resp, void *arg)
     b->a = a;
     b->next_cursor = next;
     b->n = events.n;
+    b->answers = db_cb_answers_collect(a->acct, &events);
     a->busy = 1;
     db_store_ingest(a->p->svc->store, a->acct->platform, a->acct->id, &events, next, stored_cb, b);
     db_event_list_clear(&events);

@@ -19,6 +19,7 @@
 #include "net/httpd.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "ingest/callback_answer.h"
 #include "store/store.h"
 #include "util/id.h"
 
@@ -27,6 +28,7 @@ struct wh_req {
     struct db_httpd_req *req;
     struct db_cfg_ref *cfg;
     char *reply_body;
+    struct db_cb_answers *answers; /* button taps to acknowledge once stored */
     size_t events;
     long kinds[6];       /* events of the batch per kind, for the metrics */
     int64_t started_ms;
@@ -58,6 +60,8 @@ static void stored_cb(int status, long long written, void *arg)
             if (w->kinds[k]) db_metrics_events(m, w->platform, kind_names[k], w->kinds[k]);
         db_log(DB_LOG_INFO, &ctx, "accepted events=%zu written=%lld", w->events, written);
         answer_ok(w->req, w->reply_body);
+        db_cb_answers_send(w->svc, w->answers);
+        w->answers = NULL;
     } else if (status == DB_EINVAL) {
         /* A connector produced an event that breaks the contract: our bug, not the sender's. */
         db_log(DB_LOG_ERROR, &ctx, "event rejected by the contract check; nothing written");
@@ -67,6 +71,7 @@ static void stored_cb(int status, long long written, void *arg)
         db_log(DB_LOG_WARN, &ctx, "redis unavailable (%s); answered 503", db_strerror(status));
         db_respond_unavailable(w->req);
     }
+    db_cb_answers_free(w->answers);
     db_cfg_unref(w->cfg);
     free(w->reply_body);
     free(w);
@@ -155,6 +160,7 @@ static void handle(struct db_services *svc, struct db_httpd_req *req, const char
     }
     w->reply_body = events.reply_body;
     events.reply_body = NULL;
+    w->answers = db_cb_answers_collect(acct, &events);
     snprintf(w->platform, sizeof w->platform, "%s", platform);
     snprintf(w->account, sizeof w->account, "%s", account);
     memcpy(w->rid, rid, sizeof rid);

@@ -17,6 +17,7 @@ extern const char db_lua_ingest[];       /* any webhook; needs status_advance */
 extern const char db_lua_enqueue[];      /* a new outbound message; needs status_advance */
 extern const char db_lua_set_status[];   /* a send's outcome; needs status_advance */
 extern const char db_lua_msg_get[];      /* one outbound message */
+extern const char db_lua_customer_seen[]; /* a customer's newest message per conversation */
 
 /* The dispatcher's state machine (src/dispatch/), one script with an operation argument. */
 extern const char db_lua_dispatch[];

@@ -19,6 +19,8 @@
 #include "net/httpd.h"
 #include "send/canned.h"
 #include "send/outbound.h"
+#include "send/templates.h"
+#include "send/window.h"
 #include "store/store.h"
 #include "util/id.h"
 #include "util/json.h"
@@ -31,7 +33,19 @@ struct send_req {
     struct db_services *svc;
     struct db_httpd_req *req;
     char id[DB_ID_LEN + 1];
+    /* What the enqueue needs, copied so that a configuration reload while the window is
+     * checked changes nothing under it. */
+    char *text, *client_id, *conversation;
+    char platform[32], account[96];
 };
+
+static void send_req_free(struct send_req *s)
+{
+    free(s->text);
+    free(s->client_id);
+    free(s->conversation);
+    free(s);
+}
 
 static void enqueued_cb(int status, const char *id, const char *msg_status, int created,
                         void *arg)
@@ -49,7 +63,40 @@ static void enqueued_cb(int status, const char *id, const char *msg_status, int 
         db_log(DB_LOG_WARN, &ctx, "could not queue: %s", db_strerror(status));
         db_respond_unavailable(s->req);
     }
-    free(s);
+    send_req_free(s);
+}
+
+static void enqueue(struct send_req *s)
+{
+    db_store_enqueue(s->svc->store, s->id, s->client_id, s->conversation, s->platform,
+                     s->account, s->text, enqueued_cb, s);
+}
+
+/* A free-form WhatsApp reply goes on only inside the customer-service window (send/window.h). */
+static void window_cb(int status, void *arg)
+{
+    struct send_req *s = arg;
+    if (status == DB_OK) {
+        enqueue(s);
+        return;
+    }
+    if (status == DB_EREJECTED)
+        db_respond_field_error(s->req, 409, DB_WINDOW_CLOSED_CODE, "text", DB_WINDOW_CLOSED_MSG);
+    else
+        db_respond_unavailable(s->req);
+    send_req_free(s);
+}
+
+/* A template is checked against the account's approved templates (send/templates.h). */
+static void template_cb(int status, const char *field, const char *msg, void *arg)
+{
+    struct send_req *s = arg;
+    if (status == DB_OK) {
+        enqueue(s);
+        return;
+    }
+    db_respond_field_error(s->req, 400, "invalid_field", field, msg);
+    send_req_free(s);
 }
 
 static void post_message(struct db_httpd_req *req, const struct db_caller *who, void *arg)
@@ -87,42 +134,44 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
         json_decref(cmd);
         return;
     }
+    int check_window = db_window_applies(acct, &msg);
     struct send_req *s = calloc(1, sizeof *s);
-    char *text = NULL;
     if (s) {
         const char *given = db_json_str(cmd, "id");
         if (given) snprintf(s->id, sizeof s->id, "%s", given);
         else db_id_new(s->id);
         /* The stored command names its id, so the sender and the record agree. */
         json_object_set_new(cmd, "id", json_string(s->id));
-        text = db_json_dump(cmd);
+        s->text = db_json_dump(cmd);
+        s->conversation = strdup(db_json_str(cmd, "conversation"));
+        snprintf(s->platform, sizeof s->platform, "%s", acct->platform);
+        snprintf(s->account, sizeof s->account, "%s", acct->id);
+        /* A client id is remembered gateway-wide; a tenant's is kept apart from the others',
+         * so repeating another tenant's client id neither dedupes against nor reveals its
+         * message. */
+        const char *client_id = db_json_str(cmd, "client_id");
+        if (client_id && tenant) {
+            if (asprintf(&s->client_id, "tenant:%s:%s", tenant->name, client_id) < 0)
+                s->client_id = NULL;
+        } else if (client_id) {
+            s->client_id = strdup(client_id);
+        }
+        if (!s->text || !s->conversation || (client_id && !s->client_id)) {
+            send_req_free(s);
+            s = NULL;
+        }
     }
-    if (!s || !text) {
-        free(s);
-        free(text);
+    if (!s) {
         json_decref(cmd);
         db_httpd_respond_error(req, 500, "internal", "out of memory");
         return;
     }
     s->req = req;
     s->svc = svc;
-    /* A client id is remembered gateway-wide; a tenant's is kept apart from the others', so
-     * repeating another tenant's client id neither dedupes against nor reveals its message. */
-    const char *client_id = db_json_str(cmd, "client_id");
-    char *scoped = NULL;
-    if (client_id && tenant && asprintf(&scoped, "tenant:%s:%s", tenant->name, client_id) < 0)
-        scoped = NULL;
-    if (client_id && tenant && !scoped) {
-        free(s), free(text);
-        json_decref(cmd);
-        db_httpd_respond_error(req, 500, "internal", "out of memory");
-        return;
-    }
-    db_store_enqueue(svc->store, s->id, scoped ? scoped : client_id,
-                     db_json_str(cmd, "conversation"), acct->platform, acct->id, text,
-                     enqueued_cb, s);
-    free(scoped);
-    free(text);
+    if (db_templates_apply(acct, cmd))
+        db_templates_check(svc, acct, json_object_get(cmd, "template"), template_cb, s);
+    else if (check_window) db_window_check(svc->store, s->conversation, window_cb, s);
+    else enqueue(s);
     json_decref(cmd);
 }
 

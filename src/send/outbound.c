@@ -43,6 +43,79 @@ static int opt_str(const json_t *obj, const char *key, const char **out, const c
     return DB_OK;
 }
 
+#define MAX_BUTTON_ID 64
+#define MAX_BUTTONS_LABEL 20
+
+/* Checks cmd.buttons against the API's rules and conn's limits; *out is the array or NULL.
+ * The field is always "buttons"; the message names the button ("buttons[2].title: ..."). */
+static int check_buttons(const struct db_connector *conn, const json_t *cmd, const json_t **out,
+                         const char **field, struct db_err *e)
+{
+    const json_t *bs = json_object_get(cmd, "buttons"), *b;
+    size_t i;
+    *out = NULL;
+    if (!bs || json_is_null(bs)) return DB_OK;
+    if (field) *field = "buttons";
+    if (!json_is_array(bs))
+        return db_err_set(e, DB_EINVAL, "buttons: must be an array of {\"id\", \"title\"}");
+    if (conn->max_buttons == 0)
+        return db_err_set(e, DB_EINVAL, "buttons: %s messages cannot carry buttons", conn->name);
+    if (json_array_size(bs) == 0 || json_array_size(bs) > conn->max_buttons)
+        return db_err_set(e, DB_EINVAL, "buttons: %s takes 1 to %zu buttons, not %zu", conn->name,
+                          conn->max_buttons, json_array_size(bs));
+    json_array_foreach(bs, i, b) {
+        const char *id = json_string_value(json_object_get(b, "id"));
+        const char *title = json_string_value(json_object_get(b, "title"));
+        if (!json_is_object(b))
+            return db_err_set(e, DB_EINVAL, "buttons[%zu]: must be an object", i);
+        /* The id travels as Telegram's callback_data (1-64 bytes) and inside Viber's
+         * tracking_data, where ',' and ':' separate ids; a tap hands it back unchanged. */
+        if (!id || !*id || strlen(id) > MAX_BUTTON_ID ||
+            strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+                strlen(id))
+            return db_err_set(e, DB_EINVAL,
+                              "buttons[%zu].id: must be 1-64 characters of A-Z a-z 0-9 _ . -", i);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(id, json_string_value(json_object_get(json_array_get(bs, k), "id"))) == 0)
+                return db_err_set(e, DB_EINVAL, "buttons[%zu].id: repeats buttons[%zu].id", i, k);
+        if (!title || !*title || strlen(title) != json_string_length(json_object_get(b, "title")))
+            return db_err_set(e, DB_EINVAL, "buttons[%zu].title: must be a non-empty string", i);
+        size_t chars = db_utf8_chars(title, strlen(title));
+        if (chars > conn->max_button_title_chars)
+            return db_err_set(e, DB_EINVAL,
+                              "buttons[%zu].title: has %zu characters; %s allows %zu", i, chars,
+                              conn->name, conn->max_button_title_chars);
+    }
+    const char *label;
+    if (opt_str(cmd, "buttons_label", &label, "buttons_label", field, e)) return DB_EINVAL;
+    if (label && db_utf8_chars(label, strlen(label)) > MAX_BUTTONS_LABEL)
+        return bad(e, field, "buttons_label", "must be at most 20 characters");
+    if (field) *field = NULL;
+    *out = bs;
+    return DB_OK;
+}
+
+/* With buttons the message is one text send: a split would leave the buttons on one part
+ * and media go by other methods on some platforms. */
+static int check_buttons_text(const struct db_connector *conn, const struct db_outbound *msg,
+                              const json_t *cmd, const char **field, struct db_err *e)
+{
+    if (msg->media_url || msg->media_id || json_object_get(cmd, "template") ||
+        json_object_get(cmd, "location") || json_object_get(cmd, "contact") ||
+        json_object_get(cmd, "sticker_id"))
+        return bad(e, field, "buttons", "go with a text message only (no media, template, "
+                                        "location, contact or sticker)");
+    if (!msg->text) return bad(e, field, "text", "is required with buttons");
+    size_t max = conn->max_buttons_text_chars ? conn->max_buttons_text_chars : conn->max_text_chars;
+    size_t chars = db_utf8_chars(msg->text, strlen(msg->text));
+    if (max && chars > max) {
+        if (field) *field = "text";
+        return db_err_set(e, DB_EINVAL, "text: has %zu characters; %s allows %zu with buttons",
+                          chars, conn->name, max);
+    }
+    return DB_OK;
+}
+
 int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
                           const struct db_account **acct, struct db_outbound *msg,
                           const char **field, struct db_err *e)
@@ -116,6 +189,9 @@ int db_outbound_from_json(const struct db_config *cfg, const json_t *cmd,
                            ? "is longer than the platform allows with media"
                            : "is longer than the platform allows");
     }
+    if (check_buttons((*acct)->conn, cmd, &msg->buttons, field, e) != DB_OK) return DB_EINVAL;
+    if (msg->buttons && check_buttons_text((*acct)->conn, msg, cmd, field, e) != DB_OK)
+        return DB_EINVAL;
     msg->extra = cmd;
     return DB_OK;
 }

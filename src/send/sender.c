@@ -15,6 +15,7 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "send/outbound.h"
+#include "send/window.h"
 #include "stream/consumer.h"
 #include "stream/ordering.h"
 #include "redis/keys.h"
@@ -40,6 +41,8 @@ struct job {
     json_t *cmd;               /* owned */
     struct db_cfg_ref *cfg;    /* held while a request is in flight */
     int attempt;               /* sends tried for the current part */
+    int window_ok;             /* WhatsApp's window found open (or unknown) before the first
+                                  send (send/window.h) */
     size_t part, nparts;
     size_t cut[MAX_PARTS + 1]; /* byte offsets of the text parts */
     char *ext[MAX_PARTS];      /* platform ids of the parts sent */
@@ -66,6 +69,22 @@ struct db_sender {
 };
 
 static void send_part(struct job *j);
+static void schedule(struct job *j, int64_t delay_ms);
+static void finish(struct job *j, const char *status, const char *code, const char *msg);
+
+static void window_cb(int status, void *arg)
+{
+    struct job *j = arg;
+    if (status == DB_OK) {
+        j->window_ok = 1;
+        send_part(j);
+    } else if (status == DB_EREJECTED) {
+        /* Meta would refuse it with 131047: the message fails here, unsent. */
+        finish(j, "failed", DB_WINDOW_CLOSED_CODE, DB_WINDOW_CLOSED_MSG);
+    } else {
+        schedule(j, 1000);
+    }
+}
 
 static const struct db_log_ctx *job_ctx(const struct job *j, struct db_log_ctx *ctx)
 {
@@ -318,6 +337,10 @@ static void send_part(struct job *j)
     }
     if (j->nparts == 0) plan_parts(j, acct->conn, &msg);
     msg.id = j->id;
+    if (!j->window_ok && j->part == 0 && j->attempt == 0 && db_window_applies(acct, &msg)) {
+        db_window_check(s->svc->store, db_json_str(j->cmd, "conversation"), window_cb, j);
+        return;
+    }
     char *part = NULL;
     if (j->nparts > 1) {
         part = strndup(msg.text + j->cut[j->part], j->cut[j->part + 1] - j->cut[j->part]);
@@ -328,6 +351,7 @@ static void send_part(struct job *j)
         msg.text = part;
         /* Media and reply marks belong to the first part only. */
         if (j->part > 0) msg.media_url = msg.media_id = msg.media_type = msg.reply_to = NULL;
+        if (j->part + 1 < j->nparts) msg.buttons = NULL; /* buttons go with the last part */
     }
     struct db_http_req req = {0};
     int rc = db_conn_build_send(acct->conn, acct->state, &msg, &req, &e);

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,10 @@
  * read weeks later still finds its record). */
 #define EXT_INDEX_TTL_S "2592000"
 #define CLIENT_ID_TTL_S "604800"
+/* A customer's newest message is remembered long past WhatsApp's 24-hour window, so a reply
+ * days later is still known to be outside it; once forgotten, the platform's own refusal
+ * (131047) is what tells. */
+#define CUSTOMER_TTL_S "2592000"
 
 /* The scripts are files in src/redis/scripts/ (redis/scripts.h); those that change a delivery
  * state run behind the status_advance.lua prelude, so the forward-only rule exists once.  Both
@@ -28,7 +33,7 @@ struct db_store {
     char *prefix;
     char ttl[24];
     char maxlen[24];
-    struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get;
+    struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get, *customer;
 };
 
 struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s,
@@ -45,8 +50,9 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     s->enqueue = db_redis_script_new_with(db_lua_status_advance, db_lua_enqueue);
     s->set_status = db_redis_script_new_with(db_lua_status_advance, db_lua_set_status);
     s->get = db_redis_script_new(db_lua_msg_get);
+    s->customer = db_redis_script_new(db_lua_customer_seen);
     if (!s->prefix || !s->ingest || !s->ingest_plain || !s->enqueue || !s->set_status ||
-        !s->get) {
+        !s->get || !s->customer) {
         db_store_free(s);
         return NULL;
     }
@@ -61,6 +67,7 @@ void db_store_free(struct db_store *s)
     db_redis_script_free(s->enqueue);
     db_redis_script_free(s->set_status);
     db_redis_script_free(s->get);
+    db_redis_script_free(s->customer);
     free(s->prefix);
     free(s);
 }
@@ -127,6 +134,7 @@ struct op {
         db_store_enqueue_fn enqueue;
         db_store_json_fn json;
         db_store_str_fn str;
+        db_store_customer_fn customer;
     } cb;
     void *arg;
     long long written; /* ingest: held while WAIT runs */
@@ -247,6 +255,82 @@ static int push_receipt_args(struct argv *a, const json_t *ev)
            argv_push(a, strdup(codebuf), strlen(codebuf), 1) || argv_str(a, emsg);
 }
 
+/* ---- the customer's newest message ---- */
+
+static void customer_key(const struct db_store *s, const char *conversation, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:" DB_KEY_CUSTOMER ":{%s}", s->prefix, conversation);
+}
+
+static void noted_reply(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    (void)status, (void)reply, (void)errstr, (void)arg;
+}
+
+/* Remembers, for each WhatsApp message or tap of events, its id and time as the customer's
+ * newest in its conversation.  Sent on the ingest's connection right behind the ingest
+ * script, so Redis runs it next, before anything that read the stored events can ask; it
+ * fails with the ingest when Redis does.  Only WhatsApp needs it (its window and read marks),
+ * so other platforms' webhooks cost nothing more. */
+static void note_customers(struct db_store *s, const struct db_event_list *events)
+{
+    struct argv a = {0};
+    int bad = argv_str(&a, CUSTOMER_TTL_S);
+    for (size_t i = 0; !bad && i < events->n; i++) {
+        const json_t *ev = events->v[i].json;
+        const char *kind = db_json_str(ev, "kind"), *platform = db_json_str(ev, "platform");
+        const char *conv = db_json_str(ev, "conversation");
+        const char *mid = db_json_str(ev, "external_message_id");
+        const json_t *ts = json_object_get(ev, "timestamp");
+        if (!kind || !platform || !conv || !mid || !json_is_integer(ts) ||
+            strcmp(platform, "whatsapp") != 0 ||
+            (strcmp(kind, "message") != 0 && strcmp(kind, "callback") != 0))
+            continue;
+        char key[320], t[24];
+        customer_key(s, conv, key, sizeof key);
+        snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(ts));
+        char *k = strdup(key), *v = strdup(t);
+        bad |= argv_push(&a, k, k ? strlen(k) : 0, 1);
+        bad |= argv_str(&a, mid);
+        bad |= argv_push(&a, v, v ? strlen(v) : 0, 1);
+    }
+    if (!bad && a.n > 1)
+        db_redis_eval(s->redis, s->customer, noted_reply, NULL, 0, NULL, (int)a.n, a.v, a.len);
+    argv_free(&a);
+}
+
+static void customer_reply(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct op *o = arg;
+    (void)errstr;
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        const redisReply *id = reply->element[0], *ts = reply->element[1];
+        long t;
+        if (id->type == REDIS_REPLY_STRING && ts->type == REDIS_REPLY_STRING &&
+            db_parse_long(ts->str, 0, LONG_MAX, &t) == 0)
+            o->cb.customer(DB_OK, id->str, (int64_t)t, o->arg);
+        else
+            o->cb.customer(DB_ENOTFOUND, NULL, 0, o->arg);
+    } else {
+        o->cb.customer(status == DB_OK ? DB_EAGAIN : status, NULL, 0, o->arg);
+    }
+    free(o);
+}
+
+void db_store_customer_last(struct db_store *s, const char *conversation,
+                            db_store_customer_fn cb, void *arg)
+{
+    struct op *o = op_new(s, arg);
+    if (!o) {
+        cb(DB_ENOMEM, NULL, 0, arg);
+        return;
+    }
+    o->cb.customer = cb;
+    char key[320];
+    customer_key(s, conversation, key, sizeof key);
+    db_redis_cmd(s->redis, customer_reply, o, "HMGET %s id ts", key);
+}
+
 void db_store_ingest(struct db_store *s, const char *platform, const char *account,
                      const struct db_event_list *events, const char *cursor_value,
                      db_store_ingest_fn cb, void *arg)
@@ -295,6 +379,7 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     db_redis_eval(s->redis, plain ? s->ingest_plain : s->ingest, ingest_reply, o, 0, NULL,
                   (int)a.n, a.v, a.len);
     argv_free(&a);
+    note_customers(s, events);
 }
 
 static void cursor_reply(int status, const redisReply *reply, const char *errstr, void *arg)

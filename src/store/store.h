@@ -55,13 +55,23 @@ const char *db_store_key(const struct db_store *s, const char *suffix, char *buf
 typedef void (*db_store_ingest_fn)(int status, long long written, void *arg);
 
 /* Writes every event of events that was not written before (dedupe key per platform and
- * account), all in one script: all or none.  Each event gets `id` and `received_at`.
+ * account), all in one script: all or none.  WhatsApp messages and taps also become their
+ * conversation's newest customer message (db_store_customer_last), by a second script sent
+ * right behind the first on the same connection.  Each event gets `id` and `received_at`.
  * Receipts also move the tracked status of the outbound message they name.  When
  * cursor_name is not NULL, P:cursor:<platform>:<account> is set to cursor_value in the same
  * script.  events is read during the call only (the caller may clear it at once). */
 void db_store_ingest(struct db_store *s, const char *platform, const char *account,
                      const struct db_event_list *events, const char *cursor_value,
                      db_store_ingest_fn cb, void *arg);
+
+/* The newest message the customer sent in conversation, as remembered when ingest stored it
+ * (WhatsApp messages and button taps only): cb(DB_OK, its platform id, the platform's Unix
+ * time of it), cb(DB_ENOTFOUND, NULL, 0) when none is known, or DB_EAGAIN / DB_ENOMEM.
+ * msg_id is borrowed for the callback only. */
+typedef void (*db_store_customer_fn)(int status, const char *msg_id, int64_t ts, void *arg);
+void db_store_customer_last(struct db_store *s, const char *conversation,
+                            db_store_customer_fn cb, void *arg);
 
 /* Reads the long-polling cursor; cb gets status and the value (borrowed, NULL when none). */
 typedef void (*db_store_str_fn)(int status, const char *value, void *arg);

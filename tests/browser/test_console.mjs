@@ -220,7 +220,7 @@ async function main() {
   await ann.screenshot({ path: path.join(shots, 'conversation.png') });
 
   // WhatsApp: the customer writes, Ann answers with Enter, receipts turn the tick to read.
-  await waPost(gw, { contacts: [{ profile: { name: 'Olena' }, wa_id: '380501112233' }], messages: [{ from: '380501112233', id: 'wamid.IN1', timestamp: '1795365100', type: 'text', text: { body: 'Привіт, a question about delivery' } }] });
+  await waPost(gw, { contacts: [{ profile: { name: 'Olena' }, wa_id: '380501112233' }], messages: [{ from: '380501112233', id: 'wamid.IN1', timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: 'Привіт, a question about delivery' } }] });
   const waConv = `whatsapp:${PNID}:380501112233`;
   await ann.waitForSelector(`#list li[data-id="${waConv}"]`, { timeout: 3000 });
   await ann.click(`#list li[data-id="${waConv}"]`);
@@ -235,7 +235,7 @@ async function main() {
   check(!!wamid, 'the WhatsApp reply has the platform id');
   check((await ann.textContent('#transcript li.out .text')) === 'It leaves today.\nTracking follows.', 'Shift+Enter-free text kept its new line');
   for (const st of ['delivered', 'read']) {
-    await waPost(gw, { statuses: [{ id: wamid, status: st, timestamp: '1795365200', recipient_id: '380501112233' }] });
+    await waPost(gw, { statuses: [{ id: wamid, status: st, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: '380501112233' }] });
     await ann.waitForSelector(`#transcript .tick[data-status="${st}"]`, { timeout: 3000 });
     check(true, `the tick turned to ${st} live`);
   }

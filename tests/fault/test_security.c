@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -182,9 +183,9 @@ static int wa_post(const char *wamid, const char *secret)
              "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
              "\"metadata\":{\"display_phone_number\":\"15550001\",\"phone_number_id\":\"" WA_PNID
              "\"},\"contacts\":[{\"profile\":{\"name\":\"Customer Q\"},\"wa_id\":\"" PHONE "\"}],"
-             "\"messages\":[{\"from\":\"" PHONE "\",\"id\":\"%s\",\"timestamp\":\"1795365000\","
+             "\"messages\":[{\"from\":\"" PHONE "\",\"id\":\"%s\",\"timestamp\":\"%lld\","
              "\"type\":\"text\",\"text\":{\"body\":\"" CUSTOMER_TEXT "\"}}]}}]}]}",
-             wamid);
+             wamid, (long long)time(NULL)); /* now: the reply falls inside WhatsApp's window */
     return hook_post("/webhooks/whatsapp/" WA_PNID, "X-Hub-Signature-256", "sha256=", secret, body);
 }
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -257,6 +258,20 @@ static void wa_post_member(const char *member, const char *array_json)
 static void wa_post(const char *message_json)
 {
     wa_post_member("messages", message_json);
+}
+
+/* A customer's message stamped now, as Meta stamps what it just received: replies to it fall
+ * inside WhatsApp's 24-hour window, which the gateway enforces.  message_json has one %lld
+ * where the timestamp goes. */
+static void wa_post_now(const char *message_json)
+{
+    char *m = NULL;
+    const char *at = strstr(message_json, "%lld");
+    assert_non_null(at);
+    assert_true(asprintf(&m, "%.*s%lld%s", (int)(at - message_json), message_json,
+                         (long long)time(NULL), at + 4) > 0);
+    wa_post(m);
+    free(m);
 }
 
 /* ---- Chatwoot's side ---- */
@@ -536,9 +551,9 @@ static void telegram_customer_reaches_chatwoot(void **state)
 static void whatsapp_customer_reaches_chatwoot(void **state)
 {
     (void)state;
-    wa_post("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN1\",\"timestamp\":\"1795365000\","
+    wa_post_now("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN1\",\"timestamp\":\"%lld\","
             "\"type\":\"text\",\"text\":{\"body\":\"customer-words wa\"}}");
-    wa_post("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN2\",\"timestamp\":\"1795365001\","
+    wa_post_now("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN2\",\"timestamp\":\"%lld\","
             "\"type\":\"image\",\"image\":{\"id\":\"4490709327718\",\"mime_type\":\"image/jpeg\","
             "\"sha256\":\"x\",\"caption\":\"customer-words wa pic\"}}");
     const char *ident = "whatsapp:" WA_PNID ":" WA_CUSTOMER;
@@ -620,7 +635,7 @@ static void lost_mapping_is_rebuilt_not_duplicated(void **state)
     assert_non_null(r);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
-    wa_post("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN7\",\"timestamp\":\"1795365007\","
+    wa_post_now("{\"from\":\"" WA_CUSTOMER "\",\"id\":\"wamid.IN7\",\"timestamp\":\"%lld\","
             "\"type\":\"text\",\"text\":{\"body\":\"customer-words wa after\"}}");
     assert_int_equal(wait_messages(wa, wn + 1, 15000), wconv);
     assert_int_equal(db_cw_fake_contacts(W.cw), contacts);

@@ -206,6 +206,41 @@ static void inbox_types(const char *agent_id, const char *conv, char *out, size_
     freeReplyObject(r);
 }
 
+/* The first customer message of conv as stored three times: the P:events entry, the history
+ * item and the agent's inbox entry, byte for byte (the dispatcher builds the history item and
+ * the script cuts the inbox's copy out of it). */
+static void copies_are_verbatim(const char *agent_id, const char *conv)
+{
+    redisReply *ev = cmd("XRANGE deskbridge:events - +");
+    const char *entry = NULL, *raw = NULL;
+    for (size_t i = 0; !raw && i < ev->elements; i++) {
+        redisReply *f = ev->element[i]->element[1];
+        if (f->elements == 2 && strstr(f->element[1]->str, conv) &&
+            strstr(f->element[1]->str, "\"kind\":\"message\""))
+            entry = ev->element[i]->element[0]->str, raw = f->element[1]->str;
+    }
+    assert_non_null(raw);
+    char want[8192];
+    snprintf(want, sizeof want, "{\"dir\":\"in\",\"entry\":\"%s\",\"event\":%s}", entry, raw);
+    redisReply *it = cmd("LINDEX deskbridge:conv:{%s}:items 0", conv);
+    assert_int_equal(it->type, REDIS_REPLY_STRING);
+    assert_string_equal(it->str, want);
+    freeReplyObject(it);
+    redisReply *in = cmd("XRANGE deskbridge:agent:{%s} - +", agent_id);
+    int seen = 0;
+    for (size_t i = 0; i < in->elements; i++) {
+        redisReply *f = in->element[i]->element[1];
+        if (f->elements == 6 && strcmp(f->element[1]->str, "message") == 0 &&
+            strcmp(f->element[3]->str, conv) == 0) {
+            assert_string_equal(f->element[5]->str, raw);
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 1);
+    freeReplyObject(in);
+    freeReplyObject(ev);
+}
+
 /* Reads an SSE response for up to ms or until n events arrived; malloc'd text. */
 static char *sse_read(const char *agent_id, const char *last_id, int n, int ms)
 {
@@ -257,6 +292,7 @@ static void webhook_to_agent_to_reply(void **state)
     char types[512];
     inbox_types("alice", CONV(1001), types, sizeof types);
     assert_string_equal(types, "assigned,message");
+    copies_are_verbatim("alice", CONV(1001));
 
     /* The same inbox as Server-Sent Events, and resumed after the first one. */
     char *sse = sse_read("alice", NULL, 2, 3000);

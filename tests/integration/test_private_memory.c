@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,8 +118,8 @@ static void post_webhooks(const struct db_test_daemon *d, int first, int n)
                  "\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"" PNID
                  "\"},\"contacts\":[{\"profile\":{\"name\":\"Kerry\"},\"wa_id\":\"" CUSTOMER "\"}],"
                  "\"messages\":[{\"from\":\"" CUSTOMER "\",\"id\":\"wamid.IN%d\",\"timestamp\":"
-                 "\"1749416383\",\"type\":\"text\",\"text\":{\"body\":\"hello %d\"}}]}}]}]}",
-                 i, i);
+                 "\"%lld\",\"type\":\"text\",\"text\":{\"body\":\"hello %d\"}}]}}]}]}",
+                 i, (long long)time(NULL), i); /* now: the reply falls inside WhatsApp's window */
         db_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, strlen(body), mac);
         db_hex_encode(mac, 32, hex);
         snprintf(sig, sizeof sig, "X-Hub-Signature-256: sha256=%s", hex);

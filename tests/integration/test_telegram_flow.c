@@ -688,8 +688,10 @@ static void bad_api_input_is_400_naming_the_field(void **state)
     char *body = post_message("{\"conversation\":", &status);
     assert_int_equal(status, 400);
     free(body);
-    /* The shapes a Telegram chat id does have are taken. */
+    /* The shapes a Telegram chat id does have are taken, and sent: waited for here, so the
+     * sends cannot reach the fake after the next test has reset it. */
     static const char *const fine[] = {"-1001234567890", "@some_channel"};
+    size_t sent_before = db_fake_count(W.tg, "/sendMessage");
     for (size_t i = 0; i < 2; i++) {
         char cmd[160];
         snprintf(cmd, sizeof cmd, "{\"conversation\":\"telegram:7000000001:%s\",\"text\":\"x\"}",
@@ -698,6 +700,7 @@ static void bad_api_input_is_400_naming_the_field(void **state)
         if (status != 202) fail_msg("%s: want 202, got %d %s", fine[i], status, body);
         free(body);
     }
+    assert_true(db_fake_wait(W.tg, "/sendMessage", sent_before + 2, 10000) >= sent_before + 2);
 
     struct db_test_resp r;
     const char *noauth[] = {"Content-Type: application/json", NULL};

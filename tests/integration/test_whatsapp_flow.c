@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,10 +164,14 @@ static json_t *entry(json_t *changes)
     return json_pack("{s:s, s:o}", "id", "102003040506070", "changes", changes);
 }
 
+/* Stamped now, as Meta stamps a message it just received: replies to it fall inside the
+ * customer-service window (send/window.h). */
 static json_t *text_msg(const char *wamid, const char *text)
 {
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)time(NULL));
     return json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "from", CUSTOMER, "id", wamid, "timestamp",
-                     "1749416383", "type", "text", "text", "body", text);
+                     now, "type", "text", "text", "body", text);
 }
 
 static json_t *status_item(const char *wamid, const char *status)

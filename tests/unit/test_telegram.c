@@ -372,6 +372,50 @@ static void build_send_business_and_topics(void **state)
     assert_string_equal(grant, "Xq7R-b_T3.n=");
     assert_int_equal(db_telegram.send_grant("-1001234567890:42", grant, sizeof grant), 0);
     assert_int_equal(db_telegram.send_grant("123", grant, sizeof grant), 0);
+
+    /* "typing..." shows in the topic, or as the business account. */
+    assert_int_equal(db_telegram.build_typing(a, "-1001234567890:42", NULL, &req, &e), DB_OK);
+    assert_post(&req, API "sendChatAction",
+                "{\"chat_id\":-1001234567890,\"message_thread_id\":42,\"action\":\"typing\"}");
+    db_http_req_clear(&req);
+    assert_int_equal(db_telegram.build_typing(a, "123:biz:Xq7R", NULL, &req, &e), DB_OK);
+    assert_post(&req, API "sendChatAction",
+                "{\"chat_id\":123,\"business_connection_id\":\"Xq7R\",\"action\":\"typing\"}");
+    db_http_req_clear(&req);
+    db_telegram.account_free(a);
+}
+
+/* Buttons go as an inline keyboard, one per row, the id as callback_data; a tap's event
+ * yields the answerCallbackQuery that stops the customer's spinner. */
+static void build_send_buttons_and_callback_answer(void **state)
+{
+    (void)state;
+    void *a = polling_account();
+    struct db_http_req req;
+    struct db_err e = {0};
+    json_t *buttons = json_loads("[{\"id\":\"yes\",\"title\":\"Да 👍\"},"
+                                 "{\"id\":\"no.1\",\"title\":\"No\"}]", 0, NULL);
+    assert_non_null(buttons);
+    struct db_outbound m = {.id = "g1", .chat_id = "42", .text = "Решено?", .buttons = buttons};
+    assert_int_equal(send_req(a, &m, &req, &e), DB_OK);
+    assert_post(&req, API "sendMessage",
+                "{\"chat_id\":42,\"text\":\"Решено?\",\"reply_markup\":{\"inline_keyboard\":"
+                "[[{\"text\":\"Да 👍\",\"callback_data\":\"yes\"}],"
+                "[{\"text\":\"No\",\"callback_data\":\"no.1\"}]]}}");
+    db_http_req_clear(&req);
+    json_decref(buttons);
+
+    json_t *ev = json_pack("{s:s, s:s}", "kind", "callback", "external_message_id", "4382bfdwdsb323b2d9");
+    memset(&req, 0, sizeof req);
+    assert_int_equal(db_conn_build_callback_answer(&db_telegram, a, ev, &req, &e), DB_OK);
+    assert_post(&req, API "answerCallbackQuery", "{\"callback_query_id\":\"4382bfdwdsb323b2d9\"}");
+    db_http_req_clear(&req);
+    json_object_set_new(ev, "kind", json_string("message"));
+    assert_int_equal(db_conn_build_callback_answer(&db_telegram, a, ev, &req, &e), DB_EINVAL);
+    db_http_req_clear(&req);
+    json_decref(ev);
+    /* Platforms without the slot need no answer. */
+    assert_int_equal(db_conn_build_callback_answer(&db_viber, NULL, NULL, &req, &e), DB_ENOTFOUND);
     db_telegram.account_free(a);
 }
 
@@ -783,6 +827,7 @@ int main(void)
         cmocka_unit_test(account_api_base_drops_trailing_slash),
         cmocka_unit_test(build_send_text),
         cmocka_unit_test(build_send_business_and_topics),
+        cmocka_unit_test(build_send_buttons_and_callback_answer),
         cmocka_unit_test(build_send_media_types),
         cmocka_unit_test(build_send_location),
         cmocka_unit_test(build_send_rejects_what_telegram_cannot_express),

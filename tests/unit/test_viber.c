@@ -391,6 +391,29 @@ static void build_send_text(void **state)
 #define HEAD "\"receiver\":\"u1\",\"sender\":{\"name\":\"vb1\"},\"tracking_data\":\"g1\"," \
              "\"min_api_version\":1,"
 
+/* Buttons go as a keyboard of reply buttons; tracking_data lists the ids so the tap that
+ * comes back (tests/fixtures/viber/message_button_tap*) is recognised. */
+static void build_send_buttons_keyboard(void **state)
+{
+    (void)state;
+    void *a = account();
+    struct sent s;
+    struct db_err e = {0};
+    json_t *bs = json_loads("[{\"id\":\"yes\",\"title\":\"Yes\"},{\"id\":\"no\",\"title\":\"No\"}]",
+                            0, NULL);
+    struct db_outbound m = {.id = "g7", .chat_id = "u1", .text = "Done?", .buttons = bs};
+    assert_int_equal(build(a, &m, NULL, &s, &e), DB_OK);
+    expect_body(&s, "{\"receiver\":\"u1\",\"sender\":{\"name\":\"vb1\"},"
+                    "\"tracking_data\":\"db-buttons:g7:yes,no\",\"min_api_version\":1,"
+                    "\"type\":\"text\",\"text\":\"Done?\",\"keyboard\":{\"Type\":\"keyboard\","
+                    "\"DefaultHeight\":false,\"Buttons\":["
+                    "{\"Columns\":6,\"Rows\":1,\"ActionType\":\"reply\",\"ActionBody\":\"yes\",\"Text\":\"Yes\"},"
+                    "{\"Columns\":6,\"Rows\":1,\"ActionType\":\"reply\",\"ActionBody\":\"no\",\"Text\":\"No\"}]}}");
+    sent_clear(&s);
+    json_decref(bs);
+    db_viber.account_free(a);
+}
+
 static void build_send_media(void **state)
 {
     (void)state;
@@ -688,6 +711,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(verify_rejects_wrong_or_missing_signature),
         cmocka_unit_test(verify_accepts_sig_query_parameter),
         cmocka_unit_test(build_send_text),
+        cmocka_unit_test(build_send_buttons_keyboard),
         cmocka_unit_test(build_send_media),
         cmocka_unit_test(build_send_sticker_contact_location_url),
         cmocka_unit_test(read_send_classifies_status),

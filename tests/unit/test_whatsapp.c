@@ -470,6 +470,54 @@ static void build_send_text_with_reply(void **state)
     db_whatsapp.account_free(a);
 }
 
+/* Up to three buttons go as interactive reply buttons, more as a list message whose rows are
+ * the buttons (Meta's interactive-reply-buttons and interactive-list message shapes). */
+static void build_send_buttons_and_list(void **state)
+{
+    (void)state;
+    void *a = account();
+    struct db_http_req req;
+    struct db_err e = {0};
+    int rc;
+    json_t *three = json_loads("[{\"id\":\"a\",\"title\":\"One\"},{\"id\":\"b\",\"title\":\"Two\"},"
+                               "{\"id\":\"c\",\"title\":\"Three\"}]", 0, NULL);
+    struct db_outbound m = {.chat_id = "16505551234", .text = "Pick", .buttons = three};
+    json_t *b = send_body(a, &m, &req, &rc, &e);
+    assert_int_equal(rc, DB_OK);
+    assert_json(b, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                   "\"to\":\"16505551234\",\"type\":\"interactive\",\"interactive\":{"
+                   "\"type\":\"button\",\"body\":{\"text\":\"Pick\"},\"action\":{\"buttons\":["
+                   "{\"type\":\"reply\",\"reply\":{\"id\":\"a\",\"title\":\"One\"}},"
+                   "{\"type\":\"reply\",\"reply\":{\"id\":\"b\",\"title\":\"Two\"}},"
+                   "{\"type\":\"reply\",\"reply\":{\"id\":\"c\",\"title\":\"Three\"}}]}}}");
+    json_decref(b);
+    db_http_req_clear(&req);
+
+    json_array_append_new(three, json_pack("{s:s, s:s}", "id", "d", "title", "Four"));
+    json_t *extra = json_pack("{s:s}", "buttons_label", "Menu");
+    m.extra = extra;
+    b = send_body(a, &m, &req, &rc, &e);
+    assert_int_equal(rc, DB_OK);
+    assert_json(b, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                   "\"to\":\"16505551234\",\"type\":\"interactive\",\"interactive\":{"
+                   "\"type\":\"list\",\"body\":{\"text\":\"Pick\"},\"action\":{\"button\":\"Menu\","
+                   "\"sections\":[{\"rows\":[{\"id\":\"a\",\"title\":\"One\"},{\"id\":\"b\",\"title\":\"Two\"},"
+                   "{\"id\":\"c\",\"title\":\"Three\"},{\"id\":\"d\",\"title\":\"Four\"}]}]}}}");
+    json_decref(b);
+    db_http_req_clear(&req);
+
+    /* What Meta would refuse is refused here too: a title over 20 characters. */
+    json_object_set_new(json_array_get(three, 0), "title", json_string("A title far too long!!"));
+    b = send_body(a, &m, &req, &rc, &e);
+    assert_null(b);
+    assert_int_equal(rc, DB_EINVAL);
+    assert_non_null(strstr(e.msg, "button title"));
+    db_http_req_clear(&req);
+    json_decref(extra);
+    json_decref(three);
+    db_whatsapp.account_free(a);
+}
+
 static void build_send_media_types(void **state)
 {
     (void)state;
@@ -829,6 +877,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(handshake_rejects_wrong_token_mode_or_challenge),
         cmocka_unit_test(account_new_rejects_bad_configuration),
         cmocka_unit_test(build_send_text_with_reply),
+        cmocka_unit_test(build_send_buttons_and_list),
         cmocka_unit_test(build_send_media_types),
         cmocka_unit_test(build_send_template),
         cmocka_unit_test(build_send_rejects_what_whatsapp_refuses),

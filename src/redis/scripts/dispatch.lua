@@ -155,13 +155,15 @@ local function fields_of(raw, rules)
           chat = ev.external_chat_id or '', id = ev.id or '', at = tonumber(ev.received_at),
           prio = priority_of(ev.text, rules), prof = prof}
 end
--- The arguments of the event being applied: ARGV itself, or one event's share of op_events'.
-local A = ARGV
+-- The arguments of the event being applied are ARGV[B + 4] to ARGV[B + AN]: ARGV itself
+-- (B = 0), or one event's share of op_events' (read in place: copying them into a table of
+-- their own cost a table per event).
+local B, AN = 0, #ARGV
 local function fields_of_argv()
-  local prof = {}
-  for i = 16, #A do prof[#prof + 1] = A[i] end
-  return {kind = A[9], platform = A[10], account = A[11], chat = A[12], id = A[13],
-          at = ms(A[14]), prio = A[15] ~= '' and A[15] or nil, prof = prof}
+  -- the profile stays in ARGV: apply_event copies ARGV[pb..pe] into its HSET
+  return {kind = ARGV[B + 9], platform = ARGV[B + 10], account = ARGV[B + 11], chat = ARGV[B + 12],
+          id = ARGV[B + 13], at = ms(ARGV[B + 14]), prio = ARGV[B + 15] ~= '' and ARGV[B + 15] or nil,
+          pb = B + 16, pe = B + AN}
 end
 local ACTIVITY = {message = true, edit = true, callback = true, reaction = true}
 -- The fields apply_event reads before it changes anything.
@@ -170,7 +172,10 @@ local ST = {'state', 'priority', 'queued_at', 'agent', 'first_message_at', 'unre
 -- to read them here; extra: field/value pairs to write along with the event (the caller's
 -- last_entry).  Returns whether the conversation exists afterwards, and whether extra was
 -- written.  The writes are gathered into as few commands as give the same end state.
-local function apply_event(c, entry, raw, f, resolved, st, extra)
+-- item: the history item the caller built (then raw may be nil: taken from item when an
+-- inbox needs it), or nil to build it here.
+local function event_of(item, entry) return string.sub(item, #entry + 32, -2) end
+local function apply_event(c, entry, raw, f, resolved, st, extra, item)
   if not f then return false, false end
   local h = ck(c)
   st = st or redis.call('HMGET', h, unpack(ST))
@@ -178,11 +183,12 @@ local function apply_event(c, entry, raw, f, resolved, st, extra)
   if not state and not ACTIVITY[kind] then return false, false end
   local it = items(c)
   -- LTRIM only once the list is over its bound.
-  if redis.call('RPUSH', it, '{"dir":"in","entry":"' .. entry .. '","event":' .. raw .. '}') > 1000 then
+  item = item or '{"dir":"in","entry":"' .. entry .. '","event":' .. raw .. '}'
+  if redis.call('RPUSH', it, item) > 1000 then
     redis.call('LTRIM', it, -1000, -1)
   end
   if not ACTIVITY[kind] then
-    if state == 'assigned' then push(st[4], kind, c, raw) end
+    if state == 'assigned' then push(st[4], kind, c, raw or event_of(item, entry)) end
     return true, false
   end
   local at = f.at or ms(ARGV[3]) or now
@@ -200,7 +206,11 @@ local function apply_event(c, entry, raw, f, resolved, st, extra)
   if u and #u < 15 and (u == '0' or string.find(u, '^[1-9]%d*$')) then
     w[#w + 1] = 'unread'; w[#w + 1] = tostring(tonumber(u) + 1); incr = false
   end
-  for i = 1, #f.prof do w[#w + 1] = f.prof[i] end
+  if f.prof then
+    for i = 1, #f.prof do w[#w + 1] = f.prof[i] end
+  else
+    for i = f.pb, f.pe do w[#w + 1] = ARGV[i] end
+  end
   for i = 1, #(extra or {}) do w[#w + 1] = extra[i] end
   redis.call('HSET', h, unpack(w))
   if not state then redis.call('ZADD', CONVS, 'NX', now, c) end
@@ -227,7 +237,7 @@ local function apply_event(c, entry, raw, f, resolved, st, extra)
     -- Unchanged priority and queued_at leave the score as enqueue or the last raise set it.
     redis.call('ZADD', QUEUE, 'XX', score(cur, tonumber(st[3]) or now), c)
   end
-  if state == 'assigned' then push(agent_now, kind, c, raw) end
+  if state == 'assigned' then push(agent_now, kind, c, raw or event_of(item, entry)) end
   return true, true
 end
 
@@ -258,12 +268,16 @@ local ack = ack_now
 -- Processes entry E of conversation c together with every earlier entry of c that nobody
 -- processed yet (another process may still hold them), oldest first, so an agent's inbox
 -- keeps the conversation's order; the later delivery of those entries then changes nothing.
--- ARGV[4] E, [5] c, [6] keyword rules, [7] the raw event, [8] '1' when a keyword answer
--- resolved it; optionally E's fields, [9] kind, [10] platform, [11] account,
--- [12] external_chat_id, [13] id, [14] received_at, [15] keyword priority or '', [16...]
+-- ARGV[4] E, [5] c, [6] keyword rules, [7] the raw event, [8] flags: '1' when a keyword
+-- answer resolved it, 'i' when [7] is instead E's history item as apply_event writes it,
+-- '{"dir":"in","entry":"<E>","event":<raw event>}' (built by the caller, so Redis does not
+-- build and hash a second copy of the event), '1i' for both; optionally E's fields, [9] kind,
+-- [10] platform, [11] account, [12] external_chat_id, [13] id, [14] received_at, [15] keyword priority or '', [16...]
 -- profile field/value pairs (docs/dispatcher.md).
 local function op_event()
-  local E, c, rules, raw, resolved = A[4], A[5], A[6], A[7], A[8] == '1'
+  local E, c, rules, raw, flags = ARGV[B + 4], ARGV[B + 5], ARGV[B + 6], ARGV[B + 7], ARGV[B + 8]
+  local resolved, item = flags == '1' or flags == '1i', nil
+  if flags == 'i' or flags == '1i' then item = raw; raw = nil end
   local h = ck(c)
   local st = redis.call('HMGET', h, 'last_entry', unpack(ST))
   local last = st[1]
@@ -274,11 +288,11 @@ local function op_event()
     for _, t in ipairs(todo) do
       exists = apply_event(c, t[1], t[2], fields_of(t[2], rules), false) or exists
     end
-    local fe = A[9] and fields_of_argv() or fields_of(raw, rules)
+    local fe = AN >= 9 and fields_of_argv() or fields_of(raw or event_of(item, E), rules)
     -- st still holds c's fields when nothing was applied before E.
     local cur = nil
     if #todo == 0 then cur = {st[2], st[3], st[4], st[5], st[6], st[7]} end
-    local ex, wrote = apply_event(c, E, raw, fe, resolved, cur, {'last_entry', E})
+    local ex, wrote = apply_event(c, E, raw, fe, resolved, cur, {'last_entry', E}, item)
     if not wrote and (ex or exists or redis.call('EXISTS', h) == 1) then
       redis.call('HSET', h, 'last_entry', E)
     end
@@ -347,13 +361,15 @@ local function op_events()
   local out = {}
   for k = 1, n do
     i = at[k]
-    A = {ARGV[1], ARGV[2], ARGV[3], unpack(ARGV, i + 1, i + tonumber(ARGV[i]))}
+    B, AN = i - 3, 3 + tonumber(ARGV[i])
     local ok, r = pcall(op_event)
     if ok then
       out[k] = r
     else
       out[k] = {err = type(r) == 'table' and r.err or tostring(r)}
-      failed[#failed + 1] = {A[4], A[7], A[5]}
+      local E, raw = ARGV[B + 4], ARGV[B + 7]
+      if ARGV[B + 8] == 'i' or ARGV[B + 8] == '1i' then raw = event_of(raw, E) end
+      failed[#failed + 1] = {E, raw, ARGV[B + 5]}
     end
   end
   if #acked > 0 then redis.call('XACK', EVENTS, GROUP, unpack(acked)) end
