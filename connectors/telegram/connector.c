@@ -33,6 +33,7 @@ const struct db_connector db_telegram = {
     .handshake = NULL,
     .build_media_lookup = db_tg_build_media_lookup,
     .read_media_lookup = db_tg_read_media_lookup,
+    .send_grant = db_tg_send_grant,
     .build_callback_answer = db_tg_build_callback_answer,
     .build_typing = db_tg_build_typing,
     /* Bots get no read marks on Telegram: no build_read_mark. */

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "telegram_internal.h"
@@ -17,7 +18,7 @@
 static const char *const tg_update_kinds[] = {
     "message",        "edited_message", "channel_post",   "edited_channel_post",
     "business_message", "edited_business_message", "callback_query", "my_chat_member",
-    "message_reaction", NULL};
+    "message_reaction", "business_connection", NULL};
 
 /* Required integer id obj.key (digit strings accepted too) into buf. */
 static int need_id(const json_t *obj, const char *key, const char *where, char *buf,
@@ -291,6 +292,45 @@ static int set_content(json_t *ev, const json_t *m, const char *where, struct db
     return set_str(ev, "type", "unsupported", e);
 }
 
+/* The conversation of a message sent through a business connection or into a forum topic
+ * (docs/platforms/telegram.md, "Conversations"): external_chat_id stays the chat, the
+ * conversation's chat part gets the suffix the send path reads back (db_tg_chat_parse).
+ * A business chat is independent of a bot chat with the same id (Bot API, Message.
+ * business_connection_id), so it is a conversation of its own; so is a forum topic
+ * (Message.is_topic_message).  Messages of the general topic carry no thread id and keep the
+ * plain chat id. */
+static int set_channel(json_t *ev, const json_t *m, const char *where, struct db_err *e)
+{
+    const char *bc;
+    int64_t thread = 0;
+    int has_thread, rc;
+    if ((rc = opt_str(m, "business_connection_id", where, &bc, e)) != DB_OK) return rc;
+    if ((rc = opt_int(m, "message_thread_id", where, &thread, &has_thread, e)) != DB_OK)
+        return rc;
+    if (bc && *bc && (rc = set_str(ev, "business_connection_id", bc, e)) != DB_OK) return rc;
+    if (has_thread && thread > 0 && (rc = set_int(ev, "message_thread_id", thread, e)) != DB_OK)
+        return rc;
+    int topic = has_thread && thread > 0 && json_is_true(json_object_get(m, "is_topic_message"));
+    if (!(bc && *bc) && !topic) return DB_OK;
+    const char *conv = json_string_value(json_object_get(ev, "conversation"));
+    char suffix[TG_BC_MAX + 8];
+    /* An id outside the safe alphabet stays on the event but is not put into the
+     * conversation: a reply could not name it. */
+    if (bc && *bc) {
+        if (!db_tg_bc_is_valid(bc)) return DB_OK;
+        snprintf(suffix, sizeof suffix, ":" TG_BC_TAG ":%s", bc);
+    } else {
+        snprintf(suffix, sizeof suffix, ":%" PRId64, thread);
+    }
+    char *full = malloc(strlen(conv) + strlen(suffix) + 1);
+    if (!full) return db_err_set(e, DB_ENOMEM, "out of memory");
+    strcpy(full, conv);
+    strcat(full, suffix);
+    rc = set_str(ev, "conversation", full, e);
+    free(full);
+    return rc;
+}
+
 /* message / channel_post / business_message (kind "message") and their edited_* forms
  * (kind "edit").  *out is a new reference. */
 static int message_event(const struct tg_acct *a, const char *kind, const char *where,
@@ -307,6 +347,7 @@ static int message_event(const struct tg_acct *a, const char *kind, const char *
     if (!ev) return db_err_set(e, DB_ENOMEM, "out of memory");
 
     if ((rc = set_chat_from(ev, m, where, NULL, e)) != DB_OK) goto fail;
+    if ((rc = set_channel(ev, m, where, e)) != DB_OK) goto fail;
     if ((rc = need_id(m, "message_id", where, id, e)) != DB_OK) goto fail;
     if ((rc = set_str(ev, "external_message_id", id, e)) != DB_OK) goto fail;
     if ((rc = set_author(ev, m, where, 1, e)) != DB_OK) goto fail;
@@ -375,6 +416,8 @@ static int callback_event(const struct tg_acct *a, const json_t *q, json_t **out
         }
         if ((rc = set_chat_from(ev, msg, "callback_query.message", NULL, e)) != DB_OK)
             goto fail;
+        /* A button under a business or topic message belongs to that conversation. */
+        if ((rc = set_channel(ev, msg, "callback_query.message", e)) != DB_OK) goto fail;
         if ((rc = need_id(msg, "message_id", "callback_query.message", id, e)) != DB_OK)
             goto fail;
         if ((rc = set_str(ev, "reply_to", id, e)) != DB_OK) goto fail;
@@ -506,6 +549,60 @@ fail:
     return rc;
 }
 
+/* A business_connection update (Bot API, BusinessConnection): a membership event in the
+ * private chat of the business account's owner, joined while is_enabled, left otherwise,
+ * with a `business_connection` object the store records so replies through a disabled
+ * connection fail at once.  can_reply is rights.can_reply (Bot API 9.0) or the older
+ * top-level can_reply. */
+static int business_event(const struct tg_acct *a, const json_t *bc, json_t **out,
+                          struct db_err *e)
+{
+    const char *where = "business_connection";
+    char chat[TG_ID_MAX];
+    int64_t date = 0;
+    int has_date, rc;
+    *out = NULL;
+    if (!json_is_object(bc)) return db_err_set(e, DB_EINVAL, "%s must be an object", where);
+    const char *id = db_json_str(bc, "id");
+    if (!id || !*id) return db_err_set(e, DB_EINVAL, "%s.id missing or not a string", where);
+    if ((rc = need_id(bc, "user_chat_id", where, chat, e)) != DB_OK) return rc;
+    const json_t *en = json_object_get(bc, "is_enabled");
+    if (!json_is_boolean(en))
+        return db_err_set(e, DB_EINVAL, "%s.is_enabled missing or not a boolean", where);
+    const json_t *rights = json_object_get(bc, "rights");
+    const json_t *cr = json_is_object(rights) ? json_object_get(rights, "can_reply")
+                                              : json_object_get(bc, "can_reply");
+    json_t *ev = db_event_new("membership", TG_PLATFORM, a->account);
+    if (!ev) return db_err_set(e, DB_ENOMEM, "out of memory");
+    json_t *o = json_pack("{s:s, s:b, s:b, s:s}", "id", id, "enabled", json_is_true(en),
+                          "can_reply", json_is_true(cr), "user_chat_id", chat);
+    if (!o) {
+        rc = db_err_set(e, DB_EINVAL, "%s.id is not valid UTF-8", where);
+        goto fail;
+    }
+    if ((rc = set_new(ev, "business_connection", o, e)) != DB_OK) goto fail;
+    if (db_event_set_chat(ev, chat) != DB_OK) {
+        rc = db_err_set(e, DB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    const json_t *user = json_object_get(bc, "user");
+    if (json_is_object(user)) {
+        char uid[TG_ID_MAX];
+        if ((rc = need_id(user, "id", "business_connection.user", uid, e)) != DB_OK) goto fail;
+        if ((rc = set_str(ev, "external_user_id", uid, e)) != DB_OK) goto fail;
+        if ((rc = set_sender(ev, user, 0, e)) != DB_OK) goto fail;
+    }
+    if ((rc = opt_int(bc, "date", where, &date, &has_date, e)) != DB_OK) goto fail;
+    if (has_date && (rc = set_int(ev, "timestamp", date, e)) != DB_OK) goto fail;
+    if ((rc = set_str(ev, "membership", json_is_true(en) ? "joined" : "left", e)) != DB_OK)
+        goto fail;
+    *out = ev;
+    return DB_OK;
+fail:
+    json_decref(ev);
+    return rc;
+}
+
 /* One Update object -> *ev (new reference), or *ev NULL for a kind we do not use.  Its
  * update_id goes to *update_id. */
 static int update_event(const struct tg_acct *a, const json_t *upd, int64_t *update_id,
@@ -536,6 +633,7 @@ static int update_event(const struct tg_acct *a, const json_t *upd, int64_t *upd
     if ((v = json_object_get(upd, "callback_query"))) return callback_event(a, v, ev, e);
     if ((v = json_object_get(upd, "my_chat_member"))) return membership_event(a, v, ev, e);
     if ((v = json_object_get(upd, "message_reaction"))) return reaction_event(a, v, ev, e);
+    if ((v = json_object_get(upd, "business_connection"))) return business_event(a, v, ev, e);
     return DB_OK;
 }
 

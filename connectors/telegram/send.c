@@ -64,11 +64,20 @@ int db_tg_build_send(const void *acct, const struct db_outbound *msg,
     const struct tg_acct *a = acct;
     const char *method = NULL;
     int rc;
+    char chat[TG_ID_MAX + 40];
+    int64_t thread;
+    const char *bc;
     if (!msg->chat_id || !*msg->chat_id)
         return db_err_set(e, DB_EINVAL, "outbound message has no chat_id");
+    if (db_tg_chat_parse(msg->chat_id, chat, sizeof chat, &thread, &bc) != DB_OK)
+        return db_err_set(e, DB_EINVAL, "conversation has a chat id Telegram cannot have");
     json_t *body = json_object();
     if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
-    if ((rc = set_new(body, "chat_id", chat_id_value(msg->chat_id), e)) != DB_OK) goto fail;
+    if ((rc = set_new(body, "chat_id", chat_id_value(chat), e)) != DB_OK) goto fail;
+    /* Every send* method takes both (Bot API, sendMessage): the reply goes out on behalf of
+     * the business account, or into the topic the conversation names. */
+    if (bc && (rc = set_str(body, "business_connection_id", bc, e)) != DB_OK) goto fail;
+    if (thread > 0 && (rc = set_int(body, "message_thread_id", thread, e)) != DB_OK) goto fail;
 
     const char *media = msg->media_id ? msg->media_id : msg->media_url;
     const json_t *loc = json_object_get(msg->extra, "location");
@@ -148,9 +157,17 @@ int db_tg_build_typing(const void *acct, const char *chat, const char *last_in,
     (void)last_in;
     /* sendChatAction shows "typing..." for 5 seconds or until the bot's next message
      * (core.telegram.org/bots/api#sendchataction). */
+    char id[TG_ID_MAX + 40];
+    int64_t thread;
+    const char *bc;
+    if (db_tg_chat_parse(chat, id, sizeof id, &thread, &bc) != DB_OK)
+        return db_err_set(e, DB_EINVAL, "conversation has a chat id Telegram cannot have");
     json_t *body = json_object();
     if (!body) return db_err_set(e, DB_ENOMEM, "out of memory");
-    int rc = set_new(body, "chat_id", chat_id_value(chat), e);
+    int rc = set_new(body, "chat_id", chat_id_value(id), e);
+    /* sendChatAction takes both too: "typing" in the topic, or as the business account. */
+    if (rc == DB_OK && bc) rc = set_str(body, "business_connection_id", bc, e);
+    if (rc == DB_OK && thread > 0) rc = set_int(body, "message_thread_id", thread, e);
     if (rc == DB_OK) rc = set_str(body, "action", "typing", e);
     if (rc == DB_OK) rc = db_tg_post_method(acct, "sendChatAction", body, req, e);
     json_decref(body);
@@ -241,14 +258,66 @@ int db_tg_read_send(const void *acct, const struct db_http_resp *resp,
 }
 
 /* Bot API chat_id: an integer (negative for groups and channels, up to 52 significant bits)
- * or "@channelusername" (core.telegram.org/bots/api#sendmessage). */
+ * or "@channelusername" (core.telegram.org/bots/api#sendmessage); len bytes of s. */
+static int chat_id_ok(const char *s, size_t len)
+{
+    if (len > 0 && s[0] == '@') {
+        size_t n = strspn(s + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+        if (n > len - 1) n = len - 1;
+        return n > 0 && n <= 32 && n == len - 1;
+    }
+    const char *d = s + (len > 0 && s[0] == '-');
+    size_t dl = len - (size_t)(d - s);
+    size_t n = strspn(d, "0123456789");
+    if (n > dl) n = dl;
+    return n > 0 && n <= 20 && n == dl;
+}
+
+int db_tg_bc_is_valid(const char *bc)
+{
+    size_t n = strspn(bc, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.=");
+    return n > 0 && n <= TG_BC_MAX && !bc[n];
+}
+
+int db_tg_chat_parse(const char *chat, char *id, size_t n, int64_t *thread, const char **bc)
+{
+    *thread = 0;
+    *bc = NULL;
+    const char *colon = strchr(chat, ':');
+    size_t len = colon ? (size_t)(colon - chat) : strlen(chat);
+    if (!chat_id_ok(chat, len) || len >= n) return DB_EINVAL;
+    memcpy(id, chat, len);
+    id[len] = '\0';
+    if (!colon) return DB_OK;
+    const char *rest = colon + 1;
+    if (strncmp(rest, TG_BC_TAG ":", sizeof TG_BC_TAG) == 0) {
+        *bc = rest + sizeof TG_BC_TAG;
+        return db_tg_bc_is_valid(*bc) ? DB_OK : DB_EINVAL;
+    }
+    /* A message_thread_id: a positive integer (Bot API, Message.message_thread_id). */
+    long v;
+    if (strspn(rest, "0123456789") != strlen(rest) || strlen(rest) > 18 ||
+        db_parse_long(rest, 1, LONG_MAX, &v) != 0)
+        return DB_EINVAL;
+    *thread = v;
+    return DB_OK;
+}
+
 int db_tg_chat_id_is_valid(const char *chat)
 {
-    if (chat[0] == '@') {
-        size_t n = strspn(chat + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
-        return n > 0 && n <= 32 && !chat[1 + n];
-    }
-    const char *d = chat + (chat[0] == '-');
-    size_t n = strspn(d, "0123456789");
-    return n > 0 && n <= 20 && !d[n];
+    char id[TG_ID_MAX + 40];
+    int64_t thread;
+    const char *bc;
+    return db_tg_chat_parse(chat, id, sizeof id, &thread, &bc) == DB_OK;
+}
+
+int db_tg_send_grant(const char *chat, char *buf, size_t n)
+{
+    char id[TG_ID_MAX + 40];
+    int64_t thread;
+    const char *bc;
+    if (db_tg_chat_parse(chat, id, sizeof id, &thread, &bc) != DB_OK || !bc) return 0;
+    if (strlen(bc) >= n) return 0;
+    memcpy(buf, bc, strlen(bc) + 1);
+    return 1;
 }

@@ -4,6 +4,7 @@
 #ifndef DESKBRIDGE_CONNECTORS_TELEGRAM_INTERNAL_H
 #define DESKBRIDGE_CONNECTORS_TELEGRAM_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -94,7 +95,22 @@ static inline int set_new(json_t *obj, const char *key, json_t *v, struct db_err
     return DB_OK;
 }
 
-/* The chat_id_is_valid slot (send.c). */
+/* The chat_id_is_valid slot (send.c): a conversation's chat part in any of the forms
+ * db_tg_chat_parse reads. */
 int db_tg_chat_id_is_valid(const char *chat);
+
+/* A conversation's chat part (docs/platforms/telegram.md, "Conversations"): "<chat>" (a
+ * chat id or @channel), "<chat>:<thread>" (a forum topic) or "<chat>:biz:<connection id>"
+ * (a chat of a business account).  Splits chat into the chat id (copied to id, n bytes),
+ * *thread (0 when none) and *bc (pointing into chat, NULL when none).  DB_EINVAL when the
+ * chat part has none of these forms. */
+#define TG_BC_TAG "biz"
+#define TG_BC_MAX 96
+int db_tg_chat_parse(const char *chat, char *id, size_t n, int64_t *thread, const char **bc);
+/* 1 when a business_connection_id can be carried in a conversation id: 1-96 characters of
+ * A-Z a-z 0-9 _ - . = (send.c). */
+int db_tg_bc_is_valid(const char *bc);
+/* The send_grant slot (send.c): the business connection id of a "<chat>:biz:<id>" chat. */
+int db_tg_send_grant(const char *chat, char *buf, size_t n);
 
 #endif

@@ -104,7 +104,7 @@ static char *make_key(const char *fmt, ...)
 
 /* Fills the message-specific members of ev (type, text, media, extras) from Viber's
  * `message` object m. */
-static int fill_message(json_t *ev, const json_t *m, struct db_err *e)
+static int fill_message(json_t *ev, const json_t *m, const char *token, struct db_err *e)
 {
     const char *vtype, *text, *url, *thumb, *fname, *tracking;
     json_t *media = NULL;
@@ -150,6 +150,11 @@ static int fill_message(json_t *ev, const json_t *m, struct db_err *e)
         if (has_media && !url) return db_err_set(e, DB_EINVAL, "message.media missing");
         if (!(media = json_object())) return db_err_set(e, DB_ENOMEM, "out of memory");
         if ((rc = set_str(media, "url", url, e)) != DB_OK) goto fail;
+        /* A file on Viber's servers gets an id for GET /v1/media/viber/...: the message token,
+         * under which the store records the URL this webhook named (a `url` message is a
+         * link to a web page, not a file). */
+        if (strcmp(type, "url") != 0 && url && (rc = set_str(media, "id", token, e)) != DB_OK)
+            goto fail;
         if ((rc = set_str(media, "thumbnail", thumb, e)) != DB_OK) goto fail;
         if ((rc = set_str(media, "file_name", fname, e)) != DB_OK) goto fail;
         if ((rc = copy_num_as_int(media, "size", m, "message", "size", e)) != DB_OK) goto fail;
@@ -253,7 +258,7 @@ static int parse_message(const struct viber_acct *a, const json_t *root, json_t 
     if ((rc = set_str(ev, "external_message_id", token, e)) != DB_OK) goto fail;
     if ((rc = read_timestamp(root, ev, &ms, e)) != DB_OK) goto fail;
     if ((rc = add_sender(ev, sender, "sender", e)) != DB_OK) goto fail;
-    if ((rc = fill_message(ev, m, e)) != DB_OK) goto fail;
+    if ((rc = fill_message(ev, m, token, e)) != DB_OK) goto fail;
     if ((rc = mark_tap(ev, e)) != DB_OK) goto fail;
     if (!(*key_out = make_key("m:%s", token))) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");

@@ -165,6 +165,11 @@ struct db_connector {
     int (*read_media_lookup)(const void *acct, const struct db_http_resp *resp,
                              struct db_http_req *dl, struct db_err *e);
 
+    /* Optional: the id of the platform grant a send to chat goes through (Telegram: the
+     * business connection a conversation of a business account names), copied to buf of n
+     * bytes; 1 when there is one, 0 when not.  The sender checks the grant's state the
+     * store recorded (P:grant:<platform>:<account>:<id>) before the first attempt. */
+    int (*send_grant)(const char *chat, char *buf, size_t n);
     /* Optional: the request that acknowledges a button tap (a "callback" event this
      * connector's parse made), for platforms that show the customer a spinner until it comes
      * (Telegram's answerCallbackQuery).  DB_OK with req filled, DB_ENOTFOUND when ev needs no

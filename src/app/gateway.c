@@ -17,7 +17,9 @@
 #include "http/router.h"
 #include "ingest/webhook.h"
 #include "net/httpd.h"
+#include "media/blob.h"
 #include "media/media.h"
+#include "mediastore/mediastore.h"
 #include "send/conversation_api.h"
 #include "send/messages_api.h"
 #include "send/templates.h"
@@ -119,6 +121,10 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         rc = db_err_set(e, DB_ENOMEM, "out of memory");
         goto fail;
     }
+    /* Every process that serves GET /v1/media reads the media store's files. */
+    rc = db_mediastore_blob(base, db_config_obj(cfg, "media_store", NULL), &gw->svc.media_blob,
+                            e);
+    if (rc != DB_OK) goto fail;
     rc = register_routes(&gw->svc, e);
     if (rc != DB_OK) goto fail;
     rc = db_httpd_listen(gw->svc.httpd, cfg->listen, cfg->workers > 1, e);
@@ -145,6 +151,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
         if (rc == DB_OK) rc = db_hookout_start(&gw->svc, &gw->hookout, e);
         if (rc == DB_OK) rc = db_autoreply_start(&gw->svc, &gw->autoreply, e);
         if (rc == DB_OK) rc = db_chatwoot_start(&gw->svc, &gw->chatwoot, e);
+        if (rc == DB_OK) rc = db_mediastore_start(&gw->svc, &gw->mediastore, e);
         if (rc == DB_OK) rc = db_search_start(&gw->svc, &gw->search, e);
         if (rc != DB_OK) goto fail;
     }
@@ -184,6 +191,7 @@ static void stop_taking_work(struct db_gateway *gw)
     db_hookout_stop_reading(gw->hookout);
     db_autoreply_stop_reading(gw->autoreply);
     db_chatwoot_stop_reading(gw->chatwoot);
+    db_mediastore_stop_reading(gw->mediastore);
     db_search_stop_reading(gw->search);
 }
 
@@ -200,7 +208,8 @@ int db_gateway_drain(struct db_gateway *gw)
            db_sender_inflight(gw->sender) == 0 &&
            db_dispatcher_inflight(gw->dispatcher) == 0 && db_hookout_inflight(gw->hookout) == 0 &&
            db_autoreply_inflight(gw->autoreply) == 0 && db_search_inflight(gw->search) == 0 &&
-           db_chatwoot_inflight(gw->chatwoot) == 0;
+           db_chatwoot_inflight(gw->chatwoot) == 0 &&
+           db_mediastore_inflight(gw->mediastore) == 0;
 }
 
 void db_gateway_stop(struct db_gateway *gw)
@@ -238,6 +247,10 @@ void db_gateway_stop(struct db_gateway *gw)
     gw->chatwoot = NULL;
     db_search_free(gw->search);
     gw->search = NULL;
+    db_mediastore_free(gw->mediastore);
+    gw->mediastore = NULL;
+    db_blob_free(gw->svc.media_blob);
+    gw->svc.media_blob = NULL;
     db_store_free(gw->svc.store);
     gw->svc.store = NULL;
     db_cfg_unref(gw->svc.cfg);

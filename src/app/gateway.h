@@ -19,6 +19,7 @@ struct db_autoreply;
 struct db_chatwoot;
 struct db_search;
 struct db_httpd;
+struct db_mediastore;
 
 enum db_role_bits { DB_ROLE_INGEST = 1, DB_ROLE_SEND = 2, DB_ROLE_DISPATCH = 4 };
 
@@ -33,6 +34,7 @@ struct db_gateway {
     struct db_chatwoot *chatwoot;
     struct db_httpd *admin_httpd; /* [gateway] admin_listen: /metrics and /v1, else NULL */
     struct db_search *search; /* the console's search index (role dispatch, with [console]) */
+    struct db_mediastore *mediastore;
 };
 
 /* Builds every part from cfg (ownership of cfg passes to the gateway) on base and starts

@@ -95,7 +95,9 @@ int db_media_fetch(struct db_services *svc, const struct db_account *acct,
     struct db_http_req req = {0};
     struct db_err e = {0};
     int rc;
-    if (media_id) {
+    /* A platform without a media lookup (Viber) names its files by URL; its events' media
+     * id (the message token) only keys the media store's records. */
+    if (media_id && (acct->conn->build_media_lookup || !media_url)) {
         rc = db_conn_build_media_lookup(acct->conn, acct->state, media_id, &req, &e);
         if (rc == DB_EUNSUPPORTED) {
             free(f);

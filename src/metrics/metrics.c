@@ -79,7 +79,7 @@ static const double write_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 static const double response_buckets[] = {10,   30,   60,    120,   300,   600,
                                           1800, 3600, 7200, 14400, 28800, 86400};
 
-enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_COUNT };
+enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_COUNT };
 
 struct db_metrics {
     struct family fam[FAM_COUNT];
@@ -128,6 +128,10 @@ struct db_metrics *db_metrics_new(void)
     family_init(&m->fam[FAM_BRIDGE], "deskbridge_bridge_calls_total",
                 "Calls of a helpdesk bridge to its helpdesk or from it, by bridge, direction "
                 "and outcome.", 3, "bridge", "direction", "outcome");
+    family_init(&m->fam[FAM_MEDIA], "deskbridge_media_files_total",
+                "Media store outcomes by platform, outcome (stored, lost, retry) and reason "
+                "(why a file was lost or retried, empty when stored).",
+                3, "platform", "outcome", "reason");
     histogram_init(&m->write_latency, "deskbridge_stream_write_seconds",
                    "Duration of one ingest script round trip to Redis, in seconds.",
                    write_buckets, sizeof write_buckets / sizeof write_buckets[0]);
@@ -267,6 +271,16 @@ void db_metrics_send(struct db_metrics *m, const char *platform, const char *out
     const char *v[] = {clean_value(known_platform(platform), b[0]), clean_value(outcome, b[1]),
                        clean_value(error_class, b[2])};
     family_add(&m->fam[FAM_SENDS], v, 1);
+}
+
+void db_metrics_media(struct db_metrics *m, const char *platform, const char *outcome,
+                      const char *reason)
+{
+    if (!m) return;
+    char b[MAX_LABELS][MAX_LABEL_BYTES + 1];
+    const char *v[] = {clean_value(known_platform(platform), b[0]), clean_value(outcome, b[1]),
+                       clean_value(reason, b[2])};
+    family_add(&m->fam[FAM_MEDIA], v, 1);
 }
 
 void db_metrics_bridge(struct db_metrics *m, const char *bridge, const char *direction,

@@ -40,6 +40,9 @@ void db_metrics_send(struct db_metrics *m, const char *platform, const char *out
 void db_metrics_bridge(struct db_metrics *m, const char *bridge, const char *direction,
                        const char *outcome);
 /* deskbridge_dead_letters_total */
+/* The media store: a file stored, lost (reason: the code of why) or retried. */
+void db_metrics_media(struct db_metrics *m, const char *platform, const char *outcome,
+                      const char *reason);
 void db_metrics_dead_letter(struct db_metrics *m);
 /* deskbridge_redis_up gauge (1/0) and deskbridge_redis_reconnects_total. */
 void db_metrics_redis_state(struct db_metrics *m, int up);

@@ -35,6 +35,7 @@
 #endif
 
 #include "net/netcheck.h"
+#include "util/crypto.h"
 
 enum call_state {
     CALL_PENDING_ADD, /* created while curl was on the stack; added on settle */
@@ -90,6 +91,7 @@ struct db_http_client {
     int depth;       /* nesting of our own dispatch; free is deferred until it is 0 */
     int need_fixup;  /* pending adds or zombies exist */
     int freeing;
+    char *sigv4, *userpwd; /* AWS SigV4 signing (opts), NULL when unsigned */
 };
 
 static void settle(struct db_http_client *c);
@@ -463,6 +465,14 @@ struct db_http_client *db_http_client_new(struct event_base *base,
     if (!c) return NULL;
     c->base = base;
     if (opts) c->opts = *opts;
+    /* The signing strings are the client's own copies (freed with it). */
+    c->opts.aws_sigv4 = c->opts.userpwd = NULL;
+    if (opts && opts->aws_sigv4 && opts->userpwd &&
+        (!(c->sigv4 = strdup(opts->aws_sigv4)) || !(c->userpwd = strdup(opts->userpwd)))) {
+        free(c->sigv4);
+        free(c);
+        return NULL;
+    }
     if (c->opts.timeout_ms <= 0) c->opts.timeout_ms = 30000;
     if (c->opts.connect_timeout_ms <= 0) c->opts.connect_timeout_ms = 5000;
     if (c->opts.max_response_bytes == 0) c->opts.max_response_bytes = 4u << 20;
@@ -547,6 +557,10 @@ void db_http_client_free(struct db_http_client *c)
     event_free(c->timer);
     event_free(c->kick);
     /* No curl_global_cleanup: curl stays initialised for the process (curl_init_once). */
+    free(c->sigv4);
+    /* the secret does not linger in freed memory */
+    if (c->userpwd) db_wipe_str(c->userpwd);
+    free(c->userpwd);
     free(c);
 }
 
@@ -695,6 +709,10 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
     if (!data_cb)
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opts.max_response_bytes);
+    if (c->sigv4) {
+        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, c->sigv4);
+        curl_easy_setopt(e, CURLOPT_USERPWD, c->userpwd);
+    }
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, k);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);

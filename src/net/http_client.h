@@ -25,6 +25,10 @@ struct db_http_client_opts {
     int max_connections;        /* total open connections (default 64) */
     int max_per_host;           /* default 16 */
     int block_private;          /* SSRF guard (see above) */
+    /* Optional: every request signed by libcurl itself with AWS Signature V4
+     * (CURLOPT_AWS_SIGV4, e.g. "aws:amz:us-east-1:s3") under userpwd ("<key id>:<secret>",
+     * CURLOPT_USERPWD).  Both copied; NULL = unsigned. */
+    const char *aws_sigv4, *userpwd;
 };
 
 /* Called once per call with the answer (or resp->status 0 and transport_error set).

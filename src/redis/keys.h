@@ -24,6 +24,16 @@
 #define DB_KEY_EXT "ext"       /* P:ext:<platform>:<account>:<external id> -> message id */
 #define DB_KEY_EARLY "early"   /* P:early:<platform>:<account>:<external id>: early receipts */
 #define DB_KEY_CLIENT "client" /* P:client:<client id> -> message id (idempotency) */
+#define DB_KEY_MEDIAURL "mediaurl" /* P:mediaurl:<platform>:<account>:<media id> -> the URL
+                                       a webhook named (Viber), TTL dedupe_ttl_s */
+#define DB_KEY_GRANT "grant"   /* P:grant:<platform>:<account>:<id>: a platform grant's state
+                                  (Telegram business connections; docs/platforms/telegram.md) */
+
+/* ---- the media store (src/mediastore/, src/media/; docs/media.md) ---- */
+#define DB_KEY_MEDIA "media"       /* P:media: stream, field `media`: files stored or lost */
+#define DB_KEY_MEDIAREC "mediarec" /* P:mediarec:<platform>:<account>:<media id>: a file's record */
+#define DB_KEY_MEDIAIDX "mediaidx" /* P:mediaidx: sorted set of records by time stored */
+#define DB_KEY_MEDIACONV "mediaconv" /* P:mediaconv:<conversation>: set of a conversation's records */
 #define DB_KEY_TEMPLATES "templates" /* P:templates:<platform>:<account>: the cached list */
 #define DB_KEY_CUSTOMER "customer" /* P:customer:{<c>}: hash id, ts of the customer's newest
                                       message (WhatsApp: its window and read marks) */
@@ -60,6 +70,7 @@
 #define DB_DISPATCH_GROUP "deskbridge-dispatch"   /* on P:events */
 #define DB_DISPATCH_REPLIES_GROUP "deskbridge-dispatch-replies" /* on P:outbox: replies */
 #define DB_AUTOREPLY_GROUP "deskbridge-autoreply" /* on P:events */
+#define DB_MEDIA_GROUP "deskbridge-media"     /* on P:events: the media store */
 #define DB_HOOKOUT_GROUP_PREFIX "deskbridge-hook-" /* + endpoint name, on P:events and P:status */
 
 /* Every suffix above, NULL-terminated: what a script may append to P. */

@@ -30,6 +30,11 @@ extern const char db_lua_stream_order[];
 /* Automatic answers (src/auto/): the once-only key of an answer. */
 extern const char db_lua_autoreply_claim[];
 
+/* The media store (src/mediastore/): a file's outcome, and forgetting a deleted file. */
+extern const char db_lua_media_record[];
+extern const char db_lua_media_forget[];
+extern const char db_lua_media_attempt[];
+
 /* Metrics (src/metrics/): conversations per state, read at scrape time. */
 extern const char db_lua_metrics_convs[];
 

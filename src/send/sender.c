@@ -18,6 +18,7 @@
 #include "send/window.h"
 #include "stream/consumer.h"
 #include "stream/ordering.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
 #include "store/store.h"
 #include "util/crypto.h"
@@ -397,11 +398,50 @@ static void adopted_cb(int status, const char *id, const char *msg_status, int c
     }
 }
 
+/* The grant's state as the store recorded it (HMGET enabled can_reply).  A grant recorded
+ * as disabled fails the message at once with a code an agent can act on, rather than after
+ * the platform's refusal; an unknown grant or an unreachable Redis lets the platform
+ * decide. */
+static void grant_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        const char *en = reply->element[0]->str, *cr = reply->element[1]->str;
+        if (en && strcmp(en, "0") == 0) {
+            finish(j, "failed", "business_connection_disabled",
+                   "the business account disabled the bot's connection");
+            return;
+        }
+        if (cr && strcmp(cr, "0") == 0) {
+            finish(j, "failed", "business_connection_cannot_reply",
+                   "the business account does not let the bot reply");
+            return;
+        }
+    }
+    send_part(j);
+}
+
 static void ready_cb(struct db_order_slot *slot, void *arg)
 {
     struct job *j = (struct job *)((char *)slot - offsetof(struct job, slot));
     (void)arg;
     set_waiting(j, 0);
+    const struct db_account *acct =
+        db_config_account(j->s->svc->cfg->cfg, j->platform, j->account);
+    char platform[32], account[96], grant[160], key[512];
+    const char *chat;
+    const char *conv = db_json_str(j->cmd, "conversation");
+    if (acct && acct->conn->send_grant &&
+        db_conversation_split(conv, platform, sizeof platform, account, sizeof account,
+                              &chat) == DB_OK &&
+        acct->conn->send_grant(chat, grant, sizeof grant)) {
+        char suffix[384];
+        snprintf(suffix, sizeof suffix, DB_KEY_GRANT ":%s:%s:%s", j->platform, j->account, grant);
+        db_key(key, sizeof key, j->s->svc->cfg->cfg->prefix, suffix);
+        db_redis_cmd(j->s->svc->redis, grant_cb, j, "HMGET %s enabled can_reply", key);
+        return;
+    }
     send_part(j);
 }
 

@@ -15,6 +15,7 @@
 struct event_base;
 struct db_config;
 struct db_redis;
+struct db_blob;
 struct db_store;
 struct db_metrics;
 struct db_http_client;
@@ -39,6 +40,7 @@ struct db_services {
     struct db_httpd *httpd;               /* the listener (connection gauges) */
     struct db_router *router;             /* where route owners register */
     struct db_wake *wake;                 /* wakes live streams on a write (stream/wake.h) */
+    struct db_blob *media_blob;           /* the media store's files ([media_store]), or NULL */
     int stopping;                         /* SIGTERM seen: finish in-flight work and exit */
     char consumer[96];                    /* consumer name in Redis groups: host-pid */
     /* 1 when a helpdesk bridge took over assignment and automatic answers for the account

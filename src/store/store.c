@@ -229,6 +229,15 @@ static int is_receipt(const json_t *ev)
     return kind && strcmp(kind, "receipt") == 0;
 }
 
+/* 1 when ingest.lua records something of ev beside the event: a grant's state or the URL
+ * of a media file it names by id and URL. */
+static int needs_record(const json_t *ev)
+{
+    const json_t *m = json_object_get(ev, "media");
+    return json_object_get(ev, "business_connection") != NULL ||
+           (db_json_str(m, "id") && db_json_str(m, "url"));
+}
+
 /* The receipt arguments of the general script for one event. */
 static int push_receipt_args(struct argv *a, const json_t *ev)
 {
@@ -334,7 +343,10 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     snprintf(now, sizeof now, "%" PRId64, db_now_ms());
     if (!cursor_value) cursor_value = "";
     int plain = !*cursor_value;
-    for (size_t i = 0; plain && i < events->n; i++) plain = !is_receipt(events->v[i].json);
+    /* Receipts, grant changes (an event with `business_connection`) and media named by URL
+     * (recorded for GET /v1/media) need the general script. */
+    for (size_t i = 0; plain && i < events->n; i++)
+        plain = !is_receipt(events->v[i].json) && !needs_record(events->v[i].json);
     db_store_key(s, DB_KEY_EVENTS, stream, sizeof stream);
     if (rc == DB_OK &&
         (plain ? argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) || argv_str(&a, stream)

@@ -12,6 +12,10 @@
  *   P:ext:<platform>:<account>:<external id>   -> gateway id of an outbound message
  *   P:early:<platform>:<account>:<external id> receipts that arrived before the send returned
  *   P:cursor:<platform>:<account> long-polling cursor, advanced with the events it confirms
+ *   P:mediaurl:<platform>:<account>:<media id> the URL a webhook named for a file (Viber),
+ *                                 TTL as the dedupe keys
+ *   P:grant:<platform>:<account>:<id> hash: a platform grant's state (Telegram business
+ *                                 connections), from events with `business_connection`
  *
  * Status only moves forward (queued < sent < delivered < read; failed is terminal unless a
  * later delivered/read receipt proves delivery); the rule lives in one Lua function

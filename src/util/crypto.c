@@ -126,3 +126,13 @@ void db_wipe_str(char *s)
 {
     if (s) db_wipe(s, strlen(s));
 }
+
+int db_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    out[0] = '\0';
+    if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32) return -1;
+    db_hex_encode(md, 32, out);
+    return 0;
+}

@@ -16,6 +16,10 @@ int db_ct_streq(const char *a, const char *b);
 int db_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     unsigned char out[32]);
 
+/* SHA-256 of data as 64 lowercase hex digits and a NUL into out; 0, or -1 when OpenSSL
+ * failed (out is then ""). */
+int db_sha256_hex(const void *data, size_t len, char out[65]);
+
 /* Decodes exactly outlen bytes of hex (either case) from the NUL-terminated hex; 0 on
  * success, -1 when the length is not 2*outlen or a character is not hex. */
 int db_hex_decode(const char *hex, unsigned char *out, size_t outlen);

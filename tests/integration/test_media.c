@@ -21,7 +21,10 @@
 
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
+
 #include "daemon.h"
+#include "util/crypto.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
 #include "testutil.h"
@@ -32,6 +35,8 @@
 #define WA_SECRET "wa-app-secret-media"
 #define WA_PNID "106540352242922"
 #define API_TOKEN "api-token-media-0123456789"
+#define VB_ACCOUNT "mediashop"
+#define VB_TOKEN "4453b6ac12345678-e02c5f12174805f9-9b7f2e0c8a1d3f4c"
 
 #define FILE_BYTES (300 * 1024)
 #define SLOW_BYTES (64 * 1024 * 1024)
@@ -235,7 +240,7 @@ struct world {
     struct db_fake *wa;
     struct files *files;
     struct db_test_daemon d;
-    char env[12][512];
+    char env[14][512];
 };
 
 static struct world W;
@@ -262,8 +267,11 @@ static int setup(void **state)
     snprintf(W.env[i++], sizeof W.env[0], "WHATSAPP_VERIFY_TOKEN=verify-media");
     snprintf(W.env[i++], sizeof W.env[0], "WHATSAPP_PHONE_NUMBER_ID=%s", WA_PNID);
     snprintf(W.env[i++], sizeof W.env[0], "WHATSAPP_API_BASE=%s", db_fake_url(W.wa));
-    const char *env[] = {W.env[0], W.env[1], W.env[2], W.env[3], W.env[4],
-                         W.env[5], W.env[6], W.env[7], W.env[8], W.env[9], NULL};
+    snprintf(W.env[i++], sizeof W.env[0], "VIBER_ACCOUNT=%s", VB_ACCOUNT);
+    snprintf(W.env[i++], sizeof W.env[0], "VIBER_AUTH_TOKEN=%s", VB_TOKEN);
+    snprintf(W.env[i++], sizeof W.env[0], "VIBER_API_BASE=%s", db_fake_url(W.wa));
+    const char *env[] = {W.env[0], W.env[1], W.env[2],  W.env[3],  W.env[4],  W.env[5], W.env[6],
+                         W.env[7], W.env[8], W.env[9], W.env[10], W.env[11], W.env[12], NULL};
     db_test_daemon_start(&W.d, env, NULL, 0);
     return 0;
 }
@@ -585,6 +593,77 @@ static void a_download_url_off_the_api_host_never_gets_a_connection(void **state
     close(c2);
 }
 
+/* ---- Viber: files named by URL in the webhook ---- */
+
+static int post_viber(const char *body)
+{
+    unsigned char mac[32];
+    char hex[65], h[128];
+    db_hmac_sha256(VB_TOKEN, strlen(VB_TOKEN), body, strlen(body), mac);
+    db_hex_encode(mac, sizeof mac, hex);
+    snprintf(h, sizeof h, "X-Viber-Content-Signature: %s", hex);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct db_test_resp r;
+    db_test_http(W.d.port, "POST", "/webhooks/viber/" VB_ACCOUNT, headers, body, strlen(body),
+                 &r);
+    int status = r.status;
+    db_test_resp_clear(&r);
+    return status;
+}
+
+/* GET /v1/media/viber/... fetches only the URL a webhook named for that id (recorded by the
+ * store), and that URL only through the SSRF guard: a webhook naming a loopback address
+ * gets no connection to it; an id no webhook named is 404, whatever it looks like. */
+static void viber_media_is_fetched_only_from_the_url_the_webhook_named(void **state)
+{
+    (void)state;
+    int port;
+    int canary = canary_listen("127.0.0.2", &port);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"event\":\"message\",\"timestamp\":1795365000123,\"message_token\":"
+             "5491234567890123999,\"sender\":{\"id\":\"01234567890A==\",\"name\":\"John\"},"
+             "\"message\":{\"type\":\"picture\",\"text\":\"receipt\",\"media\":"
+             "\"https://127.0.0.2:%d/5/share/pic.jpg\",\"size\":1234}}", port);
+    assert_int_equal(post_viber(body), 200);
+
+    redisReply *rr = redisCommand(db_test_redis_ctx(W.redis),
+                                  "GET deskbridge:mediaurl:viber:" VB_ACCOUNT
+                                  ":5491234567890123999");
+    assert_non_null(rr);
+    assert_int_equal(rr->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(rr->str, "/5/share/pic.jpg"));
+    freeReplyObject(rr);
+    rr = redisCommand(db_test_redis_ctx(W.redis), "TTL deskbridge:mediaurl:viber:" VB_ACCOUNT
+                                                  ":5491234567890123999");
+    assert_true(rr->integer > 0); /* kept no longer than the dedupe window */
+    freeReplyObject(rr);
+
+    struct db_test_resp r;
+    long long t0 = db_test_now_ms();
+    get_media("/v1/media/viber/" VB_ACCOUNT "/5491234567890123999", auth, &r);
+    assert_json_error(&r, 502, "upstream_error");
+    db_test_resp_clear(&r);
+    assert_true(db_test_now_ms() - t0 < 2000);
+    assert_int_equal(canary_hits(canary), 0);
+
+    /* Ids no webhook named: a token never seen and a URL given as the id. */
+    get_media("/v1/media/viber/" VB_ACCOUNT "/5491234567890000000", auth, &r);
+    assert_json_error(&r, 404, "not_found");
+    db_test_resp_clear(&r);
+    get_media("/v1/media/viber/" VB_ACCOUNT "/https%3A%2F%2Fdl-media.viber.com%2Fx.jpg", auth, &r);
+    assert_json_error(&r, 404, "not_found");
+    db_test_resp_clear(&r);
+    get_media("/v1/media/viber/nosuchaccount/5491234567890123999", auth, &r);
+    assert_json_error(&r, 404, "unknown_account");
+    db_test_resp_clear(&r);
+    get_media("/v1/media/viber/" VB_ACCOUNT "/5491234567890123999", NULL, &r);
+    assert_int_equal(r.status, 401);
+    db_test_resp_clear(&r);
+    assert_int_equal(canary_hits(canary), 0);
+    close(canary);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +674,7 @@ int main(void)
         cmocka_unit_test(telegram_unknown_file_is_404),
         cmocka_unit_test(client_going_away_cancels_the_download),
         cmocka_unit_test(a_download_url_off_the_api_host_never_gets_a_connection),
+        cmocka_unit_test(viber_media_is_fetched_only_from_the_url_the_webhook_named),
     };
     return cmocka_run_group_tests_name("media", tests, setup, teardown);
 }

@@ -341,6 +341,162 @@ static void reply_reaches_the_customer_and_is_tracked(void **state)
     free(id);
 }
 
+#define BC "Xq7RbT3nLEm0AQAA4kqVnHCx9aE"
+#define BC_CONV "telegram:7000000001:5012345699:biz:" BC
+
+static void business_connection_at(long long update_id, int enabled, long long date)
+{
+    char *b = NULL;
+    assert_true(asprintf(&b,
+                         "{\"update_id\":%lld,\"business_connection\":{\"id\":\"" BC "\","
+                         "\"user\":{\"id\":555000111,\"is_bot\":false,\"first_name\":\"Olga\"},"
+                         "\"user_chat_id\":555000111,\"date\":%lld,"
+                         "\"rights\":{\"can_reply\":true},\"is_enabled\":%s}}",
+                         update_id, date, enabled ? "true" : "false") > 0);
+    assert_int_equal(post_update(b, SECRET), 200);
+    free(b);
+}
+
+static void business_connection(long long update_id, int enabled)
+{
+    business_connection_at(update_id, enabled, 1795360000LL);
+}
+
+/* Telegram Business: a customer writing to the business account is a conversation of its
+ * own that names the connection; replies (text and media) go out with its id; once the
+ * owner disables the connection a reply fails at once with a code saying so. */
+static void business_replies_go_through_the_connection(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    business_connection(900100, 1);
+    json_t *ev = last_entry("events", "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "membership")), "joined");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(ev, "business_connection"), "id")), BC);
+    json_decref(ev);
+    redisReply *rr = redisCommand(db_test_redis_ctx(W.redis),
+                                  "HGET deskbridge:grant:telegram:7000000001:" BC " enabled");
+    assert_non_null(rr);
+    assert_string_equal(rr->str, "1");
+    freeReplyObject(rr);
+
+    const char *msg = "{\"update_id\":900101,\"business_message\":{\"business_connection_id\":\"" BC
+                      "\",\"message_id\":31,\"date\":1795365100,\"chat\":{\"id\":5012345699,"
+                      "\"type\":\"private\",\"first_name\":\"Ivan\"},\"from\":{\"id\":5012345699,"
+                      "\"is_bot\":false,\"first_name\":\"Ivan\"},\"text\":\"open on Sunday?\"}}";
+    assert_int_equal(post_update(msg, SECRET), 200);
+    ev = last_entry("events", "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "conversation")), BC_CONV);
+    assert_string_equal(json_string_value(json_object_get(ev, "external_chat_id")), "5012345699");
+    assert_string_equal(json_string_value(json_object_get(ev, "business_connection_id")), BC);
+    json_decref(ev);
+
+    json_t *cmd = json_pack("{s:s, s:s}", "conversation", BC_CONV, "text", "yes, 10-16");
+    send_until_sent(cmd);
+    json_decref(cmd);
+    cmd = json_pack("{s:s, s:{s:s, s:s}}", "conversation", BC_CONV, "media", "type", "image",
+                    "id", "AgACAgIAAxkBAAIB");
+    send_until_sent(cmd);
+    json_decref(cmd);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1);
+    assert_int_equal(db_fake_count(W.tg, "/sendPhoto"), 1);
+    for (int i = 0; i < 2; i++) {
+        struct db_fake_request req;
+        assert_int_equal(db_fake_get(W.tg, i, &req), 0);
+        json_t *sent = json_loads(req.body, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(sent, "chat_id")), 5012345699LL);
+        assert_string_equal(json_string_value(json_object_get(sent, "business_connection_id")),
+                            BC);
+        json_decref(sent);
+        db_fake_request_clear(&req);
+    }
+
+    /* The owner disables the bot: the next reply fails without reaching Telegram. */
+    db_fake_reset(W.tg);
+    business_connection(900102, 0);
+    int status;
+    char *body = post_message("{\"conversation\":\"" BC_CONV "\",\"text\":\"still there?\"}",
+                              &status);
+    assert_int_equal(status, 202);
+    char *id = queued_id(body);
+    json_t *m = wait_status(id, "failed", 10000);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "error"), "code")),
+                        "business_connection_disabled");
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 0);
+    json_decref(m);
+    free(id);
+    free(body);
+
+    /* Enabled again: replies flow again.  A late update about an older establishment of the
+     * connection (an earlier date) does not undo that. */
+    business_connection(900103, 1);
+    business_connection_at(900104, 0, 1795350000LL);
+    cmd = json_pack("{s:s, s:s}", "conversation", BC_CONV, "text", "back");
+    send_until_sent(cmd);
+    json_decref(cmd);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 1);
+}
+
+/* Forum topics: a topic is its own conversation "<chat>:<thread>" and a reply lands in it;
+ * the general topic keeps the plain chat id and its replies carry no thread id. */
+static void forum_topic_is_its_own_conversation(void **state)
+{
+    (void)state;
+    db_fake_reset(W.tg);
+    const char *topic = "{\"update_id\":900110,\"message\":{\"message_id\":512,"
+                        "\"message_thread_id\":77,\"is_topic_message\":true,\"date\":1795365200,"
+                        "\"chat\":{\"id\":-1001987654321,\"type\":\"supergroup\",\"is_forum\":true,"
+                        "\"title\":\"Acme\"},\"from\":{\"id\":424242,\"is_bot\":false,"
+                        "\"first_name\":\"Maria\"},\"text\":\"invoice question\"}}";
+    const char *general = "{\"update_id\":900111,\"message\":{\"message_id\":513,"
+                          "\"date\":1795365201,\"chat\":{\"id\":-1001987654321,\"type\":"
+                          "\"supergroup\",\"is_forum\":true,\"title\":\"Acme\"},\"from\":{\"id\":"
+                          "424242,\"is_bot\":false,\"first_name\":\"Maria\"},\"text\":\"hi all\"}}";
+    assert_int_equal(post_update(topic, SECRET), 200);
+    json_t *ev = last_entry("events", "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "conversation")),
+                        "telegram:7000000001:-1001987654321:77");
+    assert_int_equal(json_integer_value(json_object_get(ev, "message_thread_id")), 77);
+    json_decref(ev);
+    assert_int_equal(post_update(general, SECRET), 200);
+    ev = last_entry("events", "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "conversation")),
+                        "telegram:7000000001:-1001987654321");
+    assert_null(json_object_get(ev, "message_thread_id"));
+    json_decref(ev);
+
+    json_t *cmd = json_pack("{s:s, s:s}", "conversation", "telegram:7000000001:-1001987654321:77",
+                            "text", "sent you the invoice");
+    send_until_sent(cmd);
+    json_decref(cmd);
+    cmd = json_pack("{s:s, s:s}", "conversation", "telegram:7000000001:-1001987654321", "text",
+                    "welcome");
+    send_until_sent(cmd);
+    json_decref(cmd);
+    assert_int_equal(db_fake_count(W.tg, "/sendMessage"), 2);
+    struct db_fake_request req;
+    assert_int_equal(db_fake_get(W.tg, 0, &req), 0);
+    json_t *sent = json_loads(req.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(sent, "chat_id")), -1001987654321LL);
+    assert_int_equal(json_integer_value(json_object_get(sent, "message_thread_id")), 77);
+    json_decref(sent);
+    db_fake_request_clear(&req);
+    assert_int_equal(db_fake_get(W.tg, 1, &req), 0);
+    sent = json_loads(req.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(sent, "chat_id")), -1001987654321LL);
+    assert_null(json_object_get(sent, "message_thread_id"));
+    json_decref(sent);
+    db_fake_request_clear(&req);
+
+    /* A thread id Telegram cannot have is refused by the API before anything is queued. */
+    int status;
+    char *body = post_message("{\"conversation\":\"telegram:7000000001:-1001987654321:0\","
+                              "\"text\":\"x\"}", &status);
+    assert_int_equal(status, 400);
+    free(body);
+}
+
 static void repeated_client_id_sends_once(void **state)
 {
     (void)state;
@@ -648,6 +804,8 @@ int main(void)
         cmocka_unit_test(unknown_update_kind_is_accepted_without_writing),
         cmocka_unit_test(unknown_account_is_404),
         cmocka_unit_test(reply_reaches_the_customer_and_is_tracked),
+        cmocka_unit_test(business_replies_go_through_the_connection),
+        cmocka_unit_test(forum_topic_is_its_own_conversation),
         cmocka_unit_test(repeated_client_id_sends_once),
         cmocka_unit_test(rate_limit_is_honoured_and_retried),
         cmocka_unit_test(blocked_user_fails_permanently),

@@ -41,6 +41,9 @@ static const struct {
     {"console_auth.lua", db_lua_console_auth, 0},
     {"console_inbox.lua", db_lua_console_inbox, 0},
     {"console_index.lua", db_lua_console_index, 0},
+    {"media_record.lua", db_lua_media_record, 0},
+    {"media_forget.lua", db_lua_media_forget, 0},
+    {"media_attempt.lua", db_lua_media_attempt, 0},
 };
 #define NSCRIPTS (sizeof scripts / sizeof scripts[0])
 

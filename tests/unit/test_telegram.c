@@ -312,9 +312,75 @@ static void build_send_text(void **state)
     assert_post(&req, API "sendMessage", "{\"chat_id\":\"@acmenews\",\"text\":\"Привет 👩🏽‍💻\"}");
     db_http_req_clear(&req);
 
+    /* A chat part Telegram cannot have is refused here too, not sent as a string. */
     m.chat_id = "-";
+    assert_int_equal(send_req(a, &m, &req, &e), DB_EINVAL);
+    db_http_req_clear(&req);
+    db_telegram.account_free(a);
+}
+
+/* Conversations of a business account and of forum topics: every send method carries the
+ * connection id or the thread id the chat part names (Bot API, sendMessage/sendPhoto). */
+static void build_send_business_and_topics(void **state)
+{
+    (void)state;
+    void *a = polling_account();
+    struct db_outbound m = {.chat_id = "123456789:biz:Xq7RbT3nLEm0AQAA4kqVnHCx9aE",
+                            .text = "We are open 10-16"};
+    struct db_http_req req = {0};
+    struct db_err e = {0};
     assert_int_equal(send_req(a, &m, &req, &e), DB_OK);
-    assert_post(&req, API "sendMessage", "{\"chat_id\":\"-\",\"text\":\"Привет 👩🏽‍💻\"}");
+    assert_post(&req, API "sendMessage",
+                "{\"chat_id\":123456789,\"business_connection_id\":"
+                "\"Xq7RbT3nLEm0AQAA4kqVnHCx9aE\",\"text\":\"We are open 10-16\"}");
+    db_http_req_clear(&req);
+
+    m.media_id = "AgACAgIAAxkBAAIB";
+    m.media_type = "image";
+    m.text = "our hours";
+    assert_int_equal(send_req(a, &m, &req, &e), DB_OK);
+    assert_post(&req, API "sendPhoto",
+                "{\"chat_id\":123456789,\"business_connection_id\":"
+                "\"Xq7RbT3nLEm0AQAA4kqVnHCx9aE\",\"photo\":\"AgACAgIAAxkBAAIB\","
+                "\"caption\":\"our hours\"}");
+    db_http_req_clear(&req);
+
+    m = (struct db_outbound){.chat_id = "-1001234567890:42", .text = "in the topic",
+                             .reply_to = "900"};
+    assert_int_equal(send_req(a, &m, &req, &e), DB_OK);
+    assert_post(&req, API "sendMessage",
+                "{\"chat_id\":-1001234567890,\"message_thread_id\":42,\"text\":"
+                "\"in the topic\",\"reply_parameters\":{\"message_id\":900}}");
+    db_http_req_clear(&req);
+
+    static const char *const bad[] = {"-1001234567890:", "-1001234567890:0", "-100:4x",
+                                      "-100:-4", "123:biz:", "123:biz:a b", "123:biz:a:b",
+                                      ":42", "@chan:biz", "123:42:7", NULL};
+    for (int i = 0; bad[i]; i++) {
+        m = (struct db_outbound){.chat_id = bad[i], .text = "x"};
+        assert_false(db_telegram.chat_id_is_valid(bad[i]));
+        assert_int_equal(send_req(a, &m, &req, &e), DB_EINVAL);
+        db_http_req_clear(&req);
+    }
+    static const char *const good[] = {"42", "-1001234567890", "@acmenews", "-1001234567890:42",
+                                       "@acmenews:7", "123:biz:Xq7RbT3nLEm0AQAA4kqVnHCx9aE",
+                                       NULL};
+    for (int i = 0; good[i]; i++) assert_true(db_telegram.chat_id_is_valid(good[i]));
+
+    char grant[160];
+    assert_int_equal(db_telegram.send_grant("123:biz:Xq7R-b_T3.n=", grant, sizeof grant), 1);
+    assert_string_equal(grant, "Xq7R-b_T3.n=");
+    assert_int_equal(db_telegram.send_grant("-1001234567890:42", grant, sizeof grant), 0);
+    assert_int_equal(db_telegram.send_grant("123", grant, sizeof grant), 0);
+
+    /* "typing..." shows in the topic, or as the business account. */
+    assert_int_equal(db_telegram.build_typing(a, "-1001234567890:42", NULL, &req, &e), DB_OK);
+    assert_post(&req, API "sendChatAction",
+                "{\"chat_id\":-1001234567890,\"message_thread_id\":42,\"action\":\"typing\"}");
+    db_http_req_clear(&req);
+    assert_int_equal(db_telegram.build_typing(a, "123:biz:Xq7R", NULL, &req, &e), DB_OK);
+    assert_post(&req, API "sendChatAction",
+                "{\"chat_id\":123,\"business_connection_id\":\"Xq7R\",\"action\":\"typing\"}");
     db_http_req_clear(&req);
     db_telegram.account_free(a);
 }
@@ -550,7 +616,7 @@ static void build_poll_sets_offset_and_kinds(void **state)
     struct db_err e = {0};
     const char *kinds = "[\"message\",\"edited_message\",\"channel_post\",\"edited_channel_post\","
                         "\"business_message\",\"edited_business_message\",\"callback_query\","
-                        "\"my_chat_member\",\"message_reaction\"]";
+                        "\"my_chat_member\",\"message_reaction\",\"business_connection\"]";
     char want[512];
     assert_int_equal(db_telegram.build_poll(a, NULL, 30, &req, &e), DB_OK);
     snprintf(want, sizeof want, "{\"timeout\":30,\"allowed_updates\":%s}", kinds);
@@ -659,7 +725,8 @@ static void webhook_setup_requests(void **state)
                 "\"secret_token\":\"" SECRET "\",\"drop_pending_updates\":false,"
                 "\"allowed_updates\":[\"message\",\"edited_message\",\"channel_post\","
                 "\"edited_channel_post\",\"business_message\",\"edited_business_message\","
-                "\"callback_query\",\"my_chat_member\",\"message_reaction\"]}");
+                "\"callback_query\",\"my_chat_member\",\"message_reaction\","
+                "\"business_connection\"]}");
     db_http_req_clear(&req);
 
     assert_int_equal(db_telegram.build_webhook_setup(a, NULL, &req, &e), DB_OK);
@@ -759,6 +826,7 @@ int main(void)
         cmocka_unit_test(account_new_rejects_bad_config),
         cmocka_unit_test(account_api_base_drops_trailing_slash),
         cmocka_unit_test(build_send_text),
+        cmocka_unit_test(build_send_business_and_topics),
         cmocka_unit_test(build_send_buttons_and_callback_answer),
         cmocka_unit_test(build_send_media_types),
         cmocka_unit_test(build_send_location),

@@ -12,6 +12,35 @@ for i = 8, #ARGV, 6 do
       redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])
     end
     written = written + 1
+    -- Only events that name a grant or a media URL are decoded.
+    local text = ARGV[i + 1]
+    local ev = nil
+    if string.find(text, '"business_connection":{', 1, true) or
+       string.find(text, '"media":{', 1, true) then
+      ev = cjson.decode(text)
+    end
+    -- A media file the webhook named by URL (Viber): GET /v1/media/... fetches only a URL
+    -- recorded here, under the media id the event carries.
+    local md = ev and ev.media
+    if type(md) == 'table' and type(md.id) == 'string' and type(md.url) == 'string' then
+      redis.call('SET', P .. ':mediaurl:' .. plat .. ':' .. acct .. ':' .. md.id, md.url,
+                 'EX', ttl)
+    end
+    -- A platform grant's state (Telegram business_connection), newest by its date, for the
+    -- sender's check before a reply goes through it.
+    if ev then
+      local bc = ev.business_connection
+      if type(bc) == 'table' and type(bc.id) == 'string' then
+        local gk = P .. ':grant:' .. plat .. ':' .. acct .. ':' .. bc.id
+        local ts = tonumber(ev.timestamp) or 0
+        local seen = tonumber(redis.call('HGET', gk, 'date') or '-1')
+        if ts >= seen then
+          redis.call('HSET', gk, 'enabled', bc.enabled and '1' or '0',
+                     'can_reply', bc.can_reply and '1' or '0', 'user_chat_id',
+                     tostring(bc.user_chat_id or ''), 'date', tostring(ts))
+        end
+      end
+    end
     local rs = ARGV[i + 2]
     if rs ~= '' then
       local ek = plat .. ':' .. acct .. ':' .. ARGV[i + 3]
