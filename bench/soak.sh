@@ -211,7 +211,9 @@ group() { # $1 stream, $2 group: "lag pending"
         { prev = $0 }
         END { print (l == "" ? 0 : l), (p == "" ? 0 : p) }'
 }
-for _ in $(seq 100); do
+# Up to 120 s: on a machine busy with other work the dispatcher can still be working through
+# what it holds; an entry counts as lost only if it is still pending after that.
+for _ in $(seq 400); do
     read -r dl dp < <(group deskbridge:events deskbridge-dispatch)
     read -r sl sp < <(group deskbridge:outbox deskbridge-senders)
     [ "$dl$dp$sl$sp" = 0000 ] && break
