@@ -177,11 +177,3 @@ void db_console_session_lookup(struct db_httpd_req *req, struct db_router_pendin
     db_console_auth_run(svc, session_cb, l, "session_get", 2, args);
 }
 
-int db_console_routes(struct db_services *svc, struct db_err *e)
-{
-    db_router_set_session_lookup(svc->router, db_console_session_lookup, svc);
-    if (db_console_auth_routes(svc) != DB_OK || db_console_agent_routes(svc) != DB_OK ||
-        db_console_file_routes(svc) != DB_OK)
-        return db_err_set(e, DB_ENOMEM, "out of memory");
-    return DB_OK;
-}

@@ -435,23 +435,3 @@ void db_media_collect(struct db_services *svc, const char *platform, const char 
     job_start(j);
 }
 
-/* GET /v1/media/<platform>/<account>/<media id> */
-static void route(struct db_httpd_req *req, const struct db_caller *who, void *arg)
-{
-    char buf[1024];
-    char *seg[3];
-    if (!db_route_segments(db_httpd_req_path(req), "/v1/media/", buf, sizeof buf, seg, 3))
-        db_httpd_respond_error(req, 404, "not_found", "no such route");
-    else if (!db_tenant_serves(who->tenant, seg[0], seg[1]))
-        db_api_refuse(req, who->tenant, 403, "forbidden", "account",
-                      "the account is not the tenant's");
-    else db_media_serve(arg, req, seg[0], seg[1], seg[2]);
-}
-
-int db_media_routes(struct db_services *svc, struct db_err *e)
-{
-    const struct db_route r = {.method = "GET", .path = "/v1/media/", .access = DB_ROUTE_TOKEN,
-                               .handler = route, .arg = svc};
-    return db_router_add(svc->router, &r) == DB_OK ? DB_OK
-                                                   : db_err_set(e, DB_ENOMEM, "out of memory");
-}
