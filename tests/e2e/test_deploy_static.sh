@@ -69,7 +69,7 @@ PY
     fi
     # The chatwoot profile: the bridge's gateway, as hardened as the quickstart one, on
     # Chatwoot's network (profiles keep it out of a plain "up").
-    if docker-compose -f docker-compose.yml --env-file .env.example --profile chatwoot config \
+    if docker-compose -f docker-compose.yml -f docker-compose.chatwoot.yml --env-file .env.example --profile chatwoot config \
          >"$work/compose-cw.yml" 2>/dev/null && python3 - "$work/compose-cw.yml" <<'PY'
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))["services"]
@@ -88,8 +88,8 @@ else:
 for e in errs: print("   ", e)
 sys.exit(1 if errs else 0)
 PY
-    then ok "docker-compose.yml profile chatwoot: valid, hardened gateway on Chatwoot's network, loopback port"
-    else bad "docker-compose.yml profile chatwoot"
+    then ok "docker-compose.chatwoot.yml profile chatwoot: valid, hardened gateway on Chatwoot's network, loopback port"
+    else bad "docker-compose.chatwoot.yml profile chatwoot"
     fi
   fi
 else
