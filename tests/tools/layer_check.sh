@@ -12,6 +12,8 @@
 # transitive list of layers below it from the DEPS of db_layer() in CMakeLists.txt):
 #   layer_check.sh --nm NM --layer NAME:ARCHIVE:BELOW1,BELOW2,... [--layer ...]
 set -euo pipefail
+# join needs both lists in one byte order, whatever the locale.
+export LC_ALL=C
 
 nm="nm"
 specs=()
