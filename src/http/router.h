@@ -1,9 +1,9 @@
 /* router.h - one table of HTTP routes, filled by the modules that own them.
  *
  * A route is a method (NULL: any), a path (exact, a prefix when it ends in '/', or a pattern
- * with one '*'), a body
- * cap, who may call it, and a handler.  The router answers what no route takes (404, or 405
- * when the path exists for another method), checks the bearer token of token routes before
+ * with one '*'), a body cap, who may call it, and a handler.  The router answers 404 for
+ * what no route takes (a route with method NULL answers other methods itself, e.g. 405),
+ * checks the bearer token of token routes before
  * the handler runs (401 with a JSON body otherwise), and hands the handler the caller: the
  * operator or one tenant, with the configuration the check used.  A handler answers its
  * request exactly once (net/httpd.h), now or later.
