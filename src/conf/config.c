@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/loader.h"
+#include "conf/schema.h"
+#include "conf/strings.h"
 #include "util/crypto.h"
 
 /* ---- public ---- */

@@ -1,4 +1,4 @@
-/* loader.h - the state shared by the files that load a configuration (config.c drives the
+/* loader.h - the state shared by the files that load a configuration (load.c drives the
  * passes; file.c reads the file, gateway.c applies [gateway] through its key table, env.c
  * the variables and quickstart accounts, tenants.c the tenants).  Private to src/conf/. */
 #ifndef DB_CONF_LOADER_H
@@ -9,6 +9,7 @@
 #include "conf/config.h"
 #include "conf/config_internal.h"
 #include "conf/schema.h"
+#include "conf/strings.h"
 
 /* Caps: the whole file is read before parsing, and a secret file is a token, not a blob. */
 #define DB_CFGL_MAX_CONFIG_BYTES (1u << 20)
@@ -17,18 +18,6 @@
 #define DB_CFGL_MIN_API_TOKEN 16
 #define DB_CFGL_MAX_GW_KEYS 32
 #define DB_CFGL_ENV_FILE "environment"
-
-/* Every string of a loaded configuration, freed (and wiped: many are secrets) together. */
-struct db_cfgl_store {
-    char **p;
-    size_t n, cap;
-};
-
-/* Take s (malloc'd) into st, or free it when out of memory; the result is owned by st. */
-char *db_cfgl_keep(struct db_cfgl_store *st, char *s);
-char *db_cfgl_ndup(struct db_cfgl_store *st, const char *s, size_t n);
-char *db_cfgl_dup(struct db_cfgl_store *st, const char *s);
-void db_cfgl_store_free(struct db_cfgl_store *st); /* NULL-safe */
 
 /* Where a value came from, for "FILE:LINE: KEY:" and "environment: NAME:". */
 struct db_cfgl_origin {
