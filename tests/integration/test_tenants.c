@@ -99,15 +99,7 @@ static int teardown(void **state)
 static int api(const char *token, const char *method, const char *path, const char *body,
                json_t **out)
 {
-    char authz[128];
-    snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
-    const char *headers[] = {authz, "Content-Type: application/json", NULL};
-    struct db_test_resp r;
-    db_test_http(D.port, method, path, headers, body, body ? strlen(body) : 0, &r);
-    int status = r.status;
-    if (out) *out = json_loads(r.body ? r.body : "", 0, NULL);
-    db_test_resp_clear(&r);
-    return status;
+    return db_test_api(D.port, token, method, path, body, out);
 }
 
 /* The error code of an answer, "" when there is none. */
