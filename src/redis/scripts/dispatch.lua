@@ -6,7 +6,13 @@ local PRIO = {low = 0, normal = 1, high = 2, urgent = 3}
 local QUEUE, AGENTS, CONVS = P .. ':dispatch:queue', P .. ':agents', P .. ':convs'
 local ACTIVE, RR, EVENTS = P .. ':dispatch:active', P .. ':dispatch:rr', P .. ':events'
 local GROUP = 'deskbridge-dispatch'
-local function ck(c) return P .. ':conv:{' .. c .. '}' end
+-- The last conversation's key kept: an event asks for it several times, and each string built
+-- here costs Redis a hash of every byte.
+local ck_c, ck_k
+local function ck(c)
+  if c ~= ck_c then ck_c, ck_k = c, P .. ':conv:{' .. c .. '}' end
+  return ck_k
+end
 local function items(c) return P .. ':conv:{' .. c .. '}:items' end
 local function inbox(a) return P .. ':agent:{' .. a .. '}' end
 
@@ -116,10 +122,11 @@ end
 -- Entry ids "ms-seq" compared as numbers; string.find rather than a pattern, as this runs
 -- for every event.
 local function cmp_id(x, y)
+  if x == y then return 0 end
   local xd, yd = string.find(x, '-', 1, true), string.find(y, '-', 1, true)
-  local xm, xs = tonumber(string.sub(x, 1, (xd or 1) - 1)), tonumber(string.sub(x, (xd or #x) + 1))
-  local ym, ys = tonumber(string.sub(y, 1, (yd or 1) - 1)), tonumber(string.sub(y, (yd or #y) + 1))
+  local xm, ym = tonumber(string.sub(x, 1, (xd or 1) - 1)), tonumber(string.sub(y, 1, (yd or 1) - 1))
   if xm ~= ym then return xm < ym and -1 or 1 end
+  local xs, ys = tonumber(string.sub(x, (xd or #x) + 1)), tonumber(string.sub(y, (yd or #y) + 1))
   if xs ~= ys then return xs < ys and -1 or 1 end
   return 0
 end
@@ -166,8 +173,11 @@ local function fields_of_argv()
           pb = B + 16, pe = B + AN}
 end
 local ACTIVITY = {message = true, edit = true, callback = true, reaction = true}
--- The fields apply_event reads before it changes anything.
+-- The fields apply_event reads before it changes anything; op_event reads them with
+-- last_entry after them (STL), so its answer serves apply_event as it is.
 local ST = {'state', 'priority', 'queued_at', 'agent', 'first_message_at', 'unread'}
+local STL = {'state', 'priority', 'queued_at', 'agent', 'first_message_at', 'unread', 'last_entry'}
+local NONE = {} -- an empty list of entries to apply, shared: only read
 -- Applies one event (fields f) to conversation c.  st: c's fields ST read just before, or nil
 -- to read them here; extra: field/value pairs to write along with the event (the caller's
 -- last_entry).  Returns whether the conversation exists afterwards, and whether extra was
@@ -279,8 +289,8 @@ local function op_event()
   local resolved, item = flags == '1' or flags == '1i', nil
   if flags == 'i' or flags == '1i' then item = raw; raw = nil end
   local h = ck(c)
-  local st = redis.call('HMGET', h, 'last_entry', unpack(ST))
-  local last = st[1]
+  local st = redis.call('HMGET', h, unpack(STL))
+  local last = st[7]
   local done = 0
   if not last or cmp_id(E, last) > 0 then
     local todo = pending_in(c, last, E)
@@ -291,7 +301,7 @@ local function op_event()
     local fe = AN >= 9 and fields_of_argv() or fields_of(raw or event_of(item, E), rules)
     -- st still holds c's fields when nothing was applied before E.
     local cur = nil
-    if #todo == 0 then cur = {st[2], st[3], st[4], st[5], st[6], st[7]} end
+    if #todo == 0 then cur = st end
     local ex, wrote = apply_event(c, E, raw, fe, resolved, cur, {'last_entry', E}, item)
     if not wrote and (ex or exists or redis.call('EXISTS', h) == 1) then
       redis.call('HSET', h, 'last_entry', E)
@@ -334,7 +344,7 @@ local function op_events()
     end
     pending_in = function(c, last, E)
       local todo = {}
-      if #others == 0 and #failed == 0 then return todo end -- the usual case
+      if #others == 0 and #failed == 0 then return NONE end -- the usual case
       local needle = '"conversation":"' .. c .. '"'
       for _, o in ipairs(others) do
         if (not last or cmp_id(o[1], last) > 0) and cmp_id(o[1], E) < 0 then
