@@ -25,11 +25,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The very scripts the gateway runs: the files it embeds (src/redis/scripts.h), the general one
-# behind the status_advance.lua prelude as src/store/store.c loads it.
+# The very scripts the gateway runs: the files it embeds (src/redis/scripts.h), behind the
+# preludes src/store/store.c puts in front of them (status_advance.lua for the general one,
+# customer_seen.lua for both; called here without customers, so that part costs nothing).
 LUA="$ROOT/src/redis/scripts"
-cat "$LUA/status_advance.lua" "$LUA/ingest.lua" >"$WORK/ingest.lua"
-cp "$LUA/ingest_plain.lua" "$WORK/ingest_plain.lua"
+cat "$LUA/status_advance.lua" "$LUA/customer_seen.lua" "$LUA/ingest.lua" >"$WORK/ingest.lua"
+cat "$LUA/customer_seen.lua" "$LUA/ingest_plain.lua" >"$WORK/ingest_plain.lua"
 
 SRV=()
 LOAD=()

@@ -24,11 +24,11 @@
 static const struct {
     const char *file;
     const char *text;
-    int prelude; /* runs behind status_advance.lua */
+    int prelude; /* 1: runs behind status_advance.lua, 2: behind customer_seen.lua, 3: both */
 } scripts[] = {
     {"status_advance.lua", db_lua_status_advance, 0},
-    {"ingest_plain.lua", db_lua_ingest_plain, 0},
-    {"ingest.lua", db_lua_ingest, 1},
+    {"ingest_plain.lua", db_lua_ingest_plain, 2},
+    {"ingest.lua", db_lua_ingest, 3},
     {"enqueue.lua", db_lua_enqueue, 1},
     {"set_status.lua", db_lua_set_status, 1},
     {"msg_get.lua", db_lua_msg_get, 0},
@@ -104,12 +104,14 @@ static void every_script_compiles(void **state)
     (void)state;
     redisContext *c = db_test_redis_ctx(R);
     for (size_t i = 0; i < NSCRIPTS; i++) {
-        size_t plen = scripts[i].prelude ? strlen(db_lua_status_advance) : 0;
+        size_t plen = scripts[i].prelude & 1 ? strlen(db_lua_status_advance) : 0;
+        size_t clen = scripts[i].prelude & 2 ? strlen(db_lua_customer_seen) : 0;
         size_t len = strlen(scripts[i].text);
-        char *body = malloc(plen + len + 1);
+        char *body = malloc(plen + clen + len + 1);
         assert_non_null(body);
         memcpy(body, db_lua_status_advance, plen);
-        memcpy(body + plen, scripts[i].text, len + 1);
+        memcpy(body + plen, db_lua_customer_seen, clen);
+        memcpy(body + plen + clen, scripts[i].text, len + 1);
         redisReply *r = redisCommand(c, "SCRIPT LOAD %s", body);
         assert_non_null(r);
         if (r->type != REDIS_REPLY_STRING) fail_msg("%s: %s", scripts[i].file, r->str);

@@ -1,16 +1,30 @@
 -- customer_seen.lua - remembers the newest message each customer sent in a conversation: its
 -- platform id and the platform's time of it (Unix seconds).  A message older than the one
--- remembered (platforms deliver out of order) changes nothing.
--- ARGV: ttl, then per message: key, message id, time.  Returns the messages remembered.
-local ttl = ARGV[1]
-local n = 0
-for i = 2, #ARGV, 3 do
-  local key, id, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local old = tonumber(redis.call('HGET', key, 'ts') or '-1')
-  if ts >= old then
-    redis.call('HSET', key, 'id', id, 'ts', ARGV[i + 2])
-    n = n + 1
+-- remembered (platforms deliver out of order) changes nothing.  Put in front of both ingest
+-- scripts (src/store/store.c), so the webhook's events and its customers are written by one
+-- script run rather than two: an ingest script's arguments may end with '' and then a ttl and,
+-- per message, its key, message id and time.
+
+-- The index after the last argument of the events, which start at first and take stride
+-- arguments each (no event's first argument, its dedupe key, is empty): the '', or #ARGV + 1.
+local function events_end(first, stride)
+  for i = first, #ARGV, stride do
+    if ARGV[i] == '' then return i end
   end
-  redis.call('EXPIRE', key, ttl)
+  return #ARGV + 1
 end
-return n
+-- Writes the messages that follow the '' at ARGV[i], if any.  Returns how many it remembered.
+local function customer_seen(i)
+  if ARGV[i] ~= '' then return 0 end
+  local ttl, n = ARGV[i + 1], 0
+  for j = i + 2, #ARGV, 3 do
+    local key, id, ts = ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2])
+    local old = tonumber(redis.call('HGET', key, 'ts') or '-1')
+    if ts >= old then
+      redis.call('HSET', key, 'id', id, 'ts', ARGV[j + 2])
+      n = n + 1
+    end
+    redis.call('EXPIRE', key, ttl)
+  end
+  return n
+end

@@ -1,10 +1,13 @@
 -- ingest.lua - stores any webhook (status_advance.lua is prepended).  ARGV: P ttl maxlen now
 -- platform account cursor, then per event: dedupe key, event JSON, receipt status ('' when not
--- a receipt), external id, error code, error message.  Returns the events written.
+-- a receipt), external id, error code, error message, then optionally the customers' newest
+-- messages (customer_seen.lua, put in front after status_advance.lua).  Returns the events
+-- written.
 local ttl, maxlen, now = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local plat, acct, cursor = ARGV[5], ARGV[6], ARGV[7]
 local written = 0
-for i = 8, #ARGV, 6 do
+local stop = events_end(8, 6)
+for i = 8, stop - 1, 6 do
   if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl) then
     if maxlen > 0 then
       redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])
@@ -58,4 +61,5 @@ for i = 8, #ARGV, 6 do
   end
 end
 if cursor ~= '' then redis.call('SET', P .. ':cursor:' .. plat .. ':' .. acct, cursor) end
+customer_seen(stop)
 return written
