@@ -88,6 +88,12 @@ DEDUPE_KEY="$PREFIX:dedupe:whatsapp:$PNID:wamid.__rand_int__"
 measure "ingest script, no receipt (what messages run)" EVALSHA "$SHA_PLAIN" 0 "$TTL" 0 "$PREFIX:events" \
     "$DEDUPE_KEY" "$EVENT"
 check_written "plain ingest script"
+# What a WhatsApp message runs: the same run also remembers the customer's newest message
+# (customer_seen.lua's part, a new customer per call here).
+measure "the same with the customer's newest message" EVALSHA "$SHA_PLAIN" 0 "$TTL" 0 \
+    "$PREFIX:events" "$DEDUPE_KEY" "$EVENT" '' 2592000 "$PREFIX:customer:{whatsapp:$PNID:__rand_int__}" \
+    wamid.__rand_int__ 1764600000
+check_written "plain ingest script with a customer"
 measure "ingest script, general (receipts, cursor)" EVALSHA "$SHA" 0 "$PREFIX" "$TTL" 0 1764600000000 \
     whatsapp "$PNID" "" "$DEDUPE_KEY" "$EVENT" "" "" "" ""
 check_written "general ingest script"
