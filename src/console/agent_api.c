@@ -29,6 +29,7 @@
 #include "dispatch/assign.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/script.h"
+#include "dispatch/survey.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "media/media.h"
@@ -512,8 +513,7 @@ static void run_action(struct call *c, const char *state, const char *owner, int
     if (strcmp(c->action, "reply") == 0) {
         reply(c);
     } else if (strcmp(c->action, "close") == 0) {
-        const char *args[] = {c->conv};
-        db_dispatch_run(c->svc, ok_cb, c, "close", 1, args, NULL);
+        db_survey_close(c->svc, c->conv, ok_cb, c);
     } else if (strcmp(c->action, "priority") == 0) {
         const char *p = db_json_str(c->body, "priority");
         if (db_priority_parse(p) < 0) {

@@ -13,6 +13,7 @@
 #include "conf/config.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/script.h"
+#include "dispatch/survey.h"
 #include "services/services.h"
 #include "net/httpd.h"
 #include "http/respond.h"
@@ -47,11 +48,29 @@ static int numeric_field(const char *k)
     return 0;
 }
 
+/* One survey_* field of a conversation as a member of its "survey" object (docs/survey.md):
+ * times and the score as numbers, the state and comment as text, agent null when none. */
+static void survey_member(json_t *survey, const char *k, const char *v)
+{
+    static const char *const names[][2] = {
+        {"state", "state"}, {"score", "score"}, {"comment", "comment"},
+        {"answered_at", "answered_at"}, {"commented_at", "commented_at"}, {"agent", "agent"},
+        {"at", "asked_at"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(k, names[i][0]) != 0) continue;
+        json_t *val;
+        if (strcmp(k, "state") == 0 || strcmp(k, "comment") == 0) val = json_string(v);
+        else if (strcmp(k, "agent") == 0) val = *v ? json_string(v) : json_null();
+        else val = json_integer(strtoll(v, NULL, 10));
+        json_object_set_new(survey, names[i][1], val ? val : json_null());
+    }
+}
+
 /* Object of a flat [field, value, ...] hash reply; internal fields left out, and for a
  * conversation the customer's profile gathered under "customer".  New reference. */
 static json_t *hash_obj(const redisReply *h, int conversation)
 {
-    json_t *o = json_object(), *cust = json_object();
+    json_t *o = json_object(), *cust = json_object(), *survey = json_object();
     for (size_t i = 0; o && cust && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
         const char *k = h->element[i]->str, *v = h->element[i + 1]->str;
         if (!k || !v || strcmp(k, "last_entry") == 0) continue;
@@ -64,10 +83,18 @@ static json_t *hash_obj(const redisReply *h, int conversation)
         if (!val) val = json_null();
         int profile = strcmp(k, "name") == 0 || strcmp(k, "username") == 0 ||
                       strcmp(k, "language") == 0 || strcmp(k, "user_id") == 0;
+        if (conversation && survey && strncmp(k, "survey_", 7) == 0) {
+            survey_member(survey, k + 7, v);
+            json_decref(val);
+            continue;
+        }
         json_object_set_new(conversation && profile ? cust : o, k, val);
     }
     if (o && cust && conversation) json_object_set(o, "customer", cust);
+    if (o && survey && conversation && json_object_size(survey))
+        json_object_set(o, "survey", survey);
     json_decref(cust);
+    json_decref(survey);
     return o;
 }
 
@@ -451,8 +478,8 @@ static void conversation_action(struct db_services *svc, struct db_httpd_req *re
                                 const struct db_tenant *tenant)
 {
     if (strcmp(action, "close") == 0) {
-        const char *args[] = {conv};
-        db_dispatch_run(svc, ok_cb, req, "close", 1, args, NULL);
+        /* with the account's satisfaction survey, if it has one */
+        db_survey_close(svc, conv, ok_cb, req);
         return;
     }
     json_t *body = body_or_respond(req);

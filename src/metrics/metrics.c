@@ -79,12 +79,15 @@ static const double write_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 static const double response_buckets[] = {10,   30,   60,    120,   300,   600,
                                           1800, 3600, 7200, 14400, 28800, 86400};
 
-enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_COUNT };
+/* Survey answers are 1 to 5: one bucket per score. */
+static const double score_buckets[] = {1, 2, 3, 4, 5};
+
+enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_SURVEYS, FAM_COUNT };
 
 struct db_metrics {
     struct family fam[FAM_COUNT];
     struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
-    struct histogram write_latency, first_response;
+    struct histogram write_latency, first_response, survey_score;
     unsigned long long dead_letters;
     unsigned long long reconnects;
     int redis_up;
@@ -132,6 +135,13 @@ struct db_metrics *db_metrics_new(void)
                 "Media store outcomes by platform, outcome (stored, lost, retry) and reason "
                 "(why a file was lost or retried, empty when stored).",
                 3, "platform", "outcome", "reason");
+    family_init(&m->fam[FAM_SURVEYS], "deskbridge_surveys_total",
+                "Satisfaction surveys by outcome: sent (queued to the customer), skipped_window "
+                "(WhatsApp's 24-hour window had closed), answered, commented.",
+                1, "outcome", NULL, NULL);
+    histogram_init(&m->survey_score, "deskbridge_survey_score",
+                   "Satisfaction survey answers, 1 (poor) to 5 (excellent).", score_buckets,
+                   sizeof score_buckets / sizeof score_buckets[0]);
     histogram_init(&m->write_latency, "deskbridge_stream_write_seconds",
                    "Duration of one ingest script round trip to Redis, in seconds.",
                    write_buckets, sizeof write_buckets / sizeof write_buckets[0]);
@@ -293,6 +303,19 @@ void db_metrics_bridge(struct db_metrics *m, const char *bridge, const char *dir
     family_add(&m->fam[FAM_BRIDGE], v, 1);
 }
 
+void db_metrics_survey(struct db_metrics *m, const char *outcome)
+{
+    if (!m) return;
+    char b[MAX_LABELS][MAX_LABEL_BYTES + 1];
+    const char *v[] = {clean_value(outcome, b[0])};
+    family_add(&m->fam[FAM_SURVEYS], v, 1);
+}
+
+void db_metrics_survey_score(struct db_metrics *m, int score)
+{
+    if (m && score >= 1 && score <= 5) histogram_observe(&m->survey_score, score);
+}
+
 void db_metrics_dead_letter(struct db_metrics *m)
 {
     if (m) m->dead_letters++;
@@ -444,6 +467,7 @@ static void render_registry(struct out *o, const struct db_metrics *m)
     }
     render_histogram(o, &m->write_latency);
     render_histogram(o, &m->first_response);
+    render_histogram(o, &m->survey_score);
     out_gauge1(o, "deskbridge_dead_letters_total", "counter",
                "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
     out_gauge1(o, "deskbridge_redis_up", "gauge",

@@ -50,6 +50,8 @@
 #define DB_KEY_AGENT_CONVS "agentconvs"          /* P:agentconvs:{<a>}: assigned to an agent */
 #define DB_KEY_AGENT_INBOX "agent"               /* P:agent:{<a>}: an agent's inbox stream */
 #define DB_KEY_STATS "stats"                     /* P:stats:frt, P:stats:wait */
+#define DB_KEY_STATS_CSAT "stats:csat"           /* survey answers by time: member
+                                                    "score|conversation|at|agent|platform:account" */
 
 /* ---- automatic answers (src/auto/) ---- */
 #define DB_KEY_AUTOREPLY "autoreply" /* P:autoreply:<what>:<conversation>[:<period>] */

@@ -166,6 +166,57 @@ local function fields_of_argv()
           pb = B + 16, pe = B + AN}
 end
 local ACTIVITY = {message = true, edit = true, callback = true, reaction = true}
+
+-- ---- the satisfaction survey (docs/survey.md) ----
+-- What the survey took of the event being applied, for op_event's answer: nil, or
+-- {'answered', score} / {'comment', score}.
+local survey_out = nil
+-- A customer's message or tap on a closed conversation whose survey is waiting: the answer
+-- (a tap on csat-N, or a text that is only 1-5) and then one comment within the window are
+-- recorded instead of reopening it; anything else ends the survey, so an answer given after a
+-- new conversation started is never mixed into it.  Returns true when the event was taken.
+local function survey_take(c, h, kind, raw)
+  local s = redis.call('HMGET', h, 'survey_state', 'survey_window', 'survey_answered_at',
+                       'survey_agent', 'platform', 'account', 'survey_score')
+  local sst = s[1]
+  if sst ~= 'pending' and sst ~= 'answered' then return false end
+  local ok, ev = pcall(cjson.decode, raw)
+  if not ok or type(ev) ~= 'table' then ev = {} end
+  local score = nil
+  if kind == 'callback' and type(ev.callback_data) == 'string' then
+    score = string.match(ev.callback_data, '^csat%-([1-5])$')
+  elseif kind == 'message' and type(ev.text) == 'string' then
+    score = string.match(ev.text, '^%s*([1-5])%s*$')
+  end
+  local agent_of = s[4] or ''
+  if sst == 'pending' then
+    if not score then redis.call('HSET', h, 'survey_state', 'cancelled'); return false end
+    redis.call('HSET', h, 'survey_state', 'answered', 'survey_score', score, 'survey_answered_at', now)
+    local k = P .. ':stats:csat'
+    redis.call('ZADD', k, now, score .. '|' .. c .. '|' .. now .. '|' .. agent_of .. '|' ..
+               (s[5] or '') .. ':' .. (s[6] or ''))
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - 86400000)
+    survey_out = {'answered', tonumber(score)}
+  else
+    -- a second tap on the question's buttons changes nothing and reopens nothing
+    if kind == 'callback' and score then return true end
+    local until_ms = (tonumber(s[3]) or 0) + (tonumber(s[2]) or 0)
+    if kind ~= 'message' or type(ev.text) ~= 'string' or ev.text == '' or now > until_ms then
+      redis.call('HSET', h, 'survey_state', 'done')
+      return false
+    end
+    redis.call('HSET', h, 'survey_state', 'done', 'survey_comment', ev.text, 'survey_commented_at', now)
+    survey_out = {'comment', tonumber(s[7]) or 0}
+  end
+  -- The agent it was closed from learns the outcome in their inbox.
+  if agent_of ~= '' then
+    local t = {type = 'survey', conversation = c, at = now, agent = agent_of,
+               score = tonumber(redis.call('HGET', h, 'survey_score'))}
+    if survey_out[1] == 'comment' then t.comment = ev.text end
+    push(agent_of, 'survey', c, cjson.encode(t))
+  end
+  return true
+end
 -- The fields apply_event reads before it changes anything.
 local ST = {'state', 'priority', 'queued_at', 'agent', 'first_message_at', 'unread'}
 -- Applies one event (fields f) to conversation c.  st: c's fields ST read just before, or nil
@@ -190,6 +241,12 @@ local function apply_event(c, entry, raw, f, resolved, st, extra, item)
   if not ACTIVITY[kind] then
     if state == 'assigned' then push(st[4], kind, c, raw or event_of(item, entry)) end
     return true, false
+  end
+  if state == 'closed' and (kind == 'message' or kind == 'callback') and not resolved and
+     survey_take(c, h, kind, raw or event_of(item, entry)) then
+    -- kept in the history, but the conversation stays closed and unread stays as it was
+    if extra and #extra > 0 then redis.call('HSET', h, unpack(extra)) end
+    return true, extra ~= nil
   end
   local at = f.at or ms(ARGV[3]) or now
   local w = {'last_message_at', at, 'last_event', f.id}
@@ -279,6 +336,7 @@ local function op_event()
   local resolved, item = flags == '1' or flags == '1i', nil
   if flags == 'i' or flags == '1i' then item = raw; raw = nil end
   local h = ck(c)
+  survey_out = nil
   local st = redis.call('HMGET', h, 'last_entry', unpack(ST))
   local last = st[1]
   local done = 0
@@ -299,6 +357,7 @@ local function op_event()
     done = #todo + 1
   end
   ack(E)
+  if survey_out then return {done, survey_out[1], survey_out[2]} end
   return done
 end
 -- ARGV[4] the number of events, then per event the count of its arguments and the arguments
@@ -475,8 +534,12 @@ local function op_assign(transfer)
   drain()
   return 0
 end
+-- ARGV[5] the survey (docs/survey.md): '' none, 'send' to ask the customer, 'skip' when the
+-- account asks but the customer cannot be reached (WhatsApp's window); ARGV[6] its comment
+-- window (ms).  Answers 0, or for a survey {0, 'skip'} / {0, 'send', language, agent,
+-- closed_at}: only a close that closes asks, so closing twice asks once.
 local function op_close()
-  local c = ARGV[4]
+  local c, sv = ARGV[4], ARGV[5] or ''
   local cv = conv(c)
   if not cv.state then return 'no_conversation' end
   if cv.state == 'closed' then return 0 end
@@ -485,9 +548,18 @@ local function op_close()
   redis.call('SREM', ACTIVE, c)
   redis.call('HDEL', ck(c), 'queued_at')
   redis.call('HSET', ck(c), 'state', 'closed', 'agent', '', 'closed_at', now, 'unread', 0)
+  local out = 0
+  if sv == 'send' or sv == 'skip' then
+    -- a new survey for this closing; an earlier closing's answer gives way to it
+    redis.call('HDEL', ck(c), 'survey_score', 'survey_comment', 'survey_answered_at',
+               'survey_commented_at')
+    redis.call('HSET', ck(c), 'survey_state', sv == 'send' and 'pending' or 'skipped',
+               'survey_at', now, 'survey_agent', cv.agent, 'survey_window', tonumber(ARGV[6]) or 0)
+    out = sv == 'send' and {0, 'send', cv.language, cv.agent, tostring(now)} or {0, 'skip'}
+  end
   push(cv.agent, 'closed', c, life('closed', c, {agent = cv.agent}))
   drain()
-  return 0
+  return out
 end
 local function op_priority()
   local c, pr = ARGV[4], ARGV[5]
