@@ -20,6 +20,7 @@
 #include "conf/config_internal.h"
 #include "conf/schema.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/survey.h"
 #include "hookout/hookout.h"
 #include "send/canned.h"
 #include "testutil.h"
@@ -798,8 +799,8 @@ static void docs_match_the_key_tables(void **state)
                 fail_msg("docs/config.md, [%s]: want the row\n%s", t->section, row);
         }
     }
-    assert_int_equal(n_tables, 9);
-    assert_int_equal(n_rows, 73);
+    assert_int_equal(n_tables, 10);
+    assert_int_equal(n_rows, 79);
     const struct db_conf_table *g = db_config_gateway_table();
     for (size_t j = 0; j < g->n_keys; j++) {
         char needle[80];
@@ -1042,6 +1043,47 @@ static void tenant_token_file_holds_several_tokens(void **state)
     tmp_clean(&t);
 }
 
+/* [survey NAME]: which accounts ask, the texts by language with the defaults, and errors that
+ * name the line and the key. */
+static void survey_sections_load_and_errors_name_line_and_key(void **state)
+{
+    (void)state;
+    struct db_config *c = expect_ok("[survey shop]\naccounts = telegram:1, whatsapp:2\n"
+                                    "question = How was it?\nquestion_uk = Як було?\n"
+                                    "comment_window_s = 0\n"
+                                    "[survey default]\nbuttons = no\n",
+                                    no_env);
+    const struct db_survey_conf *sc = db_survey_conf_of(c, "whatsapp", "2");
+    assert_non_null(sc);
+    assert_string_equal(sc->name, "shop");
+    assert_int_equal(sc->comment_window_s, 0);
+    assert_int_equal(sc->buttons, 1);
+    assert_string_equal(db_survey_text(sc, "question", "uk"), "Як було?");
+    assert_string_equal(db_survey_text(sc, "question", "de"), "How was it?");
+    assert_null(db_survey_text(sc, "reply_hint", "uk")); /* the default then: */
+    assert_string_equal(sc->reply_hint, "Reply with a number from 1 to 5.");
+    const struct db_survey_conf *d = db_survey_conf_of(c, "viber", "x");
+    assert_non_null(d);
+    assert_string_equal(d->name, "default");
+    assert_int_equal(d->buttons, 0);
+    assert_int_equal(d->comment_window_s, 600);
+    db_config_free(c);
+    c = expect_ok("[survey shop]\naccounts = telegram:1\n", no_env);
+    assert_null(db_survey_conf_of(c, "telegram", "2")); /* no default: no survey */
+    db_config_free(c);
+
+    expect_error("[survey shop]\naccounts = telegram:1\ncomment_window_s = 99999\n", no_env,
+                 "test.conf:3: comment_window_s: must be an integer from 0 to 86400 (got '99999')");
+    expect_error("[survey shop]\nquestion = x\n", no_env,
+                 "[survey shop]: accounts: is required (only [survey default] applies to every account)");
+    expect_error("[survey shop]\naccounts = telegram\n", no_env,
+                 "test.conf:2: accounts: 'telegram': want platform:account");
+    expect_error("[survey shop]\naccounts = telegram:1\nbuttons_label_uk = Оцініть нашу роботу тут\n",
+                 no_env, "test.conf:3: buttons_label_uk: must be at most 20 characters");
+    expect_error("[survey shop]\naccounts = telegram:1\ncolour = red\n", no_env,
+                 "test.conf:3: colour: unknown key in [survey]");
+}
+
 static void tenant_errors_name_file_line_and_key(void **state)
 {
     (void)state;
@@ -1128,6 +1170,7 @@ int main(void)
         cmocka_unit_test(tenants_load_with_their_accounts_and_tokens),
         cmocka_unit_test(tenant_token_file_holds_several_tokens),
         cmocka_unit_test(tenant_errors_name_file_line_and_key),
+        cmocka_unit_test(survey_sections_load_and_errors_name_line_and_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
