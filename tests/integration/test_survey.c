@@ -111,14 +111,7 @@ static int teardown(void **state)
 
 static int api(const char *method, const char *path, const char *body, json_t **out)
 {
-    const char *auth[] = {"Authorization: Bearer " API_TOKEN, "Content-Type: application/json",
-                          NULL};
-    struct db_test_resp r;
-    db_test_http(W.d.port, method, path, auth, body, body ? strlen(body) : 0, &r);
-    int status = r.status;
-    if (out) *out = json_loads(r.body ? r.body : "", 0, NULL);
-    db_test_resp_clear(&r);
-    return status;
+    return db_test_api(W.d.port, API_TOKEN, method, path, body, out);
 }
 
 static void post_hook(const char *path, const char *header, const char *body)
