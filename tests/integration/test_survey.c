@@ -4,7 +4,7 @@
  * Closing asks once in the customer's language; a tap or a text 1-5 and a comment are recorded
  * on the conversation (GET /v1/conversations/{id}), in P:stats:csat and in /metrics, and the
  * conversation stays closed; a customer who writes something else starts over and a later
- * "5" is no answer; a WhatsApp customer outside the 24-hour window (Meta's message time set
+ * "5" is no answer, and without a comment window the next text is a new conversation; a WhatsApp customer outside the 24-hour window (Meta's message time set
  * by the test) is not asked. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,7 +64,7 @@ static void write_config(void)
             "question = How did we do?\nquestion_uk = Як ми впоралися?\n"
             "buttons_label = Rate us\ncomment_window_s = 600\n\n"
             "[survey plain]\naccounts = telegram:plain\nquestion = Rate us.\n"
-            "reply_hint = Reply 1-5.\nbuttons = false\n",
+            "reply_hint = Reply 1-5.\nbuttons = false\ncomment_window_s = 0\n",
             TG_TOKEN, TG_SECRET, db_fake_url(W.tg), TG_PLAIN, TG_SECRET, db_fake_url(W.tg),
             PNID, WA_TOKEN, WA_SECRET, PNID, db_fake_url(W.wa), VB_ACCOUNT, VB_TOKEN,
             db_fake_url(W.vb), PNID, VB_ACCOUNT);
@@ -474,6 +474,15 @@ static void telegram_without_buttons_asks_in_text(void **state)
     json_t *o = conversation("telegram:plain:601");
     assert_string_equal(state_of(o), "closed");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "survey"), "score")), 2);
+    json_decref(o);
+    /* No comment window here: the next text is a new conversation, not a comment. */
+    tg_text("plain", 601, "en", "and another thing");
+    o = conversation("telegram:plain:601");
+    assert_string_not_equal(state_of(o), "closed");
+    json_t *sv = json_object_get(o, "survey");
+    assert_string_equal(json_string_value(json_object_get(sv, "state")), "done");
+    assert_null(json_object_get(sv, "comment"));
+    assert_int_equal(json_integer_value(json_object_get(sv, "score")), 2);
     json_decref(o);
 }
 

@@ -171,7 +171,7 @@ local ACTIVITY = {message = true, edit = true, callback = true, reaction = true}
 -- What the survey took of the event being applied, for op_event's answer: nil, or
 -- {'answered', score} / {'comment', score}.
 local survey_out = nil
--- A customer's message or tap on a closed conversation whose survey is waiting: the answer
+-- A customer's activity on a closed conversation whose survey is waiting: the answer
 -- (a tap on csat-N, or a text that is only 1-5) and then one comment within the window are
 -- recorded instead of reopening it; anything else ends the survey, so an answer given after a
 -- new conversation started is never mixed into it.  Returns true when the event was taken.
@@ -201,7 +201,7 @@ local function survey_take(c, h, kind, raw)
     -- a second tap on the question's buttons changes nothing and reopens nothing
     if kind == 'callback' and score then return true end
     local until_ms = (tonumber(s[3]) or 0) + (tonumber(s[2]) or 0)
-    if kind ~= 'message' or type(ev.text) ~= 'string' or ev.text == '' or now > until_ms then
+    if kind ~= 'message' or type(ev.text) ~= 'string' or ev.text == '' or now >= until_ms then
       redis.call('HSET', h, 'survey_state', 'done')
       return false
     end
@@ -242,8 +242,8 @@ local function apply_event(c, entry, raw, f, resolved, st, extra, item)
     if state == 'assigned' then push(st[4], kind, c, raw or event_of(item, entry)) end
     return true, false
   end
-  if state == 'closed' and (kind == 'message' or kind == 'callback') and not resolved and
-     survey_take(c, h, kind, raw or event_of(item, entry)) then
+  -- every activity passes by the survey, so whatever reopens (an edit, a reaction) ends it
+  if state == 'closed' and not resolved and survey_take(c, h, kind, raw or event_of(item, entry)) then
     -- kept in the history, but the conversation stays closed and unread stays as it was
     if extra and #extra > 0 then redis.call('HSET', h, unpack(extra)) end
     return true, extra ~= nil
