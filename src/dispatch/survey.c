@@ -45,7 +45,8 @@ static void ask_free(struct ask *a)
 
 static void ask_log(const struct ask *a, int level, const char *what)
 {
-    struct db_log_ctx ctx = {"survey", a->platform, a->account, a->conv};
+    /* Not the conversation id: it holds the customer's phone number on WhatsApp. */
+    struct db_log_ctx ctx = {"survey", a->platform, a->account, a->msg_id[0] ? a->msg_id : NULL};
     db_log(level, &ctx, "%s", what);
 }
 
