@@ -48,24 +48,6 @@ static int numeric_field(const char *k)
     return 0;
 }
 
-/* One survey_* field of a conversation as a member of its "survey" object (docs/survey.md):
- * times and the score as numbers, the state and comment as text, agent null when none. */
-static void survey_member(json_t *survey, const char *k, const char *v)
-{
-    static const char *const names[][2] = {
-        {"state", "state"}, {"score", "score"}, {"comment", "comment"},
-        {"answered_at", "answered_at"}, {"commented_at", "commented_at"}, {"agent", "agent"},
-        {"at", "asked_at"}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcmp(k, names[i][0]) != 0) continue;
-        json_t *val;
-        if (strcmp(k, "state") == 0 || strcmp(k, "comment") == 0) val = json_string(v);
-        else if (strcmp(k, "agent") == 0) val = *v ? json_string(v) : json_null();
-        else val = json_integer(strtoll(v, NULL, 10));
-        json_object_set_new(survey, names[i][1], val ? val : json_null());
-    }
-}
-
 /* Object of a flat [field, value, ...] hash reply; internal fields left out, and for a
  * conversation the customer's profile gathered under "customer".  New reference. */
 static json_t *hash_obj(const redisReply *h, int conversation)
@@ -84,7 +66,7 @@ static json_t *hash_obj(const redisReply *h, int conversation)
         int profile = strcmp(k, "name") == 0 || strcmp(k, "username") == 0 ||
                       strcmp(k, "language") == 0 || strcmp(k, "user_id") == 0;
         if (conversation && survey && strncmp(k, "survey_", 7) == 0) {
-            survey_member(survey, k + 7, v);
+            db_survey_member(survey, k + 7, v);
             json_decref(val);
             continue;
         }

@@ -222,3 +222,19 @@ void db_survey_close(struct db_services *svc, const char *conv, db_redis_cb cb, 
     if (strcmp(platform, "whatsapp") == 0) db_window_check(svc->store, conv, window_cb, a);
     else run_close(a, "send");
 }
+
+void db_survey_member(json_t *survey, const char *k, const char *v)
+{
+    static const char *const names[][2] = {
+        {"state", "state"}, {"score", "score"}, {"comment", "comment"},
+        {"answered_at", "answered_at"}, {"commented_at", "commented_at"}, {"agent", "agent"},
+        {"at", "asked_at"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(k, names[i][0]) != 0) continue;
+        json_t *val;
+        if (strcmp(k, "state") == 0 || strcmp(k, "comment") == 0) val = json_string(v);
+        else if (strcmp(k, "agent") == 0) val = *v ? json_string(v) : json_null();
+        else val = json_integer(strtoll(v, NULL, 10));
+        json_object_set_new(survey, names[i][1], val ? val : json_null());
+    }
+}

@@ -10,6 +10,8 @@
 #ifndef DB_SURVEY_H
 #define DB_SURVEY_H
 
+#include <jansson.h>
+
 #include "hours/hours.h" /* struct db_account_list */
 #include "redis/redis.h"
 
@@ -43,5 +45,11 @@ const char *db_survey_text(const struct db_survey_conf *sc, const char *key, con
  * (integer 0 or an error word) exactly as a plain db_dispatch_run of "close" would give it;
  * the question is queued after cb returned, so cb's arg may be gone by then. */
 void db_survey_close(struct db_services *svc, const char *conv, db_redis_cb cb, void *arg);
+
+/* Sets the member of survey (a JSON object) that the conversation's hash field "survey_<k>"
+ * with value v shows as (docs/survey.md, "Where it shows"): times and the score as numbers,
+ * state and comment as text, agent null when empty.  Fields the API does not show are left
+ * out.  For every route that shows a conversation. */
+void db_survey_member(json_t *survey, const char *k, const char *v);
 
 #endif
