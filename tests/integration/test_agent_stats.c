@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "api_client.h"
 #include "daemon.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
@@ -39,9 +40,6 @@ static struct {
     struct db_test_daemon d;
     char env[5][512];
 } W;
-
-static const char *auth[] = {"Authorization: Bearer " API_TOKEN,
-                             "Content-Type: application/json", NULL};
 
 static int setup(void **state)
 {
@@ -102,12 +100,7 @@ static long long hget_ll(const char *conv, const char *field)
 
 static int api(const char *method, const char *path, const char *body, json_t **out)
 {
-    struct db_test_resp r;
-    db_test_http(W.d.port, method, path, auth, body, body ? strlen(body) : 0, &r);
-    int status = r.status;
-    if (out) *out = json_loads(r.body ? r.body : "", 0, NULL);
-    db_test_resp_clear(&r);
-    return status;
+    return db_test_api(W.d.port, API_TOKEN, method, path, body, out);
 }
 
 static void post_chat(long long update_id, long long chat)
