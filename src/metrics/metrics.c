@@ -687,11 +687,16 @@ static void expo_header(void *o, const char *name, const char *type, const char 
     out_header(o, name, type, help);
 }
 
+/* Label values cleaned as the registry's are (cut, UTF-8 checked). */
 static void expo_sample(void *o, const char *name, int n, const char *const *names,
                         const char *const *vals, double value)
 {
+    char buf[MAX_LABELS + 1][MAX_LABEL_BYTES + 1];
+    const char *v[MAX_LABELS + 1];
+    if (n > MAX_LABELS + 1) return;
+    for (int i = 0; i < n; i++) v[i] = clean_value(vals[i], buf[i]);
     out_printf(o, "%s", name);
-    out_labels(o, n, names, vals);
+    out_labels(o, n, names, v);
     out_printf(o, " ");
     out_double(o, value);
     out_printf(o, "\n");
