@@ -17,15 +17,17 @@ for _, a in ipairs(redis.call('SMEMBERS', KEYS[4])) do registered[a] = true end
 local agents, accounts, naccounts = {}, {}, 0
 local function fresh()
   return {frt = {hour = {}, day = {}}, csat = {hour = {0, 0}, day = {0, 0}},
-          handled = {hour = {}, day = {}}}
+          handled = {hour = 0, day = 0}, seen = {}}
 end
 for a in pairs(registered) do agents[a] = fresh() end
 local function account(acct)
-  if not accounts[acct] and naccounts < MAX and acct ~= '' then
-    accounts[acct] = fresh()
+  local t = accounts[acct]
+  if not t and naccounts < MAX and acct ~= '' then
+    t = fresh()
+    accounts[acct] = t
     naccounts = naccounts + 1
   end
-  return accounts[acct]
+  return t
 end
 local overall = {hour = {0, 0}, day = {0, 0}}
 
@@ -39,45 +41,57 @@ local function parse(m)
   return tonumber(v2), '', string.match(c, '^([^:]+:[^:]+):') or ''
 end
 
+-- Calls fn(member, in the last hour) for the day's members, oldest first.  Scores are not
+-- fetched: the last ZCOUNT members of the ascending range are the hour's.
 local function each(key, fn)
-  local list = redis.call('ZRANGEBYSCORE', key, DAY, '+inf', 'WITHSCORES')
-  for i = 1, #list, 2 do fn(list[i], tonumber(list[i + 1]) >= HOUR) end
+  local list = redis.call('ZRANGEBYSCORE', key, DAY, '+inf')
+  local first = #list - redis.call('ZCOUNT', key, HOUR, '+inf')
+  for i = 1, #list do fn(list[i], i > first) end
 end
 
+local function add_frt(t, v, recent)
+  local d, h = t.frt.day, t.frt.hour
+  d[#d + 1] = v
+  if recent then h[#h + 1] = v end
+end
 each(KEYS[1], function(m, recent)
   local v, a, acct = parse(m)
   if not v then return end
-  for _, t in ipairs({agents[a] or false, account(acct) or false}) do
-    if t then
-      t.frt.day[#t.frt.day + 1] = v
-      if recent then t.frt.hour[#t.frt.hour + 1] = v end
-    end
-  end
+  if agents[a] then add_frt(agents[a], v, recent) end
+  local t = account(acct)
+  if t then add_frt(t, v, recent) end
 end)
 
+local function add_csat(s, v, recent)
+  s.day[1], s.day[2] = s.day[1] + v, s.day[2] + 1
+  if recent then s.hour[1], s.hour[2] = s.hour[1] + v, s.hour[2] + 1 end
+end
 each(KEYS[2], function(m, recent)
   local v, a, acct = parse(m)
   if not v or v < 1 or v > 5 then return end
-  local function add(s)
-    s.day[1], s.day[2] = s.day[1] + v, s.day[2] + 1
-    if recent then s.hour[1], s.hour[2] = s.hour[1] + v, s.hour[2] + 1 end
-  end
-  add(overall)
-  if agents[a] then add(agents[a].csat) end
+  add_csat(overall, v, recent)
+  if agents[a] then add_csat(agents[a].csat, v, recent) end
   local t = account(acct)
-  if t then add(t.csat) end
+  if t then add_csat(t.csat, v, recent) end
 end)
 
 -- Distinct conversations: an agent's member is unique per conversation already; an account's
--- conversation may have been answered by several agents, hence the sets.
+-- conversation may have been answered by several agents, so it is counted at its newest
+-- member (the members come oldest first: an older one seen later cannot be).
 each(KEYS[3], function(m, recent)
   local a, acct, c = string.match(m, '^([^|]*)|([^|]*)|(.+)$')
   if not a then return end
-  for _, t in ipairs({agents[a] or false, account(acct) or false}) do
-    if t then
-      t.handled.day[c] = true
-      if recent then t.handled.hour[c] = true end
-    end
+  local t = agents[a]
+  if t then
+    t.handled.day = t.handled.day + 1
+    if recent then t.handled.hour = t.handled.hour + 1 end
+  end
+  t = account(acct)
+  if t then
+    local was = t.seen[c]
+    if was == nil then t.handled.day = t.handled.day + 1 end
+    if recent and not was then t.handled.hour = t.handled.hour + 1 end
+    t.seen[c] = was or recent
   end
 end)
 
@@ -90,13 +104,8 @@ end
 local function avg(s)
   return {average = s[2] > 0 and s[1] / s[2] or cjson.null, count = s[2]}
 end
-local function size(set)
-  local n = 0
-  for _ in pairs(set) do n = n + 1 end
-  return n
-end
 local function out(t)
-  return {handled = {hour = size(t.handled.hour), day = size(t.handled.day)},
+  return {handled = {hour = t.handled.hour, day = t.handled.day},
           first_response = {hour = pct(t.frt.hour), day = pct(t.frt.day)},
           satisfaction = {hour = avg(t.csat.hour), day = avg(t.csat.day)}}
 end
