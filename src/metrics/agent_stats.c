@@ -124,7 +124,8 @@ static void family(const struct db_expo *w, const json_t *set, int account, cons
                               num(e, "first_response", win, f[j]) / 1000.0);
                 }
             } else if (what == FRT_N) {
-                w->sample(w->o, name, n, who.names, who.vals, num(e, "first_response", win, "count"));
+                w->sample(w->o, name, n, who.names, who.vals,
+                          num(e, "first_response", win, "count"));
             } else {
                 double v = num(e, "satisfaction", win, what == CSAT_AVG ? "average" : "count");
                 /* No answers: no average rather than a NaN that graphs as a gap anyway. */
@@ -141,7 +142,8 @@ static void families(const struct db_expo *w, const json_t *set, int account)
     const char *of = account ? "of an account (platform, account)" : "of a registered agent";
     char help[256];
     snprintf(name, sizeof name, "deskbridge_%s_conversations_handled", k);
-    snprintf(help, sizeof help, "Distinct conversations with an agent's reply in the window, %s.", of);
+    snprintf(help, sizeof help,
+             "Distinct conversations with an agent's reply in the window, %s.", of);
     family(w, set, account, name, "gauge", help, HANDLED);
     snprintf(name, sizeof name, "deskbridge_%s_first_response_seconds", k);
     snprintf(help, sizeof help, "First-response time, median and p90 over the window, %s.", of);
@@ -168,7 +170,8 @@ void db_agent_stats_expose(const json_t *stats, const struct db_expo *w)
     for (int i = 0; i < 2; i++) {
         const json_t *a = json_object_get(json_object_get(all, windows[i]), "average");
         double v = json_is_number(a) ? json_number_value(a) : NAN;
-        if (!isnan(v)) w->sample(w->o, "deskbridge_satisfaction_average", 1, &wname, &windows[i], v);
+        if (!isnan(v))
+            w->sample(w->o, "deskbridge_satisfaction_average", 1, &wname, &windows[i], v);
     }
     w->header(w->o, "deskbridge_satisfaction_answers", "gauge",
               "Satisfaction answers in the window, all conversations.");
