@@ -18,7 +18,7 @@
 #include "app/features.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "dispatch/dispatcher.h"
 #include "hookout/hookout.h"
 #include "send/canned.h"
