@@ -97,8 +97,8 @@ static int tg_conf_finish(void *obj, const struct db_conf_section *sec, struct d
 static const struct db_conf_key tg_keys[] = {
     {.name = "token", .type = DB_CONF_STR, .flags = DB_CONF_REQUIRED | DB_CONF_SECRET,
      .off = offsetof(struct tg_conf, token), .check = token_check,
-     .doc = "the bot token from @BotFather, `<bot id digits>:<secret>`; the bot id is the "
-            "account id of the quickstart account"},
+     .doc = "the bot token from @BotFather, `<bot id digits>:<secret>`, the secret part of "
+            "`A-Z a-z 0-9 _ - . ~` (it goes into URL paths)"},
     {.name = "webhook_secret", .type = DB_CONF_STR, .flags = DB_CONF_SECRET,
      .off = offsetof(struct tg_conf, secret), .check = secret_check,
      .doc = "1-256 of `A-Z a-z 0-9 _ -`, the secret Telegram sends with every webhook; "
