@@ -78,9 +78,12 @@ const struct db_conf_key *db_conf_key_find(const struct db_conf_table *t, const 
 const char *db_conf_set(const struct db_conf_key *k, const char *v, void *obj, char *buf,
                         size_t n);
 
-/* Builds the struct of sec by t: defaults, each key, the required ones, then finish.
+/* Builds the struct of sec by t: defaults, each key, the required ones, then finish.  Of a
+ * key given on several lines (a variable appended after the file's line) only the last is
+ * judged and stored, as db_conf_find reads it; a REPEATABLE key's lines are judged each.
  * DB_OK with *out (free with db_conf_obj_free), or DB_ECONFIG naming file, line and key
- * (values of SECRET keys never quoted), or DB_ENOMEM. */
+ * (values of SECRET and STR keys, and of every key of a quiet table, never quoted), or
+ * DB_ENOMEM. */
 int db_conf_obj_new(const struct db_conf_table *t, const struct db_conf_section *sec,
                     void **out, struct db_err *e) DB_MUST_CHECK;
 void db_conf_obj_free(const struct db_conf_table *t, void *obj); /* NULL-safe */

@@ -166,5 +166,6 @@ void db_test_account_refuses(const struct db_connector *conn, const char *accoun
     assert_int_equal(rc, DB_ECONFIG);
     assert_null(acct);
     if (strcmp(e.msg, want) != 0) fail_msg("%s: got \"%s\", want \"%s\"", key, e.msg, want);
-    if (strlen(value) > 3 && strstr(e.msg, value)) fail_msg("%s: the value is echoed: %s", key, e.msg);
+    if (strlen(value) > 3 && strstr(e.msg, value))
+        fail_msg("%s: the value is echoed: %s", key, e.msg);
 }

@@ -74,7 +74,8 @@ static void account_errors_name_key_and_line(void **state)
     const struct {
         const char *key, *value, *want;
     } cases[] = {
-        {"auth_token", "two words", "test.conf:9: auth_token: must be printable ASCII without spaces"},
+        {"auth_token", "two words",
+         "test.conf:9: auth_token: must be printable ASCII without spaces"},
         {"auth_token", "", "test.conf:9: auth_token: must not be empty"},
         {"sender_name", "", "test.conf:9: sender_name: must not be empty"},
         {"sender_name", "Acme \xff", "test.conf:9: sender_name: must be non-empty UTF-8"},

@@ -431,7 +431,8 @@ static void account_errors_name_key_and_line(void **state)
     static const struct {
         const char *key, *value, *want;
     } cases[] = {
-        {"access_token", "EAAG\r\nX-Evil: 1", "test.conf:9: access_token: contains control characters"},
+        {"access_token", "EAAG\r\nX-Evil: 1",
+         "test.conf:9: access_token: contains control characters"},
         {"access_token", "", "test.conf:9: access_token: must not be empty"},
         {"app_secret", "abc\tdef", "test.conf:9: app_secret: contains control characters"},
         {"app_secret_previous", "old\nsecret",
