@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 
 /* "accounts": a comma list of platform:account, at least one. */
 static const char *accounts_check(const char *v, char *buf, size_t n)

@@ -576,9 +576,9 @@ static void viber_keyboard_and_tap(void **state)
     json_decref(o);
 }
 
-/* ---- /metrics (the last test: it counts what the others did) ---- */
+/* ---- /metrics and /v1/stats (the last test: it counts what the others did) ---- */
 
-static void metrics_count_the_surveys(void **state)
+static void metrics_and_stats_count_the_surveys(void **state)
 {
     (void)state;
     struct db_test_resp r;
@@ -598,6 +598,19 @@ static void metrics_count_the_surveys(void **state)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(r.body, want[i])) fail_msg("/metrics lacks %s", want[i]);
     db_test_resp_clear(&r);
+
+    /* The answers land in the statistics: 4, 4, 2, 5, 3 overall, anna's 4 as hers. */
+    json_t *o = NULL;
+    assert_int_equal(api("GET", "/v1/stats", NULL, &o), 200);
+    json_t *day = json_object_get(json_object_get(o, "satisfaction"), "day");
+    assert_int_equal(json_integer_value(json_object_get(day, "count")), 5);
+    assert_true(json_number_value(json_object_get(day, "average")) > 3.59 &&
+                json_number_value(json_object_get(day, "average")) < 3.61);
+    json_t *anna = json_object_get(json_object_get(json_object_get(json_object_get(o, "agents"),
+                                                                   "anna"), "satisfaction"), "day");
+    assert_int_equal(json_integer_value(json_object_get(anna, "count")), 1);
+    assert_true(json_number_value(json_object_get(anna, "average")) == 4.0);
+    json_decref(o);
 }
 
 int main(void)
@@ -608,7 +621,7 @@ int main(void)
         cmocka_unit_test(telegram_without_buttons_asks_in_text),
         cmocka_unit_test(whatsapp_inside_the_window_asks_outside_skips),
         cmocka_unit_test(viber_keyboard_and_tap),
-        cmocka_unit_test(metrics_count_the_surveys),
+        cmocka_unit_test(metrics_and_stats_count_the_surveys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
