@@ -36,6 +36,7 @@
 #define VB_TOKEN "4a1f7c2e9b3d-vbSurveyDoNotLog-5e8f0a6b"
 #define VB_ACCOUNT "shop"
 #define VB_USER "01234567890AbcdefGHi=="
+#define TG_NIGHT "7000000033:AAnightTokenDoNotLog_abcdefghijk"
 
 struct world {
     struct db_test_redis *redis;
@@ -49,6 +50,11 @@ static struct world W;
 
 static void write_config(void)
 {
+    /* "night" is open one minute a week, three days from now: closed whenever the test runs. */
+    static const char *const days[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    time_t later = time(NULL) + 3 * 86400;
+    struct tm tm;
+    gmtime_r(&later, &tm);
     snprintf(W.dir, sizeof W.dir, "/tmp/db-survey-XXXXXX");
     assert_non_null(mkdtemp(W.dir));
     snprintf(W.conf, sizeof W.conf, "%s/deskbridge.conf", W.dir);
@@ -60,14 +66,18 @@ static void write_config(void)
             "[whatsapp %s]\naccess_token = %s\napp_secret = %s\nverify_token = verify-DoNotLog\n"
             "phone_number_id = %s\napi_base = %s\n\n"
             "[viber %s]\nauth_token = %s\napi_base = %s\n\n"
-            "[survey main]\naccounts = telegram:t, whatsapp:%s, viber:%s\n"
+            "[telegram night]\ntoken = %s\nwebhook_secret = %s\napi_base = %s\n\n"
+            "[schedule night]\ntimezone = UTC\nhours = %s 03:00-03:01\n"
+            "away_message = We are closed now.\naccounts = telegram:night\n\n"
+            "[survey main]\naccounts = telegram:t, telegram:night, whatsapp:%s, viber:%s\n"
             "question = How did we do?\nquestion_uk = Як ми впоралися?\n"
             "buttons_label = Rate us\ncomment_window_s = 600\n\n"
             "[survey plain]\naccounts = telegram:plain\nquestion = Rate us.\n"
             "reply_hint = Reply 1-5.\nbuttons = false\ncomment_window_s = 0\n",
             TG_TOKEN, TG_SECRET, db_fake_url(W.tg), TG_PLAIN, TG_SECRET, db_fake_url(W.tg),
             PNID, WA_TOKEN, WA_SECRET, PNID, db_fake_url(W.wa), VB_ACCOUNT, VB_TOKEN,
-            db_fake_url(W.vb), PNID, VB_ACCOUNT);
+            db_fake_url(W.vb), TG_NIGHT, TG_SECRET, db_fake_url(W.tg), days[tm.tm_wday], PNID,
+            VB_ACCOUNT);
     fclose(f);
 }
 
@@ -123,10 +133,9 @@ static void post_hook(const char *path, const char *header, const char *body)
     db_test_resp_clear(&r);
 }
 
-/* 1 once the dispatcher group has read and acknowledged every event. */
-static int dispatched(void *arg)
+/* 1 once the consumer group arg (a string) has read and acknowledged every event. */
+static int group_done(void *arg)
 {
-    (void)arg;
     redisContext *c = db_test_redis_ctx(W.redis);
     redisReply *last = redisCommand(c, "XREVRANGE deskbridge:events + - COUNT 1");
     redisReply *g = redisCommand(c, "XINFO GROUPS deskbridge:events");
@@ -145,7 +154,7 @@ static int dispatched(void *arg)
                 else if (strcmp(f, "last-delivered-id") == 0)
                     delivered = grp->element[k + 1]->str;
             }
-            if (name && strcmp(name, "deskbridge-dispatch") == 0)
+            if (name && strcmp(name, (const char *)arg) == 0)
                 done = pending == 0 && delivered && strcmp(delivered, last_id) == 0;
         }
     }
@@ -156,7 +165,7 @@ static int dispatched(void *arg)
 
 static void settle(void)
 {
-    assert_true(db_test_wait(dispatched, NULL, 10000));
+    assert_true(db_test_wait(group_done, "deskbridge-dispatch", 10000));
 }
 
 static long long update_id = 100;
@@ -459,6 +468,53 @@ static void telegram_text_answer_and_a_new_conversation_cancels(void **state)
     json_decref(m);
 }
 
+/* Outside business hours the survey's answer and comment get no away message: they are not a
+ * customer's new question.  What follows the comment is, and gets one. */
+static void the_answer_and_comment_get_no_away_message(void **state)
+{
+    (void)state;
+    const char *conv = "telegram:night:601", *sends = "/bot" TG_NIGHT "/sendMessage";
+    redisContext *c = db_test_redis_ctx(W.redis);
+    tg_text("night", 601, "en", "hi");
+    assert_true(db_test_wait(group_done, "deskbridge-autoreply", 10000));
+    barrier(conv);
+    json_t *away = bodies(W.tg, sends, "We are closed now.");
+    assert_int_equal(json_array_size(away), 1);
+    json_decref(away);
+    close_conv(conv);
+    barrier(conv);
+    json_t *qs = bodies(W.tg, sends, "csat-");
+    assert_int_equal(json_array_size(qs), 1);
+    json_decref(qs);
+    /* As if the hours had opened and closed again since: the next away message is due. */
+    redisReply *r = redisCommand(c, "EVAL %s 0", "for _, k in ipairs(redis.call('KEYS', "
+                                 "'deskbridge:autoreply:away:telegram:night:*')) do "
+                                 "redis.call('DEL', k) end");
+    assert_non_null(r);
+    freeReplyObject(r);
+
+    tg_text("night", 601, "en", "5");
+    tg_text("night", 601, "en", "quick and kind");
+    assert_true(db_test_wait(group_done, "deskbridge-autoreply", 10000));
+    barrier(conv);
+    away = bodies(W.tg, sends, "We are closed now.");
+    assert_int_equal(json_array_size(away), 1);
+    json_decref(away);
+    json_t *o = conversation(conv);
+    assert_string_equal(state_of(o), "closed");
+    json_t *sv = json_object_get(o, "survey");
+    assert_int_equal(json_integer_value(json_object_get(sv, "score")), 5);
+    assert_string_equal(json_string_value(json_object_get(sv, "comment")), "quick and kind");
+    json_decref(o);
+
+    tg_text("night", 601, "en", "one more question");
+    assert_true(db_test_wait(group_done, "deskbridge-autoreply", 10000));
+    barrier(conv);
+    away = bodies(W.tg, sends, "We are closed now.");
+    assert_int_equal(json_array_size(away), 2);
+    json_decref(away);
+}
+
 static void telegram_without_buttons_asks_in_text(void **state)
 {
     (void)state;
@@ -584,28 +640,29 @@ static void metrics_and_stats_count_the_surveys(void **state)
     struct db_test_resp r;
     db_test_http(W.d.port, "GET", "/metrics", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
-    /* asked: 501, 502, 503, plain 601, whatsapp in-window, viber; answered: 501, 502, 601,
-     * whatsapp, viber; one comment; one skipped for the window */
+    /* asked: 501, 502, 503, plain 601, night 601, whatsapp in-window, viber; answered: 501,
+     * 502, plain 601, night 601 (5), whatsapp, viber; comments on 501 and night 601; one
+     * skipped for the window */
     static const char *const want[] = {
-        "deskbridge_surveys_total{outcome=\"sent\"} 6\n",
-        "deskbridge_surveys_total{outcome=\"answered\"} 5\n",
-        "deskbridge_surveys_total{outcome=\"commented\"} 1\n",
+        "deskbridge_surveys_total{outcome=\"sent\"} 7\n",
+        "deskbridge_surveys_total{outcome=\"answered\"} 6\n",
+        "deskbridge_surveys_total{outcome=\"commented\"} 2\n",
         "deskbridge_surveys_total{outcome=\"skipped_window\"} 1\n",
-        "deskbridge_survey_score_count 5\n",
-        "deskbridge_survey_score_sum 18\n",
+        "deskbridge_survey_score_count 6\n",
+        "deskbridge_survey_score_sum 23\n",
         "deskbridge_survey_score_bucket{le=\"4\"} 4\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(r.body, want[i])) fail_msg("/metrics lacks %s", want[i]);
     db_test_resp_clear(&r);
 
-    /* The answers land in the statistics: 4, 4, 2, 5, 3 overall, anna's 4 as hers. */
+    /* The answers land in the statistics: 4, 4, 2, 5, 3, 5 overall, anna's 4 as hers. */
     json_t *o = NULL;
     assert_int_equal(api("GET", "/v1/stats", NULL, &o), 200);
     json_t *day = json_object_get(json_object_get(o, "satisfaction"), "day");
-    assert_int_equal(json_integer_value(json_object_get(day, "count")), 5);
-    assert_true(json_number_value(json_object_get(day, "average")) > 3.59 &&
-                json_number_value(json_object_get(day, "average")) < 3.61);
+    assert_int_equal(json_integer_value(json_object_get(day, "count")), 6);
+    assert_true(json_number_value(json_object_get(day, "average")) > 3.83 &&
+                json_number_value(json_object_get(day, "average")) < 3.84);
     json_t *anna = json_object_get(json_object_get(json_object_get(json_object_get(o, "agents"),
                                                                    "anna"), "satisfaction"), "day");
     assert_int_equal(json_integer_value(json_object_get(anna, "count")), 1);
@@ -619,6 +676,7 @@ int main(void)
         cmocka_unit_test(telegram_close_asks_once_and_tap_and_comment_are_recorded),
         cmocka_unit_test(telegram_text_answer_and_a_new_conversation_cancels),
         cmocka_unit_test(telegram_without_buttons_asks_in_text),
+        cmocka_unit_test(the_answer_and_comment_get_no_away_message),
         cmocka_unit_test(whatsapp_inside_the_window_asks_outside_skips),
         cmocka_unit_test(viber_keyboard_and_tap),
         cmocka_unit_test(metrics_and_stats_count_the_surveys),
