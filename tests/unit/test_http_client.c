@@ -673,6 +673,130 @@ static void unguarded_client_reaches_loopback(void **state)
     result_clear(&r);
 }
 
+/* A guarded client whose test_allow names the fake's own address and port. */
+static int setup_test_allow(void **state)
+{
+    struct ctx *t = calloc(1, sizeof *t);
+    t->base = event_base_new();
+    t->fake = db_fake_start();
+    if (!t->base || !t->fake) return -1;
+    char allow[32];
+    snprintf(allow, sizeof allow, "127.0.0.1:%d", db_fake_port(t->fake));
+    struct db_http_client_opts o = {.timeout_ms = 5000, .block_private = 1, .test_allow = allow};
+    t->client = db_http_client_new(t->base, &o);
+    if (!t->client) return -1;
+    *state = t;
+    return 0;
+}
+
+/* Sends url; DB_EINVAL when refused at once, else the answer in *r (caller clears it). */
+static int try_url(struct ctx *t, const char *url, struct result *r)
+{
+    struct db_http_req req = {.method = strdup("GET"), .url = strdup(url)};
+    memset(r, 0, sizeof *r);
+    int rc = db_http_client_send(t->client, &req, 0, done_cb, NULL, r, NULL);
+    db_http_req_clear(&req);
+    if (rc == DB_OK) {
+        spin(t, &r->calls, 1, 10000);
+        assert_int_equal(r->calls, 1);
+    }
+    return rc;
+}
+
+/* The exception reaches exactly the address and port it names, over http too; the same
+ * loopback under a name, another loopback address, the mapped IPv6 form and, above all,
+ * another port on 127.0.0.1 stay refused, without a connection. */
+static void test_allow_opens_one_address_and_port_only(void **state)
+{
+    struct ctx *t = *state;
+    db_fake_default(t->fake, 200, "{}");
+    struct db_fake *other = db_fake_start();
+    assert_non_null(other);
+    db_fake_default(other, 200, "{}");
+    int p = db_fake_port(t->fake), q = db_fake_port(other);
+    char url[128];
+    struct result r;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/file.png", p);
+    assert_int_equal(try_url(t, url, &r), DB_OK);
+    assert_int_equal(r.status, 200);
+    result_clear(&r);
+    assert_int_equal(db_fake_count(t->fake, "/file.png"), 1);
+
+    const char *hosts[] = {"localhost", "127.0.0.2", "[::ffff:127.0.0.1]"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        snprintf(url, sizeof url, "https://%s:%d/x", hosts[i], p);
+        assert_int_equal(try_url(t, url, &r), DB_OK);
+        assert_int_equal(r.status, 0);
+        assert_non_null(r.err);
+        assert_non_null(strstr(r.err, "not allowed"));
+        result_clear(&r);
+    }
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/x", q);
+    assert_int_equal(try_url(t, url, &r), DB_OK);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "not allowed"));
+    result_clear(&r);
+    /* Plain http stays https-only for everything but the named address and port. */
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(url, sizeof url, "http://%s:%d/x", hosts[i], p);
+        assert_int_equal(try_url(t, url, &r), DB_EINVAL);
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", q);
+    assert_int_equal(try_url(t, url, &r), DB_EINVAL);
+    assert_int_equal(r.calls, 0);
+
+    assert_int_equal(db_fake_count(t->fake, NULL), 1);
+    assert_int_equal(db_fake_connections(other), 0);
+    db_fake_stop(other);
+}
+
+static void test_allow_takes_only_a_loopback_literal_with_a_port(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"127.0.0.1:8081", "127.9.9.9:1", "[::1]:65535"};
+    static const char *const bad[] = {
+        "",         "127.0.0.1",      "127.0.0.1:",        "127.0.0.1:0",     "127.0.0.1:65536",
+        ":8081",    "127.0.0.1:+80",  "127.0.0.1:80x",     "127.0.0.1: 80",   "localhost:80",
+        "::1:80",   "[::1]",          "[::1:80",           "10.0.0.1:80",     "192.168.1.1:80",
+        "0.0.0.0:80", "169.254.169.254:80", "8.8.8.8:443", "[::ffff:127.0.0.1]:80",
+        "[fe80::1]:80", "127.0.0.1:8081,10.0.0.1:80", "127.1:80",
+    };
+    struct db_http_allow a;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (db_http_allow_parse(good[i], &a) != 0) fail_msg("refused '%s'", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (db_http_allow_parse(bad[i], &a) == 0) fail_msg("took '%s'", bad[i]);
+    assert_int_equal(db_http_allow_parse(NULL, &a), -1);
+
+    assert_int_equal(db_http_allow_parse("127.0.0.1:8081", &a), 0);
+    assert_int_equal(db_http_allow_names(&a, "127.0.0.1", 8081), 1);
+    assert_int_equal(db_http_allow_names(&a, "127.0.0.1", 8082), 0);
+    assert_int_equal(db_http_allow_names(&a, "127.0.0.2", 8081), 0);
+    assert_int_equal(db_http_allow_names(&a, "localhost", 8081), 0);
+    assert_int_equal(db_http_allow_names(&a, "[::1]", 8081), 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(8081),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(db_http_allow_matches(&a, (struct sockaddr *)&sin), 1);
+    sin.sin_port = htons(8082);
+    assert_int_equal(db_http_allow_matches(&a, (struct sockaddr *)&sin), 0);
+    assert_int_equal(db_http_allow_matches(&a, NULL), 0);
+    assert_int_equal(db_http_allow_parse("[::1]:8081", &a), 0);
+    assert_int_equal(db_http_allow_names(&a, "[::1]", 8081), 1);
+    assert_int_equal(db_http_allow_names(&a, "::1", 8081), 1);
+    assert_int_equal(db_http_allow_names(&a, "127.0.0.1", 8081), 0);
+
+    /* A client is not made with anything else. */
+    struct event_base *base = event_base_new();
+    struct db_http_client_opts o = {.block_private = 1, .test_allow = "10.0.0.1:80"};
+    assert_null(db_http_client_new(base, &o));
+    o.test_allow = "127.0.0.1:80";
+    struct db_http_client *c = db_http_client_new(base, &o);
+    assert_non_null(c);
+    db_http_client_free(c);
+    event_base_free(base);
+}
+
 static int is_private_str(const char *ip)
 {
     struct sockaddr_storage ss;
@@ -800,6 +924,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(two_hundred_concurrent_calls_all_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(guard_refuses_loopback_before_connecting, setup_guarded, teardown),
         cmocka_unit_test_setup_teardown(unguarded_client_reaches_loopback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_opens_one_address_and_port_only,
+                                        setup_test_allow, teardown),
+        cmocka_unit_test(test_allow_takes_only_a_loopback_literal_with_a_port),
         cmocka_unit_test(addr_is_private_table),
         cmocka_unit_test_setup_teardown(errors_never_quote_the_token, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_requests_are_refused_synchronously, setup, teardown),
