@@ -23,40 +23,11 @@ API_TOKEN="bench-api-token-0123456789abcdef"
 BOT_ID="700000001"
 SECRET="bench-webhook-secret"
 
-die() { printf 'live_streams: %s\n' "$*" >&2; exit 1; }
-for t in redis-server redis-cli python3 curl node; do command -v $t >/dev/null || die "$t is missing"; done
-
-WORK=$(mktemp -d /tmp/deskbridge-live.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -n "${DESKBRIDGE_BIN:-}" ]; then
-    GW_BIN=$DESKBRIDGE_BIN
-else
-    cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDB_TESTS=OFF \
-        >"$WORK/cmake.log" 2>&1 &&
-        cmake --build "$ROOT/build-bench" --target deskbridge -j2 >>"$WORK/cmake.log" 2>&1 ||
-        { tail -40 "$WORK/cmake.log" >&2; die "build failed"; }
-    GW_BIN="$ROOT/build-bench/deskbridge"
-fi
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_http() {
-    for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-    return 1
-}
-
-redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 --dir "$WORK" \
-    --appendonly no --save '' >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do redis-cli -s "$WORK/redis.sock" PING >/dev/null 2>&1 && break; sleep 0.1; done
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_init live_streams redis-server redis-cli python3 curl node
+bench_gateway
+bench_redis --appendonly no
 
 GW_PORT=$(free_port)
 cat >"$WORK/deskbridge.conf" <<CONF
@@ -73,7 +44,7 @@ env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" \
     TELEGRAM_WEBHOOK_SECRET="$SECRET" TELEGRAM_API_BASE="http://127.0.0.1:9" \
     "$GW_BIN" --config "$WORK/deskbridge.conf" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
-PIDS+=($GW_PID)
+PIDS+=("$GW_PID")
 wait_http "http://127.0.0.1:$GW_PORT/healthz" || { tail -20 "$WORK/gateway.log" >&2; die "gateway did not start"; }
 
 echo "deskbridge live streams, $(date -u '+%Y-%m-%d %H:%M UTC'), $GW_BIN (role=all)"

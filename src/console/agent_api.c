@@ -284,20 +284,9 @@ static void ok_cb(int status, const redisReply *reply, const char *errstr, void 
     call_free(c);
 }
 
-static json_t *body_or_answer(struct db_httpd_req *req)
-{
-    size_t len;
-    const unsigned char *body = db_httpd_req_body(req, &len);
-    json_t *obj = NULL;
-    struct db_err e = {0};
-    if (db_json_parse_object(body, len, &obj, &e) != DB_OK)
-        db_respond_field_error(req, 400, "invalid_json", "body", e.msg);
-    return obj;
-}
-
 static void post_presence(struct db_httpd_req *req, const struct db_caller *who, void *arg)
 {
-    json_t *body = body_or_answer(req);
+    json_t *body = db_respond_body_object(req);
     if (!body) return;
     const char *p = db_json_str(body, "presence");
     struct call *c = NULL;
@@ -568,7 +557,7 @@ static void conversation_route(struct db_httpd_req *req, const struct db_caller 
         return;
     }
     json_t *body = NULL;
-    if (*action && strcmp(action, "close") && strcmp(action, "take") && !(body = body_or_answer(req)))
+    if (*action && strcmp(action, "close") && strcmp(action, "take") && !(body = db_respond_body_object(req)))
         return;
     struct call *c = call_new(arg, req, who);
     if (!c) {

@@ -61,17 +61,6 @@ static void answer_json(struct db_httpd_req *req, int status, json_t *obj, const
     json_decref(obj);
 }
 
-static json_t *body_or_answer(struct db_httpd_req *req)
-{
-    size_t len;
-    const unsigned char *body = db_httpd_req_body(req, &len);
-    json_t *obj = NULL;
-    struct db_err e = {0};
-    if (db_json_parse_object(body, len, &obj, &e) != DB_OK)
-        db_respond_field_error(req, 400, "invalid_json", "body", e.msg);
-    return obj;
-}
-
 /* "Set-Cookie: ..." for a session id (NULL: the cookie removed). */
 static void cookie_header(const struct db_console_opts *o, const char *id, char *out, size_t n)
 {
@@ -250,7 +239,7 @@ static void post_signin(struct db_httpd_req *req, const struct db_caller *who, v
         db_httpd_respond_error(req, 403, "cross_origin", "request from another origin");
         return;
     }
-    json_t *body = body_or_answer(req);
+    json_t *body = db_respond_body_object(req);
     if (!body) return;
     const char *agent = db_json_str(body, "agent"), *secret = db_json_str(body, "secret");
     if (!valid_agent_id(agent)) {
@@ -343,7 +332,7 @@ static void post_invite(struct db_httpd_req *req, const struct db_caller *who, v
         db_httpd_respond_error(req, 403, "cross_origin", "request from another origin");
         return;
     }
-    json_t *body = body_or_answer(req);
+    json_t *body = db_respond_body_object(req);
     if (!body) return;
     const char *token = db_json_str(body, "token"), *secret = db_json_str(body, "secret");
     if (!token || strlen(token) != 64 || strspn(token, "0123456789abcdef") != 64) {
@@ -481,7 +470,7 @@ static void operator_route(struct db_httpd_req *req, const struct db_caller *who
         db_respond_field_error(req, 400, "invalid_field", "agent", "want an agent id");
         return;
     }
-    json_t *body = body_or_answer(req);
+    json_t *body = db_respond_body_object(req);
     if (!body) return;
     const char *role = db_json_str(body, "role") ? db_json_str(body, "role") : "agent";
     const char *pw = db_json_str(body, "secret");

@@ -196,16 +196,6 @@ static char *string_list_or_respond(struct db_httpd_req *req, json_t *body, cons
     return s;
 }
 
-static json_t *body_or_respond(struct db_httpd_req *req)
-{
-    size_t len;
-    const unsigned char *body = db_httpd_req_body(req, &len);
-    json_t *obj = NULL;
-    struct db_err e = {0};
-    if (db_json_parse_object(body, len, &obj, &e) != DB_OK) bad(req, "body", e.msg);
-    return obj;
-}
-
 /* A tenant's agent serves only the tenant's accounts: the list given must be a subset, and
  * an empty one means all of them, so the assignment rule (agents get conversations of the
  * accounts they serve) keeps tenants apart.  Replaces *accts; 0, or -1 when answered. */
@@ -243,7 +233,7 @@ static int scope_agent_accounts(struct db_httpd_req *req, const struct db_tenant
 static void put_agent(struct db_services *svc, struct db_httpd_req *req, const char *id,
                       const struct db_tenant *tenant)
 {
-    json_t *body = body_or_respond(req);
+    json_t *body = db_respond_body_object(req);
     char *langs = NULL, *accts = NULL, cap[24];
     if (!body) return;
     const char *name = db_json_str(body, "name");
@@ -275,7 +265,7 @@ fail:
 static void post_presence(struct db_services *svc, struct db_httpd_req *req, const char *id,
                           const struct db_tenant *tenant)
 {
-    json_t *body = body_or_respond(req);
+    json_t *body = db_respond_body_object(req);
     if (!body) return;
     const char *p = db_json_str(body, "presence");
     if (!p || (strcmp(p, "online") && strcmp(p, "away") && strcmp(p, "offline"))) {
@@ -455,7 +445,7 @@ static void conversation_action(struct db_services *svc, struct db_httpd_req *re
         db_dispatch_run(svc, ok_cb, req, "close", 1, args, NULL);
         return;
     }
-    json_t *body = body_or_respond(req);
+    json_t *body = db_respond_body_object(req);
     if (!body) return;
     int assign = strcmp(action, "assign") == 0, transfer = strcmp(action, "transfer") == 0;
     if (assign || transfer) {

@@ -50,3 +50,14 @@ void db_respond_unavailable(struct db_httpd_req *req)
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"storage unavailable, retry\"}}";
     db_httpd_respond(req, 503, "application/json", body, sizeof body - 1, retry);
 }
+
+json_t *db_respond_body_object(struct db_httpd_req *req)
+{
+    size_t len;
+    const unsigned char *body = db_httpd_req_body(req, &len);
+    json_t *obj = NULL;
+    struct db_err e = {0};
+    if (db_json_parse_object(body, len, &obj, &e) != DB_OK)
+        db_respond_field_error(req, 400, "invalid_json", "body", e.msg);
+    return obj;
+}

@@ -17,6 +17,9 @@ void db_respond_field_error(struct db_httpd_req *req, int status, const char *co
  * token or the path.  A 404 must carry the same code and message as a real miss. */
 void db_api_refuse(struct db_httpd_req *req, const struct db_tenant *t, int status,
                    const char *code, const char *field, const char *what);
+/* The request's body as a JSON object (new reference, the caller decrefs it), or NULL after
+ * answering 400 {"error": {"code": "invalid_json", "field": "body", ...}} saying why. */
+json_t *db_respond_body_object(struct db_httpd_req *req);
 /* 503 {"error": {"code": "unavailable", ...}} with Retry-After: 1, for a Redis failure. */
 void db_respond_unavailable(struct db_httpd_req *req);
 

@@ -104,14 +104,9 @@ static void post_message(struct db_httpd_req *req, const struct db_caller *who, 
     struct db_services *svc = arg;
     const struct db_config *cfg = who->cfg;
     const struct db_tenant *tenant = who->tenant;
-    size_t len;
-    const unsigned char *body = db_httpd_req_body(req, &len);
-    json_t *cmd = NULL;
+    json_t *cmd = db_respond_body_object(req);
     struct db_err e = {0};
-    if (db_json_parse_object(body, len, &cmd, &e) != DB_OK) {
-        db_respond_field_error(req, 400, "invalid_json", "body", e.msg);
-        return;
-    }
+    if (!cmd) return;
     const struct db_account *acct;
     struct db_outbound msg;
     const char *field = NULL;

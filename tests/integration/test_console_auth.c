@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "api_client.h"
 #include "daemon.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
@@ -103,15 +104,7 @@ static int teardown(void **state)
 static int api(const char *token, const char *method, const char *path, const char *body,
                json_t **out)
 {
-    char authz[128];
-    snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
-    const char *headers[] = {authz, "Content-Type: application/json", NULL};
-    struct db_test_resp r;
-    db_test_http(D.port, method, path, headers, body, body ? strlen(body) : 0, &r);
-    int status = r.status;
-    if (out) *out = json_loads(r.body ? r.body : "", 0, NULL);
-    db_test_resp_clear(&r);
-    return status;
+    return db_test_api(D.port, token, method, path, body, out);
 }
 
 /* A console call with cookie (may be NULL) and origin header (may be NULL); the raw answer. */

@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "api_client.h"
 #include "daemon.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
@@ -40,9 +41,6 @@ struct world {
 };
 
 static struct world W;
-
-static const char *auth[] = {"Authorization: Bearer " API_TOKEN,
-                             "Content-Type: application/json", NULL};
 
 static void write_config(void)
 {
@@ -123,12 +121,7 @@ static void post_update(const char *account, long long update_id, long long chat
 
 static int api(const char *method, const char *path, const char *body, json_t **out)
 {
-    struct db_test_resp r;
-    db_test_http(W.d.port, method, path, auth, body, body ? strlen(body) : 0, &r);
-    int status = r.status;
-    if (out) *out = json_loads(r.body ? r.body : "", 0, NULL);
-    db_test_resp_clear(&r);
-    return status;
+    return db_test_api(W.d.port, API_TOKEN, method, path, body, out);
 }
 
 /* 1 once the dispatcher group has read and acknowledged every event. */

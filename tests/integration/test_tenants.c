@@ -99,15 +99,7 @@ static int teardown(void **state)
 static int api(const char *token, const char *method, const char *path, const char *body,
                json_t **out)
 {
-    char authz[128];
-    snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
-    const char *headers[] = {authz, "Content-Type: application/json", NULL};
-    struct db_test_resp r;
-    db_test_http(D.port, method, path, headers, body, body ? strlen(body) : 0, &r);
-    int status = r.status;
-    if (out) *out = json_loads(r.body ? r.body : "", 0, NULL);
-    db_test_resp_clear(&r);
-    return status;
+    return db_test_api(D.port, token, method, path, body, out);
 }
 
 /* The error code of an answer, "" when there is none. */
@@ -481,6 +473,32 @@ static void messages_and_media_of_another_tenant_are_refused(void **state)
     expect_refused(TOK_A "x", "GET", "/v1/agents", NULL, 401, "unauthorized");
 }
 
+/* Every route that takes a JSON body refuses one that is not an object the same way: 400
+ * invalid_json naming the body, whichever module owns the route. */
+static void a_body_that_is_not_a_json_object_is_refused_alike_everywhere(void **state)
+{
+    (void)state;
+    static const char *const routes[][2] = {
+        {"POST", "/v1/messages"},
+        {"PUT", "/v1/agents/nobody"},
+        {"POST", "/v1/agents/nobody/presence"},
+        {"POST", "/v1/conversations/telegram:" BOT_A ":1/assign"},
+    };
+    static const char *const bodies[] = {"not json", "[1,2]", "{\"a\":", ""};
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        for (size_t j = 0; j < sizeof bodies / sizeof *bodies; j++) {
+            json_t *o = NULL;
+            int st = api(ADMIN, routes[i][0], routes[i][1], bodies[j], &o);
+            const char *field =
+                json_string_value(json_object_get(json_object_get(o, "error"), "field"));
+            if (st != 400 || strcmp(err_code(o), "invalid_json") || !field || strcmp(field, "body"))
+                fail_msg("%s %s with body '%s': %d %s", routes[i][0], routes[i][1], bodies[j],
+                         st, err_code(o));
+            json_decref(o);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +507,7 @@ int main(void)
         cmocka_unit_test(lists_hold_only_the_tenants_conversations_in_full_pages),
         cmocka_unit_test(conversations_of_another_tenant_do_not_exist_for_it),
         cmocka_unit_test(messages_and_media_of_another_tenant_are_refused),
+        cmocka_unit_test(a_body_that_is_not_a_json_object_is_refused_alike_everywhere),
     };
     return cmocka_run_group_tests_name("tenants", tests, setup, teardown);
 }

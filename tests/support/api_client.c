@@ -26,6 +26,20 @@ char *db_test_post_json(int port, const char *token, const char *path, const cha
     return body;
 }
 
+int db_test_api(int port, const char *token, const char *method, const char *path,
+                const char *body, json_t **out)
+{
+    char authz[256];
+    snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
+    const char *headers[] = {authz, "Content-Type: application/json", NULL};
+    struct db_test_resp r;
+    db_test_http(port, method, path, headers, body, body ? strlen(body) : 0, &r);
+    int status = r.status;
+    if (out) *out = json_loads(r.body ? r.body : "", 0, NULL);
+    db_test_resp_clear(&r);
+    return status;
+}
+
 struct msg_wait {
     int port;
     const char *token, *id, *want;

@@ -10,6 +10,12 @@
 char *db_test_post_json(int port, const char *token, const char *path, const char *json,
                         int *status);
 
+/* One call to 127.0.0.1:port with "Authorization: Bearer <token>" and a JSON body (body may
+ * be NULL).  *out (when out is not NULL) gets the answer's JSON, NULL when the body is not
+ * JSON; the caller decrefs it.  Returns the HTTP status (0 when the connection failed). */
+int db_test_api(int port, const char *token, const char *method, const char *path,
+                const char *body, json_t **out);
+
 /* Polls GET /v1/messages/<id> until its status is want; fails the test (printing the last
  * record seen) after timeout_ms.  Returns the record (new reference). */
 json_t *db_test_wait_message(int port, const char *token, const char *id, const char *want,

@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# bench/lib.sh - the set-up the single-purpose benchmarks share (sourced, not run).
+#
+# bench_init NAME TOOL...  names the script in its errors, checks the tools, makes $WORK and
+#                          removes it (and stops every PID in PIDS) on exit;
+# bench_gateway            sets GW_BIN: $DESKBRIDGE_BIN, or build-bench/deskbridge built now
+#                          (a release build without tests, so a benchmark never measures a
+#                          debug or sanitizer build by accident);
+# bench_redis [ARGS...]    starts a private redis-server on $WORK/redis.sock (extra ARGS go to
+#                          it, e.g. AOF settings) and waits until it answers;
+# free_port, wait_http URL as their names say.
+# bench/run.sh and bench/soak.sh keep their own set-up: they pin CPUs and install packages.
+
+die() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; exit 1; }
+
+bench_init() {
+    BENCH_NAME=$1
+    shift
+    local t
+    for t in "$@"; do command -v "$t" >/dev/null || die "$t is missing"; done
+    WORK=$(mktemp -d "/tmp/deskbridge-$BENCH_NAME.XXXXXX")
+    PIDS=()
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
+bench_gateway() {
+    if [ -n "${DESKBRIDGE_BIN:-}" ]; then
+        GW_BIN=$DESKBRIDGE_BIN
+        return
+    fi
+    if ! cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DDB_TESTS=OFF >"$WORK/cmake.log" 2>&1 ||
+        ! cmake --build "$ROOT/build-bench" --target deskbridge -j2 >>"$WORK/cmake.log" 2>&1; then
+        tail -40 "$WORK/cmake.log" >&2
+        die "build failed"
+    fi
+    # shellcheck disable=SC2034 # read by the script that sources this file
+    GW_BIN="$ROOT/build-bench/deskbridge"
+}
+
+bench_redis() {
+    mkdir -p "$WORK/redis"
+    redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
+        --dir "$WORK/redis" --save '' "$@" >"$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    local _
+    for _ in $(seq 50); do redis-cli -s "$WORK/redis.sock" PING >/dev/null 2>&1 && return 0; sleep 0.1; done
+    die "redis-server did not start"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_http() {
+    local _
+    for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
