@@ -25,6 +25,7 @@
 #include "http/router.h"
 #include "net/httpd.h"
 #include "log/log.h"
+#include "metrics/agent_stats.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
@@ -540,6 +541,7 @@ struct scrape {
     long long xlen[NSTREAMS];
     int convs_ok; /* the dispatcher's counts were read (absent: gauge left out) */
     long long convs[4];
+    json_t *people; /* per-agent and per-account statistics (absent: families left out) */
     struct group *groups[NSTREAMS];
     size_t ngroups[NSTREAMS];
     char keys[NSTREAMS][160];
@@ -672,6 +674,34 @@ static void convs_cb(int status, const redisReply *reply, const char *errstr, vo
     cmd_finish(c);
 }
 
+static void people_cb(json_t *stats, void *arg)
+{
+    struct pending_cmd *c = arg;
+    /* Like the conversation gauge, only these families are lost when it fails. */
+    if (stats) c->sc->people = json_incref(stats);
+    cmd_finish(c);
+}
+
+static void expo_header(void *o, const char *name, const char *type, const char *help)
+{
+    out_header(o, name, type, help);
+}
+
+/* Label values cleaned as the registry's are (cut, UTF-8 checked). */
+static void expo_sample(void *o, const char *name, int n, const char *const *names,
+                        const char *const *vals, double value)
+{
+    char buf[MAX_LABELS + 1][MAX_LABEL_BYTES + 1];
+    const char *v[MAX_LABELS + 1];
+    if (n > MAX_LABELS + 1) return;
+    for (int i = 0; i < n; i++) v[i] = clean_value(vals[i], buf[i]);
+    out_printf(o, "%s", name);
+    out_labels(o, n, names, v);
+    out_printf(o, " ");
+    out_double(o, value);
+    out_printf(o, "\n");
+}
+
 static void render_redis(struct out *o, const struct scrape *sc)
 {
     const char *sname = "stream";
@@ -714,6 +744,10 @@ static void render_redis(struct out *o, const struct scrape *sc)
             out_double(o, sc->groups[s][g].oldest_s);
             out_printf(o, "\n");
         }
+    if (sc->people) {
+        const struct db_expo w = {o, expo_header, expo_sample};
+        db_agent_stats_expose(sc->people, &w);
+    }
     if (!sc->convs_ok) return;
     const char *stname = "state";
     out_header(o, "deskbridge_conversations", "gauge",
@@ -728,6 +762,7 @@ static void render_redis(struct out *o, const struct scrape *sc)
 static void scrape_free(struct scrape *sc)
 {
     for (int s = 0; s < NSTREAMS; s++) free(sc->groups[s]);
+    json_decref(sc->people);
     free(sc);
 }
 
@@ -788,6 +823,8 @@ static void handle(struct db_services *svc, struct db_httpd_req *req)
                                            sizeof agentconvs)};
         db_redis_eval(svc->redis, svc->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
     }
+    c = sc->failed ? NULL : cmd_ctx(sc, -1, -1);
+    if (c) db_agent_stats_read(svc, people_cb, c);
     if (--sc->outstanding == 0) scrape_done(sc);
 }
 

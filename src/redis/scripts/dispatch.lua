@@ -58,9 +58,12 @@ local function assignment()
     return {id = c, state = h[1], agent = h[2] or '', prev = h[3] or '', platform = h[4] or '',
             account = h[5] or '', language = h[6] or '', priority = h[7] or 'normal'}
   end
-  function stat(kind, c, v)
+  -- A sample "v|c|now|agent|platform:account" (docs/dispatcher.md "Statistics"); readers
+  -- take the leading number, so members written before the agent was recorded still count.
+  function stat(kind, c, v, a)
     local k = P .. ':stats:' .. kind
-    redis.call('ZADD', k, now, v .. '|' .. c .. '|' .. now)
+    local acct = string.match(c, '^([^:]+:[^:]+):') or ''
+    redis.call('ZADD', k, now, v .. '|' .. c .. '|' .. now .. '|' .. (a or '') .. '|' .. acct)
     redis.call('ZREMRANGEBYSCORE', k, '-inf', now - 86400000)
   end
 
@@ -84,7 +87,7 @@ local function assignment()
   function assign_to(c, a, kind, extra)
     local h = ck(c)
     local qa = tonumber(redis.call('HGET', h, 'queued_at'))
-    if qa then stat('wait', c, now - qa) end
+    if qa then stat('wait', c, now - qa, a) end
     redis.call('HSET', h, 'state', 'assigned', 'agent', a, 'prev_agent', a, 'assigned_at', now)
     redis.call('HDEL', h, 'queued_at')
     redis.call('ZREM', QUEUE, c)
@@ -107,7 +110,7 @@ local function assignment()
   function route(c)
     local a = pick(conv(c))
     if not a then enqueue(c); return end
-    if not redis.call('HGET', ck(c), 'queued_at') then stat('wait', c, 0) end
+    if not redis.call('HGET', ck(c), 'queued_at') then stat('wait', c, 0, a) end
     assign_to(c, a, 'assigned')
   end
 end
@@ -506,6 +509,13 @@ end
 -- or '', [7] rule of an automatic answer or '', [8] the outbox, [9] the group, [10] the
 -- entry, [11] the reply's text or ''.  Recorded and acknowledged in one step, and only while the entry is pending, so a
 -- reply is recorded once however often its entry is delivered (a crash, a takeover).
+-- The conversations an agent handled: one member per agent and conversation, scored by the
+-- last reply, so counting a window's members counts distinct conversations answered in it.
+local function handled(c, a)
+  local k = P .. ':stats:handled'
+  redis.call('ZADD', k, now, a .. '|' .. (string.match(c, '^([^:]+:[^:]+):') or '') .. '|' .. c)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - 86400000)
+end
 local function record_reply()
   local c, id, who = ARGV[4], ARGV[5], ARGV[6]
   local h = ck(c)
@@ -532,11 +542,14 @@ local function record_reply()
     end
     return -1
   end
+  -- Whose answer it is: the agent named on the reply, else the one it is assigned to.
+  local by = who ~= '' and who or (state == 'assigned' and redis.call('HGET', h, 'agent')) or ''
+  handled(c, by)
   local first = tonumber(redis.call('HGET', h, 'first_message_at'))
   -- The answer is this reply's first response time (ms) for the caller's histogram, -1 when not the first.
   local frt = -1
   if first and redis.call('HSETNX', h, 'first_response_at', now) == 1 then
-    stat('frt', c, now - first)
+    stat('frt', c, now - first, by)
     frt = math.max(0, now - first)
   end
   redis.call('HSET', h, 'unread', 0, 'last_reply_at', now)
