@@ -1,5 +1,5 @@
 /* features.c - the kinds of feature section a configuration file may hold: each module's key
- * table (conf/schema.h).  A module that adds a section kind adds its table here; the loader
+ * table (util/schema.h).  A module that adds a section kind adds its table here; the loader
  * (src/conf/) is handed this list and knows no feature itself. */
 #include "app/features.h"
 
