@@ -1,11 +1,15 @@
 /* account.c - a Telegram account from its configuration section: the token, the webhook
- * secrets (current and previous, for rotation) and the API base, each checked before use. */
+ * secrets (current and previous, for rotation) and the API base, read through the section's
+ * key table (util/schema.h) and copied into the account, which owns them. */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "telegram_internal.h"
 #include "util/crypto.h"
 #include "util/parse.h"
+#include "util/schema.h"
 
 static void wipe_free(char *s)
 {
@@ -56,59 +60,95 @@ static int secret_ok(const char *s)
     return 1;
 }
 
-static int api_base_ok(const char *b)
+/* The section as the key table reads it; every string is borrowed from the section. */
+struct tg_conf {
+    const char *token, *secret, *secret_prev, *api_base;
+};
+
+static const char *token_check(const char *v, char *buf, size_t n)
 {
-    /* The bot token is appended to it as a path: no query or fragment. */
-    return db_url_check(b, DB_URL_HTTP, NULL) == 0 && !strpbrk(b, "?#");
+    (void)buf, (void)n;
+    return token_ok(v) ? NULL : "must look like <bot id digits>:<secret> (value not shown)";
 }
+
+static const char *secret_check(const char *v, char *buf, size_t n)
+{
+    if (secret_ok(v)) return NULL;
+    snprintf(buf, n, "must be 1-%d characters of A-Z a-z 0-9 _ -", TG_SECRET_MAX);
+    return buf;
+}
+
+static const char *api_base_check(const char *v, char *buf, size_t n)
+{
+    (void)buf, (void)n;
+    /* The bot token is appended to it as a path: no query or fragment. */
+    return strpbrk(v, "?#") ? "must not hold a query (?) or fragment (#)" : NULL;
+}
+
+static int tg_conf_finish(void *obj, const struct db_conf_section *sec, struct db_err *e)
+{
+    const struct tg_conf *c = obj;
+    if (c->secret_prev && !c->secret)
+        return db_conf_error(e, sec, db_conf_find(sec, "webhook_secret_previous"),
+                             "webhook_secret_previous", "only makes sense next to webhook_secret");
+    return DB_OK;
+}
+
+static const struct db_conf_key tg_keys[] = {
+    {.name = "token", .type = DB_CONF_STR, .flags = DB_CONF_REQUIRED | DB_CONF_SECRET,
+     .off = offsetof(struct tg_conf, token), .check = token_check,
+     .doc = "the bot token from @BotFather, `<bot id digits>:<secret>`, the secret part of "
+            "`A-Z a-z 0-9 _ - . ~` (it goes into URL paths)"},
+    {.name = "webhook_secret", .type = DB_CONF_STR, .flags = DB_CONF_SECRET,
+     .off = offsetof(struct tg_conf, secret), .check = secret_check,
+     .doc = "1-256 of `A-Z a-z 0-9 _ -`, the secret Telegram sends with every webhook; "
+            "without it the account long-polls"},
+    {.name = "webhook_secret_previous", .type = DB_CONF_STR, .flags = DB_CONF_SECRET,
+     .off = offsetof(struct tg_conf, secret_prev), .check = secret_check,
+     .doc = "the secret before a rotation, accepted too while it lasts; only next to "
+            "`webhook_secret`"},
+    {.name = "api_base", .type = DB_CONF_URL, .def = TG_DEFAULT_API_BASE,
+     .off = offsetof(struct tg_conf, api_base), .check = api_base_check,
+     .doc = "the Bot API server, without query or fragment; a trailing `/` is dropped"},
+};
+
+const struct db_conf_table db_tg_account_table = {
+    .section = "telegram",
+    .named = 1,
+    .size = sizeof(struct tg_conf),
+    .keys = tg_keys,
+    .n_keys = sizeof tg_keys / sizeof tg_keys[0],
+    .finish = tg_conf_finish,
+    .quiet = 1,
+};
 
 int db_tg_account_new(const struct db_conf_section *sec, void **acct, struct db_err *e)
 {
-    static const char *const allowed[] = {"token", "webhook_secret", "webhook_secret_previous",
-                                          "api_base", NULL};
+    void *obj = NULL;
     *acct = NULL;
-    int rc = db_conf_check_keys(sec, allowed, e);
+    int rc = db_conf_obj_new(&db_tg_account_table, sec, &obj, e);
     if (rc != DB_OK) return rc;
-
-    const struct db_conf_kv *tok = db_conf_find(sec, "token");
-    const struct db_conf_kv *sec1 = db_conf_find(sec, "webhook_secret");
-    const struct db_conf_kv *sec0 = db_conf_find(sec, "webhook_secret_previous");
-    const struct db_conf_kv *base = db_conf_find(sec, "api_base");
-    if (!tok) return db_conf_error(e, sec, NULL, "token", "required");
-    if (!token_ok(tok->value))
-        return db_conf_error(e, sec, tok, "token",
-                             "must look like <bot id digits>:<secret> (value not shown)");
-    if (sec1 && !secret_ok(sec1->value))
-        return db_conf_error(e, sec, sec1, "webhook_secret",
-                             "must be 1-%d characters of A-Z a-z 0-9 _ -", TG_SECRET_MAX);
-    if (sec0 && !secret_ok(sec0->value))
-        return db_conf_error(e, sec, sec0, "webhook_secret_previous",
-                             "must be 1-%d characters of A-Z a-z 0-9 _ -", TG_SECRET_MAX);
-    if (sec0 && !sec1)
-        return db_conf_error(e, sec, sec0, "webhook_secret_previous",
-                             "only makes sense next to webhook_secret");
-    if (base && !api_base_ok(base->value))
-        return db_conf_error(e, sec, base, "api_base",
-                             "must be an http:// or https:// URL without query or spaces");
-
+    const struct tg_conf *c = obj;
     struct tg_acct *a = calloc(1, sizeof *a);
     if (!a) goto fail;
     a->account = strdup(sec->account);
-    a->token = strdup(tok->value);
-    a->api_base = strdup(base ? base->value : TG_DEFAULT_API_BASE);
+    a->token = strdup(c->token);
+    a->api_base = strdup(c->api_base);
     if (!a->account || !a->token || !a->api_base) goto fail;
-    if (sec1 && !(a->secret = strdup(sec1->value))) goto fail;
-    if (sec0 && !(a->secret_prev = strdup(sec0->value))) goto fail;
+    if (c->secret && !(a->secret = strdup(c->secret))) goto fail;
+    if (c->secret_prev && !(a->secret_prev = strdup(c->secret_prev))) goto fail;
+    db_conf_obj_free(&db_tg_account_table, obj);
     /* URLs are built as api_base + "/bot...", so a trailing slash would double up. */
     for (size_t n = strlen(a->api_base); n > 0 && a->api_base[n - 1] == '/'; n--)
         a->api_base[n - 1] = '\0';
-    if (!api_base_ok(a->api_base)) {
+    if (db_url_check(a->api_base, DB_URL_HTTP, NULL) != 0) {
         db_tg_account_free(a);
-        return db_conf_error(e, sec, base, "api_base", "has no host");
+        return db_conf_error(e, sec, db_conf_find(sec, "api_base"), "api_base", "has no host");
     }
     *acct = a;
     return DB_OK;
 fail:
+    db_conf_obj_free(&db_tg_account_table, obj);
     db_tg_account_free(a);
     return db_err_set(e, DB_ENOMEM, "out of memory building telegram account");
 }

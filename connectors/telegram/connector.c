@@ -21,6 +21,7 @@ const struct db_connector db_telegram = {
     .max_button_title_chars = 64,
     .account_new = db_tg_account_new,
     .account_free = db_tg_account_free,
+    .account_keys = &db_tg_account_table,
     .verify = db_tg_verify,
     .parse = db_tg_parse,
     .chat_id_is_valid = db_tg_chat_id_is_valid,

@@ -30,6 +30,7 @@ struct tg_acct {
 
 /* The db_connector slots, one file each (contracts in deskbridge/connector.h). */
 int db_tg_account_new(const struct db_conf_section *sec, void **acct, struct db_err *e);
+extern const struct db_conf_table db_tg_account_table; /* the keys account_new reads */
 void db_tg_account_free(void *p);
 int db_tg_verify(const void *acct, const struct db_inbound *in, struct db_err *e);
 int db_tg_parse(const void *acct, const struct db_inbound *in, struct db_event_list *out,

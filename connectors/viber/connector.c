@@ -23,6 +23,7 @@ const struct db_connector db_viber = {
     .max_button_title_chars = 64,
     .account_new = db_vb_account_new,
     .account_free = db_vb_account_free,
+    .account_keys = &db_vb_account_table,
     .verify = db_vb_verify,
     .parse = db_vb_parse,
     .chat_id_is_valid = db_vb_chat_id_is_valid,

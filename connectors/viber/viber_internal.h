@@ -43,6 +43,7 @@ struct viber_acct {
 
 /* The db_connector slots, one file each (contracts in deskbridge/connector.h). */
 int db_vb_account_new(const struct db_conf_section *sec, void **out, struct db_err *e);
+extern const struct db_conf_table db_vb_account_table; /* the keys account_new reads */
 void db_vb_account_free(void *p);
 int db_vb_verify(const void *acct, const struct db_inbound *in, struct db_err *e);
 int db_vb_parse(const void *acct, const struct db_inbound *in, struct db_event_list *out,

@@ -22,6 +22,7 @@ const struct db_connector db_whatsapp = {
     .max_buttons_text_chars = WA_MAX_INTERACTIVE_BODY,
     .account_new = db_wa_account_new,
     .account_free = db_wa_account_free,
+    .account_keys = &db_wa_account_table,
     .verify = db_wa_verify,
     .parse = db_wa_parse,
     .chat_id_is_valid = db_wa_chat_id_is_valid,

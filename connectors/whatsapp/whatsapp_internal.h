@@ -45,6 +45,7 @@ struct wa_account {
 
 /* The db_connector slots, one file each (contracts in deskbridge/connector.h). */
 int db_wa_account_new(const struct db_conf_section *sec, void **acct, struct db_err *e);
+extern const struct db_conf_table db_wa_account_table; /* the keys account_new reads */
 void db_wa_account_free(void *p);
 int db_wa_handshake(const void *acct, const struct db_inbound *in, char **body,
                     struct db_err *e);

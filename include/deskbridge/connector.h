@@ -20,6 +20,8 @@
 #include "deskbridge/http_msg.h"
 #include "deskbridge/status.h"
 
+struct db_conf_table;
+
 /* One configuration section: the keys of one account, with where each came from, so a
  * connector can report "file:line: key: what is wrong".  Borrowed by account_new. */
 struct db_conf_kv {
@@ -107,6 +109,10 @@ struct db_connector {
      * required key is missing. */
     int (*account_new)(const struct db_conf_section *sec, void **acct, struct db_err *e);
     void (*account_free)(void *acct); /* NULL-safe */
+    /* The key table (src/util/schema.h) account_new reads sec through: every key's name,
+     * type, default and doc line, so the reference (docs/config.md) is checked against it.
+     * NULL for a connector without accounts. */
+    const struct db_conf_table *account_keys;
 
     /* Checks a webhook's signature or secret over the raw bytes, before any parsing, in
      * constant time.  DB_OK or DB_EAUTH. */

@@ -24,6 +24,7 @@
 #include "send/messages_api.h"
 #include "send/templates.h"
 #include "net/http_client.h"
+#include "net/netcheck.h"
 #include "metrics/metrics.h"
 #include "log/log.h"
 #include "ingest/poller.h"
@@ -66,6 +67,29 @@ static int register_routes(struct db_services *svc, struct db_err *e)
     return rc;
 }
 
+/* DESKBRIDGE_TEST_ALLOW_FETCH: tests serve the files a webhook names from a fake on
+ * 127.0.0.1, which the SSRF guard rightly refuses; this names the one loopback address and
+ * port the guarded client may still reach (docs/media.md).  *out is NULL when it is unset
+ * or empty.  A value that is not exactly that is refused rather than ignored, and a set one
+ * is logged as a warning at every start, so it cannot sit unnoticed in a deployment. */
+static int test_allow_fetch(const char **out, struct db_err *e)
+{
+    const char *v = getenv("DESKBRIDGE_TEST_ALLOW_FETCH");
+    struct db_http_allow a;
+    *out = NULL;
+    if (!v || !*v) return DB_OK;
+    if (db_http_allow_parse(v, &a) != 0)
+        return db_err_set(e, DB_ECONFIG,
+                          "environment: DESKBRIDGE_TEST_ALLOW_FETCH: must be a loopback address "
+                          "and port such as 127.0.0.1:8081 (got '%.64s')", v);
+    struct db_log_ctx ctx = {"gateway", NULL, NULL, NULL};
+    db_log(DB_LOG_WARN, &ctx,
+           "DESKBRIDGE_TEST_ALLOW_FETCH=%s: the SSRF guard lets this address through for "
+           "tests; never set it in production", v);
+    *out = v;
+    return DB_OK;
+}
+
 int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_config *cfg,
                      struct db_err *e)
 {
@@ -106,6 +130,8 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
                                      .max_per_host = 64};
     gw->svc.platform_http = db_http_client_new(base, &ho);
     ho.block_private = 1;
+    rc = test_allow_fetch(&ho.test_allow, e);
+    if (rc != DB_OK) goto fail;
     gw->svc.payload_http = db_http_client_new(base, &ho);
     if (!gw->svc.store || !gw->svc.platform_http || !gw->svc.payload_http) {
         rc = db_err_set(e, DB_ENOMEM, "out of memory");

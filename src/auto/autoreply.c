@@ -58,6 +58,9 @@ struct job {
     char conv[256], platform[32], account[96];
     struct answer ans[MAX_ANSWERS];
     size_t n, i;
+    long long received_ms; /* the event's received_at */
+    int survey_shaped;     /* a text that is only a digit 1-5: a survey answer's shape */
+    int gated;             /* the survey was asked whether it holds the answers back */
     struct job *prev, *next;
 };
 
@@ -91,6 +94,17 @@ static long clock_offset(void)
 }
 
 /* ---- planning the answers of one event ---- */
+
+/* The shape the dispatcher takes as a survey's answer (docs/survey.md): one digit 1-5,
+ * blanks around it allowed. */
+static int survey_shaped(const char *t)
+{
+    if (!t) return 0;
+    while (isspace((unsigned char)*t)) t++;
+    if (*t < '1' || *t > '5') return 0;
+    for (t++; isspace((unsigned char)*t); t++) {}
+    return *t == '\0';
+}
 
 static int add_answer(struct job *j, const char *rule, const char *tmpl, const char *const *vars)
 {
@@ -132,6 +146,9 @@ static int plan(struct db_autoreply *a, struct job *j, const json_t *ev)
     time_t now = time(NULL) + a->clock_offset_s;
     time_t at = json_is_integer(ra) ? (time_t)(json_integer_value(ra) / 1000) + a->clock_offset_s
                                     : now;
+    j->received_ms =
+        json_is_integer(ra) ? (long long)json_integer_value(ra) : (long long)now * 1000;
+    j->survey_shaped = is_msg && survey_shaped(db_json_str(ev, "text"));
     if (now - at > STALE_S) return 0;
 
     char lang[17];
@@ -259,9 +276,55 @@ static void claimed_cb(int status, const redisReply *reply, const char *errstr, 
     step(j);
 }
 
+/* Whether the conversation's survey takes this event (docs/survey.md), from the fields
+ * state, survey_state, survey_answered_at, survey_window, survey_commented_at of its hash:
+ * its answer, or the comment that follows within the window.  The dispatcher decides it for
+ * good; this reader may run before or after it, so both of its states are taken: before, the
+ * survey still waits for the answer or the comment; after, the time the comment was taken
+ * bounds what was a comment. */
+static int survey_takes(const struct job *j, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) return 0;
+    const char *v[5];
+    for (size_t i = 0; i < 5; i++)
+        v[i] = r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : NULL;
+    if (!v[0] || strcmp(v[0], "closed") || !v[1]) return 0;
+    if (strcmp(v[1], "pending") == 0) return j->survey_shaped;
+    if (strcmp(v[1], "answered") && strcmp(v[1], "done")) return 0;
+    long long answered = v[2] ? strtoll(v[2], NULL, 10) : 0;
+    long long window = v[3] ? strtoll(v[3], NULL, 10) : 0;
+    long long until = v[4] ? strtoll(v[4], NULL, 10) : answered + window;
+    return answered > 0 && j->received_ms <= until && (v[4] || j->received_ms < until);
+}
+
+static void gated_cb(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct job *j = arg;
+    (void)errstr;
+    if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
+        job_fail(j, "reading the survey");
+        return;
+    }
+    if (survey_takes(j, reply)) {
+        struct db_log_ctx c;
+        db_log(DB_LOG_INFO, ctx_of(j, &c), "no automatic answer: the event answers the survey");
+        j->i = j->n;
+    }
+    step(j);
+}
+
 static void step(struct job *j)
 {
     struct db_autoreply *a = j->a;
+    if (!j->gated && j->n > 0) {
+        j->gated = 1;
+        char key[320];
+        db_key_tagged(key, sizeof key, a->svc->cfg->cfg->prefix, DB_KEY_CONV, j->conv);
+        db_redis_cmd(a->svc->redis, gated_cb, j,
+                     "HMGET %s state survey_state survey_answered_at survey_window "
+                     "survey_commented_at", key);
+        return;
+    }
     if (j->i >= j->n) {
         db_redis_cmd(a->svc->redis, acked_cb, j, "XACK %s %s %s", a->events, GROUP, j->entry);
         return;

@@ -9,7 +9,7 @@
 
 #include "hours/hours.h"
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "util/json.h"
 
 static const char *accounts_check(const char *v, char *buf, size_t n)

@@ -8,7 +8,7 @@
 #include "chatwoot/chatwoot.h"
 #include "chatwoot/cw_internal.h"
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "deskbridge/connector.h"
 
 #define MIN_SECRET 16

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "conf/strings.h"
 #include "util/crypto.h"
 

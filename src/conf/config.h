@@ -70,7 +70,7 @@ struct db_config {
     size_t n_tenants;
     /* Feature sections ([dispatch], [schedule NAME], ...) in file order; platform = the
      * section type, account = its name.  features[i] is sections[i] as its module's typed
-     * struct, built once by the module's key table (conf/schema.h) when loaded. */
+     * struct, built once by the module's key table (util/schema.h) when loaded. */
     struct db_conf_section *sections;
     struct db_config_feature *features;
     size_t n_sections;

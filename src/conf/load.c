@@ -8,12 +8,13 @@
  *   3. add the quickstart accounts from TELEGRAM_*, WHATSAPP_*, VIBER_* (env.c);
  *   4. check cross-field rules (gateway.c);
  *   5. turn each feature section into its module's struct through the module's key table
- *      (schema.c: schedules and keyword patterns are compiled here, once per load), then
- *      hand each account section to its connector's account_new;
+ *      (util/schema.c: schedules and keyword patterns are compiled here, once per load),
+ *      then hand each account section to its connector's account_new, which reads it
+ *      through the connector's own key table;
  *   6. build the tenants and check them against the accounts, each other and the gateway's
  *      tokens (a token names its caller, so it is unique; tenants.c).
  * Values are never echoed for keys flagged SECRET, and account values never at all: a
- * connector's keys are all potentially secret and only the connector knows which. */
+ * connector's keys are all potentially secret, so its key table is quiet. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

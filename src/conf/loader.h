@@ -8,7 +8,7 @@
 
 #include "conf/config.h"
 #include "conf/config_internal.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "conf/strings.h"
 
 /* Caps: the whole file is read before parsing, and a secret file is a token, not a blob. */

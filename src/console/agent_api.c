@@ -29,6 +29,7 @@
 #include "dispatch/assign.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/script.h"
+#include "dispatch/survey.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "media/media.h"
@@ -72,10 +73,18 @@ static int numeric(const char *k)
 /* Object of a flat [field, value, ...] reply, internal fields left out.  New reference. */
 static json_t *flat_obj(const redisReply *h)
 {
-    json_t *o = json_object();
+    json_t *o = json_object(), *survey = NULL;
     for (size_t i = 0; o && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
         const char *k = h->element[i]->str, *v = h->element[i + 1]->str;
         if (!k || !v || strcmp(k, "last_entry") == 0) continue;
+        /* a conversation's survey as the API shows it (docs/survey.md) */
+        if (strncmp(k, "survey_", 7) == 0) {
+            /* set_new frees survey when it fails: then try again at the next field */
+            if (!survey && (survey = json_object()) && json_object_set_new(o, "survey", survey))
+                survey = NULL;
+            if (survey) db_survey_member(survey, k + 7, v);
+            continue;
+        }
         json_t *val = numeric(k) ? json_integer(strtoll(v, NULL, 10))
                       : strcmp(k, "languages") == 0 || strcmp(k, "accounts") == 0
                           ? json_loads(v, 0, NULL)
@@ -501,8 +510,7 @@ static void run_action(struct call *c, const char *state, const char *owner, int
     if (strcmp(c->action, "reply") == 0) {
         reply(c);
     } else if (strcmp(c->action, "close") == 0) {
-        const char *args[] = {c->conv};
-        db_dispatch_run(c->svc, ok_cb, c, "close", 1, args, NULL);
+        db_survey_close(c->svc, c->conv, ok_cb, c);
     } else if (strcmp(c->action, "priority") == 0) {
         const char *p = db_json_str(c->body, "priority");
         if (db_priority_parse(p) < 0) {

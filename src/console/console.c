@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "console/console_internal.h"
 #include "console/password.h"
 #include "services/services.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "dispatch/assign.h"
 
 /* priority_keyword may repeat: every line adds rules, compiled into one string here. */

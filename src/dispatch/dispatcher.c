@@ -239,6 +239,22 @@ static int qwait_plan(struct job *j, const struct db_config *cfg, const json_t *
     return 0;
 }
 
+/* The script answers {applied, "answered"|"comment", score} when the event was a survey's
+ * answer or comment (dispatch.lua, survey_take). */
+static void survey_counted(struct db_dispatcher *d, const redisReply *reply)
+{
+    if (d->released || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(reply->element[1]->str, "answered") == 0) {
+        db_metrics_survey(d->svc->metrics, "answered");
+        if (reply->element[2]->type == REDIS_REPLY_INTEGER)
+            db_metrics_survey_score(d->svc->metrics, (int)reply->element[2]->integer);
+    } else if (strcmp(reply->element[1]->str, "comment") == 0) {
+        db_metrics_survey(d->svc->metrics, "commented");
+    }
+}
+
 static void applied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct job *j = arg;
@@ -247,7 +263,10 @@ static void applied_cb(int status, const redisReply *reply, const char *errstr, 
         struct db_log_ctx ctx = {"dispatcher", NULL, NULL, j->entry};
         db_log(DB_LOG_WARN, &ctx, "could not apply the event: %s",
                status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-    } else if (j->qw_text && !j->d->released) {
+    } else {
+        survey_counted(j->d, reply);
+    }
+    if (status == DB_OK && reply->type != REDIS_REPLY_ERROR && j->qw_text && !j->d->released) {
         qwait_begin(j);
         return;
     }

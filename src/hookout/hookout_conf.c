@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 
 #define MIN_SECRET 16
 

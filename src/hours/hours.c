@@ -12,7 +12,7 @@
 
 #include "hours/tz.h"
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 
 #include <ctype.h>
 #include <stdint.h>

@@ -112,20 +112,13 @@ int db_media_fetch(struct db_services *svc, const struct db_account *acct,
                                : DB_ENOMEM;
         }
     } else if (media_url) {
-        /* A URL from the event: on the account's own API host it is the platform's file
-         * server the operator configured; anywhere else only a public https address. */
-        struct db_http_req probe = {0};
-        const char *base = NULL;
-        if (acct->conn->build_media_lookup &&
-            db_conn_build_media_lookup(acct->conn, acct->state, "x", &probe, &e) == DB_OK)
-            base = probe.url;
-        const struct db_conf_kv *api = db_conf_find(&acct->sec, "api_base");
-        if (!base && api) base = api->value;
-        int guarded = !base || !db_http_same_host(base, media_url);
+        /* A URL from the event is what a webhook named (Viber's files): fetched only through
+         * the SSRF guard, whatever host it names, as GET /v1/media and the media store fetch
+         * it (media.c).  Being on the account's API host proves nothing: that host is the
+         * operator's, the URL is not. */
         req.method = strdup("GET");
         req.url = strdup(media_url);
-        rc = req.method && req.url ? download(f, &req, guarded) : DB_ENOMEM;
-        db_http_req_clear(&probe);
+        rc = req.method && req.url ? download(f, &req, 1) : DB_ENOMEM;
     } else {
         rc = DB_EINVAL;
     }

@@ -2,8 +2,9 @@
  * for parts of the gateway that pass files on (the Chatwoot bridge uploads them).
  *
  * The same steps as GET /v1/media: the platform's lookup (never cached: WhatsApp's download
- * URLs expire within minutes), then the download; a URL the platform's answer or the event
- * names is fetched through the SSRF-guarded client unless it is on the account's API host. */
+ * URLs expire within minutes), then the download.  A URL the platform's answer names is
+ * fetched through the SSRF-guarded client unless it is on the lookup's own host; a URL the
+ * event names (a webhook chose it) always is. */
 #ifndef DB_MEDIA_FETCH_H
 #define DB_MEDIA_FETCH_H
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "media/blob.h"
 
 static const char *const backends[] = {"local", "s3", NULL};

@@ -25,6 +25,7 @@
 #include "http/router.h"
 #include "net/httpd.h"
 #include "log/log.h"
+#include "metrics/agent_stats.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
@@ -79,12 +80,15 @@ static const double write_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 static const double response_buckets[] = {10,   30,   60,    120,   300,   600,
                                           1800, 3600, 7200, 14400, 28800, 86400};
 
-enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_COUNT };
+/* Survey answers are 1 to 5: one bucket per score. */
+static const double score_buckets[] = {1, 2, 3, 4, 5};
+
+enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_SURVEYS, FAM_COUNT };
 
 struct db_metrics {
     struct family fam[FAM_COUNT];
     struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
-    struct histogram write_latency, first_response;
+    struct histogram write_latency, first_response, survey_score;
     unsigned long long dead_letters;
     unsigned long long reconnects;
     int redis_up;
@@ -132,6 +136,13 @@ struct db_metrics *db_metrics_new(void)
                 "Media store outcomes by platform, outcome (stored, lost, retry) and reason "
                 "(why a file was lost or retried, empty when stored).",
                 3, "platform", "outcome", "reason");
+    family_init(&m->fam[FAM_SURVEYS], "deskbridge_surveys_total",
+                "Satisfaction surveys by outcome: sent (queued to the customer), skipped_window "
+                "(WhatsApp's 24-hour window had closed), answered, commented.",
+                1, "outcome", NULL, NULL);
+    histogram_init(&m->survey_score, "deskbridge_survey_score",
+                   "Satisfaction survey answers, 1 (poor) to 5 (excellent).", score_buckets,
+                   sizeof score_buckets / sizeof score_buckets[0]);
     histogram_init(&m->write_latency, "deskbridge_stream_write_seconds",
                    "Duration of one ingest script round trip to Redis, in seconds.",
                    write_buckets, sizeof write_buckets / sizeof write_buckets[0]);
@@ -293,6 +304,19 @@ void db_metrics_bridge(struct db_metrics *m, const char *bridge, const char *dir
     family_add(&m->fam[FAM_BRIDGE], v, 1);
 }
 
+void db_metrics_survey(struct db_metrics *m, const char *outcome)
+{
+    if (!m) return;
+    char b[MAX_LABELS][MAX_LABEL_BYTES + 1];
+    const char *v[] = {clean_value(outcome, b[0])};
+    family_add(&m->fam[FAM_SURVEYS], v, 1);
+}
+
+void db_metrics_survey_score(struct db_metrics *m, int score)
+{
+    if (m && score >= 1 && score <= 5) histogram_observe(&m->survey_score, score);
+}
+
 void db_metrics_dead_letter(struct db_metrics *m)
 {
     if (m) m->dead_letters++;
@@ -444,6 +468,7 @@ static void render_registry(struct out *o, const struct db_metrics *m)
     }
     render_histogram(o, &m->write_latency);
     render_histogram(o, &m->first_response);
+    render_histogram(o, &m->survey_score);
     out_gauge1(o, "deskbridge_dead_letters_total", "counter",
                "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
     out_gauge1(o, "deskbridge_redis_up", "gauge",
@@ -540,6 +565,7 @@ struct scrape {
     long long xlen[NSTREAMS];
     int convs_ok; /* the dispatcher's counts were read (absent: gauge left out) */
     long long convs[4];
+    json_t *people; /* per-agent and per-account statistics (absent: families left out) */
     struct group *groups[NSTREAMS];
     size_t ngroups[NSTREAMS];
     char keys[NSTREAMS][160];
@@ -672,6 +698,34 @@ static void convs_cb(int status, const redisReply *reply, const char *errstr, vo
     cmd_finish(c);
 }
 
+static void people_cb(json_t *stats, void *arg)
+{
+    struct pending_cmd *c = arg;
+    /* Like the conversation gauge, only these families are lost when it fails. */
+    if (stats) c->sc->people = json_incref(stats);
+    cmd_finish(c);
+}
+
+static void expo_header(void *o, const char *name, const char *type, const char *help)
+{
+    out_header(o, name, type, help);
+}
+
+/* Label values cleaned as the registry's are (cut, UTF-8 checked). */
+static void expo_sample(void *o, const char *name, int n, const char *const *names,
+                        const char *const *vals, double value)
+{
+    char buf[MAX_LABELS + 1][MAX_LABEL_BYTES + 1];
+    const char *v[MAX_LABELS + 1];
+    if (n > MAX_LABELS + 1) return;
+    for (int i = 0; i < n; i++) v[i] = clean_value(vals[i], buf[i]);
+    out_printf(o, "%s", name);
+    out_labels(o, n, names, v);
+    out_printf(o, " ");
+    out_double(o, value);
+    out_printf(o, "\n");
+}
+
 static void render_redis(struct out *o, const struct scrape *sc)
 {
     const char *sname = "stream";
@@ -714,6 +768,10 @@ static void render_redis(struct out *o, const struct scrape *sc)
             out_double(o, sc->groups[s][g].oldest_s);
             out_printf(o, "\n");
         }
+    if (sc->people) {
+        const struct db_expo w = {o, expo_header, expo_sample};
+        db_agent_stats_expose(sc->people, &w);
+    }
     if (!sc->convs_ok) return;
     const char *stname = "state";
     out_header(o, "deskbridge_conversations", "gauge",
@@ -728,6 +786,7 @@ static void render_redis(struct out *o, const struct scrape *sc)
 static void scrape_free(struct scrape *sc)
 {
     for (int s = 0; s < NSTREAMS; s++) free(sc->groups[s]);
+    json_decref(sc->people);
     free(sc);
 }
 
@@ -788,6 +847,8 @@ static void handle(struct db_services *svc, struct db_httpd_req *req)
                                            sizeof agentconvs)};
         db_redis_eval(svc->redis, svc->metrics->conv_script, convs_cb, c, 4, keys, 1, args, NULL);
     }
+    c = sc->failed ? NULL : cmd_ctx(sc, -1, -1);
+    if (c) db_agent_stats_read(svc, people_cb, c);
     if (--sc->outstanding == 0) scrape_done(sc);
 }
 

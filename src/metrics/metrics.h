@@ -48,6 +48,10 @@ void db_metrics_dead_letter(struct db_metrics *m);
 void db_metrics_redis_state(struct db_metrics *m, int up);
 /* deskbridge_first_response_seconds histogram (agent's first reply in a conversation). */
 void db_metrics_first_response(struct db_metrics *m, double seconds);
+/* deskbridge_surveys_total{outcome}: sent, skipped_window, answered, commented. */
+void db_metrics_survey(struct db_metrics *m, const char *outcome);
+/* deskbridge_survey_score histogram: one recorded answer, 1 to 5 (others are ignored). */
+void db_metrics_survey_score(struct db_metrics *m, int score);
 
 /* The process's own series (no Redis gauges) in the text format into *out (malloc'd,
  * caller frees; NUL-terminated, *len without the NUL).  DB_OK or DB_ENOMEM. */

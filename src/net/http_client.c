@@ -70,6 +70,7 @@ struct db_http_call {
     CURLcode result;
     const char *fail_reason; /* our own reason for aborting, wins over the curl code */
     int blocked;             /* the SSRF guard refused an address */
+    int test_exempt;         /* the URL names the client's test_allow address and port */
 
     struct db_http_call *prev, *next;   /* all calls of the client */
     struct db_http_call *q_prev, *q_next; /* done_q membership */
@@ -92,6 +93,8 @@ struct db_http_client {
     int need_fixup;  /* pending adds or zombies exist */
     int freeing;
     char *sigv4, *userpwd; /* AWS SigV4 signing (opts), NULL when unsigned */
+    struct db_http_allow allow; /* opts.test_allow parsed, when has_allow */
+    int has_allow;
 };
 
 static void settle(struct db_http_client *c);
@@ -249,7 +252,8 @@ static curl_socket_t opensocket_cb(void *userp, curlsocktype purpose, struct cur
 {
     struct db_http_call *k = userp;
     (void)purpose;
-    if (k->c->opts.block_private && db_http_addr_is_private(&a->addr)) {
+    if (k->c->opts.block_private && db_http_addr_is_private(&a->addr) &&
+        !(k->test_exempt && db_http_allow_matches(&k->c->allow, &a->addr))) {
         k->blocked = 1;
         return CURL_SOCKET_BAD;
     }
@@ -466,7 +470,14 @@ struct db_http_client *db_http_client_new(struct event_base *base,
     c->base = base;
     if (opts) c->opts = *opts;
     /* The signing strings are the client's own copies (freed with it). */
-    c->opts.aws_sigv4 = c->opts.userpwd = NULL;
+    c->opts.aws_sigv4 = c->opts.userpwd = c->opts.test_allow = NULL;
+    if (opts && opts->test_allow) {
+        if (db_http_allow_parse(opts->test_allow, &c->allow) != 0) {
+            free(c);
+            return NULL;
+        }
+        c->has_allow = 1;
+    }
     if (opts && opts->aws_sigv4 && opts->userpwd &&
         (!(c->sigv4 = strdup(opts->aws_sigv4)) || !(c->userpwd = strdup(opts->userpwd)))) {
         free(c->sigv4);
@@ -589,19 +600,29 @@ static int method_setup(CURL *easy, const char *method,
     return DB_OK;
 }
 
-/* Checks the URL parses and uses an allowed scheme; the guarded client takes https only. */
-static int url_check(const char *url, int https_only)
+/* Checks the URL parses and uses an allowed scheme; the guarded client takes https only,
+ * except for a URL naming its test_allow address and port (*exempt then 1). */
+static int url_check(const struct db_http_client *c, const char *url, int *exempt)
 {
     CURLU *u = curl_url();
-    char *scheme = NULL;
+    char *scheme = NULL, *host = NULL, *port = NULL;
     int rc = DB_EINVAL;
+    *exempt = 0;
     if (!u) return DB_ENOMEM;
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
     if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
-    if (strcasecmp(scheme, "https") == 0 || (!https_only && strcasecmp(scheme, "http") == 0))
+    /* The host and port as curl will connect to them, so the exception is judged on what
+     * is dialled rather than on the text. */
+    if (c->has_allow && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        *exempt = db_http_allow_names(&c->allow, host, strtol(port, NULL, 10));
+    if (strcasecmp(scheme, "https") == 0 ||
+        ((!c->opts.block_private || *exempt) && strcasecmp(scheme, "http") == 0))
         rc = DB_OK;
 out:
     curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
     curl_url_cleanup(u);
     return rc;
 }
@@ -661,13 +682,15 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
     int rc = curl_ready(c, &why);
     if (rc == DB_EUNSUPPORTED) return send_without_curl(c, why, done, arg, call);
     if (rc != DB_OK) return rc;
-    rc = url_check(req->url, c->opts.block_private);
+    int exempt = 0;
+    rc = url_check(c, req->url, &exempt);
     if (rc != DB_OK) return rc;
 
     struct db_http_call *k = calloc(1, sizeof *k);
     if (!k) return DB_ENOMEM;
     rc = DB_ENOMEM;
     k->c = c;
+    k->test_exempt = exempt;
     k->done = done;
     k->data_cb = data_cb;
     k->arg = arg;
@@ -693,7 +716,7 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
     CURL *e = k->easy;
     rc = method_setup(e, req->method, k);
     if (rc != DB_OK) goto fail;
-    const char *protocols = c->opts.block_private ? "https" : "http,https";
+    const char *protocols = c->opts.block_private && !exempt ? "https" : "http,https";
     curl_easy_setopt(e, CURLOPT_URL, k->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols);

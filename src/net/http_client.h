@@ -5,7 +5,9 @@
  * block_private set, a connection to a loopback, private, link-local, CGNAT, ULA or
  * IPv4-mapped-private address is refused after DNS resolution (SSRF guard for URLs that
  * agents or payloads supply); platform base URLs configured by the operator use a client
- * without it, so tests can point them at 127.0.0.1. */
+ * without it, so tests can point them at 127.0.0.1.  A guarded client may be given one
+ * loopback address and port that it still reaches (test_allow), for tests of files that a
+ * webhook names. */
 #ifndef DB_HTTP_CLIENT_H
 #define DB_HTTP_CLIENT_H
 
@@ -25,6 +27,11 @@ struct db_http_client_opts {
     int max_connections;        /* total open connections (default 64) */
     int max_per_host;           /* default 16 */
     int block_private;          /* SSRF guard (see above) */
+    /* Tests only (DESKBRIDGE_TEST_ALLOW_FETCH): "127.0.0.1:PORT" or "[::1]:PORT", the one
+     * loopback address and port the guard lets through, over http too, for a URL naming
+     * exactly that address literal and port (net/netcheck.h db_http_allow_parse; anything
+     * else makes db_http_client_new fail).  Copied; NULL = no exception. */
+    const char *test_allow;
     /* Optional: every request signed by libcurl itself with AWS Signature V4
      * (CURLOPT_AWS_SIGV4, e.g. "aws:amz:us-east-1:s3") under userpwd ("<key id>:<secret>",
      * CURLOPT_USERPWD).  Both copied; NULL = unsigned. */
@@ -49,6 +56,7 @@ int db_http_same_host(const char *a, const char *b);
 void db_http_client_free(struct db_http_client *c);
 
 /* Starts req (copied; the caller may clear it at once).  timeout_ms 0 = the client default.
+ * A guarded client takes https URLs only, except one naming its test_allow address.
  * done is called exactly once, never before this returns.  With data_cb set, the body is
  * not collected but handed to data_cb piece by piece (done then gets body NULL).  *call (if
  * not NULL) gets a handle for db_http_call_cancel, valid until done runs.  DB_OK or

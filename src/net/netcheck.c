@@ -1,7 +1,9 @@
 #include "net/netcheck.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -61,4 +63,80 @@ int db_http_addr_is_private(const struct sockaddr *sa)
         return v6_is_private(in6->sin6_addr.s6_addr);
     }
     return 1;
+}
+
+/* The address literal host (IPv6 with or without brackets) into ss with port; -1 when host
+ * is not an address literal (a name, an IPv6 zone id, anything else). */
+static int literal(const char *host, size_t n, int port, struct sockaddr_storage *ss)
+{
+    char buf[INET6_ADDRSTRLEN + 2];
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') host++, n -= 2;
+    if (n == 0 || n >= sizeof buf) return -1;
+    memcpy(buf, host, n);
+    buf[n] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in = (struct sockaddr_in *)(void *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)ss;
+    if (inet_pton(AF_INET, buf, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return -1;
+}
+
+int db_http_allow_parse(const char *spec, struct db_http_allow *out)
+{
+    if (!spec || !out) return -1;
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec) return -1;
+    /* An IPv6 address needs its brackets, or its last group would pass for the port. */
+    if (memchr(spec, ':', (size_t)(colon - spec)) && spec[0] != '[') return -1;
+    const char *p = colon + 1;
+    if (*p < '1' || *p > '9' || strlen(p) > 5 || strspn(p, "0123456789") != strlen(p)) return -1;
+    long port = strtol(p, NULL, 10);
+    if (port > 65535) return -1;
+    struct db_http_allow a = {.port = (int)port};
+    if (literal(spec, (size_t)(colon - spec), (int)port, &a.sa) != 0) return -1;
+    /* Loopback only: the exception is for a test's own servers, never a network. */
+    if (a.sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&a.sa;
+        if ((ntohl(in->sin_addr.s_addr) & 0xff000000u) != 0x7f000000u) return -1;
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)&a.sa;
+        if (!IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+int db_http_allow_matches(const struct db_http_allow *a, const struct sockaddr *sa)
+{
+    if (!a || !sa || sa->sa_family != a->sa.ss_family) return 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)(const void *)sa;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)(const void *)&a->sa;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)(const void *)sa;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)(const void *)&a->sa;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return 0;
+}
+
+int db_http_allow_names(const struct db_http_allow *a, const char *host, long port)
+{
+    struct sockaddr_storage ss;
+    if (!a || !host || port < 1 || port > 65535 ||
+        literal(host, strlen(host), (int)port, &ss) != 0)
+        return 0;
+    return db_http_allow_matches(a, (const struct sockaddr *)&ss);
 }

@@ -49,7 +49,12 @@
 #define DB_KEY_AGENT_INFO "agentinfo"            /* P:agentinfo:{<a>}: an agent's hash */
 #define DB_KEY_AGENT_CONVS "agentconvs"          /* P:agentconvs:{<a>}: assigned to an agent */
 #define DB_KEY_AGENT_INBOX "agent"               /* P:agent:{<a>}: an agent's inbox stream */
-#define DB_KEY_STATS "stats"                     /* P:stats:frt, P:stats:wait */
+#define DB_KEY_STATS "stats"                     /* P:stats:<kind>: the samples below */
+#define DB_KEY_STATS_FRT "stats:frt"             /* first responses (zset, 24 h) */
+#define DB_KEY_STATS_WAIT "stats:wait"           /* queue waits (zset, 24 h) */
+#define DB_KEY_STATS_CSAT "stats:csat"           /* satisfaction answers (zset, 24 h): member
+                                                    "score|conversation|at|agent|platform:account" */
+#define DB_KEY_STATS_HANDLED "stats:handled"     /* agent|account|conversation by last reply */
 
 /* ---- automatic answers (src/auto/) ---- */
 #define DB_KEY_AUTOREPLY "autoreply" /* P:autoreply:<what>:<conversation>[:<period>] */

@@ -37,6 +37,8 @@ extern const char db_lua_media_attempt[];
 
 /* Metrics (src/metrics/): conversations per state, read at scrape time. */
 extern const char db_lua_metrics_convs[];
+/* Per-agent and per-account statistics (src/metrics/agent_stats.c), for /v1/stats too. */
+extern const char db_lua_agent_stats[];
 
 /* The agent console (src/console/): sign-in secrets, invitations, sessions, throttling. */
 extern const char db_lua_console_auth[];

@@ -8,7 +8,7 @@
 
 #include "hours/hours.h"
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "http/respond.h"
 #include "net/httpd.h"
 #include "send/outbound.h"

@@ -10,12 +10,15 @@
  *   - bad, old and missing signatures are refused;
  *   - unsupported content is answered 200 and marked failed in Chatwoot;
  *   - the reply's status reaches its Chatwoot message. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +54,7 @@ struct world {
     struct db_test_daemon d;
     int running;
     char conf[256], token_file[256], env[512];
+    char allow[96]; /* the fake Viber host: the guard's test exception (docs/media.md) */
 };
 
 static struct world W;
@@ -101,7 +105,7 @@ static void write_conf(const char *extra)
 
 static void start_daemon(void)
 {
-    const char *env[] = {W.env, NULL};
+    const char *env[] = {W.env, W.allow, NULL};
     const char *args[] = {"--config", W.conf, NULL};
     db_test_daemon_start(&W.d, env, args, 0);
     W.running = 1;
@@ -142,6 +146,10 @@ static int setup(void **state)
     snprintf(W.conf, sizeof W.conf, "/tmp/deskbridge-cw-%d.conf", (int)getpid());
     snprintf(W.token_file, sizeof W.token_file, "/tmp/deskbridge-cw-%d.token", (int)getpid());
     snprintf(W.env, sizeof W.env, "DESKBRIDGE_REDIS_URL=%s", db_test_redis_url(W.redis));
+    /* Viber's files are URLs a webhook names, fetched only through the SSRF guard: the fake
+     * Viber host on 127.0.0.1 is its one exception. */
+    snprintf(W.allow, sizeof W.allow, "DESKBRIDGE_TEST_ALLOW_FETCH=127.0.0.1:%d",
+             db_fake_port(W.vb));
     write_conf(NULL);
     start_daemon();
     return 0;
@@ -792,6 +800,42 @@ static void missing_file_becomes_a_note(void **state)
                                           "not be fetched from the messenger)");
 }
 
+/* A Viber file URL on the API base's host but another port (a listener that never answers)
+ * is not fetched: a URL a webhook names goes through the SSRF guard whatever host it names,
+ * and the guard's test exception is the fake's own port only.  The message arrives saying
+ * so, and nothing connected to the listener. */
+static void viber_file_url_is_guarded_even_on_the_api_host(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    char pic[512];
+    snprintf(pic, sizeof pic,
+             "{\"type\":\"picture\",\"text\":\"customer-words guarded pic\",\"media\":"
+             "\"http://127.0.0.1:%d/img/p1.jpg\",\"file_name\":\"p1.jpg\",\"size\":32}",
+             ntohs(sa.sin_port));
+    const char *ident = "viber:shop:" VB_USER;
+    long conv = db_cw_fake_conversation_of(W.cw, ident);
+    struct db_cw_msg m[8];
+    size_t before = conv ? db_cw_fake_messages(W.cw, conv, m, 0) : 0;
+    vb_post(pic, "5491234567890010");
+    conv = wait_messages(ident, before + 1, 15000);
+    size_t n = db_cw_fake_messages(W.cw, conv, m, 8);
+    assert_true(n >= 1 && n <= 8);
+    assert_int_equal(m[n - 1].n_attachments, 0);
+    assert_string_equal(m[n - 1].content, "customer-words guarded pic\n(the customer sent a file "
+                                          "this messenger does not let us fetch)");
+    int c = accept(fd, NULL, NULL);
+    if (c >= 0) close(c);
+    assert_true(c < 0); /* no connection reached the listener */
+    close(fd);
+}
+
 /* Chatwoot keeps a phone number on one contact per account: a customer whose number another
  * contact holds (the same person on a second WhatsApp number) gets a contact without it. */
 static void taken_phone_number_is_left_out(void **state)
@@ -833,6 +877,7 @@ int main(void)
         cmocka_unit_test(telegram_customer_reaches_chatwoot),
         cmocka_unit_test(whatsapp_customer_reaches_chatwoot),
         cmocka_unit_test(viber_customer_reaches_chatwoot),
+        cmocka_unit_test(viber_file_url_is_guarded_even_on_the_api_host),
         cmocka_unit_test(edits_and_reactions_are_readable),
         cmocka_unit_test(lost_mapping_is_rebuilt_not_duplicated),
         cmocka_unit_test(unanswered_creation_is_not_made_twice),

@@ -137,3 +137,35 @@ void *db_test_account(const struct db_connector *conn, const char *account,
     if (conn->account_new(&sec, &acct, &e) != DB_OK) fail_msg("account_new: %s", e.msg);
     return acct;
 }
+
+void db_test_account_refuses(const struct db_connector *conn, const char *account,
+                             const char *const *kv, const char *key, const char *value,
+                             const char *want)
+{
+    struct db_conf_kv items[32];
+    char keys[32][64];
+    size_t n = 0;
+    for (size_t i = 0; kv[i]; i++) {
+        assert_true(n < 31);
+        const char *eq = strchr(kv[i], '=');
+        assert_non_null(eq);
+        snprintf(keys[n], sizeof keys[n], "%.*s", (int)(eq - kv[i]), kv[i]);
+        if (strcmp(keys[n], key) == 0) continue;
+        items[n] = (struct db_conf_kv){keys[n], eq + 1, "test.conf", (int)i + 1};
+        n++;
+    }
+    items[n++] = (struct db_conf_kv){key, value, "test.conf", 9};
+    struct db_conf_section sec = {conn->name, account, items, n};
+    void *acct = (void *)&sec; /* account_new must clear it */
+    struct db_err e = {0};
+    int rc = conn->account_new(&sec, &acct, &e);
+    if (rc == DB_OK) {
+        conn->account_free(acct);
+        fail_msg("%s = %s: accepted, want \"%s\"", key, value, want);
+    }
+    assert_int_equal(rc, DB_ECONFIG);
+    assert_null(acct);
+    if (strcmp(e.msg, want) != 0) fail_msg("%s: got \"%s\", want \"%s\"", key, e.msg, want);
+    if (strlen(value) > 3 && strstr(e.msg, value))
+        fail_msg("%s: the value is echoed: %s", key, e.msg);
+}

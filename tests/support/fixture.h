@@ -23,4 +23,12 @@ int db_test_run_fixtures(const struct db_connector *conn, const void *acct, cons
 void *db_test_account(const struct db_connector *conn, const char *account,
                       const char *const *kv);
 
+/* Asserts that conn refuses the account made of kv ("key=value" strings, NULL-terminated, on
+ * lines 1, 2, ... of "test.conf") with key set to value on line 9 instead of any line of kv
+ * that sets it: DB_ECONFIG, nothing built, the message exactly want, and value (when it is
+ * longer than 3 bytes) nowhere in it, since account values may be secrets. */
+void db_test_account_refuses(const struct db_connector *conn, const char *account,
+                             const char *const *kv, const char *key, const char *value,
+                             const char *want);
+
 #endif

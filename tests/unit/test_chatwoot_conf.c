@@ -8,7 +8,7 @@
 
 #include "chatwoot/chatwoot.h"
 #include "conf/config.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "deskbridge/connector.h"
 
 #define GOOD_SECRET "0123456789abcdef-s3cr3t"

@@ -18,8 +18,9 @@
 #include "app/features.h"
 #include "conf/config.h"
 #include "conf/config_internal.h"
-#include "conf/schema.h"
+#include "util/schema.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/survey.h"
 #include "hookout/hookout.h"
 #include "send/canned.h"
 #include "testutil.h"
@@ -731,6 +732,88 @@ static void compiled_in_connectors_take_quickstart_accounts(void **state)
     }
 }
 
+/* Loads text as "test.conf" with env, building the accounts with the compiled-in
+ * connectors. */
+static int load_accounts(const char *text, char *const *env, struct db_config **c,
+                         struct db_err *e)
+{
+    struct db_config_opts o = {.features = db_feature_tables, .text = text,
+                               .text_len = strlen(text)};
+    memset(e, 0, sizeof *e);
+    return db_config_load_opts("test.conf", env, &o, c, e);
+}
+
+/* An account section is read through its connector's key table with the lines the file
+ * gave: a wrong value is named by key and line (or by where the environment set it) and
+ * never quoted back. */
+static void account_values_are_judged_with_their_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"[telegram 123]\ntoken = 123:abc\n\napi_base = ftp://x.example\n",
+         "test.conf:4: api_base: must start with http:// or https://"},
+        {"[telegram 123]\ntoken = 123:abc\nwebhook_secret = no spaces please\n",
+         "test.conf:3: webhook_secret: must be 1-256 characters of A-Z a-z 0-9 _ -"},
+        {"[telegram 123]\ntoken = 123:abc\ncolour = blue\n",
+         "test.conf:3: colour: unknown key in [telegram]"},
+        {"[whatsapp 1550001]\naccess_token = t\napp_secret = s\nverify_token = v\n"
+         "business_account_id = waba-12\n",
+         "test.conf:5: business_account_id: must be the digits of a WhatsApp Business Account "
+         "id"},
+        {"[viber shop]\nauth_token = two words\n",
+         "test.conf:2: auth_token: must be printable ASCII without spaces"},
+        {"[viber shop]\nauth_token = t0ken\nsender_avatar = avatar.png\n",
+         "test.conf:3: sender_avatar: must be an http(s) URL"},
+        {"[viber a-shop-name-longer-than-28-characters]\nauth_token = t0ken\n",
+         "[viber a-shop-name-longer-than-28-characters]: sender_name: longer than 28 "
+         "characters (defaults to the account id; set it explicitly)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct db_config *c = (struct db_config *)1;
+        struct db_err e;
+        int rc = load_accounts(cases[i].text, no_env, &c, &e);
+        if (rc == DB_OK) db_config_free(c);
+        assert_int_equal(rc, DB_ECONFIG);
+        assert_null(c);
+        assert_string_equal(e.msg, cases[i].want);
+    }
+
+    /* The environment overrides a wrong line of the file, and is named when it is wrong. */
+    static char *const good[] = {"TELEGRAM_BOT_TOKEN=123:abc",
+                                 "TELEGRAM_API_BASE=http://127.0.0.1:18700", NULL};
+    static char *const bad[] = {"TELEGRAM_BOT_TOKEN=123:abc", "TELEGRAM_API_BASE=127.0.0.1",
+                                NULL};
+    struct db_config *c = NULL;
+    struct db_err e;
+    const char *text = "[telegram 123]\ntoken = 123:abc\napi_base = ftp://x.example\n";
+    if (load_accounts(text, good, &c, &e) != DB_OK) fail_msg("%s", e.msg);
+    db_config_free(c);
+    c = NULL;
+    assert_int_equal(load_accounts("", bad, &c, &e), DB_ECONFIG);
+    assert_string_equal(e.msg, "environment: api_base: must start with http:// or https://");
+}
+
+/* Only a key's last line counts in a feature section too, so a variable overrides a wrong
+ * value of the file, as it does in [gateway] and the accounts.  Before the key tables judged
+ * the last line only, the file's empty timezone failed the load despite the variable. */
+static void variables_override_a_wrong_feature_line(void **state)
+{
+    (void)state;
+    static char *const env[] = {"DESKBRIDGE_TIMEZONE=Europe/Kyiv", NULL};
+    struct db_config *c = NULL;
+    struct db_err e;
+    const char *text = "[schedule default]\ntimezone =\nhours = mon-fri 09:00-18:00\n";
+    int rc = load_text(text, env, &c, &e);
+    if (rc != DB_OK) fail_msg("%s", e.msg);
+    const struct db_conf_section *sec = db_config_section(c, "schedule", "default");
+    assert_non_null(sec);
+    assert_string_equal(db_conf_find(sec, "timezone")->value, "Europe/Kyiv");
+    db_config_free(c);
+    expect_error(text, no_env, "test.conf:2: timezone: must not be empty");
+}
+
 /* ---- the reference stays in step with the table ---- */
 
 static void docs_document_every_key_and_variable(void **state)
@@ -773,33 +856,53 @@ static void doc_row(const struct db_conf_key *k, char *buf, size_t n)
     snprintf(buf, n, "| `%s` | %s | %s | %s |\n", k->name, type, def, k->doc);
 }
 
-/* Every key of every feature table has its row, as the table would write it, under the
- * heading of its section; every [gateway] key's row carries the table's doc line. */
+/* Asserts that every key of t has its row, as the table would write it, under the heading
+ * "#### `[SECTION]`" (or "#### `[SECTION <name>]`" for a named section) of doc; counts the
+ * rows in *n_rows. */
+static void table_rows_in_doc(const char *doc, const struct db_conf_table *t, const char *name,
+                              size_t *n_rows)
+{
+    char head[96], row[512];
+    snprintf(head, sizeof head, "\n#### `[%s%s%s]`\n", t->section, t->named ? " " : "",
+             t->named ? name : "");
+    const char *from = strstr(doc, head);
+    if (!from) fail_msg("docs/config.md has no heading %s", head + 1);
+    from += strlen(head);
+    const char *to = strstr(from, "\n#");
+    size_t len = to ? (size_t)(to - from) : strlen(from);
+    for (size_t j = 0; j < t->n_keys; j++, (*n_rows)++) {
+        const struct db_conf_key *k = &t->keys[j];
+        assert_non_null(k->doc);
+        doc_row(k, row, sizeof row);
+        const char *hit = strstr(from, row);
+        if (!hit || hit >= from + len)
+            fail_msg("docs/config.md, [%s]: want the row\n%s", t->section, row);
+    }
+}
+
+/* Every key of every feature table and of every connector's account table has its row, as
+ * the table would write it, under the heading of its section; every [gateway] key's row
+ * carries the table's doc line. */
 static void docs_match_the_key_tables(void **state)
 {
     (void)state;
     char *doc = db_test_read_file("docs/config.md", NULL);
     size_t n_tables = 0, n_rows = 0;
-    for (size_t i = 0; db_feature_tables[i]; i++, n_tables++) {
-        const struct db_conf_table *t = db_feature_tables[i];
-        char head[96], row[512];
-        snprintf(head, sizeof head, "\n#### `[%s%s]`\n", t->section, t->named ? " NAME" : "");
-        const char *from = strstr(doc, head);
-        if (!from) fail_msg("docs/config.md has no heading %s", head + 1);
-        from += strlen(head);
-        const char *to = strstr(from, "\n#");
-        size_t len = to ? (size_t)(to - from) : strlen(from);
-        for (size_t j = 0; j < t->n_keys; j++, n_rows++) {
-            const struct db_conf_key *k = &t->keys[j];
-            assert_non_null(k->doc);
-            doc_row(k, row, sizeof row);
-            const char *hit = strstr(from, row);
-            if (!hit || hit >= from + len)
-                fail_msg("docs/config.md, [%s]: want the row\n%s", t->section, row);
-        }
+    for (size_t i = 0; db_feature_tables[i]; i++, n_tables++)
+        table_rows_in_doc(doc, db_feature_tables[i], "NAME", &n_rows);
+    assert_int_equal(n_tables, 10);
+    assert_int_equal(n_rows, 79);
+    size_t n_accounts = 0, n_account_rows = 0;
+    for (size_t i = 0; db_connectors[i]; i++) {
+        const struct db_conf_table *t = db_connectors[i]->account_keys;
+        if (!t) continue;
+        assert_string_equal(t->section, db_connectors[i]->name);
+        assert_true(t->named && t->quiet); /* any account value may be a secret */
+        table_rows_in_doc(doc, t, "ID", &n_account_rows);
+        n_accounts++;
     }
-    assert_int_equal(n_tables, 9);
-    assert_int_equal(n_rows, 73);
+    assert_int_equal(n_accounts, 3);
+    assert_int_equal(n_account_rows, 16); /* telegram 4, whatsapp 7, viber 5 */
     const struct db_conf_table *g = db_config_gateway_table();
     for (size_t j = 0; j < g->n_keys; j++) {
         char needle[80];
@@ -1042,6 +1145,47 @@ static void tenant_token_file_holds_several_tokens(void **state)
     tmp_clean(&t);
 }
 
+/* [survey NAME]: which accounts ask, the texts by language with the defaults, and errors that
+ * name the line and the key. */
+static void survey_sections_load_and_errors_name_line_and_key(void **state)
+{
+    (void)state;
+    struct db_config *c = expect_ok("[survey shop]\naccounts = telegram:1, whatsapp:2\n"
+                                    "question = How was it?\nquestion_uk = Як було?\n"
+                                    "comment_window_s = 0\n"
+                                    "[survey default]\nbuttons = no\n",
+                                    no_env);
+    const struct db_survey_conf *sc = db_survey_conf_of(c, "whatsapp", "2");
+    assert_non_null(sc);
+    assert_string_equal(sc->name, "shop");
+    assert_int_equal(sc->comment_window_s, 0);
+    assert_int_equal(sc->buttons, 1);
+    assert_string_equal(db_survey_text(sc, "question", "uk"), "Як було?");
+    assert_string_equal(db_survey_text(sc, "question", "de"), "How was it?");
+    assert_null(db_survey_text(sc, "reply_hint", "uk")); /* the default then: */
+    assert_string_equal(sc->reply_hint, "Reply with a number from 1 to 5.");
+    const struct db_survey_conf *d = db_survey_conf_of(c, "viber", "x");
+    assert_non_null(d);
+    assert_string_equal(d->name, "default");
+    assert_int_equal(d->buttons, 0);
+    assert_int_equal(d->comment_window_s, 600);
+    db_config_free(c);
+    c = expect_ok("[survey shop]\naccounts = telegram:1\n", no_env);
+    assert_null(db_survey_conf_of(c, "telegram", "2")); /* no default: no survey */
+    db_config_free(c);
+
+    expect_error("[survey shop]\naccounts = telegram:1\ncomment_window_s = 99999\n", no_env,
+                 "test.conf:3: comment_window_s: must be an integer from 0 to 86400 (got '99999')");
+    expect_error("[survey shop]\nquestion = x\n", no_env,
+                 "[survey shop]: accounts: is required (only [survey default] applies to every account)");
+    expect_error("[survey shop]\naccounts = telegram\n", no_env,
+                 "test.conf:2: accounts: 'telegram': want platform:account");
+    expect_error("[survey shop]\naccounts = telegram:1\nbuttons_label_uk = Оцініть нашу роботу тут\n",
+                 no_env, "test.conf:3: buttons_label_uk: must be at most 20 characters");
+    expect_error("[survey shop]\naccounts = telegram:1\ncolour = red\n", no_env,
+                 "test.conf:3: colour: unknown key in [survey]");
+}
+
 static void tenant_errors_name_file_line_and_key(void **state)
 {
     (void)state;
@@ -1120,6 +1264,8 @@ int main(void)
         cmocka_unit_test(environment_keys_append_to_the_file_account),
         cmocka_unit_test(accounts_are_built_by_their_connector),
         cmocka_unit_test(compiled_in_connectors_take_quickstart_accounts),
+        cmocka_unit_test(account_values_are_judged_with_their_line),
+        cmocka_unit_test(variables_override_a_wrong_feature_line),
         cmocka_unit_test(docs_document_every_key_and_variable),
         cmocka_unit_test(docs_match_the_key_tables),
         cmocka_unit_test(feature_sections_become_typed_structs),
@@ -1128,6 +1274,7 @@ int main(void)
         cmocka_unit_test(tenants_load_with_their_accounts_and_tokens),
         cmocka_unit_test(tenant_token_file_holds_several_tokens),
         cmocka_unit_test(tenant_errors_name_file_line_and_key),
+        cmocka_unit_test(survey_sections_load_and_errors_name_line_and_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -673,6 +673,84 @@ static void unguarded_client_reaches_loopback(void **state)
     result_clear(&r);
 }
 
+/* A guarded client whose test_allow names the fake's own address and port. */
+static int setup_test_allow(void **state)
+{
+    struct ctx *t = calloc(1, sizeof *t);
+    t->base = event_base_new();
+    t->fake = db_fake_start();
+    if (!t->base || !t->fake) return -1;
+    char allow[32];
+    snprintf(allow, sizeof allow, "127.0.0.1:%d", db_fake_port(t->fake));
+    struct db_http_client_opts o = {.timeout_ms = 5000, .block_private = 1, .test_allow = allow};
+    t->client = db_http_client_new(t->base, &o);
+    if (!t->client) return -1;
+    *state = t;
+    return 0;
+}
+
+/* Sends url; DB_EINVAL when refused at once, else the answer in *r (caller clears it). */
+static int try_url(struct ctx *t, const char *url, struct result *r)
+{
+    struct db_http_req req = {.method = strdup("GET"), .url = strdup(url)};
+    memset(r, 0, sizeof *r);
+    int rc = db_http_client_send(t->client, &req, 0, done_cb, NULL, r, NULL);
+    db_http_req_clear(&req);
+    if (rc == DB_OK) {
+        spin(t, &r->calls, 1, 10000);
+        assert_int_equal(r->calls, 1);
+    }
+    return rc;
+}
+
+/* The exception reaches exactly the address and port it names, over http too; the same
+ * loopback under a name, another loopback address, the mapped IPv6 form and, above all,
+ * another port on 127.0.0.1 stay refused, without a connection. */
+static void test_allow_opens_one_address_and_port_only(void **state)
+{
+    struct ctx *t = *state;
+    db_fake_default(t->fake, 200, "{}");
+    struct db_fake *other = db_fake_start();
+    assert_non_null(other);
+    db_fake_default(other, 200, "{}");
+    int p = db_fake_port(t->fake), q = db_fake_port(other);
+    char url[128];
+    struct result r;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/file.png", p);
+    assert_int_equal(try_url(t, url, &r), DB_OK);
+    assert_int_equal(r.status, 200);
+    result_clear(&r);
+    assert_int_equal(db_fake_count(t->fake, "/file.png"), 1);
+
+    const char *hosts[] = {"localhost", "127.0.0.2", "[::ffff:127.0.0.1]"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        snprintf(url, sizeof url, "https://%s:%d/x", hosts[i], p);
+        assert_int_equal(try_url(t, url, &r), DB_OK);
+        assert_int_equal(r.status, 0);
+        assert_non_null(r.err);
+        assert_non_null(strstr(r.err, "not allowed"));
+        result_clear(&r);
+    }
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/x", q);
+    assert_int_equal(try_url(t, url, &r), DB_OK);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "not allowed"));
+    result_clear(&r);
+    /* Plain http stays https-only for everything but the named address and port. */
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(url, sizeof url, "http://%s:%d/x", hosts[i], p);
+        assert_int_equal(try_url(t, url, &r), DB_EINVAL);
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", q);
+    assert_int_equal(try_url(t, url, &r), DB_EINVAL);
+    assert_int_equal(r.calls, 0);
+
+    assert_int_equal(db_fake_count(t->fake, NULL), 1);
+    assert_int_equal(db_fake_connections(other), 0);
+    db_fake_stop(other);
+}
+
 static int is_private_str(const char *ip)
 {
     struct sockaddr_storage ss;
@@ -800,6 +878,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(two_hundred_concurrent_calls_all_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(guard_refuses_loopback_before_connecting, setup_guarded, teardown),
         cmocka_unit_test_setup_teardown(unguarded_client_reaches_loopback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_opens_one_address_and_port_only,
+                                        setup_test_allow, teardown),
         cmocka_unit_test(addr_is_private_table),
         cmocka_unit_test_setup_teardown(errors_never_quote_the_token, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_requests_are_refused_synchronously, setup, teardown),

@@ -37,6 +37,7 @@ static const struct {
     {"stream_order.lua", db_lua_stream_order, 0},
     {"autoreply_claim.lua", db_lua_autoreply_claim, 0},
     {"metrics_convs.lua", db_lua_metrics_convs, 0},
+    {"agent_stats.lua", db_lua_agent_stats, 0},
     {"customer_seen.lua", db_lua_customer_seen, 0},
     {"console_auth.lua", db_lua_console_auth, 0},
     {"console_inbox.lua", db_lua_console_inbox, 0},

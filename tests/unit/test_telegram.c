@@ -262,6 +262,45 @@ static void account_new_rejects_bad_config(void **state)
     assert_int_equal(try_account(override, 2, &e), DB_OK);
 }
 
+/* Every key of [telegram ID] is read through the connector's key table: a wrong value is
+ * named by key and line, never quoted back, and a missing token names the section. */
+static void account_errors_name_key_and_line(void **state)
+{
+    (void)state;
+    static const char *const kv[] = {"token=" TOKEN, "webhook_secret=" SECRET, NULL};
+    static const struct {
+        const char *key, *value, *want;
+    } cases[] = {
+        {"token", "notatoken",
+         "test.conf:9: token: must look like <bot id digits>:<secret> (value not shown)"},
+        {"token", "", "test.conf:9: token: must not be empty"},
+        {"webhook_secret", "has space!",
+         "test.conf:9: webhook_secret: must be 1-256 characters of A-Z a-z 0-9 _ -"},
+        {"webhook_secret_previous", "old/secret",
+         "test.conf:9: webhook_secret_previous: must be 1-256 characters of A-Z a-z 0-9 _ -"},
+        {"api_base", "ftp://x", "test.conf:9: api_base: must start with http:// or https://"},
+        {"api_base", "https://api.example/x?y=1",
+         "test.conf:9: api_base: must not hold a query (?) or fragment (#)"},
+        {"api_base", "https://", "test.conf:9: api_base: has no host"},
+        {"colour", "blue", "test.conf:9: colour: unknown key in [telegram]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        db_test_account_refuses(&db_telegram, "7000000001", kv, cases[i].key, cases[i].value,
+                                cases[i].want);
+
+    struct db_err e = {0};
+    struct db_conf_kv none[] = {{"api_base", "https://api.example", "test.conf", 2}};
+    assert_int_equal(try_account(none, 1, &e), DB_ECONFIG);
+    assert_string_equal(e.msg, "[telegram 7000000001]: token: is required");
+    struct db_conf_kv prev_only[] = {{"token", TOKEN, "test.conf", 1},
+                                     {"webhook_secret_previous", OLD_SECRET, "test.conf", 4}};
+    assert_int_equal(try_account(prev_only, 2, &e), DB_ECONFIG);
+    assert_string_equal(e.msg,
+                        "test.conf:4: webhook_secret_previous: only makes sense next to "
+                        "webhook_secret");
+    assert_non_null(db_telegram.account_keys);
+}
+
 static void account_api_base_drops_trailing_slash(void **state)
 {
     (void)state;
@@ -824,6 +863,7 @@ int main(void)
         cmocka_unit_test(verify_accepts_previous_secret_during_rotation),
         cmocka_unit_test(verify_refuses_all_without_webhook_secret),
         cmocka_unit_test(account_new_rejects_bad_config),
+        cmocka_unit_test(account_errors_name_key_and_line),
         cmocka_unit_test(account_api_base_drops_trailing_slash),
         cmocka_unit_test(build_send_text),
         cmocka_unit_test(build_send_business_and_topics),

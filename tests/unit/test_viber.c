@@ -59,7 +59,49 @@ static void account_rejects_unknown_key(void **state)
     const char *const kv[] = {"auth_token=" TOKEN, "webhook_secret=x", NULL};
     assert_int_equal(try_account("vb1", kv, &a, &e), DB_ECONFIG);
     assert_null(a);
-    assert_string_equal(e.msg, "viber.conf:11: webhook_secret: unknown key for a viber account");
+    assert_string_equal(e.msg, "viber.conf:11: webhook_secret: unknown key in [viber]");
+}
+
+/* Every key of [viber ID] is read through the connector's key table: a wrong value is
+ * named by key and line and never quoted back (the token is a secret). */
+static void account_errors_name_key_and_line(void **state)
+{
+    (void)state;
+    static char long_text[7001 * 2 + 1]; /* one character more than a Viber text holds */
+    for (int i = 0; i < 7001; i++) memcpy(long_text + 2 * i, "Ж", 2);
+    long_text[7001 * 2] = '\0';
+    static const char *const kv[] = {"auth_token=" TOKEN, "sender_name=Acme", NULL};
+    const struct {
+        const char *key, *value, *want;
+    } cases[] = {
+        {"auth_token", "two words",
+         "test.conf:9: auth_token: must be printable ASCII without spaces"},
+        {"auth_token", "", "test.conf:9: auth_token: must not be empty"},
+        {"sender_name", "", "test.conf:9: sender_name: must not be empty"},
+        {"sender_name", "Acme \xff", "test.conf:9: sender_name: must be non-empty UTF-8"},
+        {"sender_avatar", "not a url", "test.conf:9: sender_avatar: must be an http(s) URL"},
+        {"api_base", "ftp://x", "test.conf:9: api_base: must start with http:// or https://"},
+        {"api_base", "https://chatapi.viber.com/p\xc3\xa4",
+         "test.conf:9: api_base: must be ASCII"},
+        {"welcome_text", long_text,
+         "test.conf:9: welcome_text: must be UTF-8 of at most 7000 characters"},
+        {"colour", "blue", "test.conf:9: colour: unknown key in [viber]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        db_test_account_refuses(&db_viber, "vb1", kv, cases[i].key, cases[i].value,
+                                cases[i].want);
+
+    void *a = NULL;
+    struct db_err e = {0};
+    const char *const no_token[] = {"sender_name=Acme", NULL};
+    assert_int_equal(try_account("vb1", no_token, &a, &e), DB_ECONFIG);
+    assert_string_equal(e.msg, "[viber vb1]: auth_token: is required");
+    /* Empty optional texts switch the avatar and the welcome off. */
+    const char *const empty_optional[] = {"auth_token=" TOKEN, "sender_avatar=", "welcome_text=",
+                                          NULL};
+    assert_int_equal(try_account("vb1", empty_optional, &a, &e), DB_OK);
+    db_viber.account_free(a);
+    assert_non_null(db_viber.account_keys);
 }
 
 static void account_counts_sender_name_in_characters(void **state)
@@ -699,6 +741,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(account_rejects_missing_token),
         cmocka_unit_test(account_rejects_unknown_key),
+        cmocka_unit_test(account_errors_name_key_and_line),
         cmocka_unit_test(account_counts_sender_name_in_characters),
         cmocka_unit_test(account_default_sender_name_is_checked),
         cmocka_unit_test(account_rejects_bad_values_without_echoing_the_token),

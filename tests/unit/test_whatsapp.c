@@ -421,6 +421,57 @@ static void account_new_rejects_bad_configuration(void **state)
     assert_non_null(strstr(e.msg, "wa.conf:5: api_base"));
 }
 
+/* Every key of [whatsapp ID] is read through the connector's key table: a wrong value is
+ * named by key and line and never quoted back (the tokens and secrets are secrets). */
+static void account_errors_name_key_and_line(void **state)
+{
+    (void)state;
+    static const char *const kv[] = {"access_token=EAAGtestTOKEN", "app_secret=s3cr3t",
+                                     "verify_token=verify-me", NULL};
+    static const struct {
+        const char *key, *value, *want;
+    } cases[] = {
+        {"access_token", "EAAG\r\nX-Evil: 1",
+         "test.conf:9: access_token: contains control characters"},
+        {"access_token", "", "test.conf:9: access_token: must not be empty"},
+        {"app_secret", "abc\tdef", "test.conf:9: app_secret: contains control characters"},
+        {"app_secret_previous", "old\nsecret",
+         "test.conf:9: app_secret_previous: contains control characters"},
+        {"verify_token", "", "test.conf:9: verify_token: must not be empty"},
+        {"phone_number_id", "1065/../me",
+         "test.conf:9: phone_number_id: must be the digits of a phone number id"},
+        {"phone_number_id", "123456789012345678901234567890123",
+         "test.conf:9: phone_number_id: must be the digits of a phone number id"},
+        {"api_base", "graph.facebook.com/v21.0",
+         "test.conf:9: api_base: must start with http:// or https://"},
+        {"api_base", "https://graph.example/v 21",
+         "test.conf:9: api_base: contains a blank or control character"},
+        {"business_account_id", "12ab",
+         "test.conf:9: business_account_id: must be the digits of a WhatsApp Business Account id"},
+        {"colour", "blue", "test.conf:9: colour: unknown key in [whatsapp]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        db_test_account_refuses(&db_whatsapp, ACC, kv, cases[i].key, cases[i].value,
+                                cases[i].want);
+
+    struct db_err e = {0};
+    const struct db_conf_kv no_token[] = {KV("app_secret", "s", 2), KV("verify_token", "v", 3)};
+    assert_int_equal(try_account(ACC, no_token, 2, &e), DB_ECONFIG);
+    assert_string_equal(e.msg, "[whatsapp " ACC "]: access_token: is required");
+    const struct db_conf_kv ok[] = {KV("access_token", "t", 1), KV("app_secret", "s", 2),
+                                    KV("verify_token", "v", 3)};
+    assert_int_equal(try_account("support", ok, 3, &e), DB_ECONFIG);
+    assert_string_equal(e.msg, "[whatsapp support]: phone_number_id: is required when the "
+                               "account id is not a phone number id");
+    /* Empty optional keys count as unset. */
+    const struct db_conf_kv empty_optional[] = {KV("access_token", "t", 1), KV("app_secret", "s", 2),
+                                                KV("verify_token", "v", 3),
+                                                KV("app_secret_previous", "", 4),
+                                                KV("business_account_id", "", 5)};
+    assert_int_equal(try_account(ACC, empty_optional, 5, &e), DB_OK);
+    assert_non_null(db_whatsapp.account_keys);
+}
+
 /* ---------------------------------------------------------------- build_send */
 
 /* Runs build_send and returns the parsed body (new reference) or NULL on error (rc in *rc). */
@@ -876,6 +927,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(handshake_echoes_challenge_for_right_token),
         cmocka_unit_test(handshake_rejects_wrong_token_mode_or_challenge),
         cmocka_unit_test(account_new_rejects_bad_configuration),
+        cmocka_unit_test(account_errors_name_key_and_line),
         cmocka_unit_test(build_send_text_with_reply),
         cmocka_unit_test(build_send_buttons_and_list),
         cmocka_unit_test(build_send_media_types),

@@ -64,9 +64,12 @@ local function assignment()
     return {id = c, state = h[1], agent = h[2] or '', prev = h[3] or '', platform = h[4] or '',
             account = h[5] or '', language = h[6] or '', priority = h[7] or 'normal'}
   end
-  function stat(kind, c, v)
+  -- A sample "v|c|now|agent|platform:account" (docs/dispatcher.md "Statistics"); readers
+  -- take the leading number, so members written before the agent was recorded still count.
+  function stat(kind, c, v, a)
     local k = P .. ':stats:' .. kind
-    redis.call('ZADD', k, now, v .. '|' .. c .. '|' .. now)
+    local acct = string.match(c, '^([^:]+:[^:]+):') or ''
+    redis.call('ZADD', k, now, v .. '|' .. c .. '|' .. now .. '|' .. (a or '') .. '|' .. acct)
     redis.call('ZREMRANGEBYSCORE', k, '-inf', now - 86400000)
   end
 
@@ -90,7 +93,7 @@ local function assignment()
   function assign_to(c, a, kind, extra)
     local h = ck(c)
     local qa = tonumber(redis.call('HGET', h, 'queued_at'))
-    if qa then stat('wait', c, now - qa) end
+    if qa then stat('wait', c, now - qa, a) end
     redis.call('HSET', h, 'state', 'assigned', 'agent', a, 'prev_agent', a, 'assigned_at', now)
     redis.call('HDEL', h, 'queued_at')
     redis.call('ZREM', QUEUE, c)
@@ -113,7 +116,7 @@ local function assignment()
   function route(c)
     local a = pick(conv(c))
     if not a then enqueue(c); return end
-    if not redis.call('HGET', ck(c), 'queued_at') then stat('wait', c, 0) end
+    if not redis.call('HGET', ck(c), 'queued_at') then stat('wait', c, 0, a) end
     assign_to(c, a, 'assigned')
   end
 end
@@ -173,6 +176,57 @@ local function fields_of_argv()
           pb = B + 16, pe = B + AN}
 end
 local ACTIVITY = {message = true, edit = true, callback = true, reaction = true}
+
+-- ---- the satisfaction survey (docs/survey.md) ----
+-- What the survey took of the event being applied, for op_event's answer: nil, or
+-- {'answered', score} / {'comment', score}.
+local survey_out = nil
+-- A customer's activity on a closed conversation whose survey is waiting: the answer
+-- (a tap on csat-N, or a text that is only 1-5) and then one comment within the window are
+-- recorded instead of reopening it; anything else ends the survey, so an answer given after a
+-- new conversation started is never mixed into it.  Returns true when the event was taken.
+local function survey_take(c, h, kind, raw)
+  local s = redis.call('HMGET', h, 'survey_state', 'survey_window', 'survey_answered_at',
+                       'survey_agent', 'platform', 'account', 'survey_score')
+  local sst = s[1]
+  if sst ~= 'pending' and sst ~= 'answered' then return false end
+  local ok, ev = pcall(cjson.decode, raw)
+  if not ok or type(ev) ~= 'table' then ev = {} end
+  local score = nil
+  if kind == 'callback' and type(ev.callback_data) == 'string' then
+    score = string.match(ev.callback_data, '^csat%-([1-5])$')
+  elseif kind == 'message' and type(ev.text) == 'string' then
+    score = string.match(ev.text, '^%s*([1-5])%s*$')
+  end
+  local agent_of = s[4] or ''
+  if sst == 'pending' then
+    if not score then redis.call('HSET', h, 'survey_state', 'cancelled'); return false end
+    redis.call('HSET', h, 'survey_state', 'answered', 'survey_score', score, 'survey_answered_at', now)
+    local k = P .. ':stats:csat'
+    redis.call('ZADD', k, now, score .. '|' .. c .. '|' .. now .. '|' .. agent_of .. '|' ..
+               (s[5] or '') .. ':' .. (s[6] or ''))
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - 86400000)
+    survey_out = {'answered', tonumber(score)}
+  else
+    -- a second tap on the question's buttons changes nothing and reopens nothing
+    if kind == 'callback' and score then return true end
+    local until_ms = (tonumber(s[3]) or 0) + (tonumber(s[2]) or 0)
+    if kind ~= 'message' or type(ev.text) ~= 'string' or ev.text == '' or now >= until_ms then
+      redis.call('HSET', h, 'survey_state', 'done')
+      return false
+    end
+    redis.call('HSET', h, 'survey_state', 'done', 'survey_comment', ev.text, 'survey_commented_at', now)
+    survey_out = {'comment', tonumber(s[7]) or 0}
+  end
+  -- The agent it was closed from learns the outcome in their inbox.
+  if agent_of ~= '' then
+    local t = {type = 'survey', conversation = c, at = now, agent = agent_of,
+               score = tonumber(redis.call('HGET', h, 'survey_score'))}
+    if survey_out[1] == 'comment' then t.comment = ev.text end
+    push(agent_of, 'survey', c, cjson.encode(t))
+  end
+  return true
+end
 -- The fields apply_event reads before it changes anything; op_event reads them with
 -- last_entry after them (STL), so its answer serves apply_event as it is.
 local ST = {'state', 'priority', 'queued_at', 'agent', 'first_message_at', 'unread'}
@@ -200,6 +254,12 @@ local function apply_event(c, entry, raw, f, resolved, st, extra, item)
   if not ACTIVITY[kind] then
     if state == 'assigned' then push(st[4], kind, c, raw or event_of(item, entry)) end
     return true, false
+  end
+  -- every activity passes by the survey, so whatever reopens (an edit, a reaction) ends it
+  if state == 'closed' and not resolved and survey_take(c, h, kind, raw or event_of(item, entry)) then
+    -- kept in the history, but the conversation stays closed and unread stays as it was
+    if extra and #extra > 0 then redis.call('HSET', h, unpack(extra)) end
+    return true, extra ~= nil
   end
   local at = f.at or ms(ARGV[3]) or now
   local w = {'last_message_at', at, 'last_event', f.id}
@@ -289,6 +349,7 @@ local function op_event()
   local resolved, item = flags == '1' or flags == '1i', nil
   if flags == 'i' or flags == '1i' then item = raw; raw = nil end
   local h = ck(c)
+  survey_out = nil
   local st = redis.call('HMGET', h, unpack(STL))
   local last = st[7]
   local done = 0
@@ -309,6 +370,7 @@ local function op_event()
     done = #todo + 1
   end
   ack(E)
+  if survey_out then return {done, survey_out[1], survey_out[2]} end
   return done
 end
 -- ARGV[4] the number of events, then per event the count of its arguments and the arguments
@@ -343,8 +405,8 @@ local function op_events()
       if not own[p[1]] then others[#others + 1] = {p[1]} end
     end
     pending_in = function(c, last, E)
-      local todo = {}
       if #others == 0 and #failed == 0 then return NONE end -- the usual case
+      local todo = {}
       local needle = '"conversation":"' .. c .. '"'
       for _, o in ipairs(others) do
         if (not last or cmp_id(o[1], last) > 0) and cmp_id(o[1], E) < 0 then
@@ -485,8 +547,12 @@ local function op_assign(transfer)
   drain()
   return 0
 end
+-- ARGV[5] the survey (docs/survey.md): '' none, 'send' to ask the customer, 'skip' when the
+-- account asks but the customer cannot be reached (WhatsApp's window); ARGV[6] its comment
+-- window (ms).  Answers 0, or for a survey {0, 'skip'} / {0, 'send', language, agent,
+-- closed_at}: only a close that closes asks, so closing twice asks once.
 local function op_close()
-  local c = ARGV[4]
+  local c, sv = ARGV[4], ARGV[5] or ''
   local cv = conv(c)
   if not cv.state then return 'no_conversation' end
   if cv.state == 'closed' then return 0 end
@@ -495,9 +561,18 @@ local function op_close()
   redis.call('SREM', ACTIVE, c)
   redis.call('HDEL', ck(c), 'queued_at')
   redis.call('HSET', ck(c), 'state', 'closed', 'agent', '', 'closed_at', now, 'unread', 0)
+  local out = 0
+  if sv == 'send' or sv == 'skip' then
+    -- a new survey for this closing; an earlier closing's answer gives way to it
+    redis.call('HDEL', ck(c), 'survey_score', 'survey_comment', 'survey_answered_at',
+               'survey_commented_at')
+    redis.call('HSET', ck(c), 'survey_state', sv == 'send' and 'pending' or 'skipped',
+               'survey_at', now, 'survey_agent', cv.agent, 'survey_window', tonumber(ARGV[6]) or 0)
+    out = sv == 'send' and {0, 'send', cv.language, cv.agent, tostring(now)} or {0, 'skip'}
+  end
   push(cv.agent, 'closed', c, life('closed', c, {agent = cv.agent}))
   drain()
-  return 0
+  return out
 end
 local function op_priority()
   local c, pr = ARGV[4], ARGV[5]
@@ -516,6 +591,13 @@ end
 -- or '', [7] rule of an automatic answer or '', [8] the outbox, [9] the group, [10] the
 -- entry, [11] the reply's text or ''.  Recorded and acknowledged in one step, and only while the entry is pending, so a
 -- reply is recorded once however often its entry is delivered (a crash, a takeover).
+-- The conversations an agent handled: one member per agent and conversation, scored by the
+-- last reply, so counting a window's members counts distinct conversations answered in it.
+local function handled(c, a)
+  local k = P .. ':stats:handled'
+  redis.call('ZADD', k, now, a .. '|' .. (string.match(c, '^([^:]+:[^:]+):') or '') .. '|' .. c)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - 86400000)
+end
 local function record_reply()
   local c, id, who = ARGV[4], ARGV[5], ARGV[6]
   local h = ck(c)
@@ -542,11 +624,14 @@ local function record_reply()
     end
     return -1
   end
+  -- Whose answer it is: the agent named on the reply, else the one it is assigned to.
+  local by = who ~= '' and who or (state == 'assigned' and redis.call('HGET', h, 'agent')) or ''
+  handled(c, by)
   local first = tonumber(redis.call('HGET', h, 'first_message_at'))
   -- The answer is this reply's first response time (ms) for the caller's histogram, -1 when not the first.
   local frt = -1
   if first and redis.call('HSETNX', h, 'first_response_at', now) == 1 then
-    stat('frt', c, now - first)
+    stat('frt', c, now - first, by)
     frt = math.max(0, now - first)
   end
   redis.call('HSET', h, 'unread', 0, 'last_reply_at', now)

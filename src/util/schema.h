@@ -7,9 +7,14 @@
  * the table's finish hook (checks across keys, compiling schedules and patterns), and the
  * module reads struct fields from then on: no string lookups or number parsing where the
  * values are used.  The struct and everything finish made live as long as the loaded
- * configuration and are swapped with it on SIGHUP. */
-#ifndef DB_CONF_SCHEMA_H
-#define DB_CONF_SCHEMA_H
+ * configuration and are swapped with it on SIGHUP.
+ *
+ * It lives in src/util, depending on nothing but util and deskbridge/connector.h, so that
+ * the connectors read their account sections ([telegram ID], [whatsapp ID], [viber ID])
+ * through tables of their own too; it also defines the section helpers that header
+ * declares (db_conf_find, db_conf_error, db_conf_check_keys). */
+#ifndef DB_UTIL_SCHEMA_H
+#define DB_UTIL_SCHEMA_H
 
 #include <stddef.h>
 
@@ -60,6 +65,8 @@ struct db_conf_table {
      * sec stays valid as long as obj. */
     int (*finish)(void *obj, const struct db_conf_section *sec, struct db_err *e);
     void (*release)(void *obj);    /* optional: frees what finish built (not obj) */
+    int quiet;                     /* 1: no value is ever quoted back in an error (a
+                                      connector's account, where any value may be secret) */
 };
 
 /* The key of t called name (or, for DB_CONF_LANG keys, name_<lang>), or NULL. */
@@ -71,9 +78,12 @@ const struct db_conf_key *db_conf_key_find(const struct db_conf_table *t, const 
 const char *db_conf_set(const struct db_conf_key *k, const char *v, void *obj, char *buf,
                         size_t n);
 
-/* Builds the struct of sec by t: defaults, each key, the required ones, then finish.
+/* Builds the struct of sec by t: defaults, each key, the required ones, then finish.  Of a
+ * key given on several lines (a variable appended after the file's line) only the last is
+ * judged and stored, as db_conf_find reads it; a REPEATABLE key's lines are judged each.
  * DB_OK with *out (free with db_conf_obj_free), or DB_ECONFIG naming file, line and key
- * (values of SECRET keys never quoted), or DB_ENOMEM. */
+ * (values of SECRET and STR keys, and of every key of a quiet table, never quoted), or
+ * DB_ENOMEM. */
 int db_conf_obj_new(const struct db_conf_table *t, const struct db_conf_section *sec,
                     void **out, struct db_err *e) DB_MUST_CHECK;
 void db_conf_obj_free(const struct db_conf_table *t, void *obj); /* NULL-safe */

@@ -1,11 +1,52 @@
 /* schema.c - sections into typed structs through their key tables (see schema.h). */
-#include "conf/schema.h"
+#include "util/schema.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/parse.h"
+
+/* ---- the section helpers of deskbridge/connector.h ---- */
+
+const struct db_conf_kv *db_conf_find(const struct db_conf_section *sec, const char *key)
+{
+    /* The last occurrence wins, so environment overrides appended after the file's keys
+     * take effect without rewriting the section. */
+    for (size_t i = sec->n; i-- > 0;)
+        if (strcmp(sec->kv[i].key, key) == 0) return &sec->kv[i];
+    return NULL;
+}
+
+int db_conf_error(struct db_err *e, const struct db_conf_section *sec,
+                  const struct db_conf_kv *kv, const char *key, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (kv && kv->line > 0)
+        return db_err_set(e, DB_ECONFIG, "%s:%d: %s: %s", kv->file, kv->line, key, what);
+    if (kv)
+        return db_err_set(e, DB_ECONFIG, "%s: %s: %s", kv->file, key, what);
+    return db_err_set(e, DB_ECONFIG, "[%s %s]: %s: %s", sec->platform, sec->account, key,
+                      what);
+}
+
+int db_conf_check_keys(const struct db_conf_section *sec, const char *const *allowed,
+                       struct db_err *e)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        int known = 0;
+        for (int j = 0; allowed[j] && !known; j++) known = strcmp(sec->kv[i].key, allowed[j]) == 0;
+        if (!known)
+            return db_conf_error(e, sec, &sec->kv[i], sec->kv[i].key,
+                                 "unknown key for a %s account", sec->platform);
+    }
+    return DB_OK;
+}
 
 static int lang_suffix(const char *s)
 {
@@ -126,6 +167,9 @@ int db_conf_obj_new(const struct db_conf_table *t, const struct db_conf_section 
             rc = db_conf_error(e, sec, kv, kv->key, "unknown key in [%s]", t->section);
             break;
         }
+        /* Only the last of a key's lines counts (db_conf_find), so a variable appended
+         * after the file's line overrides it, even a wrong one. */
+        if (!(k->flags & DB_CONF_REPEATABLE) && db_conf_find(sec, kv->key) != kv) continue;
         /* A key_<lang> text is checked like its key but stays in the section: the
          * module picks the language per message. */
         int variant = strcmp(kv->key, k->name) != 0;
@@ -133,7 +177,7 @@ int db_conf_obj_new(const struct db_conf_table *t, const struct db_conf_section 
         if (!why) continue;
         /* Free text is not quoted back: it may be long, or a secret in a key the table
          * does not know to be one. */
-        if ((k->flags & DB_CONF_SECRET) || k->type == DB_CONF_STR)
+        if (t->quiet || (k->flags & DB_CONF_SECRET) || k->type == DB_CONF_STR)
             rc = db_conf_error(e, sec, kv, shown_name(k, kv), "%s", why);
         else
             rc = db_conf_error(e, sec, kv, shown_name(k, kv), "%s (got '%.40s')", why,
