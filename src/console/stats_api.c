@@ -162,11 +162,13 @@ static void people_cb(int status, const redisReply *reply, const char *errstr, v
 {
     struct stats_call *sc = arg;
     (void)errstr;
-    if (status != DB_OK || !reply || reply->type != REDIS_REPLY_ARRAY ||
-        !(sc->people = json_object())) {
-        if (status != DB_OK || !reply || reply->type != REDIS_REPLY_ARRAY)
-            db_respond_unavailable(sc->req);
-        else db_httpd_respond_error(sc->req, 500, "internal", "out of memory");
+    if (status != DB_OK || !reply || reply->type != REDIS_REPLY_ARRAY) {
+        db_respond_unavailable(sc->req);
+        stats_call_free(sc);
+        return;
+    }
+    if (!(sc->people = json_object())) {
+        db_httpd_respond_error(sc->req, 500, "internal", "out of memory");
         stats_call_free(sc);
         return;
     }
