@@ -7,7 +7,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var state = {
     me: null, view: 'mine', open: null, convs: {}, drafts: {}, stream: null,
-    refreshTimer: null, lastSearch: '', convSeq: 0, listSeq: 0
+    refreshTimer: null, lastSearch: '', convSeq: 0, listSeq: 0,
+    teamOpen: false, teamTimer: null, teamSeq: 0
   };
 
   function el(tag, cls, text) {
@@ -48,6 +49,7 @@
 
   function showSignin() {
     if (state.stream) { state.stream.close(); state.stream = null; }
+    if (state.teamOpen) showTeam(false);
     state.me = null;
     $('app').hidden = true;
     $('signin').hidden = false;
@@ -152,6 +154,111 @@
         ' · ' + t('online') + ' ' + st.agents_online;
     }).catch(function () {});
   }
+
+  /* ---- a supervisor's team figures ---- */
+
+  /* A duration as people say it: "1 min 30 s", "2 h 5 min"; "—" when there is none. */
+  function duration(ms) {
+    if (ms === null || ms === undefined) return '\u2014';
+    var nb = '\u00a0';
+    if (ms < 1000) return t('under_1s') + nb + t('unit_s');
+    var s = Math.round(ms / 1000);
+    if (s < 60) return s + nb + t('unit_s');
+    if (s < 3600) {
+      var m = Math.floor(s / 60), rs = s % 60;
+      return m + nb + t('unit_min') + (rs ? ' ' + rs + nb + t('unit_s') : '');
+    }
+    var h = Math.floor(s / 3600), rm = Math.round((s % 3600) / 60);
+    if (rm === 60) { h++; rm = 0; }
+    return h + nb + t('unit_h') + (rm ? ' ' + rm + nb + t('unit_min') : '');
+  }
+
+  /* An average of 1-5 answers with their count: "4.5 (2)"; "—" without answers. */
+  function csat(w) {
+    if (!w || w.average === null || w.average === undefined || !w.count) return '\u2014';
+    return Number(w.average).toLocaleString(window.dbLang, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) +
+      ' (' + w.count + ')';
+  }
+
+  /* One row: the first cells given (texts), then the figures of f, hour and day each. */
+  function figuresRow(first, f) {
+    var tr = el('tr');
+    first.forEach(function (c) { tr.appendChild(el('td', c.cls || null, c.text)); });
+    f = f || {};
+    var hd = f.handled || {}, fr = f.first_response || {}, sa = f.satisfaction || {};
+    [
+      ['handled.hour', hd.hour === undefined ? '\u2014' : String(hd.hour)],
+      ['handled.day', hd.day === undefined ? '\u2014' : String(hd.day)],
+      ['median.hour', duration(fr.hour && fr.hour.median_ms)],
+      ['median.day', duration(fr.day && fr.day.median_ms)],
+      ['p90.hour', duration(fr.hour && fr.hour.p90_ms)],
+      ['p90.day', duration(fr.day && fr.day.p90_ms)],
+      ['csat.hour', csat(sa.hour)],
+      ['csat.day', csat(sa.day)]
+    ].forEach(function (c) {
+      var td = el('td', c[1] === '\u2014' ? 'none' : null, c[1]);
+      td.setAttribute('data-k', c[0]);
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+
+  function renderTeam(d) {
+    var agents = d.agents || {}, accounts = d.accounts || {};
+    var tb = document.querySelector('#team-agents tbody');
+    tb.textContent = '';
+    Object.keys(agents).map(function (id) { return { id: id, a: agents[id] || {} }; })
+      .sort(function (x, y) { return String(x.a.name || x.id).localeCompare(String(y.a.name || y.id)) || (x.id < y.id ? -1 : 1); })
+      .forEach(function (r) {
+        var name = r.a.name && r.a.name !== r.id ? r.a.name + ' (' + r.id + ')' : r.id;
+        var tr = figuresRow([{ text: name }, { text: t(r.a.presence || 'offline'), cls: 'presence' }], r.a);
+        tr.setAttribute('data-agent', r.id);
+        tr.firstChild.dir = 'auto';
+        tr.firstChild.title = name;
+        tb.appendChild(tr);
+      });
+    if (!tb.firstChild) tb.appendChild(el('tr')).appendChild(el('td', 'none', t('nothing'))).colSpan = 10;
+    var tba = document.querySelector('#team-accounts tbody');
+    tba.textContent = '';
+    Object.keys(accounts).sort().forEach(function (k) {
+      var i = k.indexOf(':');
+      var tr = figuresRow([{ text: i > 0 ? k.slice(0, i) + ' · ' + k.slice(i + 1) : k }], accounts[k]);
+      tr.setAttribute('data-account', k);
+      tba.appendChild(tr);
+    });
+    if (!tba.firstChild) tba.appendChild(el('tr')).appendChild(el('td', 'none', t('nothing'))).colSpan = 9;
+    var all = d.satisfaction || {};
+    $('team-csat').textContent = t('csat_overall') + ': ' + t('hour') + ' ' + csat(all.hour) + ' · ' +
+      t('day') + ' ' + csat(all.day);
+    $('team-updated').textContent = t('updated') + ' ' + new Date().toLocaleTimeString(window.dbLang);
+  }
+
+  /* The figures cost the server a pass over a day's samples: fetched when the view opens,
+   * on Refresh, and every minute while it stays open, never at live events. */
+  function loadTeam() {
+    var seq = ++state.teamSeq;
+    return api('GET', 'stats/agents').then(function (d) {
+      if (seq !== state.teamSeq || !state.teamOpen) return;
+      $('team-error').textContent = '';
+      renderTeam(d);
+    }).catch(function (err) {
+      if (seq === state.teamSeq) $('team-error').textContent = t('error') + ' (' + (err.status || '') + ')';
+    });
+  }
+
+  function showTeam(on) {
+    state.teamOpen = on;
+    $('team').hidden = !on;
+    $('app').classList.toggle('team-open', on);
+    if (state.teamTimer) { clearInterval(state.teamTimer); state.teamTimer = null; }
+    if (!on) return;
+    loadTeam();
+    state.teamTimer = setInterval(loadTeam, 60000);
+  }
+
+  $('team-open').addEventListener('click', function () { showTeam(true); });
+  $('team-close').addEventListener('click', function () { showTeam(false); });
+  $('team-refresh').addEventListener('click', loadTeam);
 
   function loadCounts() {
     loadStats();
@@ -420,6 +527,7 @@
       $('me').textContent = (me.name || me.agent) + (me.role === 'supervisor' ? ' · supervisor' : '');
       $('presence').value = me.presence || 'offline';
       $('view-all').hidden = me.role !== 'supervisor';
+      $('team-open').hidden = me.role !== 'supervisor';
       fillCanned(me.canned);
       fillAgents();
       loadList();

@@ -16,7 +16,13 @@ window.DB_STRINGS = {
     sticker: 'sticker', location: 'location', open_file: 'open', no_text: '(no text)',
     nothing: 'Nothing here.', error: 'Something went wrong; try again.', state_closed: 'closed',
     reply_api: '(no text)', open: 'open', assigned: 'assigned',
-    unit_s: 's', unit_min: 'min', unit_h: 'h'
+    unit_s: 's', unit_min: 'min', unit_h: 'h',
+    team: 'Team', team_title: 'Team figures', refresh: 'Refresh', back: 'Back to the inbox',
+    team_windows: 'Each figure for the last hour and the last day.', agent: 'Agent',
+    presence: 'Presence', account: 'Account', handled: 'Conversations handled',
+    frt_median: 'First response, median', frt_p90: 'First response, 90th percentile',
+    csat: 'Satisfaction (answers)', hour: 'hour', day: 'day', updated: 'updated',
+    csat_overall: 'Satisfaction, all accounts', under_1s: 'under 1'
   },
   uk: {
     title: 'deskbridge', agent_id: 'Ідентифікатор агента', secret: 'Секрет', sign_in: 'Увійти',
@@ -33,7 +39,13 @@ window.DB_STRINGS = {
     sticker: 'стікер', location: 'місце', open_file: 'відкрити', no_text: '(без тексту)',
     nothing: 'Тут нічого немає.', error: 'Щось пішло не так; спробуйте ще раз.', state_closed: 'закрита',
     reply_api: '(без тексту)', open: 'відкриті', assigned: 'призначена',
-    unit_s: 'с', unit_min: 'хв', unit_h: 'год'
+    unit_s: 'с', unit_min: 'хв', unit_h: 'год',
+    team: 'Команда', team_title: 'Показники команди', refresh: 'Оновити', back: 'До розмов',
+    team_windows: 'Кожен показник за останню годину та за останню добу.', agent: 'Агент',
+    presence: 'Статус', account: 'Обліковий запис', handled: 'Опрацьовано розмов',
+    frt_median: 'Перша відповідь, медіана', frt_p90: 'Перша відповідь, 90-й перцентиль',
+    csat: 'Задоволеність (відповідей)', hour: 'година', day: 'доба', updated: 'оновлено',
+    csat_overall: 'Задоволеність, усі облікові записи', under_1s: 'менше 1'
   }
 };
 window.dbLang = (function () {

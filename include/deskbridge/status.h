@@ -28,7 +28,7 @@ enum db_status {
 
 struct db_err {
     int code;       /* an enum db_status, DB_OK when nothing was recorded */
-    char msg[192];  /* one line, no secrets, NUL-terminated */
+    char msg[512];  /* one line, no secrets, NUL-terminated; room for a long file path */
 };
 
 /* Static text for a code; never NULL. */

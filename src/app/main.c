@@ -229,7 +229,7 @@ struct oneshot {
     struct event_base *base;
     const struct db_account *acct;
     int rc;
-    char msg[256];
+    char msg[sizeof ((struct db_err *)0)->msg];
 };
 
 static void setup_done(const struct db_http_resp *resp, void *arg)

@@ -34,6 +34,8 @@ int db_console_auth_routes(struct db_services *svc);
 int db_console_file_routes(struct db_services *svc);
 /* The agent's calls: inbox, conversations, replies, presence, stream (agent_api.c). */
 int db_console_agent_routes(struct db_services *svc);
+/* A supervisor's figures per agent and per account (stats_api.c). */
+int db_console_stats_routes(struct db_services *svc);
 
 /* The console's live stream for session s of tenant (NULL: the operator's) (live.c): the
  * agent's inbox, the ticks of its conversations and hints that the queue changed. */

@@ -37,7 +37,7 @@ struct look {
     int64_t fetched_at;     /* ms */
     char *after;            /* next page's cursor */
     int pages;
-    char err[192];
+    char err[sizeof ((struct db_err *)0)->msg];
     void (*done)(struct look *l, int status); /* DB_OK, DB_EUNSUPPORTED, DB_EREJECTED, DB_EAGAIN */
     /* for the route */
     struct db_httpd_req *req;

@@ -8,7 +8,9 @@
 //   4. hostile texts and names render as text (no dialog, no console error, literal DOM text);
 //      cross-origin form posts change nothing; another tenant's conversation is 404;
 //      sign-out ends the session;
-//   5. screenshots of the inbox and a conversation.
+//   5. screenshots of the inbox and a conversation;
+//   6. a supervisor's team figures: its tenant's agents and accounts as the API answers them,
+//      a hostile agent name as text, another tenant's absent; an agent gets none (403).
 // Prints the webhook -> screen times it saw.  Exits non-zero on the first failure.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
@@ -30,7 +32,7 @@ const TOK = 'acme-token-browser-0123456789';
 const TOK_G = 'globex-token-browser-0123456789';
 const BOT = '7100000001', BOT_G = '7200000002', HOOK = 'acme-hook-secret_1', HOOK_G = 'globex-hook-secret_2';
 const PNID = '15550001', APP_SECRET = 'wa-app-secret-browser', WA_TOKEN = 'EAAbrowserWaToken0123';
-const PW = { ann: 'ann-console-secret-1', bob: 'bob-console-secret-2' };
+const PW = { ann: 'ann-console-secret-1', bob: 'bob-console-secret-2', sue: 'sue-supervises-acme-3' };
 
 let failed = false;
 function check(cond, what) {
@@ -342,8 +344,104 @@ async function main() {
   await bob.waitForSelector('#signin-form:not([hidden])', { timeout: 5000 });
   check(true, 'an expired session sends the agent to sign in');
 
+  // ---- 6 ----
+  // A supervisor's team figures: acme's agents and accounts with what the API answers, a
+  // hostile agent name as text, globex's agent and account absent; an agent has no view and
+  // gets 403.
+  const HOSTILE_NAME = '<img src=x onerror=alert(5)>';
+  check((await api(gw, TOK, 'PUT', '/v1/agents/eve', { name: HOSTILE_NAME, capacity: 0 })).status === 200, 'an agent with a hostile name made');
+  check((await api(gw, TOK, 'PUT', '/v1/agents/sue', { name: 'Sue Park', capacity: 0 })).status === 200, 'supervisor sue made');
+  check((await api(gw, TOK, 'PUT', '/v1/console/agents/sue/secret', { secret: PW.sue, role: 'supervisor' })).status === 200, "sue's secret set (supervisor)");
+  check((await api(gw, TOK_G, 'PUT', '/v1/agents/gil', { name: 'Gil Globex' })).status === 200, "globex's agent made");
+  // Bob answers one of his customers through the API.
+  check((await api(gw, TOK, 'POST', '/v1/messages', { conversation: b[0], text: 'Looking into it', agent: 'bob' })).status === 202, 'bob answered through the API');
+  // Survey answers as the dispatcher records them: ann 5 and 4, bob 2; globex's gil 1.
+  const at = Date.now();
+  const csatOf = [[5, `telegram:${BOT}:501`, 'ann', `telegram:${BOT}`], [4, waConv, 'ann', `whatsapp:${PNID}`],
+    [2, b[0], 'bob', `telegram:${BOT}`], [1, `telegram:${BOT_G}:77`, 'gil', `telegram:${BOT_G}`]];
+  for (const [score, conv, agent, acct] of csatOf)
+    execFileSync('redis-cli', ['-s', sock, 'ZADD', 'deskbridge:stats:csat', String(at), `${score}|${conv}|${at}|${agent}|${acct}`]);
+  // A first response of 90 s for eve (capacity 0: no customer reaches her).
+  execFileSync('redis-cli', ['-s', sock, 'ZADD', 'deskbridge:stats:frt', String(at), `90000|telegram:${BOT}:9999|${at}|eve|telegram:${BOT}`]);
+
+  const ctxS = await browser.newContext({ locale: 'en-US', viewport: { width: 1400, height: 800 } });
+  const sue = await ctxS.newPage();
+  sue.on('dialog', (dlg) => { dialogs.push(dlg.message()); dlg.dismiss().catch(() => {}); });
+  sue.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
+  sue.on('console', (m) => { if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) errors.push('console: ' + m.text()); });
+  await signIn(sue, gw, 'sue');
+  const teamApi = async () => {
+    const r = await sue.request.get(`http://127.0.0.1:${gw}/console/api/stats/agents`);
+    return { status: r.status(), json: await r.json() };
+  };
+  // The dispatcher records bob's reply from the outbox: wait until the figures hold it.
+  await waitFor(async () => (await teamApi()).json.agents.bob.handled.day === 1, 5000, "bob's reply in the figures");
+  check(await sue.isVisible('#team-open'), 'a supervisor has the Team button');
+  let requests = 0;
+  sue.on('request', (r) => { if (r.url().endsWith('/console/api/stats/agents')) requests++; });
+  await sue.click('#team-open');
+  await sue.waitForSelector('#team-agents tbody tr[data-agent="ann"]', { timeout: 5000 });
+  check(requests === 1 && await sue.isHidden('#list'), 'opening the view fetched the figures once and it replaced the inbox');
+  const fromApi = (await teamApi()).json;
+  const nb = (x) => x.replace(/\u00a0/g, ' ');
+  const dur = (ms) => {
+    if (ms === null || ms === undefined) return '\u2014';
+    if (ms < 1000) return 'under 1 s';
+    const sec = Math.round(ms / 1000);
+    if (sec < 60) return `${sec} s`;
+    if (sec < 3600) return `${Math.floor(sec / 60)} min` + (sec % 60 ? ` ${sec % 60} s` : '');
+    let h = Math.floor(sec / 3600), m = Math.round((sec % 3600) / 60);
+    if (m === 60) { h++; m = 0; }
+    return `${h} h` + (m ? ` ${m} min` : '');
+  };
+  const sat = (w) => (w && w.count ? `${w.average.toFixed(1)} (${w.count})` : '\u2014');
+  const expectCells = (f) => [String(f.handled.hour), String(f.handled.day), dur(f.first_response.hour.median_ms),
+    dur(f.first_response.day.median_ms), dur(f.first_response.hour.p90_ms), dur(f.first_response.day.p90_ms),
+    sat(f.satisfaction.hour), sat(f.satisfaction.day)];
+  const rowCells = (sel) => sue.$$eval(`${sel} td[data-k]`, (tds) => tds.map((td) => td.textContent));
+  const shownAgents = await sue.$$eval('#team-agents tbody tr[data-agent]', (trs) => trs.map((tr) => tr.getAttribute('data-agent')));
+  check(shownAgents.slice().sort().join() === 'ann,bob,eve,sue' && Object.keys(fromApi.agents).sort().join() === 'ann,bob,eve,sue',
+    `acme's supervisor sees acme's agents only, not globex's gil (${shownAgents.join()})`);
+  const shownAccounts = await sue.$$eval('#team-accounts tbody tr[data-account]', (trs) => trs.map((tr) => tr.getAttribute('data-account')));
+  check(shownAccounts.sort().join() === `telegram:${BOT},whatsapp:${PNID}`, `and acme's accounts only (${shownAccounts.join()})`);
+  for (const id of shownAgents) {
+    const cells = (await rowCells(`#team-agents tr[data-agent="${id}"]`)).map(nb);
+    check(cells.join(' | ') === expectCells(fromApi.agents[id]).join(' | '), `${id}'s row matches the API: ${cells.join(' | ')}`);
+  }
+  for (const acct of shownAccounts) {
+    const cells = (await rowCells(`#team-accounts tr[data-account="${acct}"]`)).map(nb);
+    check(cells.join(' | ') === expectCells(fromApi.accounts[acct]).join(' | '), `${acct}'s row matches the API: ${cells.join(' | ')}`);
+  }
+  const annCells = (await rowCells('#team-agents tr[data-agent="ann"]')).map(nb);
+  check(annCells[1] === '2' && annCells[7] === '4.5 (2)' && annCells[2] !== '\u2014', 'ann: 2 conversations handled today, a first-response median, satisfaction 4.5 of 2 answers');
+  const bobCells = (await rowCells('#team-agents tr[data-agent="bob"]')).map(nb);
+  check(bobCells[1] === '1' && bobCells[7] === '2.0 (1)', 'bob: the conversation answered through the API and its answer 2');
+  const eveCells = (await rowCells('#team-agents tr[data-agent="eve"]')).map(nb);
+  check(eveCells[2] === '1 min 30 s' && eveCells[5] === '1 min 30 s', 'a 90 s first response reads "1 min 30 s"');
+  check(nb(await sue.textContent('#team-csat')) === 'Satisfaction, all accounts: hour 3.7 (3) · day 3.7 (3)', "acme's satisfaction is acme's answers (5, 4, 2), not globex's 1");
+  check(await sue.textContent('#team-agents tr[data-agent="ann"] td:first-child') === 'Ann Kovalenko (ann)', 'agents are named');
+  check(await sue.textContent('#team-agents tr[data-agent="eve"] td:first-child') === HOSTILE_NAME + ' (eve)', 'the hostile name shows literally');
+  check((await sue.$$('#team img, #team script')).length === 0 && (await sue.$$eval('#team-agents td', (tds) => tds.every((td) => td.children.length === 0))), 'and no element was made from it');
+  check(await sue.textContent('#team-agents tr[data-agent="ann"] td.presence') === 'online', 'presence is shown');
+  // Refresh shows what changed since.
+  execFileSync('redis-cli', ['-s', sock, 'ZADD', 'deskbridge:stats:csat', String(Date.now()), `5|telegram:${BOT}:9999|${Date.now()}|eve|telegram:${BOT}`]);
+  await sue.click('#team-refresh');
+  await waitFor(async () => nb((await rowCells('#team-agents tr[data-agent="eve"]'))[7]) === '5.0 (1)', 3000, "eve's new answer after Refresh");
+  check(true, 'Refresh fetched the new figures');
+  check(await sue.evaluate(() => Object.keys(window.DB_STRINGS.en).every((k) => typeof window.DB_STRINGS.uk[k] === 'string')), 'every console word has its Ukrainian');
+  await sue.screenshot({ path: path.join(shots, 'team.png') });
+  await sue.click('#team-close');
+  check(await sue.isVisible('#list') && await sue.isHidden('#team'), 'Back returns to the inbox');
+  check(dialogs.length === 0 && errors.length === 0, 'no dialog and no script error' + (errors.length ? ': ' + errors.join('; ') : ''));
+  // An agent has no such view, and the route refuses it.
+  await signIn(ann, gw, 'ann');
+  check(await ann.isHidden('#team-open'), 'an agent has no Team button');
+  const refused = await ann.request.get(`http://127.0.0.1:${gw}/console/api/stats/agents`);
+  check(refused.status() === 403, `an agent asking for the figures gets ${refused.status()}`);
+  await ctxS.close();
+
   // ---- 5 ----
-  for (const f of ['inbox.png', 'conversation.png', 'signin.png', 'inbox-uk.png'])
+  for (const f of ['inbox.png', 'conversation.png', 'signin.png', 'inbox-uk.png', 'team.png'])
     check(fs.statSync(path.join(shots, f)).size > 1000, `screenshot ${f} saved`);
   await browser.close();
 
@@ -353,7 +451,7 @@ async function main() {
   const ex = await exited;
   check(ex.code === 0, `the gateway exited with 0 (${ex.code ?? ex.sig})`);
   const logText = fs.readFileSync(path.join(work, 'gateway.log'), 'utf8');
-  for (const never of [PW.ann, PW.bob, TOK, TOK_G, ADMIN, 'Sanitizer', 'runtime error'])
+  for (const never of [PW.ann, PW.bob, PW.sue, TOK, TOK_G, ADMIN, 'Sanitizer', 'runtime error'])
     check(!logText.includes(never), `the log does not contain ${never.startsWith('Sani') || never.startsWith('runtime') ? never : 'a secret'}`);
 }
 

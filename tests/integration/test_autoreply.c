@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "api_client.h"
 #include "daemon.h"
 #include "fake_platform.h"
 #include "redis_fixture.h"
@@ -134,37 +135,6 @@ static int post_update(const char *account, long long update_id, long long chat_
     return status;
 }
 
-/* 1 once the autoreply group has read every event and acknowledged all of them. */
-static int caught_up(void *arg)
-{
-    (void)arg;
-    redisContext *c = db_test_redis_ctx(W.redis);
-    redisReply *last = redisCommand(c, "XREVRANGE deskbridge:events + - COUNT 1");
-    redisReply *g = redisCommand(c, "XINFO GROUPS deskbridge:events");
-    int done = 0;
-    if (last && g && last->type == REDIS_REPLY_ARRAY && last->elements == 1 &&
-        g->type == REDIS_REPLY_ARRAY) {
-        const char *last_id = last->element[0]->element[0]->str;
-        for (size_t i = 0; i < g->elements; i++) {
-            redisReply *grp = g->element[i];
-            const char *name = NULL, *delivered = NULL;
-            long long pending = -1;
-            for (size_t k = 0; k + 1 < grp->elements; k += 2) {
-                const char *f = grp->element[k]->str;
-                if (strcmp(f, "name") == 0) name = grp->element[k + 1]->str;
-                else if (strcmp(f, "pending") == 0) pending = grp->element[k + 1]->integer;
-                else if (strcmp(f, "last-delivered-id") == 0)
-                    delivered = grp->element[k + 1]->str;
-            }
-            if (name && strcmp(name, "deskbridge-autoreply") == 0)
-                done = pending == 0 && delivered && strcmp(delivered, last_id) == 0;
-        }
-    }
-    freeReplyObject(last);
-    freeReplyObject(g);
-    return done;
-}
-
 /* Requests to the fake for one bot's sendMessage. */
 static size_t sends(const char *token)
 {
@@ -236,7 +206,7 @@ static void closed_schedule_answers_once_per_closed_period(void **state)
     /* A second message in the same closed period: read and acknowledged, no answer. */
     long long before = outbox_len();
     assert_int_equal(post_update("closed", 1002, 501, "anyone there?"), 200);
-    assert_true(db_test_wait(caught_up, NULL, 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     assert_int_equal(outbox_len(), before);
     usleep(300 * 1000);
     assert_int_equal(sends(TOK_CLOSED), 1);
@@ -251,7 +221,7 @@ static void open_schedule_gets_no_away_message(void **state)
     (void)state;
     long long before = outbox_len();
     assert_int_equal(post_update("open", 2001, 601, "just saying hi"), 200);
-    assert_true(db_test_wait(caught_up, NULL, 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     assert_int_equal(outbox_len(), before);
     assert_int_equal(sends(TOK_OPEN), 0);
 }
@@ -265,7 +235,7 @@ static void greeting_once_per_conversation(void **state)
     assert_string_equal(text, "Hello Olena, an agent will answer soon.");
     free(text);
     assert_int_equal(post_update("greet", 3002, 701, "second"), 200);
-    assert_true(db_test_wait(caught_up, NULL, 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     usleep(300 * 1000);
     assert_int_equal(sends(TOK_GREET), 1);
 }
@@ -340,7 +310,7 @@ static void keyword_answer_is_sent_and_marked_automatic(void **state)
     /* A word that only contains the keyword is not a match. */
     long long before = outbox_len();
     assert_int_equal(post_update("open", 2003, 602, "priceless"), 200);
-    assert_true(db_test_wait(caught_up, NULL, 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     assert_int_equal(outbox_len(), before);
 }
 
@@ -401,7 +371,7 @@ static void next_closed_period_answers_again(void **state)
     assert_string_equal(text, want);
     free(text);
     assert_int_equal(post_update("closed", 1005, 501, "and again"), 200);
-    assert_true(db_test_wait(caught_up, NULL, 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     usleep(300 * 1000);
     assert_int_equal(sends(TOK_CLOSED), before + 1);
 }

@@ -11,7 +11,8 @@
  * invitation link signs in once and never again, also when made by `deskbridge agent invite`;
  * an agent sees its own conversations and the queue of its accounts, never another tenant's
  * (404); search finds conversations by name (and its beginning), words of the text and the
- * chat id, within the tenant only; no secret, cookie or link reaches the log. */
+ * chat id, within the tenant only; a supervisor's figures per agent and account cover its
+ * tenant; no secret, cookie or link reaches the log. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -575,6 +577,109 @@ static void supervisors_count_their_tenant(void **state)
     freeReplyObject(a);
 }
 
+/* The figures of who (an agent id or "platform:account") in a stats/agents answer. */
+static const json_t *fig(const json_t *o, const char *part, const char *who, const char *what,
+                         const char *window, const char *key)
+{
+    const json_t *v = json_object_get(json_object_get(o, part), who);
+    if (what) v = json_object_get(v, what);
+    if (window) v = json_object_get(v, window);
+    return key ? json_object_get(v, key) : v;
+}
+
+static json_t *figures(const char *cookie)
+{
+    struct db_test_resp r;
+    console(cookie, NULL, "GET", "/console/api/stats/agents", NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *o = json_loads(r.body, 0, NULL);
+    db_test_resp_clear(&r);
+    assert_non_null(o);
+    return o;
+}
+
+/* A supervisor's figures per agent and account cover its tenant: its agents (with zeros for
+ * one without samples), its accounts, and a satisfaction of its accounts' answers only; an
+ * operator's supervisor sees every agent and account; an agent gets 403. */
+static void supervisors_see_their_tenants_figures(void **state)
+{
+    (void)state;
+    make_agents();
+    assert_int_equal(api(ADMIN, "PUT", "/v1/agents/otto", "{\"name\":\"Otto\"}", NULL), 200);
+    assert_int_equal(api(ADMIN, "PUT", "/v1/console/agents/otto/secret",
+                         "{\"secret\":\"otto-operates-all\",\"role\":\"supervisor\"}", NULL), 200);
+    /* Samples as the dispatcher writes them: ann answered two of alpha's customers, zoe one
+     * of beta's; every answer of the last minutes. */
+    long long now = (long long)time(NULL) * 1000 - 60000;
+    static const struct {
+        long frt_ms;
+        int score;
+        const char *agent, *account, *chat;
+    } done[] = {{60000, 5, "ann", "telegram:" BOT_A, "55"},
+                {90000, 3, "ann", "telegram:" BOT_A, "70"},
+                {5000, 1, "zoe", "telegram:" BOT_B, "56"}};
+    for (int i = 0; i < 3; i++) {
+        char conv[96], m[192];
+        snprintf(conv, sizeof conv, "%s:%s", done[i].account, done[i].chat);
+        snprintf(m, sizeof m, "%ld|%s|%lld|%s|%s", done[i].frt_ms, conv, now, done[i].agent,
+                 done[i].account);
+        freeReplyObject(rcmd("ZADD deskbridge:stats:frt %lld %s", now, m));
+        snprintf(m, sizeof m, "%d|%s|%lld|%s|%s", done[i].score, conv, now, done[i].agent,
+                 done[i].account);
+        freeReplyObject(rcmd("ZADD deskbridge:stats:csat %lld %s", now, m));
+        snprintf(m, sizeof m, "%s|%s|%s", done[i].agent, done[i].account, conv);
+        freeReplyObject(rcmd("ZADD deskbridge:stats:handled %lld %s", now, m));
+    }
+    char ann[65], bob[65], otto[65];
+    assert_int_equal(sign_in("ann", PW_ANN, ann, NULL, 0), 200);
+    assert_int_equal(sign_in("bob", "bob-supervises-now", bob, NULL, 0), 200);
+    assert_int_equal(sign_in("otto", "otto-operates-all", otto, NULL, 0), 200);
+    assert_int_equal(console_status(ann, NULL, "GET", "/console/api/stats/agents", NULL), 403);
+    assert_int_equal(console_status(NULL, NULL, "GET", "/console/api/stats/agents", NULL), 401);
+
+    json_t *o = figures(bob);
+    assert_int_equal(json_object_size(json_object_get(o, "agents")), 2); /* ann and bob */
+    assert_null(fig(o, "agents", "zoe", NULL, NULL, NULL));
+    assert_null(fig(o, "agents", "otto", NULL, NULL, NULL));
+    assert_string_equal(json_string_value(fig(o, "agents", "ann", NULL, NULL, "name")), "Ann");
+    assert_string_equal(json_string_value(fig(o, "agents", "ann", NULL, NULL, "presence")), "online");
+    assert_int_equal(json_integer_value(fig(o, "agents", "ann", "handled", NULL, "day")), 2);
+    assert_int_equal(json_integer_value(fig(o, "agents", "ann", "first_response", "day", "median_ms")), 60000);
+    assert_int_equal(json_integer_value(fig(o, "agents", "ann", "first_response", "hour", "p90_ms")), 90000);
+    assert_true(json_number_value(fig(o, "agents", "ann", "satisfaction", "day", "average")) == 4.0);
+    assert_int_equal(json_integer_value(fig(o, "agents", "ann", "satisfaction", "day", "count")), 2);
+    /* bob has no sample: listed with zeros and no median */
+    assert_int_equal(json_integer_value(fig(o, "agents", "bob", "handled", NULL, "day")), 0);
+    assert_true(json_is_null(fig(o, "agents", "bob", "first_response", "day", "median_ms")));
+    assert_int_equal(json_object_size(json_object_get(o, "accounts")), 1);
+    assert_int_equal(json_integer_value(fig(o, "accounts", "telegram:" BOT_A, "handled", NULL, "day")), 2);
+    /* alpha's satisfaction is ann's 5 and 3: beta's 1 is not in it */
+    const json_t *day = json_object_get(json_object_get(o, "satisfaction"), "day");
+    assert_true(json_number_value(json_object_get(day, "average")) == 4.0);
+    assert_int_equal(json_integer_value(json_object_get(day, "count")), 2);
+    json_decref(o);
+
+    o = figures(otto);
+    for (const char *const *a = (const char *const[]){"ann", "bob", "zoe", "otto", NULL}; *a; a++)
+        assert_non_null(fig(o, "agents", *a, NULL, NULL, NULL));
+    assert_int_equal(json_integer_value(fig(o, "agents", "zoe", "handled", NULL, "hour")), 1);
+    assert_int_equal(json_integer_value(fig(o, "accounts", "telegram:" BOT_B, "first_response", "day", "median_ms")), 5000);
+    assert_non_null(fig(o, "accounts", "telegram:" BOT_A, NULL, NULL, NULL));
+    day = json_object_get(json_object_get(o, "satisfaction"), "day");
+    assert_true(json_number_value(json_object_get(day, "average")) == 3.0);
+    assert_int_equal(json_integer_value(json_object_get(day, "count")), 3);
+    /* The same figures as the operator's GET /v1/stats. */
+    json_t *v1 = NULL;
+    assert_int_equal(api(ADMIN, "GET", "/v1/stats", NULL, &v1), 200);
+    json_t *zoe = json_deep_copy(fig(o, "agents", "zoe", NULL, NULL, NULL));
+    json_object_del(zoe, "name");
+    json_object_del(zoe, "presence");
+    assert_true(json_equal(json_object_get(json_object_get(v1, "agents"), "zoe"), zoe));
+    json_decref(zoe);
+    json_decref(v1);
+    json_decref(o);
+}
+
 /* Last, since it holds up every sign-in from 127.0.0.1: failures spread over many agent ids
  * still count against the address. */
 static void failures_are_throttled_per_address(void **state)
@@ -608,6 +713,7 @@ int main(void)
         cmocka_unit_test(agents_see_only_their_tenant),
         cmocka_unit_test(search_finds_within_the_tenant),
         cmocka_unit_test(supervisors_count_their_tenant),
+        cmocka_unit_test(supervisors_see_their_tenants_figures),
         cmocka_unit_test(failures_are_throttled_per_address),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

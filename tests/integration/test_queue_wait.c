@@ -124,42 +124,11 @@ static int api(const char *method, const char *path, const char *body, json_t **
     return db_test_api(W.d.port, API_TOKEN, method, path, body, out);
 }
 
-/* 1 once the dispatcher group has read and acknowledged every event. */
-static int dispatched(void *arg)
-{
-    (void)arg;
-    redisContext *c = db_test_redis_ctx(W.redis);
-    redisReply *last = redisCommand(c, "XREVRANGE deskbridge:events + - COUNT 1");
-    redisReply *g = redisCommand(c, "XINFO GROUPS deskbridge:events");
-    int done = 0;
-    if (last && g && last->type == REDIS_REPLY_ARRAY && last->elements == 1 &&
-        g->type == REDIS_REPLY_ARRAY) {
-        const char *last_id = last->element[0]->element[0]->str;
-        for (size_t i = 0; i < g->elements; i++) {
-            redisReply *grp = g->element[i];
-            const char *name = NULL, *delivered = NULL;
-            long long pending = -1;
-            for (size_t k = 0; k + 1 < grp->elements; k += 2) {
-                const char *f = grp->element[k]->str;
-                if (strcmp(f, "name") == 0) name = grp->element[k + 1]->str;
-                else if (strcmp(f, "pending") == 0) pending = grp->element[k + 1]->integer;
-                else if (strcmp(f, "last-delivered-id") == 0)
-                    delivered = grp->element[k + 1]->str;
-            }
-            if (name && strcmp(name, "deskbridge-dispatch") == 0)
-                done = pending == 0 && delivered && strcmp(delivered, last_id) == 0;
-        }
-    }
-    freeReplyObject(last);
-    freeReplyObject(g);
-    return done;
-}
-
 /* Waits until every event is dispatched, then a little longer: the position message is
  * decided after the event's acknowledgement, so "nothing was sent" needs that margin. */
 static void settle(void)
 {
-    assert_true(db_test_wait(dispatched, NULL, 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-dispatch", 10000);
     usleep(700 * 1000);
 }
 

@@ -133,39 +133,9 @@ static void post_hook(const char *path, const char *header, const char *body)
     db_test_resp_clear(&r);
 }
 
-/* 1 once the consumer group arg (a string) has read and acknowledged every event. */
-static int group_done(void *arg)
-{
-    redisContext *c = db_test_redis_ctx(W.redis);
-    redisReply *last = redisCommand(c, "XREVRANGE deskbridge:events + - COUNT 1");
-    redisReply *g = redisCommand(c, "XINFO GROUPS deskbridge:events");
-    int done = 0;
-    if (last && g && last->type == REDIS_REPLY_ARRAY && last->elements == 1 &&
-        g->type == REDIS_REPLY_ARRAY) {
-        const char *last_id = last->element[0]->element[0]->str;
-        for (size_t i = 0; i < g->elements; i++) {
-            redisReply *grp = g->element[i];
-            const char *name = NULL, *delivered = NULL;
-            long long pending = -1;
-            for (size_t k = 0; k + 1 < grp->elements; k += 2) {
-                const char *f = grp->element[k]->str;
-                if (strcmp(f, "name") == 0) name = grp->element[k + 1]->str;
-                else if (strcmp(f, "pending") == 0) pending = grp->element[k + 1]->integer;
-                else if (strcmp(f, "last-delivered-id") == 0)
-                    delivered = grp->element[k + 1]->str;
-            }
-            if (name && strcmp(name, (const char *)arg) == 0)
-                done = pending == 0 && delivered && strcmp(delivered, last_id) == 0;
-        }
-    }
-    freeReplyObject(last);
-    freeReplyObject(g);
-    return done;
-}
-
 static void settle(void)
 {
-    assert_true(db_test_wait(group_done, "deskbridge-dispatch", 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-dispatch", 10000);
 }
 
 static long long update_id = 100;
@@ -476,7 +446,7 @@ static void the_answer_and_comment_get_no_away_message(void **state)
     const char *conv = "telegram:night:601", *sends = "/bot" TG_NIGHT "/sendMessage";
     redisContext *c = db_test_redis_ctx(W.redis);
     tg_text("night", 601, "en", "hi");
-    assert_true(db_test_wait(group_done, "deskbridge-autoreply", 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     barrier(conv);
     json_t *away = bodies(W.tg, sends, "We are closed now.");
     assert_int_equal(json_array_size(away), 1);
@@ -495,7 +465,7 @@ static void the_answer_and_comment_get_no_away_message(void **state)
 
     tg_text("night", 601, "en", "5");
     tg_text("night", 601, "en", "quick and kind");
-    assert_true(db_test_wait(group_done, "deskbridge-autoreply", 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     barrier(conv);
     away = bodies(W.tg, sends, "We are closed now.");
     assert_int_equal(json_array_size(away), 1);
@@ -508,7 +478,7 @@ static void the_answer_and_comment_get_no_away_message(void **state)
     json_decref(o);
 
     tg_text("night", 601, "en", "one more question");
-    assert_true(db_test_wait(group_done, "deskbridge-autoreply", 10000));
+    db_test_wait_events_read(db_test_redis_ctx(W.redis), "deskbridge-autoreply", 10000);
     barrier(conv);
     away = bodies(W.tg, sends, "We are closed now.");
     assert_int_equal(json_array_size(away), 2);

@@ -100,3 +100,45 @@ json_t *db_test_last_entry(redisContext *c, const char *stream, const char *fiel
     if (!obj) fail_msg("%s: newest entry has no JSON field %s", stream, field);
     return obj;
 }
+
+struct group_read {
+    redisContext *c;
+    const char *group;
+};
+
+static int events_read(void *arg)
+{
+    const struct group_read *w = arg;
+    redisReply *last = redisCommand(w->c, "XREVRANGE deskbridge:events + - COUNT 1");
+    redisReply *g = redisCommand(w->c, "XINFO GROUPS deskbridge:events");
+    int done = 0;
+    if (last && g && last->type == REDIS_REPLY_ARRAY && last->elements == 1 &&
+        g->type == REDIS_REPLY_ARRAY) {
+        const char *last_id = last->element[0]->element[0]->str;
+        for (size_t i = 0; i < g->elements; i++) {
+            const redisReply *grp = g->element[i];
+            const char *name = NULL, *delivered = NULL;
+            long long pending = -1;
+            for (size_t k = 0; k + 1 < grp->elements; k += 2) {
+                const char *f = grp->element[k]->str;
+                if (strcmp(f, "name") == 0) name = grp->element[k + 1]->str;
+                else if (strcmp(f, "pending") == 0) pending = grp->element[k + 1]->integer;
+                else if (strcmp(f, "last-delivered-id") == 0)
+                    delivered = grp->element[k + 1]->str;
+            }
+            if (name && strcmp(name, w->group) == 0)
+                done = pending == 0 && delivered && strcmp(delivered, last_id) == 0;
+        }
+    }
+    freeReplyObject(last);
+    freeReplyObject(g);
+    return done;
+}
+
+void db_test_wait_events_read(redisContext *c, const char *group, int timeout_ms)
+{
+    struct group_read w = {c, group};
+    if (!db_test_wait(events_read, &w, timeout_ms))
+        fail_msg("group %s did not read deskbridge:events to its end within %d ms", group,
+                 timeout_ms);
+}

@@ -25,6 +25,10 @@ json_t *db_test_wait_message(int port, const char *token, const char *id, const 
  * answer. */
 long long db_test_xlen(redisContext *c, const char *stream);
 
+/* Waits until consumer group group of deskbridge:events has been handed the stream's newest
+ * entry and acknowledged everything it was handed; fails the test after timeout_ms. */
+void db_test_wait_events_read(redisContext *c, const char *group, int timeout_ms);
+
 /* The JSON in field of the newest entry of deskbridge:<stream> (new reference); fails the
  * test when the stream is empty or the field is missing. */
 json_t *db_test_last_entry(redisContext *c, const char *stream, const char *field);

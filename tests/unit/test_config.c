@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -269,6 +270,41 @@ static void missing_file_is_reported(void **state)
     assert_string_equal(e.msg, "/nonexistent/deskbridge.conf: cannot read: No such file or directory");
     assert_int_equal(db_config_load(FIX, no_env, db_feature_tables, &c, &e), DB_ECONFIG);
     assert_string_equal(e.msg, FIX ": cannot read: Is a directory");
+}
+
+/* A configuration deep in a file system still gets its whole error: the key and the reason
+ * come after the path and must not be cut off. */
+static void errors_keep_the_key_after_a_long_path(void **state)
+{
+    (void)state;
+    char dir[400], path[480];
+    snprintf(dir, sizeof dir, "/tmp/db-conf-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    size_t base = strlen(dir);
+    /* four levels of 60 characters: a path of about 270 characters */
+    for (int i = 0; i < 4; i++) {
+        size_t n = strlen(dir);
+        snprintf(dir + n, sizeof dir - n, "/%060d", i);
+        assert_int_equal(mkdir(dir, 0700), 0);
+    }
+    snprintf(path, sizeof path, "%s/deskbridge.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[gateway]\nworkers = 2\nmax_body_bytes = lots\n", f);
+    fclose(f);
+    struct db_config *c = NULL;
+    struct db_err e = {0};
+    assert_int_equal(db_config_load(path, no_env, db_feature_tables, &c, &e), DB_ECONFIG);
+    char want[600];
+    snprintf(want, sizeof want, "%s:3: max_body_bytes: ", path);
+    if (strncmp(e.msg, want, strlen(want)) != 0 || strlen(e.msg) <= strlen(want))
+        fail_msg("got  %s\nwant %s<reason>", e.msg, want);
+    unlink(path);
+    while (strlen(dir) > base) {
+        rmdir(dir);
+        *strrchr(dir, '/') = '\0';
+    }
+    rmdir(dir);
 }
 
 static void bounds_are_inclusive(void **state)
@@ -1249,6 +1285,7 @@ int main(void)
         cmocka_unit_test(bad_fixtures_name_file_line_and_key),
         cmocka_unit_test(syntax_errors_in_text),
         cmocka_unit_test(missing_file_is_reported),
+        cmocka_unit_test(errors_keep_the_key_after_a_long_path),
         cmocka_unit_test(bounds_are_inclusive),
         cmocka_unit_test(listen_and_redis_url_forms),
         cmocka_unit_test(environment_overrides_the_file),

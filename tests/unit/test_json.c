@@ -31,7 +31,7 @@ static int jansson_accepts(const char *body, size_t len, json_t **v)
 
 /* Parses body with both readers; fails the test unless both say `ok` and agree on the value.
  * Returns the error text of a refusal in msg. */
-static void expect(const char *body, size_t len, int ok, char msg[192])
+static void expect(const char *body, size_t len, int ok, char msg[512])
 {
     json_t *want, *got = NULL;
     struct db_err e = {0};
@@ -54,7 +54,7 @@ static void expect(const char *body, size_t len, int ok, char msg[192])
         assert_int_equal(rc, DB_EINVAL);
         assert_null(got);
     }
-    if (msg) snprintf(msg, 192, "%s", e.msg);
+    if (msg) snprintf(msg, 512, "%s", e.msg);
     json_decref(want);
     json_decref(got);
 }
@@ -267,7 +267,7 @@ static void nesting_limit(void **state)
     expect(b, len, 0, NULL);
     free(b);
     /* hostile depth: refused without recursion */
-    char msg[192];
+    char msg[512];
     b = nested(100000, 0, 0, &len);
     expect(b, len, 0, msg);
     assert_string_equal(msg, "body is not JSON: nesting too deep at 1:2053");
@@ -277,7 +277,7 @@ static void nesting_limit(void **state)
 static void error_texts(void **state)
 {
     (void)state;
-    char msg[192];
+    char msg[512];
 #define REFUSED_AS(body, text)                                                                    \
     do {                                                                                         \
         expect(body, sizeof(body) - 1, 0, msg);                                                  \
