@@ -164,6 +164,49 @@ static void key_helpers(void **state)
     assert_string_equal(db_key(b, 6, "p", DB_KEY_EVENTS), "p:eve"); /* cut, terminated */
 }
 
+/* The plain ingest script as the store loads it (behind customer_seen.lua) writes the events
+ * and then the customers passed after '', newest message only; a customer key of another
+ * type is skipped without failing the run, whose events are written by then. */
+static void ingest_run_writes_its_customers(void **state)
+{
+    (void)state;
+    redisContext *c = db_test_redis_ctx(R);
+    size_t lc = strlen(db_lua_customer_seen), lp = strlen(db_lua_ingest_plain);
+    char *body = malloc(lc + lp + 1);
+    assert_non_null(body);
+    memcpy(body, db_lua_customer_seen, lc);
+    memcpy(body + lc, db_lua_ingest_plain, lp + 1);
+    redisReply *r = redisCommand(c, "SET t:customer:{bad} x");
+    freeReplyObject(r);
+    r = redisCommand(c, "EVAL %s 0 60 0 t:events t:d1 {\"a\":1} %s 600 t:customer:{bad} m1 5 "
+                        "t:customer:{ok} m2 7",
+                     body, "");
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_INTEGER) fail_msg("ingest run: %s", r->str ? r->str : "?");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    /* an older message of the same customer changes nothing */
+    r = redisCommand(c, "EVAL %s 0 60 0 t:events t:d2 {\"a\":2} %s 600 t:customer:{ok} m0 6",
+                     body, "");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(c, "XLEN t:events");
+    assert_int_equal(r->integer, 2);
+    freeReplyObject(r);
+    r = redisCommand(c, "HMGET t:customer:{ok} id ts");
+    assert_int_equal((int)r->elements, 2);
+    assert_string_equal(r->element[0]->str, "m2");
+    assert_string_equal(r->element[1]->str, "7");
+    freeReplyObject(r);
+    r = redisCommand(c, "TTL t:customer:{ok}");
+    assert_true(r->integer > 0 && r->integer <= 600);
+    freeReplyObject(r);
+    r = redisCommand(c, "GET t:customer:{bad}");
+    assert_string_equal(r->str, "x");
+    freeReplyObject(r);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +215,7 @@ int main(void)
         cmocka_unit_test(every_script_compiles),
         cmocka_unit_test(scripts_build_only_listed_keys),
         cmocka_unit_test(key_helpers),
+        cmocka_unit_test(ingest_run_writes_its_customers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,18 +13,25 @@ local function events_end(first, stride)
   end
   return #ARGV + 1
 end
+-- One message; true when it is now the customer's newest.
+local function customer_seen_one(key, id, t, ttl)
+  local ts = tonumber(t)
+  local old = tonumber(redis.call('HGET', key, 'ts') or '-1')
+  local newer = ts >= old
+  if newer then redis.call('HSET', key, 'id', id, 'ts', t) end
+  redis.call('EXPIRE', key, ttl)
+  return newer
+end
 -- Writes the messages that follow the '' at ARGV[i], if any.  Returns how many it remembered.
+-- A message that cannot be written (its key holds another type) is skipped rather than
+-- failing the run: the webhook's events are written by then, and an error would have the
+-- platform send them again for ever, each time a dedupe hit.
 local function customer_seen(i)
   if ARGV[i] ~= '' then return 0 end
   local ttl, n = ARGV[i + 1], 0
   for j = i + 2, #ARGV, 3 do
-    local key, id, ts = ARGV[j], ARGV[j + 1], tonumber(ARGV[j + 2])
-    local old = tonumber(redis.call('HGET', key, 'ts') or '-1')
-    if ts >= old then
-      redis.call('HSET', key, 'id', id, 'ts', ARGV[j + 2])
-      n = n + 1
-    end
-    redis.call('EXPIRE', key, ttl)
+    local ok, newer = pcall(customer_seen_one, ARGV[j], ARGV[j + 1], ARGV[j + 2], ttl)
+    if ok and newer then n = n + 1 end
   end
   return n
 end
