@@ -13,25 +13,23 @@ local function events_end(first, stride)
   end
   return #ARGV + 1
 end
--- One message; true when it is now the customer's newest.
-local function customer_seen_one(key, id, t, ttl)
-  local ts = tonumber(t)
-  local old = tonumber(redis.call('HGET', key, 'ts') or '-1')
-  local newer = ts >= old
-  if newer then redis.call('HSET', key, 'id', id, 'ts', t) end
-  redis.call('EXPIRE', key, ttl)
-  return newer
-end
 -- Writes the messages that follow the '' at ARGV[i], if any.  Returns how many it remembered.
--- A message that cannot be written (its key holds another type) is skipped rather than
--- failing the run: the webhook's events are written by then, and an error would have the
--- platform send them again for ever, each time a dedupe hit.
+-- A message that cannot be written (its key holds another type, its time is not a number) is
+-- skipped rather than failing the run: the webhook's events are written by then, and an error
+-- would have the platform send them again for ever, each time a dedupe hit.
 local function customer_seen(i)
   if ARGV[i] ~= '' then return 0 end
   local ttl, n = ARGV[i + 1], 0
   for j = i + 2, #ARGV, 3 do
-    local ok, newer = pcall(customer_seen_one, ARGV[j], ARGV[j + 1], ARGV[j + 2], ttl)
-    if ok and newer then n = n + 1 end
+    local key, ts = ARGV[j], tonumber(ARGV[j + 2])
+    local old = redis.pcall('HGET', key, 'ts')
+    if ts and type(old) ~= 'table' then
+      if ts >= (tonumber(old or '-1') or -1) then
+        redis.call('HSET', key, 'id', ARGV[j + 1], 'ts', ARGV[j + 2])
+        n = n + 1
+      end
+      redis.call('EXPIRE', key, ttl)
+    end
   end
   return n
 end
