@@ -456,7 +456,7 @@ static void dead_cb(int status, int written, void *arg)
 static int take_entry(int stream, const redisReply *entry, int claimed, void *arg)
 {
     struct db_sender *s = arg;
-    (void)stream, (void)claimed;
+    (void)stream;
     if (s->stopped) return 0; /* shutting down: it stays pending */
     const redisReply *fields = entry->element[1];
     struct job *j = calloc(1, sizeof *j);
@@ -472,11 +472,13 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
     j->batch = db_consumer_batch(s->consumer);
     const char *given_id = NULL;
+    int recorded = 0;
     for (size_t i = 0; fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements; i += 2) {
         const char *k = fields->element[i]->str, *v = fields->element[i + 1]->str;
         if (!k || !v) continue;
         if (strcmp(k, "command") == 0 && !j->command_text) j->command_text = strdup(v);
         else if (strcmp(k, "id") == 0) given_id = v;
+        else if (strcmp(k, "recorded") == 0) recorded = strcmp(v, "1") == 0;
     }
     struct db_err e = {0};
     const char *reason = NULL;
@@ -500,8 +502,13 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     }
     snprintf(j->platform, sizeof j->platform, "%s", acct->platform);
     snprintf(j->account, sizeof j->account, "%s", acct->id);
-    db_store_adopt(s->svc->store, j->id, db_json_str(j->cmd, "conversation"), j->platform,
-                   j->account, adopted_cb, j);
+    /* The gateway's own enqueue wrote the record (queued) with the entry, and nothing moves a
+     * queued message before the sender first has it: that first delivery needs no look.  A
+     * claimed entry may have been sent before a crash, so it is looked up. */
+    if (recorded && !claimed) adopted_cb(DB_OK, j->id, "queued", 0, j);
+    else
+        db_store_adopt(s->svc->store, j->id, db_json_str(j->cmd, "conversation"), j->platform,
+                       j->account, adopted_cb, j);
     return 1;
 }
 

@@ -26,6 +26,7 @@ struct db_order_op {
     struct db_order_slot *slot;
     int stream;
     unsigned long upto;  /* every entry of a read up to this one had been delivered when sent */
+    struct db_order_slot *riders; /* slots waiting for this answer instead of asking */
     struct db_order_op *prev, *next;
 };
 
@@ -45,6 +46,8 @@ struct db_ordering {
 };
 
 static void begin(struct db_order_slot *s);
+static void order_answer(struct db_order_slot *s, int status, const redisReply *reply,
+                         const char *errstr);
 
 /* Stream ids "<ms>-<seq>" compared as numbers. */
 static int id_cmp(const char *a, const char *b)
@@ -97,7 +100,26 @@ static void cancel_check(struct db_order_slot *s)
         s->op->slot = NULL;
         s->op = NULL;
     }
+    if (s->ride) {
+        for (struct db_order_slot **p = &s->ride->riders; *p; p = &(*p)->ride_next)
+            if (*p == s) {
+                *p = s->ride_next;
+                break;
+            }
+        s->ride = NULL;
+        s->ride_next = NULL;
+    }
     if (s->timer) evtimer_del(s->timer);
+}
+
+/* A check in flight that s may wait for: one of its stream sent after s's read was
+ * delivered (an answer of 2 then clears s too). */
+static struct db_order_op *ride_for(const struct db_order_slot *s)
+{
+    if (s->solo || !s->batch) return NULL;
+    for (struct db_order_op *op = s->o->ops; op; op = op->next)
+        if (op->stream == s->stream && op->upto >= s->batch) return op;
+    return NULL;
 }
 
 static void give(struct db_order_slot *s)
@@ -136,18 +158,46 @@ static void retry_check(struct db_order_slot *s)
     }
 }
 
+/* The riders of op after its answer: cleared (no other consumer held anything), or each
+ * asks for itself.  A rider's ready callback may end other riders (cancel_check takes them
+ * off the list), so the list is read afresh each time. */
+static void riders_go(struct db_order_op *op, int clear)
+{
+    struct db_order_slot *r;
+    while ((r = op->riders)) {
+        op->riders = r->ride_next;
+        r->ride = NULL;
+        r->ride_next = NULL;
+        if (op->o && op->o->stopped) continue; /* stays pending for whoever runs next */
+        if (clear) {
+            r->ordered = 1;
+            give(r);
+        } else {
+            r->solo = 1;
+            begin(r);
+        }
+    }
+}
+
 static void order_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct db_order_op *op = arg;
     struct db_order_slot *s = op->slot;
     /* No other consumer held anything: every entry read up to op->upto had been delivered
      * by then, so nothing earlier can be pending elsewhere for any of them. */
-    if (op->o && status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 2 &&
-        op->upto > op->o->clear_upto[op->stream])
+    int clear = status == DB_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 2;
+    if (op->o && clear && op->upto > op->o->clear_upto[op->stream])
         op->o->clear_upto[op->stream] = op->upto;
     op_unlink(op);
+    if (s) order_answer(s, status, reply, errstr);
+    riders_go(op, clear);
     free(op);
-    if (!s) return;
+}
+
+/* The answer of s's own check. */
+static void order_answer(struct db_order_slot *s, int status, const redisReply *reply,
+                         const char *errstr)
+{
     s->op = NULL;
     struct db_ordering *o = s->o;
     if (o->stopped) return; /* stays pending for whoever runs next */
@@ -183,6 +233,13 @@ static void begin(struct db_order_slot *s)
         return;
     }
     s->state = S_CHECKING;
+    struct db_order_op *ride = ride_for(s);
+    if (ride) {
+        s->ride = ride;
+        s->ride_next = ride->riders;
+        ride->riders = s;
+        return;
+    }
     struct db_order_op *op = calloc(1, sizeof *op);
     if (!op) {
         retry_check(s);
@@ -305,6 +362,12 @@ void db_ordering_free(struct db_ordering *o)
     if (!o) return;
     for (struct db_order_op *op = o->ops; op; op = op->next) {
         if (op->slot) op->slot->op = NULL;
+        while (op->riders) {
+            struct db_order_slot *r = op->riders;
+            op->riders = r->ride_next;
+            r->ride = NULL;
+            r->ride_next = NULL;
+        }
         op->o = NULL;
         op->slot = NULL;
     }

@@ -15,8 +15,11 @@
  *     acknowledged or pending; once none is pending elsewhere the answer cannot change.
  *     The check is skipped where its answer is known: for an entry that follows an ordered
  *     entry of its conversation from the same read, and for every entry of a read that was
- *     delivered before a check found no other consumer holding anything (one process alone
- *     asks about once per read, not once per entry).
+ *     delivered before a check found no other consumer holding anything.  An entry of a read
+ *     whose check is already in flight for a later or the same read waits for that answer
+ *     instead of asking: when it says no other consumer holds anything, it holds for both, so
+ *     one process alone asks about once per read, not once per entry; any other answer sends
+ *     the entry's own check.
  *   - Not ordered: an entry whose work already started when an earlier one is taken over from
  *     a dead process (after claim_idle_ms); entries after a dead letter go on without it; with
  *     more than 1024 earlier entries pending the script waits as if one were of the same
@@ -44,6 +47,9 @@ struct db_order_slot {
     struct db_order_chat *chat;  /* NULL: not ordered (no conversation) */
     struct db_order_slot *next;  /* in the chat's queue */
     struct db_order_op *op;      /* order check in flight */
+    struct db_order_op *ride;    /* another slot's check in flight whose answer may do */
+    struct db_order_slot *ride_next; /* among that check's riders */
+    int solo;                    /* a shared answer did not do: asks for itself */
     struct event *timer;         /* next order check */
     int stream;
     int state;                   /* module's */

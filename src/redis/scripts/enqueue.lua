@@ -18,5 +18,9 @@ local js = cjson.encode({v = 1, id = id, conversation = ARGV[4], status = 'queue
   attempt = 0, timestamp = math.floor(tonumber(now) / 1000), timestamp_ms = tonumber(now)})
 redis.call('RPUSH', mk .. ':history', js)
 redis.call('XADD', P .. ':status', '*', 'status', js)
-if ARGV[7] ~= '' then redis.call('XADD', P .. ':outbox', '*', 'command', ARGV[7], 'id', id) end
+-- 'recorded' tells the sender that this record exists, queued, so a first delivery of the
+-- entry needs no look at it (docs/stream-contract.md).
+if ARGV[7] ~= '' then
+  redis.call('XADD', P .. ':outbox', '*', 'command', ARGV[7], 'id', id, 'recorded', '1')
+end
 return {id, 'queued', 1}

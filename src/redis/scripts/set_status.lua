@@ -13,9 +13,10 @@ for i = 1, n do
   local h = redis.call('HGETALL', early)
   for j = 1, #h, 2 do
     local e = cjson.decode(h[j + 1])
-    local _, c = advance(id, h[j], nil, e.code, e.message, nil, now)
+    local r, c = advance(id, h[j], nil, e.code, e.message, nil, now)
+    if c then res = r end
     changed = changed or c
   end
-  redis.call('DEL', early)
+  if #h > 0 then redis.call('DEL', early) end
 end
-return {id, redis.call('HGET', P .. ':msg:{' .. id .. '}', 'status'), changed and 1 or 0}
+return {id, res, changed and 1 or 0}

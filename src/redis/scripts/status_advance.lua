@@ -13,26 +13,35 @@ local function forward(cur, new)
 end
 local function advance(id, new, ext, ecode, emsg, attempt, now)
   local mk = P .. ':msg:{' .. id .. '}'
-  local cur = redis.call('HGET', mk, 'status')
+  -- one read of what the rule and the status entry need (each call costs the script engine
+  -- more than the command itself)
+  local rec = redis.call('HMGET', mk, 'status', 'conversation', 'external_message_id', 'attempt')
+  local cur = rec[1]
   if not cur then return nil, false end
   if not forward(cur, new) then return cur, false end
   local f = {'status', new, 'updated', now}
-  if ext and ext ~= '' and redis.call('HEXISTS', mk, 'external_message_id') == 0 then
+  local ext_id = rec[3]
+  if ext and ext ~= '' and not ext_id then
     f[#f + 1] = 'external_message_id'; f[#f + 1] = ext
+    ext_id = ext
   end
-  if attempt and attempt ~= '' then f[#f + 1] = 'attempt'; f[#f + 1] = attempt end
+  local att = rec[4]
+  if attempt and attempt ~= '' then
+    f[#f + 1] = 'attempt'; f[#f + 1] = attempt
+    att = attempt
+  end
   if new == 'failed' then
     f[#f + 1] = 'error_code'; f[#f + 1] = ecode or ''
     f[#f + 1] = 'error_message'; f[#f + 1] = emsg or ''
-  else
+  elseif cur == 'failed' then
+    -- only a failed message holds an error, and a receipt may still move it on
     redis.call('HDEL', mk, 'error_code', 'error_message')
   end
   redis.call('HSET', mk, unpack(f))
-  local rec = redis.call('HMGET', mk, 'conversation', 'external_message_id', 'attempt')
-  local st = {v = 1, id = id, conversation = rec[1], status = new,
-    attempt = tonumber(rec[3] or '0'), timestamp = math.floor(tonumber(now) / 1000),
+  local st = {v = 1, id = id, conversation = rec[2], status = new,
+    attempt = tonumber(att or '0'), timestamp = math.floor(tonumber(now) / 1000),
     timestamp_ms = tonumber(now)}
-  if rec[2] then st.external_message_id = rec[2] end
+  if ext_id then st.external_message_id = ext_id end
   if new == 'failed' then st.error = {code = ecode or '', message = emsg or ''} end
   local js = cjson.encode(st)
   redis.call('RPUSH', mk .. ':history', js)
