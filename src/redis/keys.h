@@ -35,7 +35,7 @@
 #define DB_KEY_MEDIAIDX "mediaidx" /* P:mediaidx: sorted set of records by time stored */
 #define DB_KEY_MEDIACONV "mediaconv" /* P:mediaconv:<conversation>: set of a conversation's records */
 #define DB_KEY_TEMPLATES "templates" /* P:templates:<platform>:<account>: the cached list */
-#define DB_KEY_CUSTOMER "customer" /* P:customer:{<c>}: hash id, ts of the customer's newest
+#define DB_KEY_CUSTOMER "customer" /* P:customer:{<c>}: "<ts> <id>" of the customer's newest
                                       message (WhatsApp: its window and read marks) */
 
 /* ---- the dispatcher (scripts dispatch, metrics_convs; docs/dispatcher.md) ---- */

@@ -145,6 +145,7 @@ struct op {
     } cb;
     void *arg;
     long long written; /* ingest: held while WAIT runs */
+    char *conversation; /* customer read: owned, for the earlier layout's second read */
 };
 
 static struct op *op_new(struct db_store *s, void *arg)
@@ -300,7 +301,43 @@ static int add_customers(struct db_store *s, const struct db_event_list *events,
     return bad ? -1 : 0;
 }
 
+static void customer_old_reply(int status, const redisReply *reply, const char *errstr,
+                               void *arg);
+
+/* The record "<time> <message id>" (customer_seen.lua); a hash of the earlier layout (id, ts)
+ * is read with HMGET until the next message replaces it. */
 static void customer_reply(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct op *o = arg;
+    (void)errstr;
+    if (status == DB_OK && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "WRONGTYPE", 9) == 0) {
+        char key[320];
+        customer_key(o->store, o->conversation, key, sizeof key);
+        db_redis_cmd(o->store->redis, customer_old_reply, o, "HMGET %s id ts", key);
+        return;
+    }
+    if (status == DB_OK && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL)) {
+        /* "<time> <message id>" */
+        const char *r = reply->type == REDIS_REPLY_STRING ? reply->str : "";
+        const char *sp = strchr(r, ' ');
+        char t[24];
+        long ts;
+        size_t n = sp ? (size_t)(sp - r) : sizeof t;
+        if (n < sizeof t) memcpy(t, r, n), t[n] = '\0';
+        if (n < sizeof t && sp[1] && db_parse_long(t, 0, LONG_MAX, &ts) == 0)
+            o->cb.customer(DB_OK, sp + 1, (int64_t)ts, o->arg);
+        else
+            o->cb.customer(DB_ENOTFOUND, NULL, 0, o->arg);
+    } else {
+        o->cb.customer(status == DB_OK ? DB_EAGAIN : status, NULL, 0, o->arg);
+    }
+    free(o->conversation);
+    free(o);
+}
+
+static void customer_old_reply(int status, const redisReply *reply, const char *errstr,
+                               void *arg)
 {
     struct op *o = arg;
     (void)errstr;
@@ -315,6 +352,7 @@ static void customer_reply(int status, const redisReply *reply, const char *errs
     } else {
         o->cb.customer(status == DB_OK ? DB_EAGAIN : status, NULL, 0, o->arg);
     }
+    free(o->conversation);
     free(o);
 }
 
@@ -327,9 +365,14 @@ void db_store_customer_last(struct db_store *s, const char *conversation,
         return;
     }
     o->cb.customer = cb;
+    if (!(o->conversation = strdup(conversation))) {
+        free(o);
+        cb(DB_ENOMEM, NULL, 0, arg);
+        return;
+    }
     char key[320];
     customer_key(s, conversation, key, sizeof key);
-    db_redis_cmd(s->redis, customer_reply, o, "HMGET %s id ts", key);
+    db_redis_cmd(s->redis, customer_reply, o, "GET %s", key);
 }
 
 void db_store_ingest(struct db_store *s, const char *platform, const char *account,

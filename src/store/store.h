@@ -56,8 +56,8 @@ typedef void (*db_store_ingest_fn)(int status, long long written, void *arg);
 
 /* Writes every event of events that was not written before (dedupe key per platform and
  * account), all in one script: all or none.  WhatsApp messages and taps also become their
- * conversation's newest customer message (db_store_customer_last), by a second script sent
- * right behind the first on the same connection.  Each event gets `id` and `received_at`.
+ * conversation's newest customer message (db_store_customer_last) in the same script run.
+ * Each event gets `id` and `received_at`.
  * Receipts also move the tracked status of the outbound message they name.  When
  * cursor_name is not NULL, P:cursor:<platform>:<account> is set to cursor_value in the same
  * script.  events is read during the call only (the caller may clear it at once). */

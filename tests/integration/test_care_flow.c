@@ -255,6 +255,21 @@ static void read_marks_the_newest_customer_message_on_whatsapp_only(void **state
     json_decref(b);
     assert_int_equal(db_fake_count(W.wa, NULL), 1);
 
+    /* A record of the earlier layout (a hash id, ts, written before an upgrade) is still read,
+     * and the customer's next message replaces it. */
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis),
+                                 "HSET deskbridge:customer:{whatsapp:" PNID ":16505550009} "
+                                 "id wamid.H1 ts %lld", now - 30);
+    assert_true(r && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    assert_int_equal(api_post("/v1/conversations/whatsapp:" PNID ":16505550009/read", &j), 200);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "wamid.H1");
+    json_decref(j);
+    wa_customer_writes("16505550009", "wamid.H2", now - 10);
+    assert_int_equal(api_post("/v1/conversations/whatsapp:" PNID ":16505550009/read", &j), 200);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "wamid.H2");
+    json_decref(j);
+
     /* Telegram bots and Viber have no read marks: a no-op that says so, nothing sent. */
     db_fake_reset(W.tg);
     db_fake_reset(W.vb);

@@ -165,7 +165,8 @@ static void key_helpers(void **state)
 }
 
 /* The plain ingest script as the store loads it (behind customer_seen.lua) writes the events
- * and then the customers passed after '', newest message only; a customer key of another
+ * and then the customers passed after '', newest message only, as "<time> <message id>"; a
+ * hash of the earlier layout is replaced by the newer of the two; a customer key of another
  * type is skipped without failing the run, whose events are written by then. */
 static void ingest_run_writes_its_customers(void **state)
 {
@@ -176,11 +177,13 @@ static void ingest_run_writes_its_customers(void **state)
     assert_non_null(body);
     memcpy(body, db_lua_customer_seen, lc);
     memcpy(body + lc, db_lua_ingest_plain, lp + 1);
-    redisReply *r = redisCommand(c, "SET t:customer:{bad} x");
-    freeReplyObject(r);
-    r = redisCommand(c, "EVAL %s 0 60 0 t:events t:d1 {\"a\":1} %s 600 t:customer:{bad} m1 5 "
-                        "t:customer:{ok} m2 7",
-                     body, "");
+    freeReplyObject(redisCommand(c, "RPUSH t:customer:{bad} x"));
+    freeReplyObject(redisCommand(c, "HSET t:customer:{old} id m8 ts 8"));
+    freeReplyObject(redisCommand(c, "HSET t:customer:{older} id m3 ts 3"));
+    redisReply *r = redisCommand(c, "EVAL %s 0 60 0 t:events t:d1 {\"a\":1} %s 600 "
+                                    "t:customer:{bad} m1 5 t:customer:{ok} m2 7 "
+                                    "t:customer:{old} m5 5 t:customer:{older} m4 4",
+                                 body, "");
     assert_non_null(r);
     if (r->type != REDIS_REPLY_INTEGER) fail_msg("ingest run: %s", r->str ? r->str : "?");
     assert_int_equal(r->integer, 1);
@@ -193,16 +196,21 @@ static void ingest_run_writes_its_customers(void **state)
     r = redisCommand(c, "XLEN t:events");
     assert_int_equal(r->integer, 2);
     freeReplyObject(r);
-    r = redisCommand(c, "HMGET t:customer:{ok} id ts");
-    assert_int_equal((int)r->elements, 2);
-    assert_string_equal(r->element[0]->str, "m2");
-    assert_string_equal(r->element[1]->str, "7");
-    freeReplyObject(r);
-    r = redisCommand(c, "TTL t:customer:{ok}");
-    assert_true(r->integer > 0 && r->integer <= 600);
-    freeReplyObject(r);
-    r = redisCommand(c, "GET t:customer:{bad}");
-    assert_string_equal(r->str, "x");
+    static const char *const want[][2] = {
+        {"t:customer:{ok}", "7 m2"}, {"t:customer:{old}", "8 m8"}, {"t:customer:{older}", "4 m4"}};
+    for (size_t i = 0; i < 3; i++) {
+        r = redisCommand(c, "GET %s", want[i][0]);
+        if (r->type != REDIS_REPLY_STRING || strcmp(r->str, want[i][1]) != 0)
+            fail_msg("%s: want %s, got %s", want[i][0], want[i][1],
+                     r->type == REDIS_REPLY_STRING ? r->str : "no string");
+        freeReplyObject(r);
+        r = redisCommand(c, "TTL %s", want[i][0]);
+        assert_true(r->integer > 0 && r->integer <= 600);
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "LRANGE t:customer:{bad} 0 -1");
+    assert_int_equal((int)r->elements, 1);
+    assert_string_equal(r->element[0]->str, "x");
     freeReplyObject(r);
     free(body);
 }

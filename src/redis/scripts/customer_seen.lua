@@ -14,21 +14,34 @@ local function events_end(first, stride)
   return #ARGV + 1
 end
 -- Writes the messages that follow the '' at ARGV[i], if any.  Returns how many it remembered.
--- A message that cannot be written (its key holds another type, its time is not a number) is
--- skipped rather than failing the run: the webhook's events are written by then, and an error
--- would have the platform send them again for ever, each time a dedupe hit.
+-- The record is the string "<time> <message id>", written with one SET ... GET (each nested
+-- call costs the script engine more than the command): the older of the two is put back in
+-- the rare case the platform delivered out of order.  A hash there is the earlier layout
+-- (id, ts fields) and is replaced by the newer of the two; a key of any other type, or a
+-- time that is not a number, is skipped rather than failing the run: the webhook's events
+-- are written by then, and an error would have the platform send them again for ever, each
+-- time a dedupe hit.
 local function customer_seen(i)
   if ARGV[i] ~= '' then return 0 end
   local ttl, n = ARGV[i + 1], 0
   for j = i + 2, #ARGV, 3 do
-    local key, ts = ARGV[j], tonumber(ARGV[j + 2])
-    local old = redis.pcall('HGET', key, 'ts')
-    if ts and type(old) ~= 'table' then
-      if ts >= (tonumber(old or '-1') or -1) then
-        redis.call('HSET', key, 'id', ARGV[j + 1], 'ts', ARGV[j + 2])
+    local key, id, t = ARGV[j], ARGV[j + 1], ARGV[j + 2]
+    local ts = tonumber(t)
+    if ts then
+      local old = redis.pcall('SET', key, t .. ' ' .. id, 'EX', ttl, 'GET')
+      if type(old) == 'table' and old.err then
+        local h = redis.pcall('HMGET', key, 'ts', 'id')
+        if type(h) == 'table' and not h.err then
+          if ts < (tonumber(h[1] or '') or -1) and h[2] then t, id = h[1], h[2] end
+          redis.call('DEL', key)
+          redis.call('SET', key, t .. ' ' .. id, 'EX', ttl)
+          n = n + 1
+        end
+      elseif type(old) == 'string' and ts < (tonumber(string.match(old, '^(%S+) ')) or -1) then
+        redis.call('SET', key, old, 'EX', ttl)
+      else
         n = n + 1
       end
-      redis.call('EXPIRE', key, ttl)
     end
   end
   return n
