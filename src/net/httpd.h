@@ -18,27 +18,9 @@
 #include "deskbridge/http_msg.h"
 #include "deskbridge/status.h"
 
+#include "net/httpd_types.h"
+
 struct event_base;
-struct db_httpd;
-struct db_httpd_req;
-
-struct db_httpd_limits {
-    size_t max_header_bytes;    /* request line + headers; over -> 431 (default 16384) */
-    size_t max_headers;         /* count; over -> 431 (default 100) */
-    size_t max_body;            /* default body cap when the route callback says 0 (1 MiB) */
-    int header_timeout_ms;      /* whole head must arrive within (default 10000) */
-    int body_timeout_ms;        /* idle time between body reads (default 10000) */
-    int body_deadline_ms;       /* whole body must arrive within (default 10000), so a body
-                                   trickling a byte at a time cannot hold a connection */
-    int keepalive_timeout_ms;   /* idle keep-alive connection closed after (default 30000) */
-    int max_connections;        /* accepted at once; more are closed at once (default 1024) */
-};
-
-/* Called once the head of a request is read, before its body: returns the body cap for this
- * method and path (0 = limits.max_body). */
-typedef size_t (*db_httpd_body_limit_fn)(const char *method, const char *path, void *arg);
-/* Called with a complete request. */
-typedef void (*db_httpd_handler_fn)(struct db_httpd_req *req, void *arg);
 
 /* New server on base; limits may be NULL for the defaults (a zero member takes its default).
  * Returns NULL on ENOMEM.  Free with db_httpd_free. */
@@ -92,8 +74,7 @@ void db_httpd_respond_error(struct db_httpd_req *r, int status, const char *code
 /* Streaming answers (Server-Sent Events, media downloads): start sends the head with
  * chunked transfer-encoding; chunk sends bytes; end finishes the request.  When the client
  * disconnects, gone_cb is called once (and the request must still be ended with
- * db_httpd_stream_end, which then only frees it). */
-typedef void (*db_httpd_gone_fn)(struct db_httpd_req *r, void *arg);
+ * db_httpd_stream_end, which then only frees it; db_httpd_gone_fn in httpd_types.h). */
 void db_httpd_stream_start(struct db_httpd_req *r, int status, const char *ctype,
                            const char *const *extra_headers, db_httpd_gone_fn gone_cb,
                            void *arg);

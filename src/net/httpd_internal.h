@@ -9,7 +9,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "net/httpd.h"
+#include "net/httpd_types.h"
 #include "net/httpd_parse.h"
 
 #define PEER_MAX 64
