@@ -8,27 +8,6 @@
 #include "conf/config.h"
 #include "util/schema.h"
 
-/* "accounts": a comma list of platform:account, at least one. */
-static const char *accounts_check(const char *v, char *buf, size_t n)
-{
-    int count = 0;
-    for (const char *p = v; *p;) {
-        size_t len = strcspn(p, ",");
-        const char *a = p, *end = p + len;
-        while (a < end && (*a == ' ' || *a == '\t')) a++;
-        while (end > a && (end[-1] == ' ' || end[-1] == '\t')) end--;
-        const char *colon = memchr(a, ':', (size_t)(end - a));
-        if (a < end && (!colon || colon == a || colon + 1 == end)) {
-            snprintf(buf, n, "'%.*s': want platform:account", (int)(end - a > 60 ? 60 : end - a),
-                     a);
-            return buf;
-        }
-        count += a < end;
-        p += len + (p[len] == ',');
-    }
-    return count ? NULL : "is empty";
-}
-
 /* WhatsApp's limit for the button that opens a list, in characters (not bytes). */
 static const char *label_check(const char *v, char *buf, size_t n)
 {
@@ -59,7 +38,8 @@ static void survey_release(void *obj)
 
 #define VOFF(f) offsetof(struct db_survey_conf, f)
 static const struct db_conf_key survey_keys[] = {
-    {.name = "accounts", .type = DB_CONF_STR, .off = VOFF(accounts), .check = accounts_check,
+    {.name = "accounts", .type = DB_CONF_STR, .off = VOFF(accounts),
+     .check = db_account_list_check,
      .doc = "the `platform:account` entries asked after a close (`[survey default]`: every account)"},
     {.name = "question", .type = DB_CONF_STR, .flags = DB_CONF_LANG, .off = VOFF(question),
      .def = "How would you rate our help, from 1 (poor) to 5 (excellent)?",

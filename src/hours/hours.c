@@ -467,8 +467,7 @@ static int load_tz(const struct db_conf_section *sec, const struct db_conf_kv *k
     return DB_OK;
 }
 
-/* "accounts": a comma list of platform:account. */
-static const char *accounts_check(const char *v, char *buf, size_t n)
+const char *db_account_list_check(const char *v, char *buf, size_t n)
 {
     int count = 0;
     for (const char *p = v; *p;) {
@@ -566,7 +565,8 @@ static const struct db_conf_key schedule_keys[] = {
     {.name = "queue_default_wait_s", .type = DB_CONF_INT, .min = 1, .max = 86400, .def = "300",
      .off = SOFF(queue_default_wait_s),
      .doc = "the wait per conversation assumed before there are statistics"},
-    {.name = "accounts", .type = DB_CONF_STR, .off = SOFF(accounts), .check = accounts_check,
+    {.name = "accounts", .type = DB_CONF_STR, .off = SOFF(accounts),
+     .check = db_account_list_check,
      .doc = "the `platform:account` entries this schedule applies to"},
 };
 

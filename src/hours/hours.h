@@ -49,6 +49,10 @@ struct db_account_list {
     char **items; /* malloc'd, each malloc'd */
     size_t n;
 };
+/* The key-table check of an "accounts" value (struct db_conf_key .check): NULL when v is a
+ * comma list of at least one platform:account (blanks around entries allowed), else why not,
+ * in buf (n bytes) or a static text. */
+const char *db_account_list_check(const char *v, char *buf, size_t n);
 /* Splits the comma list v into l.  DB_OK or DB_ENOMEM (l then empty).  Free with
  * db_account_list_free. */
 int db_account_list_build(const char *v, struct db_account_list *l) DB_MUST_CHECK;
