@@ -446,6 +446,7 @@ int db_autoreply_start(struct db_services *svc, struct db_autoreply **out, struc
                                   .start = "$",
                                   .count = READ_COUNT,
                                   .max_held = MAX_INFLIGHT,
+                                  .min_read = READ_COUNT,
                                   .claim_idle_ms = cfg->claim_idle_ms,
                                   .max_deliveries = MAX_DELIVERIES};
     int rc = db_consumer_new(svc->base, &co, take_entry, NULL, a, &a->consumer, e);

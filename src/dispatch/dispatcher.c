@@ -607,6 +607,7 @@ int db_dispatcher_start(struct db_services *svc, struct db_dispatcher **out, str
                                   .start = "0",
                                   .count = READ_COUNT,
                                   .max_held = MAX_INFLIGHT,
+                                  .min_read = READ_COUNT,
                                   .claim_idle_ms = (int)o.claim_idle_ms,
                                   .max_deliveries = (int)o.max_deliveries};
     d->batch = calloc(1, sizeof *d->batch);

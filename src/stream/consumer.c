@@ -514,7 +514,9 @@ int db_consumer_new(struct event_base *base, const struct db_consumer_opts *o,
                                     .consumer = o->consumer,
                                     .streams = {o->streams[0], o->streams[1]},
                                     .start = o->start,
-                                    .count = c->count};
+                                    .count = c->count,
+                                    .min_room = o->min_read < c->max_held ? o->min_read
+                                                                          : c->max_held};
         rc = db_reader_new(base, &ro, room_cb, read_cb, c, &c->reader, e);
     }
     if (rc != DB_OK) {

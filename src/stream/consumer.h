@@ -52,6 +52,11 @@ struct db_consumer_opts {
     const char *start;             /* where a group created here starts: "0" or "$" */
     int count;                     /* entries per read or claim at most (default 64) */
     int max_held;                  /* entries held at once at most (default 256) */
+    int min_read;                  /* a read waits until there is room for this many entries
+                                    * (default 1, at most count and max_held): an owner that is
+                                    * done with its entries quickly sets count, so that reads
+                                    * keep their size instead of taking what the last release
+                                    * freed, one by one */
     int claim_idle_ms;             /* default 30000 */
     int max_deliveries;            /* default 10 */
 };

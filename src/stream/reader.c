@@ -14,7 +14,7 @@ struct db_reader {
     db_reader_room_fn room;
     db_reader_entries_fn entries;
     void *arg;
-    int nstreams, count;
+    int nstreams, count, min_room;
     int busy;           /* a read or the group creation is in flight */
     int ready, stopped;
     int creating, created; /* group creations in flight, and those that succeeded */
@@ -93,7 +93,7 @@ void db_reader_more(struct db_reader *r)
 {
     if (!r || r->busy || r->stopped) return;
     size_t room = r->room(r->arg);
-    if (room == 0) return;
+    if (room == 0 || room < (size_t)r->min_room) return;
     r->busy = 1;
     if (!r->ready) {
         r->creating = r->nstreams;
@@ -164,6 +164,7 @@ int db_reader_new(struct event_base *base, const struct db_reader_opts *o,
     r->entries = entries;
     r->arg = arg;
     r->count = o->count > 0 ? o->count : 64;
+    r->min_room = o->min_room < 1 ? 1 : o->min_room > r->count ? r->count : o->min_room;
     r->nstreams = o->streams[1] ? 2 : 1;
     r->who = strdup(o->who);
     r->what = strdup(o->what);

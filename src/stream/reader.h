@@ -33,6 +33,8 @@ struct db_reader_opts {
     const char *streams[2];  /* the second may be NULL */
     const char *start;       /* where a group created here starts: "0" or "$" */
     int count;               /* entries per read at most */
+    int min_room;            /* a read waits until the owner has room for this many entries
+                              * (1 when 0; at most count) */
 };
 
 /* How many more entries the owner can take now (0: none; the owner calls db_reader_more
@@ -52,7 +54,7 @@ int db_reader_new(struct event_base *base, const struct db_reader_opts *o,
                   struct db_reader **out, struct db_err *e);
 
 /* Reads (creating the group first when needed) unless a read or creation is in flight, the
- * reader is stopped or the owner has no room.  Call it at the start and whenever the owner
+ * reader is stopped or the owner has room for fewer than min_room entries.  Call it at the start and whenever the owner
  * has room again. */
 void db_reader_more(struct db_reader *r);
 
