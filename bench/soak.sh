@@ -2,7 +2,8 @@
 # bench/soak.sh - role=all (what the README runs) under a steady load for a long time: does
 # anything grow or get lost?
 #
-#   bench/soak.sh                 # 30 minutes at 70% of the peak rate it measures first
+#   bench/soak.sh                 # 30 minutes at 70% of the peak rate it measures first (the
+#                                 # rate at which role=all also dispatches what it takes)
 #   bench/soak.sh --short         # 2 minutes (what the test suite runs: ctest label soak)
 #   SOAK_RATE=8000 bench/soak.sh  # a fixed rate instead of 70% of the measured peak
 #
@@ -21,9 +22,10 @@
 # the stream lengths against their trimming, and the lost count.
 #
 # Prints figures; exits 1 only when a message was lost (a 2xx webhook not in the stream, an
-# accepted reply never sent, an event the dispatcher never applied, a dead letter) or the
-# gateway died, never on timing.  Knobs: SOAK_DURATION (s), SOAK_RATE, SOAK_SEGMENT_S,
-# SOAK_SAMPLE_S, SOAK_MAXLEN, SOAK_REPLIES_PER_S (50), DESKBRIDGE_BIN, SOAK_KEEP=1, BENCH_PIN.
+# accepted reply never sent, an event the dispatcher never applied or that was trimmed before
+# it read it, a dead letter) or the gateway died, never on timing.  Knobs: SOAK_DURATION (s),
+# SOAK_RATE, SOAK_SEGMENT_S, SOAK_SAMPLE_S, SOAK_MAXLEN, SOAK_REPLIES_PER_S (50),
+# DESKBRIDGE_BIN, SOAK_KEEP=1, BENCH_PIN.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -135,14 +137,38 @@ curl -fsS -o /dev/null "http://127.0.0.1:$GW_PORT/healthz" || { tail -20 "$WORK/
 URL="http://127.0.0.1:$GW_PORT/webhooks/telegram/$BOT"
 field() { grep -o "$2=[0-9.]*" "$1" | head -1 | cut -d= -f2; }
 
+# The dispatcher's group on P:events: "lag pending" ($1 stream, $2 group; a lag Redis cannot
+# tell counts as 0 here, the samples below tell it apart).
+group() {
+    rcli XINFO GROUPS "$1" | awk -v g="$2" '
+        prev == "name" { want = ($0 == g) }
+        want && prev == "pending" { p = $0 }
+        want && prev == "lag" { l = $0 }
+        { prev = $0 }
+        END { print (l == "" ? 0 : l), (p == "" ? 0 : p) }'
+}
+ms_now() { date +%s%3N; }
+
 # ---- the peak, then 70% of it
+# The peak is what role=all sustains: webhooks a second from the start of a 5 s burst until
+# its dispatcher has applied all of them.  wrk's own rate over the burst counts webhooks
+# accepted while the dispatcher's share of the work waits, which no load can keep up for long.
 if [ -n "${SOAK_RATE:-}" ]; then
     RATE=$SOAK_RATE
     PEAK="-"
 else
+    t0=$(ms_now)
     "${LOAD[@]}" wrk -t2 -c64 -d5s -s "$BENCH/soak_tg.lua" "$URL" -- "$TG_SECRET" 0 $CHATS 0 >"$WORK/peak.txt" 2>&1 ||
         { cat "$WORK/peak.txt" >&2; die "wrk failed"; }
-    PEAK=$(field "$WORK/peak.txt" rps)
+    for _ in $(seq 600); do
+        read -r dl dp < <(group deskbridge:events deskbridge-dispatch)
+        [ "$dl$dp" = 00 ] && break
+        sleep 0.1
+    done
+    t1=$(ms_now)
+    BURST=$(field "$WORK/peak.txt" rps)
+    PEAK=$(python3 -c "print(round($(field "$WORK/peak.txt" ok2xx) * 1000.0 / ($t1 - $t0), 1))")
+    say "peak: $BURST webhooks/s accepted over the burst, $PEAK/s applied by the dispatcher by $(((t1 - t0) / 1000)) s"
     RATE=$(python3 -c "print(int($PEAK * 0.7))")
 fi
 # connections * 1000 / PACE_MS = the rate (each connection waits PACE_MS between requests)
@@ -160,16 +186,26 @@ python3 "$BENCH/soak_driver.py" --port "$GW_PORT" --socket "$WORK/redis.sock" --
 DRIVER_PID=$!
 PIDS+=($DRIVER_PID)
 
-sample() { # $1 = file; t rss_anon_kb fds used_memory convs events outbox status dead inbox_max keys
+# The dispatcher's group: its lag now, -1 when Redis cannot tell.
+dispatch_lag() {
+    rcli XINFO GROUPS deskbridge:events | awk '
+        prev == "name" { want = ($0 == "deskbridge-dispatch") }
+        want && prev == "lag" { l = $0 }
+        { prev = $0 }
+        END { print (l ~ /^[0-9]+$/ ? l : -1) }'
+}
+sample() { # $1 = file; t rss_anon_kb fds used_memory convs events outbox status dead inbox_max keys dispatch_lag
     local t=$(($(date +%s) - START)) inbox=0 k n
-    for k in $(rcli --scan --pattern 'deskbridge:agent:*' 2>/dev/null); do
-        n=$(rcli XLEN "$k")
+    # the driver's agents (soak_driver.py, --agents 8): a SCAN of millions of keys would
+    # take longer than a sample's interval
+    for k in $(seq 0 7); do
+        n=$(rcli XLEN "deskbridge:agent:{soak-agent-$k}")
         [ "$n" -gt "$inbox" ] && inbox=$n
     done
-    printf '%s %s %s %s %s %s %s %s %s %s %s\n' "$t" "$(kb $GW_PID RssAnon)" "$(ls /proc/$GW_PID/fd | wc -l)" \
+    printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$t" "$(kb $GW_PID RssAnon)" "$(ls /proc/$GW_PID/fd | wc -l)" \
         "$(rcli INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}')" "$(rcli ZCARD deskbridge:convs)" \
         "$(rcli XLEN deskbridge:events)" "$(rcli XLEN deskbridge:outbox)" "$(rcli XLEN deskbridge:status)" \
-        "$(rcli XLEN deskbridge:dead)" "$inbox" "$(rcli DBSIZE)" >>"$1"
+        "$(rcli XLEN deskbridge:dead)" "$inbox" "$(rcli DBSIZE)" "$(dispatch_lag)" >>"$1"
 }
 (
     while [ ! -f "$STOP_FILE" ]; do
@@ -203,14 +239,6 @@ wait $DRIVER_PID || true
 kill -0 $GW_PID 2>/dev/null || crashed=1
 
 # Let the pipeline finish: the dispatcher's group and the sender have everything.
-group() { # $1 stream, $2 group: "lag pending"
-    rcli XINFO GROUPS "$1" | awk -v g="$2" '
-        prev == "name" { want = ($0 == g) }
-        want && prev == "pending" { p = $0 }
-        want && prev == "lag" { l = $0 }
-        { prev = $0 }
-        END { print (l == "" ? 0 : l), (p == "" ? 0 : p) }'
-}
 # Up to 120 s: on a machine busy with other work the dispatcher can still be working through
 # what it holds; an entry counts as lost only if it is still pending after that.
 for _ in $(seq 400); do
@@ -247,7 +275,10 @@ sent = fake["sends"] + fake["wa_sends"]
 accepted = drv.get("replies_accepted", 0)
 lost_replies = max(0, accepted - sent)
 dead = rows[-1][8] if rows else 0
-lost = lost_hooks + lost_replies + dl + dp + dead
+# A group further behind than stream_maxlen had entries trimmed before it read them.
+lags = [r[11] for r in rows]
+trimmed_unread = max(0, max(lags) - maxlen) if lags and maxlen else 0
+lost = lost_hooks + lost_replies + dl + dp + dead + trimmed_unread
 print()
 print("deskbridge soak, role=all, %d s at about %s webhooks/s (peak %s), %d segments, sampled every few seconds" % (duration, rate, peak, len(segs)))
 print("%-34s %14s %14s" % ("", "first %ds" % fifth, "last %ds" % fifth))
@@ -265,6 +296,8 @@ if rows:
     r = (after or rows)[-1]
     print("streams at the end: events %d (stream_maxlen %d, trimmed with ~: at most a few hundred over), outbox %d, status %d, dead %d, largest agent inbox %d (MAXLEN ~ 10000)" % (r[5], maxlen, r[6], r[7], r[8], r[9]))
     print("  largest seen during the run: events %d, inbox %d" % (max(x[5] for x in rows), max(x[9] for x in rows)))
+    print("dispatcher lag during the run (entries not read yet): first fifth %.0f, last fifth %.0f, largest %d%s; trimmed before it read them: at least %d" % (
+        avg(first, 11), avg(last, 11), max(lags), ", unknown in %d samples" % lags.count(-1) if -1 in lags else "", trimmed_unread))
 print("webhooks: %d answered 2xx, %d not; %d counted in P:events by a consumer group; lost %d" % (ok, non, drv.get("tg_counted", 0), lost_hooks))
 print("replies: %d accepted, %d sent to the fake platform; not sent %d; receipts %d (read confirmed for %d of the last %d)" % (
     accepted, sent, lost_replies, drv.get("receipts", 0), drv.get("read_confirmed", 0), drv.get("read_checked", 0)))
