@@ -272,9 +272,9 @@ static void customer_key(const struct db_store *s, const char *conversation, cha
 
 /* Appends to a, the ingest script's arguments, what customer_seen.lua takes to remember each
  * WhatsApp message or tap of events as the customer's newest in its conversation: '', the ttl,
- * then per message its key and its record "<time> <message id>"; nothing when there is none.  So the same script
- * run writes them, before anything that read the stored events can ask, and they fail with
- * the ingest when Redis does.  Only WhatsApp needs it (its window and read marks), so other
+ * then per message its key and its record "<time> <message id>"; nothing when there is none.
+ * So the same script run writes them, before anything that read the stored events can ask,
+ * and they fail with the ingest when Redis does.  Only WhatsApp needs it (its window and read marks), so other
  * platforms' webhooks cost nothing more.  -1 without memory. */
 static int add_customers(struct db_store *s, const struct db_event_list *events, struct argv *a)
 {

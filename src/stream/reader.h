@@ -54,8 +54,8 @@ int db_reader_new(struct event_base *base, const struct db_reader_opts *o,
                   struct db_reader **out, struct db_err *e);
 
 /* Reads (creating the group first when needed) unless a read or creation is in flight, the
- * reader is stopped or the owner has room for fewer than min_room entries.  Call it at the start and whenever the owner
- * has room again. */
+ * reader is stopped or the owner has room for fewer than min_room entries.  Call it at the
+ * start and whenever the owner has room again. */
 void db_reader_more(struct db_reader *r);
 
 /* The answer to an XGROUP CREATE the owner sent on another connection: when it says the group

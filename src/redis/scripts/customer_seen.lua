@@ -35,7 +35,7 @@ local function customer_seen(i)
     local old = redis.pcall('SET', key, rec, 'EX', ttl, 'GET')
     if type(old) == 'string' then
       local later
-      if string.byte(old, 11) == 32 and string.byte(rec, 11) == 32 then
+      if string.find(old, ' ', 1, true) == 11 and string.find(rec, ' ', 1, true) == 11 then
         later = old > rec
       else
         later = record_time(old) > record_time(rec)
