@@ -92,12 +92,12 @@ check_written "plain ingest script"
 # (customer_seen.lua's part, a new customer per call here).
 measure "the same with the customer's newest message" EVALSHA "$SHA_PLAIN" 0 "$TTL" 0 \
     "$PREFIX:events" "$DEDUPE_KEY" "$EVENT" '' 2592000 "$PREFIX:customer:{whatsapp:$PNID:__rand_int__}" \
-    "1764600000 wamid.__rand_int__"
+    wamid.__rand_int__ 1764600000
 check_written "plain ingest script with a customer"
 # bench/run.sh's bodies come from 5,000 customers: nearly every record replaces one.
 measure "the same, the customer already known" EVALSHA "$SHA_PLAIN" 0 "$TTL" 0 \
     "$PREFIX:events" "$DEDUPE_KEY" "$EVENT" '' 2592000 "$PREFIX:customer:{whatsapp:$PNID:16505550001}" \
-    "1764600000 wamid.__rand_int__"
+    wamid.__rand_int__ 1764600000
 check_written "plain ingest script with a known customer"
 measure "ingest script, general (receipts, cursor)" EVALSHA "$SHA" 0 "$PREFIX" "$TTL" 0 1764600000000 \
     whatsapp "$PNID" "" "$DEDUPE_KEY" "$EVENT" "" "" "" ""

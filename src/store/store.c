@@ -272,9 +272,9 @@ static void customer_key(const struct db_store *s, const char *conversation, cha
 
 /* Appends to a, the ingest script's arguments, what customer_seen.lua takes to remember each
  * WhatsApp message or tap of events as the customer's newest in its conversation: '', the ttl,
- * then per message its key and its record "<time> <message id>"; nothing when there is none.
- * So the same script run writes them, before anything that read the stored events can ask,
- * and they fail with the ingest when Redis does.  Only WhatsApp needs it (its window and read marks), so other
+ * then key, message id and time per message; nothing when there is none.  So the same script
+ * run writes them, before anything that read the stored events can ask, and they fail with
+ * the ingest when Redis does.  Only WhatsApp needs it (its window and read marks), so other
  * platforms' webhooks cost nothing more.  -1 without memory. */
 static int add_customers(struct db_store *s, const struct db_event_list *events, struct argv *a)
 {
@@ -289,13 +289,13 @@ static int add_customers(struct db_store *s, const struct db_event_list *events,
             strcmp(platform, "whatsapp") != 0 ||
             (strcmp(kind, "message") != 0 && strcmp(kind, "callback") != 0))
             continue;
-        char key[320];
+        char key[320], t[24];
         customer_key(s, conv, key, sizeof key);
-        size_t vlen = 24 + strlen(mid);
-        char *k = strdup(key), *v = malloc(vlen);
-        if (v) snprintf(v, vlen, "%" JSON_INTEGER_FORMAT " %s", json_integer_value(ts), mid);
+        snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(ts));
         if (first) bad = argv_str(a, "") || argv_str(a, CUSTOMER_TTL_S), first = 0;
+        char *k = strdup(key), *v = strdup(t);
         bad |= argv_push(a, k, k ? strlen(k) : 0, 1);
+        bad |= argv_str(a, mid);
         bad |= argv_push(a, v, v ? strlen(v) : 0, 1);
     }
     return bad ? -1 : 0;
