@@ -137,8 +137,8 @@ curl -fsS -o /dev/null "http://127.0.0.1:$GW_PORT/healthz" || { tail -20 "$WORK/
 URL="http://127.0.0.1:$GW_PORT/webhooks/telegram/$BOT"
 field() { grep -o "$2=[0-9.]*" "$1" | head -1 | cut -d= -f2; }
 
-# The dispatcher's group on P:events: "lag pending" ($1 stream, $2 group; a lag Redis cannot
-# tell counts as 0 here, the samples below tell it apart).
+# A consumer group's "lag pending" ($1 stream, $2 group; a lag Redis cannot tell counts as 0
+# here, dispatch_lag below tells it apart).
 group() {
     rcli XINFO GROUPS "$1" | awk -v g="$2" '
         prev == "name" { want = ($0 == g) }
