@@ -80,7 +80,8 @@ static void add(struct fx *f, const char *stream, int n, char ids[][32])
     }
 }
 
-static void start(struct fx *f, const char *s0, const char *s1, const char *from, int count)
+static void start_with(struct fx *f, const char *s0, const char *s1, const char *from, int count,
+                       int min_room)
 {
     struct db_reader_opts o = {.redis_url = db_test_redis_url(f->srv),
                                .redis_timeout_ms = 1000,
@@ -91,10 +92,16 @@ static void start(struct fx *f, const char *s0, const char *s1, const char *from
                                .consumer = "c1",
                                .streams = {s0, s1},
                                .start = from,
-                               .count = count};
+                               .count = count,
+                               .min_room = min_room};
     struct db_err e = {0};
     assert_int_equal(db_reader_new(f->base, &o, room_cb, entries_cb, &f->o, &f->r, &e), DB_OK);
     db_reader_more(f->r);
+}
+
+static void start(struct fx *f, const char *s0, const char *s1, const char *from, int count)
+{
+    start_with(f, s0, s1, from, count, 0);
 }
 
 static int setup(void **state)
@@ -147,6 +154,29 @@ static void count_bounds_each_read(void **state)
     assert_int_equal(run_until_seen(f, 0, 7, 3000), 7);
     assert_int_equal(f->o.most, 2);
     assert_true(f->o.reads >= 4); /* 2 + 2 + 2 + 1 */
+}
+
+/* With min_room, a read waits until the owner has room for that many entries, then takes a
+ * whole read instead of what one freed slot allows. */
+static void min_room_waits_for_a_whole_read(void **state)
+{
+    struct fx *f = *state;
+    add(f, "s", 10, NULL);
+    f->o.room = 4;
+    start_with(f, "s", NULL, "0", 4, 4);
+    assert_int_equal(run_until_seen(f, 0, 4, 3000), 4);
+    /* room for 1, 2, then 3 entries: below min_room, nothing is read */
+    for (size_t r = 1; r < 4; r++) {
+        f->o.room = r;
+        db_reader_more(f->r);
+        run_for(f, 150);
+        assert_int_equal(f->o.n[0], 4);
+    }
+    f->o.room = 4;
+    db_reader_more(f->r);
+    assert_int_equal(run_until_seen(f, 0, 8, 3000), 8);
+    assert_int_equal(f->o.reads, 2);
+    assert_int_equal(f->o.most, 4);
 }
 
 static void a_new_group_at_dollar_skips_what_was_there(void **state)
@@ -249,6 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(reads_from_the_start_no_more_than_the_room),
         T(count_bounds_each_read),
+        T(min_room_waits_for_a_whole_read),
         T(a_new_group_at_dollar_skips_what_was_there),
         T(two_streams_come_apart),
         T(a_deleted_group_is_created_again),
