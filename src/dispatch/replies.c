@@ -6,7 +6,6 @@
 
 #include "conf/config.h"
 #include "services/services.h"
-#include "dispatch/dispatcher.h"
 #include "dispatch/script.h"
 #include "log/log.h"
 #include "metrics/metrics.h"

@@ -301,6 +301,18 @@ static int add_customers(struct db_store *s, const struct db_event_list *events,
     return bad ? -1 : 0;
 }
 
+/* Answers a read of the customer's newest message and frees o: status when Redis did not
+ * answer, DB_EAGAIN for an answer of another shape (ok 0), DB_ENOTFOUND when id is NULL. */
+static void customer_done(struct op *o, int status, int ok, const char *id, long ts)
+{
+    if (status == DB_OK && !ok) status = DB_EAGAIN;
+    if (status == DB_OK && !id) status = DB_ENOTFOUND;
+    o->cb.customer(status, status == DB_OK ? id : NULL, status == DB_OK ? (int64_t)ts : 0,
+                   o->arg);
+    free(o->conversation);
+    free(o);
+}
+
 static void customer_old_reply(int status, const redisReply *reply, const char *errstr,
                                void *arg);
 
@@ -317,23 +329,19 @@ static void customer_reply(int status, const redisReply *reply, const char *errs
         db_redis_cmd(o->store->redis, customer_old_reply, o, "HMGET %s id ts", key);
         return;
     }
-    if (status == DB_OK && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL)) {
+    int ok = status == DB_OK &&
+             (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL);
+    const char *id = NULL;
+    long ts = 0;
+    if (ok && reply->type == REDIS_REPLY_STRING) {
         /* "<time> <message id>" */
-        const char *r = reply->type == REDIS_REPLY_STRING ? reply->str : "";
-        const char *sp = strchr(r, ' ');
+        const char *sp = strchr(reply->str, ' ');
         char t[24];
-        long ts;
-        size_t n = sp ? (size_t)(sp - r) : sizeof t;
-        if (n < sizeof t) memcpy(t, r, n), t[n] = '\0';
-        if (n < sizeof t && sp[1] && db_parse_long(t, 0, LONG_MAX, &ts) == 0)
-            o->cb.customer(DB_OK, sp + 1, (int64_t)ts, o->arg);
-        else
-            o->cb.customer(DB_ENOTFOUND, NULL, 0, o->arg);
-    } else {
-        o->cb.customer(status == DB_OK ? DB_EAGAIN : status, NULL, 0, o->arg);
+        size_t n = sp ? (size_t)(sp - reply->str) : sizeof t;
+        if (n < sizeof t) memcpy(t, reply->str, n), t[n] = '\0';
+        if (n < sizeof t && sp[1] && db_parse_long(t, 0, LONG_MAX, &ts) == 0) id = sp + 1;
     }
-    free(o->conversation);
-    free(o);
+    customer_done(o, status, ok, id, ts);
 }
 
 static void customer_old_reply(int status, const redisReply *reply, const char *errstr,
@@ -341,19 +349,14 @@ static void customer_old_reply(int status, const redisReply *reply, const char *
 {
     struct op *o = arg;
     (void)errstr;
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
-        const redisReply *id = reply->element[0], *ts = reply->element[1];
-        long t;
-        if (id->type == REDIS_REPLY_STRING && ts->type == REDIS_REPLY_STRING &&
-            db_parse_long(ts->str, 0, LONG_MAX, &t) == 0)
-            o->cb.customer(DB_OK, id->str, (int64_t)t, o->arg);
-        else
-            o->cb.customer(DB_ENOTFOUND, NULL, 0, o->arg);
-    } else {
-        o->cb.customer(status == DB_OK ? DB_EAGAIN : status, NULL, 0, o->arg);
-    }
-    free(o->conversation);
-    free(o);
+    int ok = status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2;
+    const char *id = NULL;
+    long ts = 0;
+    if (ok && reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING &&
+        db_parse_long(reply->element[1]->str, 0, LONG_MAX, &ts) == 0)
+        id = reply->element[0]->str;
+    customer_done(o, status, ok, id, ts);
 }
 
 void db_store_customer_last(struct db_store *s, const char *conversation,
