@@ -22,8 +22,8 @@
 # the stream lengths against their trimming, and the lost count.
 #
 # Prints figures; exits 1 only when a message was lost (a 2xx webhook not in the stream, an
-# accepted reply never sent, an event the dispatcher never applied or that was trimmed before
-# it read it, a dead letter) or the gateway died, never on timing.  Knobs: SOAK_DURATION (s),
+# accepted reply never sent, an event the dispatcher never applied, an event trimmed before a
+# group read it, a dead letter) or the gateway died, never on timing.  Knobs: SOAK_DURATION (s),
 # SOAK_RATE, SOAK_SEGMENT_S, SOAK_SAMPLE_S, SOAK_MAXLEN, SOAK_REPLIES_PER_S (50),
 # DESKBRIDGE_BIN, SOAK_KEEP=1, BENCH_PIN.
 set -euo pipefail
@@ -250,6 +250,9 @@ done
 # once more, idle: what the load leaves behind
 [ $crashed = 1 ] || sample "$WORK/after.txt"
 
+# The trimmer's own account: what it removed before a group read it (stream_maxlen_hard is not
+# set, so that must be 0) and what it held over stream_maxlen for a group behind.
+curl -fsS "http://127.0.0.1:$GW_PORT/metrics" >"$WORK/metrics.txt" 2>/dev/null || : >"$WORK/metrics.txt"
 python3 - "$WORK" "$DURATION" "$MAXLEN" "$RATE" "$PEAK" "$crashed" "$dl" "$dp" "$sl" "$sp" "$FAKE_PORT" <<'EOF'
 import json, sys, statistics, urllib.request
 work, duration, maxlen, rate, peak, crashed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "1"
@@ -275,10 +278,21 @@ sent = fake["sends"] + fake["wa_sends"]
 accepted = drv.get("replies_accepted", 0)
 lost_replies = max(0, accepted - sent)
 dead = rows[-1][8] if rows else 0
-# A group further behind than stream_maxlen had entries trimmed before it read them; they are
-# also in its lag at the end (dl) while Redis can tell it, so the larger of the two counts.
 lags = [r[11] for r in rows]
-trimmed_unread = max(0, max(lags) - maxlen) if lags and maxlen else 0
+def metric(name):
+    for l in open(work + "/metrics.txt"):
+        if l.startswith(name + " "): return float(l.split()[1])
+    return None
+trimmed = metric("deskbridge_events_trimmed_total")
+trimmed_unread = metric("deskbridge_events_trimmed_unread_total")
+held = metric("deskbridge_events_trim_held_entries")
+# Without the gateway's own account (it died, or /metrics did not answer) a lag past
+# stream_maxlen is taken as trimmed before the group read it.
+if trimmed_unread is None:
+    trimmed_unread = max(0, max(lags) - maxlen) if lags and maxlen else 0
+trimmed_unread = int(trimmed_unread)
+# Entries trimmed unread may still be in the group's lag at the end (Redis counts the gap):
+# the larger of the two counts, not both.
 lost = lost_hooks + lost_replies + max(dl, trimmed_unread) + dp + dead
 print()
 print("deskbridge soak, role=all, %d s at about %s webhooks/s (peak %s), %d segments, sampled every few seconds" % (duration, rate, peak, len(segs)))
@@ -295,10 +309,12 @@ if after:
     print("after the load (idle, drained): RssAnon %.2f MB, %d open fds, Redis %.0f B per conversation" % (a[1] / 1024, a[2], a[3] / max(a[4], 1)))
 if rows:
     r = (after or rows)[-1]
-    print("streams at the end: events %d (stream_maxlen %d, trimmed with ~: at most a few hundred over), outbox %d, status %d, dead %d, largest agent inbox %d (MAXLEN ~ 10000)" % (r[5], maxlen, r[6], r[7], r[8], r[9]))
+    print("streams at the end: events %d (stream_maxlen %d, trimmed with ~: at most a few hundred over unless a group is behind), outbox %d, status %d, dead %d, largest agent inbox %d (MAXLEN ~ 10000)" % (r[5], maxlen, r[6], r[7], r[8], r[9]))
     print("  largest seen during the run: events %d, inbox %d" % (max(x[5] for x in rows), max(x[9] for x in rows)))
-    print("dispatcher lag during the run (entries not read yet): first fifth %.0f, last fifth %.0f, largest %d%s; trimmed before it read them: at least %d" % (
-        avg(first, 11), avg(last, 11), max(lags), ", unknown in %d samples" % lags.count(-1) if -1 in lags else "", trimmed_unread))
+    print("dispatcher lag during the run (entries not read yet): first fifth %.0f, last fifth %.0f, largest %d%s" % (
+        avg(first, 11), avg(last, 11), max(lags), ", unknown in %d samples" % lags.count(-1) if -1 in lags else ""))
+print("trimmer: %s entries removed, %d of them before a group read them, %s held over stream_maxlen at the end" % (
+    "?" if trimmed is None else "%d" % trimmed, trimmed_unread, "?" if held is None else "%d" % held))
 print("webhooks: %d answered 2xx, %d not; %d counted in P:events by a consumer group; lost %d" % (ok, non, drv.get("tg_counted", 0), lost_hooks))
 print("replies: %d accepted, %d sent to the fake platform; not sent %d; receipts %d (read confirmed for %d of the last %d)" % (
     accepted, sent, lost_replies, drv.get("receipts", 0), drv.get("read_confirmed", 0), drv.get("read_checked", 0)))

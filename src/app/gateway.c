@@ -32,6 +32,7 @@
 #include "redis/redis.h"
 #include "send/sender.h"
 #include "store/store.h"
+#include "stream/trim.h"
 #include "stream/wake.h"
 
 static void redis_state_cb(int up, void *arg)
@@ -124,7 +125,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     rc = db_wake_new(base, cfg->redis_url, gw->svc.redis, kick, 0, cfg->redis_timeout_ms,
                      &gw->svc.wake, e);
     if (rc != DB_OK) goto fail;
-    gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s, cfg->stream_maxlen);
+    gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s);
     if (gw->svc.store) db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};
@@ -165,6 +166,9 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     }
     if ((gw->roles & DB_ROLE_INGEST) && cfg->worker == 0) {
         rc = db_poller_start(&gw->svc, 50, &gw->poller, e);
+        if (rc != DB_OK) goto fail;
+        /* The processes that write the events stream keep it trimmed. */
+        rc = db_trim_start(&gw->svc, &gw->trim, e);
         if (rc != DB_OK) goto fail;
     }
     if (gw->roles & DB_ROLE_SEND) {
@@ -212,6 +216,7 @@ static void stop_taking_work(struct db_gateway *gw)
 {
     db_poller_free(gw->poller);
     gw->poller = NULL;
+    db_trim_stop(gw->trim);
     db_sender_stop_reading(gw->sender);
     db_dispatcher_stop_reading(gw->dispatcher);
     db_hookout_stop_reading(gw->hookout);
@@ -261,6 +266,8 @@ void db_gateway_stop(struct db_gateway *gw)
     /* After Redis: streams ended by its failed callbacks still drop their watches. */
     db_wake_free(gw->svc.wake);
     gw->svc.wake = NULL;
+    db_trim_free(gw->trim);
+    gw->trim = NULL;
     db_sender_free(gw->sender);
     gw->sender = NULL;
     db_dispatcher_free(gw->dispatcher);

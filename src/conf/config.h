@@ -63,7 +63,8 @@ struct db_config {
     int retry_max_ms;         /* cap, default 60000 */
     int redis_wait_replicas;  /* replicas that must hold a webhook before its 2xx, 0 */
     int claim_idle_ms;        /* pending outbox entries idle this long are claimed, 30000 */
-    long stream_maxlen;       /* XADD MAXLEN ~ for <prefix>:events, 0 = unbounded (default) */
+    long stream_maxlen;       /* cap of <prefix>:events kept by stream/trim.c, 0 = unbounded */
+    long stream_maxlen_hard;  /* cap that removes unread entries too, 0 = never */
     struct db_account *accounts;
     size_t n_accounts;
     struct db_tenant *tenants; /* [tenant NAME] sections in file order, cross-checked */

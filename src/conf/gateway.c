@@ -79,7 +79,10 @@ static const struct db_conf_key gw_keys[] = {
      .doc = "An outbox entry left pending this long (its process died mid-send) is taken over by another process."},
     {.name = "stream_maxlen", .type = DB_CONF_LONG, .def = "0", .min = 0, .max = LONG_MAX,
      .off = OFF(stream_maxlen),
-     .doc = "Approximate cap (`XADD MAXLEN ~`) of `<prefix>:events`; `0` keeps everything."},
+     .doc = "Approximate cap of `<prefix>:events`, trimmed once a second; an entry a consumer group has not read is kept past it. `0` keeps everything."},
+    {.name = "stream_maxlen_hard", .type = DB_CONF_LONG, .def = "0", .min = 0, .max = LONG_MAX,
+     .off = OFF(stream_maxlen_hard),
+     .doc = "A cap of `<prefix>:events` that removes even entries a group has not read (a group nobody reads any more); `0` never does. At least `stream_maxlen`."},
 };
 
 #define N_KEYS (sizeof gw_keys / sizeof gw_keys[0])
@@ -270,5 +273,9 @@ int db_cfgl_check(struct db_cfgl *L)
         return db_cfgl_oerr(L->e, orig_of(L, "retry_base_ms"), "retry_base_ms",
                     "must not exceed retry_max_ms (%d)", c->retry_max_ms);
     }
+    if (c->stream_maxlen_hard > 0 && (c->stream_maxlen == 0 || c->stream_maxlen_hard < c->stream_maxlen))
+        return db_cfgl_oerr(L->e, orig_of(L, "stream_maxlen_hard"), "stream_maxlen_hard",
+                            "must be 0 or at least stream_maxlen (%ld), which must be set",
+                            c->stream_maxlen);
     return DB_OK;
 }

@@ -90,6 +90,8 @@ struct db_metrics {
     struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
     struct histogram write_latency, first_response, survey_score;
     unsigned long long dead_letters;
+    unsigned long long trimmed, trimmed_unread;
+    long long trim_held;
     unsigned long long reconnects;
     int redis_up;
     int redis_seen_up; /* a later "up" is a reconnect, the first one is not */
@@ -322,6 +324,15 @@ void db_metrics_dead_letter(struct db_metrics *m)
     if (m) m->dead_letters++;
 }
 
+void db_metrics_events_trimmed(struct db_metrics *m, long long removed, long long unread,
+                               long long held)
+{
+    if (!m) return;
+    m->trimmed += removed > 0 ? (unsigned long long)removed : 0;
+    m->trimmed_unread += unread > 0 ? (unsigned long long)unread : 0;
+    m->trim_held = held > 0 ? held : 0;
+}
+
 void db_metrics_redis_state(struct db_metrics *m, int up)
 {
     if (!m) return;
@@ -471,6 +482,15 @@ static void render_registry(struct out *o, const struct db_metrics *m)
     render_histogram(o, &m->survey_score);
     out_gauge1(o, "deskbridge_dead_letters_total", "counter",
                "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
+    out_gauge1(o, "deskbridge_events_trimmed_total", "counter",
+               "Entries removed from the events stream by this process's trimmer.",
+               (double)m->trimmed);
+    out_gauge1(o, "deskbridge_events_trimmed_unread_total", "counter",
+               "Entries removed past stream_maxlen_hard although a consumer group had not "
+               "read them.", (double)m->trimmed_unread);
+    out_gauge1(o, "deskbridge_events_trim_held_entries", "gauge",
+               "Entries of the events stream over stream_maxlen kept because a consumer group "
+               "has not read them (at the last trim).", (double)m->trim_held);
     out_gauge1(o, "deskbridge_redis_up", "gauge",
                "1 when the Redis connection is up and ready, else 0.", m->redis_up);
     out_gauge1(o, "deskbridge_redis_reconnects_total", "counter",

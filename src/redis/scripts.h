@@ -22,10 +22,12 @@ extern const char db_lua_customer_seen[]; /* a customer's newest message per con
 /* The dispatcher's state machine (src/dispatch/), one script with an operation argument. */
 extern const char db_lua_dispatch[];
 
-/* The stream consumer (src/stream/): dead letters of every consumer, and the per-conversation
- * order across processes of the sender and the helpdesk webhooks. */
+/* The stream consumer (src/stream/): dead letters of every consumer, the per-conversation
+ * order across processes of the sender and the helpdesk webhooks, and trimming that spares
+ * what a group has not read. */
 extern const char db_lua_stream_dead[];
 extern const char db_lua_stream_order[];
+extern const char db_lua_stream_trim[];
 
 /* Automatic answers (src/auto/): the once-only key of an answer. */
 extern const char db_lua_autoreply_claim[];

@@ -34,19 +34,16 @@ struct db_store {
     int wait_replicas, wait_timeout_ms;
     char *prefix;
     char ttl[24];
-    char maxlen[24];
     struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get;
 };
 
-struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s,
-                              long events_maxlen)
+struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s)
 {
     struct db_store *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->redis = r;
     s->prefix = strdup(prefix);
     snprintf(s->ttl, sizeof s->ttl, "%d", dedupe_ttl_s);
-    snprintf(s->maxlen, sizeof s->maxlen, "%ld", events_maxlen);
     size_t la = strlen(db_lua_status_advance), lc = strlen(db_lua_customer_seen);
     char *both = malloc(la + lc + 1);
     if (both) {
@@ -396,9 +393,8 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
         plain = !is_receipt(events->v[i].json) && !needs_record(events->v[i].json);
     db_store_key(s, DB_KEY_EVENTS, stream, sizeof stream);
     if (rc == DB_OK &&
-        (plain ? argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) || argv_str(&a, stream)
-               : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, s->maxlen) ||
-                     argv_str(&a, now) || argv_str(&a, platform) || argv_str(&a, account) ||
+        (plain ? argv_str(&a, s->ttl) || argv_str(&a, stream)
+               : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, now) || argv_str(&a, platform) || argv_str(&a, account) ||
                      argv_str(&a, cursor_value)))
         rc = DB_ENOMEM;
     for (size_t i = 0; rc == DB_OK && i < events->n; i++) {

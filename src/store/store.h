@@ -37,8 +37,7 @@ struct db_store;
 
 /* New store writing through r (borrowed; must outlive the store).  prefix is copied.
  * NULL on ENOMEM. */
-struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s,
-                              long events_maxlen);
+struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s);
 void db_store_free(struct db_store *s); /* NULL-safe */
 
 /* With replicas > 0, an ingest counts as done only once that many replicas acknowledged it

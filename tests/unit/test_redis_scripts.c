@@ -35,6 +35,7 @@ static const struct {
     {"dispatch.lua", db_lua_dispatch, 0},
     {"stream_dead.lua", db_lua_stream_dead, 0},
     {"stream_order.lua", db_lua_stream_order, 0},
+    {"stream_trim.lua", db_lua_stream_trim, 0},
     {"autoreply_claim.lua", db_lua_autoreply_claim, 0},
     {"metrics_convs.lua", db_lua_metrics_convs, 0},
     {"agent_stats.lua", db_lua_agent_stats, 0},
@@ -180,7 +181,7 @@ static void ingest_run_writes_its_customers(void **state)
     freeReplyObject(redisCommand(c, "RPUSH t:customer:{bad} x"));
     freeReplyObject(redisCommand(c, "HSET t:customer:{old} id m8 ts 8"));
     freeReplyObject(redisCommand(c, "HSET t:customer:{older} id m3 ts 3"));
-    redisReply *r = redisCommand(c, "EVAL %s 0 60 0 t:events t:d1 {\"a\":1} %s 600 "
+    redisReply *r = redisCommand(c, "EVAL %s 0 60 t:events t:d1 {\"a\":1} %s 600 "
                                     "t:customer:{bad} m1 5 t:customer:{ok} m2 7 "
                                     "t:customer:{old} m5 5 t:customer:{older} m4 4",
                                  body, "");
@@ -189,7 +190,7 @@ static void ingest_run_writes_its_customers(void **state)
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     /* an older message of the same customer changes nothing */
-    r = redisCommand(c, "EVAL %s 0 60 0 t:events t:d2 {\"a\":2} %s 600 t:customer:{ok} m0 6",
+    r = redisCommand(c, "EVAL %s 0 60 t:events t:d2 {\"a\":2} %s 600 t:customer:{ok} m0 6",
                      body, "");
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);

@@ -1,19 +1,16 @@
--- ingest.lua - stores any webhook (status_advance.lua is prepended).  ARGV: P ttl maxlen now
--- platform account cursor, then per event: dedupe key, event JSON, receipt status ('' when not
+-- ingest.lua - stores any webhook (status_advance.lua is prepended).  ARGV: P ttl now platform
+-- account cursor, then per event: dedupe key, event JSON, receipt status ('' when not
 -- a receipt), external id, error code, error message, then optionally the customers' newest
 -- messages (customer_seen.lua, put in front after status_advance.lua).  Returns the events
 -- written.
-local ttl, maxlen, now = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local plat, acct, cursor = ARGV[5], ARGV[6], ARGV[7]
+local ttl, now = ARGV[2], ARGV[3]
+local plat, acct, cursor = ARGV[4], ARGV[5], ARGV[6]
 local written = 0
-local stop = events_end(8, 6)
-for i = 8, stop - 1, 6 do
+local stop = events_end(7, 6)
+for i = 7, stop - 1, 6 do
   if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl) then
-    if maxlen > 0 then
-      redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])
-    else
-      redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])
-    end
+    -- No MAXLEN: stream_trim.lua trims, sparing what a consumer group has not read.
+    redis.call('XADD', P .. ':events', '*', 'event', ARGV[i + 1])
     written = written + 1
     -- Only events that name a grant or a media URL are decoded.
     local text = ARGV[i + 1]
