@@ -146,8 +146,8 @@ static void a_group_behind_the_cap_keeps_what_it_has_not_read(void **state)
 {
     (void)state;
     add(300);
-    cmd("XGROUP CREATE s fast 0");
-    cmd("XGROUP CREATE s slow 0");
+    freeReplyObject(cmd("XGROUP CREATE s fast 0"));
+    freeReplyObject(cmd("XGROUP CREATE s slow 0"));
     assert_int_equal(read_new("fast", 1000), 300);
     ack("fast", 1, 300);
     assert_int_equal(read_new("slow", 100), 100);
@@ -177,7 +177,7 @@ static void an_old_pending_entry_is_kept(void **state)
 {
     (void)state;
     add(300);
-    cmd("XGROUP CREATE s g 0");
+    freeReplyObject(cmd("XGROUP CREATE s g 0"));
     assert_int_equal(read_new("g", 1000), 300);
     ack("g", 2, 300);
     struct trim t = trim(50, 0);
@@ -195,8 +195,8 @@ static void a_group_whose_lag_redis_cannot_tell(void **state)
 {
     (void)state;
     add(100);
-    cmd("XGROUP CREATE s late $");
-    cmd("XTRIM s MAXLEN 90");
+    freeReplyObject(cmd("XGROUP CREATE s late $"));
+    freeReplyObject(cmd("XTRIM s MAXLEN 90"));
     add(200);
     struct trim t = trim(50, 0);
     assert_string_equal(t.holder, "late");
@@ -210,7 +210,7 @@ static void the_hard_cap_removes_unread_entries_and_says_so(void **state)
 {
     (void)state;
     add(300);
-    cmd("XGROUP CREATE s gone 0");
+    freeReplyObject(cmd("XGROUP CREATE s gone 0"));
     struct trim t = trim(50, 100);
     long long len = num("XLEN s");
     assert_true(len >= 100 && len < 100 + NODE);
