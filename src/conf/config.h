@@ -65,6 +65,8 @@ struct db_config {
     int claim_idle_ms;        /* pending outbox entries idle this long are claimed, 30000 */
     long stream_maxlen;       /* cap of <prefix>:events kept by stream/trim.c, 0 = unbounded */
     long stream_maxlen_hard;  /* cap that removes unread entries too, 0 = never */
+    long status_maxlen;       /* cap of <prefix>:status, 0 = unbounded (default) */
+    long outbox_maxlen;       /* cap of <prefix>:outbox, 0 = unbounded (default) */
     struct db_account *accounts;
     size_t n_accounts;
     struct db_tenant *tenants; /* [tenant NAME] sections in file order, cross-checked */

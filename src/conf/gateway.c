@@ -83,6 +83,12 @@ static const struct db_conf_key gw_keys[] = {
     {.name = "stream_maxlen_hard", .type = DB_CONF_LONG, .def = "0", .min = 0, .max = LONG_MAX,
      .off = OFF(stream_maxlen_hard),
      .doc = "A cap of `<prefix>:events` that removes even entries a group has not read (a group nobody reads any more); `0` never does. At least `stream_maxlen`."},
+    {.name = "status_maxlen", .type = DB_CONF_LONG, .def = "0", .min = 0, .max = LONG_MAX,
+     .off = OFF(status_maxlen),
+     .doc = "Approximate cap of `<prefix>:status`, kept like `stream_maxlen` (never past what a group has not read). `0` keeps everything."},
+    {.name = "outbox_maxlen", .type = DB_CONF_LONG, .def = "0", .min = 0, .max = LONG_MAX,
+     .off = OFF(outbox_maxlen),
+     .doc = "Approximate cap of `<prefix>:outbox`, kept like `stream_maxlen` (never past what a group has not read). `0` keeps everything."},
 };
 
 #define N_KEYS (sizeof gw_keys / sizeof gw_keys[0])

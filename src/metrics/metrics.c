@@ -90,8 +90,7 @@ struct db_metrics {
     struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
     struct histogram write_latency, first_response, survey_score;
     unsigned long long dead_letters;
-    unsigned long long trimmed, trimmed_unread;
-    long long trim_held;
+    struct { unsigned long long removed, unread; long long held; } trim[3]; /* trim_streams */
     unsigned long long reconnects;
     int redis_up;
     int redis_seen_up; /* a later "up" is a reconnect, the first one is not */
@@ -324,13 +323,18 @@ void db_metrics_dead_letter(struct db_metrics *m)
     if (m) m->dead_letters++;
 }
 
-void db_metrics_events_trimmed(struct db_metrics *m, long long removed, long long unread,
-                               long long held)
+/* The streams the trimmer keeps, in the order of db_metrics.trim. */
+static const char *const trim_streams[] = {DB_KEY_EVENTS, DB_KEY_STATUS, DB_KEY_OUTBOX};
+
+void db_metrics_stream_trimmed(struct db_metrics *m, const char *stream, long long removed,
+                               long long unread, long long held)
 {
-    if (!m) return;
-    m->trimmed += removed > 0 ? (unsigned long long)removed : 0;
-    m->trimmed_unread += unread > 0 ? (unsigned long long)unread : 0;
-    m->trim_held = held > 0 ? held : 0;
+    for (int i = 0; m && i < 3; i++) {
+        if (strcmp(stream, trim_streams[i]) != 0) continue;
+        m->trim[i].removed += removed > 0 ? (unsigned long long)removed : 0;
+        m->trim[i].unread += unread > 0 ? (unsigned long long)unread : 0;
+        m->trim[i].held = held > 0 ? held : 0;
+    }
 }
 
 void db_metrics_redis_state(struct db_metrics *m, int up)
@@ -482,15 +486,28 @@ static void render_registry(struct out *o, const struct db_metrics *m)
     render_histogram(o, &m->survey_score);
     out_gauge1(o, "deskbridge_dead_letters_total", "counter",
                "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
-    out_gauge1(o, "deskbridge_events_trimmed_total", "counter",
-               "Entries removed from the events stream by this process's trimmer.",
-               (double)m->trimmed);
-    out_gauge1(o, "deskbridge_events_trimmed_unread_total", "counter",
-               "Entries removed past stream_maxlen_hard although a consumer group had not "
-               "read them.", (double)m->trimmed_unread);
-    out_gauge1(o, "deskbridge_events_trim_held_entries", "gauge",
-               "Entries of the events stream over stream_maxlen kept because a consumer group "
-               "has not read them (at the last trim).", (double)m->trim_held);
+    static const struct {
+        const char *name, *type, *help;
+    } trim_fams[] = {
+        {"deskbridge_stream_trimmed_total", "counter",
+         "Entries this process's trimmer removed from a stream."},
+        {"deskbridge_stream_trimmed_unread_total", "counter",
+         "Entries removed past stream_maxlen_hard although a consumer group had not read them."},
+        {"deskbridge_stream_trim_held_entries", "gauge",
+         "Entries of a stream over its cap kept because a consumer group has not read them "
+         "(at the last trim)."},
+    };
+    const char *label = "stream";
+    for (int f = 0; f < 3; f++) {
+        out_header(o, trim_fams[f].name, trim_fams[f].type, trim_fams[f].help);
+        for (int i = 0; i < 3; i++) {
+            out_printf(o, "%s", trim_fams[f].name);
+            out_labels(o, 1, &label, &trim_streams[i]);
+            out_printf(o, " %lld\n", f == 0   ? (long long)m->trim[i].removed
+                                      : f == 1 ? (long long)m->trim[i].unread
+                                               : m->trim[i].held);
+        }
+    }
     out_gauge1(o, "deskbridge_redis_up", "gauge",
                "1 when the Redis connection is up and ready, else 0.", m->redis_up);
     out_gauge1(o, "deskbridge_redis_reconnects_total", "counter",

@@ -39,12 +39,13 @@ void db_metrics_send(struct db_metrics *m, const char *platform, const char *out
  * ok|retry|failed|refused|ignored|duplicate). */
 void db_metrics_bridge(struct db_metrics *m, const char *bridge, const char *direction,
                        const char *outcome);
-/* deskbridge_events_trimmed_total (removed), deskbridge_events_trimmed_unread_total (of
- * them removed by stream_maxlen_hard before a group read them) and the gauge
- * deskbridge_events_trim_held_entries (entries over stream_maxlen that groups still need),
- * from one run of the trimmer (stream/trim.h). */
-void db_metrics_events_trimmed(struct db_metrics *m, long long removed, long long unread,
-                               long long held);
+/* deskbridge_stream_trimmed_total{stream} (entries removed), deskbridge_stream_trimmed_unread_
+ * total{stream} (of them removed by a hard cap before a group read them) and the gauge
+ * deskbridge_stream_trim_held_entries{stream} (entries over the cap that groups still need),
+ * from one run of the trimmer (stream/trim.h); stream is a key suffix of redis/keys.h
+ * (events, status, outbox; others are dropped). */
+void db_metrics_stream_trimmed(struct db_metrics *m, const char *stream, long long removed,
+                               long long unread, long long held);
 /* deskbridge_dead_letters_total */
 /* The media store: a file stored, lost (reason: the code of why) or retried. */
 void db_metrics_media(struct db_metrics *m, const char *platform, const char *outcome,

@@ -1,5 +1,6 @@
 #include "stream/trim.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,12 +8,12 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "conf/config.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
-#include "conf/config.h"
 #include "services/services.h"
 #include "store/store.h"
 #include "util/id.h"
@@ -20,15 +21,39 @@
 /* A stream held over its cap is logged at most this often: it stays so until the group reads. */
 #define HELD_LOG_EVERY_MS 60000
 
-/* The timer is armed again only when a run has answered, so runs never overlap. */
+/* The streams trimmed, each with the [gateway] keys of its caps (P:dead is never trimmed:
+ * what was given up on waits for a person). */
+enum { T_EVENTS, T_STATUS, T_OUTBOX, T_COUNT };
+#define NO_HARD ((size_t)-1)
+static const struct {
+    const char *suffix, *cap_key, *hard_key;
+    size_t cap_off, hard_off; /* in struct db_config */
+} trimmed[T_COUNT] = {
+    [T_EVENTS] = {DB_KEY_EVENTS, "stream_maxlen", "stream_maxlen_hard",
+                  offsetof(struct db_config, stream_maxlen),
+                  offsetof(struct db_config, stream_maxlen_hard)},
+    [T_STATUS] = {DB_KEY_STATUS, "status_maxlen", "", offsetof(struct db_config, status_maxlen),
+                  NO_HARD},
+    [T_OUTBOX] = {DB_KEY_OUTBOX, "outbox_maxlen", "", offsetof(struct db_config, outbox_maxlen),
+                  NO_HARD},
+};
+
+static long cap_at(const struct db_config *cfg, size_t off)
+{
+    return off == NO_HARD ? 0 : *(const long *)(const void *)((const char *)cfg + off);
+}
+
+/* One pass runs the streams one after the other; the timer is armed again only when the
+ * pass has ended, so passes never overlap. */
 struct db_trim {
     struct db_services *svc;
     struct db_redis_script *script;
     struct event *timer;
-    char stream[160];
-    long cap, hard; /* of the run in flight, for its log lines */
+    char keys[T_COUNT][160];
+    int at;               /* the stream of the run in flight */
+    long cap, hard;       /* its caps, for its log lines */
     int stopped;
-    int64_t held_logged_ms;
+    int64_t held_logged_ms[T_COUNT];
 };
 
 static void arm(struct db_trim *t)
@@ -43,14 +68,17 @@ static long long int_at(const redisReply *r, size_t i)
                                                                           : 0;
 }
 
+static void run_from(struct db_trim *t, int s);
+
 static void ran(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct db_trim *t = arg;
     struct db_log_ctx ctx = {"trim", NULL, NULL, NULL};
+    const char *key = t->keys[t->at];
     if (status != DB_OK || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
         /* Redis away: nothing is removed meanwhile, which loses nothing. */
         if (status != DB_EAGAIN)
-            db_log(DB_LOG_WARN, &ctx, "trimming %s failed: %s", t->stream,
+            db_log(DB_LOG_WARN, &ctx, "trimming %s failed: %s", key,
                    errstr ? errstr : "unexpected answer");
         arm(t);
         return;
@@ -58,18 +86,39 @@ static void ran(int status, const redisReply *reply, const char *errstr, void *a
     long long removed = int_at(reply, 0), forced = int_at(reply, 1), held = int_at(reply, 2);
     const redisReply *g = reply->element[3];
     const char *holder = g->type == REDIS_REPLY_STRING ? g->str : "";
-    db_metrics_events_trimmed(t->svc->metrics, removed, forced, held);
+    db_metrics_stream_trimmed(t->svc->metrics, trimmed[t->at].suffix, removed, forced, held);
     if (forced > 0)
         db_log(DB_LOG_ERROR, &ctx,
-               "%s over stream_maxlen_hard (%ld): %lld entries removed before group %s read "
-               "them", t->stream, t->hard, forced, *holder ? holder : "(unknown)");
+               "%s over %s (%ld): %lld entries removed before group %s read them", key,
+               trimmed[t->at].hard_key, t->hard, forced, *holder ? holder : "(unknown)");
     int64_t now = db_now_ms();
-    if (held > 0 && now - t->held_logged_ms >= HELD_LOG_EVERY_MS) {
-        t->held_logged_ms = now;
+    if (held > 0 && now - t->held_logged_ms[t->at] >= HELD_LOG_EVERY_MS) {
+        t->held_logged_ms[t->at] = now;
         db_log(DB_LOG_WARN, &ctx,
-               "%s is %lld entries over stream_maxlen (%ld): kept until consumer group %s has "
-               "read them (if nothing reads that group any more, remove it with XGROUP "
-               "DESTROY)", t->stream, held, t->cap, holder);
+               "%s is %lld entries over %s (%ld): kept until consumer group %s has read them "
+               "(if nothing reads that group any more, remove it with XGROUP DESTROY)",
+               key, held, trimmed[t->at].cap_key, t->cap, holder);
+    }
+    run_from(t, t->at + 1);
+}
+
+/* Runs the first stream from s on that has a cap; arms the timer when none is left. */
+static void run_from(struct db_trim *t, int s)
+{
+    const struct db_config *cfg = t->svc->cfg->cfg;
+    for (; !t->stopped && s < T_COUNT; s++) {
+        t->cap = cap_at(cfg, trimmed[s].cap_off);
+        t->hard = cap_at(cfg, trimmed[s].hard_off);
+        if (t->cap <= 0) continue;
+        if (!db_redis_is_up(t->svc->redis)) break;
+        t->at = s;
+        char cap[24], hard[24];
+        snprintf(cap, sizeof cap, "%ld", t->cap);
+        snprintf(hard, sizeof hard, "%ld", t->hard);
+        const char *keys[] = {t->keys[s]};
+        const char *args[] = {cap, hard};
+        db_redis_eval(t->svc->redis, t->script, ran, t, 1, keys, 2, args, NULL);
+        return;
     }
     arm(t);
 }
@@ -77,21 +126,7 @@ static void ran(int status, const redisReply *reply, const char *errstr, void *a
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct db_trim *t = arg;
-    if (t->stopped) return;
-    const struct db_config *cfg = t->svc->cfg->cfg;
-    if (cfg->stream_maxlen <= 0 || !db_redis_is_up(t->svc->redis)) {
-        arm(t);
-        return;
-    }
-    t->cap = cfg->stream_maxlen;
-    t->hard = cfg->stream_maxlen_hard;
-    char cap[24], hard[24];
-    snprintf(cap, sizeof cap, "%ld", t->cap);
-    snprintf(hard, sizeof hard, "%ld", t->hard);
-    const char *keys[] = {t->stream};
-    const char *args[] = {cap, hard};
-    db_redis_eval(t->svc->redis, t->script, ran, t, 1, keys, 2, args, NULL);
+    run_from(arg, 0);
 }
 
 int db_trim_start(struct db_services *svc, struct db_trim **out, struct db_err *e)
@@ -100,8 +135,10 @@ int db_trim_start(struct db_services *svc, struct db_trim **out, struct db_err *
     struct db_trim *t = calloc(1, sizeof *t);
     if (!t) return db_err_set(e, DB_ENOMEM, "out of memory");
     t->svc = svc;
-    db_store_key(svc->store, DB_KEY_EVENTS, t->stream, sizeof t->stream);
-    t->held_logged_ms = db_now_ms() - HELD_LOG_EVERY_MS;
+    for (int s = 0; s < T_COUNT; s++) {
+        db_store_key(svc->store, trimmed[s].suffix, t->keys[s], sizeof t->keys[s]);
+        t->held_logged_ms[s] = db_now_ms() - HELD_LOG_EVERY_MS;
+    }
     t->script = db_redis_script_new(db_lua_stream_trim);
     t->timer = evtimer_new(svc->base, tick, t);
     if (!t->script || !t->timer) {

@@ -1,7 +1,9 @@
-/* [gateway] stream_maxlen end to end: the real deskbridge binary and a real redis-server.  A
- * helpdesk's consumer group that stopped reading falls far behind a small cap while webhooks
- * keep coming; the gateway's trimmer keeps every event that group has not read, says so in
- * /metrics and its log, and trims to the cap once the group has caught up. */
+/* [gateway] stream_maxlen, outbox_maxlen and status_maxlen end to end: the real deskbridge
+ * binary, a real redis-server and a fake Telegram.  A helpdesk's consumer group that stopped
+ * reading falls far behind a small cap while webhooks keep coming; the gateway's trimmer keeps
+ * every event that group has not read, says so in /metrics and its log, and trims to the cap
+ * once the group has caught up.  Replies a helpdesk puts on the outbox are all sent while the
+ * outbox and the status stream are trimmed under them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,8 +49,9 @@ static int setup(void **state)
     snprintf(W.conf, sizeof W.conf, "%s/deskbridge.conf", W.dir);
     FILE *f = fopen(W.conf, "w");
     assert_non_null(f);
-    fprintf(f, "[gateway]\nstream_maxlen = %d\n\n[telegram bot]\ntoken = %s\nwebhook_secret = %s\n"
-               "api_base = %s\n", CAP, TOKEN, SECRET, db_fake_url(W.tg));
+    fprintf(f, "[gateway]\nstream_maxlen = %d\noutbox_maxlen = %d\nstatus_maxlen = %d\n\n"
+               "[telegram bot]\ntoken = %s\nwebhook_secret = %s\n"
+               "api_base = %s\n", CAP, CAP, CAP, TOKEN, SECRET, db_fake_url(W.tg));
     fclose(f);
     /* A helpdesk that subscribed from the start and then stopped reading. */
     freeReplyObject(redisCommand(db_test_redis_ctx(W.redis),
@@ -73,13 +76,18 @@ static int teardown(void **state)
     return 0;
 }
 
-static long long xlen(void)
+static long long xlen_of(const char *stream)
 {
-    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XLEN deskbridge:events");
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "XLEN deskbridge:%s", stream);
     assert_non_null(r);
     long long n = r->integer;
     freeReplyObject(r);
     return n;
+}
+
+static long long xlen(void)
+{
+    return xlen_of("events");
 }
 
 static int post_message(int n)
@@ -99,7 +107,7 @@ static int post_message(int n)
     return status;
 }
 
-/* Value of the sample series (no labels) in /metrics; -1 when absent. */
+/* Value of the sample series (name and labels exactly) in /metrics; -1 when absent. */
 static double metric(const char *series)
 {
     struct db_test_resp r;
@@ -122,13 +130,13 @@ static double metric(const char *series)
 static int held(void *arg)
 {
     (void)arg;
-    return metric("deskbridge_events_trim_held_entries") > 0;
+    return metric("deskbridge_stream_trim_held_entries{stream=\"events\"}") > 0;
 }
 
 static int trimmed_to_cap(void *arg)
 {
     (void)arg;
-    return xlen() < CAP + NODE && metric("deskbridge_events_trim_held_entries") == 0;
+    return xlen() < CAP + NODE && metric("deskbridge_stream_trim_held_entries{stream=\"events\"}") == 0;
 }
 
 static void a_group_far_behind_the_cap_loses_nothing(void **state)
@@ -139,8 +147,8 @@ static void a_group_far_behind_the_cap_loses_nothing(void **state)
      * cap, and the helpdesk's group holding it. */
     assert_true(db_test_wait(held, NULL, 5000));
     assert_true(xlen() >= WEBHOOKS);
-    assert_true(metric("deskbridge_events_trim_held_entries") >= WEBHOOKS - CAP);
-    assert_int_equal(metric("deskbridge_events_trimmed_unread_total"), 0);
+    assert_true(metric("deskbridge_stream_trim_held_entries{stream=\"events\"}") >= WEBHOOKS - CAP);
+    assert_int_equal(metric("deskbridge_stream_trimmed_unread_total{stream=\"events\"}"), 0);
     assert_true(db_test_daemon_log_count(&W.d, "kept until consumer group helpdesk-slow") >= 1);
 
     /* The helpdesk comes back: every event is there, in order. */
@@ -167,13 +175,56 @@ static void a_group_far_behind_the_cap_loses_nothing(void **state)
     /* Read and acknowledged by every group: now the cap applies. */
     assert_true(db_test_wait(trimmed_to_cap, NULL, 5000));
     assert_true(xlen() >= CAP);
-    assert_true(metric("deskbridge_events_trimmed_total") >= WEBHOOKS - CAP - NODE);
+    assert_true(metric("deskbridge_stream_trimmed_total{stream=\"events\"}") >= WEBHOOKS - CAP - NODE);
+}
+
+static int outbox_and_status_trimmed(void *arg)
+{
+    (void)arg;
+    return xlen_of("outbox") < CAP + NODE && xlen_of("status") < CAP + NODE;
+}
+
+/* 200 replies XADDed to the outbox as a helpdesk would: each is sent once, in order, and the
+ * outbox and the status stream end near their cap. */
+static void replies_on_a_capped_outbox_are_all_sent(void **state)
+{
+    (void)state;
+    size_t before = db_fake_count(W.tg, NULL), sends = db_fake_count(W.tg, "/sendMessage");
+    int replies = 200;
+    for (int n = 1; n <= replies; n++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "{\"conversation\":\"telegram:bot:901\",\"text\":\"reply %d\"}", n);
+        redisReply *r = redisCommand(db_test_redis_ctx(W.redis),
+                                     "XADD deskbridge:outbox * command %s", cmd);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    assert_int_equal(db_fake_wait(W.tg, "/sendMessage", sends + replies, 20000), sends + replies);
+    assert_true(db_test_wait(outbox_and_status_trimmed, NULL, 5000));
+    int next = 1;
+    for (size_t i = before; i < db_fake_count(W.tg, NULL); i++) {
+        struct db_fake_request q;
+        assert_int_equal(db_fake_get(W.tg, i, &q), DB_OK);
+        char want[32];
+        snprintf(want, sizeof want, "\"reply %d\"", next);
+        if (!strstr(q.path, "/sendMessage")) {
+            db_fake_request_clear(&q);
+            continue;
+        }
+        if (strstr(q.body, want)) next++;
+        else fail_msg("request %zu is not reply %d: %s %s", i, next, q.path, q.body);
+        db_fake_request_clear(&q);
+    }
+    assert_int_equal(next, replies + 1);
+    assert_true(metric("deskbridge_stream_trimmed_total{stream=\"outbox\"}") >= replies - CAP - NODE);
+    assert_true(metric("deskbridge_stream_trimmed_total{stream=\"status\"}") > 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_group_far_behind_the_cap_loses_nothing),
+        cmocka_unit_test(replies_on_a_capped_outbox_are_all_sent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
