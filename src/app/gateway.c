@@ -167,7 +167,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if ((gw->roles & DB_ROLE_INGEST) && cfg->worker == 0) {
         rc = db_poller_start(&gw->svc, 50, &gw->poller, e);
         if (rc != DB_OK) goto fail;
-        /* The processes that write the events stream keep it trimmed. */
+        /* The processes that write the events stream keep the streams trimmed. */
         rc = db_trim_start(&gw->svc, &gw->trim, e);
         if (rc != DB_OK) goto fail;
     }

@@ -29,7 +29,7 @@ struct db_gateway {
     int roles;                          /* enum db_role_bits */
     struct db_sender *sender;
     struct db_poller *poller;
-    struct db_trim *trim; /* keeps P:events near stream_maxlen (role ingest, worker 0) */
+    struct db_trim *trim; /* keeps the streams near their caps (role ingest, worker 0) */
     struct db_dispatcher *dispatcher;
     struct db_hookout *hookout;
     struct db_autoreply *autoreply;

@@ -394,7 +394,8 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     db_store_key(s, DB_KEY_EVENTS, stream, sizeof stream);
     if (rc == DB_OK &&
         (plain ? argv_str(&a, s->ttl) || argv_str(&a, stream)
-               : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, now) || argv_str(&a, platform) || argv_str(&a, account) ||
+               : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, now) ||
+                     argv_str(&a, platform) || argv_str(&a, account) ||
                      argv_str(&a, cursor_value)))
         rc = DB_ENOMEM;
     for (size_t i = 0; rc == DB_OK && i < events->n; i++) {
