@@ -12,7 +12,6 @@
 
 #include <dirent.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "net/httpd.h"
 #include "log/log.h"
 #include "metrics/agent_stats.h"
+#include "metrics/text_out.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
@@ -40,7 +40,6 @@
 #define MAX_SERIES 1000       /* per family */
 #define MAX_LABEL_BYTES 64    /* longer values are cut (at a UTF-8 boundary) */
 #define MAX_GROUPS 64         /* consumer groups reported per stream */
-#define RENDER_CAP (8u << 20) /* a scrape larger than this is a bug, not data */
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* ---- labelled counters ---- */
@@ -83,14 +82,17 @@ static const double response_buckets[] = {10,   30,   60,    120,   300,   600,
 /* Survey answers are 1 to 5: one bucket per score. */
 static const double score_buckets[] = {1, 2, 3, 4, 5};
 
-enum { FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_SURVEYS, FAM_COUNT };
+enum {
+    FAM_WEBHOOKS, FAM_EVENTS, FAM_SENDS, FAM_BRIDGE, FAM_MEDIA, FAM_SURVEYS, FAM_TRIMMED,
+    FAM_TRIMMED_UNREAD, FAM_COUNT
+};
 
 struct db_metrics {
     struct family fam[FAM_COUNT];
     struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
     struct histogram write_latency, first_response, survey_score;
     unsigned long long dead_letters;
-    struct { unsigned long long removed, unread; long long held; } trim[3]; /* trim_streams */
+    long long trim_held[3]; /* per trim_streams, at the last trim */
     unsigned long long reconnects;
     int redis_up;
     int redis_seen_up; /* a later "up" is a reconnect, the first one is not */
@@ -141,6 +143,11 @@ struct db_metrics *db_metrics_new(void)
                 "Satisfaction surveys by outcome: sent (queued to the customer), skipped_window "
                 "(WhatsApp's 24-hour window had closed), answered, commented.",
                 1, "outcome", NULL, NULL);
+    family_init(&m->fam[FAM_TRIMMED], "deskbridge_stream_trimmed_total",
+                "Entries this process's trimmer removed from a stream.", 1, "stream", NULL, NULL);
+    family_init(&m->fam[FAM_TRIMMED_UNREAD], "deskbridge_stream_trimmed_unread_total",
+                "Entries removed past stream_maxlen_hard although a consumer group had not "
+                "read them.", 1, "stream", NULL, NULL);
     histogram_init(&m->survey_score, "deskbridge_survey_score",
                    "Satisfaction survey answers, 1 (poor) to 5 (excellent).", score_buckets,
                    sizeof score_buckets / sizeof score_buckets[0]);
@@ -323,7 +330,7 @@ void db_metrics_dead_letter(struct db_metrics *m)
     if (m) m->dead_letters++;
 }
 
-/* The streams the trimmer keeps, in the order of db_metrics.trim. */
+/* The streams the trimmer keeps, in the order of db_metrics.trim_held. */
 static const char *const trim_streams[] = {DB_KEY_EVENTS, DB_KEY_STATUS, DB_KEY_OUTBOX};
 
 void db_metrics_stream_trimmed(struct db_metrics *m, const char *stream, long long removed,
@@ -331,9 +338,11 @@ void db_metrics_stream_trimmed(struct db_metrics *m, const char *stream, long lo
 {
     for (int i = 0; m && i < 3; i++) {
         if (strcmp(stream, trim_streams[i]) != 0) continue;
-        m->trim[i].removed += removed > 0 ? (unsigned long long)removed : 0;
-        m->trim[i].unread += unread > 0 ? (unsigned long long)unread : 0;
-        m->trim[i].held = held > 0 ? held : 0;
+        family_add(&m->fam[FAM_TRIMMED], &trim_streams[i],
+                   removed > 0 ? (unsigned long long)removed : 0);
+        family_add(&m->fam[FAM_TRIMMED_UNREAD], &trim_streams[i],
+                   unread > 0 ? (unsigned long long)unread : 0);
+        m->trim_held[i] = held > 0 ? held : 0;
     }
 }
 
@@ -350,168 +359,59 @@ void db_metrics_first_response(struct db_metrics *m, double seconds)
     if (m) histogram_observe(&m->first_response, seconds);
 }
 
-/* ---- text output ---- */
-
-struct out {
-    char *p;
-    size_t len, cap;
-    int failed; /* ENOMEM or over RENDER_CAP: the whole scrape fails */
-};
-
-static void out_printf(struct out *o, const char *fmt, ...) DB_PRINTF(2, 3);
-static void out_printf(struct out *o, const char *fmt, ...)
+static void render_family(struct db_out *o, const struct family *f)
 {
-    if (o->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = 1;
-            return;
-        }
-        if (o->p && (size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t need = o->len + (size_t)n + 1, cap = o->cap ? o->cap : 4096;
-        while (cap < need) cap *= 2;
-        if (cap > RENDER_CAP) {
-            o->failed = 1;
-            return;
-        }
-        char *p = realloc(o->p, cap);
-        if (!p) {
-            o->failed = 1;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
-    }
-}
-
-/* Appends v escaped for a label value: backslash, double quote and newline. */
-static void out_label_value(struct out *o, const char *v)
-{
-    const char *run = v;
-    for (; *v; v++) {
-        const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
-        if (!esc) continue;
-        out_printf(o, "%.*s%s", (int)(v - run), run, esc);
-        run = v + 1;
-    }
-    out_printf(o, "%s", run);
-}
-
-static void out_header(struct out *o, const char *name, const char *type, const char *help)
-{
-    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* Writes {a="x",b="y"} for n names and values; nothing when n is 0. */
-static void out_labels(struct out *o, int n, const char *const *names, const char *const *vals)
-{
-    if (n == 0) return;
-    out_printf(o, "{");
-    for (int i = 0; i < n; i++) {
-        out_printf(o, "%s%s=\"", i ? "," : "", names[i]);
-        out_label_value(o, vals[i]);
-        out_printf(o, "\"");
-    }
-    out_printf(o, "}");
-}
-
-/* A float as Prometheus reads it; integral values without exponent or fraction. */
-static void out_double(struct out *o, double x)
-{
-    if (isinf(x)) out_printf(o, x > 0 ? "+Inf" : "-Inf");
-    else if (isnan(x)) out_printf(o, "NaN");
-    else if (x == floor(x) && fabs(x) < 1e15) out_printf(o, "%.0f", x);
-    else {
-        /* the shortest text that reads back as the same double */
-        char b[40];
-        snprintf(b, sizeof b, "%.15g", x);
-        if (strtod(b, NULL) != x) snprintf(b, sizeof b, "%.17g", x);
-        out_printf(o, "%s", b);
-    }
-}
-
-static void out_gauge1(struct out *o, const char *name, const char *type, const char *help,
-                       double value)
-{
-    out_header(o, name, type, help);
-    out_printf(o, "%s ", name);
-    out_double(o, value);
-    out_printf(o, "\n");
-}
-
-static void render_family(struct out *o, const struct family *f)
-{
-    out_header(o, f->name, "counter", f->help);
+    db_out_header(o, f->name, "counter", f->help);
     for (size_t i = 0; i < f->n; i++) {
-        out_printf(o, "%s", f->name);
-        out_labels(o, f->nlabels, f->labels, (const char *const *)f->s[i].v);
-        out_printf(o, " %llu\n", f->s[i].value);
+        db_out_printf(o, "%s", f->name);
+        db_out_labels(o, f->nlabels, f->labels, (const char *const *)f->s[i].v);
+        db_out_printf(o, " %llu\n", f->s[i].value);
     }
 }
 
-static void render_histogram(struct out *o, const struct histogram *h)
+static void render_histogram(struct db_out *o, const struct histogram *h)
 {
-    out_header(o, h->name, "histogram", h->help);
+    db_out_header(o, h->name, "histogram", h->help);
     unsigned long long cum = 0;
     for (size_t b = 0; b < h->nle; b++) {
         cum += h->counts[b];
-        out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", h->name, h->le[b], cum);
+        db_out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", h->name, h->le[b], cum);
     }
-    out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", h->name, h->count);
-    out_printf(o, "%s_sum ", h->name);
-    out_double(o, h->sum);
-    out_printf(o, "\n%s_count %llu\n", h->name, h->count);
+    db_out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", h->name, h->count);
+    db_out_printf(o, "%s_sum ", h->name);
+    db_out_double(o, h->sum);
+    db_out_printf(o, "\n%s_count %llu\n", h->name, h->count);
 }
 
-static void render_registry(struct out *o, const struct db_metrics *m)
+static void render_registry(struct db_out *o, const struct db_metrics *m)
 {
     for (int f = 0; f < FAM_COUNT; f++) render_family(o, &m->fam[f]);
-    out_header(o, "deskbridge_metric_series_dropped_total", "counter",
-               "Label sets not recorded because their metric reached its series cap.");
+    db_out_header(o, "deskbridge_metric_series_dropped_total", "counter",
+                  "Label sets not recorded because their metric reached its series cap.");
     for (int f = 0; f < FAM_COUNT; f++) {
         const char *name = "metric";
-        out_printf(o, "deskbridge_metric_series_dropped_total");
-        out_labels(o, 1, &name, &m->fam[f].name);
-        out_printf(o, " %llu\n", m->fam[f].dropped);
+        db_out_printf(o, "deskbridge_metric_series_dropped_total");
+        db_out_labels(o, 1, &name, &m->fam[f].name);
+        db_out_printf(o, " %llu\n", m->fam[f].dropped);
     }
     render_histogram(o, &m->write_latency);
     render_histogram(o, &m->first_response);
     render_histogram(o, &m->survey_score);
-    out_gauge1(o, "deskbridge_dead_letters_total", "counter",
-               "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
-    static const struct {
-        const char *name, *type, *help;
-    } trim_fams[] = {
-        {"deskbridge_stream_trimmed_total", "counter",
-         "Entries this process's trimmer removed from a stream."},
-        {"deskbridge_stream_trimmed_unread_total", "counter",
-         "Entries removed past stream_maxlen_hard although a consumer group had not read them."},
-        {"deskbridge_stream_trim_held_entries", "gauge",
-         "Entries of a stream over its cap kept because a consumer group has not read them "
-         "(at the last trim)."},
-    };
-    const char *label = "stream";
-    for (int f = 0; f < 3; f++) {
-        out_header(o, trim_fams[f].name, trim_fams[f].type, trim_fams[f].help);
-        for (int i = 0; i < 3; i++) {
-            out_printf(o, "%s", trim_fams[f].name);
-            out_labels(o, 1, &label, &trim_streams[i]);
-            out_printf(o, " %lld\n", f == 0   ? (long long)m->trim[i].removed
-                                      : f == 1 ? (long long)m->trim[i].unread
-                                               : m->trim[i].held);
-        }
+    db_out_gauge1(o, "deskbridge_dead_letters_total", "counter",
+                  "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
+    db_out_header(o, "deskbridge_stream_trim_held_entries", "gauge",
+                  "Entries of a stream over its cap kept because a consumer group has not read "
+                  "them (at the last trim).");
+    for (int i = 0; i < 3; i++) {
+        const char *label = "stream";
+        db_out_printf(o, "deskbridge_stream_trim_held_entries");
+        db_out_labels(o, 1, &label, &trim_streams[i]);
+        db_out_printf(o, " %lld\n", m->trim_held[i]);
     }
-    out_gauge1(o, "deskbridge_redis_up", "gauge",
-               "1 when the Redis connection is up and ready, else 0.", m->redis_up);
-    out_gauge1(o, "deskbridge_redis_reconnects_total", "counter",
-               "Times the Redis connection came back after being lost.", (double)m->reconnects);
+    db_out_gauge1(o, "deskbridge_redis_up", "gauge",
+                  "1 when the Redis connection is up and ready, else 0.", m->redis_up);
+    db_out_gauge1(o, "deskbridge_redis_reconnects_total", "counter",
+                  "Times the Redis connection came back after being lost.", (double)m->reconnects);
 }
 
 /* Not declared in metrics.h, whose contract is fixed: the unit tests declare it themselves.
@@ -519,7 +419,7 @@ static void render_registry(struct out *o, const struct db_metrics *m)
  * which the caller frees with free().  DB_OK or DB_ENOMEM. */
 int db_metrics_render(const struct db_metrics *m, char **out, size_t *len)
 {
-    struct out o = {0};
+    struct db_out o = {0};
     render_registry(&o, m);
     if (o.failed || !o.p) {
         free(o.p);
@@ -532,21 +432,21 @@ int db_metrics_render(const struct db_metrics *m, char **out, size_t *len)
 
 /* ---- process metrics ---- */
 
-static void render_process(struct out *o, struct db_services *svc)
+static void render_process(struct db_out *o, struct db_services *svc)
 {
     const char *vname = "version", *version = DB_VERSION;
-    out_header(o, "deskbridge_build_info", "gauge", "Always 1; the version is in the label.");
-    out_printf(o, "deskbridge_build_info");
-    out_labels(o, 1, &vname, &version);
-    out_printf(o, " 1\n");
+    db_out_header(o, "deskbridge_build_info", "gauge", "Always 1; the version is in the label.");
+    db_out_printf(o, "deskbridge_build_info");
+    db_out_labels(o, 1, &vname, &version);
+    db_out_printf(o, " 1\n");
 
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, resident = 0;
     if (f) {
         if (fscanf(f, "%lu %lu", &size, &resident) == 2)
-            out_gauge1(o, "process_resident_memory_bytes", "gauge",
-                       "Resident memory size in bytes.",
-                       (double)resident * (double)sysconf(_SC_PAGESIZE));
+            db_out_gauge1(o, "process_resident_memory_bytes", "gauge",
+                          "Resident memory size in bytes.",
+                          (double)resident * (double)sysconf(_SC_PAGESIZE));
         fclose(f);
     }
     DIR *d = opendir("/proc/self/fd");
@@ -556,21 +456,21 @@ static void render_process(struct out *o, struct db_services *svc)
             if (e->d_name[0] != '.') n++;
         closedir(d);
         /* the directory stream itself held one while counting */
-        out_gauge1(o, "process_open_fds", "gauge", "Number of open file descriptors.",
-                   (double)(n > 0 ? n - 1 : 0));
+        db_out_gauge1(o, "process_open_fds", "gauge", "Number of open file descriptors.",
+                      (double)(n > 0 ? n - 1 : 0));
     }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) {
         double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
                      ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-        out_gauge1(o, "process_cpu_seconds_total", "counter",
-                   "Total user and system CPU time spent in seconds.", cpu);
+        db_out_gauge1(o, "process_cpu_seconds_total", "counter",
+                      "Total user and system CPU time spent in seconds.", cpu);
     }
-    out_gauge1(o, "deskbridge_http_connections", "gauge", "HTTP connections open now.",
-               svc->httpd ? (double)db_httpd_connections(svc->httpd) : 0);
-    out_gauge1(o, "deskbridge_http_inflight", "gauge",
-               "HTTP requests received and not yet answered (this scrape included).",
-               svc->httpd ? (double)db_httpd_inflight(svc->httpd) : 0);
+    db_out_gauge1(o, "deskbridge_http_connections", "gauge", "HTTP connections open now.",
+                  svc->httpd ? (double)db_httpd_connections(svc->httpd) : 0);
+    db_out_gauge1(o, "deskbridge_http_inflight", "gauge",
+                  "HTTP requests received and not yet answered (this scrape included).",
+                  svc->httpd ? (double)db_httpd_inflight(svc->httpd) : 0);
 }
 
 /* ---- Redis gauges, read at scrape time ---- */
@@ -745,7 +645,7 @@ static void people_cb(json_t *stats, void *arg)
 
 static void expo_header(void *o, const char *name, const char *type, const char *help)
 {
-    out_header(o, name, type, help);
+    db_out_header(o, name, type, help);
 }
 
 /* Label values cleaned as the registry's are (cut, UTF-8 checked). */
@@ -756,54 +656,55 @@ static void expo_sample(void *o, const char *name, int n, const char *const *nam
     const char *v[MAX_LABELS + 1];
     if (n > MAX_LABELS + 1) return;
     for (int i = 0; i < n; i++) v[i] = clean_value(vals[i], buf[i]);
-    out_printf(o, "%s", name);
-    out_labels(o, n, names, v);
-    out_printf(o, " ");
-    out_double(o, value);
-    out_printf(o, "\n");
+    db_out_printf(o, "%s", name);
+    db_out_labels(o, n, names, v);
+    db_out_printf(o, " ");
+    db_out_double(o, value);
+    db_out_printf(o, "\n");
 }
 
-static void render_redis(struct out *o, const struct scrape *sc)
+static void render_redis(struct db_out *o, const struct scrape *sc)
 {
     const char *sname = "stream";
-    out_header(o, "deskbridge_queue_length", "gauge",
-               "Entries in each Redis stream (XLEN).");
+    db_out_header(o, "deskbridge_queue_length", "gauge",
+                  "Entries in each Redis stream (XLEN).");
     for (int s = 0; s < NSTREAMS; s++) {
-        out_printf(o, "deskbridge_queue_length");
-        out_labels(o, 1, &sname, &streams[s]);
-        out_printf(o, " %lld\n", sc->xlen[s]);
+        db_out_printf(o, "deskbridge_queue_length");
+        db_out_labels(o, 1, &sname, &streams[s]);
+        db_out_printf(o, " %lld\n", sc->xlen[s]);
     }
     const char *names[] = {"stream", "group"};
-    out_header(o, "deskbridge_pending_entries", "gauge",
-               "Entries delivered to a consumer group and not yet acknowledged.");
+    db_out_header(o, "deskbridge_pending_entries", "gauge",
+                  "Entries delivered to a consumer group and not yet acknowledged.");
     for (int s = 0; s < NSTREAMS; s++)
         for (size_t g = 0; g < sc->ngroups[s]; g++) {
             const char *v[] = {streams[s], sc->groups[s][g].name};
-            out_printf(o, "deskbridge_pending_entries");
-            out_labels(o, 2, names, v);
-            out_printf(o, " %lld\n", sc->groups[s][g].pending);
+            db_out_printf(o, "deskbridge_pending_entries");
+            db_out_labels(o, 2, names, v);
+            db_out_printf(o, " %lld\n", sc->groups[s][g].pending);
         }
-    out_header(o, "deskbridge_group_lag_entries", "gauge",
-               "Entries of the stream not yet delivered to a consumer group (Redis 7 and later).");
+    db_out_header(o, "deskbridge_group_lag_entries", "gauge",
+                  "Entries of the stream not yet delivered to a consumer group (Redis 7 and "
+                  "later).");
     for (int s = 0; s < NSTREAMS; s++)
         for (size_t g = 0; g < sc->ngroups[s]; g++) {
             if (sc->groups[s][g].lag < 0) continue;
             const char *v[] = {streams[s], sc->groups[s][g].name};
-            out_printf(o, "deskbridge_group_lag_entries");
-            out_labels(o, 2, names, v);
-            out_printf(o, " %lld\n", sc->groups[s][g].lag);
+            db_out_printf(o, "deskbridge_group_lag_entries");
+            db_out_labels(o, 2, names, v);
+            db_out_printf(o, " %lld\n", sc->groups[s][g].lag);
         }
-    out_header(o, "deskbridge_pending_oldest_seconds", "gauge",
-               "Idle time of the oldest unacknowledged entry of a consumer group (0 when "
-               "none), in seconds.");
+    db_out_header(o, "deskbridge_pending_oldest_seconds", "gauge",
+                  "Idle time of the oldest unacknowledged entry of a consumer group (0 when "
+                  "none), in seconds.");
     for (int s = 0; s < NSTREAMS; s++)
         for (size_t g = 0; g < sc->ngroups[s]; g++) {
             const char *v[] = {streams[s], sc->groups[s][g].name};
-            out_printf(o, "deskbridge_pending_oldest_seconds");
-            out_labels(o, 2, names, v);
-            out_printf(o, " ");
-            out_double(o, sc->groups[s][g].oldest_s);
-            out_printf(o, "\n");
+            db_out_printf(o, "deskbridge_pending_oldest_seconds");
+            db_out_labels(o, 2, names, v);
+            db_out_printf(o, " ");
+            db_out_double(o, sc->groups[s][g].oldest_s);
+            db_out_printf(o, "\n");
         }
     if (sc->people) {
         const struct db_expo w = {o, expo_header, expo_sample};
@@ -811,12 +712,12 @@ static void render_redis(struct out *o, const struct scrape *sc)
     }
     if (!sc->convs_ok) return;
     const char *stname = "state";
-    out_header(o, "deskbridge_conversations", "gauge",
-               "Conversations known to the dispatcher, by state.");
+    db_out_header(o, "deskbridge_conversations", "gauge",
+                  "Conversations known to the dispatcher, by state.");
     for (int i = 0; i < 4; i++) {
-        out_printf(o, "deskbridge_conversations");
-        out_labels(o, 1, &stname, &conv_states[i]);
-        out_printf(o, " %lld\n", sc->convs[i]);
+        db_out_printf(o, "deskbridge_conversations");
+        db_out_labels(o, 1, &stname, &conv_states[i]);
+        db_out_printf(o, " %lld\n", sc->convs[i]);
     }
 }
 
@@ -833,13 +734,13 @@ static void scrape_done(struct scrape *sc)
     /* The gateway is shutting down (its HTTP server is gone, and the request with it):
      * there is nobody to answer. */
     if (!svc->httpd || !svc->metrics) goto done;
-    struct out o = {0};
+    struct db_out o = {0};
     render_registry(&o, svc->metrics);
     render_process(&o, svc);
-    out_gauge1(&o, "deskbridge_scrape_redis_ok", "gauge",
-               "1 when this scrape read the Redis gauges, 0 when Redis did not answer in "
-               "time and they were left out.",
-               sc->failed ? 0 : 1);
+    db_out_gauge1(&o, "deskbridge_scrape_redis_ok", "gauge",
+                  "1 when this scrape read the Redis gauges, 0 when Redis did not answer in "
+                  "time and they were left out.",
+                  sc->failed ? 0 : 1);
     if (!sc->failed) render_redis(&o, sc);
     if (o.failed) {
         struct db_log_ctx ctx = {"metrics", NULL, NULL, NULL};
