@@ -404,6 +404,67 @@ static void a_run_keeps_order_and_acks_only_what_it_applied(void **state)
     freeReplyObject(r);
 }
 
+/* Entry ids are compared as the two numbers they are, whatever their lengths: 99-9 comes
+ * before 99-10, and both before 100-0.  The later delivery of an applied entry changes
+ * nothing. */
+static void entries_are_ordered_by_number(void **state)
+{
+    (void)state;
+    freeReplyObject(cmdf("DEL t:events"));
+    freeReplyObject(cmdf("XGROUP CREATE t:events deskbridge-dispatch 0 MKSTREAM"));
+    static const char *const ids[] = {"99-9", "99-10", "100-0"}, *const texts[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        char ev[256];
+        snprintf(ev, sizeof ev,
+                 "{\"v\":1,\"id\":\"e\",\"kind\":\"message\",\"type\":\"text\","
+                 "\"platform\":\"telegram\",\"account\":\"1\",\"conversation\":\"telegram:1:41\","
+                 "\"external_chat_id\":\"41\",\"text\":\"%s\",\"timestamp\":1}",
+                 texts[i]);
+        freeReplyObject(cmdf("XADD t:events %s event %s", ids[i], ev));
+    }
+    freeReplyObject(cmdf("XREADGROUP GROUP deskbridge-dispatch t1 COUNT 3 STREAMS t:events >"));
+    apply(5000, "41", "99-10"); /* applies 99-9 first */
+    apply(5001, "41", "99-9");
+    apply(5002, "41", "100-0");
+    apply(5003, "41", "99-10");
+    char got[64];
+    items_of("41", got, sizeof got);
+    assert_string_equal(got, "a b c");
+    assert_field("telegram:1:41", "unread", "3");
+    assert_field("telegram:1:41", "last_entry", "100-0");
+}
+
+/* The history keeps the last 1000 items: the list is trimmed back to 1000 once it holds
+ * 1100, and a conversation read in between shows its newest 1000. */
+static void a_history_shows_its_last_1000_items(void **state)
+{
+    (void)state;
+    char e[64], text[16];
+    for (int i = 1; i <= 1101; i++) {
+        snprintf(text, sizeof text, "m%d", i);
+        event("42", text, e);
+        apply(6000 + i, "42", e);
+        if (i != 1100) continue;
+        redisReply *r = cmdf("LLEN t:conv:{telegram:1:42}:items");
+        assert_int_equal(r->integer, 1100);
+        freeReplyObject(r);
+        r = run(7200, "get", "telegram:1:42", NULL, NULL, NULL, NULL);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        const redisReply *list = r->element[1];
+        assert_int_equal(list->elements, 1000);
+        assert_non_null(strstr(list->element[0]->str, "\"m101\""));
+        assert_non_null(strstr(list->element[999]->str, "\"m1100\""));
+        freeReplyObject(r);
+    }
+    redisReply *r = cmdf("LRANGE t:conv:{telegram:1:42}:items 0 0");
+    assert_int_equal(r->elements, 1);
+    assert_non_null(strstr(r->element[0]->str, "\"m102\""));
+    freeReplyObject(r);
+    r = cmdf("LLEN t:conv:{telegram:1:42}:items");
+    assert_int_equal(r->integer, 1000);
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +475,8 @@ int main(void)
         cmocka_unit_test(commands_refuse_what_cannot_be),
         cmocka_unit_test(script_and_c_agree),
         cmocka_unit_test(a_run_keeps_order_and_acks_only_what_it_applied),
+        cmocka_unit_test(entries_are_ordered_by_number),
+        cmocka_unit_test(a_history_shows_its_last_1000_items),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -119,7 +119,8 @@ elseif op == 'transcript' then
   local c = ARGV[7]
   local h = redis.call('HGETALL', ck(c))
   if #h == 0 then return nil end
-  local list = redis.call('LRANGE', ck(c) .. ':items', 0, -1)
+  -- the last 1000, as dispatch.lua's op_get: the list may hold up to its trim slack more
+  local list = redis.call('LRANGE', ck(c) .. ':items', -1000, -1)
   local out = {}
   for i, it in ipairs(list) do
     local id = string.match(it, '^{[^{]*"id":"([^"]+)"')

@@ -6,6 +6,10 @@ local PRIO = {low = 0, normal = 1, high = 2, urgent = 3}
 local QUEUE, AGENTS, CONVS = P .. ':dispatch:queue', P .. ':agents', P .. ':convs'
 local ACTIVE, RR, EVENTS = P .. ':dispatch:active', P .. ':dispatch:rr', P .. ':events'
 local GROUP = 'deskbridge-dispatch'
+-- A conversation shows its last HISTORY items.  The list is trimmed back to them once it
+-- holds SLACK more, not on every push: a trim per event cost a command per event once the
+-- histories are full.  Readers take the last HISTORY (op_get, console_inbox.lua).
+local HISTORY, SLACK = 1000, 100
 -- The last conversation's key kept: an event asks for it several times, and each string built
 -- here costs Redis a hash of every byte.
 local ck_c, ck_k
@@ -122,15 +126,23 @@ local function assignment()
 end
 
 -- ---- events ----
--- Entry ids "ms-seq" compared as numbers; string.find rather than a pattern, as this runs
--- for every event.
+-- Entry ids "ms-seq" compared as numbers, without making substrings or numbers in the usual
+-- case (this runs twice for every event): Redis writes neither part with leading zeros, so a
+-- longer part is a larger number, and two ids whose parts have the same lengths are in text order.
 local function cmp_id(x, y)
   if x == y then return 0 end
   local xd, yd = string.find(x, '-', 1, true), string.find(y, '-', 1, true)
+  if xd and yd then
+    if xd ~= yd then return xd < yd and -1 or 1 end
+    if #x == #y then return x < y and -1 or 1 end
+    local xm, ym = string.sub(x, 1, xd), string.sub(y, 1, yd)
+    if xm ~= ym then return xm < ym and -1 or 1 end
+    return #x < #y and -1 or 1
+  end
   local xm, ym = tonumber(string.sub(x, 1, (xd or 1) - 1)), tonumber(string.sub(y, 1, (yd or 1) - 1))
-  if xm ~= ym then return xm < ym and -1 or 1 end
+  if xm ~= ym then return (xm or -1) < (ym or -1) and -1 or 1 end
   local xs, ys = tonumber(string.sub(x, (xd or #x) + 1)), tonumber(string.sub(y, (yd or #y) + 1))
-  if xs ~= ys then return xs < ys and -1 or 1 end
+  if xs ~= ys then return (xs or -1) < (ys or -1) and -1 or 1 end
   return 0
 end
 local function priority_of(text, rules)
@@ -246,10 +258,9 @@ local function apply_event(c, entry, raw, f, resolved, st, extra, item)
   local state, kind = st[1], f.kind
   if not state and not ACTIVITY[kind] then return false, false end
   local it = items(c)
-  -- LTRIM only once the list is over its bound.
   item = item or '{"dir":"in","entry":"' .. entry .. '","event":' .. raw .. '}'
-  if redis.call('RPUSH', it, item) > 1000 then
-    redis.call('LTRIM', it, -1000, -1)
+  if redis.call('RPUSH', it, item) > HISTORY + SLACK then
+    redis.call('LTRIM', it, -HISTORY, -1)
   end
   if not ACTIVITY[kind] then
     if state == 'assigned' then push(st[4], kind, c, raw or event_of(item, entry)) end
@@ -262,18 +273,32 @@ local function apply_event(c, entry, raw, f, resolved, st, extra, item)
     return true, extra ~= nil
   end
   local at = f.at or ms(ARGV[3]) or now
-  local w = {'last_message_at', at, 'last_event', f.id}
+  -- A new conversation's hash is written with the fields every event reads and writes first:
+  -- Redis keeps a small hash as a list and finds a field by walking it from the front.  Every
+  -- branch below sets state (and agent, when the event is routed) before the script ends.
+  local w, u = nil, st[6]
   if not state then
+    u = '0'
+    w = {'state', 'open', 'unread', '1'}
+    for i = 1, #(extra or NONE) do w[#w + 1] = extra[i] end
+    extra = nil
+    w[#w + 1] = 'priority'; w[#w + 1] = 'normal'; w[#w + 1] = 'first_message_at'; w[#w + 1] = at
+    if not resolved then w[#w + 1] = 'agent'; w[#w + 1] = '' end
+    w[#w + 1] = 'last_message_at'; w[#w + 1] = at; w[#w + 1] = 'last_event'; w[#w + 1] = f.id
     w[#w + 1] = 'id'; w[#w + 1] = c; w[#w + 1] = 'platform'; w[#w + 1] = f.platform
     w[#w + 1] = 'account'; w[#w + 1] = f.account; w[#w + 1] = 'chat'; w[#w + 1] = f.chat
-    w[#w + 1] = 'priority'; w[#w + 1] = 'normal'; w[#w + 1] = 'created_at'; w[#w + 1] = now
+    w[#w + 1] = 'created_at'; w[#w + 1] = now
+  else
+    w = {'last_message_at', at, 'last_event', f.id}
   end
-  if not st[5] then w[#w + 1] = 'first_message_at'; w[#w + 1] = at end
+  if state and not st[5] then w[#w + 1] = 'first_message_at'; w[#w + 1] = at end
   -- unread + 1 written directly when it is a plain count (a new conversation starts at 0);
   -- anything else is left to HINCRBY, which judges it as before.
-  local u = not state and '0' or st[6]
   local incr = true
-  if u and #u < 15 and (u == '0' or string.find(u, '^[1-9]%d*$')) then
+  if u == '0' then
+    incr = false
+    if state then w[#w + 1] = 'unread'; w[#w + 1] = '1' end
+  elseif u and #u < 15 and string.find(u, '^[1-9]%d*$') then
     w[#w + 1] = 'unread'; w[#w + 1] = tostring(tonumber(u) + 1); incr = false
   end
   if f.prof then
@@ -281,7 +306,7 @@ local function apply_event(c, entry, raw, f, resolved, st, extra, item)
   else
     for i = f.pb, f.pe do w[#w + 1] = ARGV[i] end
   end
-  for i = 1, #(extra or {}) do w[#w + 1] = extra[i] end
+  for i = 1, #(extra or NONE) do w[#w + 1] = extra[i] end
   redis.call('HSET', h, unpack(w))
   if not state then redis.call('ZADD', CONVS, 'NX', now, c) end
   if incr then redis.call('HINCRBY', h, 'unread', 1) end
@@ -616,8 +641,9 @@ local function record_reply()
   if ARGV[11] and ARGV[11] ~= '' then item.text = ARGV[11] end
   local rule = ARGV[7]
   if rule and rule ~= '' then item.automatic = true; item.rule = rule end
-  redis.call('RPUSH', items(c), cjson.encode(item))
-  redis.call('LTRIM', items(c), -1000, -1)
+  if redis.call('RPUSH', items(c), cjson.encode(item)) > HISTORY + SLACK then
+    redis.call('LTRIM', items(c), -HISTORY, -1)
+  end
   if item.automatic then -- not an agent's answer: no first response, unread kept
     if state == 'assigned' then
       push(redis.call('HGET', h, 'agent'), 'reply', c, life('reply', c, {id = id, automatic = true, rule = rule}))
@@ -687,7 +713,7 @@ local function op_get()
   local c = ARGV[4]
   local h = redis.call('HGETALL', ck(c))
   if #h == 0 then return nil end
-  local list = redis.call('LRANGE', items(c), 0, -1)
+  local list = redis.call('LRANGE', items(c), -HISTORY, -1)
   local st = {}
   for i, it in ipairs(list) do
     local id = string.match(it, '^{[^{]*"id":"([^"]+)"')
