@@ -737,8 +737,9 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     return 1;
 }
 
-static void batch_cb(void *arg)
+static void batch_cb(int whole, void *arg)
 {
+    (void)whole;
     pump(arg);
 }
 

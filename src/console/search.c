@@ -141,8 +141,9 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
 }
 
 /* After a read or claim: one script run for all its entries. */
-static void batch_done(void *arg)
+static void batch_done(int whole, void *arg)
 {
+    (void)whole;
     struct db_search *s = arg;
     struct run *r = s->batch;
     s->batch = NULL;

@@ -378,6 +378,7 @@ struct apply_batch {
     size_t used, bytes_cap;
     size_t *off, *len;
     size_t nargs, args_cap;
+    int whole; /* the entries are one whole read (db_consumer_batch_fn; see op_events) */
 };
 
 /* What the script run's callback needs: the jobs, in the order of their events (owned). */
@@ -451,8 +452,8 @@ static void batch_cb(int status, const redisReply *reply, const char *errstr, vo
 static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
 {
     struct batch_run *br = b->njobs ? malloc(sizeof *br) : NULL;
-    const char **v = br ? malloc((b->nargs + 1) * sizeof *v) : NULL;
-    size_t *l = v ? malloc((b->nargs + 1) * sizeof *l) : NULL;
+    const char **v = br ? malloc((b->nargs + 2) * sizeof *v) : NULL;
+    size_t *l = v ? malloc((b->nargs + 2) * sizeof *l) : NULL;
     char count[24];
     if (b->njobs && !l) {
         /* without memory the events stay pending and are claimed later */
@@ -463,8 +464,9 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
         *br = (struct batch_run){b->njobs, b->jobs};
         b->jobs = NULL;
         v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", br->n);
-        for (size_t i = 0; i < b->nargs; i++) v[1 + i] = b->bytes + b->off[i], l[1 + i] = b->len[i];
-        db_dispatch_run(d->svc, batch_cb, br, "events", (int)(1 + b->nargs), v, l);
+        v[1] = b->whole ? "read" : "claim", l[1] = strlen(v[1]);
+        for (size_t i = 0; i < b->nargs; i++) v[2 + i] = b->bytes + b->off[i], l[2 + i] = b->len[i];
+        db_dispatch_run(d->svc, batch_cb, br, "events", (int)(2 + b->nargs), v, l);
     }
     free(v);
     free(l);
@@ -545,9 +547,10 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     return 1;
 }
 
-static void batch_end_cb(void *arg)
+static void batch_end_cb(int whole, void *arg)
 {
     struct db_dispatcher *d = arg;
+    d->batch->whole = whole;
     batch_send(d, d->batch);
     memset(d->batch, 0, sizeof *d->batch);
 }

@@ -457,8 +457,9 @@ static int take(int stream, const redisReply *entry, int claimed, void *arg)
     return 1;
 }
 
-static void batch_cb(void *arg)
+static void batch_cb(int whole, void *arg)
 {
+    (void)whole;
     pump(arg);
 }
 

@@ -121,20 +121,30 @@ static size_t room(const struct db_consumer *c)
     return c->nheld < (size_t)c->max_held ? (size_t)c->max_held - c->nheld : 0;
 }
 
-static void hand_over(struct db_consumer *c, int stream, const redisReply *list, int claimed)
+/* Returns how many entries of list the owner did not take. */
+static size_t hand_over(struct db_consumer *c, int stream, const redisReply *list, int claimed)
 {
+    size_t left = 0;
     for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements; i++) {
         const redisReply *en = list->element[i];
         if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 ||
-            en->element[0]->type != REDIS_REPLY_STRING)
+            en->element[0]->type != REDIS_REPLY_STRING) {
+            left++;
             continue;
+        }
         const char *id = en->element[0]->str;
         /* A claim also brings back this process's own entries that waited longer than
          * claim_idle_ms before a refresh reached them: the owner has them already. */
-        if (db_consumer_holds(c, stream, id)) continue;
-        if (hold(c, stream, id) != 0) continue; /* stays pending; claimed later */
-        if (!c->take(stream, en, claimed, c->arg)) db_consumer_release(c, stream, id);
+        if (db_consumer_holds(c, stream, id)) {
+            left++;
+        } else if (hold(c, stream, id) != 0) {
+            left++; /* stays pending; claimed later */
+        } else if (!c->take(stream, en, claimed, c->arg)) {
+            db_consumer_release(c, stream, id);
+            left++;
+        }
     }
+    return left;
 }
 
 /* Claims may go count entries beyond max_held: entries held here can be waiting for an
@@ -152,10 +162,11 @@ static size_t room_cb(void *arg) { return room(arg); }
 static void read_cb(const redisReply *const lists[2], void *arg)
 {
     struct db_consumer *c = arg;
+    size_t left = 0;
     c->batch = ++c->reads;
-    for (int s = 0; s < c->nstreams; s++) hand_over(c, s, lists[s], 0);
+    for (int s = 0; s < c->nstreams; s++) left += hand_over(c, s, lists[s], 0);
     c->batch = 0;
-    if (c->batch_end) c->batch_end(c->arg);
+    if (c->batch_end) c->batch_end(left == 0 && c->nstreams == 1, c->arg);
 }
 
 unsigned long db_consumer_batch(const struct db_consumer *c) { return c ? c->batch : 0; }
@@ -284,7 +295,7 @@ static void claimed_cb(int status, const redisReply *reply, const char *errstr, 
     /* [next cursor, [entries], [deleted ids]] */
     if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
         hand_over(c, r->stream, reply->element[1], 1);
-        if (c->batch_end) c->batch_end(c->arg);
+        if (c->batch_end) c->batch_end(0, c->arg);
     }
 }
 

@@ -67,8 +67,10 @@ struct db_consumer_opts {
  * with it, possibly before returning), 0 when it does not (left pending). */
 typedef int (*db_consumer_take_fn)(int stream, const redisReply *entry, int claimed, void *arg);
 /* Called after the entries of one read or claim were handed over (may be NULL): an owner
- * that batches or pumps its work does it here. */
-typedef void (*db_consumer_batch_fn)(void *arg);
+ * that batches or pumps its work does it here.  whole is 1 when they were one read of one
+ * stream and the owner took every entry of it: then no other entry of the stream lies
+ * between the first and the last it took, and none of them is pending elsewhere. */
+typedef void (*db_consumer_batch_fn)(int whole, void *arg);
 /* The answer to db_consumer_dead_letter: status DB_OK and written 1 when the dead letter was
  * written and the entry acknowledged, written 0 when the entry was no longer pending
  * (acknowledged or dead-lettered by someone else); another status when Redis did not

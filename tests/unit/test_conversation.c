@@ -288,7 +288,8 @@ static const char *raw_of(const char *id, redisReply **rp)
 /* Runs op "events" over n entries (ids), each of chat chats[i]; broken[i] passes the event's
  * parsed fields with a profile field that has no value, which makes applying it fail before
  * it records the entry.  Returns the reply (owned). */
-static redisReply *run_events(int n, char ids[][64], const char *const *chats, const int *broken)
+static redisReply *run_events_as(const char *how, int n, char ids[][64], const char *const *chats,
+                                 const int *broken)
 {
     const char *argv[8 + 16 * 8];
     size_t lens[8 + 16 * 8];
@@ -296,10 +297,10 @@ static redisReply *run_events(int n, char ids[][64], const char *const *chats, c
     redisReply *raws[8];
     int argc = 0;
     snprintf(count, sizeof count, "%d", n);
-    const char *head[] = {"EVALSHA", NULL, "0", "events", "t", "9000", count};
+    const char *head[] = {"EVALSHA", NULL, "0", "events", "t", "9000", count, how};
     redisReply *sha = cmdf("SCRIPT LOAD %s", db_lua_dispatch);
     head[1] = sha->str;
-    for (int i = 0; i < 7; i++) argv[argc++] = head[i];
+    for (int i = 0; i < 8; i++) argv[argc++] = head[i];
     for (int i = 0; i < n; i++) {
         snprintf(convs[i], sizeof convs[i], "telegram:1:%s", chats[i]);
         snprintf(sizes[i], sizeof sizes[i], "%d", broken[i] ? 13 : 5);
@@ -313,6 +314,12 @@ static redisReply *run_events(int n, char ids[][64], const char *const *chats, c
     for (int i = 0; i < n; i++) freeReplyObject(raws[i]);
     freeReplyObject(sha);
     return r;
+}
+
+/* The entries of one whole read, as the dispatcher passes them (db_consumer_batch_fn). */
+static redisReply *run_events(int n, char ids[][64], const char *const *chats, const int *broken)
+{
+    return run_events_as("read", n, ids, chats, broken);
 }
 
 /* The texts of conversation chat's items, in order, joined with spaces. */
@@ -404,6 +411,27 @@ static void a_run_keeps_order_and_acks_only_what_it_applied(void **state)
     freeReplyObject(r);
 }
 
+/* Claimed entries are not one read: an entry held elsewhere may lie between the run's oldest
+ * and newest, and a later entry of its conversation applies it first. */
+static void a_claimed_run_finds_entries_between_its_own(void **state)
+{
+    (void)state;
+    freeReplyObject(cmdf("DEL t:events"));
+    freeReplyObject(cmdf("XGROUP CREATE t:events deskbridge-dispatch 0 MKSTREAM"));
+    char ids[2][64], between[64], got[64];
+    event("50", "x", ids[0]);
+    event("51", "held", between); /* delivered to another process, not applied */
+    event("51", "later", ids[1]);
+    static const char *const chats[] = {"50", "51"};
+    static const int fine[] = {0, 0};
+    redisReply *r = run_events_as("claim", 2, ids, chats, fine);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_int_equal(r->element[1]->integer, 2); /* "held", then "later" */
+    freeReplyObject(r);
+    items_of("51", got, sizeof got);
+    assert_string_equal(got, "held later");
+}
+
 /* Entry ids are compared as the two numbers they are, whatever their lengths: 99-9 comes
  * before 99-10, and both before 100-0.  The later delivery of an applied entry changes
  * nothing. */
@@ -475,6 +503,7 @@ int main(void)
         cmocka_unit_test(commands_refuse_what_cannot_be),
         cmocka_unit_test(script_and_c_agree),
         cmocka_unit_test(a_run_keeps_order_and_acks_only_what_it_applied),
+        cmocka_unit_test(a_claimed_run_finds_entries_between_its_own),
         cmocka_unit_test(entries_are_ordered_by_number),
         cmocka_unit_test(a_history_shows_its_last_1000_items),
     };

@@ -398,31 +398,37 @@ local function op_event()
   if survey_out then return {done, survey_out[1], survey_out[2]} end
   return done
 end
--- ARGV[4] the number of events, then per event the count of its arguments and the arguments
--- op_event takes from its ARGV[4] on.  Each event is applied on its own: one that fails is
--- answered with its error and stays pending (not acknowledged), and the others go on.
--- Returns op_event's answer (or the error) per event.
+-- ARGV[4] the number of events, [5] how they were delivered: 'read' (one XREADGROUP '>') or
+-- 'claim'; then per event the count of its arguments and the arguments op_event takes from
+-- its ARGV[4] on.  Each event is applied on its own: one that fails is answered with its
+-- error and stays pending (not acknowledged), and the others go on.  Returns op_event's
+-- answer (or the error) per event.
 --
 -- The PEL is read once for the run rather than once per event, and the applied entries are
 -- acknowledged together at its end (two commands fewer per event).  Nothing else runs
 -- meanwhile, so what an event would have found pending is: what was pending before the run
 -- other than the run's own entries, plus the run's entries that failed so far (its later
--- entries are newer than the event, as reads and claims come in entry order).  A run out of
--- order, or a PEL too long to read whole (512 entries below the run's newest), falls back
--- to asking per event.
+-- entries are newer than the event, as reads and claims come in entry order).  A read
+-- delivers the entries that follow the group's last one, all of them, so no other entry lies
+-- between its oldest and its newest: the PEL is then read only below its oldest, which is
+-- usually nothing (the PEL's own entries cost Redis more to answer than the run's other
+-- reads).  A run out of order, or a PEL too long to read whole (512 entries below the
+-- bound), falls back to asking per event.
 local function op_events()
-  local n, at, own, top, ordered = tonumber(ARGV[4]), {}, {}, nil, true
-  local i = 5
+  local n, how, at, own, first, top, ordered = tonumber(ARGV[4]), ARGV[5], {}, {}, nil, nil, true
+  local i = 6
   for k = 1, n do
     at[k] = i
     local E = ARGV[i + 1]
     own[E] = true
+    first = first or E
     if not top or cmp_id(E, top) > 0 then top = E else ordered = false end
     i = i + tonumber(ARGV[i]) + 1
   end
   local acked = {}
   local failed = {}
-  local pend = top and redis.pcall('XPENDING', EVENTS, GROUP, '-', '(' .. top, 512) or {}
+  local below = how == 'read' and ordered and first or top
+  local pend = below and redis.pcall('XPENDING', EVENTS, GROUP, '-', '(' .. below, 512) or {}
   if pend.err then pend = {} end
   if ordered and #pend < 512 then
     local others = {}

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# bench/redis_instr.sh - Redis's instructions per ingested webhook (role=ingest) and per
+# dispatched event (role=dispatch), counted by valgrind's callgrind inside redis-server.
+#
+# Not a test: it prints figures and exits 0 whatever they are.  Timings on a shared machine
+# drift by 10-30% within an hour, which hides a change of a few per cent; an instruction
+# count of the same work repeats to within about 0.1%, so this is the A/B measure for a
+# change to a script or to the commands the gateway sends (run it before and after, with
+# DESKBRIDGE_BIN naming each build).  Instructions are not time: a cache miss costs no
+# instruction, so a change that touches more keys can count fewer and still run slower.
+#
+# What it does, on one redis-server (AOF everysec, as scripts/run.sh runs it) under callgrind:
+#   1. a backlog: role=ingest takes signed WhatsApp webhooks (bench/gen_bodies.py, 5,000
+#      customers) for BACKLOG_S seconds, not counted;
+#   2. ingest: another INGEST_S seconds of webhooks, counted; per webhook = the count over
+#      the entries added to P:events;
+#   3. dispatch: role=dispatch applies the whole stream (the backlog and step 2's events),
+#      counted until its group has acknowledged every entry; per event = the count over the
+#      entries.  Most conversations already exist by then, as in a running system; the
+#      first event of each creates it.
+# Each figure is split by where Redis spends it: the script engine (a script's run outside the
+# commands it calls: the Lua code, its arguments and the answers of its calls), the commands
+# scripts call, the AOF (formatting every write for the file), reading streams (XREADGROUP),
+# and the rest (parsing requests, answers, the event loop).
+#
+#   bench/redis_instr.sh
+#   DESKBRIDGE_BIN=/path/to/deskbridge BACKLOG_S=20 INGEST_S=8 bench/redis_instr.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BACKLOG_S=${BACKLOG_S:-20}
+INGEST_S=${INGEST_S:-8}
+APP_SECRET="bench-app-secret-0123456789"
+PNID="106540352242922"
+
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'redis_instr: %s\n' "$*" >&2; exit 1; }
+
+need=()
+for t in valgrind:valgrind wrk:wrk redis-server:redis-server redis-cli:redis-tools python3:python3 curl:curl; do
+    command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing ${need[*]}: install them (apt-get) or run as root"
+    say "installing ${need[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -n "${DESKBRIDGE_BIN:-}" ]; then
+    GW_BIN=$DESKBRIDGE_BIN
+else
+    "$ROOT/scripts/deps.sh" run || die "cannot install the gateway's build dependencies"
+    say "building deskbridge (RelWithDebInfo) in build-bench"
+    cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDB_TESTS=OFF >/dev/null ||
+        die "cmake configure failed"
+    cmake --build "$ROOT/build-bench" --target deskbridge -j2 >/dev/null || die "build failed"
+    GW_BIN="$ROOT/build-bench/deskbridge"
+fi
+
+WORK=$(mktemp -d /tmp/deskbridge-instr.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+say "signing webhook bodies"
+# Two sets: every body has its own message id, and a repeated one would be a dedupe hit.
+python3 "$ROOT/bench/gen_bodies.py" --secret "$APP_SECRET" --pnid "$PNID" --threads 2 \
+    --per-thread 200000 --first 10000000 --out "$WORK/backlog"
+python3 "$ROOT/bench/gen_bodies.py" --secret "$APP_SECRET" --pnid "$PNID" --threads 2 \
+    --per-thread 100000 --out "$WORK/bodies"
+
+mkdir -p "$WORK/redis"
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg" \
+    redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 --dir "$WORK/redis" \
+    --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 4gb --save '' \
+    >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=($REDIS_PID)
+rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
+for _ in $(seq 300); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.2; done
+rcli PING | grep -q PONG || die "redis-server did not start under valgrind"
+counting() { callgrind_control -i "$1" "$REDIS_PID" >/dev/null 2>&1; }
+
+GW_PID=
+start_gateway() { # $1 = role
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" DESKBRIDGE_LISTEN="127.0.0.1:$port" \
+        DESKBRIDGE_ROLE="$1" DESKBRIDGE_LOG_LEVEL=warn \
+        WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
+        WHATSAPP_VERIFY_TOKEN="bench-verify" WHATSAPP_PHONE_NUMBER_ID="$PNID" \
+        WHATSAPP_API_BASE="http://127.0.0.1:9" "$GW_BIN" >"$WORK/gateway-$1.log" 2>&1 &
+    GW_PID=$!
+    PIDS+=($GW_PID)
+    URL="http://127.0.0.1:$port/webhooks/whatsapp/$PNID"
+    for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && return 0; sleep 0.2; done
+    tail -20 "$WORK/gateway-$1.log" >&2
+    die "gateway ($1) did not start"
+}
+stop_gateway() { kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; }
+send() { # $1 = seconds, $2 = body set
+    rm -f "$WORK"/*.ready.*
+    wrk -t 2 -c 16 -d "${1}s" -s "$ROOT/bench/wa_ingest.lua" "$URL" -- "$WORK/$2" 2 >"$WORK/wrk.txt" 2>&1 ||
+        { cat "$WORK/wrk.txt" >&2; die "wrk failed"; }
+}
+acked() {
+    rcli XINFO GROUPS deskbridge:events | awk '
+        prev == "name" { want = ($0 == "deskbridge-dispatch") }
+        want && prev == "entries-read" { r = $0 }
+        want && prev == "pending" { p = $0 }
+        { prev = $0 }
+        END { print (r == "" ? 0 : r) - (p == "" ? 0 : p) }'
+}
+
+say "backlog: role=ingest for ${BACKLOG_S}s (not counted)"
+start_gateway ingest
+send "$BACKLOG_S" backlog
+BACKLOG=$(rcli XLEN deskbridge:events)
+say "ingest: ${INGEST_S}s more, counted"
+counting on
+send "$INGEST_S" bodies
+sleep 1 # answers cut off by wrk's stop may still be committing
+counting off
+stop_gateway
+TOTAL=$(rcli XLEN deskbridge:events)
+callgrind_control -d "$REDIS_PID" >/dev/null 2>&1 # -> $WORK/cg.1
+callgrind_control -z "$REDIS_PID" >/dev/null 2>&1
+
+say "dispatch: role=dispatch over all $TOTAL events, counted"
+counting on
+start_gateway dispatch
+for _ in $(seq 3600); do [ "$(acked)" -ge "$TOTAL" ] && break; sleep 1; done
+counting off
+[ "$(acked)" -ge "$TOTAL" ] || die "the dispatcher did not apply the stream within an hour"
+stop_gateway
+callgrind_control -d "$REDIS_PID" >/dev/null 2>&1 # -> $WORK/cg.2
+
+# Inclusive instruction counts of the functions that mark each part; redis-server's own
+# symbols (Debian's build keeps them; the Lua interpreter's are stripped and not needed).
+split() { # $1 = profile, $2 = units, $3 = label
+    callgrind_annotate --inclusive=yes "$1" 2>/dev/null | python3 -c '
+import re, sys
+units, label = int(sys.argv[1]), sys.argv[2]
+total, f = None, {}
+for line in sys.stdin:
+    m = re.match(r"\s*([\d,]+)\s", line)
+    if not m:
+        continue
+    n = int(m.group(1).replace(",", ""))
+    if "PROGRAM TOTALS" in line:
+        total = n
+        continue
+    s = re.search(r":([A-Za-z_][\w]*)(\x27\d+)? \[", line)
+    if s and not s.group(2) and s.group(1) not in f:
+        f[s.group(1)] = n
+if not total or units <= 0:
+    sys.exit("no counts")
+ev, sc = f.get("evalGenericCommand", 0), f.get("scriptCall", 0)
+parts = [("script engine", ev - sc), ("commands in scripts", sc),
+         ("AOF (propagating writes)", f.get("propagatePendingCommands", 0)),
+         ("reading streams (XREADGROUP)", f.get("xreadCommand", 0))]
+rest = total - sum(p[1] for p in parts)
+print("%s: %d instructions each" % (label, total / units))
+for name, n in parts + [("the rest (requests, answers, event loop)", rest)]:
+    print("  %-42s %8d  %4.1f%%" % (name, n / units, 100.0 * n / total))
+if not ev:
+    print("  (redis-server without symbols: the split needs evalGenericCommand and scriptCall)")
+' "$2" "$3"
+}
+echo
+echo "Redis instructions (callgrind), $(redis-server --version | awk '{print $3}'), AOF everysec"
+split "$WORK/cg.1" $((TOTAL - BACKLOG)) "webhook (role=ingest, $((TOTAL - BACKLOG)) webhooks)"
+split "$WORK/cg.2" "$TOTAL" "event (role=dispatch, $TOTAL events over 5,000 conversations)"
