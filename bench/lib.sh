@@ -8,8 +8,11 @@
 #                          debug or sanitizer build by accident);
 # bench_redis [ARGS...]    starts a private redis-server on $WORK/redis.sock (extra ARGS go to
 #                          it, e.g. AOF settings) and waits until it answers;
-# free_port, wait_http URL as their names say.
-# bench/run.sh and bench/soak.sh keep their own set-up: they pin CPUs and install packages.
+# free_port, wait_http URL as their names say;
+# group_applied SOCKET           entries of deskbridge:events that the dispatcher's group read
+#                                and acknowledged (read minus still pending).
+# bench/run.sh and bench/soak.sh keep their own set-up: they pin CPUs and install packages
+# (run.sh takes group_applied from here).
 
 die() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; exit 1; }
 
@@ -63,4 +66,13 @@ wait_http() {
     local _
     for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
     return 1
+}
+
+group_applied() {
+    redis-cli -s "$1" XINFO GROUPS deskbridge:events | awk '
+        prev == "name" { want = ($0 == "deskbridge-dispatch") }
+        want && prev == "entries-read" { r = $0 }
+        want && prev == "pending" { p = $0 }
+        { prev = $0 }
+        END { print (r == "" ? 0 : r) - (p == "" ? 0 : p) }'
 }

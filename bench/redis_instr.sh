@@ -4,7 +4,7 @@
 #
 # Not a test: it prints figures and exits 0 whatever they are.  Timings on a shared machine
 # drift by 10-30% within an hour, which hides a change of a few per cent; an instruction
-# count of the same work repeats to within about 0.1%, so this is the A/B measure for a
+# count of the same work repeats to within about 0.5%, so this is the A/B measure for a
 # change to a script or to the commands the gateway sends (run it before and after, with
 # DESKBRIDGE_BIN naming each build).  Instructions are not time: a cache miss costs no
 # instruction, so a change that touches more keys can count fewer and still run slower.
@@ -36,37 +36,25 @@ APP_SECRET="bench-app-secret-0123456789"
 PNID="106540352242922"
 
 say() { printf '== %s\n' "$*" >&2; }
-die() { printf 'redis_instr: %s\n' "$*" >&2; exit 1; }
 
 need=()
 for t in valgrind:valgrind wrk:wrk redis-server:redis-server redis-cli:redis-tools python3:python3 curl:curl; do
     command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing ${need[*]}: install them (apt-get) or run as root"
+    [ "$(id -u)" = 0 ] || { echo "redis_instr: missing ${need[*]}: install them (apt-get) or run as root" >&2; exit 1; }
     say "installing ${need[*]}"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ -n "${DESKBRIDGE_BIN:-}" ]; then
-    GW_BIN=$DESKBRIDGE_BIN
-else
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_init instr valgrind callgrind_control callgrind_annotate wrk redis-server redis-cli python3 curl
+if [ -z "${DESKBRIDGE_BIN:-}" ]; then
     "$ROOT/scripts/deps.sh" run || die "cannot install the gateway's build dependencies"
     say "building deskbridge (RelWithDebInfo) in build-bench"
-    cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDB_TESTS=OFF >/dev/null ||
-        die "cmake configure failed"
-    cmake --build "$ROOT/build-bench" --target deskbridge -j2 >/dev/null || die "build failed"
-    GW_BIN="$ROOT/build-bench/deskbridge"
 fi
-
-WORK=$(mktemp -d /tmp/deskbridge-instr.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+bench_gateway
 
 say "signing webhook bodies"
 # Two sets: every body has its own message id, and a repeated one would be a dedupe hit.
@@ -90,7 +78,7 @@ counting() { callgrind_control -i "$1" "$REDIS_PID" >/dev/null 2>&1; }
 GW_PID=
 start_gateway() { # $1 = role
     local port
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" DESKBRIDGE_LISTEN="127.0.0.1:$port" \
         DESKBRIDGE_ROLE="$1" DESKBRIDGE_LOG_LEVEL=warn \
         WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
@@ -99,7 +87,7 @@ start_gateway() { # $1 = role
     GW_PID=$!
     PIDS+=($GW_PID)
     URL="http://127.0.0.1:$port/webhooks/whatsapp/$PNID"
-    for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && return 0; sleep 0.2; done
+    wait_http "http://127.0.0.1:$port/healthz" && return 0
     tail -20 "$WORK/gateway-$1.log" >&2
     die "gateway ($1) did not start"
 }
@@ -108,14 +96,6 @@ send() { # $1 = seconds, $2 = body set
     rm -f "$WORK"/*.ready.*
     wrk -t 2 -c 16 -d "${1}s" -s "$ROOT/bench/wa_ingest.lua" "$URL" -- "$WORK/$2" 2 >"$WORK/wrk.txt" 2>&1 ||
         { cat "$WORK/wrk.txt" >&2; die "wrk failed"; }
-}
-acked() {
-    rcli XINFO GROUPS deskbridge:events | awk '
-        prev == "name" { want = ($0 == "deskbridge-dispatch") }
-        want && prev == "entries-read" { r = $0 }
-        want && prev == "pending" { p = $0 }
-        { prev = $0 }
-        END { print (r == "" ? 0 : r) - (p == "" ? 0 : p) }'
 }
 
 say "backlog: role=ingest for ${BACKLOG_S}s (not counted)"
@@ -136,9 +116,9 @@ callgrind_control -z "$REDIS_PID" >/dev/null 2>&1
 say "dispatch: role=dispatch over all $TOTAL events, counted"
 counting on
 start_gateway dispatch
-for _ in $(seq 3600); do [ "$(acked)" -ge "$TOTAL" ] && break; sleep 1; done
+for _ in $(seq 3600); do [ "$(group_applied "$WORK/redis.sock")" -ge "$TOTAL" ] && break; sleep 1; done
 counting off
-[ "$(acked)" -ge "$TOTAL" ] || die "the dispatcher did not apply the stream within an hour"
+[ "$(group_applied "$WORK/redis.sock")" -ge "$TOTAL" ] || die "the dispatcher did not apply the stream within an hour"
 stop_gateway
 callgrind_control -d "$REDIS_PID" >/dev/null 2>&1 # -> $WORK/cg.2
 

@@ -25,6 +25,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh" # group_applied; the rest of this script's set-up is its own (defined below)
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNECTIONS:-64}
 OUTBOUND=${BENCH_OUTBOUND:-20000}
@@ -169,14 +171,6 @@ flush_redis() {
     done
 }
 
-acked() { # entries read by the dispatcher's group minus those still pending
-    rcli XINFO GROUPS deskbridge:events | awk '
-        prev == "name" { want = ($0 == "deskbridge-dispatch") }
-        want && prev == "entries-read" { r = $0 }
-        want && prev == "pending" { p = $0 }
-        { prev = $0 }
-        END { print (r == "" ? 0 : r) - (p == "" ? 0 : p) }'
-}
 
 # ---------------------------------------------------------------- Redis, bodies
 say "redis-server on a unix socket (AOF everysec, as scripts/run.sh runs it; rewrite from $REWRITE_MIN)"
@@ -317,10 +311,10 @@ done
 say "dispatcher (role=dispatch) over the backlog of $(rcli XLEN deskbridge:events) events"
 start_gateway dispatch
 sleep 1
-D0=$(acked)
+D0=$(group_applied "$WORK/redis.sock")
 DT0=$(date +%s.%N)
 sleep "$DURATION"
-D1=$(acked)
+D1=$(group_applied "$WORK/redis.sock")
 DT1=$(date +%s.%N)
 DISPATCH_RATE=$(python3 -c "print('%.0f' % (($D1 - $D0) / ($DT1 - $DT0)))")
 stop_pid $GW_PID
