@@ -171,7 +171,6 @@ flush_redis() {
     done
 }
 
-
 # ---------------------------------------------------------------- Redis, bodies
 say "redis-server on a unix socket (AOF everysec, as scripts/run.sh runs it; rewrite from $REWRITE_MIN)"
 mkdir -p "$WORK/redis"
