@@ -26,7 +26,9 @@
 # dispatcher is still behind when the wait after the load ends (BEHIND: not applied, still in
 # the stream) or the gateway died, never on timing.  Knobs: SOAK_DURATION (s),
 # SOAK_RATE, SOAK_SEGMENT_S, SOAK_SAMPLE_S, SOAK_MAXLEN, SOAK_REPLIES_PER_S (50), SOAK_DRAIN_S,
-# DESKBRIDGE_BIN, SOAK_KEEP=1, BENCH_PIN.
+# DESKBRIDGE_BIN, SOAK_KEEP=1, BENCH_PIN, SOAK_REDIS_ARGS (more redis-server options, split on
+# spaces, e.g. "--auto-aof-rewrite-percentage 400"; default none: Redis's own AOF rewrites,
+# as scripts/run.sh and docker-compose.yml run it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,8 +99,10 @@ rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 mkdir -p "$WORK/redis"
+read -r -a REDIS_EXTRA <<<"${SOAK_REDIS_ARGS:-}"
 "${LOAD[@]}" redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
-    --dir "$WORK/redis" --appendonly yes --appendfsync everysec --save '' >"$WORK/redis.log" 2>&1 &
+    --dir "$WORK/redis" --appendonly yes --appendfsync everysec --save '' \
+    ${REDIS_EXTRA[@]+"${REDIS_EXTRA[@]}"} >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
 rcli PING >/dev/null || die "redis-server did not start"
@@ -264,8 +268,9 @@ DRAINED_S=$(($(date +%s) - drain_start))
 # The trimmer's own account: what it removed before a group read it (stream_maxlen_hard is not
 # set, so that must be 0) and what it held over stream_maxlen for a group behind.
 curl -fsS "http://127.0.0.1:$GW_PORT/metrics" >"$WORK/metrics.txt" 2>/dev/null || : >"$WORK/metrics.txt"
+rcli INFO persistence 2>/dev/null | tr -d '\r' >"$WORK/persistence.txt" || : >"$WORK/persistence.txt"
 python3 - "$WORK" "$DURATION" "$MAXLEN" "$RATE" "$PEAK" "$crashed" "$dl" "$dp" "$sl" "$sp" "$FAKE_PORT" "$DRAINED_S" <<'EOF'
-import json, sys, statistics, urllib.request
+import json, os, sys, statistics, urllib.request
 work, duration, maxlen, rate, peak, crashed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "1"
 dl, dp, sl, sp, fake_port, drained_s = (int(x) for x in sys.argv[7:13])
 rows = [list(map(int, l.split())) for l in open(work + "/samples.txt") if l.strip()]
@@ -327,6 +332,8 @@ if rows:
     print("  largest seen during the run: events %d, inbox %d" % (max(x[5] for x in rows), max(x[9] for x in rows)))
     print("dispatcher lag during the run (entries not read yet): first fifth %.0f, last fifth %.0f, largest %d%s" % (
         avg(first, 11), avg(last, 11), max(lags), ", unknown in %d samples" % lags.count(-1) if -1 in lags else ""))
+rewrites = [l.split(":")[1].strip() for l in open(work + "/persistence.txt") if l.startswith("aof_rewrites:")]
+print("Redis AOF rewrites over the soak: %s (options: %s)" % (rewrites[0] if rewrites else "?", os.environ.get("SOAK_REDIS_ARGS") or "Redis's own"))
 print("trimmer: %s entries removed, %d of them before a group read them, %s held over stream_maxlen at the end" % (
     "?" if trimmed is None else "%d" % trimmed, trimmed_unread, "?" if held is None else "%d" % held))
 print("webhooks: %d answered 2xx, %d not; %d counted in P:events by a consumer group; lost %d" % (ok, non, drv.get("tg_counted", 0), lost_hooks))
