@@ -402,12 +402,10 @@ static void render_registry(struct db_out *o, const struct db_metrics *m)
     db_out_header(o, "deskbridge_stream_trim_held_entries", "gauge",
                   "Entries of a stream over its cap kept because a consumer group has not read "
                   "them (at the last trim).");
-    for (int i = 0; i < 3; i++) {
-        const char *label = "stream";
-        db_out_printf(o, "deskbridge_stream_trim_held_entries");
-        db_out_labels(o, 1, &label, &trim_streams[i]);
-        db_out_printf(o, " %lld\n", m->trim_held[i]);
-    }
+    const char *label = "stream";
+    for (int i = 0; i < 3; i++)
+        db_out_sample(o, "deskbridge_stream_trim_held_entries", 1, &label, &trim_streams[i],
+                      (double)m->trim_held[i]);
     db_out_gauge1(o, "deskbridge_redis_up", "gauge",
                   "1 when the Redis connection is up and ready, else 0.", m->redis_up);
     db_out_gauge1(o, "deskbridge_redis_reconnects_total", "counter",
@@ -436,9 +434,7 @@ static void render_process(struct db_out *o, struct db_services *svc)
 {
     const char *vname = "version", *version = DB_VERSION;
     db_out_header(o, "deskbridge_build_info", "gauge", "Always 1; the version is in the label.");
-    db_out_printf(o, "deskbridge_build_info");
-    db_out_labels(o, 1, &vname, &version);
-    db_out_printf(o, " 1\n");
+    db_out_sample(o, "deskbridge_build_info", 1, &vname, &version, 1);
 
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, resident = 0;
@@ -656,11 +652,26 @@ static void expo_sample(void *o, const char *name, int n, const char *const *nam
     const char *v[MAX_LABELS + 1];
     if (n > MAX_LABELS + 1) return;
     for (int i = 0; i < n; i++) v[i] = clean_value(vals[i], buf[i]);
-    db_out_printf(o, "%s", name);
-    db_out_labels(o, n, names, v);
-    db_out_printf(o, " ");
-    db_out_double(o, value);
-    db_out_printf(o, "\n");
+    db_out_sample(o, name, n, names, v, value);
+}
+
+/* A gauge per consumer group of each stream: which = 0 pending, 1 lag (left out where Redis
+ * cannot tell), 2 idle time of the oldest pending entry. */
+static void render_groups(struct db_out *o, const struct scrape *sc, const char *name,
+                          const char *help, int which)
+{
+    static const char *const names[] = {"stream", "group"};
+    db_out_header(o, name, "gauge", help);
+    for (int s = 0; s < NSTREAMS; s++)
+        for (size_t g = 0; g < sc->ngroups[s]; g++) {
+            const struct group *gr = &sc->groups[s][g];
+            if (which == 1 && gr->lag < 0) continue;
+            const char *v[] = {streams[s], gr->name};
+            double x = which == 0   ? (double)gr->pending
+                       : which == 1 ? (double)gr->lag
+                                    : gr->oldest_s;
+            db_out_sample(o, name, 2, names, v, x);
+        }
 }
 
 static void render_redis(struct db_out *o, const struct scrape *sc)
@@ -668,44 +679,16 @@ static void render_redis(struct db_out *o, const struct scrape *sc)
     const char *sname = "stream";
     db_out_header(o, "deskbridge_queue_length", "gauge",
                   "Entries in each Redis stream (XLEN).");
-    for (int s = 0; s < NSTREAMS; s++) {
-        db_out_printf(o, "deskbridge_queue_length");
-        db_out_labels(o, 1, &sname, &streams[s]);
-        db_out_printf(o, " %lld\n", sc->xlen[s]);
-    }
-    const char *names[] = {"stream", "group"};
-    db_out_header(o, "deskbridge_pending_entries", "gauge",
-                  "Entries delivered to a consumer group and not yet acknowledged.");
     for (int s = 0; s < NSTREAMS; s++)
-        for (size_t g = 0; g < sc->ngroups[s]; g++) {
-            const char *v[] = {streams[s], sc->groups[s][g].name};
-            db_out_printf(o, "deskbridge_pending_entries");
-            db_out_labels(o, 2, names, v);
-            db_out_printf(o, " %lld\n", sc->groups[s][g].pending);
-        }
-    db_out_header(o, "deskbridge_group_lag_entries", "gauge",
+        db_out_sample(o, "deskbridge_queue_length", 1, &sname, &streams[s], (double)sc->xlen[s]);
+    render_groups(o, sc, "deskbridge_pending_entries",
+                  "Entries delivered to a consumer group and not yet acknowledged.", 0);
+    render_groups(o, sc, "deskbridge_group_lag_entries",
                   "Entries of the stream not yet delivered to a consumer group (Redis 7 and "
-                  "later).");
-    for (int s = 0; s < NSTREAMS; s++)
-        for (size_t g = 0; g < sc->ngroups[s]; g++) {
-            if (sc->groups[s][g].lag < 0) continue;
-            const char *v[] = {streams[s], sc->groups[s][g].name};
-            db_out_printf(o, "deskbridge_group_lag_entries");
-            db_out_labels(o, 2, names, v);
-            db_out_printf(o, " %lld\n", sc->groups[s][g].lag);
-        }
-    db_out_header(o, "deskbridge_pending_oldest_seconds", "gauge",
+                  "later).", 1);
+    render_groups(o, sc, "deskbridge_pending_oldest_seconds",
                   "Idle time of the oldest unacknowledged entry of a consumer group (0 when "
-                  "none), in seconds.");
-    for (int s = 0; s < NSTREAMS; s++)
-        for (size_t g = 0; g < sc->ngroups[s]; g++) {
-            const char *v[] = {streams[s], sc->groups[s][g].name};
-            db_out_printf(o, "deskbridge_pending_oldest_seconds");
-            db_out_labels(o, 2, names, v);
-            db_out_printf(o, " ");
-            db_out_double(o, sc->groups[s][g].oldest_s);
-            db_out_printf(o, "\n");
-        }
+                  "none), in seconds.", 2);
     if (sc->people) {
         const struct db_expo w = {o, expo_header, expo_sample};
         db_agent_stats_expose(sc->people, &w);
@@ -714,11 +697,9 @@ static void render_redis(struct db_out *o, const struct scrape *sc)
     const char *stname = "state";
     db_out_header(o, "deskbridge_conversations", "gauge",
                   "Conversations known to the dispatcher, by state.");
-    for (int i = 0; i < 4; i++) {
-        db_out_printf(o, "deskbridge_conversations");
-        db_out_labels(o, 1, &stname, &conv_states[i]);
-        db_out_printf(o, " %lld\n", sc->convs[i]);
-    }
+    for (int i = 0; i < 4; i++)
+        db_out_sample(o, "deskbridge_conversations", 1, &stname, &conv_states[i],
+                      (double)sc->convs[i]);
 }
 
 static void scrape_free(struct scrape *sc)

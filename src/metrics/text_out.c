@@ -87,6 +87,16 @@ void db_out_double(struct db_out *o, double x)
     }
 }
 
+void db_out_sample(struct db_out *o, const char *name, int n, const char *const *names,
+                   const char *const *vals, double value)
+{
+    db_out_printf(o, "%s", name);
+    db_out_labels(o, n, names, vals);
+    db_out_printf(o, " ");
+    db_out_double(o, value);
+    db_out_printf(o, "\n");
+}
+
 void db_out_gauge1(struct db_out *o, const char *name, const char *type, const char *help,
                        double value)
 {

@@ -26,6 +26,9 @@ void db_out_header(struct db_out *o, const char *name, const char *type, const c
 void db_out_labels(struct db_out *o, int n, const char *const *names, const char *const *vals);
 /* A float as Prometheus reads it; integral values without exponent or fraction. */
 void db_out_double(struct db_out *o, double x);
+/* One sample: name{labels} value, the value as db_out_double writes it. */
+void db_out_sample(struct db_out *o, const char *name, int n, const char *const *names,
+                   const char *const *vals, double value);
 /* A whole family of one unlabelled sample. */
 void db_out_gauge1(struct db_out *o, const char *name, const char *type, const char *help,
                    double value);

@@ -319,10 +319,10 @@ local function apply_event(c, entry, raw, f, resolved, st, extra, item)
     state = state == 'closed' and 'closed' or 'open'
     redis.call('HSET', h, 'state', state, 'resolved_by', 'keyword')
   elseif not state or state == 'closed' or state == 'open' then
-    if state == 'closed' then redis.call('HSET', h, 'reopened_at', now) end
+    -- a new conversation was written open above, with nothing to delete
+    if state == 'closed' then redis.call('HSET', h, 'reopened_at', now, 'state', 'open') end
     redis.call('SADD', ACTIVE, c)
-    redis.call('HDEL', h, 'queued_at', 'closed_at')
-    redis.call('HSET', h, 'state', 'open')
+    if state then redis.call('HDEL', h, 'queued_at', 'closed_at') end
     assignment()
     route(c)
     local r = redis.call('HMGET', h, 'state', 'agent')
