@@ -90,9 +90,15 @@ cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -o "$WORK/fake" "$BENCH/
 
 SRV=()
 LOAD=()
+REDIS_CPUS=()
 if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     SRV=(taskset -c 1)
     LOAD=(taskset -c 0)
+    # Redis's AOF rewrite child would inherit the pin and take half of Redis's own core for
+    # the length of every rewrite; unpinned, as in a deployment, it runs on whichever core
+    # is free.  Its background threads (fsync, closing files, freeing) likewise.
+    REDIS_CPUS=(--aof_rewrite_cpulist "0-$(($(nproc) - 1))" --bgsave_cpulist "0-$(($(nproc) - 1))"
+                --bio_cpulist "0-$(($(nproc) - 1))")
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
@@ -102,7 +108,7 @@ mkdir -p "$WORK/redis"
 read -r -a REDIS_EXTRA <<<"${SOAK_REDIS_ARGS:-}"
 "${LOAD[@]}" redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
     --dir "$WORK/redis" --appendonly yes --appendfsync everysec --save '' \
-    ${REDIS_EXTRA[@]+"${REDIS_EXTRA[@]}"} >"$WORK/redis.log" 2>&1 &
+    ${REDIS_CPUS[@]+"${REDIS_CPUS[@]}"} ${REDIS_EXTRA[@]+"${REDIS_EXTRA[@]}"} >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
 rcli PING >/dev/null || die "redis-server did not start"
