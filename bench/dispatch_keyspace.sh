@@ -58,39 +58,21 @@ no_rewrite() {
 }
 cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s / 1000}'; }
 
-GW_PID=
-start_gateway() { # $1 = role
-    local port
-    port=$(free_port)
-    env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" DESKBRIDGE_LISTEN="127.0.0.1:$port" \
-        DESKBRIDGE_ROLE="$1" DESKBRIDGE_LOG_LEVEL=warn \
-        WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
-        WHATSAPP_VERIFY_TOKEN="bench-verify" WHATSAPP_PHONE_NUMBER_ID="$PNID" \
-        WHATSAPP_API_BASE="http://127.0.0.1:9" "${SRV[@]}" "$GW_BIN" >>"$WORK/gateway-$1.log" 2>&1 &
-    GW_PID=$!
-    PIDS+=($GW_PID)
-    URL="http://127.0.0.1:$port/webhooks/whatsapp/$PNID"
-    wait_http "http://127.0.0.1:$port/healthz" && return 0
-    tail -20 "$WORK/gateway-$1.log" >&2
-    die "gateway ($1) did not start"
-}
-stop_gateway() { kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; }
-
 say "backlog: 500,000 webhooks through role=ingest"
 no_rewrite
-start_gateway ingest
+bench_whatsapp_gateway ingest "${SRV[@]}"
 rm -f "$WORK"/*.ready.*
 "${LOAD[@]}" wrk -t 2 -c 16 -d 30s -s "$ROOT/bench/wa_ingest.lua" "$URL" -- "$WORK/backlog" 2 \
     >"$WORK/wrk.txt" 2>&1 || { cat "$WORK/wrk.txt" >&2; die "wrk failed"; }
-stop_gateway
+bench_stop_gateway
 BACKLOG=$(rcli XLEN deskbridge:events)
 say "applying the backlog of $BACKLOG once, so the conversations exist"
-start_gateway dispatch
+bench_whatsapp_gateway dispatch "${SRV[@]}"
 for _ in $(seq 600); do
     [ "$(group_applied "$WORK/redis.sock")" -ge "$BACKLOG" ] && break
     sleep 0.5
 done
-stop_gateway
+bench_stop_gateway
 
 # Every conversation as before the backlog reached it, its hash kept: no last applied entry,
 # an empty history; the dispatcher's group back at the start of the stream.
@@ -121,7 +103,7 @@ measure() { # $1 = label
     no_rewrite
     reset_backlog
     rcli CONFIG RESETSTAT >/dev/null
-    start_gateway dispatch
+    bench_whatsapp_gateway dispatch "${SRV[@]}"
     sleep 1.5
     local a0 a1 c0 c1 t0 t1
     a0=$(group_applied "$WORK/redis.sock")
@@ -135,7 +117,7 @@ measure() { # $1 = label
 n, t = $a1 - $a0, ($t1 - $t0) / 1e9
 print('%-34s %10d %8.0f %14.2f %8s %8s %8s' % ('$1', $(rcli DBSIZE), n / t, ($c1 - $c0) / max(n, 1),
       '$(cmd_us hmget)', '$(cmd_us rpush)', '$(cmd_us hset)'))")")
-    stop_gateway
+    bench_stop_gateway
     [ "$a1" -lt "$BACKLOG" ] || say "the run reached the end of the backlog: raise the backlog or lower DURATION_S"
 }
 

@@ -8,6 +8,12 @@
 #                          debug or sanitizer build by accident);
 # bench_redis [ARGS...]    starts a private redis-server on $WORK/redis.sock (extra ARGS go to
 #                          it, e.g. AOF settings) and waits until it answers;
+# bench_whatsapp_gateway ROLE [CMD...]
+#                          starts $GW_BIN in ROLE on a free port with one WhatsApp account
+#                          ($PNID, $APP_SECRET; its API a closed port), through CMD when given
+#                          (e.g. taskset -c 1), and waits until it answers; sets GW_PID and URL
+#                          (the account's webhook); its log is $WORK/gateway-ROLE.log;
+# bench_stop_gateway       stops the gateway bench_whatsapp_gateway started last;
 # free_port, wait_http URL as their names say;
 # group_applied SOCKET           entries of deskbridge:events that the dispatcher's group read
 #                                and acknowledged (read minus still pending).
@@ -67,6 +73,25 @@ wait_http() {
     for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
     return 1
 }
+
+bench_whatsapp_gateway() {
+    local role=$1 port
+    shift
+    port=$(free_port)
+    env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" DESKBRIDGE_LISTEN="127.0.0.1:$port" \
+        DESKBRIDGE_ROLE="$role" DESKBRIDGE_LOG_LEVEL=warn \
+        WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
+        WHATSAPP_VERIFY_TOKEN="bench-verify" WHATSAPP_PHONE_NUMBER_ID="$PNID" \
+        WHATSAPP_API_BASE="http://127.0.0.1:9" "$@" "$GW_BIN" >>"$WORK/gateway-$role.log" 2>&1 &
+    GW_PID=$!
+    PIDS+=($GW_PID)
+    URL="http://127.0.0.1:$port/webhooks/whatsapp/$PNID"
+    wait_http "http://127.0.0.1:$port/healthz" && return 0
+    tail -20 "$WORK/gateway-$role.log" >&2
+    die "gateway ($role) did not start"
+}
+
+bench_stop_gateway() { kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; }
 
 group_applied() {
     redis-cli -s "$1" XINFO GROUPS deskbridge:events | awk '

@@ -75,23 +75,6 @@ for _ in $(seq 300); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.2
 rcli PING | grep -q PONG || die "redis-server did not start under valgrind"
 counting() { callgrind_control -i "$1" "$REDIS_PID" >/dev/null 2>&1; }
 
-GW_PID=
-start_gateway() { # $1 = role
-    local port
-    port=$(free_port)
-    env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" DESKBRIDGE_LISTEN="127.0.0.1:$port" \
-        DESKBRIDGE_ROLE="$1" DESKBRIDGE_LOG_LEVEL=warn \
-        WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
-        WHATSAPP_VERIFY_TOKEN="bench-verify" WHATSAPP_PHONE_NUMBER_ID="$PNID" \
-        WHATSAPP_API_BASE="http://127.0.0.1:9" "$GW_BIN" >"$WORK/gateway-$1.log" 2>&1 &
-    GW_PID=$!
-    PIDS+=($GW_PID)
-    URL="http://127.0.0.1:$port/webhooks/whatsapp/$PNID"
-    wait_http "http://127.0.0.1:$port/healthz" && return 0
-    tail -20 "$WORK/gateway-$1.log" >&2
-    die "gateway ($1) did not start"
-}
-stop_gateway() { kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; }
 send() { # $1 = seconds, $2 = body set
     rm -f "$WORK"/*.ready.*
     wrk -t 2 -c 16 -d "${1}s" -s "$ROOT/bench/wa_ingest.lua" "$URL" -- "$WORK/$2" 2 >"$WORK/wrk.txt" 2>&1 ||
@@ -99,7 +82,7 @@ send() { # $1 = seconds, $2 = body set
 }
 
 say "backlog: role=ingest for ${BACKLOG_S}s (not counted)"
-start_gateway ingest
+bench_whatsapp_gateway ingest
 send "$BACKLOG_S" backlog
 BACKLOG=$(rcli XLEN deskbridge:events)
 [ "$BACKLOG" -ge 200000 ] || say "only $BACKLOG of the backlog's 200,000 webhooks in ${BACKLOG_S}s: raise BACKLOG_S for figures comparable with other runs"
@@ -108,18 +91,18 @@ counting on
 send "$INGEST_S" bodies
 sleep 1 # answers cut off by wrk's stop may still be committing
 counting off
-stop_gateway
+bench_stop_gateway
 TOTAL=$(rcli XLEN deskbridge:events)
 callgrind_control -d "$REDIS_PID" >/dev/null 2>&1 # -> $WORK/cg.1
 callgrind_control -z "$REDIS_PID" >/dev/null 2>&1
 
 say "dispatch: role=dispatch over all $TOTAL events, counted"
 counting on
-start_gateway dispatch
+bench_whatsapp_gateway dispatch
 for _ in $(seq 3600); do [ "$(group_applied "$WORK/redis.sock")" -ge "$TOTAL" ] && break; sleep 1; done
 counting off
 [ "$(group_applied "$WORK/redis.sock")" -ge "$TOTAL" ] || die "the dispatcher did not apply the stream within an hour"
-stop_gateway
+bench_stop_gateway
 callgrind_control -d "$REDIS_PID" >/dev/null 2>&1 # -> $WORK/cg.2
 
 # Inclusive instruction counts of the functions that mark each part; redis-server's own
