@@ -97,8 +97,9 @@ if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev
     # Redis's AOF rewrite child would inherit the pin and take half of Redis's own core for
     # the length of every rewrite; unpinned, as in a deployment, it runs on whichever core
     # is free.  Its background threads (fsync, closing files, freeing) likewise.
-    REDIS_CPUS=(--aof_rewrite_cpulist "0-$(($(nproc) - 1))" --bgsave_cpulist "0-$(($(nproc) - 1))"
-                --bio_cpulist "0-$(($(nproc) - 1))")
+    every_cpu="0-$(($(nproc) - 1))"
+    REDIS_CPUS=(--aof_rewrite_cpulist "$every_cpu" --bgsave_cpulist "$every_cpu"
+                --bio_cpulist "$every_cpu")
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }

@@ -655,21 +655,22 @@ static void expo_sample(void *o, const char *name, int n, const char *const *nam
     db_out_sample(o, name, n, names, v, value);
 }
 
-/* A gauge per consumer group of each stream: which = 0 pending, 1 lag (left out where Redis
- * cannot tell), 2 idle time of the oldest pending entry. */
+enum group_gauge { GROUP_PENDING, GROUP_LAG, GROUP_OLDEST_S };
+
+/* A gauge per consumer group of each stream; a lag Redis cannot tell is left out. */
 static void render_groups(struct db_out *o, const struct scrape *sc, const char *name,
-                          const char *help, int which)
+                          const char *help, enum group_gauge which)
 {
     static const char *const names[] = {"stream", "group"};
     db_out_header(o, name, "gauge", help);
     for (int s = 0; s < NSTREAMS; s++)
         for (size_t g = 0; g < sc->ngroups[s]; g++) {
             const struct group *gr = &sc->groups[s][g];
-            if (which == 1 && gr->lag < 0) continue;
+            if (which == GROUP_LAG && gr->lag < 0) continue;
             const char *v[] = {streams[s], gr->name};
-            double x = which == 0   ? (double)gr->pending
-                       : which == 1 ? (double)gr->lag
-                                    : gr->oldest_s;
+            double x = which == GROUP_PENDING ? (double)gr->pending
+                       : which == GROUP_LAG   ? (double)gr->lag
+                                              : gr->oldest_s;
             db_out_sample(o, name, 2, names, v, x);
         }
 }
@@ -682,13 +683,13 @@ static void render_redis(struct db_out *o, const struct scrape *sc)
     for (int s = 0; s < NSTREAMS; s++)
         db_out_sample(o, "deskbridge_queue_length", 1, &sname, &streams[s], (double)sc->xlen[s]);
     render_groups(o, sc, "deskbridge_pending_entries",
-                  "Entries delivered to a consumer group and not yet acknowledged.", 0);
+                  "Entries delivered to a consumer group and not yet acknowledged.", GROUP_PENDING);
     render_groups(o, sc, "deskbridge_group_lag_entries",
                   "Entries of the stream not yet delivered to a consumer group (Redis 7 and "
-                  "later).", 1);
+                  "later).", GROUP_LAG);
     render_groups(o, sc, "deskbridge_pending_oldest_seconds",
                   "Idle time of the oldest unacknowledged entry of a consumer group (0 when "
-                  "none), in seconds.", 2);
+                  "none), in seconds.", GROUP_OLDEST_S);
     if (sc->people) {
         const struct db_expo w = {o, expo_header, expo_sample};
         db_agent_stats_expose(sc->people, &w);
