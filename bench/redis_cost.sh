@@ -27,10 +27,11 @@ trap cleanup EXIT
 
 # The very scripts the gateway runs: the files it embeds (src/redis/scripts.h), behind the
 # preludes src/store/store.c puts in front of them (status_advance.lua for the general one,
-# customer_seen.lua for both; called here without customers, so that part costs nothing).
+# customer_seen.lua and dedupe.lua for both; called here without customers, so that part
+# costs nothing).
 LUA="$ROOT/src/redis/scripts"
-cat "$LUA/status_advance.lua" "$LUA/customer_seen.lua" "$LUA/ingest.lua" >"$WORK/ingest.lua"
-cat "$LUA/customer_seen.lua" "$LUA/ingest_plain.lua" >"$WORK/ingest_plain.lua"
+cat "$LUA/status_advance.lua" "$LUA/customer_seen.lua" "$LUA/dedupe.lua" "$LUA/ingest.lua" >"$WORK/ingest.lua"
+cat "$LUA/customer_seen.lua" "$LUA/dedupe.lua" "$LUA/ingest_plain.lua" >"$WORK/ingest_plain.lua"
 
 SRV=()
 LOAD=()
@@ -86,21 +87,25 @@ check_written() {
 # Each script with the arguments db_store_ingest (src/store/store.c) passes it for one message.
 DEDUPE_KEY="$PREFIX:dedupe:whatsapp:$PNID:wamid.__rand_int__"
 measure "ingest script, no receipt (what messages run)" EVALSHA "$SHA_PLAIN" 0 "$TTL" "$PREFIX:events" \
-    "$DEDUPE_KEY" "$EVENT"
+    '' "$DEDUPE_KEY" "$EVENT"
 check_written "plain ingest script"
+# dedupe_db = 1: the dedupe keys in database 1 (docs/config.md), the stream in 0.
+measure "the same, dedupe keys in database 1" EVALSHA "$SHA_PLAIN" 0 "$TTL" "$PREFIX:events" \
+    '1 0 0' "$DEDUPE_KEY" "$EVENT"
+check_written "plain ingest script with dedupe_db"
 # What a WhatsApp message runs: the same run also remembers the customer's newest message
 # (customer_seen.lua's part, a new customer per call here).
 measure "the same with the customer's newest message" EVALSHA "$SHA_PLAIN" 0 "$TTL" \
-    "$PREFIX:events" "$DEDUPE_KEY" "$EVENT" '' 2592000 "$PREFIX:customer:{whatsapp:$PNID:__rand_int__}" \
+    "$PREFIX:events" '' "$DEDUPE_KEY" "$EVENT" '' 2592000 "$PREFIX:customer:{whatsapp:$PNID:__rand_int__}" \
     wamid.__rand_int__ 1764600000
 check_written "plain ingest script with a customer"
 # bench/run.sh's bodies come from 5,000 customers: nearly every record replaces one.
 measure "the same, the customer already known" EVALSHA "$SHA_PLAIN" 0 "$TTL" \
-    "$PREFIX:events" "$DEDUPE_KEY" "$EVENT" '' 2592000 "$PREFIX:customer:{whatsapp:$PNID:16505550001}" \
+    "$PREFIX:events" '' "$DEDUPE_KEY" "$EVENT" '' 2592000 "$PREFIX:customer:{whatsapp:$PNID:16505550001}" \
     wamid.__rand_int__ 1764600000
 check_written "plain ingest script with a known customer"
 measure "ingest script, general (receipts, cursor)" EVALSHA "$SHA" 0 "$PREFIX" "$TTL" 1764600000000 \
-    whatsapp "$PNID" "" "$DEDUPE_KEY" "$EVENT" "" "" "" ""
+    whatsapp "$PNID" "" '' "$DEDUPE_KEY" "$EVENT" "" "" "" ""
 check_written "general ingest script"
 measure "SET NX EX alone (the dedupe)" SET "$DEDUPE_KEY" 1 NX EX "$TTL"
 measure "XADD alone (the relay's whole write)" XADD "$PREFIX:events" '*' event "$EVENT"

@@ -126,7 +126,10 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
                      &gw->svc.wake, e);
     if (rc != DB_OK) goto fail;
     gw->svc.store = db_store_new(gw->svc.redis, cfg->prefix, cfg->dedupe_ttl_s);
-    if (gw->svc.store) db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
+    if (gw->svc.store) {
+        db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
+        db_store_set_dedupe_db(gw->svc.store, cfg->dedupe_db, db_redis_db(gw->svc.redis));
+    }
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};
     gw->svc.platform_http = db_http_client_new(base, &ho);

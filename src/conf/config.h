@@ -58,6 +58,7 @@ struct db_config {
     int redis_timeout_ms;     /* command timeout, default 2000 */
     int max_connections;      /* HTTP connection cap, default 1024 */
     int dedupe_ttl_s;         /* default 691200 (8 days: outlives Meta's 7-day retries) */
+    int dedupe_db;            /* database of the dedupe keys, -1 (default): redis_url's */
     int send_max_attempts;    /* default 8 */
     int retry_base_ms;        /* first retry delay, default 1000 */
     int retry_max_ms;         /* cap, default 60000 */

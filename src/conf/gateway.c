@@ -63,6 +63,11 @@ static const struct db_conf_key gw_keys[] = {
     {.name = "dedupe_ttl_s", .type = DB_CONF_INT, .def = "691200", .min = 86400,
      .max = 31536000, .off = OFF(dedupe_ttl_s),
      .doc = "How long a platform message id is remembered to drop redeliveries."},
+    /* The dedupe keys outnumber every other key (one per webhook for dedupe_ttl_s); in the
+     * dispatcher's database they made each of its lookups slower (bench/dispatch_keyspace.sh). */
+    {.name = "dedupe_db", .type = DB_CONF_INT, .env = "DESKBRIDGE_DEDUPE_DB", .def = "-1",
+     .min = -1, .max = 1000000, .off = OFF(dedupe_db),
+     .doc = "Logical Redis database of the dedupe keys (`<prefix>:dedupe:...`); `-1` keeps them in the database of `redis_url`."},
     {.name = "send_max_attempts", .type = DB_CONF_INT, .def = "8", .min = 1, .max = 1000,
      .off = OFF(send_max_attempts),
      .doc = "Attempts of an outbound message before it is dead-lettered."},

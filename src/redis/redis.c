@@ -675,6 +675,8 @@ int db_redis_is_up(const struct db_redis *r) { return r && r->up; }
 
 size_t db_redis_pending(const struct db_redis *r) { return r ? r->npending : 0; }
 
+int db_redis_db(const struct db_redis *r) { return r ? r->url.db : 0; }
+
 static void fail_now(db_redis_cb cb, void *arg, int status, const char *why)
 {
     if (cb) cb(status, NULL, why, arg);

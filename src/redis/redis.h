@@ -58,6 +58,8 @@ void db_redis_cmd(struct db_redis *r, db_redis_cb cb, void *arg, const char *fmt
 
 /* 1 when connected (and AUTH/SELECT done). */
 int db_redis_is_up(const struct db_redis *r);
+/* The logical database of the connection (its URL's /db, 0 when it names none). */
+int db_redis_db(const struct db_redis *r);
 /* Commands sent and not yet answered. */
 size_t db_redis_pending(const struct db_redis *r);
 

@@ -18,6 +18,8 @@ extern const char db_lua_enqueue[];      /* a new outbound message; needs status
 extern const char db_lua_set_status[];   /* a send's outcome; needs status_advance */
 extern const char db_lua_msg_get[];      /* one outbound message */
 extern const char db_lua_customer_seen[]; /* a customer's newest message per conversation */
+extern const char db_lua_dedupe[];        /* the redelivery guard, prelude of both ingests */
+extern const char db_lua_dedupe_moved[];  /* until when the main database's guard counts */
 
 /* The dispatcher's state machine (src/dispatch/), one script with an operation argument. */
 extern const char db_lua_dispatch[];

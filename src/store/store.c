@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/log.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
@@ -34,8 +35,26 @@ struct db_store {
     int wait_replicas, wait_timeout_ms;
     char *prefix;
     char ttl[24];
-    struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get;
+    /* dedupe_db (db_store_set_dedupe_db): the dedupe keys' database and the main one, -1 when
+     * they are the same; until when the main database's keys are asked too (INT64_MAX until
+     * dedupe_moved.lua answered); whether that question is in flight. */
+    int dedupe_db, main_db;
+    int64_t old_until_s;
+    int moved_asking;
+    struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get, *moved;
 };
+
+/* a, b and c one after the other; malloc'd, caller frees; NULL on ENOMEM. */
+static char *joined3(const char *a, const char *b, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    char *t = malloc(la + lb + lc + 1);
+    if (!t) return NULL;
+    memcpy(t, a, la);
+    memcpy(t + la, b, lb);
+    memcpy(t + la + lb, c, lc + 1);
+    return t;
+}
 
 struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s)
 {
@@ -44,20 +63,19 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     s->redis = r;
     s->prefix = strdup(prefix);
     snprintf(s->ttl, sizeof s->ttl, "%d", dedupe_ttl_s);
-    size_t la = strlen(db_lua_status_advance), lc = strlen(db_lua_customer_seen);
-    char *both = malloc(la + lc + 1);
-    if (both) {
-        memcpy(both, db_lua_status_advance, la);
-        memcpy(both + la, db_lua_customer_seen, lc + 1);
-        s->ingest = db_redis_script_new_with(both, db_lua_ingest);
-        free(both);
-    }
-    s->ingest_plain = db_redis_script_new_with(db_lua_customer_seen, db_lua_ingest_plain);
+    s->dedupe_db = s->main_db = -1;
+    char *pre = joined3(db_lua_status_advance, db_lua_customer_seen, db_lua_dedupe);
+    if (pre) s->ingest = db_redis_script_new_with(pre, db_lua_ingest);
+    free(pre);
+    pre = joined3("", db_lua_customer_seen, db_lua_dedupe);
+    if (pre) s->ingest_plain = db_redis_script_new_with(pre, db_lua_ingest_plain);
+    free(pre);
     s->enqueue = db_redis_script_new_with(db_lua_status_advance, db_lua_enqueue);
     s->set_status = db_redis_script_new_with(db_lua_status_advance, db_lua_set_status);
     s->get = db_redis_script_new(db_lua_msg_get);
+    s->moved = db_redis_script_new(db_lua_dedupe_moved);
     if (!s->prefix || !s->ingest || !s->ingest_plain || !s->enqueue || !s->set_status ||
-        !s->get) {
+        !s->get || !s->moved) {
         db_store_free(s);
         return NULL;
     }
@@ -72,6 +90,7 @@ void db_store_free(struct db_store *s)
     db_redis_script_free(s->enqueue);
     db_redis_script_free(s->set_status);
     db_redis_script_free(s->get);
+    db_redis_script_free(s->moved);
     free(s->prefix);
     free(s);
 }
@@ -173,8 +192,16 @@ static void ingest_reply(int status, const redisReply *reply, const char *errstr
     struct op *o = arg;
     (void)errstr;
     long long written = 0;
-    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER) written = reply->integer;
-    else if (status == DB_OK) status = DB_EAGAIN; /* an error reply: OOM, READONLY, ... */
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER) {
+        written = reply->integer;
+    } else if (status == DB_OK) {
+        /* An error reply: OOM, READONLY, a dedupe_db Redis refuses to select.  Its text is
+         * the operator's only clue; Redis's errors quote no arguments. */
+        struct db_log_ctx ctx = {"store", NULL, NULL, NULL};
+        db_log(DB_LOG_ERROR, &ctx, "Redis refused the ingest script: %.200s",
+               reply->type == REDIS_REPLY_ERROR ? reply->str : "(an answer of another type)");
+        status = DB_EAGAIN;
+    }
     if (status == DB_OK && o->store->wait_replicas > 0) {
         o->written = written;
         db_redis_cmd(o->store->redis, wait_reply, o, "WAIT %d %d", o->store->wait_replicas,
@@ -192,6 +219,52 @@ void db_store_set_wait(struct db_store *s, int replicas, int command_timeout_ms)
      * command fires: a client-side timeout drops the whole connection (its replies would be
      * out of step), so with a replica down every webhook would cost a reconnect. */
     s->wait_timeout_ms = command_timeout_ms / 2 > 0 ? command_timeout_ms / 2 : 1;
+}
+
+/* ---- the dedupe keys' database ---- */
+
+static void moved_reply(int status, const redisReply *reply, const char *errstr, void *arg)
+{
+    struct db_store *s = arg;
+    (void)errstr;
+    s->moved_asking = 0;
+    /* Unanswered: keep asking the main database too, and ask again with the next webhook. */
+    if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER) s->old_until_s = reply->integer;
+}
+
+/* Asks dedupe_moved.lua once it is known to be needed and not yet answered. */
+static void ask_moved(struct db_store *s)
+{
+    if (s->dedupe_db < 0 || s->moved_asking || s->old_until_s != INT64_MAX) return;
+    char now[24], ddb[16];
+    snprintf(now, sizeof now, "%" PRId64, db_now_ms() / 1000);
+    snprintf(ddb, sizeof ddb, "%d", s->dedupe_db);
+    const char *args[] = {s->prefix, now, s->ttl, ddb};
+    s->moved_asking = 1;
+    db_redis_eval(s->redis, s->moved, moved_reply, s, 0, NULL, 4, args, NULL);
+}
+
+void db_store_set_dedupe_db(struct db_store *s, int dedupe_db, int main_db)
+{
+    s->dedupe_db = dedupe_db >= 0 && dedupe_db != main_db ? dedupe_db : -1;
+    s->main_db = main_db;
+    s->old_until_s = INT64_MAX;
+    /* Asked now, before webhooks come in: a webhook stored first would count as a stored
+     * event, and a new installation would ask the main database too for dedupe_ttl_s.
+     * Asked again with the next ingest while unanswered (Redis down at the start). */
+    ask_moved(s);
+}
+
+/* dedupe.lua's spec for an ingest now: '' or "<dedupe db> <main db> <0|1>". */
+static void dedupe_spec(struct db_store *s, char *buf, size_t n)
+{
+    if (s->dedupe_db < 0) {
+        buf[0] = '\0';
+        return;
+    }
+    ask_moved(s);
+    snprintf(buf, n, "%d %d %d", s->dedupe_db, s->main_db,
+             db_now_ms() / 1000 < s->old_until_s ? 1 : 0);
 }
 
 /* The event as stored: its members, then the gateway id and arrival time (db_event_validate
@@ -381,7 +454,7 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
 {
     struct op *o = op_new(s, arg);
     struct argv a = {0};
-    char now[24], stream[96]; /* the prefix is at most 64 bytes (config.c) */
+    char now[24], stream[96], spec[48]; /* the prefix is at most 64 bytes (config.c) */
     int rc = o ? DB_OK : DB_ENOMEM;
     if (o) o->cb.ingest = cb;
     snprintf(now, sizeof now, "%" PRId64, db_now_ms());
@@ -392,11 +465,12 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     for (size_t i = 0; plain && i < events->n; i++)
         plain = !is_receipt(events->v[i].json) && !needs_record(events->v[i].json);
     db_store_key(s, DB_KEY_EVENTS, stream, sizeof stream);
+    dedupe_spec(s, spec, sizeof spec);
     if (rc == DB_OK &&
-        (plain ? argv_str(&a, s->ttl) || argv_str(&a, stream)
+        (plain ? argv_str(&a, s->ttl) || argv_str(&a, stream) || argv_str(&a, spec)
                : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, now) ||
                      argv_str(&a, platform) || argv_str(&a, account) ||
-                     argv_str(&a, cursor_value)))
+                     argv_str(&a, cursor_value) || argv_str(&a, spec)))
         rc = DB_ENOMEM;
     for (size_t i = 0; rc == DB_OK && i < events->n; i++) {
         json_t *ev = events->v[i].json;

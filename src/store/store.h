@@ -5,7 +5,9 @@
  *   P:status                      stream, field `status`: outbound delivery-state changes
  *   P:outbox                      stream, field `command`: messages to send
  *   P:dead                        stream: entries given up on (written by stream/consumer.c)
- *   P:dedupe:<platform>:<account>:<key>   redelivery guard, with a TTL
+ *   P:dedupe:<platform>:<account>:<key>   redelivery guard, with a TTL; in database
+ *                                 dedupe_db when set (db_store_set_dedupe_db)
+ *   P:dedupe_moved                "<time> <db>": until when keys of the main database count
  *   P:msg:{<id>}                  hash: one outbound message's tracked state
  *   P:msg:{<id>}:history          list: its state changes, oldest first
  *   P:client:<client_id>          the id first given to an idempotency key
@@ -45,6 +47,12 @@ void db_store_free(struct db_store *s); /* NULL-safe */
  * was answered 2xx.  command_timeout_ms is the Redis connection's command timeout: WAIT
  * blocks on the server for at most half of it. */
 void db_store_set_wait(struct db_store *s, int replicas, int command_timeout_ms);
+
+/* Keeps the dedupe keys in logical database dedupe_db instead of main_db, the one of the
+ * connection (dedupe_db < 0 or equal: no change).  Until dedupe_ttl_s after the first process
+ * did this (recorded in P:dedupe_moved; nothing to wait for on a prefix that never stored an
+ * event), a key found in main_db still marks a redelivery.  Call once, before any ingest. */
+void db_store_set_dedupe_db(struct db_store *s, int dedupe_db, int main_db);
 
 /* The full name of a key: "<prefix>:<suffix>", into buf; returns buf. */
 const char *db_store_key(const struct db_store *s, const char *suffix, char *buf, size_t n);

@@ -721,6 +721,128 @@ static void long_caption_is_refused_before_it_is_queued(void **state)
     json_decref(cmd);
 }
 
+/* ---- the dedupe keys' database (dedupe_db) ---- */
+
+/* Stops the gateway and starts it again with extra (a NULL-ended list of VAR=value) added to
+ * the environment of setup(). */
+static void restart_with(const char *const *extra)
+{
+    static const char *const never[] = {"DoNotLog", CUSTOMER, NULL};
+    db_test_daemon_stop_clean(&W.d, never);
+    const char *env[16];
+    int n = 0;
+    for (int i = 0; i < 7; i++) env[n++] = W.env[i];
+    for (; *extra && n < 15; extra++) env[n++] = *extra;
+    env[n] = NULL;
+    db_test_daemon_start(&W.d, env, NULL, 0);
+}
+
+static long long exists_in(int db, const char *key)
+{
+    redisContext *c = db_test_redis_ctx(W.redis);
+    redisReply *r = redisCommand(c, "SELECT %d", db);
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redisCommand(c, "EXISTS %s", key);
+    assert_true(r && r->type == REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject(r);
+    r = redisCommand(c, "SELECT 0");
+    freeReplyObject(r);
+    return n;
+}
+
+static char *moved_record(const char *prefix)
+{
+    redisReply *r = redisCommand(db_test_redis_ctx(W.redis), "GET %s:dedupe_moved", prefix);
+    assert_non_null(r);
+    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    return v;
+}
+
+#define DKEY(prefix, id) prefix ":dedupe:whatsapp:" PNID ":m:" id
+
+/* With dedupe_db set, the keys go to that database and redeliveries are still dropped, by
+ * both ingest scripts.  On a prefix that stored events before, a key left in the main
+ * database still counts for dedupe_ttl_s; on a new one it is never asked.  A database Redis
+ * refuses is a 503 whose reason is in the log, and nothing is written. */
+static void dedupe_db_moves_the_guard_and_keeps_the_old_one(void **state)
+{
+    (void)state;
+    redisContext *c = db_test_redis_ctx(W.redis);
+    /* a key as a gateway without dedupe_db wrote it */
+    redisReply *r = redisCommand(c, "SET " DKEY("deskbridge", "wamid.OLD1") " 1 EX 600");
+    freeReplyObject(r);
+    static const char *const in3[] = {"DESKBRIDGE_DEDUPE_DB=3", NULL};
+    restart_with(in3);
+    long long before = xlen("events");
+    time_t t0 = time(NULL);
+
+    char *body = message_body("wamid.OLD1", NULL);
+    assert_int_equal(post_signed(body, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before); /* the old key still guards */
+    free(body);
+    char *rec = moved_record("deskbridge");
+    assert_non_null(rec);
+    long long until = atoll(rec);
+    assert_true(until >= t0 + 691200 && until <= time(NULL) + 691200);
+    assert_non_null(strstr(rec, " 3"));
+    free(rec);
+
+    body = message_body("wamid.NEW1", NULL);
+    assert_int_equal(post_signed(body, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 1);
+    assert_int_equal(exists_in(3, DKEY("deskbridge", "wamid.NEW1")), 1);
+    assert_int_equal(exists_in(0, DKEY("deskbridge", "wamid.NEW1")), 0);
+    assert_int_equal(post_signed(body, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 1);
+    free(body);
+    /* the general script (a receipt in the webhook) */
+    char *mixed = message_body("wamid.NEW2", "wamid.NEW3");
+    assert_int_equal(post_signed(mixed, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 3);
+    assert_int_equal(post_signed(mixed, SIG_OK), 200);
+    assert_int_equal(xlen("events"), before + 3);
+    assert_int_equal(exists_in(3, DKEY("deskbridge", "wamid.NEW2")), 1);
+    free(mixed);
+
+    /* a prefix that never stored an event: the main database is not asked */
+    r = redisCommand(c, "SET " DKEY("fresh", "wamid.OLD2") " 1 EX 600");
+    freeReplyObject(r);
+    static const char *const fresh[] = {"DESKBRIDGE_DEDUPE_DB=3", "DESKBRIDGE_PREFIX=fresh", NULL};
+    restart_with(fresh);
+    /* the first webhook asks (and, until the answer, is checked against both databases) */
+    body = message_body("wamid.NEWF", NULL);
+    assert_int_equal(post_signed(body, SIG_OK), 200);
+    free(body);
+    rec = moved_record("fresh");
+    assert_non_null(rec);
+    assert_string_equal(rec, "0 3");
+    free(rec);
+    body = message_body("wamid.OLD2", NULL);
+    assert_int_equal(post_signed(body, SIG_OK), 200);
+    r = redisCommand(c, "XLEN fresh:events");
+    assert_true(r && r->type == REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 2); /* the main database's key was not asked */
+    freeReplyObject(r);
+    free(body);
+
+    /* Redis has 16 databases */
+    static const char *const bad[] = {"DESKBRIDGE_DEDUPE_DB=99", NULL};
+    restart_with(bad);
+    before = xlen("events");
+    body = message_body("wamid.NEW4", NULL);
+    assert_int_equal(post_signed(body, SIG_OK), 503);
+    assert_int_equal(xlen("events"), before);
+    assert_int_equal(exists_in(0, DKEY("deskbridge", "wamid.NEW4")), 0);
+    free(body);
+    assert_true(db_test_daemon_log_count(&W.d, "dedupe_db 99 cannot be selected") >= 1);
+
+    static const char *const none[] = {NULL};
+    restart_with(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -734,6 +856,7 @@ int main(void)
         cmocka_unit_test(error_classes_fail_or_retry_as_meta_means_them),
         cmocka_unit_test(template_reaches_meta_in_its_shape),
         cmocka_unit_test(long_caption_is_refused_before_it_is_queued),
+        cmocka_unit_test(dedupe_db_moves_the_guard_and_keeps_the_old_one),
     };
     return cmocka_run_group_tests_name("whatsapp_flow", tests, setup, teardown);
 }

@@ -866,8 +866,8 @@ static void docs_document_every_key_and_variable(void **state)
         snprintf(needle, sizeof needle, "| `%s` |", v);
         if (!strstr(doc, needle)) fail_msg("docs/config.md has no table row for variable %s", v);
     }
-    assert_int_equal(keys, 22);
-    assert_int_equal(vars, 27); /* 9 gateway overrides, 14 account and 4 schedule quickstart variables */
+    assert_int_equal(keys, 23);
+    assert_int_equal(vars, 28); /* 10 gateway overrides, 14 account and 4 schedule quickstart variables */
     assert_non_null(strstr(doc, "NAME_FILE"));
     assert_non_null(strstr(doc, "_file"));
     free(doc);
