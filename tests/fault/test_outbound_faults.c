@@ -407,6 +407,143 @@ static int all_sent(void *arg)
     return 1;
 }
 
+/* ---- what a failure leaves behind ---- */
+
+/* Prints one reply of XINFO (a flat name/value list) on one line. */
+static void print_fields(const char *what, const redisReply *r)
+{
+    fprintf(stderr, "#   %s:", what);
+    for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2) {
+        const redisReply *n = r->element[k], *v = r->element[k + 1];
+        if (v->type == REDIS_REPLY_INTEGER) fprintf(stderr, " %s=%lld", n->str, v->integer);
+        else if (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS)
+            fprintf(stderr, " %s=%s", n->str, v->str);
+        else fprintf(stderr, " %s=(nil)", n->str);
+    }
+    fprintf(stderr, "\n");
+}
+
+/* Stream ids "<ms>-<seq>" compared as numbers. */
+static int id_cmp(const char *a, const char *b)
+{
+    char *ea, *eb;
+    unsigned long long am = strtoull(a, &ea, 10), bm = strtoull(b, &eb, 10);
+    if (am != bm) return am < bm ? -1 : 1;
+    unsigned long long as = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
+    unsigned long long bs = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
+    return as < bs ? -1 : as > bs;
+}
+
+/* When not every reply was sent: the outbox group as Redis sees it, where the unsent replies'
+ * entries are (pending under which consumer, how idle; unread; gone from the group), and the
+ * end of the last gateway's log, which the teardown then keeps. */
+static void dump_outbox_state(const struct final_state *st, const int *sends)
+{
+    redisContext *c = db_test_redis_ctx(R);
+    fflush(stdout); /* after the figures above */
+    fprintf(stderr, "# not every reply was sent; the outbox as Redis sees it:\n");
+    redisReply *r = redisCommand(c, "XLEN deskbridge:outbox");
+    if (r && r->type == REDIS_REPLY_INTEGER) fprintf(stderr, "#   outbox length %lld\n", r->integer);
+    freeReplyObject(r);
+    r = redisCommand(c, "XLEN deskbridge:dead");
+    if (r && r->type == REDIS_REPLY_INTEGER) fprintf(stderr, "#   dead letters %lld\n", r->integer);
+    freeReplyObject(r);
+    char last_delivered[32] = "0-0";
+    r = redisCommand(c, "XINFO GROUPS deskbridge:outbox");
+    for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        const redisReply *f = r->element[g];
+        print_fields("group", f);
+        for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2)
+            if (strcmp(f->element[k]->str, "last-delivered-id") == 0 &&
+                f->element[k + 1]->type == REDIS_REPLY_STRING)
+                snprintf(last_delivered, sizeof last_delivered, "%s", f->element[k + 1]->str);
+    }
+    freeReplyObject(r);
+    r = redisCommand(c, "XINFO CONSUMERS deskbridge:outbox " DB_SENDER_GROUP);
+    for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++)
+        print_fields("consumer", r->element[k]);
+    freeReplyObject(r);
+
+    /* Every pending entry (id order) against every outbox entry (id order), joined to the
+     * replies by the token in their text. */
+    redisReply *pend = redisCommand(c, "XPENDING deskbridge:outbox " DB_SENDER_GROUP
+                                       " - + 100000");
+    redisReply *all = redisCommand(c, "XRANGE deskbridge:outbox - +");
+    struct per_consumer {
+        char name[96];
+        long long unsent, min_idle, max_idle, max_deliveries;
+        char first[32];
+    } per[16];
+    int nper = 0;
+    long long unsent_pending = 0, unsent_unread = 0, unsent_gone = 0, pending_sent = 0;
+    int *has_entry = calloc(N_MSG, sizeof *has_entry);
+    size_t p = 0, npend = pend && pend->type == REDIS_REPLY_ARRAY ? pend->elements : 0;
+    for (size_t e = 0; has_entry && all && all->type == REDIS_REPLY_ARRAY && e < all->elements;
+         e++) {
+        const redisReply *en = all->element[e], *fields = en->element[1];
+        const char *id = en->element[0]->str;
+        int tok = -1;
+        for (size_t f = 0; f + 1 < fields->elements; f += 2)
+            if (strcmp(fields->element[f]->str, "command") == 0)
+                tok = token_of(fields->element[f + 1]->str);
+        while (p < npend && id_cmp(pend->element[p]->element[0]->str, id) < 0) p++;
+        const redisReply *pe = p < npend && id_cmp(pend->element[p]->element[0]->str, id) == 0
+                                   ? pend->element[p]
+                                   : NULL;
+        if (tok < 0 || tok >= N_MSG) continue;
+        has_entry[tok] = 1;
+        if (st->rank[tok] == 1) {
+            pending_sent += pe != NULL;
+            continue;
+        }
+        if (!pe) {
+            if (id_cmp(id, last_delivered) > 0) unsent_unread++;
+            else unsent_gone++; /* delivered, then acknowledged or dead-lettered */
+            continue;
+        }
+        unsent_pending++;
+        const char *who = pe->element[1]->str;
+        long long idle = pe->element[2]->integer, deliv = pe->element[3]->integer;
+        int k = 0;
+        while (k < nper && strcmp(per[k].name, who) != 0) k++;
+        if (k == nper) {
+            if (nper == 16) continue;
+            memset(&per[nper], 0, sizeof per[nper]);
+            snprintf(per[nper].name, sizeof per[nper].name, "%s", who);
+            snprintf(per[nper].first, sizeof per[nper].first, "%s", id);
+            per[nper].min_idle = idle;
+            nper++;
+        }
+        per[k].unsent++;
+        if (idle < per[k].min_idle) per[k].min_idle = idle;
+        if (idle > per[k].max_idle) per[k].max_idle = idle;
+        if (deliv > per[k].max_deliveries) per[k].max_deliveries = deliv;
+    }
+    long long no_entry = 0, first_unsent = -1;
+    for (int i = 0; has_entry && i < N_MSG; i++) {
+        if (st->rank[i] == 1) continue;
+        if (first_unsent < 0) first_unsent = i;
+        no_entry += !has_entry[i];
+    }
+    fprintf(stderr, "#   pending entries %zu (of sent replies %lld); unsent replies: pending %lld, "
+            "unread (after last-delivered-id %s) %lld, delivered but no longer pending %lld, "
+            "without an outbox entry %lld; first unsent reply %lld (sent by a platform %d times, "
+            "status rank %d)\n",
+            npend, pending_sent, unsent_pending, last_delivered, unsent_unread, unsent_gone,
+            no_entry, first_unsent, first_unsent >= 0 ? sends[first_unsent] : 0,
+            first_unsent >= 0 ? st->rank[first_unsent] : 0);
+    for (int k = 0; k < nper; k++)
+        fprintf(stderr, "#   unsent pending under %s: %lld (first %s, idle %lld..%lld ms, "
+                "deliveries up to %lld)\n", per[k].name, per[k].unsent, per[k].first,
+                per[k].min_idle, per[k].max_idle, per[k].max_deliveries);
+    free(has_entry);
+    freeReplyObject(pend);
+    freeReplyObject(all);
+    fprintf(stderr, "# the last lines of the gateway's log (%s, kept):\n", D.log_path);
+    db_test_daemon_log_tail(&D, 60, stderr);
+    D.keep_log = 1;
+}
+
 /* ---- the tests ---- */
 
 static void retry_after_is_honoured(void **state)
@@ -559,6 +696,7 @@ static void replies_survive_platform_faults_and_gateway_kills(void **state)
            "status regressions %lld, foreign requests %lld\n",
            not_sent, never, faults, duplicates, in_flight, pending_at_kills, unexplained,
            st.entries, st.regressions, foreign);
+    if (!done || not_sent || never) dump_outbox_state(&st, sends);
     assert_true(done);
     assert_int_equal(not_sent, 0);
     assert_int_equal(never, 0);

@@ -190,6 +190,23 @@ int db_test_daemon_log_count(const struct db_test_daemon *d, const char *needle)
     return n;
 }
 
+void db_test_daemon_log_tail(const struct db_test_daemon *d, int n, FILE *out)
+{
+    FILE *f = fopen(d->log_path, "r");
+    if (!f || n <= 0) {
+        if (f) fclose(f);
+        return;
+    }
+    /* Two passes: count the lines, then print from the first of the last n. */
+    char line[8192];
+    long total = 0, at = 0;
+    while (fgets(line, sizeof line, f)) total++;
+    rewind(f);
+    while (fgets(line, sizeof line, f))
+        if (at++ >= total - n) fputs(line, out);
+    fclose(f);
+}
+
 /* cmocka reports a failed group teardown but still exits 0, so a check that fails there is
  * also made to end the test program with status 1. */
 static void fail_at_exit(void)
@@ -231,7 +248,7 @@ void db_test_daemon_stop_clean(struct db_test_daemon *d, const char *const *neve
     }
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     db_test_daemon_assert_log_clean(d, never_logged);
-    if (!getenv("KEEP_LOG")) unlink(d->log_path);
+    if (!getenv("KEEP_LOG") && !d->keep_log) unlink(d->log_path);
 }
 
 static int write_all(int fd, const void *p, size_t len)

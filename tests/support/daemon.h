@@ -13,6 +13,7 @@ struct db_test_daemon {
     pid_t pid;
     int port;
     char log_path[256];
+    int keep_log; /* set once started (a start clears it): stop_clean leaves the log */
 };
 
 /* A free TCP port on 127.0.0.1 (bound and released; fine for tests). */
@@ -33,7 +34,7 @@ int db_test_daemon_stop(struct db_test_daemon *d, int sig);
 void db_test_daemon_assert_log_clean(const struct db_test_daemon *d,
                                      const char *const *never_logged);
 /* Stops the daemon with SIGTERM and fails the test unless it exited with status 0 and its
- * log is clean (as above).  Removes the log unless KEEP_LOG is set. */
+ * log is clean (as above).  Removes the log unless KEEP_LOG or d->keep_log is set. */
 void db_test_daemon_stop_clean(struct db_test_daemon *d, const char *const *never_logged);
 /* 1 when the process is still running. */
 /* Makes the test program end with status 1 at exit, whatever cmocka reports: cmocka counts a
@@ -52,6 +53,8 @@ void db_test_exit_failing(void);
 int db_test_daemon_alive(struct db_test_daemon *d);
 /* Counts lines of the daemon's log containing needle. */
 int db_test_daemon_log_count(const struct db_test_daemon *d, const char *needle);
+/* Writes the last n lines of the daemon's log to out (for a failure's diagnostics). */
+void db_test_daemon_log_tail(const struct db_test_daemon *d, int n, FILE *out);
 
 struct db_test_resp {
     int status;           /* 0 when the connection failed */
