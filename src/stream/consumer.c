@@ -15,6 +15,7 @@
 #include "util/id.h"
 
 #define REFRESH_CHUNK 256
+#define ID_MAX 64 /* a stream id ("<ms>-<seq>") is 41 characters at most */
 
 struct held {
     struct held *next;
@@ -27,6 +28,8 @@ struct round {
     struct db_consumer *c;
     int stream;
     int dead_left; /* dead letters of the round not answered yet (+1 while they are sent) */
+    size_t nidle;  /* the idle entries XPENDING listed to be claimed, in id order */
+    char (*idle)[ID_MAX]; /* count of them at most */
 };
 
 struct db_consumer {
@@ -59,6 +62,17 @@ static size_t bucket_of(const struct db_consumer *c, int stream, const char *id)
     for (const unsigned char *p = (const unsigned char *)id; *p; p++)
         h = (h ^ *p) * 1099511628211ULL;
     return (size_t)(h & (c->nbuckets - 1));
+}
+
+/* Stream ids "<ms>-<seq>" compared as numbers. */
+static int id_cmp(const char *a, const char *b)
+{
+    char *ea, *eb;
+    unsigned long long am = strtoull(a, &ea, 10), bm = strtoull(b, &eb, 10);
+    if (am != bm) return am < bm ? -1 : 1;
+    unsigned long long as = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
+    unsigned long long bs = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
+    return as < bs ? -1 : as > bs;
 }
 
 static struct held **held_find(const struct db_consumer *c, int stream, const char *id)
@@ -149,12 +163,39 @@ static size_t hand_over(struct db_consumer *c, int stream, const redisReply *lis
 
 /* Claims may go count entries beyond max_held: entries held here can be waiting for an
  * earlier entry of their conversation that a dead process left pending (see ordering.h), and
- * only a claim frees them.  Claims go in id order, so the entries claimed first are the ones
- * nothing earlier waits for. */
+ * only a claim frees them.  That reserve alone is not enough: the earlier entry may be one
+ * that is not idle yet (its process died a moment ago) while later idle ones of an older dead
+ * process are, so a round can fill the reserve with entries that wait too, and then no
+ * claim would ever run again.  Hence see claimable: entries older than every one held here
+ * are claimed whatever the room. */
 static size_t claim_room(const struct db_consumer *c)
 {
     size_t cap = (size_t)c->max_held + (size_t)c->count;
     return c->nheld < cap ? cap - c->nheld : 0;
+}
+
+/* The oldest entry held of stream, or NULL. */
+static const char *oldest_held(const struct db_consumer *c, int stream)
+{
+    const char *min = NULL;
+    for (size_t b = 0; b < c->nbuckets; b++)
+        for (const struct held *h = c->buckets[b]; h; h = h->next)
+            if (h->stream == stream && (!min || id_cmp(h->id, min) < 0)) min = h->id;
+    return min;
+}
+
+/* How many of the round's idle entries (in id order) to claim: as many as claim_room allows,
+ * and beyond it every one older than all entries held of the stream.  Nothing held here can
+ * wait for a later entry, and the oldest pending entry of the stream is either held here (it
+ * waits for nothing elsewhere and goes on) or such an entry: so claims never stall however
+ * the held ones wait, and each claim beyond the room lowers the oldest held id. */
+static size_t claimable(const struct db_consumer *c, const struct round *r)
+{
+    size_t n = claim_room(c);
+    if (n >= r->nidle) return r->nidle;
+    const char *min = oldest_held(c, r->stream);
+    while (n < r->nidle && (!min || id_cmp(r->idle[n], min) < 0)) n++;
+    return n;
 }
 
 static size_t room_cb(void *arg) { return room(arg); }
@@ -292,17 +333,20 @@ static void claimed_cb(int status, const redisReply *reply, const char *errstr, 
     (void)errstr;
     round_end(r);
     if (settle(c) || c->stopped) return;
-    /* [next cursor, [entries], [deleted ids]] */
-    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
-        hand_over(c, r->stream, reply->element[1], 1);
+    /* [[id, [field, value, ...]], ...]: the entries still idle (another process may have
+     * claimed some meanwhile) and still in the stream */
+    if (status == DB_OK && reply->type == REDIS_REPLY_ARRAY) {
+        hand_over(c, r->stream, reply, 1);
         if (c->batch_end) c->batch_end(0, c->arg);
     }
 }
 
 /* The round's dead letters are answered: the rest of the idle entries are claimed.  Only
  * now: a script's first run on a connection may take a SCRIPT LOAD and a second EVALSHA, which
- * a command sent after it would overtake, so a dead letter queued "before" the XAUTOCLAIM
- * might run after it and the poison entry be run once more. */
+ * a command sent after it would overtake, so a dead letter queued "before" the claim might run
+ * after it and the poison entry be run once more.  XCLAIM of the ids XPENDING listed, not
+ * XAUTOCLAIM: XAUTOCLAIM from 0-0 looks at no more than ten times COUNT pending entries, so
+ * behind enough entries held here it finds nothing, and it cannot stop at an id. */
 static void round_dead_done(struct round *r)
 {
     struct db_consumer *c = r->c;
@@ -311,15 +355,28 @@ static void round_dead_done(struct round *r)
         round_end(r);
         return;
     }
-    size_t n = claim_room(c);
+    size_t n = claimable(c, r);
     if (n == 0) {
         round_end(r);
         return;
     }
-    if (n > (size_t)c->count) n = (size_t)c->count;
+    char minidle[16];
+    snprintf(minidle, sizeof minidle, "%d", c->claim_idle_ms);
+    const char **argv = malloc((5 + n) * sizeof *argv);
+    if (!argv) {
+        round_end(r);
+        return;
+    }
+    int argc = 0;
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = c->streams[r->stream];
+    argv[argc++] = c->group;
+    argv[argc++] = c->consumer;
+    argv[argc++] = minidle; /* an entry another process claimed meanwhile is not idle */
+    for (size_t i = 0; i < n; i++) argv[argc++] = r->idle[i];
     c->outstanding++;
-    db_redis_cmd(c->redis, claimed_cb, r, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d",
-                 c->streams[r->stream], c->group, c->consumer, c->claim_idle_ms, (int)n);
+    db_redis_cmd_argv(c->redis, claimed_cb, r, argc, argv, NULL);
+    free(argv);
 }
 
 /* XPENDING of the idle entries first: those delivered max_deliveries times or more go to the
@@ -338,14 +395,20 @@ static void pending_cb(int status, const redisReply *reply, const char *errstr, 
     snprintf(mind, sizeof mind, "%d", c->max_deliveries);
     snprintf(minidle, sizeof minidle, "%d", c->claim_idle_ms);
     r->dead_left = 1;
+    r->nidle = 0;
     /* [[id, consumer, idle ms, deliveries], ...] */
     for (size_t i = 0; status == DB_OK && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
          i++) {
         const redisReply *p = reply->element[i];
         if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 ||
-            p->element[0]->type != REDIS_REPLY_STRING ||
-            p->element[3]->integer < c->max_deliveries)
+            p->element[0]->type != REDIS_REPLY_STRING || p->element[0]->len >= ID_MAX)
             continue;
+        if (p->element[3]->integer < c->max_deliveries) {
+            /* Held here already (its refresh came late): the owner has it. */
+            if (r->nidle < (size_t)c->count && !db_consumer_holds(c, r->stream, p->element[0]->str))
+                memcpy(r->idle[r->nidle++], p->element[0]->str, p->element[0]->len + 1);
+            continue;
+        }
         char reason[96];
         snprintf(reason, sizeof reason, "delivered %lld times without an outcome",
                  p->element[3]->integer);
@@ -390,8 +453,9 @@ static void round_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     if (c->stopped) return;
     refresh(c);
-    for (int s = 0; s < c->nstreams && db_reader_group_ready(c->reader) && claim_room(c) > 0;
-         s++) {
+    /* Also with no claim_room left: claimable may still take older entries, and dead letters
+     * are due anyway. */
+    for (int s = 0; s < c->nstreams && db_reader_group_ready(c->reader); s++) {
         if (c->claiming[s]) continue;
         c->claiming[s] = 1;
         c->busy++;
@@ -470,6 +534,8 @@ void db_consumer_free(struct db_consumer *c)
     for (int s = 0; s < 2; s++) {
         free(c->streams[s]);
         free(c->labels[s]);
+        free(c->rounds[s].idle); /* a round's answers due find c released before they read it */
+        c->rounds[s].idle = NULL;
     }
     /* Answers still due on the shared connection hold c: the last of them frees it. */
     if (c->outstanding) c->released = 1;
@@ -493,7 +559,10 @@ int db_consumer_new(struct event_base *base, const struct db_consumer_opts *o,
     c->max_held = o->max_held > 0 ? o->max_held : 256;
     c->claim_idle_ms = o->claim_idle_ms > 0 ? o->claim_idle_ms : 30000;
     c->max_deliveries = o->max_deliveries > 0 ? o->max_deliveries : 10;
-    for (int s = 0; s < 2; s++) c->rounds[s] = (struct round){c, s, 0};
+    for (int s = 0; s < 2; s++) {
+        c->rounds[s] = (struct round){c, s, 0, 0, NULL};
+        c->rounds[s].idle = calloc((size_t)c->count, sizeof *c->rounds[s].idle);
+    }
     c->nbuckets = 64;
     while (c->nbuckets < (size_t)c->max_held * 2) c->nbuckets *= 2;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
@@ -504,7 +573,7 @@ int db_consumer_new(struct event_base *base, const struct db_consumer_opts *o,
     c->dead_key = strdup(o->dead_key);
     c->start = strdup(o->start);
     int ok = c->buckets && c->who && c->what && c->group && c->consumer && c->dead_key &&
-             c->start;
+             c->start && c->rounds[0].idle && c->rounds[1].idle;
     for (int s = 0; s < c->nstreams; s++) {
         c->streams[s] = strdup(o->streams[s]);
         c->labels[s] = strdup(o->labels[s] ? o->labels[s] : o->streams[s]);

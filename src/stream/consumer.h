@@ -12,8 +12,12 @@
  *     XCLAIM ... JUSTID (which does not count a delivery), so while this process lives no
  *     other process takes them over, however long they wait for a retry or their turn.
  *   - Claims: on the same timer, entries idle longer than claim_idle_ms (left by a process
- *     that died) are taken over with XAUTOCLAIM and handed to the owner like read ones; an
- *     entry this process still holds is never handed twice.
+ *     that died) are taken over, oldest first (XPENDING ... IDLE, then XCLAIM of those ids),
+ *     and handed to the owner like read ones; an entry this process still holds is never
+ *     handed twice.  A round claims up to count entries and no more than max_held + count
+ *     minus the entries held, except that the idle entries older than every entry of their
+ *     stream held here are always claimed: entries held here that wait for an earlier one
+ *     (ordering.h) never stop its claim.
  *   - Dead letters: an idle entry delivered max_deliveries times or more (its processes keep
  *     dying on it) is moved to <prefix>:dead instead of being claimed again; the owner may
  *     dead-letter an entry itself (db_consumer_dead_letter).  Either way one Lua script
@@ -51,7 +55,8 @@ struct db_consumer_opts {
     const char *dead_key;          /* <prefix>:dead */
     const char *start;             /* where a group created here starts: "0" or "$" */
     int count;                     /* entries per read or claim at most (default 64) */
-    int max_held;                  /* entries held at once at most (default 256) */
+    int max_held;                  /* reads stop at this many entries held (default 256);
+                                    * claims go beyond it (see Claims above) */
     int min_read;                  /* a read waits until there is room for this many entries
                                     * (default 1, at most count and max_held): an owner that is
                                     * done with its entries quickly sets count, so that reads
