@@ -20,7 +20,9 @@
 # a Redis whose data set is large next to one run's writes; 64mb is Redis's own default, under
 # which a database growing from empty is rewritten every few seconds), BENCH_KEEP (1 = keep
 # the work directory), BENCH_SPLIT (1 = in each role=all run, log every Redis command for one
-# second and print Redis's time per webhook by part, bench/redis_split.py; 0 = not).
+# second and print Redis's time per webhook by part, bench/redis_split.py; 0 = not),
+# BENCH_DEDUPE_DB (the gateways' dedupe_db, default 1 as scripts/run.sh sets it; -1 = the
+# dedupe keys in the gateway's own database, as before 7 December).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +30,7 @@ BENCH="$ROOT/bench"
 # shellcheck source=bench/lib.sh
 . "$BENCH/lib.sh" # group_applied; the rest of this script's set-up is its own (defined below)
 DURATION=${BENCH_DURATION:-10}
+DEDUPE_DB=${BENCH_DEDUPE_DB:-1}
 CONNS=${BENCH_CONNECTIONS:-64}
 OUTBOUND=${BENCH_OUTBOUND:-20000}
 WARMUP=2
@@ -255,7 +258,7 @@ ingest() {
 # Starts the gateway with the WhatsApp quickstart environment and role $1; sets GW_PID.
 start_gateway() {
     GW_PORT=$(free_port)
-    env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" \
+    env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" DESKBRIDGE_DEDUPE_DB="$DEDUPE_DB" \
         DESKBRIDGE_LISTEN="127.0.0.1:$GW_PORT" DESKBRIDGE_ROLE="$1" \
         ${BENCH_LOG_LEVEL:+DESKBRIDGE_LOG_LEVEL="$BENCH_LOG_LEVEL"} \
         WHATSAPP_ACCESS_TOKEN="EAAGbenchToken0123456789" WHATSAPP_APP_SECRET="$APP_SECRET" \
@@ -336,7 +339,7 @@ start_with_port fake "${LOAD[@]}" "$WORK/fake_telegram" 0
 FAKE_PORT=$STARTED_PORT
 FAKE_PID=$LAST_PID
 GW2_PORT=$(free_port)
-env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" \
+env -i PATH="$PATH" DESKBRIDGE_REDIS_URL="unix://$WORK/redis.sock" DESKBRIDGE_DEDUPE_DB="$DEDUPE_DB" \
     DESKBRIDGE_LISTEN="127.0.0.1:$GW2_PORT" \
     DESKBRIDGE_API_TOKEN="$API_TOKEN" TELEGRAM_BOT_TOKEN="$BOT_ID:AAbenchTokenNotReal0123456789" \
     TELEGRAM_WEBHOOK_SECRET="bench-webhook-secret" TELEGRAM_API_BASE="http://127.0.0.1:$FAKE_PORT" \
@@ -441,7 +444,7 @@ subject() {
     echo
     echo "deskbridge bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo)"
     echo "load average before: $LOAD_BEFORE, after: $LOAD_AFTER; $PIN_NOTE"
-    echo "redis: AOF everysec, automatic AOF rewrite from $REWRITE_MIN (BENCH_AOF_REWRITE_MIN_SIZE); each phase starts from an empty, rewritten AOF"
+    echo "redis: AOF everysec, automatic AOF rewrite from $REWRITE_MIN (BENCH_AOF_REWRITE_MIN_SIZE); each phase starts from an empty, rewritten AOF; the gateways' dedupe_db $DEDUPE_DB (BENCH_DEDUPE_DB)"
     echo "ingest: ${BODY_BYTES}-byte signed WhatsApp webhooks, a new message id each, wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s after a ${WARMUP}s warm-up"
     [ "$BENCH_PACE_MS" = 0 ] || echo "paced: each connection waits ${BENCH_PACE_MS} ms before its next request (BENCH_PACE_MS)"
     echo

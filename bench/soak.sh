@@ -28,7 +28,8 @@
 # SOAK_RATE, SOAK_SEGMENT_S, SOAK_SAMPLE_S, SOAK_MAXLEN, SOAK_REPLIES_PER_S (50), SOAK_DRAIN_S,
 # DESKBRIDGE_BIN, SOAK_KEEP=1, BENCH_PIN, SOAK_REDIS_ARGS (more redis-server options, split on
 # spaces, e.g. "--auto-aof-rewrite-percentage 400"; default none: Redis's own AOF rewrites,
-# as scripts/run.sh and docker-compose.yml run it).
+# as scripts/run.sh and docker-compose.yml run it), SOAK_DEDUPE_DB (the gateway's dedupe_db,
+# default 1 as scripts/run.sh and docker-compose.yml set it; -1 = in its own database).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -127,6 +128,7 @@ listen = 127.0.0.1:$GW_PORT
 redis_url = unix://$WORK/redis.sock
 api_token = $API_TOKEN
 stream_maxlen = $MAXLEN
+dedupe_db = ${SOAK_DEDUPE_DB:-1}
 log_level = warn
 
 [telegram $BOT]
@@ -185,7 +187,7 @@ else
 fi
 # connections * 1000 / PACE_MS = the rate (each connection waits PACE_MS between requests)
 CONNS=$(python3 -c "print(max(2, min(1000, round($RATE * $PACE_MS / 1000))))")
-say "role=all for ${DURATION}s at about $RATE webhooks/s (peak $PEAK): $CONNS connections, ${PACE_MS} ms apart"
+say "role=all for ${DURATION}s at about $RATE webhooks/s (peak $PEAK, dedupe_db ${SOAK_DEDUPE_DB:-1}): $CONNS connections, ${PACE_MS} ms apart"
 
 # The counting group starts here, before the first counted webhook (soak_driver.py reads it).
 rcli XGROUP CREATE deskbridge:events soak-count '$' MKSTREAM >/dev/null

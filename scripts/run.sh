@@ -25,6 +25,11 @@ if [ -z "${DESKBRIDGE_REDIS_URL:-}" ] && ! grep -qs '^[[:space:]]*redis_url' "$@
     sleep 0.1
   done
   export DESKBRIDGE_REDIS_URL="unix://$top/var/redis/redis.sock"
+  # The Redis is ours alone: its database 1 holds the dedupe keys, which would otherwise slow
+  # the dispatcher's own lookups as they grow (docs/config.md, dedupe_db).
+  if [ -z "${DESKBRIDGE_DEDUPE_DB:-}" ] && ! grep -qs '^[[:space:]]*dedupe_db' "$@" 2>/dev/null; then
+    export DESKBRIDGE_DEDUPE_DB=1
+  fi
   echo "deskbridge: private Redis at $DESKBRIDGE_REDIS_URL (data in var/redis)" >&2
 fi
 build/deskbridge "$@" &

@@ -14,7 +14,7 @@ const char *const db_key_suffixes[] = {
     DB_KEY_STATS,          DB_KEY_AUTOREPLY,      DB_KEY_AGENT_AUTH,    DB_KEY_AGENT_SESSIONS,
     DB_KEY_SESSION,        DB_KEY_INVITE,         DB_KEY_SIGNIN_FAIL,   DB_KEY_SEARCH,
     DB_KEY_WAKE,           DB_KEY_STATS_FRT,      DB_KEY_STATS_WAIT,    DB_KEY_STATS_CSAT,
-    DB_KEY_STATS_HANDLED,  NULL,
+    DB_KEY_STATS_HANDLED,  DB_KEY_DEDUPE_MOVED,   NULL,
 };
 
 const char *db_key(char *buf, size_t n, const char *prefix, const char *suffix)

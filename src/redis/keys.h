@@ -18,7 +18,10 @@
 #define DB_KEY_DEAD "dead"     /* P:dead: entries given up on, with the reason */
 
 /* ---- the event store (src/store/, scripts ingest*, enqueue, set_status, msg_get) ---- */
-#define DB_KEY_DEDUPE "dedupe" /* P:dedupe:<platform>:<account>:<key>: redelivery guard, TTL */
+#define DB_KEY_DEDUPE "dedupe" /* P:dedupe:<platform>:<account>:<key>: redelivery guard, TTL;
+                                  in database dedupe_db when set */
+#define DB_KEY_DEDUPE_MOVED "dedupe_moved" /* "<until> <db>": until when the main database's
+                                              dedupe keys still count (dedupe_moved.lua) */
 #define DB_KEY_CURSOR "cursor" /* P:cursor:<platform>:<account>: a poller's position */
 #define DB_KEY_MSG "msg"       /* P:msg:{<id>}: one outbound message; P:msg:{<id>}:history */
 #define DB_KEY_EXT "ext"       /* P:ext:<platform>:<account>:<external id> -> message id */

@@ -24,11 +24,13 @@
 static const struct {
     const char *file;
     const char *text;
-    int prelude; /* 1: runs behind status_advance.lua, 2: behind customer_seen.lua, 3: both */
+    int prelude; /* runs behind 1: status_advance.lua, 2: customer_seen.lua, 4: dedupe.lua */
 } scripts[] = {
     {"status_advance.lua", db_lua_status_advance, 0},
-    {"ingest_plain.lua", db_lua_ingest_plain, 2},
-    {"ingest.lua", db_lua_ingest, 3},
+    {"ingest_plain.lua", db_lua_ingest_plain, 6},
+    {"ingest.lua", db_lua_ingest, 7},
+    {"dedupe.lua", db_lua_dedupe, 0},
+    {"dedupe_moved.lua", db_lua_dedupe_moved, 0},
     {"enqueue.lua", db_lua_enqueue, 1},
     {"set_status.lua", db_lua_set_status, 1},
     {"msg_get.lua", db_lua_msg_get, 0},
@@ -108,12 +110,14 @@ static void every_script_compiles(void **state)
     for (size_t i = 0; i < NSCRIPTS; i++) {
         size_t plen = scripts[i].prelude & 1 ? strlen(db_lua_status_advance) : 0;
         size_t clen = scripts[i].prelude & 2 ? strlen(db_lua_customer_seen) : 0;
+        size_t dlen = scripts[i].prelude & 4 ? strlen(db_lua_dedupe) : 0;
         size_t len = strlen(scripts[i].text);
-        char *body = malloc(plen + clen + len + 1);
+        char *body = malloc(plen + clen + dlen + len + 1);
         assert_non_null(body);
         memcpy(body, db_lua_status_advance, plen);
         memcpy(body + plen, db_lua_customer_seen, clen);
-        memcpy(body + plen + clen, scripts[i].text, len + 1);
+        memcpy(body + plen + clen, db_lua_dedupe, dlen);
+        memcpy(body + plen + clen + dlen, scripts[i].text, len + 1);
         redisReply *r = redisCommand(c, "SCRIPT LOAD %s", body);
         assert_non_null(r);
         if (r->type != REDIS_REPLY_STRING) fail_msg("%s: %s", scripts[i].file, r->str);
@@ -165,7 +169,7 @@ static void key_helpers(void **state)
     assert_string_equal(db_key(b, 6, "p", DB_KEY_EVENTS), "p:eve"); /* cut, terminated */
 }
 
-/* The plain ingest script as the store loads it (behind customer_seen.lua) writes the events
+/* The plain ingest script as the store loads it (behind customer_seen.lua and dedupe.lua) writes the events
  * and then the customers passed after '', newest message only, as "<time> <message id>"; a
  * hash of the earlier layout is replaced by the newer of the two; a customer key of another
  * type is skipped without failing the run, whose events are written by then. */
@@ -173,25 +177,27 @@ static void ingest_run_writes_its_customers(void **state)
 {
     (void)state;
     redisContext *c = db_test_redis_ctx(R);
-    size_t lc = strlen(db_lua_customer_seen), lp = strlen(db_lua_ingest_plain);
-    char *body = malloc(lc + lp + 1);
+    size_t lc = strlen(db_lua_customer_seen), ld = strlen(db_lua_dedupe);
+    size_t lp = strlen(db_lua_ingest_plain);
+    char *body = malloc(lc + ld + lp + 1);
     assert_non_null(body);
     memcpy(body, db_lua_customer_seen, lc);
-    memcpy(body + lc, db_lua_ingest_plain, lp + 1);
+    memcpy(body + lc, db_lua_dedupe, ld);
+    memcpy(body + lc + ld, db_lua_ingest_plain, lp + 1);
     freeReplyObject(redisCommand(c, "RPUSH t:customer:{bad} x"));
     freeReplyObject(redisCommand(c, "HSET t:customer:{old} id m8 ts 8"));
     freeReplyObject(redisCommand(c, "HSET t:customer:{older} id m3 ts 3"));
-    redisReply *r = redisCommand(c, "EVAL %s 0 60 t:events t:d1 {\"a\":1} %s 600 "
+    redisReply *r = redisCommand(c, "EVAL %s 0 60 t:events %s t:d1 {\"a\":1} %s 600 "
                                     "t:customer:{bad} m1 5 t:customer:{ok} m2 7 "
                                     "t:customer:{old} m5 5 t:customer:{older} m4 4",
-                                 body, "");
+                                 body, "", "");
     assert_non_null(r);
     if (r->type != REDIS_REPLY_INTEGER) fail_msg("ingest run: %s", r->str ? r->str : "?");
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     /* an older message of the same customer changes nothing */
-    r = redisCommand(c, "EVAL %s 0 60 t:events t:d2 {\"a\":2} %s 600 t:customer:{ok} m0 6",
-                     body, "");
+    r = redisCommand(c, "EVAL %s 0 60 t:events %s t:d2 {\"a\":2} %s 600 t:customer:{ok} m0 6",
+                     body, "", "");
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     r = redisCommand(c, "XLEN t:events");

@@ -4,7 +4,8 @@
 -- time recorded in P:dedupe_moved for this dedupe db, else now + TTL when the prefix has
 -- stored events before (its keys may be in the main database), else 0 (a new installation).
 -- The answer is recorded, so every process and every restart agree on it.
-local key, now, ttl, ddb = ARGV[1] .. ':dedupe_moved', tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local P, now, ttl, ddb = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local key = P .. ':dedupe_moved'
 local rec = redis.call('GET', key)
 if rec then
   local untl, db = string.match(rec, '^(%d+) (%d+)$')
@@ -14,7 +15,7 @@ end
 -- length: a dispatcher creates it empty with its group, trimming empties it.  A Redis that
 -- does not count is taken to have stored some.
 local untl = 0
-local info = redis.pcall('XINFO', 'STREAM', ARGV[1] .. ':events')
+local info = redis.pcall('XINFO', 'STREAM', P .. ':events')
 if type(info) == 'table' and not info.err then
   local added = nil
   for i = 1, #info - 1, 2 do
