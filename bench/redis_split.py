@@ -9,8 +9,8 @@ settle, then for --window seconds has Redis log every command with its own execu
 (schedstat) over the same window.  Each logged command is put to a part:
 
   - a script by its SHA1, computed here from the files in src/redis/scripts the gateway
-    embeds (alone, or behind the status_advance.lua and customer_seen.lua preludes, as
-    src/store/store.c loads them); dispatch.lua by its operation ("events"/"event": the
+    embeds (alone, or behind the status_advance.lua, customer_seen.lua and dedupe.lua
+    preludes, as src/store/store.c loads them); dispatch.lua by its operation ("events"/"event": the
     dispatcher, "reply": the dispatcher's replies group, the rest: the API and the sweep);
   - anything else by the consumer group it names (XREADGROUP, XACK, XCLAIM, XPENDING,
     XAUTOCLAIM, stream_dead.lua, stream_order.lua): deskbridge-dispatch, -dispatch-replies,
@@ -95,12 +95,15 @@ def text(b):
 def script_names(root):
     d = os.path.join(root, "src", "redis", "scripts")
     files = {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(d, "*.lua"))}
-    # the preludes as src/store/store.c puts them in front: none, one of them, or both
+    # the preludes as src/store/store.c puts them in front, in this order: any of them
     adv, cust = files.get("status_advance.lua", b""), files.get("customer_seen.lua", b"")
+    dedupe = files.get("dedupe.lua", b"")
     names = {}
     for name, body in files.items():
-        for prelude in (b"", adv, cust, adv + cust):
-            names[hashlib.sha1(prelude + body).hexdigest()] = name
+        for a in (b"", adv):
+            for c in (b"", cust):
+                for d in (b"", dedupe):
+                    names[hashlib.sha1(a + c + d + body).hexdigest()] = name
     return names
 
 
