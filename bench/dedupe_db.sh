@@ -29,19 +29,9 @@ say() { printf '== %s\n' "$*" >&2; }
 . "$ROOT/bench/lib.sh"
 bench_init dedupe-db wrk redis-server redis-cli python3 curl
 bench_gateway
-SRV=()
-LOAD=()
-if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-    SRV=(taskset -c 1)
-    LOAD=(taskset -c 0)
-fi
+bench_pin
 python3 "$ROOT/bench/gen_bodies.py" --secret "$APP_SECRET" --pnid "$PNID" --threads 2 \
     --per-thread 300000 --out "$WORK/bodies"
-rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
-cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s / 1000}'; }
-cmd_us() { # $1 = command: its microseconds per call since the start of the run
-    rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v c="cmdstat_$1" '$1 == c {print $7}'
-}
 
 RESULTS=()
 # $1 = the database the dedupe keys are in, and the gateway's dedupe_db (-1: its own, 0)

@@ -30,12 +30,7 @@ say() { printf '== %s\n' "$*" >&2; }
 . "$ROOT/bench/lib.sh"
 bench_init keyspace wrk redis-server redis-cli python3 curl
 bench_gateway
-SRV=()
-LOAD=()
-if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-    SRV=(taskset -c 1)
-    LOAD=(taskset -c 0)
-fi
+bench_pin
 
 python3 "$ROOT/bench/gen_bodies.py" --secret "$APP_SECRET" --pnid "$PNID" --threads 2 \
     --per-thread 250000 --out "$WORK/backlog"
@@ -45,7 +40,6 @@ mkdir -p "$WORK/redis"
     --auto-aof-rewrite-percentage 0 >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
 PIDS+=($REDIS_PID)
-rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
 for _ in $(seq 50); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 rcli PING | grep -q PONG || die "redis-server did not start"
 # the first AOF is written by a rewrite child: wait for it, as before every run
@@ -56,7 +50,6 @@ no_rewrite() {
         sleep 0.2
     done
 }
-cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s / 1000}'; }
 
 say "backlog: 500,000 webhooks through role=ingest"
 no_rewrite
@@ -94,9 +87,6 @@ add_keys() {
           end
           return 1" 0 "$1" "$m" >/dev/null
     done
-}
-cmd_us() { # $1 = command: its microseconds per call since the last CONFIG RESETSTAT
-    rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v c="cmdstat_$1" '$1 == c {print $7}'
 }
 RESULTS=()
 measure() { # $1 = label

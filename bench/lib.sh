@@ -14,6 +14,13 @@
 #                          (e.g. taskset -c 1), and waits until it answers; sets GW_PID and URL
 #                          (the account's webhook); its log is $WORK/gateway-ROLE.log;
 # bench_stop_gateway       stops the gateway bench_whatsapp_gateway started last;
+# bench_pin                sets SRV and LOAD, command prefixes that put the server under test
+#                          on CPU 1 and wrk and Redis on CPU 0 (as bench/run.sh), or nothing
+#                          with BENCH_PIN=0 or one CPU;
+# rcli ARGS...             redis-cli on $WORK/redis.sock;
+# cpu_us PID               CPU time of every thread of PID so far, in microseconds (schedstat);
+# cmd_us NAME              Redis's microseconds per call of command NAME since the last
+#                          CONFIG RESETSTAT (INFO commandstats);
 # free_port, wait_http URL as their names say;
 # group_applied SOCKET           entries of deskbridge:events that the dispatcher's group read
 #                                and acknowledged (read minus still pending).
@@ -62,6 +69,23 @@ bench_redis() {
     local _
     for _ in $(seq 50); do redis-cli -s "$WORK/redis.sock" PING >/dev/null 2>&1 && return 0; sleep 0.1; done
     die "redis-server did not start"
+}
+
+bench_pin() {
+    SRV=()
+    LOAD=()
+    if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+        SRV=(taskset -c 1)
+        LOAD=(taskset -c 0)
+    fi
+}
+
+rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
+
+cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s / 1000}'; }
+
+cmd_us() {
+    rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v c="cmdstat_$1" '$1 == c {print $7}'
 }
 
 free_port() {

@@ -70,7 +70,6 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg" \
     >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
 PIDS+=($REDIS_PID)
-rcli() { redis-cli -s "$WORK/redis.sock" "$@"; }
 for _ in $(seq 300); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.2; done
 rcli PING | grep -q PONG || die "redis-server did not start under valgrind"
 counting() { callgrind_control -i "$1" "$REDIS_PID" >/dev/null 2>&1; }

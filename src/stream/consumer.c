@@ -13,6 +13,7 @@
 #include "redis/scripts.h"
 #include "stream/reader.h"
 #include "util/id.h"
+#include "util/parse.h"
 
 #define REFRESH_CHUNK 256
 #define ID_MAX 64 /* a stream id ("<ms>-<seq>") is 41 characters at most */
@@ -62,17 +63,6 @@ static size_t bucket_of(const struct db_consumer *c, int stream, const char *id)
     for (const unsigned char *p = (const unsigned char *)id; *p; p++)
         h = (h ^ *p) * 1099511628211ULL;
     return (size_t)(h & (c->nbuckets - 1));
-}
-
-/* Stream ids "<ms>-<seq>" compared as numbers. */
-static int id_cmp(const char *a, const char *b)
-{
-    char *ea, *eb;
-    unsigned long long am = strtoull(a, &ea, 10), bm = strtoull(b, &eb, 10);
-    if (am != bm) return am < bm ? -1 : 1;
-    unsigned long long as = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
-    unsigned long long bs = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
-    return as < bs ? -1 : as > bs;
 }
 
 static struct held **held_find(const struct db_consumer *c, int stream, const char *id)
@@ -180,7 +170,7 @@ static const char *oldest_held(const struct db_consumer *c, int stream)
     const char *min = NULL;
     for (size_t b = 0; b < c->nbuckets; b++)
         for (const struct held *h = c->buckets[b]; h; h = h->next)
-            if (h->stream == stream && (!min || id_cmp(h->id, min) < 0)) min = h->id;
+            if (h->stream == stream && (!min || db_stream_id_cmp(h->id, min) < 0)) min = h->id;
     return min;
 }
 
@@ -194,7 +184,7 @@ static size_t claimable(const struct db_consumer *c, const struct round *r)
     size_t n = claim_room(c);
     if (n >= r->nidle) return r->nidle;
     const char *min = oldest_held(c, r->stream);
-    while (n < r->nidle && (!min || id_cmp(r->idle[n], min) < 0)) n++;
+    while (n < r->nidle && (!min || db_stream_id_cmp(r->idle[n], min) < 0)) n++;
     return n;
 }
 

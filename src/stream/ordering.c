@@ -9,6 +9,7 @@
 #include "log/log.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
+#include "util/parse.h"
 
 enum { S_IDLE, S_QUEUED, S_CHECKING, S_READY };
 
@@ -49,16 +50,6 @@ static void begin(struct db_order_slot *s);
 static void order_answer(struct db_order_slot *s, int status, const redisReply *reply,
                          const char *errstr);
 
-/* Stream ids "<ms>-<seq>" compared as numbers. */
-static int id_cmp(const char *a, const char *b)
-{
-    unsigned long long am = strtoull(a, (char **)&a, 10), bm = strtoull(b, (char **)&b, 10);
-    if (am != bm) return am < bm ? -1 : 1;
-    unsigned long long as = *a == '-' ? strtoull(a + 1, NULL, 10) : 0;
-    unsigned long long bs = *b == '-' ? strtoull(b + 1, NULL, 10) : 0;
-    return as < bs ? -1 : as > bs;
-}
-
 static struct db_order_chat *chat_get(struct db_ordering *o, const char *key)
 {
     for (struct db_order_chat *c = o->chats; c; c = c->next)
@@ -88,7 +79,7 @@ static void queue_sorted(struct db_order_chat *c, struct db_order_slot *s)
 {
     s->state = S_QUEUED;
     struct db_order_slot **p = &c->head;
-    while (*p && id_cmp((*p)->entry, s->entry) <= 0) p = &(*p)->next;
+    while (*p && db_stream_id_cmp((*p)->entry, s->entry) <= 0) p = &(*p)->next;
     s->next = *p;
     *p = s;
 }
@@ -279,7 +270,7 @@ int db_order_add(struct db_ordering *o, struct db_order_slot *s, int stream,
     if (!a) {
         c->active = s;
         begin(s);
-    } else if (a->state == S_CHECKING && id_cmp(s->entry, a->entry) < 0) {
+    } else if (a->state == S_CHECKING && db_stream_id_cmp(s->entry, a->entry) < 0) {
         /* Taken over from a dead process: it goes before the one still being checked. */
         cancel_check(a);
         queue_sorted(c, a);
@@ -294,7 +285,7 @@ int db_order_add(struct db_ordering *o, struct db_order_slot *s, int stream,
 int db_order_yield(struct db_order_slot *s)
 {
     struct db_order_chat *c = s->chat;
-    if (!c || c->active != s || !c->head || id_cmp(c->head->entry, s->entry) >= 0) return 0;
+    if (!c || c->active != s || !c->head || db_stream_id_cmp(c->head->entry, s->entry) >= 0) return 0;
     struct db_order_slot *first = c->head;
     c->head = first->next;
     first->next = NULL;
@@ -336,7 +327,7 @@ void db_order_done(struct db_order_slot *s)
             /* Read together with s, after it: every entry between the two is this process's,
              * and s's turn came only when everything before it was done. */
             if (s->ordered && s->batch && next->batch == s->batch && next->stream == s->stream &&
-                id_cmp(s->entry, next->entry) < 0)
+                db_stream_id_cmp(s->entry, next->entry) < 0)
                 next->ordered = 1;
         }
     } else {

@@ -59,3 +59,13 @@ int db_url_check(const char *u, unsigned flags, const char **why)
         if (*c <= ' ' || *c == 0x7f) return fail(why, "contains a blank or control character");
     return 0;
 }
+
+int db_stream_id_cmp(const char *a, const char *b)
+{
+    char *ea, *eb;
+    unsigned long long am = strtoull(a, &ea, 10), bm = strtoull(b, &eb, 10);
+    if (am != bm) return am < bm ? -1 : 1;
+    unsigned long long as = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
+    unsigned long long bs = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
+    return as < bs ? -1 : as > bs;
+}

@@ -22,4 +22,8 @@ int db_parse_bool(const char *s, int *out);
  * host") when why is not NULL. */
 int db_url_check(const char *u, unsigned flags, const char **why);
 
+/* Compares two Redis stream entry ids "<ms>-<seq>" as the numbers they are (text order is
+ * wrong once the parts differ in length): -1, 0 or 1. */
+int db_stream_id_cmp(const char *a, const char *b);
+
 #endif

@@ -30,6 +30,7 @@
 #include "redis_fixture.h"
 #include "send/sender.h"
 #include "testutil.h"
+#include "util/parse.h"
 
 #define N_MSG 3000
 #define RATE_PER_S 200
@@ -423,17 +424,6 @@ static void print_fields(const char *what, const redisReply *r)
     fprintf(stderr, "\n");
 }
 
-/* Stream ids "<ms>-<seq>" compared as numbers. */
-static int id_cmp(const char *a, const char *b)
-{
-    char *ea, *eb;
-    unsigned long long am = strtoull(a, &ea, 10), bm = strtoull(b, &eb, 10);
-    if (am != bm) return am < bm ? -1 : 1;
-    unsigned long long as = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
-    unsigned long long bs = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
-    return as < bs ? -1 : as > bs;
-}
-
 /* When not every reply was sent: the outbox group as Redis sees it, where the unsent replies'
  * entries are (pending under which consumer, how idle; unread; gone from the group), and the
  * end of the last gateway's log, which the teardown then keeps. */
@@ -486,8 +476,8 @@ static void dump_outbox_state(const struct final_state *st, const int *sends)
         for (size_t f = 0; f + 1 < fields->elements; f += 2)
             if (strcmp(fields->element[f]->str, "command") == 0)
                 tok = token_of(fields->element[f + 1]->str);
-        while (p < npend && id_cmp(pend->element[p]->element[0]->str, id) < 0) p++;
-        const redisReply *pe = p < npend && id_cmp(pend->element[p]->element[0]->str, id) == 0
+        while (p < npend && db_stream_id_cmp(pend->element[p]->element[0]->str, id) < 0) p++;
+        const redisReply *pe = p < npend && db_stream_id_cmp(pend->element[p]->element[0]->str, id) == 0
                                    ? pend->element[p]
                                    : NULL;
         if (tok < 0 || tok >= N_MSG) continue;
@@ -497,7 +487,7 @@ static void dump_outbox_state(const struct final_state *st, const int *sends)
             continue;
         }
         if (!pe) {
-            if (id_cmp(id, last_delivered) > 0) unsent_unread++;
+            if (db_stream_id_cmp(id, last_delivered) > 0) unsent_unread++;
             else unsent_gone++; /* delivered, then acknowledged or dead-lettered */
             continue;
         }

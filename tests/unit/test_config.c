@@ -1099,6 +1099,11 @@ static void the_shared_value_readers(void **state)
     assert_string_equal(why, "has no host");
     assert_int_equal(db_url_check("https://a.example/b c", 0, &why), -1);
     assert_int_equal(db_url_check("https://a.example/\r\nX: y", 0, NULL), -1);
+    /* stream ids as numbers, where text order goes wrong */
+    assert_int_equal(db_stream_id_cmp("999-0", "1000-0"), -1);
+    assert_int_equal(db_stream_id_cmp("1000-10", "1000-9"), 1);
+    assert_int_equal(db_stream_id_cmp("1000-9", "1000-9"), 0);
+    assert_int_equal(db_stream_id_cmp("1000", "1000-0"), 0);
     char secret[] = "hunter2-hunter2";
     db_wipe_str(secret);
     for (size_t i = 0; i < sizeof secret; i++) assert_int_equal(secret[i], 0);
