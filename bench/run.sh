@@ -482,6 +482,17 @@ subject() {
     printf '%-40s %7s %-4s %7s %-4s %8s\n' "outbound sends/s (role=all)" "" "" "$SEND_RATE" "$(holds "$SEND_RATE >= 5000")" ">= 5000"
     printf '%-40s %7s %-4s %7s %-4s %8s\n' "dispatcher events/s (role=dispatch)" "" "" "$DISPATCH_RATE" "$(holds "$DISPATCH_RATE >= 20000")" ">= 20000"
     echo
+    # Issue 21 (the speed of role=all, what the README runs) asks more of the same figures.
+    echo "issue 21's targets (the default deployment)          value        target"
+    goal() { printf '%-46s %10s %-4s %8s\n' "$1" "$2" "$(holds "$2 $3")" "$3"; }
+    goal "role=ingest req/s vs node relay" "$(median $(ratios RPS gateway node))" ">= 2.0"
+    goal "role=ingest req/s vs bare libevent" "$(median $(ratios RPS gateway bare))" ">= 0.6"
+    goal "role=all req/s vs node relay" "$(median $(ratios RPS all node))" ">= 1.5"
+    goal "role=all p99 vs node relay" "$(median $(ratios P99 all node))" "<= 0.5"
+    goal "Redis us per webhook, role=all" "$(med CPU_REDIS all)" "<= 25"
+    goal "dispatcher events/s (role=dispatch)" "$DISPATCH_RATE" ">= 60000"
+    goal "outbound sends/s (role=all)" "$SEND_RATE" ">= 20000"
+    echo
     echo "peak MB = VmHWM (includes shared libraries mapped in); anon MB = RssAnon at the end of the run (private memory)."
     echo "srv us, redis us = CPU time of the server and of redis-server per answered request over the run."
     echo "idle RssAnon (largest): role=ingest $(mb "$(most IDLE_ANON gateway)") MB, role=all $(mb "$(most IDLE_ANON all)") MB"
