@@ -13,7 +13,18 @@ redis_pid=""
 cleanup() { [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-if [ -z "${DESKBRIDGE_REDIS_URL:-}" ] && ! grep -qs '^[[:space:]]*redis_url' "$@" 2>/dev/null; then
+# The configuration file the gateway will read (--config FILE, --config=FILE or
+# DESKBRIDGE_CONFIG), so that a key it sets is not overridden by a variable exported here.
+conf_file=${DESKBRIDGE_CONFIG:-}
+prev=""
+for a in "$@"; do
+  case "$a" in --config=*) conf_file=${a#--config=} ;; esac
+  [ "$prev" = --config ] && conf_file=$a
+  prev=$a
+done
+conf_sets() { [ -n "$conf_file" ] && grep -qs "^[[:space:]]*$1[[:space:]]*=" -- "$conf_file"; }
+
+if [ -z "${DESKBRIDGE_REDIS_URL:-}" ] && ! conf_sets redis_url; then
   mkdir -p var/redis
   # AOF with fsync every second: an acknowledged webhook survives a crash of either process.
   redis-server --port 0 --unixsocket "$top/var/redis/redis.sock" --unixsocketperm 700 \
@@ -27,7 +38,7 @@ if [ -z "${DESKBRIDGE_REDIS_URL:-}" ] && ! grep -qs '^[[:space:]]*redis_url' "$@
   export DESKBRIDGE_REDIS_URL="unix://$top/var/redis/redis.sock"
   # The Redis is ours alone: its database 1 holds the dedupe keys, which would otherwise slow
   # the dispatcher's own lookups as they grow (docs/config.md, dedupe_db).
-  if [ -z "${DESKBRIDGE_DEDUPE_DB:-}" ] && ! grep -qs '^[[:space:]]*dedupe_db' "$@" 2>/dev/null; then
+  if [ -z "${DESKBRIDGE_DEDUPE_DB:-}" ] && ! conf_sets dedupe_db; then
     export DESKBRIDGE_DEDUPE_DB=1
   fi
   echo "deskbridge: private Redis at $DESKBRIDGE_REDIS_URL (data in var/redis)" >&2
