@@ -21,8 +21,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KEYS_M=${KEYS_M:-20}
 DURATION_S=${DURATION_S:-20}
 ROUNDS=${ROUNDS:-2}
-APP_SECRET="bench-app-secret-0123456789"
-PNID="106540352242922"
 
 say() { printf '== %s\n' "$*" >&2; }
 # shellcheck source=bench/lib.sh

@@ -32,8 +32,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BACKLOG_S=${BACKLOG_S:-40}
 INGEST_S=${INGEST_S:-8}
-APP_SECRET="bench-app-secret-0123456789"
-PNID="106540352242922"
 
 say() { printf '== %s\n' "$*" >&2; }
 

@@ -28,7 +28,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
 # shellcheck source=bench/lib.sh
-. "$BENCH/lib.sh" # group_applied; the rest of this script's set-up is its own (defined below)
+. "$BENCH/lib.sh" # group_applied and the WhatsApp account; the rest of this script's set-up is its own (defined below)
 DURATION=${BENCH_DURATION:-10}
 DEDUPE_DB=${BENCH_DEDUPE_DB:-1}
 CONNS=${BENCH_CONNECTIONS:-64}
@@ -40,9 +40,7 @@ PER_THREAD=${BENCH_BODIES:-400000} # per wrk thread: 80,000 req/s for 10 s befor
 export BENCH_PACE_MS=${BENCH_PACE_MS:-0} # read by wa_ingest.lua
 REWRITE_MIN=${BENCH_AOF_REWRITE_MIN_SIZE:-4gb}
 
-# Made-up credentials: the point is that the gateway does the real verification work.
-APP_SECRET="bench-app-secret-0123456789"
-PNID="106540352242922"
+# APP_SECRET and PNID, the WhatsApp account, come from lib.sh.
 API_TOKEN="bench-api-token-0123456789abcdef"
 BOT_ID="700000001"
 
