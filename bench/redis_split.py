@@ -13,7 +13,7 @@ settle, then for --window seconds has Redis log every command with its own execu
     preludes, as src/store/store.c loads them); dispatch.lua by its operation ("events"/"event": the
     dispatcher, "reply": the dispatcher's replies group, the rest: the API and the sweep);
   - anything else by the consumer group it names (XREADGROUP, XACK, XCLAIM, XPENDING,
-    XAUTOCLAIM, stream_dead.lua, stream_order.lua): deskbridge-dispatch, -dispatch-replies,
+    stream_dead.lua, stream_order.lua): deskbridge-dispatch, -dispatch-replies,
     -autoreply, -senders, -hook-*, -search, -chatwoot-*.
 
 The figures are µs of Redis time per webhook accepted in the window (entries added to

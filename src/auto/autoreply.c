@@ -3,7 +3,7 @@
  *
  * Every answer goes through db_store_enqueue, so the sender delivers, retries and tracks it
  * like an agent's reply.  An event is acknowledged only after all its answers are queued;
- * a crash in between leaves it pending and XAUTOCLAIM runs it again.  Running it again is
+ * a crash in between leaves it pending and a claim runs it again.  Running it again is
  * harmless: each answer's enqueue names a client id derived from the event id and the
  * rule, and the once-per-period keys record which event took them, so the same event takes
  * them again while another event cannot. */
@@ -216,7 +216,7 @@ static void job_end(struct job *j)
     job_free(j);
 }
 
-/* Redis failed part-way: leave the entry pending for XAUTOCLAIM to run again. */
+/* Redis failed part-way: leave the entry pending for a claim (stream/consumer.h) to run again. */
 static void job_fail(struct job *j, const char *what)
 {
     struct db_log_ctx c;
