@@ -12,7 +12,8 @@
 #      entry and history cleared, the group set back to the start), DURATION_S seconds each:
 #      with the keyspace as it is; with KEYS_M million keys like dedupe keys (a TTL of 8 days)
 #      in another logical database (SELECT 1); with as many again in the dispatcher's own.
-# Per run: events applied a second, Redis's CPU time per event (schedstat, every thread),
+# Per run: events applied a second, Redis's and the gateway's CPU time per event (schedstat,
+# every thread),
 # and the dispatcher's three commands per event (HMGET, RPUSH, HSET) from INFO commandstats.
 #
 #   bench/dispatch_keyspace.sh
@@ -93,17 +94,19 @@ measure() { # $1 = label
     rcli CONFIG RESETSTAT >/dev/null
     bench_whatsapp_gateway dispatch "${SRV[@]}"
     sleep 1.5
-    local a0 a1 c0 c1 t0 t1
+    local a0 a1 c0 c1 g0 g1 t0 t1
     a0=$(group_applied "$WORK/redis.sock")
     c0=$(cpu_us "$REDIS_PID")
+    g0=$(cpu_us "$GW_PID")
     t0=$(date +%s%N)
     sleep "$DURATION_S"
     a1=$(group_applied "$WORK/redis.sock")
     c1=$(cpu_us "$REDIS_PID")
+    g1=$(cpu_us "$GW_PID")
     t1=$(date +%s%N)
     RESULTS+=("$(python3 -c "
 n, t = $a1 - $a0, ($t1 - $t0) / 1e9
-print('%-34s %10d %8.0f %14.2f %8s %8s %8s' % ('$1', $(rcli DBSIZE), n / t, ($c1 - $c0) / max(n, 1),
+print('%-34s %10d %8.0f %14.2f %12.2f %8s %8s %8s' % ('$1', $(rcli DBSIZE), n / t, ($c1 - $c0) / max(n, 1), ($g1 - $g0) / max(n, 1),
       '$(cmd_us hmget)', '$(cmd_us rpush)', '$(cmd_us hset)'))")")
     bench_stop_gateway
     [ "$a1" -lt "$BACKLOG" ] || say "the run reached the end of the backlog: raise the backlog or lower DURATION_S"
@@ -120,6 +123,6 @@ measure "+${KEYS_M}M keys in database 0 as well"
 
 echo
 echo "deskbridge dispatcher over a backlog of $BACKLOG events, ${DURATION_S}s per run, as the keyspace grows"
-printf '%-34s %10s %8s %14s %8s %8s %8s\n' "other keys" "db0 keys" "events/s" "Redis us/event" "HMGET" "RPUSH" "HSET"
+printf '%-34s %10s %8s %14s %12s %8s %8s %8s\n' "other keys" "db0 keys" "events/s" "Redis us/event" "gw us/event" "HMGET" "RPUSH" "HSET"
 printf '%s\n' "${RESULTS[@]}"
 echo "HMGET, RPUSH, HSET: microseconds per call (INFO commandstats, the dispatcher's commands per event)"

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "dispatch/assign.h"
+#include "dispatch/fast.h"
 #include "dispatch/replies.h"
 #include "dispatch/script.h"
 #include "conf/config.h"
@@ -48,6 +49,9 @@ struct db_dispatcher {
     int stopped, released;
     struct event *sweep_timer;
     struct apply_batch *batch;  /* the entries of the read or claim being handed over */
+    struct db_dispatch_fast *fast; /* plain updates without the script (fast.h) */
+    struct apply_batch *wait_head, *wait_tail; /* reads waiting for the transaction in flight */
+    int fast_running;
     char events[160], dead[160];
 };
 
@@ -255,6 +259,9 @@ static void survey_counted(struct db_dispatcher *d, const redisReply *reply)
     }
 }
 
+/* The answer given for each event of a transaction of plain updates (fast.h). */
+static const redisReply applied_reply = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+
 static void applied_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct job *j = arg;
@@ -265,6 +272,7 @@ static void applied_cb(int status, const redisReply *reply, const char *errstr, 
                status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
     } else {
         survey_counted(j->d, reply);
+        if (!j->d->released) db_metrics_dispatched(j->d->svc->metrics, reply == &applied_reply, 1);
     }
     if (status == DB_OK && reply->type != REDIS_REPLY_ERROR && j->qw_text && !j->d->released) {
         qwait_begin(j);
@@ -378,7 +386,9 @@ struct apply_batch {
     size_t used, bytes_cap;
     size_t *off, *len;
     size_t nargs, args_cap;
+    size_t *first; /* per job: the index of its first argument (its count) */
     int whole; /* the entries are one whole read (db_consumer_batch_fn; see op_events) */
+    struct apply_batch *next; /* waiting for the plain-update transaction */
 };
 
 /* What the script run's callback needs: the jobs, in the order of their events (owned). */
@@ -399,18 +409,20 @@ static int batch_arg(struct apply_batch *b, const char *s, size_t len)
         b->len = l;
         b->args_cap = cap;
     }
-    if (b->used + len > b->bytes_cap) {
+    /* each argument is followed by a NUL, so the plain updates can read it as a string */
+    if (b->used + len + 1 > b->bytes_cap) {
         size_t cap = b->bytes_cap ? b->bytes_cap : 65536;
-        while (cap < b->used + len) cap *= 2;
+        while (cap < b->used + len + 1) cap *= 2;
         char *p = realloc(b->bytes, cap);
         if (!p) return -1;
         b->bytes = p;
         b->bytes_cap = cap;
     }
     if (len) memcpy(b->bytes + b->used, s, len);
+    b->bytes[b->used + len] = '\0';
     b->off[b->nargs] = b->used;
     b->len[b->nargs++] = len;
-    b->used += len;
+    b->used += len + 1;
     return 0;
 }
 
@@ -425,7 +437,9 @@ static int batch_add(struct apply_batch *b, struct job *j, int nargs, const char
     if (rc) {
         size_t cap = b->jobs_cap ? b->jobs_cap * 2 : 64;
         struct job **jobs = realloc(b->jobs, cap * sizeof *jobs);
-        if (jobs) b->jobs = jobs, b->jobs_cap = cap, rc = 0;
+        if (jobs) b->jobs = jobs;
+        size_t *first = jobs ? realloc(b->first, cap * sizeof *first) : NULL;
+        if (first) b->first = first, b->jobs_cap = cap, rc = 0;
     }
     if (!rc) rc = batch_arg(b, count, (size_t)n);
     for (int i = 0; !rc && i < nargs; i++) rc = batch_arg(b, args[i], lens[i]);
@@ -433,6 +447,7 @@ static int batch_add(struct apply_batch *b, struct job *j, int nargs, const char
         b->nargs = nargs0, b->used = used0;
         return -1;
     }
+    b->first[b->njobs] = nargs0;
     b->jobs[b->njobs++] = j;
     return 0;
 }
@@ -449,6 +464,18 @@ static void batch_cb(int status, const redisReply *reply, const char *errstr, vo
     free(br);
 }
 
+/* Frees what b holds (not b itself, nor its jobs). */
+static void batch_clear(struct apply_batch *b)
+{
+    free(b->jobs);
+    free(b->first);
+    free(b->bytes);
+    free(b->off);
+    free(b->len);
+    memset(b, 0, sizeof *b);
+}
+
+/* Applies b's events with one run of the script and clears b. */
 static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
 {
     struct batch_run *br = b->njobs ? malloc(sizeof *br) : NULL;
@@ -470,10 +497,7 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
     }
     free(v);
     free(l);
-    free(b->jobs);
-    free(b->bytes);
-    free(b->off);
-    free(b->len);
+    batch_clear(b);
 }
 
 /* Adds one entry to the batch of the read or claim being handed over (see batch_end_cb);
@@ -547,12 +571,98 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     return 1;
 }
 
+/* ---- plain updates (fast.h) ----
+ *
+ * Whole reads wait in a queue while a transaction is in flight, and the next transaction takes
+ * every read waiting by then: under load they grow to several reads, and a transaction never
+ * meets the previous one's entries still pending.  Reads it does not take are applied by the
+ * script, each as one run, in their order. */
+
+/* A transaction's reads, and its events pointing into their arguments. */
+struct fast_run {
+    struct db_dispatcher *d;
+    struct apply_batch *reads;
+    struct db_fast_event *ev;
+    const char **v;
+    size_t *l;
+};
+
+static void fast_next(struct db_dispatcher *d);
+
+static void fast_done(int applied, void *arg)
+{
+    struct fast_run *fr = arg;
+    struct db_dispatcher *d = fr->d;
+    d->fast_running = 0;
+    for (struct apply_batch *b = fr->reads, *next; b; b = next) {
+        next = b->next;
+        if (applied) {
+            for (size_t i = 0; i < b->njobs; i++) applied_cb(DB_OK, &applied_reply, NULL, b->jobs[i]);
+            batch_clear(b);
+        } else {
+            batch_send(d, b);
+        }
+        free(b);
+    }
+    free(fr->ev);
+    free(fr->v);
+    free(fr->l);
+    free(fr);
+    if (settle(d)) return;
+    fast_next(d);
+}
+
+static void fast_next(struct db_dispatcher *d)
+{
+    if (d->fast_running || !d->wait_head) return;
+    struct apply_batch *reads = d->wait_head;
+    d->wait_head = d->wait_tail = NULL;
+    size_t n = 0, nargs = 0;
+    for (struct apply_batch *b = reads; b; b = b->next) n += b->njobs, nargs += b->nargs;
+    struct fast_run *fr = calloc(1, sizeof *fr);
+    if (fr) {
+        *fr = (struct fast_run){d, reads, calloc(n, sizeof *fr->ev), malloc(nargs * sizeof *fr->v),
+                                malloc(nargs * sizeof *fr->l)};
+    }
+    if (!fr || !fr->ev || !fr->v || !fr->l) {
+        if (fr) free(fr->ev), free(fr->v), free(fr->l), free(fr);
+        for (struct apply_batch *b = reads, *next; b; b = next) {
+            next = b->next;
+            batch_send(d, b);
+            free(b);
+        }
+        return;
+    }
+    size_t k = 0, a = 0;
+    for (struct apply_batch *b = reads; b; b = b->next) {
+        for (size_t i = 0; i < b->nargs; i++) fr->v[a + i] = b->bytes + b->off[i], fr->l[a + i] = b->len[i];
+        for (size_t j = 0; j < b->njobs; j++, k++) {
+            size_t f = a + b->first[j]; /* the job's count, then its arguments */
+            fr->ev[k] = (struct db_fast_event){fr->v + f + 1, fr->l + f + 1, atoi(fr->v[f])};
+        }
+        a += b->nargs;
+    }
+    d->fast_running = 1;
+    d->outstanding++;
+    db_dispatch_fast_apply(d->fast, n, fr->ev, fast_done, fr);
+}
+
 static void batch_end_cb(int whole, void *arg)
 {
     struct db_dispatcher *d = arg;
-    d->batch->whole = whole;
-    batch_send(d, d->batch);
-    memset(d->batch, 0, sizeof *d->batch);
+    struct apply_batch *b = d->batch;
+    b->whole = whole;
+    /* Claims are older entries, pending because something went wrong: the script's care. */
+    struct apply_batch *fresh = d->fast && whole && b->njobs ? calloc(1, sizeof *fresh) : NULL;
+    if (!fresh) {
+        batch_send(d, b);
+        return;
+    }
+    d->batch = fresh;
+    if (d->wait_tail) d->wait_tail->next = b;
+    else d->wait_head = b;
+    d->wait_tail = b;
+    fast_next(d);
 }
 
 /* ---- agents gone offline ---- */
@@ -619,6 +729,7 @@ int db_dispatcher_start(struct db_services *svc, struct db_dispatcher **out, str
     if (rc == DB_OK)
         rc = db_dispatch_replies_start(svc, (int)o.claim_idle_ms, (int)o.max_deliveries,
                                        &d->replies, e);
+    if (rc == DB_OK) rc = db_dispatch_fast_new(svc->base, cfg, &d->fast, e);
     d->sweep_timer = evtimer_new(svc->base, sweep_timer_cb, d);
     if (rc != DB_OK || !d->sweep_timer) {
         db_dispatcher_free(d);
@@ -648,12 +759,24 @@ void db_dispatcher_free(struct db_dispatcher *d)
 {
     if (!d) return;
     d->stopped = 1;
+    /* A transaction in flight is answered first (left to the script), while all is alive. */
+    d->outstanding++;
+    db_dispatch_fast_free(d->fast);
+    d->fast = NULL;
+    for (struct apply_batch *b = d->wait_head, *next; b; b = next) {
+        next = b->next;
+        batch_send(d, b);
+        free(b);
+    }
+    d->wait_head = d->wait_tail = NULL;
+    d->outstanding--;
     db_consumer_free(d->consumer);
     d->consumer = NULL;
     db_dispatch_replies_free(d->replies);
     d->replies = NULL;
     if (d->sweep_timer) event_free(d->sweep_timer);
     d->sweep_timer = NULL;
+    if (d->batch) batch_clear(d->batch);
     free(d->batch);
     d->batch = NULL;
     /* Answers still due on the shared connection (it calls them with DB_EAGAIN when the

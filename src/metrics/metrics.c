@@ -92,6 +92,7 @@ struct db_metrics {
     struct db_redis_script *conv_script; /* reads the dispatcher's counts at scrape time */
     struct histogram write_latency, first_response, survey_score;
     unsigned long long dead_letters;
+    unsigned long long dispatched[2]; /* by the script, by plain updates */
     long long trim_held[3]; /* per trim_streams, at the last trim */
     unsigned long long reconnects;
     int redis_up;
@@ -330,6 +331,11 @@ void db_metrics_dead_letter(struct db_metrics *m)
     if (m) m->dead_letters++;
 }
 
+void db_metrics_dispatched(struct db_metrics *m, int plain, size_t n)
+{
+    if (m) m->dispatched[plain ? 1 : 0] += n;
+}
+
 /* The streams the trimmer keeps, in the order of db_metrics.trim_held. */
 static const char *const trim_streams[] = {DB_KEY_EVENTS, DB_KEY_STATUS, DB_KEY_OUTBOX};
 
@@ -399,6 +405,14 @@ static void render_registry(struct db_out *o, const struct db_metrics *m)
     render_histogram(o, &m->survey_score);
     db_out_gauge1(o, "deskbridge_dead_letters_total", "counter",
                   "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
+    db_out_header(o, "deskbridge_dispatched_events_total", "counter",
+                  "Events the dispatcher applied (or found applied) and acknowledged, by way: "
+                  "plain updates in one transaction, or the dispatcher's script.");
+    static const char *const ways[2] = {"script", "plain"};
+    const char *way = "way";
+    for (int i = 0; i < 2; i++)
+        db_out_sample(o, "deskbridge_dispatched_events_total", 1, &way, &ways[i],
+                      (double)m->dispatched[i]);
     db_out_header(o, "deskbridge_stream_trim_held_entries", "gauge",
                   "Entries of a stream over its cap kept because a consumer group has not read "
                   "them (at the last trim).");

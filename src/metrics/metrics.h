@@ -51,6 +51,9 @@ void db_metrics_stream_trimmed(struct db_metrics *m, const char *stream, long lo
 void db_metrics_media(struct db_metrics *m, const char *platform, const char *outcome,
                       const char *reason);
 void db_metrics_dead_letter(struct db_metrics *m);
+/* n events applied by the dispatcher: plain 1 by plain updates (dispatch/fast.h), 0 by its
+ * script. */
+void db_metrics_dispatched(struct db_metrics *m, int plain, size_t n);
 /* deskbridge_redis_up gauge (1/0) and deskbridge_redis_reconnects_total. */
 void db_metrics_redis_state(struct db_metrics *m, int up);
 /* deskbridge_first_response_seconds histogram (agent's first reply in a conversation). */

@@ -1,0 +1,404 @@
+/* test_dispatch_plain.c - src/dispatch/fast.c against a real redis-server: the plain updates
+ * write exactly what the dispatcher's script writes for the same events on the same state
+ * (the same hash fields in the same order, the same history, the same inbox entries, every
+ * entry acknowledged), and write nothing when an event is not a plain update or an entry of
+ * another consumer is still pending among them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conf/config.h"
+#include "dispatch/fast.h"
+#include "redis/keys.h"
+#include "redis/scripts.h"
+#include "redis_fixture.h"
+#include "testutil.h"
+
+#define MAXEV 16
+#define MAXARG 24
+
+struct fx {
+    struct event_base *base;
+    struct db_test_redis *srv;
+};
+
+static redisReply *cmd(struct fx *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(db_test_redis_ctx(f->srv), fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    return r;
+}
+
+static void run(struct fx *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(db_test_redis_ctx(f->srv), fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
+    freeReplyObject(r);
+}
+
+/* One event of a batch: the raw event and op_event's arguments built from it, as the
+ * dispatcher's take_entry builds them. */
+struct ev {
+    char entry[32], conv[64], kind[16], id[32], at[24], prio[8], name[32], uid[32];
+    char raw[512], item[640];
+    const char *v[MAXARG];
+    size_t l[MAXARG];
+    int n;
+};
+
+struct batch {
+    struct ev ev[MAXEV];
+    struct db_fast_event fe[MAXEV];
+    size_t n;
+};
+
+static void add(struct batch *b, const char *entry, const char *conv, const char *kind,
+                const char *prio, const char *name)
+{
+    struct ev *e = &b->ev[b->n];
+    memset(e, 0, sizeof *e);
+    snprintf(e->entry, sizeof e->entry, "%s", entry);
+    snprintf(e->conv, sizeof e->conv, "%s", conv);
+    snprintf(e->kind, sizeof e->kind, "%s", kind);
+    snprintf(e->id, sizeof e->id, "wa-%zu", b->n);
+    snprintf(e->at, sizeof e->at, "%lld", 1765000000000LL + (long long)b->n);
+    snprintf(e->prio, sizeof e->prio, "%s", prio);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    snprintf(e->uid, sizeof e->uid, "1650555%04zu", b->n);
+    const char *chat = strrchr(conv, ':') + 1;
+    char raw[sizeof e->raw], item[sizeof e->item];
+    snprintf(raw, sizeof raw,
+             "{\"v\":1,\"id\":\"wa-%zu\",\"kind\":\"%s\",\"platform\":\"whatsapp\","
+             "\"account\":\"106\",\"conversation\":\"%s\",\"external_chat_id\":\"%s\","
+             "\"external_user_id\":\"1650555%04zu\",\"sender\":{\"name\":\"%s\"},"
+             "\"text\":\"<b>hi</b> %zu\",\"received_at\":%lld}",
+             b->n, kind, conv, chat, b->n, name, b->n, 1765000000000LL + (long long)b->n);
+    snprintf(item, sizeof item, "{\"dir\":\"in\",\"entry\":\"%s\",\"event\":%s}", entry, raw);
+    memcpy(e->raw, raw, sizeof raw);
+    memcpy(e->item, item, sizeof item);
+    const char *v[] = {e->entry, e->conv, "", e->item, "i", e->kind, "whatsapp", "106", chat,
+                       e->id, e->at, e->prio, "name", e->name, "user_id", e->uid};
+    e->n = (int)(sizeof v / sizeof *v);
+    for (int i = 0; i < e->n; i++) e->v[i] = v[i], e->l[i] = strlen(v[i]);
+    b->fe[b->n] = (struct db_fast_event){e->v, e->l, e->n};
+    b->n++;
+}
+
+/* The same conversations, history and group under prefix P. */
+static void seed(struct fx *f, const char *P, const struct batch *b)
+{
+    run(f, "HSET %s:conv:{whatsapp:106:1} state queued unread 3 priority normal queued_at 1700 "
+           "agent \"\" first_message_at 1600 last_entry 1-1 id whatsapp:106:1", P);
+    run(f, "HSET %s:conv:{whatsapp:106:2} state assigned agent ag1 prev_agent ag1 unread 0 "
+           "priority high last_entry 1-1 id whatsapp:106:2", P);
+    run(f, "HSET %s:conv:{whatsapp:106:3} state queued unread 9 priority low queued_at 1800 "
+           "first_message_at 1750 id whatsapp:106:3", P);
+    for (int i = 0; i < 1100; i++) run(f, "RPUSH %s:conv:{whatsapp:106:3}:items old-%d", P, i);
+    /* its first event below was applied before: last_entry is that entry */
+    run(f, "HSET %s:conv:{whatsapp:106:4} state assigned agent ag2 unread 12 priority urgent "
+           "first_message_at 1500 last_entry 1765000000000-3 id whatsapp:106:4", P);
+    run(f, "HSET %s:conv:{whatsapp:106:5} state open unread 1 priority normal first_message_at 1 "
+           "last_entry 1-1", P);
+    for (size_t i = 0; i < b->n; i++)
+        run(f, "XADD %s:events %s event %s", P, b->ev[i].entry, b->ev[i].raw);
+    run(f, "XGROUP CREATE %s:events " DB_DISPATCH_GROUP " 0", P);
+}
+
+static void read_all(struct fx *f, const char *P, const char *consumer, int count)
+{
+    run(f, "XREADGROUP GROUP " DB_DISPATCH_GROUP " %s COUNT %d STREAMS %s:events >", consumer,
+        count, P);
+}
+
+struct result {
+    int called, applied;
+};
+
+static void done_cb(int applied, void *arg)
+{
+    struct result *r = arg;
+    r->called++;
+    r->applied = applied;
+}
+
+static struct db_config cfg_of(struct fx *f, const char *P)
+{
+    struct db_config c;
+    memset(&c, 0, sizeof c);
+    c.prefix = (char *)P;
+    c.redis_url = (char *)db_test_redis_url(f->srv);
+    c.redis_timeout_ms = 2000;
+    return c;
+}
+
+/* Runs the plain updates of b under P; returns done's applied. */
+static int apply_plain(struct fx *f, const char *P, struct batch *b)
+{
+    struct db_config c = cfg_of(f, P);
+    struct db_dispatch_fast *fast = NULL;
+    struct db_err e = {0};
+    assert_int_equal(db_dispatch_fast_new(f->base, &c, &fast, &e), DB_OK);
+    for (int i = 0; i < 200 && !db_dispatch_fast_ready(fast); i++) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(f->base, &tv);
+        event_base_dispatch(f->base);
+    }
+    assert_true(db_dispatch_fast_ready(fast));
+    struct result r = {0};
+    db_dispatch_fast_apply(fast, b->n, b->fe, done_cb, &r);
+    for (int i = 0; i < 300 && !r.called; i++) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(f->base, &tv);
+        event_base_dispatch(f->base);
+    }
+    assert_int_equal(r.called, 1);
+    /* the history cut is sent after EXEC: let it reach Redis before anything is compared */
+    struct timeval tv = {0, 50000};
+    event_base_loopexit(f->base, &tv);
+    event_base_dispatch(f->base);
+    db_dispatch_fast_free(fast);
+    return r.applied;
+}
+
+/* Runs b through the dispatcher's script (op "events", a whole read) under P. */
+static void apply_script(struct fx *f, const char *P, struct batch *b)
+{
+    const char *argv[8 + MAXEV * (MAXARG + 1)];
+    size_t argl[8 + MAXEV * (MAXARG + 1)];
+    char count[MAXEV][8], n[8];
+    int k = 0;
+    argv[k++] = "EVAL", argv[k++] = db_lua_dispatch, argv[k++] = "0", argv[k++] = "events";
+    argv[k++] = P, argv[k++] = "1765000009999";
+    snprintf(n, sizeof n, "%zu", b->n);
+    argv[k++] = n, argv[k++] = "read";
+    for (size_t i = 0; i < b->n; i++) {
+        snprintf(count[i], sizeof count[i], "%d", b->ev[i].n);
+        argv[k++] = count[i];
+        for (int j = 0; j < b->ev[i].n; j++) argv[k++] = b->ev[i].v[j];
+    }
+    for (int i = 0; i < k; i++) argl[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(db_test_redis_ctx(f->srv), k, argv, argl);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_ERROR) fail_msg("event %zu: %s", i, r->element[i]->str);
+    freeReplyObject(r);
+}
+
+/* The replies of two commands, element by element, as text. */
+static void same_reply(const redisReply *a, const redisReply *b, const char *what)
+{
+    if (a->type != b->type) fail_msg("%s: reply types %d and %d", what, a->type, b->type);
+    if (a->type == REDIS_REPLY_ARRAY) {
+        if (a->elements != b->elements)
+            fail_msg("%s: %zu and %zu elements", what, a->elements, b->elements);
+        for (size_t i = 0; i < a->elements; i++) same_reply(a->element[i], b->element[i], what);
+    } else if (a->type == REDIS_REPLY_STRING || a->type == REDIS_REPLY_STATUS) {
+        if (a->len != b->len || memcmp(a->str, b->str, a->len) != 0)
+            fail_msg("%s: \"%s\" and \"%s\"", what, a->str, b->str);
+    } else if (a->type == REDIS_REPLY_INTEGER && a->integer != b->integer) {
+        fail_msg("%s: %lld and %lld", what, a->integer, b->integer);
+    }
+}
+
+static void same(struct fx *f, const char *fmt_a, const char *fmt_b, const char *what)
+{
+    redisReply *a = cmd(f, fmt_a), *b = cmd(f, fmt_b);
+    same_reply(a, b, what);
+    freeReplyObject(a);
+    freeReplyObject(b);
+}
+
+/* An agent inbox's entries without their ids (each side numbers its own). */
+static void same_inbox(struct fx *f, const char *agent)
+{
+    char qa[128], qb[128];
+    snprintf(qa, sizeof qa, "pa:agent:{%s}", agent);
+    snprintf(qb, sizeof qb, "pb:agent:{%s}", agent);
+    redisReply *a = cmd(f, "XRANGE %s - +", qa), *b = cmd(f, "XRANGE %s - +", qb);
+    assert_int_equal(a->elements, b->elements);
+    for (size_t i = 0; i < a->elements; i++) same_reply(a->element[i]->element[1], b->element[i]->element[1], agent);
+    assert_true(a->elements > 0);
+    freeReplyObject(a);
+    freeReplyObject(b);
+}
+
+static long long integer(struct fx *f, const char *fmt, const char *P)
+{
+    redisReply *r = cmd(f, fmt, P);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_INTEGER
+                      ? r->element[0]->integer
+                      : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static int setup(void **state)
+{
+    static struct fx f;
+    f.base = event_base_new();
+    f.srv = db_test_redis_start(NULL);
+    assert_non_null(f.srv);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    db_test_redis_stop(f->srv);
+    event_base_free(f->base);
+    return 0;
+}
+
+static void the_plain_updates_write_what_the_script_writes(void **state)
+{
+    struct fx *f = *state;
+    run(f, "FLUSHALL");
+    struct batch b = {0};
+    add(&b, "1765000000000-1", "whatsapp:106:1", "message", "", "Kerry");
+    add(&b, "1765000000000-2", "whatsapp:106:2", "message", "normal", "Ann");
+    add(&b, "1765000000000-3", "whatsapp:106:4", "message", "", "Bo");
+    add(&b, "1765000000000-4", "whatsapp:106:3", "message", "low", "Cy");
+    add(&b, "1765000000000-5", "whatsapp:106:1", "edit", "", "Kerry F");
+    add(&b, "1765000000000-6", "whatsapp:106:2", "receipt", "", "Ann");
+    add(&b, "1765000000000-7", "whatsapp:106:4", "reaction", "high", "Bo");
+    add(&b, "1765000000000-8", "whatsapp:106:2", "callback", "", "Ann B");
+    add(&b, "1765000000000-9", "whatsapp:106:1", "membership", "", "Kerry");
+    seed(f, "pa", &b);
+    seed(f, "pb", &b);
+    read_all(f, "pa", "c1", 100);
+    read_all(f, "pb", "c1", 100);
+
+    assert_int_equal(apply_plain(f, "pa", &b), 1);
+    apply_script(f, "pb", &b);
+
+    for (int c = 1; c <= 4; c++) {
+        char qa[128], qb[128];
+        snprintf(qa, sizeof qa, "HGETALL pa:conv:{whatsapp:106:%d}", c);
+        snprintf(qb, sizeof qb, "HGETALL pb:conv:{whatsapp:106:%d}", c);
+        same(f, qa, qb, "conversation hash");
+        snprintf(qa, sizeof qa, "LRANGE pa:conv:{whatsapp:106:%d}:items 0 -1", c);
+        snprintf(qb, sizeof qb, "LRANGE pb:conv:{whatsapp:106:%d}:items 0 -1", c);
+        same(f, qa, qb, "history");
+    }
+    same_inbox(f, "ag1");
+    same_inbox(f, "ag2");
+    /* what the events did, checked apart from the script too */
+    redisReply *r = cmd(f, "HMGET pa:conv:{whatsapp:106:1} unread last_entry name");
+    assert_string_equal(r->element[0]->str, "5");
+    assert_string_equal(r->element[1]->str, "1765000000000-9");
+    assert_string_equal(r->element[2]->str, "Kerry F");
+    freeReplyObject(r);
+    assert_int_equal(integer(f, "LLEN %s:conv:{whatsapp:106:3}:items", "pa"), 1000);
+    assert_int_equal(integer(f, "LLEN %s:conv:{whatsapp:106:4}:items", "pa"), 1);
+    assert_int_equal(integer(f, "XLEN %s:agent:{ag1}", "pa"), 3);
+    assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pa"), 0);
+    assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pb"), 0);
+}
+
+/* The state of prefix P's keys an attempt may touch, as one text. */
+static char *snapshot(struct fx *f, const char *P)
+{
+    static const char *const keys[] = {"conv:{whatsapp:106:1}", "conv:{whatsapp:106:2}",
+                                       "conv:{whatsapp:106:5}", "agent:{ag1}"};
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(1, cap);
+    assert_non_null(out);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        redisReply *r = cmd(f, "DUMP %s:%s", P, keys[i]);
+        len += (size_t)snprintf(out + len, cap - len, "%s=%zu:", keys[i], r->len);
+        if (r->type == REDIS_REPLY_STRING)
+            for (size_t k = 0; k < r->len && len + 3 < cap; k++)
+                len += (size_t)snprintf(out + len, cap - len, "%02x", (unsigned char)r->str[k]);
+        freeReplyObject(r);
+    }
+    redisReply *r = cmd(f, "XPENDING %s:events " DB_DISPATCH_GROUP, P);
+    snprintf(out + len, cap - len, " pending=%lld", r->element[0]->integer);
+    freeReplyObject(r);
+    return out;
+}
+
+static void nothing_is_written_unless_every_event_is_plain(void **state)
+{
+    struct fx *f = *state;
+    run(f, "FLUSHALL");
+    /* an open conversation is routed by the script */
+    struct batch b = {0};
+    add(&b, "1765000000000-1", "whatsapp:106:1", "message", "", "Kerry");
+    add(&b, "1765000000000-2", "whatsapp:106:5", "message", "", "Dee");
+    seed(f, "pa", &b);
+    read_all(f, "pa", "c1", 100);
+    char *before = snapshot(f, "pa");
+    assert_int_equal(apply_plain(f, "pa", &b), 0);
+    char *after = snapshot(f, "pa");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+
+    /* a raised priority re-scores the queue: the script's */
+    run(f, "FLUSHALL");
+    struct batch c = {0};
+    add(&c, "1765000000000-1", "whatsapp:106:1", "message", "urgent", "Kerry");
+    seed(f, "pa", &c);
+    read_all(f, "pa", "c1", 100);
+    before = snapshot(f, "pa");
+    assert_int_equal(apply_plain(f, "pa", &c), 0);
+    after = snapshot(f, "pa");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+static void an_entry_of_another_consumer_leaves_the_run_to_the_script(void **state)
+{
+    struct fx *f = *state;
+    run(f, "FLUSHALL");
+    struct batch all = {0};
+    add(&all, "1765000000000-1", "whatsapp:106:1", "message", "", "Kerry");
+    add(&all, "1765000000000-2", "whatsapp:106:2", "message", "", "Ann");
+    add(&all, "1765000000000-3", "whatsapp:106:1", "message", "", "Kerry");
+    seed(f, "pa", &all);
+    /* another process holds the first entry, unapplied: the script would apply it first */
+    read_all(f, "pa", "other", 1);
+    read_all(f, "pa", "c1", 100);
+    struct batch mine = {0};
+    add(&mine, "1765000000000-2", "whatsapp:106:2", "message", "", "Ann");
+    add(&mine, "1765000000000-3", "whatsapp:106:1", "message", "", "Kerry");
+    char *before = snapshot(f, "pa");
+    assert_int_equal(apply_plain(f, "pa", &mine), 0);
+    char *after = snapshot(f, "pa");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    /* once it is acknowledged, the same run is plain */
+    run(f, "XACK pa:events " DB_DISPATCH_GROUP " 1765000000000-1");
+    assert_int_equal(apply_plain(f, "pa", &mine), 1);
+    assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pa"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_plain_updates_write_what_the_script_writes),
+        cmocka_unit_test(nothing_is_written_unless_every_event_is_plain),
+        cmocka_unit_test(an_entry_of_another_consumer_leaves_the_run_to_the_script),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
