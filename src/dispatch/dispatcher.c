@@ -51,7 +51,7 @@ struct db_dispatcher {
     struct apply_batch *batch;  /* the entries of the read or claim being handed over */
     struct db_dispatch_fast *fast; /* plain updates without the script (fast.h) */
     struct apply_batch *wait_head, *wait_tail; /* reads waiting for the transaction in flight */
-    int fast_running;
+    unsigned long scripts_running; /* script runs of reads in flight: no transaction meanwhile */
     char events[160], dead[160];
 };
 
@@ -393,6 +393,7 @@ struct apply_batch {
 
 /* What the script run's callback needs: the jobs, in the order of their events (owned). */
 struct batch_run {
+    struct db_dispatcher *d;
     size_t n;
     struct job **jobs;
 };
@@ -452,9 +453,13 @@ static int batch_add(struct apply_batch *b, struct job *j, int nargs, const char
     return 0;
 }
 
+static void fast_next(struct db_dispatcher *d);
+
 static void batch_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct batch_run *br = arg;
+    struct db_dispatcher *d = br->d;
+    d->scripts_running--;
     int each = status == DB_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == br->n;
     if (status == DB_OK && !each && reply->type != REDIS_REPLY_ERROR) status = DB_EAGAIN;
     /* the last job's callback may free the dispatcher: nothing of it is touched after */
@@ -462,6 +467,8 @@ static void batch_cb(int status, const redisReply *reply, const char *errstr, vo
         applied_cb(status, each ? reply->element[i] : reply, errstr, br->jobs[i]);
     free(br->jobs);
     free(br);
+    if (settle(d)) return;
+    fast_next(d);
 }
 
 /* Frees what b holds (not b itself, nor its jobs). */
@@ -488,7 +495,10 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
             applied_cb(DB_ENOMEM, NULL, "out of memory", b->jobs[i]);
         free(br);
     } else if (b->njobs) {
-        *br = (struct batch_run){b->njobs, b->jobs};
+        *br = (struct batch_run){d, b->njobs, b->jobs};
+        /* a transaction started while this run's entries are pending would only fall back */
+        d->scripts_running++;
+        d->outstanding++;
         b->jobs = NULL;
         v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", br->n);
         v[1] = b->whole ? "read" : "claim", l[1] = strlen(v[1]);
@@ -573,10 +583,11 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
 
 /* ---- plain updates (fast.h) ----
  *
- * Whole reads wait in a queue while a transaction is in flight, and the next transaction takes
- * every read waiting by then: under load they grow to several reads, and a transaction never
- * meets the previous one's entries still pending.  Reads it does not take are applied by the
- * script, each as one run, in their order. */
+ * Whole reads wait in a queue while a transaction or a script run of reads is in flight, and
+ * the next transaction takes every read waiting by then: under load they grow to several
+ * reads, and a transaction never meets the entries of an earlier one or of a script run still
+ * pending (it would only fall back to the script, and the next one too).  Reads it does not
+ * take are applied by the script, each as one run, in their order. */
 
 /* A transaction's reads, and its events pointing into their arguments. */
 struct fast_run {
@@ -587,13 +598,10 @@ struct fast_run {
     size_t *l;
 };
 
-static void fast_next(struct db_dispatcher *d);
-
 static void fast_done(int applied, void *arg)
 {
     struct fast_run *fr = arg;
     struct db_dispatcher *d = fr->d;
-    d->fast_running = 0;
     for (struct apply_batch *b = fr->reads, *next; b; b = next) {
         next = b->next;
         if (applied) {
@@ -614,7 +622,7 @@ static void fast_done(int applied, void *arg)
 
 static void fast_next(struct db_dispatcher *d)
 {
-    if (d->fast_running || !d->wait_head) return;
+    if (db_dispatch_fast_busy(d->fast) || d->scripts_running || !d->wait_head) return;
     struct apply_batch *reads = d->wait_head;
     d->wait_head = d->wait_tail = NULL;
     size_t n = 0, nargs = 0;
@@ -642,10 +650,12 @@ static void fast_next(struct db_dispatcher *d)
         }
         a += b->nargs;
     }
-    d->fast_running = 1;
     d->outstanding++;
     db_dispatch_fast_apply(d->fast, n, fr->ev, fast_done, fr);
 }
+
+/* The transaction in its first round has sent its EXEC: the reads waiting may go. */
+static void fast_ready_cb(void *arg) { fast_next(arg); }
 
 static void batch_end_cb(int whole, void *arg)
 {
@@ -729,7 +739,7 @@ int db_dispatcher_start(struct db_services *svc, struct db_dispatcher **out, str
     if (rc == DB_OK)
         rc = db_dispatch_replies_start(svc, (int)o.claim_idle_ms, (int)o.max_deliveries,
                                        &d->replies, e);
-    if (rc == DB_OK) rc = db_dispatch_fast_new(svc->base, cfg, &d->fast, e);
+    if (rc == DB_OK) rc = db_dispatch_fast_new(svc->base, cfg, fast_ready_cb, d, &d->fast, e);
     d->sweep_timer = evtimer_new(svc->base, sweep_timer_cb, d);
     if (rc != DB_OK || !d->sweep_timer) {
         db_dispatcher_free(d);

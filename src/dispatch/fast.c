@@ -60,8 +60,10 @@ struct db_dispatch_fast {
     struct db_redis *r;
     char *prefix;
     char events[160];
-    struct run *busy; /* the run in flight, NULL = none */
+    struct run *busy; /* the run in its first round, NULL = none */
     int freeing;
+    db_fast_ready_fn ready;
+    void *ready_arg;
 };
 
 /* ---- keys ---- */
@@ -95,7 +97,7 @@ static void run_end(struct run *run, int applied)
 {
     db_fast_done_fn done = run->done;
     void *arg = run->arg;
-    run->f->busy = NULL;
+    if (run->f->busy == run) run->f->busy = NULL;
     run_free(run);
     done(applied, arg);
 }
@@ -351,6 +353,11 @@ static void decide(struct run *run)
     cmds_free(&c);
     const char *exec = "EXEC";
     db_redis_cmd_argv(f->r, exec_cb, run, 1, &exec, NULL);
+    /* The next run may start now: its WATCH and XPENDING reach Redis after this EXEC. */
+    if (f->busy == run) {
+        f->busy = NULL;
+        if (f->ready && !f->freeing) f->ready(f->ready_arg);
+    }
 }
 
 /* ---- the first round ---- */
@@ -478,14 +485,19 @@ int db_dispatch_fast_ready(const struct db_dispatch_fast *f)
     return f && !f->busy && !f->freeing && db_redis_is_up(f->r);
 }
 
+int db_dispatch_fast_busy(const struct db_dispatch_fast *f) { return f && f->busy; }
+
 int db_dispatch_fast_new(struct event_base *base, const struct db_config *cfg,
-                         struct db_dispatch_fast **out, struct db_err *e)
+                         db_fast_ready_fn ready, void *ready_arg, struct db_dispatch_fast **out,
+                         struct db_err *e)
 {
     struct db_dispatch_fast *f = calloc(1, sizeof *f);
     if (!f || !(f->prefix = strdup(cfg->prefix))) {
         free(f);
         return db_err_set(e, DB_ENOMEM, "out of memory");
     }
+    f->ready = ready;
+    f->ready_arg = ready_arg;
     db_key(f->events, sizeof f->events, cfg->prefix, DB_KEY_EVENTS);
     struct db_redis_opts ro = {.url = cfg->redis_url,
                                .command_timeout_ms = cfg->redis_timeout_ms,

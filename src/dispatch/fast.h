@@ -41,12 +41,20 @@ struct db_fast_event {
  * was written by this module, the caller applies them with the script. */
 typedef void (*db_fast_done_fn)(int applied, void *arg);
 
-/* A module with its own Redis connection to cfg's redis_url (it connects at once).  DB_OK,
- * DB_ECONFIG, DB_ENOMEM (reason in e).  *out is freed with db_dispatch_fast_free. */
+/* Called when the run in its first round has sent its EXEC: the next run may start (its
+ * first round reaches Redis after that EXEC, so it sees what the EXEC wrote). */
+typedef void (*db_fast_ready_fn)(void *arg);
+
+/* A module with its own Redis connection to cfg's redis_url (it connects at once); ready may
+ * be NULL.  DB_OK, DB_ECONFIG, DB_ENOMEM (reason in e).  *out is freed with
+ * db_dispatch_fast_free. */
 int db_dispatch_fast_new(struct event_base *base, const struct db_config *cfg,
-                         struct db_dispatch_fast **out, struct db_err *e) DB_MUST_CHECK;
-/* 1 when a transaction can start now: connected, and none in flight. */
+                         db_fast_ready_fn ready, void *ready_arg, struct db_dispatch_fast **out,
+                         struct db_err *e) DB_MUST_CHECK;
+/* 1 when a transaction can start now: connected, and no run in its first round. */
 int db_dispatch_fast_ready(const struct db_dispatch_fast *f);
+/* 1 while a run is in its first round (the next must wait for the ready callback). */
+int db_dispatch_fast_busy(const struct db_dispatch_fast *f);
 /* Tries ev[0..n), in ascending entry order (one or more whole reads of the group).  done runs
  * exactly once, possibly before this returns (0 when not ready). */
 void db_dispatch_fast_apply(struct db_dispatch_fast *f, size_t n, const struct db_fast_event *ev,

@@ -152,7 +152,7 @@ static int apply_plain(struct fx *f, const char *P, struct batch *b)
     struct db_config c = cfg_of(f, P);
     struct db_dispatch_fast *fast = NULL;
     struct db_err e = {0};
-    assert_int_equal(db_dispatch_fast_new(f->base, &c, &fast, &e), DB_OK);
+    assert_int_equal(db_dispatch_fast_new(f->base, &c, NULL, NULL, &fast, &e), DB_OK);
     for (int i = 0; i < 200 && !db_dispatch_fast_ready(fast); i++) {
         struct timeval tv = {0, 10000};
         event_base_loopexit(f->base, &tv);
