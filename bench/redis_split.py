@@ -12,6 +12,9 @@ settle, then for --window seconds has Redis log every command with its own execu
     embeds (alone, or behind the status_advance.lua, customer_seen.lua and dedupe.lua
     preludes, as src/store/store.c loads them); dispatch.lua by its operation ("events"/"event": the
     dispatcher, "reply": the dispatcher's replies group, the rest: the API and the sweep);
+  - the commands of the connection named deskbridge-dispatch-tx (the dispatcher's plain
+    updates, src/dispatch/fast.c: WATCH, HMGET, XPENDING, then RPUSH, HSET, XADD, XACK
+    inside MULTI/EXEC, which Redis logs one by one): the dispatcher, labelled "plain";
   - anything else by the consumer group it names (XREADGROUP, XACK, XCLAIM, XPENDING,
     stream_dead.lua, stream_order.lua): deskbridge-dispatch, -dispatch-replies,
     -autoreply, -senders, -hook-*, -search, -chatwoot-*.
@@ -107,8 +110,10 @@ def script_names(root):
     return names
 
 
-def part_of(args, shas):
+def part_of(args, shas, client=""):
     cmd = text(args[0]).upper() if args else ""
+    if client == "deskbridge-dispatch-tx":
+        return "dispatcher", "plain " + cmd
     if cmd in ("EVALSHA", "EVAL") and len(args) > 1:
         name = shas.get(text(args[1]), "script?") if cmd == "EVALSHA" else "eval"
         if name == "script?" and len(args) > 3 and text(args[3]) in DISPATCH_OPS:
@@ -217,7 +222,7 @@ def main():
         if args and text(args[0]).upper() in ("CONFIG", "SLOWLOG", "INFO", "XINFO"):
             nested = []
             continue  # this script's own
-        part, label = part_of(args, shas)
+        part, label = part_of(args, shas, text(entry[5]) if len(entry) > 5 else "")
         by_part[part] += us
         n, t = by_label.get((part, label), (0, 0))
         by_label[(part, label)] = (n + 1, t + us)

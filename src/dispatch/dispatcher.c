@@ -38,7 +38,10 @@
 #include "util/parse.h"
 
 #define READ_COUNT 64
-#define MAX_INFLIGHT 256
+/* Entries held at once.  Plain updates take every read waiting into one transaction, so this
+ * bounds a transaction too; at 256 the dispatcher of a busy role=all fell behind its own
+ * ingest (docs/performance.md, 7 December 12:40). */
+#define MAX_INFLIGHT 1024
 
 struct db_dispatcher {
     struct db_services *svc;
