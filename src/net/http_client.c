@@ -37,10 +37,6 @@
 #include "net/netcheck.h"
 #include "util/crypto.h"
 
-/* At most this many idle easy handles are kept per client (about 40 KB each with their
- * buffers): enough for a sender's steady flow, small next to its connections. */
-#define IDLE_EASY 32
-
 enum call_state {
     CALL_PENDING_ADD, /* created while curl was on the stack; added on settle */
     CALL_ACTIVE,      /* easy handle is in the multi */
@@ -97,10 +93,6 @@ struct db_http_client {
     int need_fixup;  /* pending adds or zombies exist */
     int freeing;
     char *sigv4, *userpwd; /* AWS SigV4 signing (opts), NULL when unsigned */
-    /* Easy handles of finished calls, reset, for the next calls: a new handle costs curl a
-     * dozen allocations and its transfer buffers, a reused one keeps them. */
-    CURL *idle[IDLE_EASY];
-    int n_idle;
     /* The last URL url_check passed and its verdict: a sender calls the same few URLs. */
     char *checked_url;
     int checked_exempt;
@@ -121,24 +113,10 @@ static void call_unlink(struct db_http_call *k)
     k->prev = k->next = NULL;
 }
 
-/* Takes back easy, which is out of every multi: kept for reuse, or cleaned up. */
-static void easy_release(struct db_http_client *c, CURL *easy)
-{
-    if (!easy) return;
-    if (c->freeing || c->n_idle == IDLE_EASY) {
-        curl_easy_cleanup(easy);
-        return;
-    }
-    /* Every option is set again by the next send; a reset also drops this call's
-     * credentials and callbacks' pointers into the freed call. */
-    curl_easy_reset(easy);
-    c->idle[c->n_idle++] = easy;
-}
-
 static void call_free(struct db_http_call *k)
 {
     if (!k) return;
-    easy_release(k->c, k->easy);
+    if (k->easy) curl_easy_cleanup(k->easy);
     if (k->req_headers) curl_slist_free_all(k->req_headers);
     free(k->url);
     free(k->body);
@@ -592,8 +570,6 @@ void db_http_client_free(struct db_http_client *c)
     }
     event_free(c->timer);
     event_free(c->kick);
-    while (c->n_idle > 0) curl_easy_cleanup(c->idle[--c->n_idle]);
-    /* The URL may carry a token (Telegram's bot URLs) */
     if (c->checked_url) db_wipe_str(c->checked_url);
     free(c->checked_url);
     /* No curl_global_cleanup: curl stays initialised for the process (curl_init_once). */
@@ -717,7 +693,9 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
     } else {
         rc = url_check(c, req->url, &exempt);
         if (rc != DB_OK) return rc;
-        /* Only a URL that passed is remembered; a failed strdup just checks again next time. */
+        /* Only a URL that passed is remembered; a failed strdup just checks again next time.
+         * A URL may carry a token (Telegram's bot URLs): wiped before it is freed. */
+        if (c->checked_url) db_wipe_str(c->checked_url);
         free(c->checked_url);
         c->checked_url = strdup(req->url);
         c->checked_exempt = exempt;
@@ -748,7 +726,7 @@ int db_http_client_send(struct db_http_client *c, const struct db_http_req *req,
     if (!l) goto fail;
     k->req_headers = l;
 
-    k->easy = c->n_idle > 0 ? c->idle[--c->n_idle] : curl_easy_init();
+    k->easy = curl_easy_init();
     if (!k->easy) goto fail;
     CURL *e = k->easy;
     rc = method_setup(e, req->method, k);
