@@ -68,12 +68,15 @@ struct db_dispatch_fast {
 
 /* ---- keys ---- */
 
-/* "<prefix>:<suffix>:{<id>}<tail>", malloc'd (caller frees), NULL without memory. */
+/* db_key_tagged's key followed by tail, malloc'd (caller frees; conversation ids have no
+ * length limit a fixed buffer could rely on), NULL without memory. */
 static char *tagged(const char *prefix, const char *suffix, const char *id, const char *tail)
 {
-    size_t n = strlen(prefix) + strlen(suffix) + strlen(id) + strlen(tail) + 5;
-    char *k = malloc(n);
-    if (k) snprintf(k, n, "%s:%s:{%s}%s", prefix, suffix, id, tail);
+    size_t n = strlen(prefix) + strlen(suffix) + strlen(id) + 6, t = strlen(tail);
+    char *k = malloc(n + t);
+    if (!k) return NULL;
+    db_key_tagged(k, n, prefix, suffix, id);
+    memcpy(k + strlen(k), tail, t + 1);
     return k;
 }
 
