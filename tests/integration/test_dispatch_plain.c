@@ -1,8 +1,9 @@
 /* test_dispatch_plain.c - src/dispatch/fast.c against a real redis-server: the plain updates
  * write exactly what the dispatcher's script writes for the same events on the same state
  * (the same hash fields in the same order, the same history, the same inbox entries, every
- * entry acknowledged), and write nothing when an event is not a plain update or an entry of
- * another consumer is still pending among them. */
+ * entry acknowledged), and write nothing when an event is not a plain update, an entry of
+ * another consumer is still pending among them, or a watched conversation changes before
+ * EXEC. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,13 +147,16 @@ static struct db_config cfg_of(struct fx *f, const char *P)
     return c;
 }
 
-/* Runs the plain updates of b under P; returns done's applied. */
-static int apply_plain(struct fx *f, const char *P, struct batch *b)
+/* Runs the plain updates of b under P; returns done's applied.  ready (may be NULL) runs once
+ * the transaction's EXEC is queued, before it is written to Redis (at the end of the loop's
+ * pass). */
+static int apply_plain_with(struct fx *f, const char *P, struct batch *b, db_fast_ready_fn ready,
+                            void *ready_arg)
 {
     struct db_config c = cfg_of(f, P);
     struct db_dispatch_fast *fast = NULL;
     struct db_err e = {0};
-    assert_int_equal(db_dispatch_fast_new(f->base, &c, NULL, NULL, &fast, &e), DB_OK);
+    assert_int_equal(db_dispatch_fast_new(f->base, &c, ready, ready_arg, &fast, &e), DB_OK);
     for (int i = 0; i < 200 && !db_dispatch_fast_ready(fast); i++) {
         struct timeval tv = {0, 10000};
         event_base_loopexit(f->base, &tv);
@@ -173,6 +177,11 @@ static int apply_plain(struct fx *f, const char *P, struct batch *b)
     event_base_dispatch(f->base);
     db_dispatch_fast_free(fast);
     return r.applied;
+}
+
+static int apply_plain(struct fx *f, const char *P, struct batch *b)
+{
+    return apply_plain_with(f, P, b, NULL, NULL);
 }
 
 /* Runs b through the dispatcher's script (op "events", a whole read) under P. */
@@ -389,12 +398,50 @@ static void an_entry_of_another_consumer_leaves_the_run_to_the_script(void **sta
     assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pa"), 0);
 }
 
+/* Another client changes a watched conversation after the first round, before EXEC reaches
+ * Redis: Redis runs nothing of the transaction, and the run is left to the script. */
+static int interfered;
+static void interfere(void *arg)
+{
+    struct fx *f = arg;
+    run(f, "HSET pa:conv:{whatsapp:106:2} note changed-meanwhile");
+    interfered++;
+}
+
+static void a_conversation_changed_before_exec_aborts_the_transaction(void **state)
+{
+    struct fx *f = *state;
+    run(f, "FLUSHALL");
+    struct batch b = {0};
+    add(&b, "1765000000000-1", "whatsapp:106:1", "message", "", "Kerry");
+    add(&b, "1765000000000-2", "whatsapp:106:2", "message", "", "Ann");
+    seed(f, "pa", &b);
+    read_all(f, "pa", "c1", 100);
+    interfered = 0;
+    assert_int_equal(apply_plain_with(f, "pa", &b, interfere, f), 0);
+    assert_int_equal(interfered, 1);
+    /* nothing of the transaction: no history item, no field, both entries still pending */
+    assert_int_equal(integer(f, "LLEN %s:conv:{whatsapp:106:1}:items", "pa"), 0);
+    assert_int_equal(integer(f, "LLEN %s:conv:{whatsapp:106:2}:items", "pa"), 0);
+    assert_int_equal(integer(f, "XLEN %s:agent:{ag1}", "pa"), 0);
+    redisReply *r = cmd(f, "HMGET pa:conv:{whatsapp:106:1} unread last_entry");
+    assert_string_equal(r->element[0]->str, "3");
+    assert_string_equal(r->element[1]->str, "1-1");
+    freeReplyObject(r);
+    assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pa"), 2);
+    /* the same run again, undisturbed, is written */
+    assert_int_equal(apply_plain(f, "pa", &b), 1);
+    assert_int_equal(integer(f, "LLEN %s:conv:{whatsapp:106:2}:items", "pa"), 1);
+    assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pa"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_plain_updates_write_what_the_script_writes),
         cmocka_unit_test(nothing_is_written_unless_every_event_is_plain),
         cmocka_unit_test(an_entry_of_another_consumer_leaves_the_run_to_the_script),
+        cmocka_unit_test(a_conversation_changed_before_exec_aborts_the_transaction),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
