@@ -601,19 +601,29 @@ struct fast_run {
     size_t *l;
 };
 
+/* Applies every read of the list with the script, one run each, in order, and frees them. */
+static void send_all(struct db_dispatcher *d, struct apply_batch *reads)
+{
+    for (struct apply_batch *b = reads, *next; b; b = next) {
+        next = b->next;
+        batch_send(d, b);
+        free(b);
+    }
+}
+
 static void fast_done(int applied, void *arg)
 {
     struct fast_run *fr = arg;
     struct db_dispatcher *d = fr->d;
-    for (struct apply_batch *b = fr->reads, *next; b; b = next) {
-        next = b->next;
-        if (applied) {
+    if (!applied) {
+        send_all(d, fr->reads);
+    } else {
+        for (struct apply_batch *b = fr->reads, *next; b; b = next) {
+            next = b->next;
             for (size_t i = 0; i < b->njobs; i++) applied_cb(DB_OK, &applied_reply, NULL, b->jobs[i]);
             batch_clear(b);
-        } else {
-            batch_send(d, b);
+            free(b);
         }
-        free(b);
     }
     free(fr->ev);
     free(fr->v);
@@ -637,11 +647,7 @@ static void fast_next(struct db_dispatcher *d)
     }
     if (!fr || !fr->ev || !fr->v || !fr->l) {
         if (fr) free(fr->ev), free(fr->v), free(fr->l), free(fr);
-        for (struct apply_batch *b = reads, *next; b; b = next) {
-            next = b->next;
-            batch_send(d, b);
-            free(b);
-        }
+        send_all(d, reads);
         return;
     }
     size_t k = 0, a = 0;
@@ -776,11 +782,7 @@ void db_dispatcher_free(struct db_dispatcher *d)
     d->outstanding++;
     db_dispatch_fast_free(d->fast);
     d->fast = NULL;
-    for (struct apply_batch *b = d->wait_head, *next; b; b = next) {
-        next = b->next;
-        batch_send(d, b);
-        free(b);
-    }
+    send_all(d, d->wait_head);
     d->wait_head = d->wait_tail = NULL;
     d->outstanding--;
     db_consumer_free(d->consumer);

@@ -1,5 +1,10 @@
 #include "redis_fixture.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -229,6 +234,23 @@ const char *db_test_redis_unix_url(const struct db_test_redis *t) { return t->un
 int db_test_redis_port(const struct db_test_redis *t) { return t->port; }
 int db_test_redis_pid(const struct db_test_redis *t) { return (int)t->pid; }
 const char *db_test_redis_dir(const struct db_test_redis *t) { return t->dir; }
+
+redisReply *db_test_redis_vcmd(struct db_test_redis *t, const char *fmt, va_list ap)
+{
+    redisReply *r = redisvCommand(db_test_redis_ctx(t), fmt, ap);
+    if (!r) fail_msg("redis: no answer to \"%s\"", fmt);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("redis: \"%s\": %s", fmt, r->str);
+    return r;
+}
+
+redisReply *db_test_redis_cmd(struct db_test_redis *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = db_test_redis_vcmd(t, fmt, ap);
+    va_end(ap);
+    return r;
+}
 
 redisContext *db_test_redis_ctx(struct db_test_redis *t)
 {

@@ -11,6 +11,8 @@
 #ifndef DB_TEST_REDIS_FIXTURE_H
 #define DB_TEST_REDIS_FIXTURE_H
 
+#include <stdarg.h>
+
 #include <hiredis/hiredis.h>
 
 struct db_test_redis;
@@ -38,6 +40,11 @@ const char *db_test_redis_dir(const struct db_test_redis *t);
  * one broke (after a kill/restart) and authenticated when --requirepass was among the extra
  * args.  Owned by t: do not redisFree it. */
 redisContext *db_test_redis_ctx(struct db_test_redis *t);
+
+/* A command on db_test_redis_ctx that must succeed: fails the test on no answer or an error
+ * answer.  The caller frees the reply (freeReplyObject). */
+redisReply *db_test_redis_cmd(struct db_test_redis *t, const char *fmt, ...);
+redisReply *db_test_redis_vcmd(struct db_test_redis *t, const char *fmt, va_list ap);
 
 /* Sends sig to the server.  For a terminating signal (anything but SIGSTOP/SIGCONT) waits
  * for the process to exit, so the socket is really gone when this returns. */

@@ -38,23 +38,12 @@ struct fx {
     struct owner o;
 };
 
-static redisReply *cmd(struct fx *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(db_test_redis_ctx(f->srv), fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-    return r;
-}
-
 static void finish_all(struct owner *o)
 {
     for (size_t i = 0; i < o->n; i++) {
         if (o->done[i]) continue;
         o->done[i] = 1;
-        freeReplyObject(cmd(o->f, "XACK s g %s", o->seen[i]));
+        freeReplyObject(db_test_redis_cmd(o->f->srv, "XACK s g %s", o->seen[i]));
         db_consumer_release(o->f->c, 0, o->seen[i]);
     }
 }
@@ -95,7 +84,7 @@ static int run_until(struct fx *f, int (*cond)(struct fx *), int ms)
 static void add(struct fx *f, int n, char ids[][32])
 {
     for (int i = 0; i < n; i++) {
-        redisReply *x = cmd(f, "XADD s * n %d", i);
+        redisReply *x = db_test_redis_cmd(f->srv, "XADD s * n %d", i);
         snprintf(ids[i], 32, "%s", x->str);
         freeReplyObject(x);
     }
@@ -104,12 +93,12 @@ static void add(struct fx *f, int n, char ids[][32])
 /* A consumer that died long ago: it read the next n entries and never spoke again. */
 static void gone_reads(struct fx *f, const char *consumer, int n, int idle_ms)
 {
-    redisReply *r = cmd(f, "XREADGROUP GROUP g %s COUNT %d STREAMS s >", consumer, n);
+    redisReply *r = db_test_redis_cmd(f->srv, "XREADGROUP GROUP g %s COUNT %d STREAMS s >", consumer, n);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     const redisReply *list = r->element[0]->element[1];
     assert_int_equal(list->elements, (size_t)n);
     for (size_t i = 0; i < list->elements; i++)
-        freeReplyObject(cmd(f, "XCLAIM s g %s 0 %s IDLE %d JUSTID", consumer,
+        freeReplyObject(db_test_redis_cmd(f->srv, "XCLAIM s g %s 0 %s IDLE %d JUSTID", consumer,
                             list->element[i]->element[0]->str, idle_ms));
     freeReplyObject(r);
 }
@@ -144,7 +133,7 @@ static int setup(void **state)
     struct db_redis_opts ro = {.url = db_test_redis_url(f->srv)};
     struct db_err e = {0};
     assert_int_equal(db_redis_new(f->base, &ro, &f->shared, &e), DB_OK);
-    freeReplyObject(cmd(f, "XGROUP CREATE s g 0 MKSTREAM"));
+    freeReplyObject(db_test_redis_cmd(f->srv, "XGROUP CREATE s g 0 MKSTREAM"));
     *state = f;
     return 0;
 }
@@ -176,7 +165,7 @@ static void refresh_recent(evutil_socket_t fd, short what, void *arg)
 {
     struct fx *f = arg;
     (void)fd, (void)what;
-    freeReplyObject(cmd(f, "XCLAIM s g %s 0 %s JUSTID", recent, E[0]));
+    freeReplyObject(db_test_redis_cmd(f->srv, "XCLAIM s g %s 0 %s JUSTID", recent, E[0]));
 }
 
 /* The stall of test_outbound_faults: max_held read entries and count claimed ones all wait
@@ -215,7 +204,7 @@ static void an_entry_older_than_all_held_is_claimed_beyond_the_room(void **state
     /* nothing is handed twice afterwards */
     run_until(f, NULL, 2000);
     assert_int_equal(f->o.n, 5);
-    redisReply *r = cmd(f, "XPENDING s g");
+    redisReply *r = db_test_redis_cmd(f->srv, "XPENDING s g");
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
 }
@@ -238,7 +227,7 @@ static void an_idle_entry_behind_many_held_ones_is_claimed(void **state)
     assert_int_equal(f->o.claimed[30], 1);
     assert_int_equal(db_consumer_held(f->c), 31);
     /* the held ones stayed with this consumer, delivered once */
-    redisReply *r = cmd(f, "XPENDING s g - + 100");
+    redisReply *r = db_test_redis_cmd(f->srv, "XPENDING s g - + 100");
     assert_int_equal(r->elements, 31);
     for (size_t i = 0; i < 30; i++) {
         assert_string_equal(r->element[i]->element[1]->str, "me");
