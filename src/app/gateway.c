@@ -129,6 +129,10 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if (gw->svc.store) {
         db_store_set_wait(gw->svc.store, cfg->redis_wait_replicas, cfg->redis_timeout_ms);
         db_store_set_dedupe_db(gw->svc.store, cfg->dedupe_db, db_redis_db(gw->svc.redis));
+        if (gw->roles & DB_ROLE_INGEST) {
+            rc = db_store_start_tx(gw->svc.store, base, &ro, e);
+            if (rc != DB_OK) goto fail;
+        }
     }
     struct db_http_client_opts ho = {.timeout_ms = 30000, .max_connections = 256,
                                      .max_per_host = 64};

@@ -10,6 +10,7 @@
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "redis/scripts.h"
+#include "store/ingest_tx.h"
 #include "util/id.h"
 #include "util/json.h"
 #include "util/parse.h"
@@ -42,6 +43,9 @@ struct db_store {
     int64_t old_until_s;
     int moved_asking;
     struct db_redis_script *ingest, *ingest_plain, *enqueue, *set_status, *get, *moved;
+    /* plain webhooks as plain commands (db_store_start_tx); NULL = always the script */
+    struct db_ingest_tx *tx;
+    int freeing;
 };
 
 /* a, b and c one after the other; malloc'd, caller frees; NULL on ENOMEM. */
@@ -85,6 +89,9 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
 void db_store_free(struct db_store *s)
 {
     if (!s) return;
+    /* webhooks in a transaction are answered DB_EAGAIN, not handed to the script */
+    s->freeing = 1;
+    db_ingest_tx_free(s->tx);
     db_redis_script_free(s->ingest);
     db_redis_script_free(s->ingest_plain);
     db_redis_script_free(s->enqueue);
@@ -148,6 +155,29 @@ static void argv_free(struct argv *a)
     free(a->owned);
 }
 
+/* Makes every argument a's own, in one block: borrowed ones (stack buffers, strings of the
+ * caller's events) must outlive the call for an ingest that waits for a transaction.  -1
+ * without memory (a unchanged). */
+static int argv_own(struct argv *a)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < a->n; i++) total += a->len[i] + 1;
+    char *block = malloc(total ? total : 1), *p = block;
+    if (!block) return -1;
+    for (size_t i = 0; i < a->n; i++) {
+        memcpy(p, a->v[i], a->len[i]);
+        p[a->len[i]] = '\0';
+        a->v[i] = p;
+        p += a->len[i] + 1;
+    }
+    for (size_t i = 0; i < a->n_owned; i++) free(a->owned[i]);
+    /* a->owned has room: n_owned <= n and n >= 1 whenever this is called with arguments */
+    a->n_owned = 0;
+    if (a->cap) a->owned[a->n_owned++] = block;
+    else free(block);
+    return 0;
+}
+
 /* ---- callbacks ---- */
 
 struct op {
@@ -187,6 +217,19 @@ static void wait_reply(int status, const redisReply *reply, const char *errstr, 
     free(o);
 }
 
+/* Answers an ingest and frees o, once the replicas asked for hold it. */
+static void ingest_done(struct op *o, int status, long long written)
+{
+    if (status == DB_OK && o->store->wait_replicas > 0) {
+        o->written = written;
+        db_redis_cmd(o->store->redis, wait_reply, o, "WAIT %d %d", o->store->wait_replicas,
+                     o->store->wait_timeout_ms);
+        return;
+    }
+    if (o->cb.ingest) o->cb.ingest(status, written, o->arg);
+    free(o);
+}
+
 static void ingest_reply(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct op *o = arg;
@@ -202,14 +245,7 @@ static void ingest_reply(int status, const redisReply *reply, const char *errstr
                reply->type == REDIS_REPLY_ERROR ? reply->str : "(an answer of another type)");
         status = DB_EAGAIN;
     }
-    if (status == DB_OK && o->store->wait_replicas > 0) {
-        o->written = written;
-        db_redis_cmd(o->store->redis, wait_reply, o, "WAIT %d %d", o->store->wait_replicas,
-                     o->store->wait_timeout_ms);
-        return;
-    }
-    if (o->cb.ingest) o->cb.ingest(status, written, o->arg);
-    free(o);
+    ingest_done(o, status, written);
 }
 
 void db_store_set_wait(struct db_store *s, int replicas, int command_timeout_ms)
@@ -448,6 +484,34 @@ void db_store_customer_last(struct db_store *s, const char *conversation,
     db_redis_cmd(s->redis, customer_reply, o, "GET %s", key);
 }
 
+/* A plain webhook handed to the transaction module, with the script's arguments it keeps. */
+struct tx_op {
+    struct op *o;
+    struct argv a;
+};
+
+static void tx_done(int applied, long long written, void *arg)
+{
+    struct tx_op *t = arg;
+    struct op *o = t->o;
+    if (applied) ingest_done(o, DB_OK, written);
+    else if (o->store->freeing) ingest_done(o, DB_EAGAIN, 0);
+    else
+        db_redis_eval(o->store->redis, o->store->ingest_plain, ingest_reply, o, 0, NULL,
+                      (int)t->a.n, t->a.v, t->a.len);
+    argv_free(&t->a);
+    free(t);
+}
+
+int db_store_start_tx(struct db_store *s, struct event_base *base,
+                      const struct db_redis_opts *opts, struct db_err *e)
+{
+    /* WAIT covers the writes of its own connection only: with replicas to wait for, every
+     * webhook goes through the script on the connection that waits. */
+    if (s->tx || s->wait_replicas > 0) return DB_OK;
+    return db_ingest_tx_new(base, opts, &s->tx, e);
+}
+
 void db_store_ingest(struct db_store *s, const char *platform, const char *account,
                      const struct db_event_list *events, const char *cursor_value,
                      db_store_ingest_fn cb, void *arg)
@@ -494,6 +558,19 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
         free(o);
         if (cb) cb(rc, 0, arg);
         return;
+    }
+    if (plain && s->tx && db_ingest_tx_up(s->tx)) {
+        struct tx_op *t = malloc(sizeof *t);
+        if (t && argv_own(&a) != 0) {
+            free(t);
+            t = NULL;
+        }
+        if (t) {
+            *t = (struct tx_op){.o = o, .a = a};
+            struct db_ingest_tx_item it = {.v = t->a.v, .l = t->a.len, .n = t->a.n};
+            db_ingest_tx_apply(s->tx, &it, tx_done, t);
+            return;
+        }
     }
     db_redis_eval(s->redis, plain ? s->ingest_plain : s->ingest, ingest_reply, o, 0, NULL,
                   (int)a.n, a.v, a.len);

@@ -54,6 +54,16 @@ void db_store_set_wait(struct db_store *s, int replicas, int command_timeout_ms)
  * event), a key found in main_db still marks a redelivery.  Call once, before any ingest. */
 void db_store_set_dedupe_db(struct db_store *s, int dedupe_db, int main_db);
 
+/* Writes plain webhooks (no receipt, no cursor, nothing recorded beside the events) as plain
+ * commands in one MULTI/EXEC on a connection of its own to opts' Redis (store/ingest_tx.h),
+ * falling back to the script whenever that cannot decide exactly as the script would.  Not
+ * with replicas to wait for (db_store_set_wait, called first): WAIT covers one connection's
+ * writes.  DB_OK, DB_ECONFIG, DB_ENOMEM (reason in e). */
+struct event_base;
+struct db_redis_opts;
+int db_store_start_tx(struct db_store *s, struct event_base *base,
+                      const struct db_redis_opts *opts, struct db_err *e) DB_MUST_CHECK;
+
 /* The full name of a key: "<prefix>:<suffix>", into buf; returns buf. */
 const char *db_store_key(const struct db_store *s, const char *suffix, char *buf, size_t n);
 

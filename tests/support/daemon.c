@@ -365,3 +365,17 @@ int db_test_wait(int (*cond)(void *), void *arg, int timeout_ms)
     while (!(v = cond(arg)) && db_test_now_ms() < deadline) usleep(20000);
     return v;
 }
+
+static int ready_now(void *arg)
+{
+    struct db_test_resp r;
+    db_test_http(*(int *)arg, "GET", "/readyz", NULL, NULL, 0, &r);
+    int ok = r.status == 200;
+    db_test_resp_clear(&r);
+    return ok;
+}
+
+int db_test_wait_ready(int port, int timeout_ms)
+{
+    return db_test_wait(ready_now, &port, timeout_ms);
+}

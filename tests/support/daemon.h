@@ -76,5 +76,9 @@ const char *db_test_resp_header(const struct db_test_resp *r, const char *name, 
 /* Polls cond(arg) every 20 ms until it returns non-zero or timeout_ms passes; returns the last
  * value of cond. */
 int db_test_wait(int (*cond)(void *), void *arg, int timeout_ms);
+/* Waits up to timeout_ms for GET /readyz on port to answer 200 (each Redis connection of the
+ * daemon reconnects on its own, so one answering again does not make the rest ready).
+ * 1 when it did. */
+int db_test_wait_ready(int port, int timeout_ms);
 
 #endif
