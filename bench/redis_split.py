@@ -15,6 +15,9 @@ settle, then for --window seconds has Redis log every command with its own execu
   - the commands of the connection named deskbridge-dispatch-tx (the dispatcher's plain
     updates, src/dispatch/fast.c: WATCH, HMGET, XPENDING, then RPUSH, HSET, XADD, XACK
     inside MULTI/EXEC, which Redis logs one by one): the dispatcher, labelled "plain";
+  - the commands of the connection named deskbridge-ingest-tx (plain webhooks,
+    src/store/ingest_tx.c: WATCH, MGET, EXISTS, then SET, XADD inside MULTI/EXEC): the
+    ingest, labelled "plain";
   - anything else by the consumer group it names (XREADGROUP, XACK, XCLAIM, XPENDING,
     stream_dead.lua, stream_order.lua): deskbridge-dispatch, -dispatch-replies,
     -autoreply, -senders, -hook-*, -search, -chatwoot-*.
@@ -114,6 +117,8 @@ def part_of(args, shas, client=""):
     cmd = text(args[0]).upper() if args else ""
     if client == "deskbridge-dispatch-tx":
         return "dispatcher", "plain " + cmd
+    if client == "deskbridge-ingest-tx":
+        return "ingest", "plain " + cmd
     if cmd in ("EVALSHA", "EVAL") and len(args) > 1:
         name = shas.get(text(args[1]), "script?") if cmd == "EVALSHA" else "eval"
         if name == "script?" and len(args) > 3 and text(args[3]) in DISPATCH_OPS:

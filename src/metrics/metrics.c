@@ -476,6 +476,15 @@ static void render_process(struct db_out *o, struct db_services *svc)
         db_out_gauge1(o, "process_cpu_seconds_total", "counter",
                       "Total user and system CPU time spent in seconds.", cpu);
     }
+    unsigned long long by[2];
+    db_store_ingest_ways(svc->store, &by[0], &by[1]);
+    db_out_header(o, "deskbridge_stored_webhooks_total", "counter",
+                  "Webhooks and long-poll batches written (or found written) in Redis, by way: "
+                  "plain commands in one transaction, or an ingest script.");
+    static const char *const ways[2] = {"script", "plain"};
+    const char *way = "way";
+    for (int i = 0; i < 2; i++)
+        db_out_sample(o, "deskbridge_stored_webhooks_total", 1, &way, &ways[i], (double)by[i]);
     db_out_gauge1(o, "deskbridge_http_connections", "gauge", "HTTP connections open now.",
                   svc->httpd ? (double)db_httpd_connections(svc->httpd) : 0);
     db_out_gauge1(o, "deskbridge_http_inflight", "gauge",

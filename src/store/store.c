@@ -46,6 +46,7 @@ struct db_store {
     /* plain webhooks as plain commands (db_store_start_tx); NULL = always the script */
     struct db_ingest_tx *tx;
     int freeing;
+    unsigned long long written_by[2]; /* webhooks stored: [0] by a script, [1] as a transaction */
 };
 
 /* a, b and c one after the other; malloc'd, caller frees; NULL on ENOMEM. */
@@ -237,6 +238,7 @@ static void ingest_reply(int status, const redisReply *reply, const char *errstr
     long long written = 0;
     if (status == DB_OK && reply->type == REDIS_REPLY_INTEGER) {
         written = reply->integer;
+        o->store->written_by[0]++;
     } else if (status == DB_OK) {
         /* An error reply: OOM, READONLY, a dedupe_db Redis refuses to select.  Its text is
          * the operator's only clue; Redis's errors quote no arguments. */
@@ -494,7 +496,10 @@ static void tx_done(int applied, long long written, void *arg)
 {
     struct tx_op *t = arg;
     struct op *o = t->o;
-    if (applied) ingest_done(o, DB_OK, written);
+    if (applied) {
+        o->store->written_by[1]++;
+        ingest_done(o, DB_OK, written);
+    }
     else if (o->store->freeing) ingest_done(o, DB_EAGAIN, 0);
     else
         db_redis_eval(o->store->redis, o->store->ingest_plain, ingest_reply, o, 0, NULL,
@@ -510,6 +515,13 @@ int db_store_start_tx(struct db_store *s, struct event_base *base,
      * webhook goes through the script on the connection that waits. */
     if (s->tx || s->wait_replicas > 0) return DB_OK;
     return db_ingest_tx_new(base, opts, &s->tx, e);
+}
+
+void db_store_ingest_ways(const struct db_store *s, unsigned long long *script,
+                          unsigned long long *plain)
+{
+    *script = s ? s->written_by[0] : 0;
+    *plain = s ? s->written_by[1] : 0;
 }
 
 void db_store_ingest(struct db_store *s, const char *platform, const char *account,

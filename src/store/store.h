@@ -64,6 +64,11 @@ struct db_redis_opts;
 int db_store_start_tx(struct db_store *s, struct event_base *base,
                       const struct db_redis_opts *opts, struct db_err *e) DB_MUST_CHECK;
 
+/* Ingests this store answered DB_OK so far, by way: an ingest script, or one transaction
+ * (db_store_start_tx). */
+void db_store_ingest_ways(const struct db_store *s, unsigned long long *script,
+                          unsigned long long *plain);
+
 /* The full name of a key: "<prefix>:<suffix>", into buf; returns buf. */
 const char *db_store_key(const struct db_store *s, const char *suffix, char *buf, size_t n);
 

@@ -386,7 +386,10 @@ static void scrape_counts_what_went_through_the_daemon(void **state)
     expect_sample(t, "deskbridge_webhooks_total{platform=\"other\",account=\"-\","
                      "outcome=\"unknown_account\"}", 1);
     expect_sample(t, "deskbridge_events_total{platform=\"telegram\",kind=\"message\"}", 1);
-    /* accepted and duplicate each took one script round trip */
+    /* accepted and duplicate: each a plain webhook, written (or found written) as one
+     * transaction */
+    expect_sample(t, "deskbridge_stored_webhooks_total{way=\"plain\"}", 2);
+    expect_sample(t, "deskbridge_stored_webhooks_total{way=\"script\"}", 0);
     expect_sample(t, "deskbridge_stream_write_seconds_count", 2);
     expect_sample(t, "deskbridge_stream_write_seconds_bucket{le=\"+Inf\"}", 2);
     expect_sample(t, "deskbridge_sends_total{platform=\"telegram\",outcome=\"sent\","
