@@ -283,6 +283,7 @@ static void decide(struct run *run)
     size_t *dfirst = malloc((run->ndk + 1) * sizeof *dfirst);
     size_t *cfirst = malloc((run->nck + 1) * sizeof *cfirst);
     char **val = NULL;
+    size_t nck = run->nck;
     if (!run->failed && !t->freeing && db_redis_is_up(t->r) && dfirst && cfirst &&
         !firsts(run->dk, run->ndk, dfirst) && !firsts(run->ck, run->nck, cfirst))
         val = plan(run, dfirst, cfirst);
@@ -296,7 +297,8 @@ static void decide(struct run *run)
     } else {
         write_all(run, dfirst, val);
     }
-    for (size_t i = 0; val && i < run->nck; i++) free(val[i]);
+    /* run may be gone by now (answered, or EXEC failed at once on a lost connection) */
+    for (size_t i = 0; val && i < nck; i++) free(val[i]);
     free(val);
     free(dfirst);
     free(cfirst);

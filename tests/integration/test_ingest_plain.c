@@ -345,6 +345,18 @@ static void what_the_script_reads_its_own_way_is_left_to_it(void **state)
     apply_tx(f, it, 1, &r);
     assert_int_equal(r.applied, 1);
     assert_int_equal(r.written, 2);
+    /* its redelivery, with no customer, needs no transaction: nothing new, nothing written */
+    head(&it[0], "pb", "");
+    event(&it[0], "pb", "e1", 1), event(&it[0], "pb", "e2", 2);
+    char *before = snapshot(f, "pb");
+    struct result again = {0};
+    apply_tx(f, it, 1, &again);
+    assert_int_equal(again.applied, 1);
+    assert_int_equal(again.written, 0);
+    char *after = snapshot(f, "pb");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
 }
 
 /* Two processes take the same webhooks at the same moment (a platform retrying while the
