@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -168,11 +169,17 @@ static void sup_signal(int sig)
 
 static pid_t spawn_worker(const char *file, const char *role, int workers, int index)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
+        /* A supervisor killed outright (SIGKILL, the OOM killer) passes nothing on: without
+         * this its workers would keep the port, unsupervised, beside the next supervisor's.
+         * SIGTERM, so they drain as on a stop; a supervisor gone before the prctl is seen
+         * by its pid. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(1);
         _exit(run_gateway(file, role, workers, index));
     }
     return pid;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
@@ -237,6 +238,78 @@ static void workers_share_the_port(void **state)
     db_test_daemon_stop_clean(&d, NULL);
 }
 
+/* The pids of parent's children (from /proc), up to max. */
+static int children_of(pid_t parent, pid_t *out, int max)
+{
+    int n = 0;
+    DIR *dir = opendir("/proc");
+    assert_non_null(dir);
+    for (struct dirent *e; n < max && (e = readdir(dir));) {
+        pid_t p = (pid_t)atoi(e->d_name);
+        if (p <= 0) continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        /* "pid (comm) state ppid ...": comm may hold spaces, so read after its ')' */
+        const char *rp = strrchr(buf, ')');
+        char state;
+        int ppid;
+        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent) out[n++] = p;
+    }
+    closedir(dir);
+    return n;
+}
+
+/* 1 while pid runs (a zombie no longer runs). */
+static int running(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+static pid_t kids[2];
+static int workers_gone(void *arg)
+{
+    (void)arg;
+    return !running(kids[0]) && !running(kids[1]);
+}
+
+/* The supervisor killed outright (SIGKILL, as the OOM killer does) takes its workers with
+ * it: none keeps the port unsupervised. */
+static void workers_end_with_their_supervisor(void **state)
+{
+    (void)state;
+    write_conf("");
+    const char *env[] = {redis_env, NULL};
+    const char *args[] = {"--config", conf_path, "--workers", "2", NULL};
+    struct db_test_daemon d;
+    db_test_daemon_start(&d, env, args, 0);
+    assert_int_equal(post(d.port, "one", 310000), 200);
+    assert_int_equal(children_of(d.pid, kids, 2), 2);
+    kill(d.pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(d.pid, &st, 0), d.pid);
+    d.pid = 0;
+    assert_true(db_test_wait(workers_gone, NULL, 10000));
+    /* nobody answers on the port any more */
+    struct db_test_resp r;
+    db_test_http(d.port, "GET", "/healthz", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 0);
+    db_test_resp_clear(&r);
+    if (!getenv("KEEP_LOG")) unlink(d.log_path);
+}
+
 /* What cmd prints (stdout and whatever it redirects), in a static buffer. */
 static char *capture(const char *cmd)
 {
@@ -402,6 +475,7 @@ int main(void)
         cmocka_unit_test(sigterm_under_load_loses_nothing),
         cmocka_unit_test(two_processes_on_one_redis_lose_and_double_nothing),
         cmocka_unit_test(workers_share_the_port),
+        cmocka_unit_test(workers_end_with_their_supervisor),
         cmocka_unit_test(operator_commands),
         cmocka_unit_test(a_bad_environment_value_is_reported_once),
         cmocka_unit_test(a_gateway_dies_with_a_test_binary_that_aborts),
