@@ -43,7 +43,8 @@ struct run {
     /* the customer messages: key, message id, time, and the ttl of their item */
     struct str *ck, *cid, *cts, *cttl;
     size_t nck;
-    char *dk_have;          /* per dedupe key: found (MGET answered a value) */
+    char *dk_taken;         /* per dedupe key: found (MGET answered a value), or, once decided,
+                               also a key an earlier event of the run has */
     char **ck_val;          /* per customer key: the record found, owned; NULL = none */
     long long exists_d, exists_c;
     int ddb, mdb;           /* -1: the dedupe keys are in the connection's database */
@@ -72,7 +73,7 @@ static void run_free(struct run *run)
     for (size_t i = 0; run->ck_val && i < run->nck; i++) free(run->ck_val[i]);
     free(run->items);
     free(run->ck_val);
-    free(run->dk_have);
+    free(run->dk_taken);
     free(run->written);
     free(run->dk);
     free(run->text);
@@ -198,7 +199,7 @@ static void exec_cb(int status, const redisReply *reply, const char *errstr, voi
 static char **plan(struct run *run, const size_t *dfirst, const size_t *cfirst)
 {
     long long have_d = 0, have_c = 0;
-    for (size_t i = 0; i < run->ndk; i++) have_d += run->dk_have[i];
+    for (size_t i = 0; i < run->ndk; i++) have_d += run->dk_taken[i];
     for (size_t i = 0; i < run->nck; i++) have_c += run->ck_val[i] != NULL;
     /* More keys exist than have a string value: one is of another type (SET NX would find it
      * taken; customer_seen.lua reads a hash of the earlier layout its own way). */
@@ -206,8 +207,10 @@ static char **plan(struct run *run, const size_t *dfirst, const size_t *cfirst)
     char **val = calloc(run->nck + 1, sizeof *val);
     if (!val) return NULL;
     /* dedupe.lua: new is a key not found and not taken by an earlier event of the run */
-    for (size_t i = 0; i < run->ndk; i++)
-        if (!run->dk_have[i] && dfirst[i] == i) run->written[run->dk_item[i]]++;
+    for (size_t i = 0; i < run->ndk; i++) {
+        run->dk_taken[i] |= dfirst[i] != i;
+        if (!run->dk_taken[i]) run->written[run->dk_item[i]]++;
+    }
     /* customer_seen.lua, message after message: the record becomes "<time> <id>" unless the
      * one kept is newer */
     int bad = 0;
@@ -240,7 +243,7 @@ static char **plan(struct run *run, const size_t *dfirst, const size_t *cfirst)
 
 /* The writes: MULTI, the new dedupe keys (in their database), the new events, the customer
  * records, EXEC. */
-static void write_all(struct run *run, const size_t *dfirst, char **val)
+static void write_all(struct run *run, char **val)
 {
     struct db_ingest_tx *t = run->t;
     struct cmd c = {.n = 0};
@@ -250,7 +253,7 @@ static void write_all(struct run *run, const size_t *dfirst, char **val)
     put(&c, "MULTI", 5), send(t, &c, NULL, NULL);
     if (run->ddb >= 0) put(&c, "SELECT", 6), put(&c, ddb, strlen(ddb)), send(t, &c, NULL, NULL);
     for (size_t i = 0; i < run->ndk; i++) {
-        if (run->dk_have[i] || dfirst[i] != i) continue;
+        if (run->dk_taken[i]) continue;
         const struct db_ingest_tx_item *it = &run->items[run->dk_item[i]]->item;
         put(&c, "SET", 3), put(&c, run->dk[i].s, run->dk[i].l), put(&c, "1", 1);
         put(&c, "NX", 2), put(&c, "EX", 2), put(&c, it->v[0], it->l[0]);
@@ -259,7 +262,7 @@ static void write_all(struct run *run, const size_t *dfirst, char **val)
     if (run->ddb >= 0) put(&c, "SELECT", 6), put(&c, mdb, strlen(mdb)), send(t, &c, NULL, NULL);
     /* No MAXLEN, as in the script: stream_trim.lua trims, sparing what a group has not read. */
     for (size_t i = 0; i < run->ndk; i++) {
-        if (run->dk_have[i] || dfirst[i] != i) continue;
+        if (run->dk_taken[i]) continue;
         const struct db_ingest_tx_item *it = &run->items[run->dk_item[i]]->item;
         put(&c, "XADD", 4), put(&c, it->v[1], it->l[1]), put(&c, "*", 1);
         put(&c, "event", 5), put(&c, run->text[i].s, run->text[i].l);
@@ -288,14 +291,14 @@ static void decide(struct run *run)
         !firsts(run->dk, run->ndk, dfirst) && !firsts(run->ck, run->nck, cfirst))
         val = plan(run, dfirst, cfirst);
     size_t writes = 0;
-    for (size_t i = 0; val && i < run->ndk; i++) writes += !run->dk_have[i] && dfirst[i] == i;
+    for (size_t i = 0; val && i < run->ndk; i++) writes += !run->dk_taken[i];
     for (size_t i = 0; val && i < run->nck; i++) writes += val[i] != NULL;
     if (!val || !writes) {
         /* Nothing to write (every event a redelivery, no customer) needs no transaction. */
         if (!t->freeing) db_redis_cmd(t->r, NULL, NULL, "UNWATCH");
         run_end(run, val != NULL);
     } else {
-        write_all(run, dfirst, val);
+        write_all(run, val);
     }
     /* run may be gone by now (answered, or EXEC failed at once on a lost connection) */
     for (size_t i = 0; val && i < nck; i++) free(val[i]);
@@ -320,7 +323,7 @@ static void first_cb(int status, const redisReply *reply, const char *errstr, vo
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) run->failed = 1;
         for (size_t i = 0; !run->failed && i < n; i++) {
             const redisReply *x = reply->element[i];
-            if (role == R_MGET_D) run->dk_have[i] = x->type == REDIS_REPLY_STRING;
+            if (role == R_MGET_D) run->dk_taken[i] = x->type == REDIS_REPLY_STRING;
             else if (x->type == REDIS_REPLY_STRING &&
                      !(run->ck_val[i] = strndup(x->str, x->len)))
                 run->failed = 1;
@@ -441,14 +444,14 @@ static void start_run(struct db_ingest_tx *t)
     run->dk = malloc((ndk + 1) * sizeof *run->dk);
     run->text = malloc((ndk + 1) * sizeof *run->text);
     run->dk_item = malloc((ndk + 1) * sizeof *run->dk_item);
-    run->dk_have = calloc(ndk + 1, 1);
+    run->dk_taken = calloc(ndk + 1, 1);
     run->ck = malloc((nck + 1) * sizeof *run->ck);
     run->cid = malloc((nck + 1) * sizeof *run->cid);
     run->cts = malloc((nck + 1) * sizeof *run->cts);
     run->cttl = malloc((nck + 1) * sizeof *run->cttl);
     run->ck_val = calloc(nck + 1, sizeof *run->ck_val);
     if (!run->items || !run->written || !run->dk || !run->text || !run->dk_item ||
-        !run->dk_have || !run->ck || !run->cid || !run->cts || !run->cttl || !run->ck_val) {
+        !run->dk_taken || !run->ck || !run->cid || !run->cts || !run->cttl || !run->ck_val) {
         /* Answer the items taken, then the run's arrays go (run_end frees only what it owns) */
         while (taken) {
             struct waiting *w = taken;

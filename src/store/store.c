@@ -499,11 +499,12 @@ static void tx_done(int applied, long long written, void *arg)
     if (applied) {
         o->store->written_by[1]++;
         ingest_done(o, DB_OK, written);
-    }
-    else if (o->store->freeing) ingest_done(o, DB_EAGAIN, 0);
-    else
+    } else if (o->store->freeing) {
+        ingest_done(o, DB_EAGAIN, 0);
+    } else {
         db_redis_eval(o->store->redis, o->store->ingest_plain, ingest_reply, o, 0, NULL,
                       (int)t->a.n, t->a.v, t->a.len);
+    }
     argv_free(&t->a);
     free(t);
 }
@@ -573,16 +574,13 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     }
     if (plain && s->tx && db_ingest_tx_up(s->tx)) {
         struct tx_op *t = malloc(sizeof *t);
-        if (t && argv_own(&a) != 0) {
-            free(t);
-            t = NULL;
-        }
-        if (t) {
+        if (t && argv_own(&a) == 0) {
             *t = (struct tx_op){.o = o, .a = a};
             struct db_ingest_tx_item it = {.v = t->a.v, .l = t->a.len, .n = t->a.n};
             db_ingest_tx_apply(s->tx, &it, tx_done, t);
             return;
         }
+        free(t); /* without memory: the script, with the arguments as they are */
     }
     db_redis_eval(s->redis, plain ? s->ingest_plain : s->ingest, ingest_reply, o, 0, NULL,
                   (int)a.n, a.v, a.len);

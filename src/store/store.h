@@ -1,4 +1,5 @@
-/* store.h - everything the gateway writes to Redis, each write one atomic Lua script.
+/* store.h - everything the gateway writes to Redis, each write one atomic Lua script (a plain
+ * webhook: one MULTI/EXEC guarded by WATCH, store/ingest_tx.h, when db_store_start_tx ran).
  *
  * Key layout (P = the configured prefix; names in redis/keys.h, docs/stream-contract.md):
  *   P:events                      stream, field `event`: inbound facts (contract v1)
@@ -64,8 +65,8 @@ struct db_redis_opts;
 int db_store_start_tx(struct db_store *s, struct event_base *base,
                       const struct db_redis_opts *opts, struct db_err *e) DB_MUST_CHECK;
 
-/* Ingests this store answered DB_OK so far, by way: an ingest script, or one transaction
- * (db_store_start_tx). */
+/* Ingests Redis wrote (or found written) so far, by way: an ingest script, or one
+ * transaction (db_store_start_tx). */
 void db_store_ingest_ways(const struct db_store *s, unsigned long long *script,
                           unsigned long long *plain);
 
@@ -77,8 +78,9 @@ const char *db_store_key(const struct db_store *s, const char *suffix, char *buf
 typedef void (*db_store_ingest_fn)(int status, long long written, void *arg);
 
 /* Writes every event of events that was not written before (dedupe key per platform and
- * account), all in one script: all or none.  WhatsApp messages and taps also become their
- * conversation's newest customer message (db_store_customer_last) in the same script run.
+ * account), all in one atomic step (a script run, or a plain webhook's transaction): all or
+ * none.  WhatsApp messages and taps also become their conversation's newest customer message
+ * (db_store_customer_last) in the same step.
  * Each event gets `id` and `received_at`.
  * Receipts also move the tracked status of the outbound message they name.  When
  * cursor_name is not NULL, P:cursor:<platform>:<account> is set to cursor_value in the same
