@@ -204,26 +204,10 @@ static void apply_script(struct fx *f, const char *P, struct batch *b)
     freeReplyObject(r);
 }
 
-/* The replies of two commands, element by element, as text. */
-static void same_reply(const redisReply *a, const redisReply *b, const char *what)
-{
-    if (a->type != b->type) fail_msg("%s: reply types %d and %d", what, a->type, b->type);
-    if (a->type == REDIS_REPLY_ARRAY) {
-        if (a->elements != b->elements)
-            fail_msg("%s: %zu and %zu elements", what, a->elements, b->elements);
-        for (size_t i = 0; i < a->elements; i++) same_reply(a->element[i], b->element[i], what);
-    } else if (a->type == REDIS_REPLY_STRING || a->type == REDIS_REPLY_STATUS) {
-        if (a->len != b->len || memcmp(a->str, b->str, a->len) != 0)
-            fail_msg("%s: \"%s\" and \"%s\"", what, a->str, b->str);
-    } else if (a->type == REDIS_REPLY_INTEGER && a->integer != b->integer) {
-        fail_msg("%s: %lld and %lld", what, a->integer, b->integer);
-    }
-}
-
 static void same(struct fx *f, const char *fmt_a, const char *fmt_b, const char *what)
 {
     redisReply *a = cmd(f, fmt_a), *b = cmd(f, fmt_b);
-    same_reply(a, b, what);
+    db_test_same_reply(a, b, what);
     freeReplyObject(a);
     freeReplyObject(b);
 }
@@ -236,7 +220,7 @@ static void same_inbox(struct fx *f, const char *agent)
     snprintf(qb, sizeof qb, "pb:agent:{%s}", agent);
     redisReply *a = cmd(f, "XRANGE %s - +", qa), *b = cmd(f, "XRANGE %s - +", qb);
     assert_int_equal(a->elements, b->elements);
-    for (size_t i = 0; i < a->elements; i++) same_reply(a->element[i]->element[1], b->element[i]->element[1], agent);
+    for (size_t i = 0; i < a->elements; i++) db_test_same_reply(a->element[i]->element[1], b->element[i]->element[1], agent);
     assert_true(a->elements > 0);
     freeReplyObject(a);
     freeReplyObject(b);

@@ -168,6 +168,19 @@ static struct db_ingest_tx *tx_new(struct fx *f)
     return t;
 }
 
+/* Runs the loop until each of r[0..n) was answered (at most 3 s), then checks each was
+ * answered once. */
+static void wait_answers(struct fx *f, const struct result *r, size_t n)
+{
+    int all = 0;
+    for (int k = 0; k < 300 && !all; k++) {
+        spin(f);
+        all = 1;
+        for (size_t i = 0; i < n; i++) all &= r[i].called > 0;
+    }
+    for (size_t i = 0; i < n; i++) assert_int_equal(r[i].called, 1);
+}
+
 /* Gives the n items to the module together (the first starts a run, the others wait for the
  * next) and waits for every answer. */
 static void apply_tx(struct fx *f, const struct item *it, size_t n, struct result *r)
@@ -177,29 +190,8 @@ static void apply_tx(struct fx *f, const struct item *it, size_t n, struct resul
         struct db_ingest_tx_item x = {it[i].v, it[i].l, it[i].n};
         db_ingest_tx_apply(t, &x, done_cb, &r[i]);
     }
-    int all = 0;
-    for (int k = 0; k < 300 && !all; k++) {
-        spin(f);
-        all = 1;
-        for (size_t i = 0; i < n; i++) all &= r[i].called == 1;
-    }
-    for (size_t i = 0; i < n; i++) assert_int_equal(r[i].called, 1);
+    wait_answers(f, r, n);
     db_ingest_tx_free(t);
-}
-
-static void same_reply(const redisReply *a, const redisReply *b, const char *what)
-{
-    if (a->type != b->type) fail_msg("%s: reply types %d and %d", what, a->type, b->type);
-    if (a->type == REDIS_REPLY_ARRAY) {
-        if (a->elements != b->elements)
-            fail_msg("%s: %zu and %zu elements", what, a->elements, b->elements);
-        for (size_t i = 0; i < a->elements; i++) same_reply(a->element[i], b->element[i], what);
-    } else if (a->type == REDIS_REPLY_STRING || a->type == REDIS_REPLY_STATUS) {
-        if (a->len != b->len || memcmp(a->str, b->str, a->len) != 0)
-            fail_msg("%s: \"%s\" and \"%s\"", what, a->str, b->str);
-    } else if (a->type == REDIS_REPLY_INTEGER && a->integer != b->integer) {
-        fail_msg("%s: %lld and %lld", what, a->integer, b->integer);
-    }
 }
 
 static long long integer(struct fx *f, const char *fmt, const char *P, const char *key)
@@ -238,7 +230,7 @@ static void compare(struct fx *f, int db)
     assert_int_equal(xa->elements, 4);
     assert_int_equal(xb->elements, xa->elements);
     for (size_t i = 0; i < xa->elements; i++)
-        same_reply(xa->element[i]->element[1], xb->element[i]->element[1], "event");
+        db_test_same_reply(xa->element[i]->element[1], xb->element[i]->element[1], "event");
     freeReplyObject(xa);
     freeReplyObject(xb);
     /* the customers: c1 keeps its newer record, c2 has the first webhook's, c3's junk gives
@@ -248,7 +240,7 @@ static void compare(struct fx *f, int db)
         char k[8];
         snprintf(k, sizeof k, "c%d", c + 1);
         redisReply *ra = cmd(f, "GET pa:customer:{%s}", k), *rb2 = cmd(f, "GET pb:customer:{%s}", k);
-        same_reply(ra, rb2, "customer");
+        db_test_same_reply(ra, rb2, "customer");
         assert_string_equal(rb2->str, want[c]);
         freeReplyObject(ra);
         freeReplyObject(rb2);
@@ -368,7 +360,7 @@ static void two_processes_write_each_event_once(void **state)
     run(f, "FLUSHALL");
     struct db_ingest_tx *t1 = tx_new(f), *t2 = tx_new(f);
     struct item it[8];
-    struct result r1[8] = {{0}}, r2[8] = {{0}};
+    struct result r[16] = {{0}}; /* webhook i: r[2i] from the first, r[2i+1] the second */
     for (int i = 0; i < 8; i++) {
         char key[16];
         head(&it[i], "pb", "");
@@ -377,21 +369,15 @@ static void two_processes_write_each_event_once(void **state)
     }
     for (int i = 0; i < 8; i++) {
         struct db_ingest_tx_item x = {it[i].v, it[i].l, it[i].n};
-        db_ingest_tx_apply(t1, &x, done_cb, &r1[i]);
-        db_ingest_tx_apply(t2, &x, done_cb, &r2[i]);
+        db_ingest_tx_apply(t1, &x, done_cb, &r[2 * i]);
+        db_ingest_tx_apply(t2, &x, done_cb, &r[2 * i + 1]);
     }
-    int all = 0;
-    for (int k = 0; k < 300 && !all; k++) {
-        spin(f);
-        all = 1;
-        for (int i = 0; i < 8; i++) all &= r1[i].called == 1 && r2[i].called == 1;
-    }
-    assert_true(all);
+    wait_answers(f, r, 16);
     long long written = 0;
     int refused_n = 0;
-    for (int i = 0; i < 8; i++) {
-        written += r1[i].applied * r1[i].written + r2[i].applied * r2[i].written;
-        refused_n += !r1[i].applied + !r2[i].applied;
+    for (int i = 0; i < 16; i++) {
+        written += r[i].applied * r[i].written;
+        refused_n += !r[i].applied;
     }
     /* a webhook left to the script would be a dedupe hit there: written counts it all */
     assert_int_equal(written, 8);

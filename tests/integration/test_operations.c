@@ -219,14 +219,20 @@ static void two_processes_on_one_redis_lose_and_double_nothing(void **state)
     unlink(b.log_path);
 }
 
-static void workers_share_the_port(void **state)
+/* A gateway of two workers on the default configuration. */
+static void start_two_workers(struct db_test_daemon *d)
 {
-    (void)state;
     write_conf("");
     const char *env[] = {redis_env, NULL};
     const char *args[] = {"--config", conf_path, "--workers", "2", NULL};
+    db_test_daemon_start(d, env, args, 0);
+}
+
+static void workers_share_the_port(void **state)
+{
+    (void)state;
     struct db_test_daemon d;
-    db_test_daemon_start(&d, env, args, 0);
+    start_two_workers(&d);
     long long before = xlen();
     for (long long i = 0; i < 200; i++) assert_int_equal(post(d.port, "one", 300000 + i), 200);
     assert_int_equal(xlen(), before + 200);
@@ -290,11 +296,8 @@ static int workers_gone(void *arg)
 static void workers_end_with_their_supervisor(void **state)
 {
     (void)state;
-    write_conf("");
-    const char *env[] = {redis_env, NULL};
-    const char *args[] = {"--config", conf_path, "--workers", "2", NULL};
     struct db_test_daemon d;
-    db_test_daemon_start(&d, env, args, 0);
+    start_two_workers(&d);
     assert_int_equal(post(d.port, "one", 310000), 200);
     assert_int_equal(children_of(d.pid, kids, 2), 2);
     kill(d.pid, SIGKILL);

@@ -327,3 +327,19 @@ void db_test_redis_stop(struct db_test_redis *t)
     free(t->extra);
     free(t);
 }
+
+void db_test_same_reply(const redisReply *a, const redisReply *b, const char *what)
+{
+    if (a->type != b->type) fail_msg("%s: reply types %d and %d", what, a->type, b->type);
+    if (a->type == REDIS_REPLY_ARRAY) {
+        if (a->elements != b->elements)
+            fail_msg("%s: %zu and %zu elements", what, a->elements, b->elements);
+        for (size_t i = 0; i < a->elements; i++)
+            db_test_same_reply(a->element[i], b->element[i], what);
+    } else if (a->type == REDIS_REPLY_STRING || a->type == REDIS_REPLY_STATUS) {
+        if (a->len != b->len || memcmp(a->str, b->str, a->len) != 0)
+            fail_msg("%s: \"%s\" and \"%s\"", what, a->str, b->str);
+    } else if (a->type == REDIS_REPLY_INTEGER && a->integer != b->integer) {
+        fail_msg("%s: %lld and %lld", what, a->integer, b->integer);
+    }
+}

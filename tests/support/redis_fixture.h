@@ -46,6 +46,10 @@ redisContext *db_test_redis_ctx(struct db_test_redis *t);
 redisReply *db_test_redis_cmd(struct db_test_redis *t, const char *fmt, ...);
 redisReply *db_test_redis_vcmd(struct db_test_redis *t, const char *fmt, va_list ap);
 
+/* Fails the test unless a and b are the same answer: type, elements, strings and integers,
+ * compared element by element; what names the comparison in the message. */
+void db_test_same_reply(const redisReply *a, const redisReply *b, const char *what);
+
 /* Sends sig to the server.  For a terminating signal (anything but SIGSTOP/SIGCONT) waits
  * for the process to exit, so the socket is really gone when this returns. */
 void db_test_redis_kill(struct db_test_redis *t, int sig);
