@@ -476,16 +476,19 @@ static void start_run(struct db_ingest_tx *t)
     if (run->nck) run->role[n++] = R_NONE, run->role[n++] = R_MGET_C, run->role[n++] = R_EXISTS_C;
     run->answers = n;
     t->busy = run;
+    /* run may be answered and freed by the last of these commands (a lost connection answers
+     * each at once): nothing of it is read after that one */
+    const struct str *dk = run->dk, *ck = run->ck;
     char db[16];
     if (ddb >= 0) snprintf(db, sizeof db, "%d", ddb), db_redis_cmd(t->r, first_cb, run, "SELECT %s", db);
-    ask_keys(run, "WATCH", run->dk, run->ndk);
-    ask_keys(run, "MGET", run->dk, run->ndk);
-    ask_keys(run, "EXISTS", run->dk, run->ndk);
+    ask_keys(run, "WATCH", dk, ndk);
+    ask_keys(run, "MGET", dk, ndk);
+    ask_keys(run, "EXISTS", dk, ndk);
     if (ddb >= 0) snprintf(db, sizeof db, "%d", mdb), db_redis_cmd(t->r, first_cb, run, "SELECT %s", db);
-    if (run->nck) {
-        ask_keys(run, "WATCH", run->ck, run->nck);
-        ask_keys(run, "MGET", run->ck, run->nck);
-        ask_keys(run, "EXISTS", run->ck, run->nck);
+    if (nck) {
+        ask_keys(run, "WATCH", ck, nck);
+        ask_keys(run, "MGET", ck, nck);
+        ask_keys(run, "EXISTS", ck, nck);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,9 +157,9 @@ static void spin(struct fx *f)
     event_base_dispatch(f->base);
 }
 
-static struct db_ingest_tx *tx_new(struct fx *f)
+static struct db_ingest_tx *tx_new_timeout(struct fx *f, int timeout_ms)
 {
-    struct db_redis_opts o = {.url = db_test_redis_url(f->srv), .command_timeout_ms = 2000};
+    struct db_redis_opts o = {.url = db_test_redis_url(f->srv), .command_timeout_ms = timeout_ms};
     struct db_ingest_tx *t = NULL;
     struct db_err e = {0};
     assert_int_equal(db_ingest_tx_new(f->base, &o, &t, &e), DB_OK);
@@ -167,6 +168,8 @@ static struct db_ingest_tx *tx_new(struct fx *f)
     assert_true(up);
     return t;
 }
+
+static struct db_ingest_tx *tx_new(struct fx *f) { return tx_new_timeout(f, 2000); }
 
 /* Runs the loop until each of r[0..n) was answered (at most 3 s), then checks each was
  * answered once. */
@@ -387,6 +390,34 @@ static void two_processes_write_each_event_once(void **state)
     db_ingest_tx_free(t2);
 }
 
+/* Redis stalls with a transaction in its first round and webhooks waiting for the next:
+ * the lost connection answers the first, and the next ones, started while it is down, are
+ * answered at once; every webhook goes to the script and nothing is written. */
+static void a_lost_connection_leaves_every_webhook_to_the_script(void **state)
+{
+    struct fx *f = *state;
+    run(f, "FLUSHALL");
+    struct item it[6];
+    struct result r[6] = {{0}};
+    for (int i = 0; i < 6; i++) {
+        char key[16];
+        head(&it[i], "pb", "");
+        snprintf(key, sizeof key, "s%d", i);
+        event(&it[i], "pb", key, i);
+    }
+    struct db_ingest_tx *t = tx_new_timeout(f, 300);
+    db_test_redis_kill(f->srv, SIGSTOP);
+    for (int i = 0; i < 6; i++) {
+        struct db_ingest_tx_item x = {it[i].v, it[i].l, it[i].n};
+        db_ingest_tx_apply(t, &x, done_cb, &r[i]);
+    }
+    wait_answers(f, r, 6);
+    db_test_redis_kill(f->srv, SIGCONT);
+    for (int i = 0; i < 6; i++) assert_int_equal(r[i].applied, 0);
+    db_ingest_tx_free(t);
+    assert_int_equal(integer(f, "EXISTS %s:%s", "pb", "events"), 0);
+}
+
 static int setup(void **state)
 {
     static struct fx f;
@@ -412,6 +443,7 @@ int main(void)
         cmocka_unit_test(the_dedupe_keys_go_to_their_own_database),
         cmocka_unit_test(what_the_script_reads_its_own_way_is_left_to_it),
         cmocka_unit_test(two_processes_write_each_event_once),
+        cmocka_unit_test(a_lost_connection_leaves_every_webhook_to_the_script),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
