@@ -271,25 +271,13 @@ static int plan_event(struct run *run, size_t i, struct cmds *c)
 static void exec_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct run *run = arg;
-    if (status != DB_OK || reply->type != REDIS_REPLY_ARRAY) {
-        /* Aborted (a watched conversation changed), refused, or unknown: the script applies
-         * them, and finds whatever this transaction did applied already. */
-        if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-            struct db_log_ctx ctx = {"dispatcher", NULL, NULL, NULL};
-            db_log(DB_LOG_DEBUG, &ctx, "plain updates left to the script: %s",
-                   status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        }
+    /* Not run (a watched conversation changed, refused, or unknown): the script applies
+     * them, and finds whatever this transaction did applied already. */
+    struct db_log_ctx ctx = {"dispatcher", NULL, NULL, run->ev[0].v[0]};
+    if (!db_redis_exec_ran(status, reply, errstr, &ctx, "plain updates")) {
         run_end(run, 0);
         return;
     }
-    /* EXEC does not undo: a command refused inside it (a key of another type) is reported,
-     * the rest stands. */
-    for (size_t i = 0; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-            struct db_log_ctx ctx = {"dispatcher", NULL, NULL, run->ev[0].v[0]};
-            db_log(DB_LOG_ERROR, &ctx, "a plain update's command %zu of %zu failed: %s", i + 1,
-                   reply->elements, reply->element[i]->str);
-        }
     for (size_t i = 0; i < run->n; i++) {
         struct conv *cv = &run->conv[run->conv_of[i]];
         size_t k = run->plan[i].rpush;

@@ -375,6 +375,16 @@ static void render_family(struct db_out *o, const struct family *f)
     }
 }
 
+/* A counter by way="script" (n[0]) and way="plain" (n[1]). */
+static void render_ways(struct db_out *o, const char *name, const char *help,
+                        const unsigned long long n[2])
+{
+    static const char *const ways[2] = {"script", "plain"};
+    const char *way = "way";
+    db_out_header(o, name, "counter", help);
+    for (int i = 0; i < 2; i++) db_out_sample(o, name, 1, &way, &ways[i], (double)n[i]);
+}
+
 static void render_histogram(struct db_out *o, const struct histogram *h)
 {
     db_out_header(o, h->name, "histogram", h->help);
@@ -405,14 +415,10 @@ static void render_registry(struct db_out *o, const struct db_metrics *m)
     render_histogram(o, &m->survey_score);
     db_out_gauge1(o, "deskbridge_dead_letters_total", "counter",
                   "Outbox entries moved to the dead-letter stream.", (double)m->dead_letters);
-    db_out_header(o, "deskbridge_dispatched_events_total", "counter",
-                  "Events the dispatcher applied (or found applied) and acknowledged, by way: "
-                  "plain updates in one transaction, or the dispatcher's script.");
-    static const char *const ways[2] = {"script", "plain"};
-    const char *way = "way";
-    for (int i = 0; i < 2; i++)
-        db_out_sample(o, "deskbridge_dispatched_events_total", 1, &way, &ways[i],
-                      (double)m->dispatched[i]);
+    render_ways(o, "deskbridge_dispatched_events_total",
+                "Events the dispatcher applied (or found applied) and acknowledged, by way: "
+                "plain updates in one transaction, or the dispatcher's script.",
+                m->dispatched);
     db_out_header(o, "deskbridge_stream_trim_held_entries", "gauge",
                   "Entries of a stream over its cap kept because a consumer group has not read "
                   "them (at the last trim).");
@@ -478,13 +484,10 @@ static void render_process(struct db_out *o, struct db_services *svc)
     }
     unsigned long long by[2];
     db_store_ingest_ways(svc->store, &by[0], &by[1]);
-    db_out_header(o, "deskbridge_stored_webhooks_total", "counter",
-                  "Webhooks and long-poll batches written (or found written) in Redis, by way: "
-                  "plain commands in one transaction, or an ingest script.");
-    static const char *const ways[2] = {"script", "plain"};
-    const char *way = "way";
-    for (int i = 0; i < 2; i++)
-        db_out_sample(o, "deskbridge_stored_webhooks_total", 1, &way, &ways[i], (double)by[i]);
+    render_ways(o, "deskbridge_stored_webhooks_total",
+                "Webhooks and long-poll batches written (or found written) in Redis, by way: "
+                "plain commands in one transaction, or an ingest script.",
+                by);
     db_out_gauge1(o, "deskbridge_http_connections", "gauge", "HTTP connections open now.",
                   svc->httpd ? (double)db_httpd_connections(svc->httpd) : 0);
     db_out_gauge1(o, "deskbridge_http_inflight", "gauge",

@@ -675,6 +675,23 @@ int db_redis_is_up(const struct db_redis *r) { return r && r->up; }
 
 size_t db_redis_pending(const struct db_redis *r) { return r ? r->npending : 0; }
 
+int db_redis_exec_ran(int status, const redisReply *reply, const char *errstr,
+                      const struct db_log_ctx *ctx, const char *what)
+{
+    if (status != DB_OK || reply->type != REDIS_REPLY_ARRAY) {
+        /* a nil answer is an abort (WATCH), the usual case: nothing to say about it */
+        if (status != DB_OK || reply->type == REDIS_REPLY_ERROR)
+            db_log(DB_LOG_DEBUG, ctx, "%s left to the script: %s", what,
+                   status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
+        return 0;
+    }
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_ERROR)
+            db_log(DB_LOG_ERROR, ctx, "%s: command %zu of %zu failed: %s", what, i + 1,
+                   reply->elements, reply->element[i]->str);
+    return 1;
+}
+
 int db_redis_db(const struct db_redis *r) { return r ? r->url.db : 0; }
 
 static void fail_now(db_redis_cb cb, void *arg, int status, const char *why)

@@ -56,6 +56,14 @@ void db_redis_cmd_argv(struct db_redis *r, db_redis_cb cb, void *arg, int argc,
 /* printf-style as redisAsyncCommand. */
 void db_redis_cmd(struct db_redis *r, db_redis_cb cb, void *arg, const char *fmt, ...);
 
+/* The answer to a MULTI/EXEC of what (e.g. "plain updates"), logged under ctx: 1 when the
+ * transaction ran; then each command Redis refused inside it is logged as an error (EXEC does
+ * not undo: the rest stands).  0 when it did not run (a watched key changed, refused, or no
+ * answer; logged at debug level). */
+struct db_log_ctx;
+int db_redis_exec_ran(int status, const redisReply *reply, const char *errstr,
+                      const struct db_log_ctx *ctx, const char *what);
+
 /* 1 when connected (and AUTH/SELECT done). */
 int db_redis_is_up(const struct db_redis *r);
 /* The logical database of the connection (its URL's /db, 0 when it names none). */

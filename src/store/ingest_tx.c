@@ -171,25 +171,10 @@ static void send(struct db_ingest_tx *t, struct cmd *c, db_redis_cb cb, void *ar
 static void exec_cb(int status, const redisReply *reply, const char *errstr, void *arg)
 {
     struct run *run = arg;
-    if (status != DB_OK || reply->type != REDIS_REPLY_ARRAY) {
-        /* Aborted (a watched key changed), refused, or unknown (then the script finds what
-         * this transaction wrote as dedupe hits). */
-        if (status != DB_OK || reply->type == REDIS_REPLY_ERROR) {
-            struct db_log_ctx ctx = {"store", NULL, NULL, NULL};
-            db_log(DB_LOG_DEBUG, &ctx, "plain webhooks left to the script: %s",
-                   status != DB_OK ? (errstr ? errstr : "unavailable") : reply->str);
-        }
-        run_end(run, 0);
-        return;
-    }
-    /* EXEC does not undo: a command refused inside it is reported, the rest stands. */
-    for (size_t i = 0; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-            struct db_log_ctx ctx = {"store", NULL, NULL, NULL};
-            db_log(DB_LOG_ERROR, &ctx, "a plain webhook's command %zu of %zu failed: %s",
-                   i + 1, reply->elements, reply->element[i]->str);
-        }
-    run_end(run, 1);
+    /* Not run (a watched key changed, refused, or unknown): the script finds whatever this
+     * transaction wrote as dedupe hits. */
+    struct db_log_ctx ctx = {"store", NULL, NULL, NULL};
+    run_end(run, db_redis_exec_ran(status, reply, errstr, &ctx, "plain webhooks"));
 }
 
 /* What the script would write, from the first round's answers: run->written per item and

@@ -36,6 +36,7 @@ struct db_store {
     int wait_replicas, wait_timeout_ms;
     char *prefix;
     char ttl[24];
+    char events[96]; /* P:events (the prefix is at most 64 bytes, config.c) */
     /* dedupe_db (db_store_set_dedupe_db): the dedupe keys' database and the main one, -1 when
      * they are the same; until when the main database's keys are asked too (INT64_MAX until
      * dedupe_moved.lua answered); whether that question is in flight. */
@@ -68,6 +69,7 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     s->redis = r;
     s->prefix = strdup(prefix);
     snprintf(s->ttl, sizeof s->ttl, "%d", dedupe_ttl_s);
+    db_key(s->events, sizeof s->events, prefix, DB_KEY_EVENTS);
     s->dedupe_db = s->main_db = -1;
     char *pre = joined3(db_lua_status_advance, db_lua_customer_seen, db_lua_dedupe);
     if (pre) s->ingest = db_redis_script_new_with(pre, db_lua_ingest);
@@ -154,29 +156,6 @@ static void argv_free(struct argv *a)
     free(a->v);
     free(a->len);
     free(a->owned);
-}
-
-/* Makes every argument a's own, in one block: borrowed ones (stack buffers, strings of the
- * caller's events) must outlive the call for an ingest that waits for a transaction.  -1
- * without memory (a unchanged). */
-static int argv_own(struct argv *a)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < a->n; i++) total += a->len[i] + 1;
-    char *block = malloc(total ? total : 1), *p = block;
-    if (!block) return -1;
-    for (size_t i = 0; i < a->n; i++) {
-        memcpy(p, a->v[i], a->len[i]);
-        p[a->len[i]] = '\0';
-        a->v[i] = p;
-        p += a->len[i] + 1;
-    }
-    for (size_t i = 0; i < a->n_owned; i++) free(a->owned[i]);
-    /* a->owned has room: n_owned <= n and n >= 1 whenever this is called with arguments */
-    a->n_owned = 0;
-    if (a->cap) a->owned[a->n_owned++] = block;
-    else free(block);
-    return 0;
 }
 
 /* ---- callbacks ---- */
@@ -403,7 +382,7 @@ static int add_customers(struct db_store *s, const struct db_event_list *events,
         if (first) bad = argv_str(a, "") || argv_str(a, CUSTOMER_TTL_S), first = 0;
         char *k = strdup(key), *v = strdup(t);
         bad |= argv_push(a, k, k ? strlen(k) : 0, 1);
-        bad |= argv_str(a, mid);
+        bad |= argv_push(a, strdup(mid), strlen(mid), 1);
         bad |= argv_push(a, v, v ? strlen(v) : 0, 1);
     }
     return bad ? -1 : 0;
@@ -531,7 +510,7 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
 {
     struct op *o = op_new(s, arg);
     struct argv a = {0};
-    char now[24], stream[96], spec[48]; /* the prefix is at most 64 bytes (config.c) */
+    char now[24], spec[48];
     int rc = o ? DB_OK : DB_ENOMEM;
     if (o) o->cb.ingest = cb;
     snprintf(now, sizeof now, "%" PRId64, db_now_ms());
@@ -541,10 +520,12 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
      * (recorded for GET /v1/media) need the general script. */
     for (size_t i = 0; plain && i < events->n; i++)
         plain = !is_receipt(events->v[i].json) && !needs_record(events->v[i].json);
-    db_store_key(s, DB_KEY_EVENTS, stream, sizeof stream);
     dedupe_spec(s, spec, sizeof spec);
+    /* A plain webhook's arguments outlive this call when it waits for a transaction: each is
+     * the store's, a literal, or a copy the vector owns. */
     if (rc == DB_OK &&
-        (plain ? argv_str(&a, s->ttl) || argv_str(&a, stream) || argv_str(&a, spec)
+        (plain ? argv_str(&a, s->ttl) || argv_str(&a, s->events) ||
+                     argv_push(&a, strdup(spec), strlen(spec), 1)
                : argv_str(&a, s->prefix) || argv_str(&a, s->ttl) || argv_str(&a, now) ||
                      argv_str(&a, platform) || argv_str(&a, account) ||
                      argv_str(&a, cursor_value) || argv_str(&a, spec)))
@@ -574,13 +555,12 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
     }
     if (plain && s->tx && db_ingest_tx_up(s->tx)) {
         struct tx_op *t = malloc(sizeof *t);
-        if (t && argv_own(&a) == 0) {
+        if (t) {
             *t = (struct tx_op){.o = o, .a = a};
             struct db_ingest_tx_item it = {.v = t->a.v, .l = t->a.len, .n = t->a.n};
             db_ingest_tx_apply(s->tx, &it, tx_done, t);
             return;
         }
-        free(t); /* without memory: the script, with the arguments as they are */
     }
     db_redis_eval(s->redis, plain ? s->ingest_plain : s->ingest, ingest_reply, o, 0, NULL,
                   (int)a.n, a.v, a.len);

@@ -30,22 +30,9 @@ struct fx {
     struct db_test_redis *srv;
 };
 
-static redisReply *cmd(struct fx *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = db_test_redis_vcmd(f->srv, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-static void run(struct fx *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    freeReplyObject(db_test_redis_vcmd(f->srv, fmt, ap));
-    va_end(ap);
-}
+/* Checked commands on the fixture's server (redis_fixture.h). */
+#define cmd(f, ...) db_test_redis_cmd((f)->srv, __VA_ARGS__)
+#define run(f, ...) db_test_redis_run((f)->srv, __VA_ARGS__)
 
 /* One event of a batch: the raw event and op_event's arguments built from it, as the
  * dispatcher's take_entry builds them. */

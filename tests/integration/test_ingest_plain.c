@@ -30,22 +30,9 @@ struct fx {
     struct db_test_redis *srv;
 };
 
-static redisReply *cmd(struct fx *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = db_test_redis_vcmd(f->srv, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-static void run(struct fx *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    freeReplyObject(db_test_redis_vcmd(f->srv, fmt, ap));
-    va_end(ap);
-}
+/* Checked commands on the fixture's server (redis_fixture.h). */
+#define cmd(f, ...) db_test_redis_cmd((f)->srv, __VA_ARGS__)
+#define run(f, ...) db_test_redis_run((f)->srv, __VA_ARGS__)
 
 /* One webhook's arguments in ingest_plain.lua's layout. */
 struct item {
@@ -293,19 +280,25 @@ static char *snapshot(struct fx *f, const char *P)
     return out;
 }
 
+/* Applies the webhook it under pb and checks that it changed nothing there. */
+static struct result untouched(struct fx *f, const struct item *it)
+{
+    char *before = snapshot(f, "pb");
+    struct result r = {0};
+    apply_tx(f, it, 1, &r);
+    char *after = snapshot(f, "pb");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    return r;
+}
+
 /* The first webhook of three() under pb with spec, refused: nothing written. */
 static void refused(struct fx *f, const char *spec)
 {
     struct item it[3];
     three(it, "pb", spec);
-    char *before = snapshot(f, "pb");
-    struct result r = {0};
-    apply_tx(f, it, 1, &r);
-    assert_int_equal(r.applied, 0);
-    char *after = snapshot(f, "pb");
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    assert_int_equal(untouched(f, it).applied, 0);
 }
 
 static void what_the_script_reads_its_own_way_is_left_to_it(void **state)
@@ -343,15 +336,9 @@ static void what_the_script_reads_its_own_way_is_left_to_it(void **state)
     /* its redelivery, with no customer, needs no transaction: nothing new, nothing written */
     head(&it[0], "pb", "");
     event(&it[0], "pb", "e1", 1), event(&it[0], "pb", "e2", 2);
-    char *before = snapshot(f, "pb");
-    struct result again = {0};
-    apply_tx(f, it, 1, &again);
+    struct result again = untouched(f, it);
     assert_int_equal(again.applied, 1);
     assert_int_equal(again.written, 0);
-    char *after = snapshot(f, "pb");
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
 }
 
 /* Two processes take the same webhooks at the same moment (a platform retrying while the

@@ -343,3 +343,11 @@ void db_test_same_reply(const redisReply *a, const redisReply *b, const char *wh
         fail_msg("%s: %lld and %lld", what, a->integer, b->integer);
     }
 }
+
+void db_test_redis_run(struct db_test_redis *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    freeReplyObject(db_test_redis_vcmd(t, fmt, ap));
+    va_end(ap);
+}

@@ -45,6 +45,8 @@ redisContext *db_test_redis_ctx(struct db_test_redis *t);
  * answer.  The caller frees the reply (freeReplyObject). */
 redisReply *db_test_redis_cmd(struct db_test_redis *t, const char *fmt, ...);
 redisReply *db_test_redis_vcmd(struct db_test_redis *t, const char *fmt, va_list ap);
+/* The same for a command whose answer does not matter beyond its success (freed here). */
+void db_test_redis_run(struct db_test_redis *t, const char *fmt, ...);
 
 /* Fails the test unless a and b are the same answer: type, elements, strings and integers,
  * compared element by element; what names the comparison in the message. */
