@@ -1104,6 +1104,9 @@ static void the_shared_value_readers(void **state)
     assert_int_equal(db_stream_id_cmp("1000-10", "1000-9"), 1);
     assert_int_equal(db_stream_id_cmp("1000-9", "1000-9"), 0);
     assert_int_equal(db_stream_id_cmp("1000", "1000-0"), 0);
+    assert_int_equal(db_stream_id_cmp("1796664838873-0", "1796664838873-1"), -1);
+    assert_int_equal(db_stream_id_cmp("18446744073709551615-0", "18446744073709551614-9"), 1);
+    assert_int_equal(db_stream_id_cmp("99999999999999999999-0", "18446744073709551615-0"), 0);
     char secret[] = "hunter2-hunter2";
     db_wipe_str(secret);
     for (size_t i = 0; i < sizeof secret; i++) assert_int_equal(secret[i], 0);
