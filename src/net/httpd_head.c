@@ -122,8 +122,10 @@ void db_httpd_write_head(struct evbuffer *out, int status, const char *ctype, lo
     size_t cl;
     if (header_text_ok(ctype) && (cl = strlen(ctype)) < 200)
         p = put(put(put(p, "Content-Type: ", 14), ctype, cl), "\r\n", 2);
-    if (clen >= 0) p = put(put_uint(put(p, "Content-Length: ", 16), (unsigned long long)clen), "\r\n", 2);
-    else if (chunked) p = put(p, "Transfer-Encoding: chunked\r\n", 28);
+    if (clen >= 0)
+        p = put(put_uint(put(p, "Content-Length: ", 16), (unsigned long long)clen), "\r\n", 2);
+    else if (chunked)
+        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
     for (size_t i = 0; extra && extra[i]; i++) {
         if (!header_text_ok(extra[i]) || !strchr(extra[i], ':')) continue;
         evbuffer_add(out, head, (size_t)(p - head));
