@@ -25,8 +25,10 @@ settle, then for --window seconds has Redis log every command with its own execu
 The figures are µs of Redis time per webhook accepted in the window (entries added to
 P:events).  "outside commands" is redis-server's CPU time minus the logged commands' time:
 reading and parsing requests, writing answers, the AOF, the event loop.  The logging itself
-costs Redis a little in the window (after each command's time is taken), so the window's
-total is a little above the run's.
+costs Redis in the window (after each command's time is taken), so the window's total is
+above the run's, and the load's rate and latency suffer: in role=all it took up to 30% off the
+rate and put up to 5x on the p99 (docs/performance.md, 7 December evening).  Give it a run
+whose figures are not otherwise used, as bench/run.sh does.
 
 Not a test: prints figures, exits 0 unless Redis cannot be reached.
 """
