@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/join.h"
 #include "util/json.h"
 #include "walk.h"
 
@@ -28,7 +29,7 @@ static char *dedupe_key(const char *prefix, const char *id, const char *suffix)
 {
     size_t n = strlen(prefix) + strlen(id) + (suffix ? strlen(suffix) + 1 : 0) + 1;
     char *k = malloc(n);
-    if (k) snprintf(k, n, "%s%s%s%s", prefix, id, suffix ? ":" : "", suffix ? suffix : "");
+    if (k) DB_JOIN(k, n, prefix, id, suffix ? ":" : "", suffix ? suffix : "");
     return k;
 }
 

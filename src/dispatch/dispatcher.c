@@ -34,6 +34,7 @@
 #include "redis/scripts.h"
 #include "store/store.h"
 #include "util/id.h"
+#include "util/join.h"
 #include "util/json.h"
 #include "util/parse.h"
 
@@ -358,7 +359,7 @@ static void event_args_of(const json_t *ev, const char *rules, struct event_args
     const json_t *at = json_object_get(ev, "received_at");
     a->at[0] = '\0';
     if (json_is_integer(at))
-        snprintf(a->at, sizeof a->at, "%" JSON_INTEGER_FORMAT, json_integer_value(at));
+        db_fmt_ll(a->at, json_integer_value(at));
     else if (json_is_real(at))
         snprintf(a->at, sizeof a->at, "%.17g", json_real_value(at));
     const char *pr = keyword_priority(rules, db_json_str(ev, "text"));
@@ -435,8 +436,8 @@ static int batch_add(struct apply_batch *b, struct job *j, int nargs, const char
                      const size_t *lens)
 {
     size_t nargs0 = b->nargs, used0 = b->used;
-    char count[16];
-    int n = snprintf(count, sizeof count, "%d", nargs);
+    char count[DB_LL_MAX];
+    size_t n = db_fmt_ll(count, nargs);
     int rc = b->njobs == b->jobs_cap ? -1 : 0;
     if (rc) {
         size_t cap = b->jobs_cap ? b->jobs_cap * 2 : 64;
@@ -445,7 +446,7 @@ static int batch_add(struct apply_batch *b, struct job *j, int nargs, const char
         size_t *first = jobs ? realloc(b->first, cap * sizeof *first) : NULL;
         if (first) b->first = first, b->jobs_cap = cap, rc = 0;
     }
-    if (!rc) rc = batch_arg(b, count, (size_t)n);
+    if (!rc) rc = batch_arg(b, count, n);
     for (int i = 0; !rc && i < nargs; i++) rc = batch_arg(b, args[i], lens[i]);
     if (rc) {
         b->nargs = nargs0, b->used = used0;
@@ -491,7 +492,7 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
     struct batch_run *br = b->njobs ? malloc(sizeof *br) : NULL;
     const char **v = br ? malloc((b->nargs + 2) * sizeof *v) : NULL;
     size_t *l = v ? malloc((b->nargs + 2) * sizeof *l) : NULL;
-    char count[24];
+    char count[DB_LL_MAX];
     if (b->njobs && !l) {
         /* without memory the events stay pending and are claimed later */
         for (size_t i = 0; i < b->njobs; i++)
@@ -503,7 +504,7 @@ static void batch_send(struct db_dispatcher *d, struct apply_batch *b)
         d->scripts_running++;
         d->outstanding++;
         b->jobs = NULL;
-        v[0] = count, l[0] = (size_t)snprintf(count, sizeof count, "%zu", br->n);
+        v[0] = count, l[0] = db_fmt_ll(count, (long long)br->n);
         v[1] = b->whole ? "read" : "claim", l[1] = strlen(v[1]);
         for (size_t i = 0; i < b->nargs; i++) v[2 + i] = b->bytes + b->off[i], l[2 + i] = b->len[i];
         db_dispatch_run(d->svc, batch_cb, br, "events", (int)(2 + b->nargs), v, l);
@@ -532,7 +533,7 @@ static int take_entry(int stream, const redisReply *entry, int claimed, void *ar
     if (!j) return 0; /* stays pending; claimed later */
     j->d = d;
     d->inflight++;
-    snprintf(j->entry, sizeof j->entry, "%s", entry->element[0]->str);
+    DB_JOIN(j->entry, sizeof j->entry, entry->element[0]->str);
     json_t *ev = NULL;
     const char *conv = NULL;
     if (raw && db_json_parse_object(raw, raw_len, &ev, NULL) == DB_OK)

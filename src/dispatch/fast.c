@@ -292,16 +292,16 @@ static void exec_cb(int status, const redisReply *reply, const char *errstr, voi
     run_end(run, 1);
 }
 
-/* Is id one of the run's entries?  They are in ascending order. */
-static int own_entry(const struct run *run, const char *id)
+/* Is id one of the run's entries?  Both the run's entries and XPENDING's answer are in
+ * ascending order, so the answer is walked along the entries (*next: the first entry not yet
+ * passed); nearly always the pending entry is the next one, found by one strcmp.  An answer
+ * out of order only makes this say no, which leaves the run to the script. */
+static int own_entry(const struct run *run, size_t *next, const char *id)
 {
-    size_t lo = 0, hi = run->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = db_stream_id_cmp(run->ev[mid].v[0], id);
-        if (c == 0) return 1;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+    while (*next < run->n) {
+        const char *e = run->ev[(*next)++].v[0];
+        if (strcmp(e, id) == 0) return 1;
+        if (db_stream_id_cmp(e, id) > 0) return 0;
     }
     return 0;
 }
@@ -381,10 +381,12 @@ static void first_cb(int status, const redisReply *reply, const char *errstr, vo
          * consumer there may be an earlier event of the same conversation, which the script
          * applies first (its pending_in). */
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements > run->n) run->failed = 1;
+        size_t next = 0;
         for (size_t i = 0; !run->failed && i < reply->elements; i++) {
             const redisReply *p = reply->element[i];
             if (p->type != REDIS_REPLY_ARRAY || p->elements < 1 ||
-                p->element[0]->type != REDIS_REPLY_STRING || !own_entry(run, p->element[0]->str))
+                p->element[0]->type != REDIS_REPLY_STRING ||
+                !own_entry(run, &next, p->element[0]->str))
                 run->failed = 1;
         }
     }

@@ -1,6 +1,5 @@
 #include "http/router.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,6 +8,7 @@
 #include "services/services.h"
 #include "net/httpd.h"
 #include "util/crypto.h"
+#include "util/join.h"
 
 struct db_router {
     struct db_services *svc;
@@ -222,7 +222,7 @@ int db_route_segments(const char *path, const char *prefix, char *buf, size_t bu
 {
     size_t pl = strlen(prefix);
     if (strncmp(path, prefix, pl) != 0) return 0;
-    if (snprintf(buf, bufsz, "%s", path + pl) >= (int)bufsz) return 0;
+    if (DB_JOIN(buf, bufsz, path + pl) >= bufsz) return 0;
     char *p = buf;
     for (int i = 0; i < n; i++) {
         seg[i] = p;

@@ -9,7 +9,6 @@
 
 #include "ingest/webhook.h"
 
-#include <stdio.h>
 
 #include "conf/config.h"
 #include "deskbridge/connector.h"
@@ -22,6 +21,7 @@
 #include "ingest/callback_answer.h"
 #include "store/store.h"
 #include "util/id.h"
+#include "util/join.h"
 
 struct wh_req {
     struct db_services *svc;
@@ -161,8 +161,8 @@ static void handle(struct db_services *svc, struct db_httpd_req *req, const char
     w->reply_body = events.reply_body;
     events.reply_body = NULL;
     w->answers = db_cb_answers_collect(acct, &events);
-    snprintf(w->platform, sizeof w->platform, "%s", platform);
-    snprintf(w->account, sizeof w->account, "%s", account);
+    DB_JOIN(w->platform, sizeof w->platform, platform);
+    DB_JOIN(w->account, sizeof w->account, account);
     memcpy(w->rid, rid, sizeof rid);
     db_store_ingest(svc->store, platform, account, &events, NULL, stored_cb, w);
     db_event_list_clear(&events);
@@ -201,7 +201,7 @@ static void route(struct db_httpd_req *req, const struct db_caller *who, void *a
     }
     memcpy(platform, p, (size_t)(slash - p));
     platform[slash - p] = '\0';
-    snprintf(account, sizeof account, "%s", slash + 1);
+    DB_JOIN(account, sizeof account, slash + 1);
     handle(arg, req, platform, account);
 }
 

@@ -1,7 +1,7 @@
 /* keys.c - builds the key names of keys.h. */
 #include "redis/keys.h"
 
-#include <stdio.h>
+#include "util/join.h"
 
 const char *const db_key_suffixes[] = {
     DB_KEY_EVENTS,         DB_KEY_STATUS,         DB_KEY_OUTBOX,        DB_KEY_DEAD,
@@ -19,13 +19,13 @@ const char *const db_key_suffixes[] = {
 
 const char *db_key(char *buf, size_t n, const char *prefix, const char *suffix)
 {
-    snprintf(buf, n, "%s:%s", prefix, suffix);
+    DB_JOIN(buf, n, prefix, ":", suffix);
     return buf;
 }
 
 const char *db_key_tagged(char *buf, size_t n, const char *prefix, const char *suffix,
                           const char *id)
 {
-    snprintf(buf, n, "%s:%s:{%s}", prefix, suffix, id);
+    DB_JOIN(buf, n, prefix, ":", suffix, ":{", id, "}");
     return buf;
 }

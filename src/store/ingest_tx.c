@@ -9,12 +9,13 @@
  * the EXEC, and every webhook of the run goes to the script. */
 #include "store/ingest_tx.h"
 
-#include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log/log.h"
 #include "redis/redis.h"
+#include "util/join.h"
 
 /* Webhooks per run: a run is one transaction, which Redis runs without serving anyone else. */
 #define MAX_ITEMS 256
@@ -232,9 +233,9 @@ static void write_all(struct run *run, char **val)
 {
     struct db_ingest_tx *t = run->t;
     struct cmd c = {.n = 0};
-    char ddb[16], mdb[16];
-    snprintf(ddb, sizeof ddb, "%d", run->ddb);
-    snprintf(mdb, sizeof mdb, "%d", run->mdb);
+    char ddb[DB_LL_MAX], mdb[DB_LL_MAX];
+    db_fmt_ll(ddb, run->ddb);
+    db_fmt_ll(mdb, run->mdb);
     put(&c, "MULTI", 5), send(t, &c, NULL, NULL);
     if (run->ddb >= 0) put(&c, "SELECT", 6), put(&c, ddb, strlen(ddb)), send(t, &c, NULL, NULL);
     for (size_t i = 0; i < run->ndk; i++) {
@@ -344,17 +345,21 @@ static void ask_keys(struct run *run, const char *name, const struct str *k, siz
  * decide: the main database's keys still count, or a spec of another shape. */
 static int spec_dbs(const struct db_ingest_tx_item *it, int *ddb, int *mdb)
 {
-    char spec[48];
-    if (it->l[2] >= sizeof spec) return 0;
-    memcpy(spec, it->v[2], it->l[2]);
-    spec[it->l[2]] = '\0';
-    int old, end = 0;
-    if (!*spec) {
+    const char *p = it->v[2], *end = p + it->l[2];
+    if (p == end) {
         *ddb = *mdb = -1;
         return 1;
     }
-    return sscanf(spec, "%d %d %d%n", ddb, mdb, &old, &end) == 3 && !spec[end] && *ddb >= 0 &&
-           *mdb >= 0 && old == 0;
+    /* store.c writes "<dedupe db> <main db> <0|1>", each a plain number */
+    int *out[2] = {ddb, mdb};
+    for (int k = 0; k < 2; k++) {
+        long long v = 0;
+        const char *d = p;
+        while (p < end && *p >= '0' && *p <= '9' && v <= INT_MAX) v = v * 10 + (*p++ - '0');
+        if (p == d || v > INT_MAX || p == end || *p++ != ' ') return 0;
+        *out[k] = (int)v;
+    }
+    return end - p == 1 && *p == '0';
 }
 
 /* Counts the item's events and customer messages: 1, or 0 for arguments of another layout. */
@@ -464,12 +469,13 @@ static void start_run(struct db_ingest_tx *t)
     /* run may be answered and freed by the last of these commands (a lost connection answers
      * each at once): nothing of it is read after that one */
     const struct str *dk = run->dk, *ck = run->ck;
-    char db[16];
-    if (ddb >= 0) snprintf(db, sizeof db, "%d", ddb), db_redis_cmd(t->r, first_cb, run, "SELECT %s", db);
+    char db[DB_LL_MAX];
+    const char *sel[2] = {"SELECT", db};
+    if (ddb >= 0) db_fmt_ll(db, ddb), db_redis_cmd_argv(t->r, first_cb, run, 2, sel, NULL);
     ask_keys(run, "WATCH", dk, ndk);
     ask_keys(run, "MGET", dk, ndk);
     ask_keys(run, "EXISTS", dk, ndk);
-    if (ddb >= 0) snprintf(db, sizeof db, "%d", mdb), db_redis_cmd(t->r, first_cb, run, "SELECT %s", db);
+    if (ddb >= 0) db_fmt_ll(db, mdb), db_redis_cmd_argv(t->r, first_cb, run, 2, sel, NULL);
     if (nck) {
         ask_keys(run, "WATCH", ck, nck);
         ask_keys(run, "MGET", ck, nck);

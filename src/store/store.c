@@ -13,6 +13,7 @@
 #include "store/ingest_tx.h"
 #include "util/id.h"
 #include "util/json.h"
+#include "util/join.h"
 #include "util/parse.h"
 
 /* Outbound ids and idempotency keys outlive the longest receipt delay we expect (a message
@@ -280,8 +281,9 @@ static void dedupe_spec(struct db_store *s, char *buf, size_t n)
         return;
     }
     ask_moved(s);
-    snprintf(buf, n, "%d %d %d", s->dedupe_db, s->main_db,
-             db_now_ms() / 1000 < s->old_until_s ? 1 : 0);
+    char ddb[DB_LL_MAX], mdb[DB_LL_MAX];
+    db_fmt_ll(ddb, s->dedupe_db), db_fmt_ll(mdb, s->main_db);
+    DB_JOIN(buf, n, ddb, " ", mdb, db_now_ms() / 1000 < s->old_until_s ? " 1" : " 0");
 }
 
 /* The event as stored: its members, then the gateway id and arrival time (db_event_validate
@@ -304,8 +306,7 @@ static char *stored_text(const json_t *ev, const char *id, const char *now)
         free(body);
         return NULL;
     }
-    snprintf(text + n - 1, extra + 2, "%s\"id\":\"%s\",\"received_at\":%s}", n > 2 ? "," : "", id,
-             now);
+    DB_JOIN(text + n - 1, extra + 2, n > 2 ? "," : "", "\"id\":\"", id, "\",\"received_at\":", now, "}");
     return text;
 }
 
@@ -314,8 +315,11 @@ static char *stored_text(const json_t *ev, const char *id, const char *now)
 static char *dedupe_key(const struct db_store *s, const char *platform, const char *account,
                         const char *key)
 {
-    char *k;
-    return asprintf(&k, "%s:" DB_KEY_DEDUPE ":%s:%s:%s", s->prefix, platform, account, key) < 0 ? NULL : k;
+    size_t n = strlen(s->prefix) + strlen(platform) + strlen(account) + strlen(key) +
+               sizeof ":" DB_KEY_DEDUPE ":::";
+    char *k = malloc(n);
+    if (k) DB_JOIN(k, n, s->prefix, ":" DB_KEY_DEDUPE ":", platform, ":", account, ":", key);
+    return k;
 }
 
 static int is_receipt(const json_t *ev)
@@ -354,7 +358,7 @@ static int push_receipt_args(struct argv *a, const json_t *ev)
 
 static void customer_key(const struct db_store *s, const char *conversation, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s:" DB_KEY_CUSTOMER ":{%s}", s->prefix, conversation);
+    DB_JOIN(buf, n, s->prefix, ":" DB_KEY_CUSTOMER ":{", conversation, "}");
 }
 
 /* Appends to a, the ingest script's arguments, what customer_seen.lua takes to remember each
@@ -376,9 +380,9 @@ static int add_customers(struct db_store *s, const struct db_event_list *events,
             strcmp(platform, "whatsapp") != 0 ||
             (strcmp(kind, "message") != 0 && strcmp(kind, "callback") != 0))
             continue;
-        char key[320], t[24];
+        char key[320], t[DB_LL_MAX];
         customer_key(s, conv, key, sizeof key);
-        snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(ts));
+        db_fmt_ll(t, json_integer_value(ts));
         if (first) bad = argv_str(a, "") || argv_str(a, CUSTOMER_TTL_S), first = 0;
         char *k = strdup(key), *v = strdup(t);
         bad |= argv_push(a, k, k ? strlen(k) : 0, 1);
@@ -510,10 +514,10 @@ void db_store_ingest(struct db_store *s, const char *platform, const char *accou
 {
     struct op *o = op_new(s, arg);
     struct argv a = {0};
-    char now[24], spec[48];
+    char now[DB_LL_MAX], spec[48];
     int rc = o ? DB_OK : DB_ENOMEM;
     if (o) o->cb.ingest = cb;
-    snprintf(now, sizeof now, "%" PRId64, db_now_ms());
+    db_fmt_ll(now, db_now_ms());
     if (!cursor_value) cursor_value = "";
     int plain = !*cursor_value;
     /* Receipts, grant changes (an event with `business_connection`) and media named by URL

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/join.h"
 #include "util/text.h"
 
 void db_event_list_clear(struct db_event_list *l)
@@ -71,7 +72,7 @@ int db_event_set_chat(json_t *ev, const char *chat)
     size_t n = strlen(platform) + strlen(account) + strlen(chat) + 3;
     char *conv = malloc(n);
     if (!conv) return DB_ENOMEM;
-    snprintf(conv, n, "%s:%s:%s", platform, account, chat);
+    DB_JOIN(conv, n, platform, ":", account, ":", chat);
     int rc = db_event_set_str(ev, "external_chat_id", chat);
     if (rc == DB_OK) rc = db_event_set_str(ev, "conversation", conv);
     free(conv);

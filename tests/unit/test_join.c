@@ -1,0 +1,50 @@
+/* db_join and db_fmt_ll write what snprintf's "%s%s..." and "%lld" write, cut the same way. */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util/join.h"
+
+static void joins_like_snprintf(void **state)
+{
+    (void)state;
+    const char *a = "deskbridge", *b = "customer", *c = "whatsapp:1065550000:16505550000";
+    char want[64], got[64];
+    /* every size from 1 up, so each cut point (inside a part, at its end) is met */
+    for (size_t n = 1; n <= sizeof got; n++) {
+        memset(got, 'x', sizeof got);
+        int wl = snprintf(want, n, "%s:%s:{%s}", a, b, c);
+        size_t gl = DB_JOIN(got, n, a, ":", b, ":{", c, "}");
+        assert_int_equal(gl, (size_t)wl);
+        assert_string_equal(got, want);
+        if (n < sizeof got) assert_int_equal(got[n], 'x'); /* nothing written past n bytes */
+    }
+    assert_int_equal(DB_JOIN(got, sizeof got, ""), 0);
+    assert_string_equal(got, "");
+}
+
+static void formats_integers_like_printf(void **state)
+{
+    (void)state;
+    const long long v[] = {0, 7, -7, 10, 1749416383, 1796674698547LL, -1000000, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        char want[DB_LL_MAX], got[DB_LL_MAX];
+        int wl = snprintf(want, sizeof want, "%lld", v[i]);
+        assert_int_equal(db_fmt_ll(got, v[i]), (size_t)wl);
+        assert_string_equal(got, want);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(joins_like_snprintf),
+        cmocka_unit_test(formats_integers_like_printf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
