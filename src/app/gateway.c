@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "app/health.h"
+#include "app/memtrim.h"
 #include "auto/autoreply.h"
 #include "chatwoot/chatwoot.h"
 #include "console/console.h"
@@ -163,6 +164,7 @@ int db_gateway_start(struct db_gateway *gw, struct event_base *base, struct db_c
     if (rc != DB_OK) goto fail;
     rc = db_httpd_listen(gw->svc.httpd, cfg->listen, cfg->workers > 1, e);
     if (rc != DB_OK) goto fail;
+    gw->memtrim = db_memtrim_new(base, gw->svc.httpd, gw->svc.metrics);
     /* The operator's routes on an address of their own; the public one then leaves them. */
     if (cfg->admin_listen) {
         gw->admin_httpd = db_httpd_new(base, &lim, db_router_admin_body_limit_cb,
@@ -253,6 +255,8 @@ int db_gateway_drain(struct db_gateway *gw)
 void db_gateway_stop(struct db_gateway *gw)
 {
     if (!gw) return;
+    db_memtrim_free(gw->memtrim);
+    gw->memtrim = NULL;
     db_httpd_free(gw->svc.httpd);
     gw->svc.httpd = NULL;
     db_httpd_free(gw->admin_httpd);

@@ -21,6 +21,7 @@ struct db_chatwoot;
 struct db_search;
 struct db_httpd;
 struct db_mediastore;
+struct db_memtrim;
 
 enum db_role_bits { DB_ROLE_INGEST = 1, DB_ROLE_SEND = 2, DB_ROLE_DISPATCH = 4 };
 
@@ -37,6 +38,7 @@ struct db_gateway {
     struct db_httpd *admin_httpd; /* [gateway] admin_listen: /metrics and /v1, else NULL */
     struct db_search *search; /* the console's search index (role dispatch, with [console]) */
     struct db_mediastore *mediastore;
+    struct db_memtrim *memtrim; /* after a burst of connections (app/memtrim.h); may be NULL */
 };
 
 /* Builds every part from cfg (ownership of cfg passes to the gateway) on base and starts

@@ -95,6 +95,7 @@ struct db_metrics {
     unsigned long long dispatched[2]; /* by the script, by plain updates */
     long long trim_held[3]; /* per trim_streams, at the last trim */
     unsigned long long reconnects;
+    unsigned long long memory_trims;
     int redis_up;
     int redis_seen_up; /* a later "up" is a reconnect, the first one is not */
 };
@@ -352,6 +353,11 @@ void db_metrics_stream_trimmed(struct db_metrics *m, const char *stream, long lo
     }
 }
 
+void db_metrics_memory_trim(struct db_metrics *m)
+{
+    if (m) m->memory_trims++;
+}
+
 void db_metrics_redis_state(struct db_metrics *m, int up)
 {
     if (!m) return;
@@ -430,6 +436,10 @@ static void render_registry(struct db_out *o, const struct db_metrics *m)
                   "1 when the Redis connection is up and ready, else 0.", m->redis_up);
     db_out_gauge1(o, "deskbridge_redis_reconnects_total", "counter",
                   "Times the Redis connection came back after being lost.", (double)m->reconnects);
+    db_out_gauge1(o, "deskbridge_memory_trims_total", "counter",
+                  "Times freed memory was handed back to the system after a burst of "
+                  "connections closed.",
+                  (double)m->memory_trims);
 }
 
 /* Not declared in metrics.h, whose contract is fixed: the unit tests declare it themselves.

@@ -54,6 +54,8 @@ void db_metrics_dead_letter(struct db_metrics *m);
 /* n events applied by the dispatcher: plain 1 by plain updates (dispatch/fast.h), 0 by its
  * script. */
 void db_metrics_dispatched(struct db_metrics *m, int plain, size_t n);
+/* deskbridge_memory_trims_total (app/memtrim.h). */
+void db_metrics_memory_trim(struct db_metrics *m);
 /* deskbridge_redis_up gauge (1/0) and deskbridge_redis_reconnects_total. */
 void db_metrics_redis_state(struct db_metrics *m, int up);
 /* deskbridge_first_response_seconds histogram (agent's first reply in a conversation). */

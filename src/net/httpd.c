@@ -594,7 +594,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
-    s->nconns++;
+    if (++s->nconns > s->peak) s->peak = s->nconns;
     c->st = ST_HEAD;
     c->deadline_armed = 1;
     arm_ms(c->timer, s->lim.header_timeout_ms);
@@ -783,6 +783,14 @@ size_t db_httpd_inflight(const struct db_httpd *s)
 size_t db_httpd_connections(const struct db_httpd *s)
 {
     return s ? s->nconns : 0;
+}
+
+size_t db_httpd_connections_peak(struct db_httpd *s)
+{
+    if (!s) return 0;
+    size_t peak = s->peak;
+    s->peak = s->nconns;
+    return peak;
 }
 
 void db_httpd_free(struct db_httpd *s)

@@ -43,6 +43,8 @@ void db_httpd_stop_accepting(struct db_httpd *s);
 size_t db_httpd_inflight(const struct db_httpd *s);
 /* Connections open now. */
 size_t db_httpd_connections(const struct db_httpd *s);
+/* The most connections that were open at once since the last call (or the start). */
+size_t db_httpd_connections_peak(struct db_httpd *s);
 /* Closes every connection and listener and frees s.  Unanswered requests are dropped.
  * NULL-safe. */
 void db_httpd_free(struct db_httpd *s);

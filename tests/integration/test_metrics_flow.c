@@ -5,13 +5,17 @@
  *
  * (Named test_metrics_flow, not test_metrics: tests/unit/test_metrics.c already gives the
  * CTest target that name.) */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -558,6 +562,47 @@ static void redis_down_shows_in_redis_up(void **state)
     assert_true(db_test_wait(redis_gauges_back, NULL, 10000));
 }
 
+/* Opens a connection to the daemon and has one request answered on it; the socket, or -1. */
+static int busy_connection(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)W.d.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    char buf[512];
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1) || read(fd, buf, sizeof buf) <= 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int trimmed(void *arg)
+{
+    char *t = scrape(NULL);
+    double n = sample(t, "deskbridge_memory_trims_total");
+    free(t);
+    return n > *(double *)arg;
+}
+
+static void memory_is_handed_back_after_a_burst_of_connections(void **state)
+{
+    (void)state;
+    enum { BURST = 80 };
+    char *t = scrape(NULL);
+    double before = sample(t, "deskbridge_memory_trims_total");
+    free(t);
+    assert_true(before >= 0);
+    int fds[BURST];
+    for (int i = 0; i < BURST; i++) assert_true((fds[i] = busy_connection()) >= 0);
+    /* While they stay open (the check runs every 2 s) nothing is trimmed. */
+    sleep(3);
+    assert_false(trimmed(&before));
+    for (int i = 0; i < BURST; i++) close(fds[i]);
+    if (!db_test_wait(trimmed, &before, 8000)) fail_msg("no trim after %d connections closed", BURST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +610,7 @@ int main(void)
         cmocka_unit_test(conversations_and_first_response),
         cmocka_unit_test(stalled_redis_leaves_out_the_redis_gauges),
         cmocka_unit_test(redis_down_shows_in_redis_up),
+        cmocka_unit_test(memory_is_handed_back_after_a_burst_of_connections),
     };
     return cmocka_run_group_tests_name("metrics_flow", tests, setup, teardown);
 }
