@@ -306,7 +306,8 @@ static char *stored_text(const json_t *ev, const char *id, const char *now)
         free(body);
         return NULL;
     }
-    DB_JOIN(text + n - 1, extra + 2, n > 2 ? "," : "", "\"id\":\"", id, "\",\"received_at\":", now, "}");
+    DB_JOIN(text + n - 1, extra + 2, n > 2 ? "," : "", "\"id\":\"", id, "\",\"received_at\":", now,
+            "}");
     return text;
 }
 

@@ -571,7 +571,8 @@ static int busy_connection(void)
     static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
     char buf[512];
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1) || read(fd, buf, sizeof buf) <= 0) {
+        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1) ||
+        read(fd, buf, sizeof buf) <= 0) {
         if (fd >= 0) close(fd);
         return -1;
     }
@@ -600,7 +601,8 @@ static void memory_is_handed_back_after_a_burst_of_connections(void **state)
     sleep(3);
     assert_false(trimmed(&before));
     for (int i = 0; i < BURST; i++) close(fds[i]);
-    if (!db_test_wait(trimmed, &before, 8000)) fail_msg("no trim after %d connections closed", BURST);
+    if (!db_test_wait(trimmed, &before, 8000))
+        fail_msg("no trim after %d connections closed", BURST);
 }
 
 int main(void)

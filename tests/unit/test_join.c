@@ -31,7 +31,8 @@ static void joins_like_snprintf(void **state)
 static void formats_integers_like_printf(void **state)
 {
     (void)state;
-    const long long v[] = {0, 7, -7, 10, 1749416383, 1796674698547LL, -1000000, LLONG_MAX, LLONG_MIN};
+    const long long v[] = {0,        7,         -7,        10,       1749416383, 1796674698547LL,
+                           -1000000, LLONG_MAX, LLONG_MIN};
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
         char want[DB_LL_MAX], got[DB_LL_MAX];
         int wl = snprintf(want, sizeof want, "%lld", v[i]);
