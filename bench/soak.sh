@@ -9,10 +9,12 @@
 #
 # Load: Telegram webhooks from wrk (bench/soak_tg.lua: a new update per request, 5,000 chats,
 # each connection pacing itself, run in segments of SOAK_SEGMENT_S seconds so latency is known
-# per segment; each segment's connections are set from the previous one's rate, so the rate
-# settles at the aim), and bench/soak_driver.py: agents' replies through the API, WhatsApp messages
-# with replies and their signed delivered/read receipts, agents changing presence, and a
-# helpdesk-like consumer group that counts what reached P:events.  A fake platform
+# per segment; each segment's pause between a connection's requests is set from the previous
+# one's rate, so the rate settles at the aim with the same connections throughout, and more
+# connections are added only when no pause is left), and bench/soak_driver.py: agents'
+# replies through the API, WhatsApp messages with replies and their signed delivered/read
+# receipts, agents changing presence, and a helpdesk-like consumer group that counts what
+# reached P:events.  A fake platform
 # (bench/fake_telegram.c) takes the sends.  Redis: AOF everysec; the gateway trims P:events
 # with stream_maxlen = SOAK_MAXLEN (200000).
 #
@@ -47,7 +49,7 @@ else
 fi
 MAXLEN=${SOAK_MAXLEN:-200000}
 CHATS=5000
-PACE_MS=10
+PACE_MS=20 # the first segment's pause; later ones follow the rate
 BOT=700000001
 PNID=106540352242922
 APP_SECRET="soak-app-secret-0123456789"
@@ -185,8 +187,8 @@ else
     say "peak: $BURST webhooks/s accepted over the burst, $PEAK/s applied by the dispatcher by $(((t1 - t0) / 1000)) s"
     RATE=$(python3 -c "print(int($PEAK * 0.7))")
 fi
-# connections * 1000 / PACE_MS = the rate (each connection waits PACE_MS between requests)
-CONNS=$(python3 -c "print(max(2, min(1000, round($RATE * $PACE_MS / 1000))))")
+# connections * 1000 / (PACE_MS + the answer's time) = the rate: room for 5 ms answers
+CONNS=$(python3 -c "print(max(2, min(1000, round($RATE * ($PACE_MS + 5) / 1000))))")
 say "role=all for ${DURATION}s at about $RATE webhooks/s (peak $PEAK, dedupe_db ${SOAK_DEDUPE_DB:-1}): $CONNS connections, ${PACE_MS} ms apart"
 
 # The counting group starts here, before the first counted webhook (soak_driver.py reads it).
@@ -240,11 +242,20 @@ while [ $(($(date +%s) - START)) -lt "$DURATION" ]; do
     [ "$d" -ge 2 ] || break
     "${LOAD[@]}" wrk -t2 -c"$CONNS" -d"${d}s" -s "$BENCH/soak_tg.lua" "$URL" -- "$TG_SECRET" $seg $CHATS $PACE_MS \
         >"$WORK/seg-$seg.txt" 2>&1 || true
-    # Each connection waits PACE_MS plus its answer's time, so the rate comes out below the
-    # aim: the next segment gets connections in proportion (a segment is long enough to tell).
+    echo "$(($(date +%s) - START)) $(field "$WORK/seg-$seg.txt" ok2xx) $(field "$WORK/seg-$seg.txt" non2xx) $(field "$WORK/seg-$seg.txt" rps) $(field "$WORK/seg-$seg.txt" p99_us) $CONNS $PACE_MS" >>"$WORK/segments.txt"
+    # Each connection waits PACE_MS plus its answer's time: the next segment's pause is what
+    # leaves the rate at the aim given this segment's answer time (a segment is long enough to
+    # tell), so the connections, and with them the gateway's descriptors and buffers, stay the
+    # same.  Only when no pause is left (answers alone take longer) do connections grow.
     got=$(field "$WORK/seg-$seg.txt" rps)
-    [ -z "$got" ] || CONNS=$(python3 -c "print(max(2, min(1000, round($CONNS * $RATE / max($got, 1.0)))))")
-    echo "$(($(date +%s) - START)) $(field "$WORK/seg-$seg.txt" ok2xx) $(field "$WORK/seg-$seg.txt" non2xx) $(field "$WORK/seg-$seg.txt" rps) $(field "$WORK/seg-$seg.txt" p99_us)" >>"$WORK/segments.txt"
+    if [ -n "$got" ]; then
+        read -r CONNS PACE_MS < <(python3 -c "
+c, pace, aim, got = $CONNS, $PACE_MS, $RATE, max($got, 1.0)
+answer = max(c * 1000.0 / got - pace, 0.0)
+want = round(c * 1000.0 / aim - answer)
+if want >= 1: print(c, min(want, 1000))
+else: print(max(2, min(1000, round(c * aim / got))), pace)")
+    fi
     kill -0 $GW_PID 2>/dev/null || { crashed=1; break; }
 done
 touch "$STOP_FILE"
@@ -332,6 +343,8 @@ print("%-34s %14.0f %14.0f" % ("conversations", avg(first, 4), avg(last, 4)))
 print("%-34s %14.0f %14.0f" % ("Redis keys (dedupe keys: 8 days)", avg(first, 10), avg(last, 10)))
 print("%-34s %14.2f %14.2f" % ("p99 ms (worst segment)", p99(sfirst), p99(slast)))
 print("%-34s %14.0f %14.0f" % ("webhooks/s", rps(sfirst), rps(slast)))
+def load(ss): return "%s, %s ms" % (ss[-1][5], ss[-1][6]) if ss and len(ss[-1]) > 6 else "-"
+print("%-34s %14s %14s" % ("wrk connections, pause", load(sfirst), load(slast)))
 if after:
     a = after[0]
     print("after the load (idle, drained): RssAnon %.2f MB, %d open fds, Redis %.0f B per conversation" % (a[1] / 1024, a[2], a[3] / max(a[4], 1)))
