@@ -9,7 +9,6 @@
 
 #include "ingest/webhook.h"
 
-
 #include "conf/config.h"
 #include "deskbridge/connector.h"
 #include "services/services.h"
