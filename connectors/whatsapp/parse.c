@@ -27,10 +27,7 @@ static const char *contact_name(const json_t *contacts, const char *wa_id, const
 
 static char *dedupe_key(const char *prefix, const char *id, const char *suffix)
 {
-    size_t n = strlen(prefix) + strlen(id) + (suffix ? strlen(suffix) + 1 : 0) + 1;
-    char *k = malloc(n);
-    if (k) DB_JOIN(k, n, prefix, id, suffix ? ":" : "", suffix ? suffix : "");
-    return k;
+    return DB_JOINED(prefix, id, suffix ? ":" : "", suffix ? suffix : "");
 }
 
 static int parse_message(struct walk *w, const json_t *m, const json_t *contacts,

@@ -17,7 +17,6 @@ struct db_memtrim {
     struct db_httpd *httpd;
     struct db_metrics *metrics;
     struct event *timer;
-    size_t high; /* the most connections open at once since the last trim */
 };
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -25,14 +24,13 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     struct db_memtrim *m = arg;
     (void)fd, (void)what;
     size_t peak = db_httpd_connections_peak(m->httpd), now = db_httpd_connections(m->httpd);
-    if (peak > m->high) m->high = peak;
-    if (m->high < now + MIN_CLOSED || now > m->high / 2) return;
+    if (peak < now + MIN_CLOSED || now > peak / 2) return;
     struct db_log_ctx ctx = {"main", NULL, NULL, NULL};
     db_log(DB_LOG_DEBUG, &ctx, "%zu of %zu connections closed; freed memory handed back",
-           m->high - now, m->high);
+           peak - now, peak);
     malloc_trim(0);
     db_metrics_memory_trim(m->metrics);
-    m->high = now;
+    db_httpd_connections_peak_reset(m->httpd);
 }
 
 struct db_memtrim *db_memtrim_new(struct event_base *base, struct db_httpd *httpd,

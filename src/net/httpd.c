@@ -785,12 +785,11 @@ size_t db_httpd_connections(const struct db_httpd *s)
     return s ? s->nconns : 0;
 }
 
-size_t db_httpd_connections_peak(struct db_httpd *s)
+size_t db_httpd_connections_peak(const struct db_httpd *s) { return s ? s->peak : 0; }
+
+void db_httpd_connections_peak_reset(struct db_httpd *s)
 {
-    if (!s) return 0;
-    size_t peak = s->peak;
-    s->peak = s->nconns;
-    return peak;
+    if (s) s->peak = s->nconns;
 }
 
 void db_httpd_free(struct db_httpd *s)

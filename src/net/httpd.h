@@ -43,8 +43,10 @@ void db_httpd_stop_accepting(struct db_httpd *s);
 size_t db_httpd_inflight(const struct db_httpd *s);
 /* Connections open now. */
 size_t db_httpd_connections(const struct db_httpd *s);
-/* The most connections that were open at once since the last call (or the start). */
-size_t db_httpd_connections_peak(struct db_httpd *s);
+/* The most connections that were open at once since the start or the last reset, which
+ * brings it down to the connections open now. */
+size_t db_httpd_connections_peak(const struct db_httpd *s);
+void db_httpd_connections_peak_reset(struct db_httpd *s);
 /* Closes every connection and listener and frees s.  Unanswered requests are dropped.
  * NULL-safe. */
 void db_httpd_free(struct db_httpd *s);

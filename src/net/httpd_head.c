@@ -7,6 +7,8 @@
 
 #include <event2/buffer.h>
 
+#include "util/join.h"
+
 static const char *reason(int status)
 {
     switch (status) {
@@ -90,15 +92,8 @@ size_t db_httpd_error_body(char *buf, size_t cap, const char *code, const char *
 }
 
 /* Appends v's decimal digits at p; returns the end. */
-static char *put_uint(char *p, unsigned long long v)
-{
-    char d[20];
-    size_t n = 0;
-    do d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n) *p++ = d[--n];
-    return p;
-}
+/* Leaves the terminating NUL, which the next put overwrites. */
+static char *put_ll(char *p, long long v) { return p + db_fmt_ll(p, v); }
 
 static char *put(char *p, const char *s, size_t l)
 {
@@ -114,8 +109,7 @@ void db_httpd_write_head(struct evbuffer *out, int status, const char *ctype, lo
 {
     /* status line < 64, Content-Type < 220, Content-Length < 40, the last line < 30 */
     char head[384], *p = put(head, "HTTP/1.1 ", 9);
-    if (status < 0) *p++ = '-';
-    p = put_uint(p, status < 0 ? 0ULL - (unsigned long long)status : (unsigned long long)status);
+    p = put_ll(p, status);
     *p++ = ' ';
     const char *why = reason(status);
     p = put(put(p, why, strlen(why)), "\r\n", 2);
@@ -123,7 +117,7 @@ void db_httpd_write_head(struct evbuffer *out, int status, const char *ctype, lo
     if (header_text_ok(ctype) && (cl = strlen(ctype)) < 200)
         p = put(put(put(p, "Content-Type: ", 14), ctype, cl), "\r\n", 2);
     if (clen >= 0)
-        p = put(put_uint(put(p, "Content-Length: ", 16), (unsigned long long)clen), "\r\n", 2);
+        p = put(put_ll(put(p, "Content-Length: ", 16), clen), "\r\n", 2);
     else if (chunked)
         p = put(p, "Transfer-Encoding: chunked\r\n", 28);
     for (size_t i = 0; extra && extra[i]; i++) {

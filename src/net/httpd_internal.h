@@ -73,7 +73,7 @@ struct db_httpd {
     struct event *accept_retry;
     struct conn *conns;
     size_t nconns;
-    size_t peak; /* the most connections open at once since db_httpd_connections_peak */
+    size_t peak; /* the most connections open at once since db_httpd_connections_peak_reset */
     struct db_httpd_req *inflight;
     size_t ninflight;
 };

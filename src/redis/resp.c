@@ -6,15 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t put_uint(char *p, size_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
-    return n;
-}
+#include "util/join.h"
 
 char *db_resp_format_argv(int argc, const char **argv, const size_t *argvlen, size_t *len)
 {
@@ -24,12 +16,12 @@ char *db_resp_format_argv(int argc, const char **argv, const size_t *argvlen, si
     char *buf = malloc(total), *p = buf;
     if (!buf) return NULL;
     *p++ = '*';
-    p += put_uint(p, (size_t)argc);
+    p += db_fmt_ll(p, argc);
     *p++ = '\r', *p++ = '\n';
     for (int i = 0; i < argc; i++) {
         size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
         *p++ = '$';
-        p += put_uint(p, n);
+        p += db_fmt_ll(p, (long long)n);
         *p++ = '\r', *p++ = '\n';
         memcpy(p, argv[i], n);
         p += n;

@@ -51,18 +51,6 @@ struct db_store {
     unsigned long long written_by[2]; /* webhooks stored: [0] by a script, [1] as a transaction */
 };
 
-/* a, b and c one after the other; malloc'd, caller frees; NULL on ENOMEM. */
-static char *joined3(const char *a, const char *b, const char *c)
-{
-    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
-    char *t = malloc(la + lb + lc + 1);
-    if (!t) return NULL;
-    memcpy(t, a, la);
-    memcpy(t + la, b, lb);
-    memcpy(t + la + lb, c, lc + 1);
-    return t;
-}
-
 struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe_ttl_s)
 {
     struct db_store *s = calloc(1, sizeof *s);
@@ -72,10 +60,10 @@ struct db_store *db_store_new(struct db_redis *r, const char *prefix, int dedupe
     snprintf(s->ttl, sizeof s->ttl, "%d", dedupe_ttl_s);
     db_key(s->events, sizeof s->events, prefix, DB_KEY_EVENTS);
     s->dedupe_db = s->main_db = -1;
-    char *pre = joined3(db_lua_status_advance, db_lua_customer_seen, db_lua_dedupe);
+    char *pre = DB_JOINED(db_lua_status_advance, db_lua_customer_seen, db_lua_dedupe);
     if (pre) s->ingest = db_redis_script_new_with(pre, db_lua_ingest);
     free(pre);
-    pre = joined3("", db_lua_customer_seen, db_lua_dedupe);
+    pre = DB_JOINED(db_lua_customer_seen, db_lua_dedupe);
     if (pre) s->ingest_plain = db_redis_script_new_with(pre, db_lua_ingest_plain);
     free(pre);
     s->enqueue = db_redis_script_new_with(db_lua_status_advance, db_lua_enqueue);
@@ -316,11 +304,7 @@ static char *stored_text(const json_t *ev, const char *id, const char *now)
 static char *dedupe_key(const struct db_store *s, const char *platform, const char *account,
                         const char *key)
 {
-    size_t n = strlen(s->prefix) + strlen(platform) + strlen(account) + strlen(key) +
-               sizeof ":" DB_KEY_DEDUPE ":::";
-    char *k = malloc(n);
-    if (k) DB_JOIN(k, n, s->prefix, ":" DB_KEY_DEDUPE ":", platform, ":", account, ":", key);
-    return k;
+    return DB_JOINED(s->prefix, ":" DB_KEY_DEDUPE ":", platform, ":", account, ":", key);
 }
 
 static int is_receipt(const json_t *ev)

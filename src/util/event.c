@@ -69,10 +69,8 @@ int db_event_set_chat(json_t *ev, const char *chat)
     const char *platform = json_string_value(json_object_get(ev, "platform"));
     const char *account = json_string_value(json_object_get(ev, "account"));
     if (!platform || !account || !chat) return DB_EINVAL;
-    size_t n = strlen(platform) + strlen(account) + strlen(chat) + 3;
-    char *conv = malloc(n);
+    char *conv = DB_JOINED(platform, ":", account, ":", chat);
     if (!conv) return DB_ENOMEM;
-    DB_JOIN(conv, n, platform, ":", account, ":", chat);
     int rc = db_event_set_str(ev, "external_chat_id", chat);
     if (rc == DB_OK) rc = db_event_set_str(ev, "conversation", conv);
     free(conv);

@@ -2,6 +2,7 @@
 #include "util/join.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t db_join_(char *buf, size_t n, ...)
@@ -17,6 +18,26 @@ size_t db_join_(char *buf, size_t n, ...)
     va_end(ap);
     buf[used < n - 1 ? used : n - 1] = '\0';
     return used;
+}
+
+char *db_joined_(const char *first, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    va_start(ap, first);
+    for (const char *s = first; s; s = va_arg(ap, const char *)) n += strlen(s);
+    va_end(ap);
+    char *out = malloc(n + 1), *p = out;
+    if (!out) return NULL;
+    va_start(ap, first);
+    for (const char *s = first; s; s = va_arg(ap, const char *)) {
+        size_t l = strlen(s);
+        memcpy(p, s, l);
+        p += l;
+    }
+    va_end(ap);
+    *p = '\0';
+    return out;
 }
 
 size_t db_fmt_ll(char *buf, long long v)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/join.h"
 #include "util/text.h"
 
 const char *db_json_str(const json_t *obj, const char *key)
@@ -134,13 +135,8 @@ static int put_string(struct out *o, const char *str, size_t len)
 
 static int put_integer(struct out *o, json_int_t v)
 {
-    char buf[24], *w = buf + sizeof buf;
-    /* In unsigned arithmetic so that the most negative value has a magnitude too. */
-    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
-    do *--w = (char)('0' + u % 10);
-    while (u /= 10);
-    if (v < 0) *--w = '-';
-    return put(o, w, (size_t)(buf + sizeof buf - w));
+    char buf[DB_LL_MAX];
+    return put(o, buf, db_fmt_ll(buf, v));
 }
 
 /* 17 significant digits (enough to read back the same double), then as jansson prints it:

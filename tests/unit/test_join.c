@@ -1,9 +1,11 @@
-/* db_join and db_fmt_ll write what snprintf's "%s%s..." and "%lld" write, cut the same way. */
+/* DB_JOIN, DB_JOINED and db_fmt_ll write what snprintf's "%s%s..." and "%lld" write; DB_JOIN
+ * cuts the same way. */
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -28,6 +30,19 @@ static void joins_like_snprintf(void **state)
     assert_string_equal(got, "");
 }
 
+static void joined_is_the_whole_in_a_new_string(void **state)
+{
+    (void)state;
+    char *k = DB_JOINED("deskbridge", ":dedupe:", "whatsapp", ":", "", "1065550000");
+    assert_non_null(k);
+    assert_string_equal(k, "deskbridge:dedupe:whatsapp:1065550000");
+    free(k);
+    k = DB_JOINED("");
+    assert_non_null(k);
+    assert_string_equal(k, "");
+    free(k);
+}
+
 static void formats_integers_like_printf(void **state)
 {
     (void)state;
@@ -45,6 +60,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(joins_like_snprintf),
+        cmocka_unit_test(joined_is_the_whole_in_a_new_string),
         cmocka_unit_test(formats_integers_like_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
