@@ -15,6 +15,7 @@
 #include "log/log.h"
 #include "redis/keys.h"
 #include "redis/redis.h"
+#include "util/hash.h"
 #include "util/parse.h"
 
 /* dispatch.lua's HISTORY and SLACK: a history is cut back to its last 1,000 items once it
@@ -32,7 +33,22 @@ struct conv {
     char *key, *items;
     char *f[NF];    /* owned copies of the answers; NULL = no such field */
     int cut;        /* its history was cut after this run's transaction */
+    uint64_t hash;  /* of id */
+    int prof_known; /* the profile stored is the pairs hashed in prof */
+    uint64_t prof;
 };
+
+/* What this process last wrote of a conversation's profile.  Most events repeat the profile
+ * their conversation has, and an HSET field costs Redis its parsing, its lookup in the hash
+ * and its bytes in the AOF whether or not the value changes.  The profile stored is the one
+ * written here while the conversation's last_entry is still the entry this process left:
+ * every write of a conversation's profile (here or dispatch.lua) also moves last_entry on. */
+struct written {
+    uint64_t conv;  /* hash of the conversation id; 0 = an empty slot */
+    uint64_t entry; /* hash of the last_entry that write left */
+    uint64_t prof;  /* hash of the profile's field/value pairs, in order */
+};
+#define WRITTEN_SLOTS 16384 /* 384 KiB at most, touched as conversations come */
 
 /* What an event makes of its conversation, kept for the command arguments. */
 struct plan {
@@ -61,6 +77,7 @@ struct db_dispatch_fast {
     char *prefix;
     char events[160];
     struct run *busy; /* the run in its first round, NULL = none */
+    struct written *written; /* WRITTEN_SLOTS, allocated at first use; NULL = none yet */
     int freeing;
     db_fast_ready_fn ready;
     void *ready_arg;
@@ -130,6 +147,52 @@ static int is_activity(const char *kind)
 {
     return strcmp(kind, "message") == 0 || strcmp(kind, "edit") == 0 ||
            strcmp(kind, "callback") == 0 || strcmp(kind, "reaction") == 0;
+}
+
+/* The profile pairs of an event (v[12...]), each argument with its length. */
+static uint64_t profile_hash(const struct db_fast_event *e)
+{
+    uint64_t h = DB_HASH_SEED;
+    for (int k = 12; k < e->n; k++) {
+        uint64_t len = e->l[k];
+        h = db_hash_bytes(db_hash_bytes(h, &len, sizeof len), e->v[k], e->l[k]);
+    }
+    return h;
+}
+
+static struct written *written_slot(const struct db_dispatch_fast *f, uint64_t conv)
+{
+    return f->written ? &f->written[conv & (WRITTEN_SLOTS - 1)] : NULL;
+}
+
+/* Before planning: which conversations still hold the profile this process wrote last. */
+static void profiles_known(struct run *run)
+{
+    for (size_t i = 0; i < run->nconv; i++) {
+        struct conv *cv = &run->conv[i];
+        const struct written *w = written_slot(run->f, cv->hash);
+        if (w && w->conv == cv->hash && cv->f[F_LAST] &&
+            w->entry == db_hash_str(DB_HASH_SEED, cv->f[F_LAST]))
+            cv->prof_known = 1, cv->prof = w->prof;
+    }
+}
+
+/* After a transaction ran: what it left, for the next runs (nothing is known of a
+ * conversation when one of the transaction's commands failed). */
+static void profiles_written(struct run *run, const redisReply *reply)
+{
+    int clean = 1;
+    for (size_t k = 0; k < reply->elements; k++) clean &= reply->element[k]->type != REDIS_REPLY_ERROR;
+    struct db_dispatch_fast *f = run->f;
+    if (!f->written) f->written = calloc(WRITTEN_SLOTS, sizeof *f->written);
+    for (size_t i = 0; f->written && i < run->nconv; i++) {
+        const struct conv *cv = &run->conv[i];
+        struct written *w = written_slot(f, cv->hash);
+        if (clean && cv->prof_known && cv->f[F_LAST])
+            *w = (struct written){cv->hash, db_hash_str(DB_HASH_SEED, cv->f[F_LAST]), cv->prof};
+        else if (w->conv == cv->hash)
+            w->conv = 0;
+    }
 }
 
 static int set_field(struct conv *cv, int k, const char *v)
@@ -251,8 +314,11 @@ static int plan_event(struct run *run, size_t i, struct cmds *c)
             return -1;
         if (arg_s(c, "unread") || arg_s(c, pl->unread) || set_field(cv, F_UNREAD, pl->unread))
             return -1;
-        for (int k = 12; k + 1 < e->n; k += 2)
-            if (arg(c, v[k], e->l[k]) || arg(c, v[k + 1], e->l[k + 1])) return -1;
+        uint64_t prof = profile_hash(e);
+        if (!cv->prof_known || cv->prof != prof)
+            for (int k = 12; k + 1 < e->n; k += 2)
+                if (arg(c, v[k], e->l[k]) || arg(c, v[k + 1], e->l[k + 1])) return -1;
+        cv->prof_known = 1, cv->prof = prof;
     }
     if (arg_s(c, "last_entry") || arg(c, E, e->l[0]) || set_field(cv, F_LAST, E)) return -1;
     cmd_end(c);
@@ -289,6 +355,7 @@ static void exec_cb(int status, const redisReply *reply, const char *errstr, voi
             cv->cut = 1;
         }
     }
+    profiles_written(run, reply);
     run_end(run, 1);
 }
 
@@ -311,6 +378,7 @@ static void decide(struct run *run)
     struct db_dispatch_fast *f = run->f;
     struct cmds c = {0};
     int ok = !run->failed && !f->freeing && db_redis_is_up(f->r);
+    if (ok) profiles_known(run);
     for (size_t i = 0; ok && i < run->n; i++)
         ok = plan_event(run, i, &c) == 1;
     if (!ok) {
@@ -408,13 +476,14 @@ static int gather(struct run *run)
     for (size_t i = 0; i < cap; i++) slot[i] = (size_t)-1;
     for (size_t i = 0; i < run->n; i++) {
         const char *c = run->ev[i].n >= 2 ? run->ev[i].v[1] : "";
-        size_t h = 2166136261u;
-        for (const unsigned char *p = (const unsigned char *)c; *p; p++) h = (h ^ *p) * 16777619u;
-        size_t s = h & (cap - 1);
+        uint64_t h = db_hash_str(DB_HASH_SEED, c);
+        h = h ? h : 1; /* 0 marks an empty slot of the written table */
+        size_t s = (size_t)h & (cap - 1);
         while (slot[s] != (size_t)-1 && strcmp(run->conv[slot[s]].id, c) != 0) s = (s + 1) & (cap - 1);
         if (slot[s] == (size_t)-1) {
             struct conv *cv = &run->conv[run->nconv];
             cv->id = c;
+            cv->hash = h;
             cv->key = tagged(run->f->prefix, DB_KEY_CONV, c, "");
             cv->items = tagged(run->f->prefix, DB_KEY_CONV, c, ":items");
             slot[s] = run->nconv++;
@@ -511,6 +580,7 @@ void db_dispatch_fast_free(struct db_dispatch_fast *f)
     f->freeing = 1;
     /* A run in flight is answered (with DB_EAGAIN, so done(0)) by the connection's free. */
     db_redis_free(f->r);
+    free(f->written);
     free(f->prefix);
     free(f);
 }

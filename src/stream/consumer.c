@@ -12,6 +12,7 @@
 #include "redis/redis.h"
 #include "redis/scripts.h"
 #include "stream/reader.h"
+#include "util/hash.h"
 #include "util/id.h"
 #include "util/parse.h"
 
@@ -59,10 +60,7 @@ struct db_consumer {
 
 static size_t bucket_of(const struct db_consumer *c, int stream, const char *id)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)stream;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return (size_t)(h & (c->nbuckets - 1));
+    return (size_t)(db_hash_str(DB_HASH_SEED ^ (uint64_t)stream, id) & (c->nbuckets - 1));
 }
 
 static struct held **held_find(const struct db_consumer *c, int stream, const char *id)

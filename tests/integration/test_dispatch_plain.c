@@ -1,7 +1,7 @@
 /* test_dispatch_plain.c - src/dispatch/fast.c against a real redis-server: the plain updates
  * write exactly what the dispatcher's script writes for the same events on the same state
  * (the same hash fields in the same order, the same history, the same inbox entries, every
- * entry acknowledged), and write nothing when an event is not a plain update, an entry of
+ * entry acknowledged, also when a profile written before is not sent again), and write nothing when an event is not a plain update, an entry of
  * another consumer is still pending among them, or a watched conversation changes before
  * EXEC. */
 #include <setjmp.h>
@@ -50,8 +50,9 @@ struct batch {
     size_t n;
 };
 
-static void add(struct batch *b, const char *entry, const char *conv, const char *kind,
-                const char *prio, const char *name)
+/* An event whose customer is user uid (NULL: a new one per event). */
+static void add_from(struct batch *b, const char *entry, const char *conv, const char *kind,
+                     const char *prio, const char *name, const char *uid)
 {
     struct ev *e = &b->ev[b->n];
     memset(e, 0, sizeof *e);
@@ -62,15 +63,16 @@ static void add(struct batch *b, const char *entry, const char *conv, const char
     snprintf(e->at, sizeof e->at, "%lld", 1765000000000LL + (long long)b->n);
     snprintf(e->prio, sizeof e->prio, "%s", prio);
     snprintf(e->name, sizeof e->name, "%s", name);
-    snprintf(e->uid, sizeof e->uid, "1650555%04zu", b->n);
+    if (uid) snprintf(e->uid, sizeof e->uid, "%s", uid);
+    else snprintf(e->uid, sizeof e->uid, "1650555%04zu", b->n);
     const char *chat = strrchr(conv, ':') + 1;
     char raw[sizeof e->raw], item[sizeof e->item];
     snprintf(raw, sizeof raw,
              "{\"v\":1,\"id\":\"wa-%zu\",\"kind\":\"%s\",\"platform\":\"whatsapp\","
              "\"account\":\"106\",\"conversation\":\"%s\",\"external_chat_id\":\"%s\","
-             "\"external_user_id\":\"1650555%04zu\",\"sender\":{\"name\":\"%s\"},"
+             "\"external_user_id\":\"%s\",\"sender\":{\"name\":\"%s\"},"
              "\"text\":\"<b>hi</b> %zu\",\"received_at\":%lld}",
-             b->n, kind, conv, chat, b->n, name, b->n, 1765000000000LL + (long long)b->n);
+             b->n, kind, conv, chat, e->uid, name, b->n, 1765000000000LL + (long long)b->n);
     snprintf(item, sizeof item, "{\"dir\":\"in\",\"entry\":\"%s\",\"event\":%s}", entry, raw);
     memcpy(e->raw, raw, sizeof raw);
     memcpy(e->item, item, sizeof item);
@@ -80,6 +82,20 @@ static void add(struct batch *b, const char *entry, const char *conv, const char
     for (int i = 0; i < e->n; i++) e->v[i] = v[i], e->l[i] = strlen(v[i]);
     b->fe[b->n] = (struct db_fast_event){e->v, e->l, e->n};
     b->n++;
+}
+
+static void add(struct batch *b, const char *entry, const char *conv, const char *kind,
+                const char *prio, const char *name)
+{
+    add_from(b, entry, conv, kind, prio, name, NULL);
+}
+
+/* The events of all at the given indexes, as a batch of their own (borrowing all's). */
+static struct batch pick(const struct batch *all, const size_t *at, size_t n)
+{
+    struct batch b = {0};
+    for (size_t i = 0; i < n; i++) b.ev[b.n] = all->ev[at[i]], b.fe[b.n++] = all->fe[at[i]];
+    return b;
 }
 
 /* The same conversations, history and group under prefix P. */
@@ -132,13 +148,19 @@ static struct db_config cfg_of(struct fx *f, const char *P)
 /* Runs the plain updates of b under P; returns done's applied.  ready (may be NULL) runs once
  * the transaction's EXEC is queued, before it is written to Redis (at the end of the loop's
  * pass). */
-static int apply_plain_with(struct fx *f, const char *P, struct batch *b, db_fast_ready_fn ready,
-                            void *ready_arg)
+static struct db_dispatch_fast *fast_open(struct fx *f, const char *P, db_fast_ready_fn ready,
+                                          void *ready_arg)
 {
     struct db_config c = cfg_of(f, P);
     struct db_dispatch_fast *fast = NULL;
     struct db_err e = {0};
     assert_int_equal(db_dispatch_fast_new(f->base, &c, ready, ready_arg, &fast, &e), DB_OK);
+    return fast;
+}
+
+/* One run of b's events on fast, to its end; returns done's applied. */
+static int fast_run(struct fx *f, struct db_dispatch_fast *fast, struct batch *b)
+{
     for (int i = 0; i < 200 && !db_dispatch_fast_ready(fast); i++) {
         struct timeval tv = {0, 10000};
         event_base_loopexit(f->base, &tv);
@@ -157,8 +179,16 @@ static int apply_plain_with(struct fx *f, const char *P, struct batch *b, db_fas
     struct timeval tv = {0, 50000};
     event_base_loopexit(f->base, &tv);
     event_base_dispatch(f->base);
-    db_dispatch_fast_free(fast);
     return r.applied;
+}
+
+static int apply_plain_with(struct fx *f, const char *P, struct batch *b, db_fast_ready_fn ready,
+                            void *ready_arg)
+{
+    struct db_dispatch_fast *fast = fast_open(f, P, ready, ready_arg);
+    int applied = fast_run(f, fast, b);
+    db_dispatch_fast_free(fast);
+    return applied;
 }
 
 static int apply_plain(struct fx *f, const char *P, struct batch *b)
@@ -197,6 +227,20 @@ static void same(struct fx *f, const char *fmt_a, const char *fmt_b, const char 
     db_test_same_reply(a, b, what);
     freeReplyObject(a);
     freeReplyObject(b);
+}
+
+/* Conversations 1..n: the same hash and history under pa and pb. */
+static void same_conversations(struct fx *f, int n)
+{
+    for (int c = 1; c <= n; c++) {
+        char qa[128], qb[128];
+        snprintf(qa, sizeof qa, "HGETALL pa:conv:{whatsapp:106:%d}", c);
+        snprintf(qb, sizeof qb, "HGETALL pb:conv:{whatsapp:106:%d}", c);
+        same(f, qa, qb, "conversation hash");
+        snprintf(qa, sizeof qa, "LRANGE pa:conv:{whatsapp:106:%d}:items 0 -1", c);
+        snprintf(qb, sizeof qb, "LRANGE pb:conv:{whatsapp:106:%d}:items 0 -1", c);
+        same(f, qa, qb, "history");
+    }
 }
 
 /* An agent inbox's entries without their ids (each side numbers its own). */
@@ -264,15 +308,7 @@ static void the_plain_updates_write_what_the_script_writes(void **state)
     assert_int_equal(apply_plain(f, "pa", &b), 1);
     apply_script(f, "pb", &b);
 
-    for (int c = 1; c <= 4; c++) {
-        char qa[128], qb[128];
-        snprintf(qa, sizeof qa, "HGETALL pa:conv:{whatsapp:106:%d}", c);
-        snprintf(qb, sizeof qb, "HGETALL pb:conv:{whatsapp:106:%d}", c);
-        same(f, qa, qb, "conversation hash");
-        snprintf(qa, sizeof qa, "LRANGE pa:conv:{whatsapp:106:%d}:items 0 -1", c);
-        snprintf(qb, sizeof qb, "LRANGE pb:conv:{whatsapp:106:%d}:items 0 -1", c);
-        same(f, qa, qb, "history");
-    }
+    same_conversations(f, 4);
     same_inbox(f, "ag1");
     same_inbox(f, "ag2");
     /* what the events did, checked apart from the script too */
@@ -286,6 +322,65 @@ static void the_plain_updates_write_what_the_script_writes(void **state)
     assert_int_equal(integer(f, "XLEN %s:agent:{ag1}", "pa"), 3);
     assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pa"), 0);
     assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pb"), 0);
+}
+
+/* One process's runs, one after another, with another process's script run between them:
+ * a profile the conversation already holds from this process's last write is not sent
+ * again, and whatever else wrote the conversation in between, the keys end as the script
+ * alone leaves them. */
+static void a_profile_already_written_is_not_sent_again(void **state)
+{
+    struct fx *f = *state;
+    run(f, "FLUSHALL");
+    struct batch all = {0};
+    add_from(&all, "1765000000000-1", "whatsapp:106:1", "message", "", "Kerry", "16505550001");
+    add_from(&all, "1765000000000-2", "whatsapp:106:1", "message", "", "Kerry", "16505550001");
+    add_from(&all, "1765000000000-3", "whatsapp:106:1", "receipt", "", "Kerry", "16505550001");
+    /* another process (the script) writes a new name */
+    add_from(&all, "1765000000000-4", "whatsapp:106:1", "message", "", "Kim", "16505550001");
+    add_from(&all, "1765000000000-5", "whatsapp:106:1", "message", "", "Kerry", "16505550001");
+    add_from(&all, "1765000000000-6", "whatsapp:106:1", "message", "", "Kerry", "16505550001");
+    add_from(&all, "1765000000000-7", "whatsapp:106:1", "message", "", "Kerry", "16505550002");
+    add_from(&all, "1765000000000-8", "whatsapp:106:2", "message", "", "Ann", "16505550003");
+    seed(f, "pa", &all);
+    seed(f, "pb", &all);
+    read_all(f, "pa", "c1", 100);
+    read_all(f, "pb", "c1", 100);
+    apply_script(f, "pb", &all);
+
+    struct db_dispatch_fast *fast = fast_open(f, "pa", NULL, NULL);
+    const size_t r1[] = {0}, r2[] = {1, 2}, r3[] = {3}, r4[] = {4}, r5[] = {5, 6, 7};
+    struct batch b = pick(&all, r1, 1);
+    assert_int_equal(fast_run(f, fast, &b), 1);
+    /* Nothing but a write that leaves last_entry as it was could make the stored profile
+     * differ from the one written last; this one is made on purpose, to see that the next
+     * event with the same profile does not send it. */
+    run(f, "HSET pa:conv:{whatsapp:106:1} name Zed");
+    b = pick(&all, r2, 2);
+    assert_int_equal(fast_run(f, fast, &b), 1);
+    redisReply *r = cmd(f, "HGET pa:conv:{whatsapp:106:1} name");
+    assert_string_equal(r->str, "Zed");
+    freeReplyObject(r);
+    run(f, "HSET pa:conv:{whatsapp:106:1} name Kerry");
+    b = pick(&all, r3, 1);
+    apply_script(f, "pa", &b);
+    b = pick(&all, r4, 1);
+    assert_int_equal(fast_run(f, fast, &b), 1);
+    /* the script's write moved last_entry on: the name is sent, and Kim is Kerry again */
+    r = cmd(f, "HGET pa:conv:{whatsapp:106:1} name");
+    assert_string_equal(r->str, "Kerry");
+    freeReplyObject(r);
+    b = pick(&all, r5, 3);
+    assert_int_equal(fast_run(f, fast, &b), 1);
+    db_dispatch_fast_free(fast);
+
+    same_conversations(f, 2);
+    r = cmd(f, "HMGET pa:conv:{whatsapp:106:1} name user_id last_entry");
+    assert_string_equal(r->element[0]->str, "Kerry");
+    assert_string_equal(r->element[1]->str, "16505550002");
+    assert_string_equal(r->element[2]->str, "1765000000000-7");
+    freeReplyObject(r);
+    assert_int_equal(integer(f, "XPENDING %s:events " DB_DISPATCH_GROUP, "pa"), 0);
 }
 
 /* The state of prefix P's keys an attempt may touch, as one text. */
@@ -408,6 +503,7 @@ int main(void)
         cmocka_unit_test(nothing_is_written_unless_every_event_is_plain),
         cmocka_unit_test(an_entry_of_another_consumer_leaves_the_run_to_the_script),
         cmocka_unit_test(a_conversation_changed_before_exec_aborts_the_transaction),
+        cmocka_unit_test(a_profile_already_written_is_not_sent_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
