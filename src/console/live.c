@@ -26,6 +26,7 @@
 #include "redis/keys.h"
 #include "stream/sse.h"
 #include "stream/wake.h"
+#include "util/hash.h"
 #include "util/id.h"
 #include "util/json.h"
 
@@ -59,12 +60,7 @@ static struct {
 
 #define HINT_MS 1000
 
-static unsigned hash(const char *s)
-{
-    unsigned h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
+static unsigned hash(const char *s) { return (unsigned)db_hash_str(DB_HASH_SEED, s); }
 
 static void unlink_interest(struct interest *i)
 {

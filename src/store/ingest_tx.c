@@ -15,6 +15,7 @@
 
 #include "log/log.h"
 #include "redis/redis.h"
+#include "util/hash.h"
 #include "util/join.h"
 
 /* Webhooks per run: a run is one transaction, which Redis runs without serving anyone else. */
@@ -108,9 +109,7 @@ static int firsts(const struct str *k, size_t n, size_t *first)
     if (!slot) return -1;
     for (size_t i = 0; i < cap; i++) slot[i] = (size_t)-1;
     for (size_t i = 0; i < n; i++) {
-        size_t h = 2166136261u;
-        for (size_t c = 0; c < k[i].l; c++) h = (h ^ (unsigned char)k[i].s[c]) * 16777619u;
-        size_t s = h & (cap - 1);
+        size_t s = (size_t)db_hash_bytes(DB_HASH_SEED, k[i].s, k[i].l) & (cap - 1);
         while (slot[s] != (size_t)-1 &&
                (k[slot[s]].l != k[i].l || memcmp(k[slot[s]].s, k[i].s, k[i].l) != 0))
             s = (s + 1) & (cap - 1);
