@@ -1,6 +1,7 @@
 /* hash.h - FNV-1a, 64 bits: a fast, well-spread hash for in-process tables and fingerprints.
- * Not keyed: use it where a collision made on purpose costs only a slower path, never a
- * wrong answer to someone else. */
+ * Not keyed, so a collision can be made on purpose: use it only where one costs a slower
+ * path, or harms no one but whoever made it (fast.c: a customer's own earlier profile kept
+ * on their own conversation). */
 #ifndef DB_UTIL_HASH_H
 #define DB_UTIL_HASH_H
 
