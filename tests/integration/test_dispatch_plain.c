@@ -1,9 +1,9 @@
 /* test_dispatch_plain.c - src/dispatch/fast.c against a real redis-server: the plain updates
  * write exactly what the dispatcher's script writes for the same events on the same state
  * (the same hash fields in the same order, the same history, the same inbox entries, every
- * entry acknowledged, also when a profile written before is not sent again), and write nothing when an event is not a plain update, an entry of
- * another consumer is still pending among them, or a watched conversation changes before
- * EXEC. */
+ * entry acknowledged, also when a profile written before is not sent again), and write
+ * nothing when an event is not a plain update, an entry of another consumer is still pending
+ * among them, or a watched conversation changes before EXEC. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
