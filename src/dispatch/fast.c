@@ -7,7 +7,6 @@
  * the script. */
 #include "dispatch/fast.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +15,7 @@
 #include "redis/keys.h"
 #include "redis/redis.h"
 #include "util/hash.h"
+#include "util/join.h"
 #include "util/parse.h"
 
 /* dispatch.lua's HISTORY and SLACK: a history is cut back to its last 1,000 items once it
@@ -53,7 +53,7 @@ struct written {
 /* What an event makes of its conversation, kept for the command arguments. */
 struct plan {
     size_t rpush;   /* the index of its RPUSH in the transaction's commands */
-    char unread[24];
+    char unread[DB_LL_MAX];
     char *inbox; /* owned: the assigned agent's inbox key, NULL = none */
 };
 
@@ -287,10 +287,8 @@ static int plan_event(struct run *run, size_t i, struct cmds *c)
         if (!assigned && !cv->f[F_QUEUED_AT]) return 0;
         const char *u = cv->f[F_UNREAD];
         /* The script's tostring(u + 1) is exact below 10^14; longer counts go to HINCRBY. */
-        if (u && strcmp(u, "0") == 0) snprintf(pl->unread, sizeof pl->unread, "1");
-        else if (u && plain_digits(u, 13))
-            snprintf(pl->unread, sizeof pl->unread, "%lld", strtoll(u, NULL, 10) + 1);
-        else return 0;
+        if (!u || (strcmp(u, "0") != 0 && !plain_digits(u, 13))) return 0;
+        db_fmt_ll(pl->unread, strtoll(u, NULL, 10) + 1);
     }
     /* the agent's copy is the item without its wrapper: {"dir":"in","entry":"<E>","event":...} */
     size_t head = e->l[0] + 31;
@@ -536,8 +534,8 @@ void db_dispatch_fast_apply(struct db_dispatch_fast *f, size_t n, const struct d
         for (int k = 0; k < NF; k++) hm[2 + k] = stl[k];
         db_redis_cmd_argv(f->r, first_cb, run, 2 + NF, hm, NULL);
     }
-    char count[24];
-    snprintf(count, sizeof count, "%zu", n + 1);
+    char count[DB_LL_MAX];
+    db_fmt_ll(count, (long long)n + 1);
     const char *xp[6] = {"XPENDING", f->events, DB_DISPATCH_GROUP, "-", ev[n - 1].v[0], count};
     db_redis_cmd_argv(f->r, first_cb, run, 6, xp, NULL);
 }
